@@ -1,0 +1,266 @@
+// Package crash is coroner's data model: the one documented result that flows
+// from the readers (cores, logs, configuration) through diagnosis to the
+// renderers, like pprof's profile.Profile. It holds no logic beyond small
+// helpers; producing and rendering a Report happen elsewhere.
+//
+// The JSON form of Report is a public, versioned interface (see SchemaVersion
+// and docs/json-schema.md): fields are only ever added within one version.
+package crash
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// SchemaVersion is the version of the JSON form of Report. It changes only
+// when a field is removed or changes meaning.
+const SchemaVersion = 1
+
+// Addr is a virtual address or offset. It marshals to JSON as a "0x..." hex
+// string so that 64-bit values survive JSON readers that use float64.
+type Addr uint64
+
+// String formats a as 0x-prefixed hex.
+func (a Addr) String() string { return "0x" + strconv.FormatUint(uint64(a), 16) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (a Addr) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it accepts hex with a
+// 0x prefix or decimal.
+func (a *Addr) UnmarshalText(b []byte) error {
+	s := string(b)
+	base := 10
+	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
+		s, base = s[2:], 16
+	}
+	v, err := strconv.ParseUint(s, base, 64)
+	if err != nil {
+		return fmt.Errorf("parse address %q: %w", string(b), err)
+	}
+	*a = Addr(v)
+	return nil
+}
+
+// Report is the complete post-mortem of one crashed process.
+type Report struct {
+	Schema   int        `json:"schema"`
+	Process  Process    `json:"process"`
+	Signal   Signal     `json:"signal"`
+	Fault    Fault      `json:"fault"`
+	Threads  []Thread   `json:"threads"`
+	Modules  []Module   `json:"modules"`
+	PHP      *PHP       `json:"php,omitempty"`
+	Warnings []string   `json:"warnings"`
+	Timings  []Duration `json:"timings,omitempty"`
+}
+
+// Duration records how long one analysis stage took, in milliseconds.
+type Duration struct {
+	Stage string  `json:"stage"`
+	MS    float64 `json:"ms"`
+}
+
+// Process describes the dumped process as the core's notes tell it.
+type Process struct {
+	CorePath   string   `json:"core_path"`
+	CoreSize   int64    `json:"core_size"`
+	PID        int      `json:"pid"`
+	PPID       int      `json:"ppid,omitempty"`
+	UID        int      `json:"uid"`
+	GID        int      `json:"gid"`
+	Comm       string   `json:"comm"`
+	Args       string   `json:"args"`
+	Executable string   `json:"executable"`
+	Truncated  bool     `json:"truncated"`
+	MissingMem []string `json:"missing_memory,omitempty"`
+}
+
+// Signal is the signal that killed the process (NT_SIGINFO, else NT_PRSTATUS).
+type Signal struct {
+	Number   int    `json:"number"`
+	Name     string `json:"name"`
+	Code     int    `json:"code"`
+	CodeName string `json:"code_name"`
+	// Address is si_addr for faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
+	Address Addr `json:"address"`
+	// Sent is true when the signal came from a process (kill, tkill,
+	// sigqueue) rather than from a hardware fault.
+	Sent      bool `json:"sent"`
+	SenderPID int  `json:"sender_pid,omitempty"`
+	SenderUID int  `json:"sender_uid,omitempty"`
+}
+
+// Fault explains what the crashing instruction did.
+type Fault struct {
+	// Kind is one of the FaultKind constants.
+	Kind string `json:"kind"`
+	// Instruction is the decoded faulting instruction in Intel syntax.
+	Instruction string `json:"instruction"`
+	PC          Addr   `json:"pc"`
+	// Address is the memory address the instruction accessed, when known.
+	Address Addr `json:"address"`
+	// Register names the base register whose value made the access fault.
+	Register string `json:"register,omitempty"`
+	// Argument is the 1-based System V argument number held by Register at
+	// the fault, when the fault is at the start of the called function.
+	Argument    int    `json:"argument,omitempty"`
+	Explanation string `json:"explanation"`
+	// Details are further observations (one sentence each).
+	Details []string `json:"details,omitempty"`
+}
+
+// Fault kinds.
+const (
+	FaultNullDeref     = "null-dereference"
+	FaultBadPointer    = "bad-pointer"
+	FaultStackOverflow = "stack-overflow"
+	FaultExecNonExec   = "execute-non-executable"
+	FaultExecUnmapped  = "execute-unmapped"
+	FaultNonCanonical  = "non-canonical-address"
+	FaultWriteReadOnly = "write-read-only"
+	FaultAbort         = "abort"
+	FaultSignalSent    = "signal-sent"
+	FaultIllegalInstr  = "illegal-instruction"
+	FaultArithmetic    = "arithmetic"
+	FaultBusError      = "bus-error"
+	FaultUnknown       = "unknown"
+)
+
+// Trust says how a frame was recovered, best first.
+const (
+	TrustContext = "context" // registers of the thread (frame 0)
+	TrustCFI     = "cfi"     // call frame information (.eh_frame/.debug_frame)
+	TrustFP      = "fp"      // frame-pointer chain
+	TrustScan    = "scan"    // stack scanning for return addresses
+)
+
+// Thread is one thread of the process with its unwound stack.
+type Thread struct {
+	TID       int               `json:"tid"`
+	Name      string            `json:"name,omitempty"`
+	Crashed   bool              `json:"crashed"`
+	Registers map[string]Addr   `json:"registers,omitempty"`
+	Frames    []Frame           `json:"frames"`
+	Cycles    []Cycle           `json:"cycles"`
+	Warnings  []string          `json:"warnings,omitempty"`
+	Extra     map[string]string `json:"extra,omitempty"`
+}
+
+// Frame is one native stack frame.
+type Frame struct {
+	Index          int    `json:"index"`
+	PC             Addr   `json:"pc"`
+	SP             Addr   `json:"sp"`
+	Module         string `json:"module"`
+	ModuleOffset   Addr   `json:"module_offset"`
+	Function       string `json:"function"`
+	FunctionOffset Addr   `json:"function_offset"`
+	// FunctionSource tells where Function came from: symtab, dynsym,
+	// debuginfo, zend-function-entry, eh-frame (start only), jit.
+	FunctionSource string `json:"function_source,omitempty"`
+	File           string `json:"file,omitempty"`
+	Line           int    `json:"line,omitempty"`
+	Trust          string `json:"trust"`
+	// PHPFrame is the index into PHP.Frames of the PHP function this native
+	// frame is executing (VM, JIT and call frames), or nil.
+	PHPFrame *int `json:"php_frame,omitempty"`
+}
+
+// Cycle is a run of frames that repeats: frames [Start, Start+Length) repeat
+// Repeats times in total, ending at End (inclusive).
+type Cycle struct {
+	Start   int `json:"start"`
+	End     int `json:"end"`
+	Length  int `json:"length"`
+	Repeats int `json:"repeats"`
+}
+
+// Module is one mapped ELF object.
+type Module struct {
+	Path        string `json:"path"`
+	Start       Addr   `json:"start"`
+	End         Addr   `json:"end"`
+	Bias        Addr   `json:"bias"`
+	BuildID     string `json:"build_id,omitempty"`
+	FileBuildID string `json:"file_build_id,omitempty"`
+	Deleted     bool   `json:"deleted,omitempty"`
+	Mismatch    bool   `json:"mismatch,omitempty"`
+	Missing     bool   `json:"missing,omitempty"`
+	Symbols     string `json:"symbols,omitempty"`
+	DebugFile   string `json:"debug_file,omitempty"`
+	// Kind is "exe", "lib", "php-jit", "anon-exec", "vdso".
+	Kind string `json:"kind"`
+}
+
+// PHP is the state of the PHP runtime at the crash.
+type PHP struct {
+	Version    string            `json:"version"`
+	SAPI       string            `json:"sapi,omitempty"`
+	ZTS        bool              `json:"zts"`
+	Layout     string            `json:"layout,omitempty"`
+	Frames     []PHPFrame        `json:"frames"`
+	Cycles     []Cycle           `json:"cycles"`
+	Request    *Request          `json:"request,omitempty"`
+	INI        map[string]string `json:"ini,omitempty"`
+	JIT        *JIT              `json:"jit,omitempty"`
+	Extensions []Extension       `json:"extensions,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
+}
+
+// PHPFrame is one PHP call frame, innermost first.
+type PHPFrame struct {
+	Function string `json:"function"`
+	Class    string `json:"class,omitempty"`
+	// CallType is "->" for instance methods, "::" for static calls, "".
+	CallType string `json:"call_type,omitempty"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	// Kind is "user", "internal", "include", "eval" or "main".
+	Kind string   `json:"kind"`
+	Args []string `json:"args,omitempty"`
+	// ExecuteData is the address of the zend_execute_data of this frame.
+	ExecuteData Addr `json:"execute_data"`
+}
+
+// Request is the web request the process was serving.
+type Request struct {
+	Method        string            `json:"method,omitempty"`
+	URI           string            `json:"uri,omitempty"`
+	Query         string            `json:"query,omitempty"`
+	Script        string            `json:"script,omitempty"`
+	Host          string            `json:"host,omitempty"`
+	RemoteAddr    string            `json:"remote_addr,omitempty"`
+	UserAgent     string            `json:"user_agent,omitempty"`
+	ContentType   string            `json:"content_type,omitempty"`
+	ContentLength int64             `json:"content_length,omitempty"`
+	Source        string            `json:"source,omitempty"`
+	Params        map[string]string `json:"params,omitempty"`
+}
+
+// JIT describes the OPcache JIT settings decoded into words.
+type JIT struct {
+	Mode        string `json:"mode"`
+	CRTO        string `json:"crto,omitempty"`
+	Description string `json:"description"`
+	BufferSize  int64  `json:"buffer_size"`
+	Active      bool   `json:"active"`
+}
+
+// Extension is one loaded PHP extension (module registry entry).
+type Extension struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	Zend    bool   `json:"zend,omitempty"`
+}
+
+// CrashedThread returns the thread that received the fatal signal, or nil.
+func (r *Report) CrashedThread() *Thread {
+	for i := range r.Threads {
+		if r.Threads[i].Crashed {
+			return &r.Threads[i]
+		}
+	}
+	return nil
+}
