@@ -45,15 +45,19 @@ func (a *Addr) UnmarshalText(b []byte) error {
 
 // Report is the complete post-mortem of one crashed process.
 type Report struct {
-	Schema   int        `json:"schema"`
-	Process  Process    `json:"process"`
-	Signal   Signal     `json:"signal"`
-	Fault    Fault      `json:"fault"`
-	Threads  []Thread   `json:"threads"`
-	Modules  []Module   `json:"modules"`
-	PHP      *PHP       `json:"php,omitempty"`
-	Warnings []string   `json:"warnings"`
-	Timings  []Duration `json:"timings,omitempty"`
+	Schema  int      `json:"schema"`
+	Process Process  `json:"process"`
+	Signal  Signal   `json:"signal"`
+	Fault   Fault    `json:"fault"`
+	Threads []Thread `json:"threads"`
+	Modules []Module `json:"modules"`
+	PHP     *PHP     `json:"php,omitempty"`
+	// Diagnosis lists the known crash families that match, best first.
+	Diagnosis []Diagnosis `json:"diagnosis,omitempty"`
+	// Fingerprint is a stable signature of the crash (see diagnose.Fingerprint).
+	Fingerprint string     `json:"fingerprint,omitempty"`
+	Warnings    []string   `json:"warnings"`
+	Timings     []Duration `json:"timings,omitempty"`
 }
 
 // Duration records how long one analysis stage took, in milliseconds.
@@ -263,4 +267,29 @@ func (r *Report) CrashedThread() *Thread {
 		}
 	}
 	return nil
+}
+
+// Diagnosis is one matched known crash family.
+type Diagnosis struct {
+	Rule  string `json:"rule"`
+	Title string `json:"title"`
+	// Confidence is "high", "medium" or "low".
+	Confidence  string `json:"confidence"`
+	Explanation string `json:"explanation"`
+	// Matched lists, in words, the conditions that matched.
+	Matched    []string `json:"matched,omitempty"`
+	Fix        []Fix    `json:"fix,omitempty"`
+	References []string `json:"references,omitempty"`
+}
+
+// Fix is one concrete remediation.
+type Fix struct {
+	Description string `json:"description"`
+	// Kind is "ini", "pool", "sysctl", "systemd", "code" or "upgrade".
+	Kind    string `json:"kind"`
+	Setting string `json:"setting,omitempty"`
+	Value   string `json:"value,omitempty"`
+	// Mitigation names the `coroner fix --mitigate` profile that applies
+	// this fix (function-jit, no-pcre-jit, no-jit), when one does.
+	Mitigation string `json:"mitigation,omitempty"`
 }

@@ -1,0 +1,111 @@
+package analyze
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/symbols"
+)
+
+type symKey struct {
+	pc     uint64
+	caller bool
+}
+
+// symbolize names every frame: module, function (symbol tables, PHP
+// function tables, else the .eh_frame function start), file:line.
+func (a *analysis) symbolize() {
+	cache := map[symKey]crash.Frame{}
+	for ti := range a.report.Threads {
+		th := &a.report.Threads[ti]
+		for fi := range th.Frames {
+			f := &th.Frames[fi]
+			caller := fi > 0 && !a.raw[ti][fi].Signal
+			k := symKey{uint64(f.PC), caller}
+			s, ok := cache[k]
+			if !ok {
+				s = a.symbolizePC(uint64(f.PC), caller)
+				cache[k] = s
+			}
+			f.Module, f.ModuleOffset, f.Function, f.FunctionOffset = s.Module, s.ModuleOffset, s.Function, s.FunctionOffset
+			f.FunctionSource, f.File, f.Line = s.FunctionSource, s.File, s.Line
+		}
+	}
+}
+
+func (a *analysis) symbolizePC(pc uint64, caller bool) crash.Frame {
+	var f crash.Frame
+	r := a.space.region(pc)
+	if r == nil {
+		if m := a.core.Mapping(pc); m != nil && m.Path != "" {
+			f.Module = filepath.Base(m.Path)
+			f.ModuleOffset = crash.Addr(pc - m.Start + m.Offset)
+		}
+		return f
+	}
+	if r.mod == nil {
+		f.Module = r.label
+		f.ModuleOffset = crash.Addr(pc - r.start)
+		if r.label == "[php-jit]" || r.label == "[anon-exec]" {
+			f.FunctionSource = "jit"
+		}
+		return f
+	}
+	mod := r.mod
+	f.Module = filepath.Base(mod.path)
+	link := pc - mod.bias
+	f.ModuleOffset = crash.Addr(link)
+	if mod.obj == nil {
+		return f
+	}
+	lookup := link
+	if caller {
+		lookup--
+	}
+	if s, ok := mod.obj.Lookup(lookup); ok {
+		f.Function = symbols.Demangle(s.Name)
+		f.FunctionOffset = crash.Addr(link - s.Value)
+		f.FunctionSource = s.Source
+	} else if start, ok := a.fdeStart(mod, lookup); ok {
+		f.FunctionOffset = crash.Addr(link - start)
+		f.FunctionSource = "eh-frame"
+	}
+	if file, line, err := mod.obj.Line(lookup); err == nil && line > 0 {
+		f.File, f.Line = file, line
+	}
+	return f
+}
+
+// fdeStart returns the start of the function containing the link-time
+// address from the module's CFI.
+func (a *analysis) fdeStart(mod *module, link uint64) (uint64, bool) {
+	if mod.unwind == nil {
+		return 0, false
+	}
+	for _, t := range mod.unwind.Tables {
+		if fde, err := t.FDEFor(link); err == nil {
+			return fde.Start, true
+		}
+	}
+	return 0, false
+}
+
+// isPHPModule reports whether a module is PHP itself or a PHP extension.
+func isPHPModule(mod *module) bool {
+	if mod.obj == nil {
+		return false
+	}
+	base := filepath.Base(mod.path)
+	if strings.HasPrefix(base, "php") || strings.HasPrefix(base, "libphp") {
+		if _, ok := mod.obj.SymbolByName("executor_globals"); ok {
+			return true
+		}
+	}
+	if strings.Contains(mod.path, "/php/") && strings.HasSuffix(base, ".so") {
+		if _, ok := mod.obj.SymbolByName("get_module"); ok {
+			return true
+		}
+	}
+	return false
+}

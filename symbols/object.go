@@ -1,0 +1,488 @@
+// Package symbols turns addresses inside ELF objects into names: symbol
+// tables (.symtab, .dynsym), separate debug files found by build-id or
+// .gnu_debuglink, DWARF file:line, and C++ demangling. It also gives access
+// to the sections other packages need (CFI for unwinding).
+//
+// All addresses here are link-time virtual addresses of the object; callers
+// subtract the load bias first.
+package symbols
+
+import (
+	"bytes"
+	"debug/dwarf"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ianlancetaylor/demangle"
+)
+
+// Symbol is a named function.
+type Symbol struct {
+	Name  string
+	Value uint64
+	Size  uint64
+	// Source is where the name came from: "symtab", "dynsym", "debuginfo",
+	// or a source added with AddSymbols (e.g. "zend-function-entry").
+	Source string
+	global bool
+}
+
+// Options control where separate debug files are searched.
+type Options struct {
+	// DebugDirs are the roots searched for separate debug files
+	// (default /usr/lib/debug).
+	DebugDirs []string
+	// Sysroot is prepended to DebugDirs.
+	Sysroot string
+}
+
+// Object is one opened ELF file with its symbols.
+type Object struct {
+	// Path is the path the object was opened from.
+	Path string
+	// BuildID is the hex GNU build-id, or "".
+	BuildID string
+	// DebugFile is the separate debug file used, or "".
+	DebugFile string
+	// Type is the ELF type (ET_EXEC, ET_DYN).
+	Type elf.Type
+
+	file     *os.File
+	elf      *elf.File
+	debugElf *elf.File
+	debugF   *os.File
+	syms     []Symbol
+	source   string
+	loads    []elf.ProgHeader
+
+	dwarfOnce sync.Once
+	dwarf     *dwarf.Data
+	aranges   []arange
+	lineCache map[uint64]lineInfo
+}
+
+type lineInfo struct {
+	file string
+	line int
+}
+
+// Open opens the ELF object at path and loads its symbol tables.
+func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}) }
+
+// OpenWithOptions opens the ELF object at path with options.
+func OpenWithOptions(path string, opts Options) (*Object, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open object: %w", err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read ELF %s: %w", path, err)
+	}
+	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, lineCache: map[uint64]lineInfo{}}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD {
+			o.loads = append(o.loads, p.ProgHeader)
+		}
+	}
+	o.BuildID = ReadBuildID(ef)
+	o.findDebugFile(opts)
+	o.loadSymbols()
+	return o, nil
+}
+
+// Close closes the object's files.
+func (o *Object) Close() error {
+	if o.debugF != nil {
+		o.debugF.Close()
+	}
+	return o.file.Close()
+}
+
+// ELF returns the underlying ELF file.
+func (o *Object) ELF() *elf.File { return o.elf }
+
+// SymbolSource tells which table the names come from ("symtab", "dynsym",
+// "debuginfo", or "none").
+func (o *Object) SymbolSource() string { return o.source }
+
+// Loads returns the PT_LOAD program headers.
+func (o *Object) Loads() []elf.ProgHeader { return o.loads }
+
+// ReadBuildID returns the hex GNU build-id of an ELF file, or "".
+func ReadBuildID(ef *elf.File) string {
+	for _, s := range ef.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		if id := buildIDFromNotes(sectionData(s, 1<<20)); id != "" {
+			return id
+		}
+	}
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_NOTE || p.Filesz > 1<<20 {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			continue
+		}
+		if id := buildIDFromNotes(b); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// BuildIDFromNotes finds NT_GNU_BUILD_ID in raw note data.
+func buildIDFromNotes(b []byte) string {
+	for len(b) >= 12 {
+		namesz := int(le32(b[0:]))
+		descsz := int(le32(b[4:]))
+		typ := le32(b[8:])
+		p := 12
+		if namesz < 0 || namesz > len(b)-p {
+			return ""
+		}
+		name := b[p : p+namesz]
+		p += (namesz + 3) &^ 3
+		if descsz < 0 || p > len(b) || descsz > len(b)-p {
+			return ""
+		}
+		if typ == 3 && bytes.Equal(bytes.TrimRight(name, "\x00"), []byte("GNU")) {
+			return hex.EncodeToString(b[p : p+descsz])
+		}
+		p += (descsz + 3) &^ 3
+		if p > len(b) {
+			return ""
+		}
+		b = b[p:]
+	}
+	return ""
+}
+
+// BuildIDFromNotes returns the GNU build-id found in raw ELF note data
+// (for example a PT_NOTE segment read from a core's memory), or "".
+func BuildIDFromNotes(b []byte) string { return buildIDFromNotes(b) }
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func sectionData(s *elf.Section, max uint64) []byte {
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > max {
+		return nil
+	}
+	b, err := s.Data()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// findDebugFile looks for a separate debug file by build-id, then by
+// .gnu_debuglink, and keeps it only when its build-id matches.
+func (o *Object) findDebugFile(opts Options) {
+	dirs := opts.DebugDirs
+	if len(dirs) == 0 {
+		dirs = []string{"/usr/lib/debug"}
+	}
+	var cands []string
+	for _, d := range dirs {
+		d = filepath.Join(opts.Sysroot, d)
+		if len(o.BuildID) > 2 {
+			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
+		}
+	}
+	if s := o.elf.Section(".gnu_debuglink"); s != nil {
+		if b := sectionData(s, 4096); b != nil {
+			if i := bytes.IndexByte(b, 0); i > 0 {
+				name := string(b[:i])
+				dir := filepath.Dir(o.Path)
+				cands = append(cands, filepath.Join(dir, ".debug", name))
+				for _, d := range dirs {
+					cands = append(cands, filepath.Join(opts.Sysroot, d, dir, name))
+				}
+				if name != filepath.Base(o.Path) {
+					cands = append(cands, filepath.Join(dir, name))
+				}
+			}
+		}
+	}
+	for _, c := range cands {
+		f, err := os.Open(c)
+		if err != nil {
+			continue
+		}
+		ef, err := elf.NewFile(f)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		if id := ReadBuildID(ef); o.BuildID != "" && id != o.BuildID {
+			f.Close()
+			continue
+		}
+		o.DebugFile, o.debugElf, o.debugF = c, ef, f
+		return
+	}
+}
+
+func (o *Object) loadSymbols() {
+	var syms []Symbol
+	add := func(ef *elf.File, dyn bool, source string) bool {
+		var list []elf.Symbol
+		var err error
+		if dyn {
+			list, err = ef.DynamicSymbols()
+		} else {
+			list, err = ef.Symbols()
+		}
+		if err != nil || len(list) == 0 {
+			return false
+		}
+		n := 0
+		for _, s := range list {
+			t := elf.ST_TYPE(s.Info)
+			if (t != elf.STT_FUNC && t != elf.STT_GNU_IFUNC) || s.Value == 0 || s.Section == elf.SHN_UNDEF {
+				continue
+			}
+			name := s.Name
+			if i := strings.IndexByte(name, '@'); i > 0 {
+				name = name[:i]
+			}
+			b := elf.ST_BIND(s.Info)
+			syms = append(syms, Symbol{Name: name, Value: s.Value, Size: s.Size, Source: source, global: b == elf.STB_GLOBAL || b == elf.STB_WEAK})
+			n++
+		}
+		return n > 0
+	}
+	switch {
+	case o.debugElf != nil && add(o.debugElf, false, "debuginfo"):
+		o.source = "debuginfo"
+	case add(o.elf, false, "symtab"):
+		o.source = "symtab"
+	}
+	if add(o.elf, true, "dynsym") && o.source == "" {
+		o.source = "dynsym"
+	}
+	if o.source == "" {
+		o.source = "none"
+	}
+	o.syms = dedupe(syms)
+}
+
+// dedupe sorts symbols by address and keeps one per address, preferring
+// global names over local ones and debug/symtab names over dynsym.
+func dedupe(syms []Symbol) []Symbol {
+	rank := func(s Symbol) int {
+		r := 0
+		if s.global {
+			r += 2
+		}
+		if strings.HasPrefix(s.Name, "__GI_") || strings.HasPrefix(s.Name, "__") {
+			r--
+		}
+		return r
+	}
+	sort.SliceStable(syms, func(i, j int) bool { return syms[i].Value < syms[j].Value })
+	out := syms[:0]
+	for _, s := range syms {
+		if n := len(out); n > 0 && out[n-1].Value == s.Value {
+			if rank(s) > rank(out[n-1]) || (out[n-1].Size == 0 && s.Size > 0) {
+				if s.Size == 0 {
+					s.Size = out[n-1].Size
+				}
+				out[n-1] = s
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// AddSymbols adds named functions from another source (for example PHP's
+// zend_function_entry tables). A name is only added where no symbol
+// already starts at the same address.
+func (o *Object) AddSymbols(extra []Symbol) {
+	if len(extra) == 0 {
+		return
+	}
+	have := make(map[uint64]bool, len(o.syms))
+	for _, s := range o.syms {
+		have[s.Value] = true
+	}
+	for _, s := range extra {
+		if !have[s.Value] {
+			o.syms = append(o.syms, s)
+			have[s.Value] = true
+		}
+	}
+	sort.SliceStable(o.syms, func(i, j int) bool { return o.syms[i].Value < o.syms[j].Value })
+}
+
+// maxUnsizedDistance bounds how far past a symbol without a size an address
+// may be and still be attributed to it.
+const maxUnsizedDistance = 16 << 10
+
+// Lookup returns the function containing the link-time address addr.
+func (o *Object) Lookup(addr uint64) (Symbol, bool) {
+	i := sort.Search(len(o.syms), func(i int) bool { return o.syms[i].Value > addr }) - 1
+	for k := i; k >= 0 && k > i-8; k-- {
+		s := o.syms[k]
+		if s.Size > 0 && addr < s.Value+s.Size {
+			return s, true
+		}
+		if s.Size == 0 && k == i && addr-s.Value < maxUnsizedDistance {
+			return s, true
+		}
+	}
+	return Symbol{}, false
+}
+
+// Symbols returns all function symbols sorted by address.
+func (o *Object) Symbols() []Symbol { return o.syms }
+
+// SymbolByName returns the first symbol (function or object, from .symtab,
+// .dynsym or the debug file) with the given name.
+func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
+	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+		if ef == nil {
+			continue
+		}
+		for _, get := range []func() ([]elf.Symbol, error){ef.Symbols, ef.DynamicSymbols} {
+			list, err := get()
+			if err != nil {
+				continue
+			}
+			for _, s := range list {
+				if s.Name == name && s.Section != elf.SHN_UNDEF {
+					return s, true
+				}
+			}
+		}
+	}
+	return elf.Symbol{}, false
+}
+
+// FileOffsetToAddr maps a file offset to a link-time address through the
+// PT_LOAD segment that contains it.
+func (o *Object) FileOffsetToAddr(off uint64) (uint64, bool) {
+	for _, p := range o.loads {
+		if off >= p.Off && off < p.Off+p.Filesz {
+			return off - p.Off + p.Vaddr, true
+		}
+	}
+	return 0, false
+}
+
+// Section returns the contents and link-time address of a section of the
+// object or, when the object lacks it, of its debug file. Sections larger
+// than 512 MiB are refused.
+func (o *Object) Section(name string) ([]byte, uint64, bool) {
+	for _, ef := range []*elf.File{o.elf, o.debugElf} {
+		if ef == nil {
+			continue
+		}
+		s := ef.Section(name)
+		if b := sectionData(s, 512<<20); b != nil {
+			return b, s.Addr, true
+		}
+	}
+	return nil, 0, false
+}
+
+// Demangle returns the demangled form of a C++ or Rust symbol name, or the
+// name itself.
+func Demangle(name string) string {
+	if !strings.HasPrefix(name, "_Z") && !strings.HasPrefix(name, "_R") {
+		return name
+	}
+	if d, err := demangle.ToString(name); err == nil {
+		return d
+	}
+	return name
+}
+
+// errNoDWARF is returned by Line when the object has no line table.
+var errNoDWARF = errors.New("no DWARF line information")
+
+func (o *Object) dwarfData() *dwarf.Data {
+	o.dwarfOnce.Do(func() {
+		for _, ef := range []*elf.File{o.debugElf, o.elf} {
+			if ef == nil || ef.Section(".debug_info") == nil {
+				continue
+			}
+			if d, err := ef.DWARF(); err == nil {
+				o.dwarf = d
+				if s := ef.Section(".debug_aranges"); s != nil {
+					o.aranges = parseAranges(sectionData(s, 256<<20))
+				}
+				return
+			}
+		}
+	})
+	return o.dwarf
+}
+
+// HasDWARF reports whether line information is available.
+func (o *Object) HasDWARF() bool { return o.dwarfData() != nil }
+
+// Line returns the source file and line of the link-time address addr.
+func (o *Object) Line(addr uint64) (string, int, error) {
+	if li, ok := o.lineCache[addr]; ok {
+		return li.file, li.line, nil
+	}
+	d := o.dwarfData()
+	if d == nil {
+		return "", 0, errNoDWARF
+	}
+	file, line, err := lineFor(d, o.aranges, addr)
+	if err != nil {
+		return "", 0, err
+	}
+	o.lineCache[addr] = lineInfo{file, line}
+	return file, line, nil
+}
+
+func lineFor(d *dwarf.Data, aranges []arange, addr uint64) (file string, line int, err error) {
+	defer func() {
+		if r := recover(); r != nil { // debug/dwarf on corrupt input
+			err = fmt.Errorf("read DWARF line table: %v", r)
+		}
+	}()
+	r := d.Reader()
+	var cu *dwarf.Entry
+	if off, ok := findArange(aranges, addr); ok {
+		r.Seek(dwarf.Offset(off))
+		cu, err = r.Next()
+	} else if len(aranges) > 0 {
+		return "", 0, fmt.Errorf("no compilation unit covers %#x", addr)
+	} else {
+		cu, err = r.SeekPC(addr)
+	}
+	if err != nil || cu == nil {
+		return "", 0, fmt.Errorf("find compilation unit of %#x: %v", addr, err)
+	}
+	lr, err := d.LineReader(cu)
+	if err != nil || lr == nil {
+		return "", 0, fmt.Errorf("line table of %#x: %v", addr, err)
+	}
+	var e dwarf.LineEntry
+	if err := lr.SeekPC(addr, &e); err != nil {
+		return "", 0, fmt.Errorf("line of %#x: %w", addr, err)
+	}
+	if e.File == nil {
+		return "", e.Line, nil
+	}
+	return e.File.Name, e.Line, nil
+}

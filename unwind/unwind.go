@@ -1,0 +1,476 @@
+// Package unwind recovers the call stacks of the threads of a crashed
+// x86-64 process: first from call frame information (.eh_frame with
+// .eh_frame_hdr, .debug_frame; CFA expressions and signal frames included),
+// then from the frame-pointer chain, then by scanning the stack for return
+// addresses that follow a call instruction. Every frame carries its trust,
+// as in Breakpad: context > cfi > fp > scan.
+//
+// Unwinding is linear in the number of frames: unwind rows are cached by pc,
+// so a 40,000-frame recursion costs little more than its distinct pcs.
+package unwind
+
+import (
+	"fmt"
+
+	"github.com/coroner-dev/coroner/crash"
+)
+
+// Memory is the process memory the unwinder reads.
+type Memory interface {
+	ReadUint64(addr uint64) (uint64, error)
+	ReadAt(p []byte, addr int64) (int, error)
+}
+
+// Module is a loaded code object with its unwind tables.
+type Module struct {
+	// Name identifies the module in warnings.
+	Name string
+	// Bias is added to link-time addresses to get runtime addresses.
+	Bias uint64
+	// Tables are the object's CFI tables, searched in order.
+	Tables []*Table
+}
+
+// AddressSpace tells the unwinder what is where.
+type AddressSpace interface {
+	// ModuleAt returns the module whose executable code contains the
+	// runtime address pc, or nil (JIT code, anonymous memory, unmapped).
+	ModuleAt(pc uint64) *Module
+	// Executable reports whether addr lies in an executable mapping.
+	Executable(addr uint64) bool
+	// Stack returns the bounds of the mapping holding sp (ok false when sp
+	// is unmapped).
+	Stack(sp uint64) (lo, hi uint64, ok bool)
+}
+
+// Options bound the work done per thread.
+type Options struct {
+	// MaxFrames stops the walk (default 1,000,000).
+	MaxFrames int
+	// ScanWords is how many stack words a scan examines (default 2048).
+	ScanWords int
+}
+
+// Frame is one recovered frame.
+type Frame struct {
+	PC, SP uint64
+	Trust  string
+	// Regs holds the registers known in this frame (callee-saved ones are
+	// what the function had at the call).
+	Regs RegState
+	// Signal is true when PC is the interrupted instruction of a signal
+	// frame's caller rather than a return address.
+	Signal bool
+}
+
+// RegState is a set of DWARF-numbered registers with their validity.
+type RegState struct {
+	vals  [NumRegs]uint64
+	valid uint32
+}
+
+type regState = RegState
+
+// Get returns register n (DWARF numbering) when known.
+func (r *RegState) Get(n int) (uint64, bool) { return r.get(uint64(n)) }
+
+func (r *RegState) get(n uint64) (uint64, bool) {
+	if n >= NumRegs || r.valid&(1<<n) == 0 {
+		return 0, false
+	}
+	return r.vals[n], true
+}
+
+func (r *RegState) set(n uint64, v uint64) {
+	if n < NumRegs {
+		r.vals[n] = v
+		r.valid |= 1 << n
+	}
+}
+
+func (r *RegState) clear(n uint64) {
+	if n < NumRegs {
+		r.valid &^= 1 << n
+	}
+}
+
+// NewRegState builds a register state from DWARF-ordered values (rax, rdx,
+// rcx, rbx, rsi, rdi, rbp, rsp, r8-r15, rip), all valid.
+func NewRegState(v [NumRegs]uint64) RegState {
+	return RegState{vals: v, valid: 1<<NumRegs - 1}
+}
+
+// DWARF register numbers of the registers a callee must preserve.
+var calleeSaved = [...]uint64{regRBX, regRBP, regR12, regR13, regR14, regR15}
+
+// Result is the outcome of unwinding one thread.
+type Result struct {
+	Frames []Frame
+	// End says why the walk stopped ("outermost frame", or a problem).
+	End      string
+	Warnings []string
+}
+
+// Unwind walks the stack of a thread whose registers are regs.
+func Unwind(regs RegState, space AddressSpace, mem Memory, opts Options) Result {
+	if opts.MaxFrames <= 0 {
+		opts.MaxFrames = 1_000_000
+	}
+	if opts.ScanWords <= 0 {
+		opts.ScanWords = 2048
+	}
+	u := &unwinder{space: space, mem: mem, opts: opts}
+	return u.run(regs)
+}
+
+type unwinder struct {
+	space AddressSpace
+	mem   Memory
+	opts  Options
+	res   Result
+}
+
+func (u *unwinder) warn(format string, args ...any) {
+	if len(u.res.Warnings) < 20 {
+		u.res.Warnings = append(u.res.Warnings, fmt.Sprintf(format, args...))
+	}
+}
+
+func (u *unwinder) run(regs RegState) Result {
+	pc, _ := regs.get(regRIP)
+	sp, _ := regs.get(regRSP)
+	cur := Frame{PC: pc, SP: sp, Trust: crash.TrustContext, Regs: regs, Signal: true}
+	u.res.Frames = append(u.res.Frames, cur)
+	for len(u.res.Frames) < u.opts.MaxFrames {
+		next, ok := u.step(&cur, len(u.res.Frames) == 1)
+		if !ok {
+			return u.res
+		}
+		u.res.Frames = append(u.res.Frames, next)
+		cur = next
+	}
+	u.res.End = fmt.Sprintf("stopped after %d frames (limit)", u.opts.MaxFrames)
+	u.warn("%s", u.res.End)
+	return u.res
+}
+
+// step recovers the caller of cur.
+func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
+	if cur.PC == 0 && !first {
+		u.res.End = "outermost frame (return address 0)"
+		return Frame{}, false
+	}
+	mod := u.space.ModuleAt(cur.PC)
+	if mod != nil {
+		next, status := u.stepCFI(cur, mod)
+		switch status {
+		case cfiOK:
+			if u.plausible(cur, &next) {
+				return next, true
+			}
+			u.warn("CFI of %s at %#x gave an implausible caller %#x (sp %#x); trying other methods", mod.Name, cur.PC, next.PC, next.SP)
+		case cfiEnd:
+			u.res.End = "outermost frame"
+			return Frame{}, false
+		}
+	}
+	if next, ok := u.stepFP(cur); ok {
+		return next, true
+	}
+	if next, ok := u.stepScan(cur); ok {
+		return next, true
+	}
+	if mod == nil {
+		u.res.End = fmt.Sprintf("no unwind information at %#x and no return address found on the stack", cur.PC)
+	} else {
+		u.res.End = fmt.Sprintf("could not unwind past %#x in %s", cur.PC, mod.Name)
+	}
+	return Frame{}, false
+}
+
+type cfiStatus int
+
+const (
+	cfiOK cfiStatus = iota
+	cfiEnd
+	cfiNone
+)
+
+func (u *unwinder) stepCFI(cur *Frame, mod *Module) (Frame, cfiStatus) {
+	lookup := cur.PC
+	if !cur.Signal {
+		lookup-- // a return address may be past the end of the call's function
+	}
+	link := lookup - mod.Bias
+	for _, t := range mod.Tables {
+		fde, err := t.FDEFor(link)
+		if err != nil {
+			continue
+		}
+		at := link
+		if fde.cie.signalFrame && !cur.Signal {
+			at = cur.PC - mod.Bias
+		}
+		r, err := t.rowAt(fde, at)
+		if err != nil {
+			u.warn("CFI at %#x in %s: %v", cur.PC, mod.Name, err)
+			return Frame{}, cfiNone
+		}
+		next, status, err := u.apply(cur, r)
+		if err != nil {
+			u.warn("CFI at %#x in %s: %v", cur.PC, mod.Name, err)
+			return Frame{}, cfiNone
+		}
+		return next, status
+	}
+	return Frame{}, cfiNone
+}
+
+func (u *unwinder) apply(cur *Frame, r *row) (Frame, cfiStatus, error) {
+	var cfa uint64
+	if r.cfaExpr != nil {
+		v, err := evalExpr(r.cfaExpr, &cur.Regs, u.mem)
+		if err != nil {
+			return Frame{}, cfiNone, fmt.Errorf("CFA expression: %w", err)
+		}
+		cfa = v
+	} else {
+		base, ok := cur.Regs.get(r.cfaReg)
+		if !ok {
+			return Frame{}, cfiNone, fmt.Errorf("CFA needs unknown register %d", r.cfaReg)
+		}
+		cfa = base + uint64(r.cfaOff)
+	}
+	var next RegState
+	for n := uint64(0); n < NumRegs; n++ {
+		rule := r.regs[n]
+		switch rule.kind {
+		case ruleUnspecified:
+			if isCalleeSaved(n) {
+				if v, ok := cur.Regs.get(n); ok {
+					next.set(n, v)
+				}
+			}
+		case ruleSame:
+			if v, ok := cur.Regs.get(n); ok {
+				next.set(n, v)
+			}
+		case ruleUndefined:
+		case ruleOffset:
+			v, err := u.mem.ReadUint64(cfa + uint64(rule.off))
+			if err != nil {
+				if n == r.raReg {
+					return Frame{}, cfiNone, fmt.Errorf("read return address at %#x: %w", cfa+uint64(rule.off), err)
+				}
+				continue
+			}
+			next.set(n, v)
+		case ruleValOffset:
+			next.set(n, cfa+uint64(rule.off))
+		case ruleRegister:
+			if v, ok := cur.Regs.get(rule.reg); ok {
+				next.set(n, v)
+			}
+		case ruleExpr, ruleValExpr:
+			a, err := evalExpr(rule.expr, &cur.Regs, u.mem, cfa)
+			if err != nil {
+				continue
+			}
+			if rule.kind == ruleExpr {
+				v, err := u.mem.ReadUint64(a)
+				if err != nil {
+					continue
+				}
+				a = v
+			}
+			next.set(n, a)
+		}
+	}
+	ra, ok := next.get(r.raReg)
+	if !ok {
+		return Frame{}, cfiEnd, nil
+	}
+	if r.regs[regRSP].kind == ruleUnspecified || r.regs[regRSP].kind == ruleSame {
+		next.set(regRSP, cfa)
+	}
+	next.set(regRIP, ra)
+	sp, _ := next.get(regRSP)
+	return Frame{PC: ra, SP: sp, Trust: crash.TrustCFI, Regs: next, Signal: r.signalFrame}, cfiOK, nil
+}
+
+func isCalleeSaved(n uint64) bool {
+	for _, c := range calleeSaved {
+		if c == n {
+			return true
+		}
+	}
+	return false
+}
+
+// plausible checks a caller recovered by CFI.
+func (u *unwinder) plausible(cur, next *Frame) bool {
+	if next.PC == 0 {
+		return true // end of stack, handled by the next step
+	}
+	if !u.space.Executable(next.PC) {
+		return false
+	}
+	if next.SP <= cur.SP && !cur.Signal && !next.Signal {
+		return false
+	}
+	return true
+}
+
+// maxFrameSize bounds a frame-pointer hop.
+const maxFrameSize = 1 << 20
+
+func (u *unwinder) stepFP(cur *Frame) (Frame, bool) {
+	bp, ok := cur.Regs.get(regRBP)
+	if !ok || bp < cur.SP || bp-cur.SP > maxFrameSize || bp%8 != 0 {
+		return Frame{}, false
+	}
+	lo, hi, ok := u.space.Stack(cur.SP)
+	if !ok || bp < lo || bp+16 > hi {
+		return Frame{}, false
+	}
+	savedBP, err1 := u.mem.ReadUint64(bp)
+	ra, err2 := u.mem.ReadUint64(bp + 8)
+	if err1 != nil || err2 != nil || !u.isReturnAddress(ra) {
+		return Frame{}, false
+	}
+	if savedBP != 0 && (savedBP <= bp || savedBP >= hi) {
+		return Frame{}, false
+	}
+	next := cur.Regs
+	next.set(regRBP, savedBP)
+	next.set(regRSP, bp+16)
+	next.set(regRIP, ra)
+	for _, n := range []uint64{regRAX, regRCX, regRDX, regRSI, regRDI, 8, 9, 10, 11} {
+		next.clear(n)
+	}
+	f := Frame{PC: ra, SP: bp + 16, Trust: crash.TrustFP, Regs: next}
+	if !u.validateCaller(&f) {
+		return Frame{}, false
+	}
+	return f, true
+}
+
+func (u *unwinder) stepScan(cur *Frame) (Frame, bool) {
+	lo, hi, ok := u.space.Stack(cur.SP)
+	if !ok {
+		return Frame{}, false
+	}
+	_ = lo
+	start := cur.SP
+	if start%8 != 0 {
+		start = (start + 7) &^ 7
+	}
+	buf := make([]byte, 8*64)
+	for i := 0; i < u.opts.ScanWords; i += 64 {
+		a := start + uint64(i)*8
+		if a >= hi {
+			break
+		}
+		chunk := buf
+		if rem := hi - a; uint64(len(chunk)) > rem {
+			chunk = chunk[:rem&^7]
+		}
+		n, _ := u.mem.ReadAt(chunk, int64(a))
+		for k := 0; k+8 <= n; k += 8 {
+			v := le64(chunk[k:])
+			if !u.isReturnAddress(v) {
+				continue
+			}
+			next := cur.Regs
+			slot := a + uint64(k)
+			next.set(regRSP, slot+8)
+			next.set(regRIP, v)
+			for _, r := range []uint64{regRAX, regRCX, regRDX, regRSI, regRDI, 8, 9, 10, 11} {
+				next.clear(r)
+			}
+			f := Frame{PC: v, SP: slot + 8, Trust: crash.TrustScan, Regs: next}
+			if u.validateCaller(&f) {
+				return f, true
+			}
+		}
+	}
+	return Frame{}, false
+}
+
+// validateCaller checks that a frame found by heuristics can itself be
+// unwound by CFI to a plausible caller (one step of look-ahead), which
+// rejects most stale return addresses left on the stack.
+func (u *unwinder) validateCaller(f *Frame) bool {
+	mod := u.space.ModuleAt(f.PC)
+	if mod == nil {
+		return true // JIT code calling JIT code: nothing to check against
+	}
+	next, status := u.stepCFI(f, mod)
+	switch status {
+	case cfiEnd:
+		return true
+	case cfiOK:
+		return next.PC == 0 || (u.space.Executable(next.PC) && next.SP > f.SP)
+	}
+	return false
+}
+
+// isReturnAddress reports whether v points just after a call instruction
+// in executable memory.
+func (u *unwinder) isReturnAddress(v uint64) bool {
+	if v < 4096 || !u.space.Executable(v) {
+		return false
+	}
+	var b [7]byte
+	if _, err := u.mem.ReadAt(b[:], int64(v-7)); err != nil {
+		return false
+	}
+	// call rel32: e8 xx xx xx xx
+	if b[2] == 0xe8 {
+		return true
+	}
+	// call r/m64: ff /2 with 2..7 byte encodings (optional REX prefix).
+	for l := 2; l <= 7; l++ {
+		p := 7 - l
+		op := p
+		if b[op] >= 0x40 && b[op] <= 0x4f && l > 2 {
+			op++
+		}
+		if b[op] == 0xff && op+1 < 7 {
+			modrm := b[op+1]
+			if (modrm>>3)&7 == 2 && insnLen(modrm, b[op+1:]) == 7-op {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// insnLen returns the length of an ff /2 call from the ModRM byte on
+// (including the 0xff opcode).
+func insnLen(modrm byte, rest []byte) int {
+	mod, rm := modrm>>6, modrm&7
+	n := 2 // opcode + modrm
+	if mod != 3 && rm == 4 {
+		n++ // SIB
+		if len(rest) > 1 && mod == 0 && rest[1]&7 == 5 {
+			n += 4
+		}
+	}
+	switch mod {
+	case 0:
+		if rm == 5 {
+			n += 4 // rip-relative
+		}
+	case 1:
+		n++
+	case 2:
+		n += 4
+	}
+	return n
+}
+
+func le64(b []byte) uint64 {
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
