@@ -3,6 +3,8 @@ package analyze
 import (
 	"debug/elf"
 	"encoding/binary"
+	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -107,6 +109,9 @@ func (a *analysis) loadModules() {
 			mod.info.Kind = "exe"
 		}
 		mod.info.BuildID = a.coreBuildID(mod)
+		if !looksLikeELF(mod.hostPath) {
+			continue // locale archives, caches and other mapped data files
+		}
 		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot})
 		if err != nil {
 			mod.info.Missing = true
@@ -119,7 +124,6 @@ func (a *analysis) loadModules() {
 		}
 		mod.obj = obj
 		mod.info.FileBuildID = obj.BuildID
-		mod.info.Symbols = obj.SymbolSource()
 		mod.info.DebugFile = obj.DebugFile
 		mod.bias = a.computeBias(mod, obj)
 		mod.info.Bias = crash.Addr(mod.bias)
@@ -131,7 +135,28 @@ func (a *analysis) loadModules() {
 		}
 		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Tables: cfiTables(obj)}
 	}
-	a.modules = order
+	kept := order[:0]
+	for _, m := range order {
+		if m.obj != nil || m.info.Missing {
+			kept = append(kept, m)
+		}
+	}
+	a.modules = kept
+}
+
+// looksLikeELF reports whether path starts with the ELF magic; a file that
+// cannot be opened counts as ELF so that its absence is reported.
+func looksLikeELF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		return false
+	}
+	return string(magic[:]) == "\x7fELF"
 }
 
 // computeBias finds the load bias from a mapping whose file offset matches

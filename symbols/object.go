@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,12 +59,14 @@ type Object struct {
 	elf      *elf.File
 	debugElf *elf.File
 	debugF   *os.File
+	symsOnce sync.Once
 	syms     []Symbol
 	source   string
 	loads    []elf.ProgHeader
 
 	dwarfOnce sync.Once
 	dwarf     *dwarf.Data
+	info      []byte // .debug_info, for unit header sizes
 	aranges   []arange
 	lineCache map[uint64]lineInfo
 }
@@ -95,7 +98,6 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 	}
 	o.BuildID = ReadBuildID(ef)
 	o.findDebugFile(opts)
-	o.loadSymbols()
 	return o, nil
 }
 
@@ -112,7 +114,10 @@ func (o *Object) ELF() *elf.File { return o.elf }
 
 // SymbolSource tells which table the names come from ("symtab", "dynsym",
 // "debuginfo", or "none").
-func (o *Object) SymbolSource() string { return o.source }
+func (o *Object) SymbolSource() string {
+	o.symsOnce.Do(o.loadSymbols)
+	return o.source
+}
 
 // Loads returns the PT_LOAD program headers.
 func (o *Object) Loads() []elf.ProgHeader { return o.loads }
@@ -293,7 +298,12 @@ func dedupe(syms []Symbol) []Symbol {
 		}
 		return r
 	}
-	sort.SliceStable(syms, func(i, j int) bool { return syms[i].Value < syms[j].Value })
+	sort.Slice(syms, func(i, j int) bool {
+		if syms[i].Value != syms[j].Value {
+			return syms[i].Value < syms[j].Value
+		}
+		return rank(syms[i]) > rank(syms[j])
+	})
 	out := syms[:0]
 	for _, s := range syms {
 		if n := len(out); n > 0 && out[n-1].Value == s.Value {
@@ -314,6 +324,7 @@ func dedupe(syms []Symbol) []Symbol {
 // zend_function_entry tables). A name is only added where no symbol
 // already starts at the same address.
 func (o *Object) AddSymbols(extra []Symbol) {
+	o.symsOnce.Do(o.loadSymbols)
 	if len(extra) == 0 {
 		return
 	}
@@ -327,7 +338,7 @@ func (o *Object) AddSymbols(extra []Symbol) {
 			have[s.Value] = true
 		}
 	}
-	sort.SliceStable(o.syms, func(i, j int) bool { return o.syms[i].Value < o.syms[j].Value })
+	sort.Slice(o.syms, func(i, j int) bool { return o.syms[i].Value < o.syms[j].Value })
 }
 
 // maxUnsizedDistance bounds how far past a symbol without a size an address
@@ -336,6 +347,7 @@ const maxUnsizedDistance = 16 << 10
 
 // Lookup returns the function containing the link-time address addr.
 func (o *Object) Lookup(addr uint64) (Symbol, bool) {
+	o.symsOnce.Do(o.loadSymbols)
 	i := sort.Search(len(o.syms), func(i int) bool { return o.syms[i].Value > addr }) - 1
 	for k := i; k >= 0 && k > i-8; k-- {
 		s := o.syms[k]
@@ -350,7 +362,10 @@ func (o *Object) Lookup(addr uint64) (Symbol, bool) {
 }
 
 // Symbols returns all function symbols sorted by address.
-func (o *Object) Symbols() []Symbol { return o.syms }
+func (o *Object) Symbols() []Symbol {
+	o.symsOnce.Do(o.loadSymbols)
+	return o.syms
+}
 
 // SymbolByName returns the first symbol (function or object, from .symtab,
 // .dynsym or the debug file) with the given name.
@@ -422,16 +437,57 @@ func (o *Object) dwarfData() *dwarf.Data {
 			if ef == nil || ef.Section(".debug_info") == nil {
 				continue
 			}
-			if d, err := ef.DWARF(); err == nil {
-				o.dwarf = d
+			f := o.file
+			if ef == o.debugElf {
+				f = o.debugF
+			}
+			if d, info, err := loadDWARF(f, ef); err == nil {
+				o.dwarf, o.info = d, info
 				if s := ef.Section(".debug_aranges"); s != nil {
-					o.aranges = parseAranges(sectionData(s, 256<<20))
+					if b, err := readSection(f, s); err == nil {
+						o.aranges = parseAranges(b)
+					}
 				}
 				return
 			}
 		}
 	})
 	return o.dwarf
+}
+
+// PrefetchDWARF starts loading the line information in the background so
+// that a later Line call does not wait for section decompression.
+func (o *Object) PrefetchDWARF() {
+	if o.elf.Section(".debug_info") == nil && (o.debugElf == nil || o.debugElf.Section(".debug_info") == nil) {
+		return
+	}
+	go o.dwarfData()
+}
+
+// loadDWARF reads only the sections line lookups need (debug/elf's DWARF
+// method also decompresses location lists and more, which costs tens of
+// milliseconds on a large library).
+func loadDWARF(f io.ReaderAt, ef *elf.File) (*dwarf.Data, []byte, error) {
+	get := func(name string) []byte {
+		b, err := readSection(f, ef.Section(name))
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	info := get(".debug_info")
+	d, err := dwarf.New(get(".debug_abbrev"), nil, nil, info, get(".debug_line"), nil, get(".debug_ranges"), get(".debug_str"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("load DWARF: %w", err)
+	}
+	for _, name := range []string{".debug_line_str", ".debug_str_offsets", ".debug_addr", ".debug_rnglists"} {
+		if b := get(name); b != nil {
+			if err := d.AddSection(name, b); err != nil {
+				return nil, nil, fmt.Errorf("load DWARF %s: %w", name, err)
+			}
+		}
+	}
+	return d, info, nil
 }
 
 // HasDWARF reports whether line information is available.
@@ -446,7 +502,7 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 	if d == nil {
 		return "", 0, errNoDWARF
 	}
-	file, line, err := lineFor(d, o.aranges, addr)
+	file, line, err := lineFor(d, o.info, o.aranges, addr)
 	if err != nil {
 		return "", 0, err
 	}
@@ -454,7 +510,7 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 	return file, line, nil
 }
 
-func lineFor(d *dwarf.Data, aranges []arange, addr uint64) (file string, line int, err error) {
+func lineFor(d *dwarf.Data, info []byte, aranges []arange, addr uint64) (file string, line int, err error) {
 	defer func() {
 		if r := recover(); r != nil { // debug/dwarf on corrupt input
 			err = fmt.Errorf("read DWARF line table: %v", r)
@@ -463,7 +519,7 @@ func lineFor(d *dwarf.Data, aranges []arange, addr uint64) (file string, line in
 	r := d.Reader()
 	var cu *dwarf.Entry
 	if off, ok := findArange(aranges, addr); ok {
-		r.Seek(dwarf.Offset(off))
+		r.Seek(dwarf.Offset(off + unitHeaderSize(info, off)))
 		cu, err = r.Next()
 	} else if len(aranges) > 0 {
 		return "", 0, fmt.Errorf("no compilation unit covers %#x", addr)
@@ -485,4 +541,32 @@ func lineFor(d *dwarf.Data, aranges []arange, addr uint64) (file string, line in
 		return "", e.Line, nil
 	}
 	return e.File.Name, e.Line, nil
+}
+
+// unitHeaderSize returns the size of the unit header at off in .debug_info
+// (debug/dwarf's Reader.Seek wants the offset of the first entry).
+func unitHeaderSize(info []byte, off uint64) uint64 {
+	if off+7 > uint64(len(info)) {
+		return 0
+	}
+	n := uint64(4)
+	offSize := uint64(4)
+	if le32(info[off:]) == 0xffffffff {
+		n, offSize = 12, 8
+	}
+	if off+n+3 > uint64(len(info)) {
+		return 0
+	}
+	version := uint16(info[off+n]) | uint16(info[off+n+1])<<8
+	if version >= 5 {
+		size := n + 2 + 1 + 1 + offSize
+		switch info[off+n+2] { // unit_type
+		case 0x04, 0x05: // DW_UT_skeleton, DW_UT_split_compile: dwo_id
+			size += 8
+		case 0x02, 0x06: // DW_UT_type, DW_UT_split_type: signature + type offset
+			size += 8 + offSize
+		}
+		return size
+	}
+	return n + 2 + offSize + 1
 }
