@@ -169,7 +169,7 @@ func (t *Table) scanAll() {
 			break
 		}
 		end := off + hdrLen + length
-		if end > uint64(len(t.data)) {
+		if end > uint64(len(t.data)) || end <= off {
 			break
 		}
 		if !t.isCIE(off, hdrLen) {
