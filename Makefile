@@ -1,0 +1,48 @@
+# coroner: the two set-up commands of the README are `make demo` and `make test`.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN      := bin/coroner
+LAB_OUT  ?= lab-out
+
+.PHONY: all build deps demo test unit lint fuzz bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/coroner
+
+# Packages the tests and the lab need (Debian/Ubuntu, as root).
+deps:
+	scripts/deps.sh
+
+# Build coroner, crash real php-fpm workers behind nginx (the lab), and diagnose what died.
+demo: deps build
+	lab/run.sh --out $(LAB_OUT)
+	scripts/demo.sh $(BIN) $(LAB_OUT)
+
+# Unit tests, then integration tests on the lab's real cores (run once, shared by all packages).
+test: deps
+	CGO_ENABLED=0 $(GO) vet ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only (no lab, no root needed).
+unit:
+	CORONER_NO_LAB=1 CGO_ENABLED=0 $(GO) test -count=1 ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	CGO_ENABLED=0 $(GO) vet ./...
+	CGO_ENABLED=0 $(GO) tool staticcheck ./...
+
+# Run every fuzz target for FUZZTIME each.
+FUZZTIME ?= 20s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+# coroner vs gdb vs eu-stack on the lab's cores.
+bench: build
+	test -f $(LAB_OUT)/manifest.json || lab/run.sh --out $(LAB_OUT)
+	bench/analyze.sh --lab $(LAB_OUT)
+
+clean:
+	rm -rf bin

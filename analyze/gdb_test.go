@@ -1,0 +1,77 @@
+package analyze
+
+import (
+	"bufio"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// gdbFrame is one frame of `gdb -batch -ex bt` output, the oracle for
+// native frames.
+type gdbFrame struct {
+	index    int
+	pc       uint64 // 0 when gdb printed none (frame 0 at a line start)
+	function string // "" for ??
+	lib      string // "from LIB" path, "" for the main executable
+}
+
+var gdbFrameRE = regexp.MustCompile(`^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(\S+)\s*(?:\((.*?)\))?(?:.* from (\S+))?`)
+
+// parseGDBBacktrace reads the frames of the first backtrace in a gdb
+// output file (the crashed thread).
+func parseGDBBacktrace(path string) ([]gdbFrame, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []gdbFrame
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		m := gdbFrameRE.FindStringSubmatch(line)
+		if m == nil {
+			if len(out) > 0 && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "#") {
+				if strings.HasPrefix(line, "Backtrace stopped") {
+					continue
+				}
+				if strings.HasPrefix(line, "rax") || strings.HasPrefix(line, "=>") {
+					break // info registers / x/i follow the backtrace
+				}
+			}
+			continue
+		}
+		idx, _ := strconv.Atoi(m[1])
+		if len(out) > 0 && idx <= out[len(out)-1].index {
+			if idx == 0 && len(out) == 1 {
+				continue // gdb prints frame 0 twice (on load and in bt)
+			}
+			break // a second backtrace (another thread)
+		}
+		var pc uint64
+		if m[2] != "" {
+			pc, _ = strconv.ParseUint(m[2][2:], 16, 64)
+		}
+		fn := m[3]
+		if fn == "??" {
+			fn = ""
+		}
+		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: m[5]})
+	}
+	return out, sc.Err()
+}
+
+// sameFunction compares a gdb function name with coroner's, ignoring C++
+// parameter lists.
+func sameFunction(gdb, ours string) bool {
+	if i := strings.IndexByte(ours, '('); i > 0 {
+		ours = ours[:i]
+	}
+	if i := strings.IndexByte(gdb, '('); i > 0 {
+		gdb = gdb[:i]
+	}
+	return strings.TrimSpace(gdb) == strings.TrimSpace(ours)
+}

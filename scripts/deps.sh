@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what coroner's tests and crash lab need on Debian/Ubuntu (as root).
+# Go itself (1.26+) must already be installed.
+set -euo pipefail
+pkgs=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils libpcre2-dev gdb gcc g++ curl zstd lz4 xz-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "Go 1.26+ is required (https://go.dev/dl/)" >&2; exit 1; }
