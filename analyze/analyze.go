@@ -76,12 +76,12 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.stage("modules", t)
 
 	t = time.Now()
-	a.nameInternals()
-	a.stage("internals", t)
-
-	t = time.Now()
 	a.unwindThreads()
 	a.stage("unwind", t)
+
+	t = time.Now()
+	a.nameInternals()
+	a.stage("internals", t)
 
 	t = time.Now()
 	a.runPHP()

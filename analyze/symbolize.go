@@ -17,16 +17,8 @@ type symKey struct {
 // function tables, else the .eh_frame function start), file:line.
 func (a *analysis) symbolize() {
 	// Load line tables of the modules that have frames, in parallel.
-	seen := map[*module]bool{}
-	for ti := range a.report.Threads {
-		for _, f := range a.raw[ti] {
-			if r := a.space.region(f.PC); r != nil && r.mod != nil && r.mod.obj != nil && !seen[r.mod] {
-				seen[r.mod] = true
-				r.mod.obj.PrefetchDWARF()
-			}
-		}
-	}
-	for m := range seen {
+	for _, m := range a.modulesWithFrames() {
+		m.obj.PrefetchDWARF()
 		m.info.Symbols = m.obj.SymbolSource()
 	}
 	cache := map[symKey]crash.Frame{}

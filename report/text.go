@@ -221,7 +221,10 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 			if pf.Class != "" {
 				name = pf.Class + pf.CallType + name
 			}
-			php = fmt.Sprintf("  <- php: %s() %s:%d", name, pf.File, pf.Line)
+			php = fmt.Sprintf("  <- php: %s()", name)
+			if pf.File != "" {
+				php += fmt.Sprintf(" %s:%d", pf.File, pf.Line)
+			}
 		}
 		src := ""
 		if f.File != "" {
