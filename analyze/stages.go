@@ -1,7 +1,7 @@
 package analyze
 
 import (
-	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/fault"
 	"github.com/coroner-dev/coroner/php"
 	"github.com/coroner-dev/coroner/symbols"
 	"github.com/coroner-dev/coroner/unwind"
@@ -156,7 +156,36 @@ func isVMFrameName(name string) bool {
 	return len(name) > 5 && name[:5] == "ZEND_"
 }
 
+// maxFunctionCode bounds how much of the crashing function is read to see
+// whether an argument register was overwritten before the fault.
+const maxFunctionCode = 8192
+
 // explainFault classifies the fault (see package fault).
 func (a *analysis) explainFault() {
-	a.report.Fault = crash.Fault{Kind: crash.FaultUnknown}
+	in := fault.Input{Signal: a.report.Signal, Registers: map[string]uint64{}}
+	if len(a.report.Threads) > 0 {
+		th := &a.report.Threads[0]
+		for k, v := range th.Registers {
+			in.Registers[k] = uint64(v)
+		}
+		in.Frames = th.Frames
+		if rip, ok := in.Registers["rip"]; ok {
+			code := make([]byte, 16)
+			if n, _ := a.core.ReadAt(code, int64(rip)); n > 0 {
+				in.Code = code[:n]
+			}
+			if len(th.Frames) > 0 && th.Frames[0].Function != "" {
+				if off := uint64(th.Frames[0].FunctionOffset); off < maxFunctionCode {
+					fc := make([]byte, off+16)
+					if n, _ := a.core.ReadAt(fc, int64(rip-off)); uint64(n) >= off {
+						in.FunctionCode = fc[:n]
+					}
+				}
+			}
+		}
+	}
+	for _, m := range a.core.Mappings() {
+		in.Mappings = append(in.Mappings, fault.Mapping{Start: m.Start, End: m.End, Read: m.Read, Write: m.Write, Exec: m.Exec, Path: m.Path})
+	}
+	a.report.Fault = fault.Explain(in)
 }
