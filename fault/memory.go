@@ -117,7 +117,7 @@ func writesFirstOperand(op x86asm.Op) bool {
 func regName64(r x86asm.Reg) string {
 	switch {
 	case r >= x86asm.AL && r <= x86asm.R15B:
-		return reg64[int(r-x86asm.AL)]
+		return reg8[int(r-x86asm.AL)]
 	case r >= x86asm.AX && r <= x86asm.R15W:
 		return reg64[int(r-x86asm.AX)]
 	case r >= x86asm.EAX && r <= x86asm.R15L:
@@ -129,6 +129,11 @@ func regName64(r x86asm.Reg) string {
 	}
 	return strings.ToLower(r.String())
 }
+
+// reg8 follows x86asm's order of byte registers: AL CL DL BL AH CH DH BH
+// SPB BPB SIB DIB R8B..R15B.
+var reg8 = []string{"rax", "rcx", "rdx", "rbx", "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
 
 var reg64 = []string{"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
 
