@@ -77,6 +77,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 
 	t = time.Now()
 	a.unwindThreads()
+	// Decode the line tables of the modules on the stacks in the
+	// background while PHP's function tables and runtime are read.
+	for _, m := range a.modulesWithFrames() {
+		m.obj.PrefetchDWARF()
+	}
 	a.stage("unwind", t)
 
 	t = time.Now()

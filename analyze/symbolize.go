@@ -16,9 +16,7 @@ type symKey struct {
 // symbolize names every frame: module, function (symbol tables, PHP
 // function tables, else the .eh_frame function start), file:line.
 func (a *analysis) symbolize() {
-	// Load line tables of the modules that have frames, in parallel.
 	for _, m := range a.modulesWithFrames() {
-		m.obj.PrefetchDWARF()
 		m.info.Symbols = m.obj.SymbolSource()
 	}
 	cache := map[symKey]crash.Frame{}

@@ -9,12 +9,10 @@ package symbols
 
 import (
 	"bytes"
-	"debug/dwarf"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,15 +63,7 @@ type Object struct {
 	loads    []elf.ProgHeader
 
 	dwarfOnce sync.Once
-	dwarf     *dwarf.Data
-	info      []byte // .debug_info, for unit header sizes
-	aranges   []arange
-	lineCache map[uint64]lineInfo
-}
-
-type lineInfo struct {
-	file string
-	line int
+	lines     *lineTable
 }
 
 // Open opens the ELF object at path and loads its symbol tables.
@@ -90,7 +80,7 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 		f.Close()
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
 	}
-	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, lineCache: map[uint64]lineInfo{}}
+	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type}
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
 			o.loads = append(o.loads, p.ProgHeader)
@@ -431,171 +421,58 @@ func Demangle(name string) string {
 // errNoDWARF is returned by Line when the object has no line table.
 var errNoDWARF = errors.New("no DWARF line information")
 
-func (o *Object) dwarfData() *dwarf.Data {
+func (o *Object) lineData() *lineTable {
 	o.dwarfOnce.Do(func() {
 		for _, ef := range []*elf.File{o.debugElf, o.elf} {
-			if ef == nil || ef.Section(".debug_info") == nil {
+			if ef == nil || ef.Section(".debug_line") == nil {
 				continue
 			}
 			f := o.file
 			if ef == o.debugElf {
 				f = o.debugF
 			}
-			if d, info, err := loadDWARF(f, ef); err == nil {
-				o.dwarf, o.info = d, info
-				if s := ef.Section(".debug_aranges"); s != nil {
-					if b, err := readSection(f, s); err == nil {
-						o.aranges = parseAranges(b)
-					}
+			get := func(name string) []byte {
+				b, err := readSection(f, ef.Section(name))
+				if err != nil {
+					return nil
 				}
+				return b
+			}
+			lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"))
+			if err == nil && len(lt.rows) > 0 {
+				o.lines = lt
 				return
 			}
 		}
 	})
-	return o.dwarf
+	return o.lines
 }
 
-// PrefetchDWARF starts loading the line information in the background so
-// that a later Line call does not wait for section decompression.
+// PrefetchDWARF starts decoding the line tables in the background so that
+// a later Line call does not wait for section decompression.
 func (o *Object) PrefetchDWARF() {
-	if o.elf.Section(".debug_info") == nil && (o.debugElf == nil || o.debugElf.Section(".debug_info") == nil) {
+	if o.elf.Section(".debug_line") == nil && (o.debugElf == nil || o.debugElf.Section(".debug_line") == nil) {
 		return
 	}
-	go o.dwarfData()
-}
-
-// loadDWARF reads only the sections line lookups need (debug/elf's DWARF
-// method also decompresses location lists and more, which costs tens of
-// milliseconds on a large library).
-func loadDWARF(f io.ReaderAt, ef *elf.File) (*dwarf.Data, []byte, error) {
-	get := func(name string) []byte {
-		b, err := readSection(f, ef.Section(name))
-		if err != nil {
-			return nil
-		}
-		return b
-	}
-	info := get(".debug_info")
-	d, err := dwarf.New(get(".debug_abbrev"), nil, nil, info, get(".debug_line"), nil, get(".debug_ranges"), get(".debug_str"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("load DWARF: %w", err)
-	}
-	for _, name := range []string{".debug_line_str", ".debug_str_offsets", ".debug_addr", ".debug_rnglists"} {
-		if b := get(name); b != nil {
-			if err := d.AddSection(name, b); err != nil {
-				return nil, nil, fmt.Errorf("load DWARF %s: %w", name, err)
-			}
-		}
-	}
-	return d, info, nil
+	go o.lineData()
 }
 
 // HasDWARF reports whether line information is available.
-func (o *Object) HasDWARF() bool { return o.dwarfData() != nil }
+func (o *Object) HasDWARF() bool { return o.lineData() != nil }
+
+// errNoLine is returned by Line when no line covers an address.
+var errNoLine = errors.New("no line information for address")
 
 // Line returns the source file and line of the link-time address addr.
 func (o *Object) Line(addr uint64) (string, int, error) {
-	if li, ok := o.lineCache[addr]; ok {
-		return li.file, li.line, nil
-	}
-	d := o.dwarfData()
-	if d == nil {
+	lt := o.lineData()
+	if lt == nil {
 		return "", 0, errNoDWARF
 	}
-	file, line, err := lineFor(d, o.info, o.aranges, addr)
-	if err != nil {
-		return "", 0, err
+	file, line, ok := lt.lookup(addr)
+	if !ok {
+		return "", 0, errNoLine
 	}
-	o.lineCache[addr] = lineInfo{file, line}
 	return file, line, nil
 }
 
-func lineFor(d *dwarf.Data, info []byte, aranges []arange, addr uint64) (file string, line int, err error) {
-	defer func() {
-		if r := recover(); r != nil { // debug/dwarf on corrupt input
-			err = fmt.Errorf("read DWARF line table: %v", r)
-		}
-	}()
-	r := d.Reader()
-	var cu *dwarf.Entry
-	if off, ok := findArange(aranges, addr); ok {
-		r.Seek(dwarf.Offset(off + unitHeaderSize(info, off)))
-		cu, err = r.Next()
-	} else if len(aranges) > 0 {
-		return "", 0, fmt.Errorf("no compilation unit covers %#x", addr)
-	} else {
-		cu, err = r.SeekPC(addr)
-	}
-	if err != nil || cu == nil {
-		return "", 0, fmt.Errorf("find compilation unit of %#x: %v", addr, err)
-	}
-	lr, err := d.LineReader(cu)
-	if err != nil || lr == nil {
-		return "", 0, fmt.Errorf("line table of %#x: %v", addr, err)
-	}
-	var e dwarf.LineEntry
-	if err := lr.SeekPC(addr, &e); err != nil {
-		return "", 0, fmt.Errorf("line of %#x: %w", addr, err)
-	}
-	if e.File == nil {
-		return "", e.Line, nil
-	}
-	return e.File.Name, e.Line, nil
-}
-
-// unitHeaderSize returns the size of the unit header at off in .debug_info
-// (debug/dwarf's Reader.Seek wants the offset of the first entry).
-func unitHeaderSize(info []byte, off uint64) uint64 {
-	if off+7 > uint64(len(info)) {
-		return 0
-	}
-	n := uint64(4)
-	offSize := uint64(4)
-	if le32(info[off:]) == 0xffffffff {
-		n, offSize = 12, 8
-	}
-	if off+n+3 > uint64(len(info)) {
-		return 0
-	}
-	version := uint16(info[off+n]) | uint16(info[off+n+1])<<8
-	if version >= 5 {
-		size := n + 2 + 1 + 1 + offSize
-		switch info[off+n+2] { // unit_type
-		case 0x04, 0x05: // DW_UT_skeleton, DW_UT_split_compile: dwo_id
-			size += 8
-		case 0x02, 0x06: // DW_UT_type, DW_UT_split_type: signature + type offset
-			size += 8 + offSize
-		}
-		return size
-	}
-	return n + 2 + offSize + 1
-}
-
-// Aliases returns every function name (from the debug file, .symtab and
-// .dynsym) whose value is the link-time address addr.
-func (o *Object) Aliases(addr uint64) []string {
-	var names []string
-	seen := map[string]bool{}
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
-		if ef == nil {
-			continue
-		}
-		for _, get := range []func() ([]elf.Symbol, error){ef.Symbols, ef.DynamicSymbols} {
-			list, err := get()
-			if err != nil {
-				continue
-			}
-			for _, s := range list {
-				name := s.Name
-				if i := strings.IndexByte(name, '@'); i > 0 {
-					name = name[:i]
-				}
-				if s.Value == addr && s.Section != elf.SHN_UNDEF && !seen[name] {
-					seen[name] = true
-					names = append(names, name)
-				}
-			}
-		}
-	}
-	return names
-}

@@ -1,0 +1,510 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+)
+
+// lineRow is one row of a DWARF line table.
+type lineRow struct {
+	addr uint64
+	file int32 // index into lineTable.files
+	line int32
+	end  bool // end_sequence: no code at and after addr in this sequence
+}
+
+// lineTable is the whole .debug_line of an object, decoded once and sorted,
+// so that line lookups need neither .debug_info nor a compilation unit
+// search (debug/dwarf needs both, and .debug_info is by far the largest
+// section to decompress).
+type lineTable struct {
+	rows  []lineRow
+	files []string
+}
+
+// Bounds on what a line table may make us allocate.
+const (
+	maxLineRows  = 1 << 24
+	maxLineFiles = 1 << 20
+)
+
+var errLine = errors.New("malformed .debug_line")
+
+// parseLineTable decodes every line program in .debug_line (DWARF 2-5).
+// lineStr is .debug_line_str and str is .debug_str (for DWARF 5 forms).
+func parseLineTable(b, lineStr, str []byte) (*lineTable, error) {
+	// Line programs take about four bytes per row: size the table once.
+	lt := &lineTable{rows: make([]lineRow, 0, min(len(b)/4+16, maxLineRows))}
+	fileIdx := map[string]int32{}
+	for off := uint64(0); off < uint64(len(b)); {
+		next, err := lt.parseUnit(b, off, lineStr, str, fileIdx)
+		if err != nil {
+			if len(lt.rows) == 0 {
+				return nil, err
+			}
+			break // keep what was decoded before the damage
+		}
+		off = next
+	}
+	lt.sortBySequence()
+	return lt, nil
+}
+
+// sortBySequence orders the rows by address. Rows within a sequence are
+// already ascending (DWARF requires it), so sequences are sorted as blocks:
+// far cheaper than sorting a million rows one by one.
+func (lt *lineTable) sortBySequence() {
+	type seq struct{ start, end int }
+	var seqs []seq
+	begin := 0
+	sorted := true
+	for i, r := range lt.rows {
+		if i > begin && r.addr < lt.rows[i-1].addr {
+			sorted = false
+		}
+		if r.end {
+			seqs = append(seqs, seq{begin, i + 1})
+			begin = i + 1
+		}
+	}
+	if begin < len(lt.rows) {
+		seqs = append(seqs, seq{begin, len(lt.rows)})
+	}
+	if !sorted {
+		sort.SliceStable(lt.rows, func(i, j int) bool { return lt.rows[i].addr < lt.rows[j].addr })
+		return
+	}
+	sort.SliceStable(seqs, func(i, j int) bool { return lt.rows[seqs[i].start].addr < lt.rows[seqs[j].start].addr })
+	out := make([]lineRow, 0, len(lt.rows))
+	for _, s := range seqs {
+		out = append(out, lt.rows[s.start:s.end]...)
+	}
+	// Sequences may still interleave (overlapping ranges, such as code of
+	// discarded functions at address 0): fall back to a full sort then.
+	for i := 1; i < len(out); i++ {
+		if out[i].addr < out[i-1].addr {
+			sort.SliceStable(out, func(i, j int) bool { return out[i].addr < out[j].addr })
+			break
+		}
+	}
+	lt.rows = out
+}
+
+type lineReader struct {
+	b   []byte
+	pos uint64
+	end uint64
+}
+
+func (r *lineReader) u8() (uint8, error) {
+	if r.pos >= r.end {
+		return 0, errLine
+	}
+	v := r.b[r.pos]
+	r.pos++
+	return v, nil
+}
+
+func (r *lineReader) fixed(n uint64) (uint64, error) {
+	if n > 8 || r.pos+n > r.end || r.pos+n < r.pos {
+		return 0, errLine
+	}
+	var v uint64
+	for i := uint64(0); i < n; i++ {
+		v |= uint64(r.b[r.pos+i]) << (8 * i)
+	}
+	r.pos += n
+	return v, nil
+}
+
+func (r *lineReader) uleb() (uint64, error) {
+	var v uint64
+	var shift uint
+	for {
+		c, err := r.u8()
+		if err != nil {
+			return 0, err
+		}
+		if shift < 64 {
+			v |= uint64(c&0x7f) << shift
+		}
+		shift += 7
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+}
+
+func (r *lineReader) sleb() (int64, error) {
+	var v int64
+	var shift uint
+	var c byte
+	var err error
+	for {
+		c, err = r.u8()
+		if err != nil {
+			return 0, err
+		}
+		if shift < 64 {
+			v |= int64(c&0x7f) << shift
+		}
+		shift += 7
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	if shift < 64 && c&0x40 != 0 {
+		v |= -1 << shift
+	}
+	return v, nil
+}
+
+func (r *lineReader) cstr() (string, error) {
+	for i := r.pos; i < r.end; i++ {
+		if r.b[i] == 0 {
+			s := string(r.b[r.pos:i])
+			r.pos = i + 1
+			return s, nil
+		}
+	}
+	return "", errLine
+}
+
+func strAt(sec []byte, off uint64) string {
+	if off >= uint64(len(sec)) {
+		return ""
+	}
+	for i := off; i < uint64(len(sec)); i++ {
+		if sec[i] == 0 {
+			return string(sec[off:i])
+		}
+	}
+	return ""
+}
+
+// DWARF forms used in DWARF 5 line table headers.
+const (
+	formBlock    = 0x09
+	formData1    = 0x0b
+	formData2    = 0x05
+	formData4    = 0x06
+	formData8    = 0x07
+	formData16   = 0x1e
+	formString   = 0x08
+	formStrp     = 0x0e
+	formLineStrp = 0x1f
+	formUdata    = 0x0f
+	lnctPath     = 1
+	lnctDirIndex = 2
+)
+
+// readForm reads one attribute value: a string for string forms, else a number.
+func (r *lineReader) readForm(form uint64, offSize uint64, lineStr, str []byte) (string, uint64, error) {
+	switch form {
+	case formString:
+		s, err := r.cstr()
+		return s, 0, err
+	case formLineStrp, formStrp:
+		off, err := r.fixed(offSize)
+		if err != nil {
+			return "", 0, err
+		}
+		if form == formLineStrp {
+			return strAt(lineStr, off), 0, nil
+		}
+		return strAt(str, off), 0, nil
+	case formUdata:
+		v, err := r.uleb()
+		return "", v, err
+	case formData1:
+		v, err := r.fixed(1)
+		return "", v, err
+	case formData2:
+		v, err := r.fixed(2)
+		return "", v, err
+	case formData4:
+		v, err := r.fixed(4)
+		return "", v, err
+	case formData8:
+		v, err := r.fixed(8)
+		return "", v, err
+	case formData16:
+		if r.pos+16 > r.end {
+			return "", 0, errLine
+		}
+		r.pos += 16
+		return "", 0, nil
+	case formBlock:
+		n, err := r.uleb()
+		if err != nil || r.pos+n > r.end || r.pos+n < r.pos {
+			return "", 0, errLine
+		}
+		r.pos += n
+		return "", 0, nil
+	}
+	return "", 0, fmt.Errorf("%w: unsupported form %#x in header", errLine, form)
+}
+
+// readEntries reads DWARF 5 directory or file entries: (path, dir index).
+func (r *lineReader) readEntries(offSize uint64, lineStr, str []byte) ([]string, []uint64, error) {
+	nfmt, err := r.u8()
+	if err != nil {
+		return nil, nil, err
+	}
+	type format struct{ content, form uint64 }
+	formats := make([]format, nfmt)
+	for i := range formats {
+		if formats[i].content, err = r.uleb(); err != nil {
+			return nil, nil, err
+		}
+		if formats[i].form, err = r.uleb(); err != nil {
+			return nil, nil, err
+		}
+	}
+	count, err := r.uleb()
+	if err != nil || count > maxLineFiles || count > r.end-r.pos {
+		return nil, nil, errLine
+	}
+	paths := make([]string, count)
+	dirs := make([]uint64, count)
+	for i := uint64(0); i < count; i++ {
+		for _, f := range formats {
+			s, v, err := r.readForm(f.form, offSize, lineStr, str)
+			if err != nil {
+				return nil, nil, err
+			}
+			switch f.content {
+			case lnctPath:
+				paths[i] = s
+			case lnctDirIndex:
+				dirs[i] = v
+			}
+		}
+	}
+	return paths, dirs, nil
+}
+
+func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileIdx map[string]int32) (uint64, error) {
+	le := binary.LittleEndian
+	if off+4 > uint64(len(b)) {
+		return 0, errLine
+	}
+	length := uint64(le.Uint32(b[off:]))
+	hdr, offSize := uint64(4), uint64(4)
+	if length == 0xffffffff {
+		if off+12 > uint64(len(b)) {
+			return 0, errLine
+		}
+		length = le.Uint64(b[off+4:])
+		hdr, offSize = 12, 8
+	}
+	end := off + hdr + length
+	if end > uint64(len(b)) || end < off || length < 2 {
+		return 0, errLine
+	}
+	r := &lineReader{b: b, pos: off + hdr, end: end}
+	version, err := r.fixed(2)
+	if err != nil || version < 2 || version > 5 {
+		return 0, fmt.Errorf("%w: version %d", errLine, version)
+	}
+	if version >= 5 {
+		if _, err := r.fixed(2); err != nil { // address_size, segment_selector_size
+			return 0, err
+		}
+	}
+	headerLen, err := r.fixed(offSize)
+	if err != nil {
+		return 0, err
+	}
+	progStart := r.pos + headerLen
+	if progStart > end || progStart < r.pos {
+		return 0, errLine
+	}
+	minInst, _ := r.u8()
+	if version >= 4 {
+		r.u8() // maximum_operations_per_instruction (VLIW only)
+	}
+	defaultIsStmt, _ := r.u8()
+	_ = defaultIsStmt
+	lb, _ := r.u8()
+	lineBase := int64(int8(lb))
+	lineRange, _ := r.u8()
+	opcodeBase, err := r.u8()
+	if err != nil || lineRange == 0 || opcodeBase == 0 {
+		return 0, errLine
+	}
+	stdLens := make([]uint8, opcodeBase)
+	for i := uint8(1); i < opcodeBase; i++ {
+		if stdLens[i], err = r.u8(); err != nil {
+			return 0, err
+		}
+	}
+	var files []string // full paths, indexed as the program refers to them
+	if version >= 5 {
+		dirs, _, err := r.readEntries(offSize, lineStr, str)
+		if err != nil {
+			return 0, err
+		}
+		names, dirIdx, err := r.readEntries(offSize, lineStr, str)
+		if err != nil {
+			return 0, err
+		}
+		for i, n := range names {
+			if !path.IsAbs(n) && dirIdx[i] < uint64(len(dirs)) && dirIdx[i] > 0 {
+				n = path.Join(dirs[dirIdx[i]], n)
+			}
+			files = append(files, n)
+		}
+	} else {
+		dirs := []string{""}
+		for {
+			s, err := r.cstr()
+			if err != nil {
+				return 0, err
+			}
+			if s == "" {
+				break
+			}
+			dirs = append(dirs, s)
+		}
+		files = append(files, "") // DWARF < 5 numbers files from 1
+		for {
+			s, err := r.cstr()
+			if err != nil {
+				return 0, err
+			}
+			if s == "" {
+				break
+			}
+			d, _ := r.uleb()
+			r.uleb() // mtime
+			r.uleb() // length
+			if !path.IsAbs(s) && d > 0 && d < uint64(len(dirs)) {
+				s = path.Join(dirs[d], s)
+			}
+			files = append(files, s)
+		}
+	}
+	global := make([]int32, len(files))
+	for i, f := range files {
+		idx, ok := fileIdx[f]
+		if !ok {
+			if len(lt.files) >= maxLineFiles {
+				return 0, errLine
+			}
+			idx = int32(len(lt.files))
+			lt.files = append(lt.files, f)
+			fileIdx[f] = idx
+		}
+		global[i] = idx
+	}
+	fileOf := func(n uint64) int32 {
+		if n < uint64(len(global)) {
+			return global[n]
+		}
+		return -1
+	}
+	r.pos = progStart
+	// The state machine.
+	var addr uint64
+	file, line := uint64(1), int64(1)
+	emit := func(endSeq bool) error {
+		if len(lt.rows) >= maxLineRows {
+			return errLine
+		}
+		lt.rows = append(lt.rows, lineRow{addr: addr, file: fileOf(file), line: int32(line), end: endSeq})
+		return nil
+	}
+	for r.pos < end {
+		op, _ := r.u8()
+		switch {
+		case op >= opcodeBase:
+			adj := uint64(op - opcodeBase)
+			addr += (adj / uint64(lineRange)) * uint64(minInst)
+			line += lineBase + int64(adj%uint64(lineRange))
+			if err := emit(false); err != nil {
+				return 0, err
+			}
+		case op == 0:
+			n, err := r.uleb()
+			if err != nil || n == 0 || r.pos+n > end || r.pos+n < r.pos {
+				return 0, errLine
+			}
+			next := r.pos + n
+			sub, _ := r.u8()
+			switch sub {
+			case 1: // end_sequence
+				if err := emit(true); err != nil {
+					return 0, err
+				}
+				addr, file, line = 0, 1, 1
+			case 2: // set_address
+				if n-1 == 8 {
+					addr, _ = r.fixed(8)
+				} else if n-1 == 4 {
+					addr, _ = r.fixed(4)
+				}
+			}
+			r.pos = next
+		case op == 1: // copy
+			if err := emit(false); err != nil {
+				return 0, err
+			}
+		case op == 2: // advance_pc
+			v, err := r.uleb()
+			if err != nil {
+				return 0, err
+			}
+			addr += v * uint64(minInst)
+		case op == 3: // advance_line
+			v, err := r.sleb()
+			if err != nil {
+				return 0, err
+			}
+			line += v
+		case op == 4: // set_file
+			v, err := r.uleb()
+			if err != nil {
+				return 0, err
+			}
+			file = v
+		case op == 5, op == 12: // set_column, set_isa
+			if _, err := r.uleb(); err != nil {
+				return 0, err
+			}
+		case op == 6, op == 7, op == 10, op == 11: // negate_stmt, basic_block, prologue_end, epilogue_begin
+		case op == 8: // const_add_pc
+			addr += (uint64(255-opcodeBase) / uint64(lineRange)) * uint64(minInst)
+		case op == 9: // fixed_advance_pc
+			v, err := r.fixed(2)
+			if err != nil {
+				return 0, err
+			}
+			addr += v
+		default: // unknown standard opcode: skip its uleb operands
+			for i := uint8(0); i < stdLens[op]; i++ {
+				if _, err := r.uleb(); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+	return end, nil
+}
+
+// lookup returns the file and line of addr.
+func (lt *lineTable) lookup(addr uint64) (string, int, bool) {
+	i := sort.Search(len(lt.rows), func(i int) bool { return lt.rows[i].addr > addr }) - 1
+	// Several sequences may share an address (an end_sequence and the
+	// start of the next): prefer a row that is not an end marker.
+	for k := i; k >= 0 && k > i-4 && lt.rows[k].addr == lt.rows[i].addr; k-- {
+		row := lt.rows[k]
+		if !row.end && row.file >= 0 && int(row.file) < len(lt.files) {
+			return lt.files[row.file], int(row.line), true
+		}
+	}
+	return "", 0, false
+}
