@@ -475,4 +475,3 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 	}
 	return file, line, nil
 }
-
