@@ -3,9 +3,13 @@ package analyze
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/symbols"
 )
 
 // gdbFrame is one frame of `gdb -batch -ex bt` output, the oracle for
@@ -56,7 +60,7 @@ func parseGDBBacktrace(path string) ([]gdbFrame, error) {
 			pc, _ = strconv.ParseUint(m[2][2:], 16, 64)
 		}
 		fn := m[3]
-		if fn == "??" {
+		if fn == "??" || strings.Contains(line, "<signal handler called>") {
 			fn = ""
 		}
 		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: m[5]})
@@ -74,4 +78,26 @@ func sameFunction(gdb, ours string) bool {
 		gdb = gdb[:i]
 	}
 	return strings.TrimSpace(gdb) == strings.TrimSpace(ours)
+}
+
+// isAlias reports whether name is another symbol at the start of frame f's
+// function (gdb prefers debug-info names such as __GI_kill for kill).
+func isAlias(rep *crash.Report, f *crash.Frame, name string) bool {
+	for _, m := range rep.Modules {
+		if filepath.Base(m.Path) != f.Module {
+			continue
+		}
+		obj, err := symbols.Open(m.Path)
+		if err != nil {
+			return false
+		}
+		defer obj.Close()
+		start := uint64(f.ModuleOffset) - uint64(f.FunctionOffset)
+		for _, a := range obj.Aliases(start) {
+			if sameFunction(name, symbols.Demangle(a)) {
+				return true
+			}
+		}
+	}
+	return false
 }

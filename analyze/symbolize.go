@@ -24,12 +24,16 @@ func (a *analysis) symbolize() {
 		th := &a.report.Threads[ti]
 		for fi := range th.Frames {
 			f := &th.Frames[fi]
-			caller := fi > 0 && !a.raw[ti][fi].Signal
+			raw := a.raw[ti][fi]
+			caller := fi > 0 && !raw.Signal && !raw.Trampoline
 			k := symKey{uint64(f.PC), caller}
 			s, ok := cache[k]
 			if !ok {
 				s = a.symbolizePC(uint64(f.PC), caller)
 				cache[k] = s
+			}
+			if raw.Trampoline && s.Function == "" {
+				s.Function, s.FunctionSource = "<signal handler called>", "eh-frame"
 			}
 			f.Module, f.ModuleOffset, f.Function, f.FunctionOffset = s.Module, s.ModuleOffset, s.Function, s.FunctionOffset
 			f.FunctionSource, f.File, f.Line = s.FunctionSource, s.File, s.Line

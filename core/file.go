@@ -195,7 +195,17 @@ func (c *File) load() error {
 		}
 	}
 	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
+	if len(c.files) == 0 && len(c.mappings) > 0 {
+		fm, err := c.filesFromLinkMap()
+		if err != nil {
+			c.warn("core has no NT_FILE note and the dynamic linker's list could not be read: %v; libraries are unknown", err)
+		} else {
+			c.warn("core has no NT_FILE note (written by gdb's gcore?): mapped files were taken from the dynamic linker's list")
+		}
+		c.files = fm
+	}
 	c.attachFiles()
+	c.addUndumpedFiles()
 	c.exe = c.findExe()
 	if len(c.threads) == 0 {
 		c.warn("core has no NT_PRSTATUS note: no threads or registers")
@@ -261,6 +271,41 @@ func (c *File) attachFiles() {
 			}
 		}
 	}
+}
+
+// addUndumpedFiles adds mappings for NT_FILE entries that have no PT_LOAD
+// segment at all (gdb's gcore leaves read-only file mappings out of the
+// core): their contents are read from the file, their permissions from the
+// file's program headers.
+func (c *File) addUndumpedFiles() {
+	var extra []Mapping
+	for _, fm := range c.files {
+		i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > fm.Start })
+		if i < len(c.mappings) && c.mappings[i].Start < fm.End {
+			continue // (partly) present in the core
+		}
+		m := Mapping{Start: fm.Start, End: fm.End, Offset: fm.Offset, Path: fm.Path, Read: true}
+		if strings.HasSuffix(m.Path, " (deleted)") {
+			m.Path = strings.TrimSuffix(m.Path, " (deleted)")
+			m.Deleted = true
+		}
+		if ef, err := elf.Open(c.HostPath(m.Path)); err == nil {
+			for _, p := range ef.Progs {
+				if p.Type == elf.PT_LOAD && p.Off&^0xfff == fm.Offset {
+					m.Write = p.Flags&elf.PF_W != 0
+					m.Exec = p.Flags&elf.PF_X != 0
+				}
+			}
+			ef.Close()
+		}
+		extra = append(extra, m)
+	}
+	if len(extra) == 0 {
+		return
+	}
+	c.warn("%d file mappings are not in the core (written by gdb's gcore?); their contents are read from the files", len(extra))
+	c.mappings = append(c.mappings, extra...)
+	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
 }
 
 func (c *File) findExe() string {

@@ -475,3 +475,32 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 	}
 	return file, line, nil
 }
+
+// Aliases returns every function name (from the debug file, .symtab and
+// .dynsym) whose value is the link-time address addr.
+func (o *Object) Aliases(addr uint64) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+		if ef == nil {
+			continue
+		}
+		for _, get := range []func() ([]elf.Symbol, error){ef.Symbols, ef.DynamicSymbols} {
+			list, err := get()
+			if err != nil {
+				continue
+			}
+			for _, s := range list {
+				name := s.Name
+				if i := strings.IndexByte(name, '@'); i > 0 {
+					name = name[:i]
+				}
+				if s.Value == addr && s.Section != elf.SHN_UNDEF && !seen[name] {
+					seen[name] = true
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	return names
+}

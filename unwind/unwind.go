@@ -61,6 +61,9 @@ type Frame struct {
 	// Signal is true when PC is the interrupted instruction of a signal
 	// frame's caller rather than a return address.
 	Signal bool
+	// Trampoline is true for the signal trampoline (__restore_rt) frame
+	// through which a signal handler returns.
+	Trampoline bool
 }
 
 // RegState is a set of DWARF-numbered registers with their validity.
@@ -143,6 +146,7 @@ func (u *unwinder) run(regs RegState) Result {
 	u.res.Frames = append(u.res.Frames, cur)
 	for len(u.res.Frames) < u.opts.MaxFrames {
 		next, ok := u.step(&cur, len(u.res.Frames) == 1)
+		u.res.Frames[len(u.res.Frames)-1].Trampoline = cur.Trampoline
 		if !ok {
 			return u.res
 		}
@@ -210,6 +214,7 @@ func (u *unwinder) stepCFI(cur *Frame, mod *Module) (Frame, cfiStatus) {
 		at := link
 		if fde.cie.signalFrame && !cur.Signal {
 			at = cur.PC - mod.Bias
+			cur.Trampoline = true
 		}
 		r, err := t.rowAt(fde, at)
 		if err != nil {

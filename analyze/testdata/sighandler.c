@@ -1,0 +1,14 @@
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+static volatile int ready;
+__attribute__((noinline)) void inner_wait(void) { ready = 1; printf("ready\n"); fflush(stdout); for (;;) pause(); }
+__attribute__((noinline)) void handler(int sig) { (void)sig; inner_wait(); }
+__attribute__((noinline)) void busy_loop(void) { for (;;) { __asm__ volatile("" ::: "memory"); } }
+int main(void) {
+  signal(SIGUSR1, handler);
+  printf("pid %d\n", getpid()); fflush(stdout);
+  busy_loop();
+  return 0;
+}
