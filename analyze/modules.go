@@ -60,9 +60,23 @@ func (s *space) ModuleAt(pc uint64) *unwind.Module {
 
 func (s *space) Executable(addr uint64) bool { return s.region(addr) != nil }
 
+// stackGap is how far below a stack mapping a stack pointer may be (after
+// running into the guard gap) and still belong to that stack.
+const stackGap = 1 << 20
+
 func (s *space) Stack(sp uint64) (uint64, uint64, bool) {
 	m := s.core.Mapping(sp)
-	if m == nil || !m.Write {
+	if m == nil {
+		// A stack overflow leaves sp in the guard gap below the stack:
+		// use the stack mapping just above it.
+		maps := s.core.Mappings()
+		i := sort.Search(len(maps), func(i int) bool { return maps[i].Start > sp })
+		if i < len(maps) && maps[i].Write && maps[i].Start-sp <= stackGap {
+			return sp &^ 7, maps[i].End, true
+		}
+		return 0, 0, false
+	}
+	if !m.Write {
 		return 0, 0, false
 	}
 	return m.Start, m.End, true

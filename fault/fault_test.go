@@ -69,6 +69,17 @@ func TestExplain(t *testing.T) {
 			contains: []string{"Stack overflow", "guard page"},
 		},
 		{
+			name: "store above rsp after sub rsp moved it into the guard gap",
+			in: Input{
+				Signal:    segv(1, stackMap.Start-0x100+0x30),
+				Registers: map[string]uint64{"rip": rip, "rsp": stackMap.Start - 0x100, "rax": 1},
+				Code:      []byte{0x48, 0x89, 0x44, 0x24, 0x30}, // mov [rsp+0x30],rax
+				Mappings:  maps,
+			},
+			kind:     crash.FaultStackOverflow,
+			contains: []string{"Stack overflow"},
+		},
+		{
 			name: "call through NULL function pointer",
 			in: Input{
 				Signal:    segv(1, 0),

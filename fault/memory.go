@@ -203,7 +203,9 @@ func (e *explainer) memory() {
 	// Stack overflow: the access is just below the stack pointer, in the
 	// guard gap under the stack, or a push/call that faulted.
 	stack := e.stackMapping()
-	nearSP := fault <= rsp+256 && rsp-fault < 1<<20 && fault != 0
+	// The access may be above rsp (a store into the frame just allocated
+	// with sub rsp) when rsp itself is already in the guard gap.
+	nearSP := fault != 0 && fault <= rsp+64<<10 && (fault >= rsp || rsp-fault < 1<<20)
 	belowStack := stack != nil && fault < stack.Start && stack.Start-fault <= 1<<20
 	if (nearSP && e.mapping(fault) == nil) || belowStack || (acc != nil && acc.implicit && acc.write && e.mapping(fault) == nil) {
 		e.f.Kind = crash.FaultStackOverflow

@@ -365,8 +365,10 @@ func (u *unwinder) stepScan(cur *Frame) (Frame, bool) {
 	if !ok {
 		return Frame{}, false
 	}
-	_ = lo
 	start := cur.SP
+	if start < lo {
+		start = lo
+	}
 	if start%8 != 0 {
 		start = (start + 7) &^ 7
 	}
