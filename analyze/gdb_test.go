@@ -21,7 +21,35 @@ type gdbFrame struct {
 	lib      string // "from LIB" path, "" for the main executable
 }
 
-var gdbFrameRE = regexp.MustCompile(`^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(\S+)\s*(?:\((.*?)\))?(?:.* from (\S+))?`)
+var gdbFrameRE = regexp.MustCompile(`^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$`)
+
+// splitGDBFunction splits "NAME (args) at f:l" or "NAME () from LIB" into
+// the function name (which may contain spaces inside template brackets)
+// and the library.
+func splitGDBFunction(rest string) (name, lib string) {
+	depth := 0
+	end := len(rest)
+	for i, c := range rest {
+		switch c {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ' ':
+			if depth <= 0 && strings.HasPrefix(rest[i:], " (") {
+				end = i
+			}
+		}
+		if end != len(rest) {
+			break
+		}
+	}
+	name = strings.TrimSpace(rest[:end])
+	if i := strings.LastIndex(rest, " from "); i >= 0 {
+		lib = strings.TrimSpace(rest[i+len(" from "):])
+	}
+	return name, lib
+}
 
 // parseGDBBacktrace reads the frames of the first backtrace in a gdb
 // output file (the crashed thread).
@@ -59,11 +87,11 @@ func parseGDBBacktrace(path string) ([]gdbFrame, error) {
 		if m[2] != "" {
 			pc, _ = strconv.ParseUint(m[2][2:], 16, 64)
 		}
-		fn := m[3]
+		fn, lib := splitGDBFunction(m[3])
 		if fn == "??" || strings.Contains(line, "<signal handler called>") {
 			fn = ""
 		}
-		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: m[5]})
+		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: lib})
 	}
 	return out, sc.Err()
 }

@@ -11,6 +11,7 @@ import (
 // from their zend_function_entry tables (zif_*, zim_*), sizing each from
 // the .eh_frame FDE that starts at its address.
 func (a *analysis) nameInternals() {
+	a.nameMain()
 	for _, mod := range a.modulesWithFrames() {
 		if !isPHPModule(mod) {
 			continue

@@ -239,9 +239,10 @@ json_lines() { # FILE -> JSON array of its lines
   printf ']'
 }
 gdb_oracle() { # EXE CORE OUT [all-threads]
-  local bt=bt
-  [ "${4:-}" = all ] && bt="thread apply all bt"
-  timeout 120 gdb -nx -batch -ex "$bt" -ex 'info registers' -ex 'x/6i $pc' "$1" "$2" > "$3" 2>&1 || true
+  # the crashed thread's bt comes first; then, for threaded programs, all threads
+  local all=()
+  [ "${4:-}" = all ] && all=(-ex "thread apply all bt")
+  timeout 120 gdb -nx -batch -ex bt -ex 'info registers' -ex 'x/6i $pc' "${all[@]}" "$1" "$2" > "$3" 2>&1 || true
 }
 wait_core() { # PID -> path of the finished core in the cores dir
   local pid=$1 f="" size=-1 prev=-2

@@ -405,21 +405,34 @@ func (u *unwinder) stepScan(cur *Frame) (Frame, bool) {
 }
 
 // validateCaller checks that a frame found by heuristics can itself be
-// unwound by CFI to a plausible caller (one step of look-ahead), which
+// unwound by CFI to plausible callers (two steps of look-ahead), which
 // rejects most stale return addresses left on the stack.
 func (u *unwinder) validateCaller(f *Frame) bool {
-	mod := u.space.ModuleAt(f.PC)
-	if mod == nil {
-		return true // JIT code calling JIT code: nothing to check against
+	cur := *f
+	for depth := 0; depth < 2; depth++ {
+		mod := u.space.ModuleAt(cur.PC)
+		if mod == nil {
+			return depth > 0 // JIT code calling JIT code: accept only after a checked step
+		}
+		next, status := u.stepCFI(&cur, mod)
+		switch status {
+		case cfiEnd:
+			return true
+		case cfiOK:
+			if next.PC == 0 {
+				// Only an outermost frame returns to 0, and those end
+				// with an undefined return address, not a zero on the stack.
+				return false
+			}
+			if !u.space.Executable(next.PC) || next.SP <= cur.SP {
+				return false
+			}
+			cur = next
+		default:
+			return false
+		}
 	}
-	next, status := u.stepCFI(f, mod)
-	switch status {
-	case cfiEnd:
-		return true
-	case cfiOK:
-		return next.PC == 0 || (u.space.Executable(next.PC) && next.SP > f.SP)
-	}
-	return false
+	return true
 }
 
 // isReturnAddress reports whether v points just after a call instruction
