@@ -130,7 +130,7 @@ func (m *mdWriter) environment(r *crash.Report) {
 			var names []string
 			for _, e := range ph.Extensions {
 				n := e.Name
-				if e.Version != "" {
+				if e.Version != "" && e.Version != ph.Version {
 					n += " " + e.Version
 				}
 				names = append(names, n)
@@ -335,13 +335,15 @@ func (m *mdWriter) request(r *crash.Report) {
 	if q.Query != "" && !strings.Contains(uri, "?") {
 		uri += "?" + q.Query
 	}
-	if uri == "" && q.Method == "" {
+	if q.URI == "" && q.Method == "" && q.Script == "" {
 		return
 	}
 	m.p("#### Request")
 	m.p("")
 	m.p("```")
-	m.p("%s %s", mdOr(q.Method, "?"), mdCode(mdRedactURI(uri)))
+	if q.URI != "" || q.Method != "" {
+		m.p("%s %s", mdOr(q.Method, "?"), mdCode(mdRedactURI(uri)))
+	}
 	if q.Script != "" {
 		m.p("script: %s", mdCode(q.Script))
 	}
@@ -399,7 +401,7 @@ func (m *mdWriter) diagnosis(r *crash.Report) {
 
 func (m *mdWriter) hints(r *crash.Report) {
 	var h []string
-	if r.PHP != nil && r.PHP.Request != nil && (r.PHP.Request.URI != "" || r.PHP.Request.Script != "") {
+	if r.PHP != nil && r.PHP.Request != nil && r.PHP.Request.URI != "" {
 		h = append(h, "The worker was serving the request above: replaying it against a worker with the same INI is the first thing to try.")
 	}
 	if r.PHP != nil {
@@ -580,7 +582,7 @@ func mdCode(s string) string {
 // mdText makes s safe as one Markdown paragraph line.
 func mdText(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.NewReplacer("<", "&lt;", "*", `\*`, "__", `\_\_`).Replace(s)
+	return strings.NewReplacer("<", "&lt;", "*", `\*`, "__", `\_\_`, "```", "'''").Replace(s)
 }
 
 // mdCell makes s safe inside a table cell.

@@ -154,3 +154,31 @@ func TestMarkdownEmpty(t *testing.T) {
 		t.Errorf("unexpected output: %q", buf.String())
 	}
 }
+
+// FuzzMarkdown renders arbitrary reports (read back from files): no panic,
+// balanced code fences.
+func FuzzMarkdown(f *testing.F) {
+	for _, name := range []string{"pcre-jit-fault", "oom-killer", "signal-sent-by-process"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "markdown", name+".json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("{\"threads\":[{\"crashed\":true,\"frames\":[{\"function\":\"a```b\",\"php_frame\":7}],\"cycles\":[{\"start\":0,\"end\":5,\"length\":1}]}],\"php\":{\"request\":{\"uri\":\"/x?token=1&a\"}}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r crash.Report
+		if json.Unmarshal(data, &r) != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := Markdown(&buf, &r); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(line, "```") && strings.TrimSpace(line) != "```" && strings.TrimSpace(line) != "```ini" {
+				t.Fatalf("stray code fence in line %q", line)
+			}
+		}
+	})
+}

@@ -1,0 +1,644 @@
+// Package diagnose is coroner's knowledge base of known PHP crash families.
+// Rules are data (YAML, documented in docs/rules.md): the built-in ones are
+// embedded in the binary, local ones are added with --rules FILE. Diagnose
+// matches a crash.Report, plus optional evidence from logs and the host
+// configuration, against them; Fingerprint gives a stable signature that
+// groups the same crash across workers, restarts and machines.
+package diagnose
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed rules.yaml
+var embeddedRules []byte
+
+// maxRulesFile bounds the size of a rules file read from disk.
+const maxRulesFile = 4 << 20
+
+// File is the top level of a rules file.
+type File struct {
+	// Version is the format version; only 1 exists.
+	Version int    `yaml:"version"`
+	Rules   []Rule `yaml:"rules"`
+}
+
+// Rule is one known crash family as written in a rules file.
+type Rule struct {
+	// ID is a short stable name (lower-case, digits and dashes).
+	ID    string `yaml:"id"`
+	Title string `yaml:"title"`
+	// Confidence is "high", "medium" or "low".
+	Confidence string `yaml:"confidence"`
+	// Fallback rules are tried only when no other rule matches.
+	Fallback bool `yaml:"fallback"`
+	// When holds the conditions; all of them must hold.
+	When Cond `yaml:"when"`
+	// Explanation is a text/template over the matched facts (see docs/rules.md).
+	Explanation string    `yaml:"explanation"`
+	Fix         []FixSpec `yaml:"fix"`
+	// References are "owner/repo#N" GitHub issues or URLs.
+	References []string `yaml:"references"`
+}
+
+// FixSpec is one remediation of a rule, copied into crash.Fix.
+type FixSpec struct {
+	Description string `yaml:"description"`
+	// Kind is "ini", "pool", "sysctl", "systemd", "code" or "upgrade".
+	Kind    string `yaml:"kind"`
+	Setting string `yaml:"setting"`
+	Value   string `yaml:"value"`
+	// Mitigation is the `coroner fix --mitigate` profile that applies it.
+	Mitigation string `yaml:"mitigation"`
+}
+
+// Cond is a set of conditions that must all hold. An empty Cond holds.
+type Cond struct {
+	// Signal lists signal names (SIGSEGV) or numbers; any may match.
+	Signal []string `yaml:"signal"`
+	// Sent requires the signal to have been sent by a process (true) or
+	// raised by a fault (false).
+	Sent *bool `yaml:"sent"`
+	// Fault lists crash.Fault kinds; any may match.
+	Fault []string `yaml:"fault"`
+	// Native frame patterns of the crashed thread; each must match a frame.
+	Native []FramePattern `yaml:"native"`
+	// PHP frame patterns; each must match a PHP frame.
+	PHP []FramePattern `yaml:"php"`
+	// PHPVersion is a range such as ">=8.0 <8.3".
+	PHPVersion string `yaml:"php_version"`
+	// INI maps a directive to a regular expression its value must match.
+	INI map[string]string `yaml:"ini"`
+	// JIT lists effective OPcache JIT modes: off, function, tracing, on (any active).
+	JIT []string `yaml:"jit"`
+	// Extension is a regular expression some loaded extension's name must match.
+	Extension string `yaml:"extension"`
+	// Cycle requires a recursion cycle in the native or PHP stack.
+	Cycle *CycleCond `yaml:"cycle"`
+	// MinFrames requires at least this many native frames.
+	MinFrames int `yaml:"min_frames"`
+	// Module requires a mapped module in the given state.
+	Module *ModuleCond `yaml:"module"`
+	// Kernel conditions on the kernel's segfault/trap line (evidence).
+	Kernel *KernelCond `yaml:"kernel"`
+	// Message is a regular expression some message must match (fault
+	// details from the core, worker stderr relayed by FPM, other log lines).
+	Message string `yaml:"message"`
+	// OOMKill requires (true) or excludes (false) a kernel OOM kill of the process.
+	OOMKill *bool `yaml:"oom_kill"`
+	// Repeated requires at least this many crashes with the same fingerprint.
+	Repeated int `yaml:"repeated"`
+	// Any holds when at least one of its conditions holds.
+	Any []Cond `yaml:"any"`
+	// None holds when none of its conditions holds.
+	None []Cond `yaml:"none"`
+}
+
+// FramePattern matches one stack frame.
+type FramePattern struct {
+	// Function is a regular expression on the function name.
+	Function string `yaml:"function"`
+	// Module is a regular expression on the module's path or base name
+	// (native frames only; "[php-jit]" and "[anon-exec]" for JIT code).
+	Module string `yaml:"module"`
+	// Class is a regular expression on the class name (PHP frames only).
+	Class string `yaml:"class"`
+	// Top limits the match to the N innermost frames; 0 means anywhere.
+	Top int `yaml:"top"`
+}
+
+// CycleCond requires a recursion cycle.
+type CycleCond struct {
+	// Function, if set, is a regular expression some function inside the
+	// repeating part must match.
+	Function string `yaml:"function"`
+}
+
+// ModuleCond requires some mapped module to be in a given state.
+type ModuleCond struct {
+	// Path is a regular expression on the module's path or base name.
+	Path string `yaml:"path"`
+	// Deleted: the file was deleted or replaced after it was mapped.
+	Deleted bool `yaml:"deleted"`
+	// Mismatch: the file on disk has another build-id than the mapped one.
+	Mismatch bool `yaml:"mismatch"`
+}
+
+// KernelCond conditions on the kernel log line of the fault.
+type KernelCond struct {
+	// Module is a regular expression on the file the kernel named.
+	Module string `yaml:"module"`
+	// Function is a regular expression on the symbolised function.
+	Function string `yaml:"function"`
+	// Error lists accepted page-fault error codes.
+	Error []int `yaml:"error"`
+}
+
+// KnowledgeBase is a validated, compiled set of rules.
+type KnowledgeBase struct {
+	rules []*rule
+}
+
+// Rules returns the rules in evaluation order.
+func (kb *KnowledgeBase) Rules() []Rule {
+	out := make([]Rule, len(kb.rules))
+	for i, r := range kb.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// Load returns the embedded rules plus those of extra rule files (--rules
+// FILE), validated. A rule in an extra file whose id is already known
+// replaces the earlier rule in place; new ids are added at the end.
+func Load(extra ...string) (*KnowledgeBase, error) {
+	rules, err := builtin()
+	if err != nil {
+		return nil, err
+	}
+	kb := &KnowledgeBase{}
+	for _, r := range rules {
+		kb.add(r)
+	}
+	for _, path := range extra {
+		data, err := readLimited(path)
+		if err != nil {
+			return nil, err
+		}
+		rules, err := parse(data, path)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rules {
+			kb.add(r)
+		}
+	}
+	return kb, nil
+}
+
+// builtin parses the embedded rules once; compiled rules are immutable and
+// shared by every KnowledgeBase.
+var builtin = sync.OnceValues(func() ([]*rule, error) {
+	return parse(embeddedRules, "embedded rules.yaml")
+})
+
+func (kb *KnowledgeBase) add(r *rule) {
+	for i, old := range kb.rules {
+		if old.ID == r.ID {
+			kb.rules[i] = r
+			return
+		}
+	}
+	kb.rules = append(kb.rules, r)
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRulesFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read rules %s: %w", path, err)
+	}
+	if len(data) > maxRulesFile {
+		return nil, fmt.Errorf("read rules %s: larger than %d bytes", path, maxRulesFile)
+	}
+	return data, nil
+}
+
+// parse decodes and validates one rules file; name is used in errors.
+// Unknown keys are errors.
+func parse(data []byte, name string) ([]*rule, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("rules %s: empty file", name)
+		}
+		return nil, fmt.Errorf("rules %s: %w", name, err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("rules %s: version %d unsupported (want version: 1)", name, f.Version)
+	}
+	seen := map[string]bool{}
+	var out []*rule
+	for i := range f.Rules {
+		r, err := compileRule(f.Rules[i])
+		if err != nil {
+			return nil, fmt.Errorf("rules %s: rule %d (%q): %w", name, i+1, f.Rules[i].ID, err)
+		}
+		if seen[r.ID] {
+			return nil, fmt.Errorf("rules %s: duplicate rule id %q", name, r.ID)
+		}
+		seen[r.ID] = true
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// rule is a compiled Rule.
+type rule struct {
+	Rule
+	when *cond
+	tmpl *template.Template
+}
+
+var (
+	idRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	confidences = map[string]int{"high": 3, "medium": 2, "low": 1}
+	fixKinds    = map[string]bool{"ini": true, "pool": true, "sysctl": true, "systemd": true, "code": true, "upgrade": true}
+	mitigations = map[string]bool{"function-jit": true, "no-pcre-jit": true, "no-jit": true}
+	jitModes    = map[string]bool{"off": true, "function": true, "tracing": true, "on": true}
+	refRE       = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+)
+
+func compileRule(r Rule) (*rule, error) {
+	if !idRE.MatchString(r.ID) {
+		return nil, fmt.Errorf("id must match %s", idRE)
+	}
+	if strings.TrimSpace(r.Title) == "" {
+		return nil, errors.New("title is empty")
+	}
+	if _, ok := confidences[r.Confidence]; !ok {
+		return nil, fmt.Errorf("confidence %q: want high, medium or low", r.Confidence)
+	}
+	if strings.TrimSpace(r.Explanation) == "" {
+		return nil, errors.New("explanation is empty")
+	}
+	for i, f := range r.Fix {
+		if !fixKinds[f.Kind] {
+			return nil, fmt.Errorf("fix %d: kind %q: want ini, pool, sysctl, systemd, code or upgrade", i+1, f.Kind)
+		}
+		if f.Description == "" {
+			return nil, fmt.Errorf("fix %d: description is empty", i+1)
+		}
+		if f.Mitigation != "" && !mitigations[f.Mitigation] {
+			return nil, fmt.Errorf("fix %d: mitigation %q: want function-jit, no-pcre-jit or no-jit", i+1, f.Mitigation)
+		}
+		if (f.Kind == "ini" || f.Kind == "pool" || f.Kind == "sysctl") && f.Setting == "" {
+			return nil, fmt.Errorf("fix %d: kind %s needs a setting", i+1, f.Kind)
+		}
+	}
+	for _, ref := range r.References {
+		if !refRE.MatchString(ref) && !strings.HasPrefix(ref, "https://") {
+			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
+		}
+	}
+	c, err := compileCond(&r.When, "when")
+	if err != nil {
+		return nil, err
+	}
+	if c.empty() && !r.Fallback {
+		return nil, errors.New("when has no condition (only a fallback rule may match everything)")
+	}
+	tmpl, err := template.New(r.ID).Option("missingkey=zero").Parse(r.Explanation)
+	if err != nil {
+		return nil, fmt.Errorf("explanation template: %w", err)
+	}
+	if err := tmpl.Execute(io.Discard, templateData{INI: map[string]string{}}); err != nil {
+		return nil, fmt.Errorf("explanation template: %w", err)
+	}
+	return &rule{Rule: r, when: c, tmpl: tmpl}, nil
+}
+
+// cond is a compiled Cond.
+type cond struct {
+	src       *Cond
+	signals   []int
+	faults    []string
+	native    []framePat
+	php       []framePat
+	version   []verConstraint
+	ini       []iniPat
+	ext       *regexp.Regexp
+	cycle     *regexp.Regexp
+	hasCycle  bool
+	module    *modPat
+	kernel    *kernPat
+	message   *regexp.Regexp
+	any, none []*cond
+}
+
+type framePat struct {
+	function, module, class *regexp.Regexp
+	top                     int
+}
+
+type iniPat struct {
+	name string
+	re   *regexp.Regexp
+}
+
+type modPat struct {
+	path              *regexp.Regexp
+	deleted, mismatch bool
+}
+
+type kernPat struct {
+	module, function *regexp.Regexp
+	errors           []int
+}
+
+func (c *cond) empty() bool {
+	s := c.src
+	return len(s.Signal) == 0 && s.Sent == nil && len(s.Fault) == 0 && len(s.Native) == 0 &&
+		len(s.PHP) == 0 && s.PHPVersion == "" && len(s.INI) == 0 && len(s.JIT) == 0 &&
+		s.Extension == "" && s.Cycle == nil && s.MinFrames == 0 && s.Module == nil &&
+		s.Kernel == nil && s.Message == "" && s.OOMKill == nil && s.Repeated == 0 &&
+		len(s.Any) == 0 && len(s.None) == 0
+}
+
+var faultKinds = map[string]bool{
+	"null-dereference": true, "bad-pointer": true, "stack-overflow": true,
+	"execute-non-executable": true, "execute-unmapped": true, "non-canonical-address": true,
+	"write-read-only": true, "abort": true, "signal-sent": true, "illegal-instruction": true,
+	"arithmetic": true, "bus-error": true, "unknown": true,
+}
+
+func compileRE(s, field string) (*regexp.Regexp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return re, nil
+}
+
+func compileCond(s *Cond, where string) (*cond, error) {
+	c := &cond{src: s}
+	for _, name := range s.Signal {
+		n := signalNumber(name)
+		if n == 0 {
+			return nil, fmt.Errorf("%s.signal: unknown signal %q", where, name)
+		}
+		c.signals = append(c.signals, n)
+	}
+	for _, k := range s.Fault {
+		if !faultKinds[k] {
+			return nil, fmt.Errorf("%s.fault: unknown fault kind %q", where, k)
+		}
+		c.faults = append(c.faults, k)
+	}
+	var err error
+	for i, p := range s.Native {
+		fp, err := compileFrame(p, fmt.Sprintf("%s.native[%d]", where, i))
+		if err != nil {
+			return nil, err
+		}
+		if p.Class != "" {
+			return nil, fmt.Errorf("%s.native[%d]: class applies to PHP frames only", where, i)
+		}
+		c.native = append(c.native, fp)
+	}
+	for i, p := range s.PHP {
+		fp, err := compileFrame(p, fmt.Sprintf("%s.php[%d]", where, i))
+		if err != nil {
+			return nil, err
+		}
+		if p.Module != "" {
+			return nil, fmt.Errorf("%s.php[%d]: module applies to native frames only", where, i)
+		}
+		c.php = append(c.php, fp)
+	}
+	if s.PHPVersion != "" {
+		if c.version, err = parseConstraints(s.PHPVersion); err != nil {
+			return nil, fmt.Errorf("%s.php_version: %w", where, err)
+		}
+	}
+	for name, v := range s.INI {
+		re, err := compileRE(v, where+".ini."+name)
+		if err != nil {
+			return nil, err
+		}
+		if re == nil {
+			re = regexp.MustCompile(`^$`)
+		}
+		c.ini = append(c.ini, iniPat{name: name, re: re})
+	}
+	sort.Slice(c.ini, func(i, j int) bool { return c.ini[i].name < c.ini[j].name })
+	for _, m := range s.JIT {
+		if !jitModes[m] {
+			return nil, fmt.Errorf("%s.jit: mode %q: want off, function, tracing or on", where, m)
+		}
+	}
+	if c.ext, err = compileRE(s.Extension, where+".extension"); err != nil {
+		return nil, err
+	}
+	if s.Cycle != nil {
+		c.hasCycle = true
+		if c.cycle, err = compileRE(s.Cycle.Function, where+".cycle.function"); err != nil {
+			return nil, err
+		}
+	}
+	if s.MinFrames < 0 || s.Repeated < 0 {
+		return nil, fmt.Errorf("%s: min_frames and repeated must not be negative", where)
+	}
+	if s.Module != nil {
+		m := &modPat{deleted: s.Module.Deleted, mismatch: s.Module.Mismatch}
+		if m.path, err = compileRE(s.Module.Path, where+".module.path"); err != nil {
+			return nil, err
+		}
+		if m.path == nil && !m.deleted && !m.mismatch {
+			return nil, fmt.Errorf("%s.module: needs path, deleted or mismatch", where)
+		}
+		c.module = m
+	}
+	if s.Kernel != nil {
+		k := &kernPat{errors: s.Kernel.Error}
+		if k.module, err = compileRE(s.Kernel.Module, where+".kernel.module"); err != nil {
+			return nil, err
+		}
+		if k.function, err = compileRE(s.Kernel.Function, where+".kernel.function"); err != nil {
+			return nil, err
+		}
+		c.kernel = k
+	}
+	if c.message, err = compileRE(s.Message, where+".message"); err != nil {
+		return nil, err
+	}
+	for i := range s.Any {
+		sub, err := compileCond(&s.Any[i], fmt.Sprintf("%s.any[%d]", where, i))
+		if err != nil {
+			return nil, err
+		}
+		if sub.empty() {
+			return nil, fmt.Errorf("%s.any[%d]: empty condition", where, i)
+		}
+		c.any = append(c.any, sub)
+	}
+	for i := range s.None {
+		sub, err := compileCond(&s.None[i], fmt.Sprintf("%s.none[%d]", where, i))
+		if err != nil {
+			return nil, err
+		}
+		if sub.empty() {
+			return nil, fmt.Errorf("%s.none[%d]: empty condition", where, i)
+		}
+		c.none = append(c.none, sub)
+	}
+	return c, nil
+}
+
+func compileFrame(p FramePattern, where string) (framePat, error) {
+	var fp framePat
+	var err error
+	if p.Top < 0 {
+		return fp, fmt.Errorf("%s.top: must not be negative", where)
+	}
+	fp.top = p.Top
+	if fp.function, err = compileRE(p.Function, where+".function"); err != nil {
+		return fp, err
+	}
+	if fp.module, err = compileRE(p.Module, where+".module"); err != nil {
+		return fp, err
+	}
+	if fp.class, err = compileRE(p.Class, where+".class"); err != nil {
+		return fp, err
+	}
+	if fp.function == nil && fp.module == nil && fp.class == nil {
+		return fp, fmt.Errorf("%s: needs function, module or class", where)
+	}
+	return fp, nil
+}
+
+// signals maps Linux x86-64 signal numbers to names.
+var signals = map[int]string{
+	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+	14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS",
+}
+
+func signalNumber(s string) int {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return n
+	}
+	u := strings.ToUpper(s)
+	if !strings.HasPrefix(u, "SIG") {
+		u = "SIG" + u
+	}
+	for n, name := range signals {
+		if name == u {
+			return n
+		}
+	}
+	return 0
+}
+
+func signalName(n int) string {
+	if s, ok := signals[n]; ok {
+		return s
+	}
+	if n == 0 {
+		return ""
+	}
+	return "signal " + strconv.Itoa(n)
+}
+
+// verConstraint is one comparison of a PHP version range.
+type verConstraint struct {
+	op string
+	v  [3]int
+}
+
+func parseConstraints(s string) ([]verConstraint, error) {
+	var out []verConstraint
+	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
+		op := ""
+		for _, o := range []string{">=", "<=", "==", "!=", ">", "<", "="} {
+			if strings.HasPrefix(tok, o) {
+				op = o
+				break
+			}
+		}
+		if op == "" {
+			return nil, fmt.Errorf("%q: want an operator (>=, <=, >, <, =, !=) before the version", tok)
+		}
+		v, ok := parseVersion(strings.TrimSpace(tok[len(op):]))
+		if !ok {
+			return nil, fmt.Errorf("%q: bad version", tok)
+		}
+		if op == "==" {
+			op = "="
+		}
+		out = append(out, verConstraint{op: op, v: v})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty range")
+	}
+	return out, nil
+}
+
+// parseVersion reads "8", "8.2" or "8.2.29[-suffix]".
+func parseVersion(s string) ([3]int, bool) {
+	var v [3]int
+	if s == "" {
+		return v, false
+	}
+	parts := strings.SplitN(s, ".", 3)
+	for i, p := range parts {
+		end := 0
+		for end < len(p) && p[end] >= '0' && p[end] <= '9' {
+			end++
+		}
+		if end == 0 || end > 6 {
+			return v, false
+		}
+		n, _ := strconv.Atoi(p[:end])
+		v[i] = n
+		if end < len(p) {
+			break // suffix such as "-1+deb12u1"
+		}
+	}
+	return v, true
+}
+
+func cmpVersion(a, b [3]int) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func (c verConstraint) ok(v [3]int) bool {
+	d := cmpVersion(v, c.v)
+	switch c.op {
+	case ">=":
+		return d >= 0
+	case "<=":
+		return d <= 0
+	case ">":
+		return d > 0
+	case "<":
+		return d < 0
+	case "!=":
+		return d != 0
+	}
+	return d == 0
+}
+
+func (c verConstraint) String() string {
+	return fmt.Sprintf("%s%d.%d.%d", c.op, c.v[0], c.v[1], c.v[2])
+}

@@ -1,0 +1,131 @@
+package diagnose
+
+import (
+	"fmt"
+
+	"github.com/coroner-dev/coroner/crash"
+	"path/filepath"
+	"strings"
+)
+
+// templateData is what a rule's explanation template sees (documented in
+// docs/rules.md). Every field may be empty.
+type templateData struct {
+	Signal       string // "SIGSEGV"
+	Sent         bool
+	SenderPID    int
+	SenderUID    int
+	SelfSent     bool   // the process signalled itself
+	PID          int    // the crashed process
+	Fault        string // fault kind
+	FaultText    string // the fault explanation from the core analysis
+	FaultAddress string // "0x20"
+	Frame        string // the first frame a native condition matched, in words
+	FrameIndex   int
+	Top          string // frame #0 in words
+	Culprit      string // the innermost frame outside libc and allocator/abort internals
+	Module       string // module matched by a module condition
+	PHPFunction  string // the first PHP frame a php condition matched, else the innermost
+	PHPLocation  string // file:line of that frame, or of the nearest caller with a file
+	PHPVersion   string
+	JIT          string // effective JIT mode
+	INI          map[string]string
+	Extension    string // extensions matched by an extension condition
+	CycleFunc    string // the cycle function that matched
+	CycleLength  int
+	CycleRepeats int
+	Frames       int // native frame count
+	Message      string
+	Repeated     int
+	URL          string // request URI
+}
+
+func (ru *rule) explain(f *facts, cp *capture) string {
+	r := f.r
+	d := templateData{
+		Signal:       signalName(f.signal),
+		Sent:         f.sent,
+		SenderPID:    r.Signal.SenderPID,
+		SenderUID:    r.Signal.SenderUID,
+		PID:          r.Process.PID,
+		Fault:        f.fault,
+		FaultText:    r.Fault.Explanation,
+		PHPVersion:   f.version,
+		JIT:          f.jit,
+		INI:          f.ini,
+		Extension:    cp.ext,
+		CycleFunc:    cp.cycleFunc,
+		Frames:       len(f.frames),
+		Message:      cp.message,
+		Repeated:     f.ev.RepeatedCrashes,
+		FrameIndex:   cp.frameIdx,
+		SelfSent:     f.sent && r.Signal.SenderPID != 0 && r.Signal.SenderPID == r.Process.PID,
+		FaultAddress: "",
+	}
+	switch {
+	case r.Fault.Address != 0:
+		d.FaultAddress = r.Fault.Address.String()
+	case r.Signal.Address != 0 && !f.sent:
+		d.FaultAddress = r.Signal.Address.String()
+	case f.fault == crash.FaultNullDeref && f.ev.Kernel == nil:
+		d.FaultAddress = "0x0"
+	}
+	if d.FaultText == "" && f.ev.Kernel != nil {
+		d.FaultAddress = fmt.Sprintf("%#x", f.ev.Kernel.Address)
+	}
+	if cp.frame != nil {
+		d.Frame = describeFrame(cp.frame)
+	}
+	if len(f.frames) > 0 {
+		d.Top = describeFrame(&f.frames[0])
+	} else if k := f.ev.Kernel; k != nil && k.Module != "" {
+		d.Top = filepath.Base(k.Module)
+		if k.Function != "" {
+			d.Top = k.Function + " in " + d.Top
+		}
+	}
+	for i := range f.frames {
+		fr := &f.frames[i]
+		if nativeToken(fr) == "" || normalModule(fr.Module) == "libc" || strings.HasPrefix(filepath.Base(fr.Module), "ld-linux") {
+			continue
+		}
+		d.Culprit = describeFrame(fr)
+		break
+	}
+	if d.Frame == "" {
+		d.Frame = d.Top
+	}
+	if cp.module != nil {
+		d.Module = cp.module.Path
+	}
+	pi := -1
+	if cp.phpFrame != nil {
+		for i := range f.php {
+			if &f.php[i] == cp.phpFrame {
+				pi = i
+			}
+		}
+	} else if len(f.php) > 0 {
+		pi = 0
+	}
+	if pi >= 0 {
+		d.PHPFunction = phpName(&f.php[pi]) + "()"
+		for i := pi; i < len(f.php); i++ {
+			if f.php[i].File != "" {
+				d.PHPLocation = fmt.Sprintf("%s:%d", f.php[i].File, f.php[i].Line)
+				break
+			}
+		}
+	}
+	if cp.cycle != nil {
+		d.CycleLength, d.CycleRepeats = cp.cycle.Length, cp.cycle.Repeats
+	}
+	if r.PHP != nil && r.PHP.Request != nil {
+		d.URL = r.PHP.Request.URI
+	}
+	var b strings.Builder
+	if err := ru.tmpl.Execute(&b, d); err != nil {
+		return strings.TrimSpace(ru.Explanation)
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
