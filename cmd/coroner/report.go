@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/analyze"
+	"github.com/coroner-dev/coroner/diagnose"
+	"github.com/coroner-dev/coroner/report"
+)
+
+func init() {
+	var opts analyze.Options
+	var asJSON bool
+	var diag diagnoseFlags
+	cmd := &cobra.Command{
+		Use:   "report CORE",
+		Short: "A bug report for a crash, ready to paste into a php-src issue (Markdown)",
+		Long: `report analyses a core and writes a bug report in Markdown: PHP version and SAPI,
+extensions, the INI directives that matter, native and PHP backtraces (repeats folded), the fault
+explained, the request (secrets redacted), the diagnosis with its fix, and reproduction hints.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := analyze.Core(args[0], opts)
+			if err != nil {
+				return err
+			}
+			if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
+				return err
+			}
+			if asJSON {
+				return report.JSON(cmd.OutOrStdout(), rep)
+			}
+			return report.Markdown(cmd.OutOrStdout(), rep)
+		},
+	}
+	f := cmd.Flags()
+	f.Bool("markdown", true, "write Markdown (the default)")
+	f.BoolVar(&asJSON, "json", false, "write the JSON report instead")
+	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files")
+	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	diag.register(cmd)
+	rootCmd.AddCommand(cmd)
+}
