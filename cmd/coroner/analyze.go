@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/analyze"
+	"github.com/coroner-dev/coroner/compressed"
+	"github.com/coroner-dev/coroner/cores"
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/diagnose"
 	"github.com/coroner-dev/coroner/report"
@@ -32,24 +36,76 @@ func (d *diagnoseFlags) apply(rep *crash.Report, ev diagnose.Evidence) error {
 	return nil
 }
 
+// coreFlags select a core: a path (plain or compressed), an Apport .crash
+// file, a systemd-coredump store entry, an ABRT directory, or --pid/--latest.
+type coreFlags struct {
+	pid    int
+	latest bool
+	dirs   []string
+}
+
+func (c *coreFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&c.pid, "pid", 0, "analyse the newest core of this process id")
+	cmd.Flags().BoolVar(&c.latest, "latest", false, "analyse the newest core on this host")
+	cmd.Flags().StringArrayVar(&c.dirs, "dir", nil, "also look for cores in this directory (with --pid/--latest)")
+}
+
+// open resolves the identifier to a plain core file and the name to show
+// for it (the file or store entry the user meant); cleanup removes
+// temporary files (decompressed copies).
+func (c *coreFlags) open(args []string) (string, string, func(), error) {
+	id := ""
+	if len(args) > 0 {
+		id = args[0]
+	}
+	if id == "" && c.pid == 0 && !c.latest {
+		return "", "", nil, errors.New("name a core (a file, .crash report, systemd-coredump entry), or use --pid / --latest")
+	}
+	e, plain, cleanup, err := cores.Resolve(id, cores.ResolveOptions{
+		PID: c.pid, Latest: c.latest, Progress: compressed.TerminalProgress(),
+		Discover: cores.DiscoverOptions{Dirs: c.dirs},
+	})
+	if err != nil {
+		return "", "", nil, err
+	}
+	if cleanup == nil {
+		cleanup = func() {}
+	}
+	origin := plain
+	if e != nil && e.Path != "" {
+		origin = e.Path
+	}
+	if abs, err := filepath.Abs(origin); err == nil {
+		origin = abs
+	}
+	return plain, origin, cleanup, nil
+}
+
 func init() {
 	var opts analyze.Options
 	var asJSON, regs, timings, allThreads bool
 	var diag diagnoseFlags
+	var sel coreFlags
 	cmd := &cobra.Command{
-		Use:   "analyze CORE",
+		Use:   "analyze [CORE]",
 		Short: "Post-mortem of a core file: fault, native and PHP stacks, request, INI, diagnosis",
 		Long: `analyze reads a core file of any Linux x86-64 process (php-fpm, php, nginx, ...) and reports
 the signal, the faulting instruction explained in words, every thread's stack (CFI, frame
 pointers, stack scanning; trust per frame; repeats folded) and, for PHP, the PHP stack, the
 request and the INI at crash time, then the known crash family it belongs to and the fix.
 No gdb and no debug symbols are needed.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := analyze.Core(args[0], opts)
+			path, origin, cleanup, err := sel.open(args)
 			if err != nil {
 				return err
 			}
+			defer cleanup()
+			rep, err := analyze.Core(path, opts)
+			if err != nil {
+				return err
+			}
+			rep.Process.CorePath = origin
 			if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
 				return err
 			}
@@ -73,5 +129,6 @@ No gdb and no debug symbols are needed.`,
 	f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
 	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
 	diag.register(cmd)
+	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

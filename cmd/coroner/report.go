@@ -12,18 +12,25 @@ func init() {
 	var opts analyze.Options
 	var asJSON bool
 	var diag diagnoseFlags
+	var sel coreFlags
 	cmd := &cobra.Command{
-		Use:   "report CORE",
+		Use:   "report [CORE]",
 		Short: "A bug report for a crash, ready to paste into a php-src issue (Markdown)",
 		Long: `report analyses a core and writes a bug report in Markdown: PHP version and SAPI,
 extensions, the INI directives that matter, native and PHP backtraces (repeats folded), the fault
 explained, the request (secrets redacted), the diagnosis with its fix, and reproduction hints.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := analyze.Core(args[0], opts)
+			path, origin, cleanup, err := sel.open(args)
 			if err != nil {
 				return err
 			}
+			defer cleanup()
+			rep, err := analyze.Core(path, opts)
+			if err != nil {
+				return err
+			}
+			rep.Process.CorePath = origin
 			if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
 				return err
 			}
@@ -39,5 +46,6 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files")
 	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
 	diag.register(cmd)
+	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
