@@ -84,13 +84,16 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	}
 	a.stage("unwind", t)
 
+	// Name PHP's internals (reading its function tables) while the PHP
+	// runtime is read from memory: the two are independent.
 	t = time.Now()
-	a.nameInternals()
-	a.stage("internals", t)
-
-	t = time.Now()
+	names := make(chan []string, 1)
+	go func() { names <- a.nameInternals() }()
 	a.runPHP()
 	a.stage("php", t)
+	a.report.Warnings = append(a.report.Warnings, <-names...)
+	a.annotatePHP()
+	a.stage("internals", t)
 
 	t = time.Now()
 	a.symbolize()

@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"fmt"
+
 	"github.com/coroner-dev/coroner/fault"
 	"github.com/coroner-dev/coroner/php"
 	"github.com/coroner-dev/coroner/symbols"
@@ -9,8 +11,11 @@ import (
 
 // nameInternals names the non-exported functions of PHP and its extensions
 // from their zend_function_entry tables (zif_*, zim_*), sizing each from
-// the .eh_frame FDE that starts at its address.
-func (a *analysis) nameInternals() {
+// the .eh_frame FDE that starts at its address, and main() from _start. It
+// runs concurrently with the PHP stage, so it returns its warnings instead
+// of adding them to the report.
+func (a *analysis) nameInternals() []string {
+	var warnings []string
 	a.nameMain()
 	for _, mod := range a.modulesWithFrames() {
 		if !isPHPModule(mod) {
@@ -18,7 +23,7 @@ func (a *analysis) nameInternals() {
 		}
 		entries, err := php.FunctionEntries(mod.hostPath)
 		if err != nil {
-			a.warn("read PHP function tables of %s: %v", mod.path, err)
+			warnings = append(warnings, fmt.Sprintf("read PHP function tables of %s: %v", mod.path, err))
 			continue
 		}
 		extra := make([]symbols.Symbol, 0, len(entries))
@@ -31,6 +36,7 @@ func (a *analysis) nameInternals() {
 		}
 		mod.obj.AddSymbols(extra)
 	}
+	return warnings
 }
 
 // modulesWithFrames returns the modules that hold a pc of some frame.
@@ -86,7 +92,6 @@ func (a *analysis) runPHP() {
 		return
 	}
 	a.report.PHP = res
-	a.annotatePHP()
 }
 
 // annotatePHP links native frames of the crashed thread to PHP frames: a

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Options tune how a core is opened.
@@ -74,8 +75,10 @@ type File struct {
 	auxv     map[uint64]uint64
 	files    []FileMapping
 	warnings []string
-	backing  map[string]*backingFile
 	exe      string
+
+	mu      sync.Mutex // guards backing: File is safe for concurrent reads
+	backing map[string]*backingFile
 }
 
 type backingFile struct {
@@ -477,6 +480,8 @@ func (c *File) readMapping(m *Mapping, p []byte, a uint64) (int, error) {
 }
 
 func (c *File) backingFile(path string) *backingFile {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if b, ok := c.backing[path]; ok {
 		return b
 	}
