@@ -1,0 +1,526 @@
+package logs
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Confidence levels of a link between two pieces of evidence.
+const (
+	ConfHigh   = "high"
+	ConfMedium = "medium"
+	ConfLow    = "low"
+)
+
+// Incident is one dead worker (or other crashed process) with everything the
+// logs say about it.
+type Incident struct {
+	ID   int       `json:"id"`
+	Time time.Time `json:"time"`
+	// Kind is "crash" (a fatal signal such as SIGSEGV, SIGABRT, SIGBUS),
+	// "killed" (SIGKILL), "terminated" (SIGTERM, e.g. request_terminate_timeout)
+	// or "signal" (any other).
+	Kind       string  `json:"kind"`
+	PID        int     `json:"pid"`
+	Comm       string  `json:"comm,omitempty"`
+	Pool       string  `json:"pool,omitempty"`
+	Signal     int     `json:"signal,omitempty"`
+	SignalName string  `json:"signal_name,omitempty"`
+	CoreDumped bool    `json:"core_dumped,omitempty"`
+	Lifetime   float64 `json:"lifetime_seconds,omitempty"`
+
+	// The request the worker was serving, from the front end's logs
+	// (the pretty URL), else from FPM's timeout or slowlog lines.
+	Method string `json:"method,omitempty"`
+	URI    string `json:"uri,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Client string `json:"client,omitempty"`
+	Script string `json:"script,omitempty"`
+	// Status is the HTTP status the client got (access log), 0 if unknown.
+	Status int `json:"status,omitempty"`
+
+	// Site is the native crash site: "libpcre2-8.so.0.11.2!pcre2_jit_match_8+0x41",
+	// "[anon-exec]/JIT", or the first frame systemd-coredump printed.
+	Site  string       `json:"site,omitempty"`
+	Fault *KernelFault `json:"fault,omitempty"`
+	// Core is the core file that belongs to this crash, if one was found.
+	Core           string `json:"core,omitempty"`
+	CoreConfidence string `json:"core_confidence,omitempty"`
+	// Stack is the PHP stack of a slowlog entry of the same worker.
+	Stack  []SlowFrame `json:"stack,omitempty"`
+	Stderr []string    `json:"stderr,omitempty"`
+	// Cause is set when the logs alone explain the death (a timeout kill).
+	Cause string `json:"cause,omitempty"`
+	// Links are the log lines that make up this incident, each with the
+	// confidence that it belongs here and why.
+	Links []Link `json:"links"`
+
+	buildIDs map[string]string // from a linked systemd-coredump record
+}
+
+// Link is one piece of evidence attached to an incident.
+type Link struct {
+	Source     Source    `json:"source"`
+	Kind       Kind      `json:"kind"`
+	Time       time.Time `json:"time"`
+	File       string    `json:"file"`
+	Line       int64     `json:"line"`
+	Text       string    `json:"text"`
+	Confidence string    `json:"confidence"`
+	Reason     string    `json:"reason"`
+}
+
+func linkOf(e *Event, conf, reason string) Link {
+	return Link{Source: e.Source, Kind: e.Kind, Time: e.Time, File: e.File, Line: e.Line, Text: e.Text, Confidence: conf, Reason: reason}
+}
+
+// Correlation windows.
+const (
+	kernelWindow    = 5 * time.Second  // kernel line vs FPM exit line of the same pid
+	frontWindow     = 2 * time.Second  // nginx/Apache error vs FPM exit (both whole seconds)
+	accessWindow    = 2 * time.Second  // access log line vs nginx error line
+	coreWindow      = 5 * time.Minute  // core file time vs crash time
+	timeoutWindow   = 2 * time.Minute  // "execution timed out" before the SIGTERM exit
+	slowWindow      = 15 * time.Minute // slowlog entry before the crash
+	stderrWindow    = 10 * time.Second
+	approxTimeSlack = 10 * time.Minute // kernel uptime with an unsure boot time
+)
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// isFrontError reports whether e is a front-end error that a dying worker
+// causes.
+func isFrontError(e *Event) bool {
+	if e.Source != SrcNginxError && e.Source != SrcApache {
+		return false
+	}
+	return e.Kind == KindUpstreamReset || e.Kind == KindUpstreamClosed
+}
+
+// signalKind classifies a terminating signal.
+func signalKind(sig int) string {
+	switch sig {
+	case 4, 5, 6, 7, 8, 11, 31: // ILL TRAP ABRT BUS FPE SEGV SYS
+		return "crash"
+	case 9:
+		return "killed"
+	case 15:
+		return "terminated"
+	}
+	return "signal"
+}
+
+// correlate builds incidents from time-sorted events and core files.
+func correlate(events []Event, cores []CoreFile) []*Incident {
+	var incs []*Incident
+	usedKernel := map[int]bool{}
+	usedCoredump := map[int]bool{}
+	byPID := map[int][]int{}
+	for i := range events {
+		if events[i].PID > 0 {
+			byPID[events[i].PID] = append(byPID[events[i].PID], i)
+		}
+	}
+	// Anchors: FPM child deaths by signal (except the graceful SIGQUIT) and
+	// Apache child deaths.
+	for i := range events {
+		e := &events[i]
+		if (e.Kind == KindChildSignal && e.Signal != 3) || e.Kind == KindApacheChild {
+			inc := &Incident{Time: e.Time, PID: e.PID, Pool: e.Pool, Signal: e.Signal, SignalName: e.SignalName,
+				CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal)}
+			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: the master's record of the death"))
+			for _, j := range byPID[e.PID] {
+				o := &events[j]
+				d := o.Time.Sub(e.Time)
+				switch o.Kind {
+				case KindSegfault, KindGPF, KindTrap:
+					win := kernelWindow
+					conf := ConfHigh
+					reason := fmt.Sprintf("same pid %d, %s apart", e.PID, roundDur(absDur(d)))
+					if o.TimeApprox {
+						win = approxTimeSlack
+						if absDur(d) > kernelWindow {
+							conf = ConfMedium
+						}
+						reason = fmt.Sprintf("same pid %d; kernel time derived from uptime (%s apart)", e.PID, roundDur(absDur(d)))
+					}
+					if absDur(d) <= win && !usedKernel[j] {
+						usedKernel[j] = true
+						if inc.Fault == nil {
+							inc.Fault = o.Fault
+							inc.Comm = o.Comm
+						} else {
+							reason += "; the same fault recorded by another log"
+						}
+						inc.Links = append(inc.Links, linkOf(o, conf, reason))
+					}
+				case KindCoredump:
+					if absDur(d) <= coreWindow && !usedCoredump[j] {
+						usedCoredump[j] = true
+						inc.CoreDumped = true
+						inc.buildIDs = o.BuildIDs
+						if o.CoreFile != "" && inc.Core == "" {
+							inc.Core, inc.CoreConfidence = o.CoreFile, ConfHigh
+						}
+						if inc.Site == "" && o.Message != "" {
+							inc.Site = o.Message
+						}
+						inc.Links = append(inc.Links, linkOf(o, ConfHigh, fmt.Sprintf("systemd-coredump, same pid %d", e.PID)))
+					}
+				case KindExecTimeout:
+					if d <= 0 && -d <= timeoutWindow {
+						inc.Cause = fmt.Sprintf("request_terminate_timeout: the request ran %.0fs and FPM killed the worker", o.RequestTime)
+						if inc.Script == "" {
+							inc.Script = o.Script
+						}
+						if inc.URI == "" {
+							inc.Method, inc.URI = o.Method, o.URI
+						}
+						inc.Links = append(inc.Links, linkOf(o, ConfHigh, "same pid, timeout logged just before the kill"))
+					}
+				case KindSlowRequest:
+					if d <= 0 && -d <= slowWindow {
+						if len(o.Stack) > 0 {
+							inc.Stack = o.Stack
+						}
+						if inc.Script == "" {
+							inc.Script = o.Script
+						}
+						if inc.URI == "" && o.URI != "" {
+							inc.Method, inc.URI = o.Method, o.URI
+						}
+						inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, slow request logged before the death (the same request unless the worker served another since)"))
+					}
+				case KindChildStderr:
+					if d <= time.Second && -d <= stderrWindow && len(inc.Stderr) < 20 {
+						inc.Stderr = append(inc.Stderr, o.Message)
+						inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, written shortly before the death"))
+					}
+				}
+			}
+			incs = append(incs, inc)
+		}
+	}
+	// Kernel faults and coredumps without an FPM record become incidents of
+	// their own.
+	for i := range events {
+		e := &events[i]
+		switch e.Kind {
+		case KindSegfault, KindGPF, KindTrap:
+			if usedKernel[i] {
+				continue
+			}
+			sig := 11
+			if e.Kind == KindTrap {
+				sig = trapSignal(e.Fault.Type)
+			}
+			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: sig, SignalName: SignalName(sig), Kind: "crash", Fault: e.Fault}
+			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: kernel record of the fault (no PHP-FPM record of this pid)"))
+			usedKernel[i] = true
+			for _, j := range byPID[e.PID] {
+				o := &events[j]
+				if o.Fault != nil && !usedKernel[j] && o.Fault.IP == e.Fault.IP && absDur(o.Time.Sub(e.Time)) <= approxTimeSlack {
+					usedKernel[j] = true
+					inc.Links = append(inc.Links, linkOf(o, ConfHigh, "the same fault (pid and ip) recorded by another log"))
+				}
+				if o.Kind == KindCoredump && !usedCoredump[j] && absDur(o.Time.Sub(e.Time)) <= coreWindow {
+					usedCoredump[j] = true
+					inc.CoreDumped = true
+					if o.CoreFile != "" {
+						inc.Core, inc.CoreConfidence = o.CoreFile, ConfHigh
+					}
+					inc.Links = append(inc.Links, linkOf(o, ConfHigh, "systemd-coredump, same pid"))
+				}
+			}
+			incs = append(incs, inc)
+		case KindCoredump:
+			if usedCoredump[i] {
+				continue
+			}
+			usedCoredump[i] = true
+			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: SignalName(e.Signal),
+				Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message}
+			if inc.Core != "" {
+				inc.CoreConfidence = ConfHigh
+			}
+			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: systemd-coredump record"))
+			incs = append(incs, inc)
+		}
+	}
+	sort.SliceStable(incs, func(i, j int) bool { return incs[i].Time.Before(incs[j].Time) })
+	linkFront(events, incs)
+	linkCores(incs, cores)
+	for i, inc := range incs {
+		inc.ID = i + 1
+		if inc.Site == "" && inc.Fault != nil {
+			inc.Site = inc.Fault.Site()
+		}
+		checkBuildID(inc)
+	}
+	return incs
+}
+
+// checkBuildID compares the build-id of the library used to symbolize the
+// kernel line with the one systemd-coredump recorded for the crashed
+// process, when both are known.
+func checkBuildID(inc *Incident) {
+	f := inc.Fault
+	if f == nil || f.BuildID == "" || f.LibraryPath == "" || len(inc.buildIDs) == 0 {
+		return
+	}
+	for mod, id := range inc.buildIDs {
+		base := filepath.Base(mod)
+		if base != f.Module && mod != f.LibraryPath && !strings.HasPrefix(f.Module, base+".") {
+			continue
+		}
+		if strings.EqualFold(id, f.BuildID) {
+			f.Notes = append(f.Notes, "build-id matches the one systemd-coredump recorded for the crashed process")
+		} else {
+			f.Notes = append(f.Notes, fmt.Sprintf("BUILD-ID MISMATCH: the crashed process had %s %s, the file on disk is %s: the symbol may be wrong (library upgraded since?)", mod, id, f.BuildID))
+			f.Symbol = ""
+			inc.Site = f.Site()
+		}
+		return
+	}
+}
+
+func trapSignal(t string) int {
+	switch {
+	case strings.Contains(t, "invalid opcode"):
+		return 4
+	case strings.Contains(t, "divide"):
+		return 8
+	case strings.Contains(t, "int3"):
+		return 5
+	}
+	return 11
+}
+
+func roundDur(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// linkFront assigns front-end errors (nginx, Apache) to incidents by time,
+// nearest first, each error to at most one incident; then access-log lines
+// to the front-end errors (same client and request) or, failing that, to
+// incidents by time.
+func linkFront(events []Event, incs []*Incident) {
+	type pair struct {
+		inc, ev int
+		d       time.Duration
+	}
+	var pairs []pair
+	cand := map[int]int{} // event -> number of incidents in window
+	incCand := map[int]int{}
+	for ii, inc := range incs {
+		if inc.Time.IsZero() || !frontRelevant(inc) {
+			continue
+		}
+		lo := inc.Time.Add(-frontWindow)
+		hi := inc.Time.Add(frontWindow + time.Second)
+		k := sort.Search(len(events), func(k int) bool { return !events[k].Time.Before(lo) })
+		for ; k < len(events) && events[k].Time.Before(hi); k++ {
+			if isFrontError(&events[k]) || (inc.Kind != "crash" && events[k].Kind == KindUpstreamTimeout) {
+				pairs = append(pairs, pair{ii, k, absDur(events[k].Time.Sub(inc.Time.Truncate(time.Second)))})
+				cand[k]++
+				incCand[ii]++
+			}
+		}
+	}
+	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].d < pairs[b].d })
+	// How many crashes and front-end errors share each second: a link is
+	// unambiguous when its crash and its error are alone in their second.
+	crashSec := map[int64]int{}
+	for _, inc := range incs {
+		if !inc.Time.IsZero() && frontRelevant(inc) {
+			crashSec[inc.Time.Unix()]++
+		}
+	}
+	errSec := map[int64]int{}
+	for _, p := range pairs {
+		if cand[p.ev] > 0 {
+			errSec[events[p.ev].Time.Unix()]++
+			cand[p.ev] = -cand[p.ev] // count each error once
+		}
+	}
+	for k, v := range cand {
+		if v < 0 {
+			cand[k] = -v
+		}
+	}
+	usedEv := map[int]bool{}
+	front := map[int]int{} // incident -> event
+	for _, p := range pairs {
+		if usedEv[p.ev] {
+			continue
+		}
+		if _, ok := front[p.inc]; ok {
+			continue
+		}
+		usedEv[p.ev] = true
+		front[p.inc] = p.ev
+		e := &events[p.ev]
+		inc := incs[p.inc]
+		conf := ConfHigh
+		reason := fmt.Sprintf("front-end error %s from the crash", roundDur(p.d))
+		sec := e.Time.Unix()
+		switch {
+		case p.d > time.Second:
+			conf = ConfLow
+		case p.d == 0 && crashSec[sec] == 1 && errSec[sec] == 1:
+			reason += "; the only worker death and the only upstream error in that second"
+		case cand[p.ev] == 1 && incCand[p.inc] == 1:
+			reason += "; the only crash and the only error in the window"
+		default:
+			conf = ConfMedium
+			reason += fmt.Sprintf("; ambiguous: %d crashes and %d errors within 2s, nearest taken", cand[p.ev], incCand[p.inc])
+		}
+		inc.Links = append(inc.Links, linkOf(e, conf, reason))
+		if e.URI != "" {
+			inc.Method, inc.URI = e.Method, e.URI
+		}
+		if e.Host != "" {
+			inc.Host = e.Host
+		}
+		if e.Client != "" {
+			inc.Client = e.Client
+		}
+	}
+	// Access log lines.
+	usedAcc := map[int]bool{}
+	for ii, inc := range incs {
+		fe, hasFront := front[ii]
+		var best = -1
+		var bestD time.Duration
+		lo := inc.Time.Add(-accessWindow - time.Second)
+		hi := inc.Time.Add(accessWindow + time.Second)
+		if hasFront {
+			lo = events[fe].Time.Add(-accessWindow)
+			hi = events[fe].Time.Add(accessWindow + time.Second)
+		} else if inc.Time.IsZero() || !frontRelevant(inc) {
+			continue
+		}
+		k := sort.Search(len(events), func(k int) bool { return !events[k].Time.Before(lo) })
+		for ; k < len(events) && events[k].Time.Before(hi); k++ {
+			a := &events[k]
+			if a.Kind != KindHTTPError || usedAcc[k] || a.Status < 502 || (!hasFront && a.Status == 504) {
+				continue
+			}
+			if hasFront {
+				f := &events[fe]
+				if (f.URI != "" && (a.URI != f.URI || a.Method != f.Method)) || (a.Client != "" && f.Client != "" && a.Client != f.Client) {
+					continue
+				}
+			}
+			d := absDur(a.Time.Sub(inc.Time))
+			if best < 0 || d < bestD {
+				best, bestD = k, d
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		usedAcc[best] = true
+		a := &events[best]
+		inc.Status = a.Status
+		switch {
+		case hasFront && events[fe].URI != "":
+			inc.Links = append(inc.Links, linkOf(a, ConfHigh, "same client and request line as the front-end error"))
+		case hasFront:
+			inc.Links = append(inc.Links, linkOf(a, ConfMedium, "same client as the front-end error, within 2s"))
+			if inc.URI == "" {
+				inc.Method, inc.URI = a.Method, a.URI
+			}
+		default:
+			inc.Links = append(inc.Links, linkOf(a, ConfLow, fmt.Sprintf("5xx response %s from the crash (time only)", roundDur(bestD))))
+			if inc.URI == "" {
+				inc.Method, inc.URI, inc.Client = a.Method, a.URI, a.Client
+			}
+		}
+	}
+}
+
+// frontRelevant reports whether an incident can have caused a front-end
+// error: PHP-FPM and Apache workers, and kernel-only crashes of PHP processes.
+func frontRelevant(inc *Incident) bool {
+	return inc.Pool != "" || strings.Contains(inc.Comm, "php") || strings.Contains(inc.Comm, "apache") ||
+		strings.Contains(inc.Comm, "httpd") || (inc.Comm == "" && inc.PID > 0)
+}
+
+// linkCores attaches core files by pid (and time), then bare "core" files by
+// time alone.
+func linkCores(incs []*Incident, cores []CoreFile) {
+	used := map[int]bool{}
+	for _, inc := range incs {
+		if inc.Core != "" {
+			for i, c := range cores {
+				if c.Path == inc.Core {
+					used[i] = true
+				}
+			}
+		}
+	}
+	for _, inc := range incs {
+		if inc.Core != "" {
+			continue
+		}
+		best, bestD := -1, time.Duration(0)
+		for i, c := range cores {
+			if used[i] || c.PID != inc.PID || c.PID == 0 {
+				continue
+			}
+			d := absDur(c.Time.Sub(inc.Time))
+			if best < 0 || d < bestD {
+				best, bestD = i, d
+			}
+		}
+		if best >= 0 {
+			used[best] = true
+			inc.Core = cores[best].Path
+			inc.CoreConfidence = ConfHigh
+			how := "named with"
+			if cores[best].PIDFrom == "notes" {
+				how = "whose notes say"
+			}
+			reason := fmt.Sprintf("core file %s pid %d, dumped %s from the crash", how, inc.PID, roundDur(bestD))
+			if bestD > coreWindow || inc.Time.IsZero() {
+				inc.CoreConfidence = ConfMedium
+				reason = fmt.Sprintf("core file %s pid %d, but dumped %s away (pid reuse is possible)", how, inc.PID, roundDur(bestD))
+			}
+			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: inc.CoreConfidence, Reason: reason})
+		}
+	}
+	for _, inc := range incs {
+		if inc.Core != "" || inc.Time.IsZero() || (!inc.CoreDumped && inc.Pool != "") {
+			continue
+		}
+		best, bestD := -1, time.Duration(0)
+		for i, c := range cores {
+			if used[i] || c.PID != 0 {
+				continue
+			}
+			d := absDur(c.Time.Sub(inc.Time))
+			if d <= 10*time.Second && (best < 0 || d < bestD) {
+				best, bestD = i, d
+			}
+		}
+		if best >= 0 {
+			used[best] = true
+			inc.Core = cores[best].Path
+			inc.CoreConfidence = ConfLow
+			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: ConfLow,
+				Reason: fmt.Sprintf("core file without a pid in its name, modified %s from the crash", roundDur(bestD))})
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package logs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDiscover(t *testing.T) {
+	root := t.TempDir()
+	write := func(p, s string) {
+		t.Helper()
+		p = filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/nginx/nginx.conf", "http {\n  error_log /srv/log/ngx-error.log warn;\n  access_log /srv/log/ngx-access.log combined;\n}\n")
+	write("srv/log/ngx-error.log", "")
+	write("srv/log/ngx-error.log.1", "")
+	write("srv/log/ngx-error.log.2.gz", "")
+	write("srv/log/ngx-access.log", "")
+	write("etc/php/8.2/fpm/php-fpm.conf", "[global]\nerror_log = /var/log/php8.2-fpm.log\n")
+	write("etc/php/8.2/fpm/pool.d/www.conf", "[www]\nslowlog = /var/log/$pool.slow.log\n")
+	write("var/log/php8.2-fpm.log", "")
+	write("var/log/php8.2-fpm.log.1", "")
+	write("var/log/www.slow.log", "")
+	write("var/log/kern.log", "")
+	write("var/log/kern.log.1", "")
+	write("var/log/nginx/error.log", "")
+	var got []string
+	for _, in := range Discover(DiscoverOptions{Root: root, NoCommands: true}) {
+		got = append(got, strings.TrimPrefix(in.Path, root)+"="+string(in.Format))
+	}
+	want := []string{
+		"/srv/log/ngx-error.log.2.gz=nginx-error", "/srv/log/ngx-error.log.1=nginx-error", "/srv/log/ngx-error.log=nginx-error",
+		"/srv/log/ngx-access.log=access", "/var/log/nginx/error.log=nginx-error",
+		"/var/log/php8.2-fpm.log.1=php-fpm", "/var/log/php8.2-fpm.log=php-fpm", "/var/log/www.slow.log=php-fpm-slowlog",
+		"/var/log/kern.log.1=kernel", "/var/log/kern.log=kernel",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

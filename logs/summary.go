@@ -1,0 +1,278 @@
+package logs
+
+import (
+	"sort"
+	"time"
+)
+
+// Summary aggregates the incidents and events.
+type Summary struct {
+	// Incidents counts all incidents; Crashes those killed by a crash
+	// signal (SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP, SIGSYS).
+	Incidents int       `json:"incidents"`
+	Crashes   int       `json:"crashes"`
+	First     time.Time `json:"first,omitzero"`
+	Last      time.Time `json:"last,omitzero"`
+	// PerHour is incidents per hour between First and Last (at least one
+	// hour).
+	PerHour  float64 `json:"per_hour"`
+	ByURI    []Count `json:"by_uri"`
+	BySignal []Count `json:"by_signal"`
+	BySite   []Count `json:"by_site"`
+	ByPool   []Count `json:"by_pool"`
+	ByHour   []Count `json:"by_hour"`
+	// Loops are bursts of at least LoopMin incidents of one pool within
+	// LoopWindow.
+	Loops []Loop `json:"crash_loops"`
+	// EmergencyRestarts counts "failed processes threshold ... reached".
+	EmergencyRestarts int `json:"emergency_restarts"`
+	MaxChildren       int `json:"max_children_reached"`
+	ExecTimeouts      int `json:"execution_timeouts"`
+	PtraceFailures    int `json:"ptrace_failures"`
+	// ExitCodes counts children that exited with a non-zero code.
+	ExitCodes int `json:"nonzero_exits"`
+	// HTTPStatus counts access-log responses by status (500-504).
+	HTTPStatus map[int]int `json:"http_status"`
+	// HTTP5xxByURI lists the URIs with 502/503/504 responses.
+	HTTP5xxByURI []Count `json:"http_5xx_by_uri"`
+	// FrontErrors counts front-end upstream errors by kind; Unexplained
+	// counts resets/closes not linked to any incident.
+	FrontErrors map[Kind]int `json:"front_errors"`
+	Unexplained int          `json:"unexplained_front_errors"`
+}
+
+// Count is one row of a breakdown.
+type Count struct {
+	Key   string    `json:"key"`
+	N     int       `json:"n"`
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+}
+
+// Loop is a crash loop: many deaths of one pool in a short time.
+type Loop struct {
+	Pool  string    `json:"pool"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	N     int       `json:"n"`
+}
+
+// Crash loop detection parameters.
+const (
+	LoopMin    = 5
+	LoopWindow = time.Minute
+)
+
+type counter struct {
+	m map[string]*Count
+}
+
+// addCount merges c into the counter; beyond max distinct keys, new keys
+// are counted under "(other)".
+func (c *counter) addCount(x Count, max int) {
+	if c.m == nil {
+		c.m = map[string]*Count{}
+	}
+	y, ok := c.m[x.Key]
+	if !ok {
+		if len(c.m) >= max {
+			x.Key = "(other)"
+			y, ok = c.m[x.Key]
+		}
+		if !ok {
+			y = &Count{Key: x.Key}
+			c.m[x.Key] = y
+		}
+	}
+	y.N += x.N
+	if !x.First.IsZero() && (y.First.IsZero() || x.First.Before(y.First)) {
+		y.First = x.First
+	}
+	if x.Last.After(y.Last) {
+		y.Last = x.Last
+	}
+}
+
+func (c *counter) add(key string, t time.Time) {
+	if c.m == nil {
+		c.m = map[string]*Count{}
+	}
+	x, ok := c.m[key]
+	if !ok {
+		x = &Count{Key: key}
+		c.m[key] = x
+	}
+	x.N++
+	if !t.IsZero() && (x.First.IsZero() || t.Before(x.First)) {
+		x.First = t
+	}
+	if t.After(x.Last) {
+		x.Last = t
+	}
+}
+
+func (c *counter) sorted() []Count {
+	out := make([]Count, 0, len(c.m))
+	for _, x := range c.m {
+		out = append(out, *x)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].N != out[j].N {
+			return out[i].N > out[j].N
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+func summarize(events []Event, incs []*Incident, t *tally) Summary {
+	s := Summary{HTTPStatus: map[int]int{}, FrontErrors: map[Kind]int{}}
+	var byURI, bySig, bySite, byPool, byHour counter
+	linked := map[string]bool{}
+	for _, inc := range incs {
+		for _, l := range inc.Links {
+			linked[l.File+"\x00"+itoa(l.Line)] = true
+		}
+		s.Incidents++
+		if inc.Kind == "crash" {
+			s.Crashes++
+		}
+		if !inc.Time.IsZero() {
+			if s.First.IsZero() || inc.Time.Before(s.First) {
+				s.First = inc.Time
+			}
+			if inc.Time.After(s.Last) {
+				s.Last = inc.Time
+			}
+			byHour.add(inc.Time.Truncate(time.Hour).Format("2006-01-02 15:00"), inc.Time)
+		}
+		uri := inc.URI
+		if uri == "" && inc.Script != "" {
+			uri = "script:" + inc.Script
+		}
+		byURI.add(orUnknown(uri), inc.Time)
+		sig := inc.SignalName
+		if sig == "" && inc.Signal != 0 {
+			sig = itoa(int64(inc.Signal))
+		}
+		bySig.add(orUnknown(sig), inc.Time)
+		bySite.add(orUnknown(inc.Site), inc.Time)
+		pool := inc.Pool
+		if pool == "" && inc.Comm != "" {
+			pool = "comm:" + inc.Comm
+		}
+		byPool.add(orUnknown(pool), inc.Time)
+	}
+	if s.Incidents > 0 {
+		hours := s.Last.Sub(s.First).Hours()
+		if hours < 1 {
+			hours = 1
+		}
+		s.PerHour = float64(s.Incidents) / hours
+	}
+	s.ByURI, s.BySignal, s.BySite, s.ByPool, s.ByHour = byURI.sorted(), bySig.sorted(), bySite.sorted(), byPool.sorted(), byHour.sorted()
+	sort.Slice(s.ByHour, func(i, j int) bool { return s.ByHour[i].Key < s.ByHour[j].Key })
+	if t == nil {
+		t = newTally()
+	}
+	s.EmergencyRestarts = t.Kinds[KindEmergency]
+	s.MaxChildren = t.Kinds[KindMaxChildren]
+	s.ExecTimeouts = t.Kinds[KindExecTimeout]
+	s.PtraceFailures = t.Kinds[KindPtraceFailed]
+	s.ExitCodes = t.NonzeroExit
+	s.HTTPStatus = t.HTTPStatus
+	for _, k := range []Kind{KindUpstreamReset, KindUpstreamClosed, KindConnectFailed, KindUpstreamTimeout} {
+		if t.Kinds[k] > 0 {
+			s.FrontErrors[k] = t.Kinds[k]
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		if isFrontError(e) && !linked[e.File+"\x00"+itoa(e.Line)] {
+			s.Unexplained++
+		}
+	}
+	s.HTTP5xxByURI = t.HTTPByURI.sorted()
+	if len(s.HTTP5xxByURI) > 50 {
+		s.HTTP5xxByURI = s.HTTP5xxByURI[:50]
+	}
+	s.Loops = findLoops(incs)
+	if s.Loops == nil {
+		s.Loops = []Loop{}
+	}
+	return s
+}
+
+// findLoops finds bursts of at least LoopMin incidents of one pool within
+// LoopWindow, merging overlapping bursts.
+func findLoops(incs []*Incident) []Loop {
+	byPool := map[string][]time.Time{}
+	var pools []string
+	for _, inc := range incs {
+		if inc.Time.IsZero() {
+			continue
+		}
+		p := inc.Pool
+		if p == "" {
+			p = "comm:" + inc.Comm
+		}
+		if _, ok := byPool[p]; !ok {
+			pools = append(pools, p)
+		}
+		byPool[p] = append(byPool[p], inc.Time)
+	}
+	var loops []Loop
+	for _, p := range pools {
+		ts := byPool[p]
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+		start, end := -1, -1
+		emit := func() {
+			if start >= 0 {
+				loops = append(loops, Loop{Pool: p, Start: ts[start], End: ts[end], N: end - start + 1})
+			}
+		}
+		for i := 0; i+LoopMin-1 < len(ts); i++ {
+			j := i + LoopMin - 1
+			if ts[j].Sub(ts[i]) > LoopWindow {
+				continue
+			}
+			if start >= 0 && i <= end {
+				end = j
+				continue
+			}
+			emit()
+			start, end = i, j
+		}
+		emit()
+	}
+	return loops
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
