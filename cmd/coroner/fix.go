@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/coroner-dev/coroner/audit"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var af auditFlags
+	var fo audit.FixOptions
+	var apply, rollback, reload, force bool
+	cmd := &cobra.Command{
+		Use:   "fix",
+		Short: "Show (and with --apply write) the configuration changes that make cores appear or mitigate JIT crashes",
+		Long: `fix prints, as a diff, the changes for the chosen profiles:
+  --capture                 make the next crash leave a core (sysctl.d core_pattern, systemd LimitCORE
+                            drop-in, pool rlimit_core = unlimited and process.dumpable = yes, systemd-coredump limits)
+  --mitigate=function-jit   opcache.jit=function in a last-sorted conf.d ini
+  --mitigate=no-pcre-jit    pcre.jit=0
+  --mitigate=no-jit         opcache.jit=disable, opcache.jit_buffer_size=0
+--apply writes them atomically, backs up every file it changes and writes a rollback manifest
+under --state-dir; --rollback restores the latest one. Services are reloaded only with --reload.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			live := af.opts.Root == "" || af.opts.Root == "/"
+			if reload && !live {
+				return errors.New("--reload works on this machine only, not with --root")
+			}
+			if rollback {
+				res, err := audit.Rollback(af.opts.Root, fo.StateDir, force)
+				if res != nil {
+					for _, p := range res.Restored {
+						fmt.Fprintf(out, "restored %s\n", p)
+					}
+					for _, p := range res.Removed {
+						fmt.Fprintf(out, "removed  %s\n", p)
+					}
+					for _, p := range res.Skipped {
+						fmt.Fprintf(out, "skipped  %s\n", p)
+					}
+				}
+				if err != nil {
+					return err
+				}
+				if len(res.Skipped) > 0 {
+					return fmt.Errorf("rollback incomplete: %d file(s) skipped", len(res.Skipped))
+				}
+				return afterChange(cmd, res.Reload, reload)
+			}
+			r, err := audit.Run(af.opts)
+			if err != nil {
+				return err
+			}
+			plan, err := audit.PlanFix(r, fo)
+			if err != nil {
+				return err
+			}
+			if err := plan.WriteDiff(out); err != nil {
+				return err
+			}
+			if !apply {
+				if len(plan.Changes) > 0 {
+					fmt.Fprintln(out, "(dry run: nothing written; add --apply to write these changes)")
+				}
+				return nil
+			}
+			manifest, err := plan.Apply(r)
+			if err != nil {
+				return err
+			}
+			if manifest != "" {
+				fmt.Fprintf(out, "applied; backups and rollback manifest: %s (undo with coroner fix --rollback)\n", manifest)
+			}
+			return afterChange(cmd, plan.Reload, reload)
+		},
+	}
+	af.register(cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&fo.Capture, "capture", false, "make the next crash leave a core")
+	fl.StringVar(&fo.Mitigate, "mitigate", "", "mitigation profile: function-jit, no-pcre-jit or no-jit")
+	fl.StringVar(&fo.CoreDir, "core-dir", audit.DefaultCoreDir, "directory for cores when core_pattern is rewritten")
+	fl.StringVar(&fo.StateDir, "state-dir", audit.DefaultStateDir, "backups and rollback manifests (inside --root when given)")
+	fl.BoolVar(&apply, "apply", false, "write the changes (default: only print them)")
+	fl.BoolVar(&rollback, "rollback", false, "undo the latest applied fix")
+	fl.BoolVar(&force, "force", false, "with --rollback: restore files even if they changed since the fix")
+	fl.BoolVar(&reload, "reload", false, "run the reload/restart commands after --apply or --rollback")
+	rootCmd.AddCommand(cmd)
+}
+
+// afterChange runs or lists the reload commands.
+func afterChange(cmd *cobra.Command, cmds []string, reload bool) error {
+	out := cmd.OutOrStdout()
+	if len(cmds) == 0 {
+		return nil
+	}
+	if !reload {
+		fmt.Fprintln(out, "not reloaded (add --reload to run):")
+		for _, c := range cmds {
+			fmt.Fprintf(out, "  %s\n", c)
+		}
+		return nil
+	}
+	return audit.Reload(cmds, out)
+}
