@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/doctor"
+)
+
+func init() {
+	var opts doctor.Options
+	var asJSON, asMarkdown bool
+	var since, until string
+	cmd := &cobra.Command{
+		Use:   "doctor [LOG...]",
+		Short: "From \"502s\" to \"this is why, change this line\": logs + config + cores + diagnosis",
+		Long: `doctor discovers the host's logs (nginx, PHP-FPM, kernel), audits the PHP-FPM configuration,
+finds the cores, analyses the newest core of each crash, and prints one diagnosis per crash group:
+what is crashing (requests, rate, since when), the best explanation, the evidence (frames, fault,
+request, INI), the fix, and what to do when evidence is missing. Log files given as arguments
+replace the discovered ones. Works with no cores (logs, kernel lines and configuration only) and
+with no logs (cores only).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Logs = args
+			var err error
+			if opts.Since, err = parseTime(since); err != nil {
+				return err
+			}
+			if opts.Until, err = parseTime(until); err != nil {
+				return err
+			}
+			res, err := doctor.Run(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			switch {
+			case asJSON:
+				return doctor.JSON(cmd.OutOrStdout(), res)
+			case asMarkdown:
+				return doctor.Markdown(cmd.OutOrStdout(), res)
+			}
+			return doctor.Text(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVar(&asMarkdown, "markdown", false, "print the result as Markdown")
+	f.StringVar(&opts.Root, "root", "", "audit and search this tree instead of the live host")
+	f.StringArrayVar(&opts.CoreDirs, "cores", nil, "directory (or file) with cores, besides the discovered stores; repeatable")
+	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
+	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
+	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")
+	f.StringVar(&opts.PHPIniScanDir, "php-ini-scan-dir", "", "PHP_INI_SCAN_DIR the FPM pool runs with (with --fpm-config)")
+	f.StringVar(&since, "since", "", "only crashes at or after this time (RFC 3339, 2006-01-02 15:04, or a duration such as 24h)")
+	f.StringVar(&until, "until", "", "only crashes before this time")
+	f.BoolVar(&opts.NoAudit, "no-audit", false, "do not audit the configuration")
+	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
+	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
+	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
+	rootCmd.AddCommand(cmd)
+}
+
+// parseTime accepts RFC 3339, "2006-01-02 15:04[:05]", "2006-01-02", or a
+// duration meaning that long ago.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read time %q (use RFC 3339, 2006-01-02 15:04, or a duration such as 24h)", s)
+}
