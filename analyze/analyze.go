@@ -79,9 +79,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.unwindThreads()
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
-	for _, m := range a.modulesWithFrames() {
-		m.obj.PrefetchDWARF()
-	}
+	a.startLines()
 	a.stage("unwind", t)
 
 	// Name PHP's internals (reading its function tables) while the PHP

@@ -27,6 +27,10 @@ type module struct {
 	obj      *symbols.Object
 	unwind   *unwind.Module
 	info     crash.Module
+	// lines receives the source positions of the module's frame
+	// addresses (see startLines); nil when the module has no line table.
+	lines   chan map[uint64]symbols.Position
+	lineMap map[uint64]symbols.Position
 }
 
 // region is an executable mapping, with the module that owns it (nil for

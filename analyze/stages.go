@@ -18,8 +18,8 @@ func (a *analysis) nameInternals() []string {
 	var warnings []string
 	a.nameMain()
 	for _, mod := range a.modulesWithFrames() {
-		if !isPHPModule(mod) {
-			continue
+		if !isPHPModule(mod) || !a.hasUnnamedFrames(mod) {
+			continue // reading the tables costs ~15 ms on php-fpm: only when useful
 		}
 		entries, err := php.FunctionEntries(mod.hostPath)
 		if err != nil {
@@ -37,6 +37,22 @@ func (a *analysis) nameInternals() []string {
 		mod.obj.AddSymbols(extra)
 	}
 	return warnings
+}
+
+// hasUnnamedFrames reports whether some frame in mod has no symbol.
+func (a *analysis) hasUnnamedFrames(mod *module) bool {
+	for ti := range a.raw {
+		for fi := range a.raw[ti] {
+			pc := a.raw[ti][fi].PC
+			if r := a.space.region(pc); r == nil || r.mod != mod {
+				continue
+			}
+			if _, ok := mod.obj.Lookup(a.lookupAddr(ti, fi) - mod.bias); !ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // modulesWithFrames returns the modules that hold a pc of some frame.

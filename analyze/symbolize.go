@@ -15,7 +15,49 @@ type symKey struct {
 
 // symbolize names every frame: module, function (symbol tables, PHP
 // function tables, else the .eh_frame function start), file:line.
+// lookupAddr is the address whose function and line describe frame fi: a
+// caller frame's pc is a return address, so the call is at pc-1.
+func (a *analysis) lookupAddr(ti, fi int) uint64 {
+	raw := a.raw[ti][fi]
+	if fi > 0 && !raw.Signal && !raw.Trampoline {
+		return raw.PC - 1
+	}
+	return raw.PC
+}
+
+// startLines looks up, in the background, the source lines of every frame
+// address, one goroutine per module with a line table.
+func (a *analysis) startLines() {
+	want := map[*module]map[uint64]bool{}
+	for ti := range a.raw {
+		for fi := range a.raw[ti] {
+			pc := a.raw[ti][fi].PC
+			r := a.space.region(pc)
+			if r == nil || r.mod == nil || r.mod.obj == nil || !r.mod.obj.HasLineTable() {
+				continue
+			}
+			if want[r.mod] == nil {
+				want[r.mod] = map[uint64]bool{}
+			}
+			want[r.mod][a.lookupAddr(ti, fi)-r.mod.bias] = true
+		}
+	}
+	for m, set := range want {
+		addrs := make([]uint64, 0, len(set))
+		for x := range set {
+			addrs = append(addrs, x)
+		}
+		m.lines = make(chan map[uint64]symbols.Position, 1)
+		go func(m *module) { m.lines <- m.obj.Lines(addrs) }(m)
+	}
+}
+
 func (a *analysis) symbolize() {
+	for _, m := range a.modules {
+		if m.lines != nil {
+			m.lineMap = <-m.lines
+		}
+	}
 	for _, m := range a.modulesWithFrames() {
 		m.info.Symbols = m.obj.SymbolSource()
 	}
@@ -78,8 +120,8 @@ func (a *analysis) symbolizePC(pc uint64, caller bool) crash.Frame {
 		f.FunctionOffset = crash.Addr(link - start)
 		f.FunctionSource = "eh-frame"
 	}
-	if file, line, err := mod.obj.Line(lookup); err == nil && line > 0 {
-		f.File, f.Line = file, line
+	if p, ok := mod.lineMap[lookup]; ok && p.Line > 0 {
+		f.File, f.Line = p.File, p.Line
 	}
 	return f
 }

@@ -23,6 +23,14 @@ type lineRow struct {
 type lineTable struct {
 	rows  []lineRow
 	files []string
+	// want, when set, filters the sequences kept (sorted addresses).
+	want []uint64
+}
+
+// wanted reports whether an address in [lo, hi] is wanted.
+func (lt *lineTable) wanted(lo, hi uint64) bool {
+	i := sort.Search(len(lt.want), func(i int) bool { return lt.want[i] >= lo })
+	return i < len(lt.want) && lt.want[i] <= hi
 }
 
 // Bounds on what a line table may make us allocate.
@@ -35,9 +43,14 @@ var errLine = errors.New("malformed .debug_line")
 
 // parseLineTable decodes every line program in .debug_line (DWARF 2-5).
 // lineStr is .debug_line_str and str is .debug_str (for DWARF 5 forms).
-func parseLineTable(b, lineStr, str []byte) (*lineTable, error) {
-	// Line programs take about four bytes per row: size the table once.
-	lt := &lineTable{rows: make([]lineRow, 0, min(len(b)/4+16, maxLineRows))}
+// When want (sorted addresses) is not nil, only the sequences that contain
+// one of them are kept: one pass over the section, no large table.
+func parseLineTable(b, lineStr, str []byte, want []uint64) (*lineTable, error) {
+	lt := &lineTable{want: want}
+	if want == nil {
+		// Line programs take about four bytes per row: size the table once.
+		lt.rows = make([]lineRow, 0, min(len(b)/4+16, maxLineRows))
+	}
 	fileIdx := map[string]int32{}
 	for off := uint64(0); off < uint64(len(b)); {
 		next, err := lt.parseUnit(b, off, lineStr, str, fileIdx)
@@ -411,11 +424,19 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 	// The state machine.
 	var addr uint64
 	file, line := uint64(1), int64(1)
+	seqStart := len(lt.rows)
 	emit := func(endSeq bool) error {
 		if len(lt.rows) >= maxLineRows {
 			return errLine
 		}
 		lt.rows = append(lt.rows, lineRow{addr: addr, file: fileOf(file), line: int32(line), end: endSeq})
+		if endSeq && lt.want != nil {
+			// Keep the sequence only if it covers a wanted address.
+			if seqStart < len(lt.rows) && !lt.wanted(lt.rows[seqStart].addr, addr) {
+				lt.rows = lt.rows[:seqStart]
+			}
+			seqStart = len(lt.rows)
+		}
 		return nil
 	}
 	for r.pos < end {
@@ -441,6 +462,7 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 					return 0, err
 				}
 				addr, file, line = 0, 1, 1
+				seqStart = len(lt.rows)
 			case 2: // set_address
 				if n-1 == 8 {
 					addr, _ = r.fixed(8)

@@ -113,3 +113,33 @@ func compareLines(t *testing.T, path string, limit int) {
 	}
 	t.Logf("%d rows agree", checked)
 }
+
+// TestLinesBatchMatchesFullTable: the filtered one-pass lookup gives the
+// same answers as the full table.
+func TestLinesBatchMatchesFullTable(t *testing.T) {
+	o, err := Open("/lib/x86_64-linux-gnu/libc.so.6")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer o.Close()
+	if o.DebugFile == "" {
+		t.Skip("libc6-dbg is not installed")
+	}
+	var addrs []uint64
+	for _, s := range o.Symbols() {
+		if s.Size > 8 && len(addrs) < 300 {
+			addrs = append(addrs, s.Value+s.Size/2)
+		}
+	}
+	got := o.Lines(addrs)
+	for _, a := range addrs {
+		file, line, err := o.Line(a)
+		p, ok := got[a]
+		if (err == nil) != ok || (ok && (p.File != file || p.Line != line)) {
+			t.Errorf("%#x: batch %v %v, full %s:%d %v", a, p, ok, file, line, err)
+		}
+	}
+	if len(got) < len(addrs)/2 {
+		t.Errorf("only %d of %d addresses have lines", len(got), len(addrs))
+	}
+}

@@ -438,7 +438,7 @@ func (o *Object) lineData() *lineTable {
 				}
 				return b
 			}
-			lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"))
+			lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), nil)
 			if err == nil && len(lt.rows) > 0 {
 				o.lines = lt
 				return
@@ -448,6 +448,52 @@ func (o *Object) lineData() *lineTable {
 	return o.lines
 }
 
+// Position is a source file and line.
+type Position struct {
+	File string
+	Line int
+}
+
+// Lines returns the source positions of several link-time addresses in one
+// pass over the line programs, keeping only the sequences that cover them
+// (much cheaper than Line on a large library when only a few addresses
+// matter). Addresses without line information are absent from the map.
+func (o *Object) Lines(addrs []uint64) map[uint64]Position {
+	out := map[uint64]Position{}
+	if len(addrs) == 0 {
+		return out
+	}
+	want := append([]uint64(nil), addrs...)
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+		if ef == nil || ef.Section(".debug_line") == nil {
+			continue
+		}
+		f := o.file
+		if ef == o.debugElf {
+			f = o.debugF
+		}
+		get := func(name string) []byte {
+			b, err := readSection(f, ef.Section(name))
+			if err != nil {
+				return nil
+			}
+			return b
+		}
+		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), want)
+		if err != nil {
+			continue
+		}
+		for _, a := range want {
+			if file, line, ok := lt.lookup(a); ok {
+				out[a] = Position{file, line}
+			}
+		}
+		return out
+	}
+	return out
+}
+
 // PrefetchDWARF starts decoding the line tables in the background so that
 // a later Line call does not wait for section decompression.
 func (o *Object) PrefetchDWARF() {
@@ -455,6 +501,12 @@ func (o *Object) PrefetchDWARF() {
 		return
 	}
 	go o.lineData()
+}
+
+// HasLineTable reports whether the object or its debug file has a
+// .debug_line section (without decoding it).
+func (o *Object) HasLineTable() bool {
+	return o.elf.Section(".debug_line") != nil || (o.debugElf != nil && o.debugElf.Section(".debug_line") != nil)
 }
 
 // HasDWARF reports whether line information is available.

@@ -1,0 +1,232 @@
+package php
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fcgiRequest sends one FastCGI request over a unix socket and reads until
+// the connection closes (the worker dies).
+func fcgiRequest(sock string, params map[string]string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var buf bytes.Buffer
+	record := func(typ byte, content []byte) {
+		buf.Write([]byte{1, typ, 0, 1, byte(len(content) >> 8), byte(len(content)), 0, 0})
+		buf.Write(content)
+	}
+	record(1, []byte{0, 1, 0, 0, 0, 0, 0, 0}) // FCGI_BEGIN_REQUEST, responder
+	var p bytes.Buffer
+	length := func(n int) {
+		if n < 128 {
+			p.WriteByte(byte(n))
+			return
+		}
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(n)|1<<31)
+		p.Write(b[:])
+	}
+	for k, v := range params {
+		length(len(k))
+		length(len(v))
+		p.WriteString(k)
+		p.WriteString(v)
+	}
+	record(4, p.Bytes()) // FCGI_PARAMS
+	record(4, nil)
+	record(5, nil) // FCGI_STDIN
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, c) // the worker dies: EOF or connection reset
+	return nil
+}
+
+// fpmCore runs php-fpm with one pool in a temporary directory, sends it a
+// request for testdata/cli/main.php and returns the core of the worker
+// that crashed.
+func fpmCore(t testing.TB, params map[string]string) (corePath, truthPath string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("php-fpm workers need root here to run as a dumpable user")
+	}
+	var fpm string
+	if m, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(m) > 0 {
+		fpm = m[0]
+	} else {
+		t.Skip("php-fpm not installed")
+	}
+	pat, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+	pattern := strings.TrimSpace(string(pat))
+	if pattern == "" || strings.HasPrefix(pattern, "|") {
+		t.Skipf("kernel.core_pattern %q: no core file to read", pattern)
+	}
+	dir := t.TempDir()
+	src, _ := filepath.Abs("testdata/cli")
+	for _, f := range []string{"main.php", "lib.php", "view.php"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	sock := filepath.Join(dir, "fpm.sock")
+	conf := filepath.Join(dir, "fpm.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
+error_log = %s/fpm.log
+daemonize = no
+[t]
+user = root
+listen = %s
+pm = static
+pm.max_children = 1
+rlimit_core = unlimited
+process.dumpable = yes
+chdir = %s
+clear_env = no
+`, dir, sock, dir)), 0o644)
+	cmd := exec.Command(fpm, "-R", "--nodaemonize", "-y", conf, "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "opcache.enable=1")
+	cmd.Dir = dir
+	out, err := os.Create(filepath.Join(dir, "fpm.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start php-fpm: %v", err)
+	}
+	pgid := cmd.Process.Pid
+	defer func() {
+		// SIGTERM lets the master stop and reap its workers; then make sure
+		// nothing of the process group this test created is left.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-done
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	truthPath = filepath.Join(dir, "truth.json")
+	params["SCRIPT_FILENAME"] = filepath.Join(dir, "main.php")
+	params["CORONER_TRUTH"] = truthPath
+	start := time.Now().Add(-time.Second)
+	if err := fcgiRequest(sock, params); err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "fpm.out"))
+		t.Fatalf("FastCGI request: %v\n%s", err, b)
+	}
+	coreDir := dir
+	if strings.HasPrefix(pattern, "/") {
+		coreDir = filepath.Dir(pattern)
+	}
+	for i := 0; i < 100; i++ {
+		ents, _ := os.ReadDir(coreDir)
+		for _, e := range ents {
+			info, err := e.Info()
+			if err != nil || !info.Mode().IsRegular() || info.ModTime().Before(start) || !strings.Contains(e.Name(), "core") {
+				continue
+			}
+			// the worker is dead once the master has logged it
+			b, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+			m := regexp.MustCompile(`child (\d+) exited on signal`).FindSubmatch(b)
+			if m == nil {
+				continue
+			}
+			if coreDir != dir && !strings.Contains(e.Name(), string(m[1])) {
+				continue // a shared core directory: only this worker's core
+			}
+			p := filepath.Join(coreDir, e.Name())
+			if coreDir != dir {
+				t.Cleanup(func() { os.Remove(p) })
+			}
+			return p, truthPath
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+	t.Skipf("no worker core appeared in %s (core_pattern %q); fpm log:\n%s", coreDir, pattern, b)
+	return "", ""
+}
+
+func TestFPMCore(t *testing.T) {
+	corePath, truthPath := fpmCore(t, map[string]string{
+		"REQUEST_METHOD": "POST", "REQUEST_URI": "/teachers/profile-sarah/?tab=2", "QUERY_STRING": "tab=2",
+		"SCRIPT_NAME": "/main.php", "HTTP_HOST": "lab.example", "REMOTE_ADDR": "127.0.0.9",
+		"HTTP_USER_AGENT": "coroner-test/1", "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": "0",
+		"HTTP_COOKIE": "session=very-secret", "HTTP_AUTHORIZATION": "Basic c2VjcmV0",
+		"SERVER_NAME": "lab.example", "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
+	})
+	var want []truthFrame
+	b, err := os.ReadFile(truthPath)
+	if err != nil {
+		t.Fatalf("truth: %v", err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil || len(want) < 6 {
+		t.Fatalf("truth %s: %v", b, err)
+	}
+	for _, secrets := range []bool{false, true} {
+		in := inputFromCore(t, corePath)
+		in.ShowSecrets = secrets
+		res, err := Analyze(in)
+		if err != nil || res == nil {
+			t.Fatalf("Analyze = %v, %v", res, err)
+		}
+		if res.SAPI != "fpm-fcgi" {
+			t.Errorf("SAPI %q", res.SAPI)
+		}
+		var got []truthFrame
+		for _, f := range res.Frames {
+			got = append(got, truthFrame{f.Function, f.Class, f.CallType, f.File, f.Line})
+		}
+		compareFrames(t, got, want)
+		r := res.Request
+		if r == nil {
+			t.Fatalf("no request; warnings %q", res.Warnings)
+		}
+		if r.Source != SourceFastCGI || r.URI != "/teachers/profile-sarah/?tab=2" || r.Method != "POST" || r.Query != "tab=2" ||
+			r.Host != "lab.example" || r.RemoteAddr != "127.0.0.9" || r.UserAgent != "coroner-test/1" ||
+			r.ContentType != "application/x-www-form-urlencoded" || !strings.HasSuffix(r.Script, "/main.php") {
+			t.Errorf("request = %+v", r)
+		}
+		cookie, auth := r.Params["HTTP_COOKIE"], r.Params["HTTP_AUTHORIZATION"]
+		if secrets && (cookie != "session=very-secret" || auth != "Basic c2VjcmV0") {
+			t.Errorf("ShowSecrets: cookie %q authorization %q", cookie, auth)
+		}
+		if !secrets && (strings.Contains(cookie, "secret") || strings.Contains(auth, "c2VjcmV0") || cookie == "") {
+			t.Errorf("secrets not redacted: cookie %q authorization %q", cookie, auth)
+		}
+		if res.INI["opcache.jit"] != "tracing" || res.JIT == nil || !res.JIT.Active {
+			t.Errorf("INI %v JIT %+v", res.INI, res.JIT)
+		}
+		if len(res.Warnings) != 0 {
+			t.Errorf("warnings: %q", res.Warnings)
+		}
+	}
+}

@@ -1,0 +1,2 @@
+<?php
+return boom($id, ['a' => 1], 2.5);
