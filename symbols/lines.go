@@ -11,7 +11,8 @@ import (
 // lineRow is one row of a DWARF line table.
 type lineRow struct {
 	addr uint64
-	file int32 // index into lineTable.files
+	unit int32 // index into lineTable.units
+	file int32 // index into the unit's files
 	line int32
 	end  bool // end_sequence: no code at and after addr in this sequence
 }
@@ -21,10 +22,22 @@ type lineRow struct {
 // search (debug/dwarf needs both, and .debug_info is by far the largest
 // section to decompress).
 type lineTable struct {
-	rows  []lineRow
-	files []string
+	rows []lineRow
+	// units holds each line program's file table.
+	units [][]fileName
+	nfile int
 	// want, when set, filters the sequences kept (sorted addresses).
 	want []uint64
+}
+
+// fileName is a file of a line program with its directory, joined lazily.
+type fileName struct{ dir, name string }
+
+func (f fileName) String() string {
+	if f.dir == "" || path.IsAbs(f.name) {
+		return f.name
+	}
+	return path.Join(f.dir, f.name)
 }
 
 // wanted reports whether an address in [lo, hi] is wanted.
@@ -51,9 +64,8 @@ func parseLineTable(b, lineStr, str []byte, want []uint64) (*lineTable, error) {
 		// Line programs take about four bytes per row: size the table once.
 		lt.rows = make([]lineRow, 0, min(len(b)/4+16, maxLineRows))
 	}
-	fileIdx := map[string]int32{}
 	for off := uint64(0); off < uint64(len(b)); {
-		next, err := lt.parseUnit(b, off, lineStr, str, fileIdx)
+		next, err := lt.parseUnit(b, off, lineStr, str)
 		if err != nil {
 			if len(lt.rows) == 0 {
 				return nil, err
@@ -300,7 +312,7 @@ func (r *lineReader) readEntries(offSize uint64, lineStr, str []byte) ([]string,
 	return paths, dirs, nil
 }
 
-func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileIdx map[string]int32) (uint64, error) {
+func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte) (uint64, error) {
 	le := binary.LittleEndian
 	if off+4 > uint64(len(b)) {
 		return 0, errLine
@@ -355,7 +367,7 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 			return 0, err
 		}
 	}
-	var files []string // full paths, indexed as the program refers to them
+	var files []fileName // indexed as the program refers to them
 	if version >= 5 {
 		dirs, _, err := r.readEntries(offSize, lineStr, str)
 		if err != nil {
@@ -366,10 +378,11 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 			return 0, err
 		}
 		for i, n := range names {
-			if !path.IsAbs(n) && dirIdx[i] < uint64(len(dirs)) && dirIdx[i] > 0 {
-				n = path.Join(dirs[dirIdx[i]], n)
+			f := fileName{name: n}
+			if dirIdx[i] < uint64(len(dirs)) && dirIdx[i] > 0 {
+				f.dir = dirs[dirIdx[i]]
 			}
-			files = append(files, n)
+			files = append(files, f)
 		}
 	} else {
 		dirs := []string{""}
@@ -383,7 +396,7 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 			}
 			dirs = append(dirs, s)
 		}
-		files = append(files, "") // DWARF < 5 numbers files from 1
+		files = append(files, fileName{}) // DWARF < 5 numbers files from 1
 		for {
 			s, err := r.cstr()
 			if err != nil {
@@ -395,28 +408,23 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 			d, _ := r.uleb()
 			r.uleb() // mtime
 			r.uleb() // length
-			if !path.IsAbs(s) && d > 0 && d < uint64(len(dirs)) {
-				s = path.Join(dirs[d], s)
+			f := fileName{name: s}
+			if d > 0 && d < uint64(len(dirs)) {
+				f.dir = dirs[d]
 			}
-			files = append(files, s)
+			files = append(files, f)
 		}
 	}
-	global := make([]int32, len(files))
-	for i, f := range files {
-		idx, ok := fileIdx[f]
-		if !ok {
-			if len(lt.files) >= maxLineFiles {
-				return 0, errLine
-			}
-			idx = int32(len(lt.files))
-			lt.files = append(lt.files, f)
-			fileIdx[f] = idx
-		}
-		global[i] = idx
+	// File names are joined only when a lookup needs one.
+	lt.nfile += len(files)
+	if lt.nfile > maxLineFiles {
+		return 0, errLine
 	}
+	unit := int32(len(lt.units))
+	lt.units = append(lt.units, files)
 	fileOf := func(n uint64) int32 {
-		if n < uint64(len(global)) {
-			return global[n]
+		if n < uint64(len(files)) {
+			return int32(n)
 		}
 		return -1
 	}
@@ -429,7 +437,7 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte, fileId
 		if len(lt.rows) >= maxLineRows {
 			return errLine
 		}
-		lt.rows = append(lt.rows, lineRow{addr: addr, file: fileOf(file), line: int32(line), end: endSeq})
+		lt.rows = append(lt.rows, lineRow{addr: addr, unit: unit, file: fileOf(file), line: int32(line), end: endSeq})
 		if endSeq && lt.want != nil {
 			// Keep the sequence only if it covers a wanted address.
 			if seqStart < len(lt.rows) && !lt.wanted(lt.rows[seqStart].addr, addr) {
@@ -524,8 +532,8 @@ func (lt *lineTable) lookup(addr uint64) (string, int, bool) {
 	// start of the next): prefer a row that is not an end marker.
 	for k := i; k >= 0 && k > i-4 && lt.rows[k].addr == lt.rows[i].addr; k-- {
 		row := lt.rows[k]
-		if !row.end && row.file >= 0 && int(row.file) < len(lt.files) {
-			return lt.files[row.file], int(row.line), true
+		if !row.end && row.file >= 0 && int(row.unit) < len(lt.units) && int(row.file) < len(lt.units[row.unit]) {
+			return lt.units[row.unit][row.file].String(), int(row.line), true
 		}
 	}
 	return "", 0, false
