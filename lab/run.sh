@@ -12,9 +12,15 @@
 # Scenarios: ffi-null-code shortcode-recursion kill-segv abort method-closure-include
 # C programs: pcre-null null-write stack-overflow thread-crash cpp-namespace
 #
-# It changes kernel.core_pattern (machine-wide) to DIR/cores/core.%e.%p.%t and
-# restores the previous value on every exit path; it stops only the processes
-# it started (by pid). Run as root.
+# A scenario listed twice (or --repeat N) runs again: the first run of NAME is
+# scenarios/NAME, later ones scenarios/NAME-2, NAME-3, ... (distinct pids).
+#
+# It points kernel.core_pattern (machine-wide) at DIR/cores/core.%e.%p.%t only
+# around each crash and puts the previous value back right after, on every exit
+# path, and only if it still holds the lab's value (someone else may have
+# changed it meanwhile). With --keep, nginx and php-fpm keep running (pids in
+# DIR/pids) and core_pattern stays pointed at DIR/cores until --stop DIR.
+# It stops only the processes it started (by pid). Run as root.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +39,7 @@ while [ $# -gt 0 ]; do
     --no-c) with_c=no; shift ;;
     --keep) keep=yes; shift ;;
     --stop) stop=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "lab: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,22 +47,52 @@ done
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-stop_lab() { # DIR
+ours_pid() { # PID NAME -> true when PID is still the nginx/php-fpm master we started
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  case "$2:$exe" in php-fpm:*php-fpm*|nginx:*nginx*) return 0 ;; esac
+  return 1
+}
+
+restore_core_pattern() { # DIR: put back the saved kernel.core_pattern if it still holds ours
+  local d=$1 cur
+  [ -f "$d/core_pattern.saved" ] || return 0
+  cur=$(cat /proc/sys/kernel/core_pattern)
+  if [ "$cur" = "$(cat "$d/core_pattern.ours" 2>/dev/null)" ]; then
+    cat "$d/core_pattern.saved" > /proc/sys/kernel/core_pattern
+  elif [ "$cur" != "$(cat "$d/core_pattern.saved")" ]; then
+    log "kernel.core_pattern was changed by someone else meanwhile ($cur): left as it is"
+  fi
+  rm -f "$d/core_pattern.saved" "$d/core_pattern.ours"
+}
+
+set_core_pattern() { # DIR: point kernel.core_pattern at DIR/cores (saving the previous value once)
   local d=$1
+  [ -f "$d/core_pattern.saved" ] || cat /proc/sys/kernel/core_pattern > "$d/core_pattern.saved"
+  echo "$d/cores/core.%e.%p.%t" > "$d/core_pattern.ours"
+  cat "$d/core_pattern.ours" > /proc/sys/kernel/core_pattern
+}
+
+stop_lab() { # DIR
+  local d=$1 name pid
   if [ -f "$d/pids" ]; then
     while read -r name pid; do
-      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+      if [ -n "$pid" ] && ours_pid "$pid" "$name"; then kill "$pid" 2>/dev/null || true; fi
     done < "$d/pids"
-    sleep 0.3
+    for _ in $(seq 30); do
+      alive=no
+      while read -r name pid; do
+        if [ -n "$pid" ] && ours_pid "$pid" "$name"; then alive=yes; fi
+      done < "$d/pids"
+      [ $alive = yes ] || break
+      sleep 0.1
+    done
     while read -r name pid; do
-      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+      if [ -n "$pid" ] && ours_pid "$pid" "$name"; then kill -9 "$pid" 2>/dev/null || true; fi
     done < "$d/pids"
     rm -f "$d/pids"
   fi
-  if [ -f "$d/core_pattern.saved" ]; then
-    cat "$d/core_pattern.saved" > /proc/sys/kernel/core_pattern
-    rm -f "$d/core_pattern.saved"
-  fi
+  restore_core_pattern "$d"
 }
 
 if [ -n "$stop" ]; then
@@ -96,24 +132,42 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 if [ -f "$out/pids" ]; then stop_lab "$out"; fi
 rm -rf "$out/conf" "$out/run" "$out/log" "$out/cores" "$out/truth" "$out/www" "$out/scenarios" "$out/c" "$out/manifest.json"
-mkdir -p "$out"/{conf/php.d,run,log,cores,truth,scenarios,c}
+mkdir -p "$out"/{conf/php.d,run,log,cores,scenarios,c}
 cp -r "$LAB_DIR/www" "$out/www"
 chmod 755 "$out" "$out/conf" "$out/run" "$out/log"
 chmod -R a+rX "$out/www"
-chmod 1777 "$out/cores" "$out/truth"
-# the workers must be able to reach the document root
-d=$out; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+chmod 1777 "$out/cores" # the workers write their cores and truth.PID.json here
+# The workers must be able to reach the document root and the cores directory: a parent that
+# others cannot search (Go's t.TempDir() makes 0700 ones) gets o+x, and the log says which.
+d=$out
+while [ "$d" != / ]; do
+  if [ "$(( 0$(stat -c %a "$d") & 1 ))" = 0 ]; then
+    chmod o+x "$d" && log "made $d searchable by others (for the $WORKER_USER workers)"
+  fi
+  d=$(dirname "$d")
+done
+runuser -u "$WORKER_USER" -- test -w "$out/cores" -a -r "$out/www/index.php" ||
+  die "$WORKER_USER cannot write $out/cores or read $out/www: use another --out"
 
 # --- core_pattern, restored on every exit path ---------------------------
-cat /proc/sys/kernel/core_pattern > "$out/core_pattern.saved"
-restore() {
-  local rc=$?
+# kernel.core_pattern is machine-wide: it points at $out/cores only around each crash (and, with
+# --keep, from the end of the run until --stop), and is put back only if it still holds ours.
+restore_core_pattern "$out" # a leftover of a run that was killed with SIGKILL
+pattern="$out/cores/core.%e.%p.%t"
+[ ${#pattern} -lt 128 ] || die "core pattern $pattern is too long for the kernel (128 bytes): use a shorter --out"
+gdb_jobs=() c_builds=()
+cleanup() {
+  local rc=$? j
+  trap - EXIT INT TERM ERR
+  # our own background jobs (gdb runs, compilations), by pid
+  for j in "${gdb_jobs[@]}" "${c_builds[@]#*:}"; do kill "$j" 2> /dev/null || true; done
   if [ "$keep" != yes ] || [ $rc -ne 0 ]; then stop_lab "$out"; fi
   exit $rc
 }
-trap restore EXIT
-trap 'exit 130' INT TERM
-echo "$out/cores/core.%e.%p.%t" > /proc/sys/kernel/core_pattern
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit $?' ERR
 ulimit -c unlimited
 
 # --- configuration ---------------------------------------------------------
@@ -154,7 +208,7 @@ rlimit_core = unlimited
 $( [ "$dumpable" = yes ] && echo "process.dumpable = yes" )
 catch_workers_output = yes
 access.log = $out/log/fpm-access.log
-env[LAB_TRUTH_DIR] = $out/truth
+env[LAB_TRUTH_DIR] = $out/cores
 php_admin_value[error_log] = $out/log/php-error.log
 php_admin_flag[log_errors] = on
 php_admin_value[ffi.enable] = 1
@@ -222,7 +276,21 @@ t_started=$(date +%s.%N)
 
 # --- helpers ---------------------------------------------------------------
 lines() { [ -f "$1" ] && wc -l < "$1" || echo 0; }
-dmesg_lines() { dmesg 2>/dev/null | wc -l || echo 0; }
+# The kernel ring buffer is full on a busy machine (line counts stay constant while old lines drop):
+# new lines are those with a later timestamp than the mark.
+kmsg_mark() { dmesg 2>/dev/null | tail -n 1 | sed -n 's/^\[ *\([0-9]*\.[0-9]*\)\].*/\1/p' || true; }
+kmsg_since() { # MARK COMM PID -> kernel lines after MARK about PID, or about any thread named COMM
+  # (a thread's line carries its own tid), each with the Code: line that follows it
+  local mark=${1:-0} comm=$2 pid=$3
+  dmesg 2>/dev/null | awk -v mark="${mark:-0}" -v comm="$comm" -v pid="$pid" '
+    match($0, /^\[ *[0-9]+\.[0-9]+\]/) == 0 { next }
+    { ts = substr($0, 2, RLENGTH - 2) + 0 }
+    ts <= mark + 0 { prev = 0; next }
+    prev && / Code: / { print; prev = 0; next }
+    { prev = 0 }
+    index($0, "[" pid "]") || (comm != "" && index($0, "] " comm "[")) { print; prev = 1 }
+  ' || true
+}
 json_str() { # escape for JSON
   printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/\\t/g' | awk 'BEGIN{ORS="\\n"} {print}' | sed 's/\\n$//'
 }
@@ -258,6 +326,8 @@ wait_core() { # PID -> path of the finished core in the cores dir
   printf '%s' "$f"
 }
 
+# fake credentials the POST scenario sends (reports must redact them; listed in the manifest)
+SECRET_COOKIE=lab-secret-cookie SECRET_TOKEN=lab-secret-token
 scenario_request() { # NAME -> sets method url and runs curl
   local name=$1
   case "$name" in
@@ -268,8 +338,8 @@ scenario_request() { # NAME -> sets method url and runs curl
     method-closure-include) method=POST url="/checkout.php" ;;
   esac
   if [ "$method" = POST ]; then
-    curl -sS -m 60 -o /dev/null -X POST -H 'Cookie: wordpress_logged_in=lab-secret-cookie' \
-      -H 'Authorization: Bearer lab-secret-token' -H 'User-Agent: coroner-lab/1.0' \
+    curl -sS -m 60 -o /dev/null -X POST -H "Cookie: wordpress_logged_in=$SECRET_COOKIE" \
+      -H "Authorization: Bearer $SECRET_TOKEN" -H 'User-Agent: coroner-lab/1.0' \
       --data 'items=book%2Cpen&coupon=SPRING' "$base$url" || true
   else
     curl -sS -m 60 -o /dev/null -H 'User-Agent: coroner-lab/1.0' "$base$url" || true
@@ -277,49 +347,79 @@ scenario_request() { # NAME -> sets method url and runs curl
 }
 
 manifest_scenarios=()
-run_scenario() { # NAME DIRNAME
-  local name=$1 dir="$out/scenarios/$2" n0 f0 k0 a0 pid="" sig="" core=""
+last_crash_second=0
+run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scenarios/KEY
+  local name=$1 key=$2 dir="$out/scenarios/$2" n0 f0 k0 pid="" sig="" core="" line t0 secs secrets="[]"
   mkdir -p "$dir"
-  n0=$(lines "$out/log/nginx-error.log"); f0=$(lines "$out/log/fpm.log"); k0=$(dmesg_lines)
-  local t0; t0=$(date +%s.%N)
+  # nginx and FPM log with 1-second resolution: each crash gets a second of its own, so that the
+  # logs of one run link unambiguously (tests of the log correlator rely on it)
+  while [ "$(date +%s)" -le "$last_crash_second" ]; do sleep 0.05; done
+  n0=$(lines "$out/log/nginx-error.log"); f0=$(lines "$out/log/fpm.log"); k0=$(kmsg_mark)
+  t0=$(date +%s.%N)
+  set_core_pattern "$out"
   scenario_request "$name"
-  # wait for the FPM master to report the death of the worker
-  for _ in $(seq 150); do
+  # wait for the FPM master to report the death of the worker (the core is complete by then)
+  for _ in $(seq 300); do
     if tail -n +"$((f0 + 1))" "$out/log/fpm.log" | grep -q 'exited on signal'; then break; fi
     sleep 0.1
   done
-  local line
+  restore_core_pattern "$out"
+  last_crash_second=$(date +%s)
   line=$(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | grep -m1 'exited on signal' || true)
   [ -n "$line" ] || die "scenario $name: no worker died ($(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | tail -3))"
   pid=$(printf '%s' "$line" | sed 's/.*child \([0-9]*\) exited.*/\1/')
   sig=$(printf '%s' "$line" | sed 's/.*exited on signal \([0-9]*\).*/\1/')
   if [ "$dumpable" = yes ]; then
+    case "$line" in *"core dumped"*) ;; *) die "scenario $name: worker $pid died without dumping core: $line" ;; esac
     core=$(wait_core "$pid")
-    [ -n "$core" ] || die "scenario $name: worker $pid died but left no core in $out/cores"
-    mv "$core" "$dir/core"
-    core="$dir/core"
-    gdb_oracle "$FPM" "$core" "$dir/gdb.txt"
+    [ -n "$core" ] || die "scenario $name: worker $pid dumped core but not into $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern): changed by someone else?)"
+    mv "$core" "$dir/"
+    core="$dir/$(basename "$core")"
+    gdb_oracle "$FPM" "$core" "$dir/gdb.txt" &
+    gdb_jobs+=($!)
   fi
-  sleep 0.2
+  sleep 0.1
   tail -n +"$((n0 + 1))" "$out/log/nginx-error.log" > "$dir/nginx-error.log" 2>/dev/null || : > "$dir/nginx-error.log"
   tail -n +"$((f0 + 1))" "$out/log/fpm.log" > "$dir/fpm.log" 2>/dev/null || : > "$dir/fpm.log"
-  dmesg 2>/dev/null | tail -n +"$((k0 + 1))" | grep -E "\[$pid\]|\b$pid\b" > "$dir/kernel.log" || : > "$dir/kernel.log"
+  kmsg_since "$k0" "" "$pid" > "$dir/kernel.log"
   cat "$dir/kernel.log" >> "$out/log/kernel.log"
-  if [ -f "$out/truth/truth.$pid.json" ]; then mv "$out/truth/truth.$pid.json" "$dir/truth.json"; fi
-  local secs; secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
-  log "$(printf '%-24s pid %-7s signal %-3s core %6s MB  %ss' "$2" "$pid" "$sig" "$([ -n "$core" ] && echo $(( $(stat -c %s "$core") / 1048576 )) || echo -)" "$secs")"
-  manifest_scenarios+=("$(printf '"%s":{"name":"%s","method":"%s","url":"%s","core":"%s","pid":%s,"signal":%s,"truth_path":"%s","gdb":"%s","nginx_error":%s,"fpm_log":%s,"kernel":%s}' \
-    "$2" "$name" "$method" "$(json_str "$url")" "$core" "$pid" "$sig" \
-    "$([ -f "$dir/truth.json" ] && echo "$dir/truth.json")" "$([ -f "$dir/gdb.txt" ] && echo "$dir/gdb.txt")" \
-    "$(json_lines "$dir/nginx-error.log")" "$(json_lines "$dir/fpm.log")" "$(json_lines "$dir/kernel.log")")")
+  if [ -f "$out/cores/truth.$pid.json" ]; then mv "$out/cores/truth.$pid.json" "$dir/truth.json"; fi
+  [ "$method" = POST ] && secrets="[\"$SECRET_COOKIE\",\"$SECRET_TOKEN\"]"
+  secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+  log "$(printf '%-26s pid %-7s signal %-3s core %6s MB  %ss' "$key" "$pid" "$sig" "$([ -n "$core" ] && echo $(( $(stat -c %s "$core") / 1048576 )) || echo -)" "$secs")"
+  manifest_scenarios+=("$(printf '"%s":{"name":"%s","method":"%s","url":"%s","core":"%s","pid":%s,"signal":%s,"truth_path":"%s","gdb":"%s","nginx_error":%s,"fpm_log":%s,"kernel":%s,"secrets":%s}' \
+    "$key" "$name" "$method" "$(json_str "$url")" "$core" "$pid" "$sig" \
+    "$([ -f "$dir/truth.json" ] && echo "$dir/truth.json")" "$([ -n "$core" ] && echo "$dir/gdb.txt")" \
+    "$(json_lines "$dir/nginx-error.log")" "$(json_lines "$dir/fpm.log")" "$(json_lines "$dir/kernel.log")" "$secrets")")
 }
 
+# The C programs compile while the workers crash.
+c_build() { # PROG DIR -> builds DIR/PROG; prints "true"/"false" (built with -g) into DIR/debug
+  local prog=$1 dir=$2
+  mkdir -p "$dir"
+  case "$prog" in
+    pcre-null) gcc -O2 -o "$dir/$prog" "$LAB_DIR/c/$prog.c" -lpcre2-8 && echo false > "$dir/debug" ;;
+    thread-crash) gcc -O2 -g -pthread -o "$dir/$prog" "$LAB_DIR/c/$prog.c" && echo true > "$dir/debug" ;;
+    cpp-namespace) g++ -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.cpp" && echo true > "$dir/debug" ;;
+    *) gcc -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.c" && echo true > "$dir/debug" ;;
+  esac
+}
+if [ "$with_c" = yes ]; then
+  for prog in "${ALL_C[@]}"; do
+    c_build "$prog" "$out/c/$prog" > "$out/log/build-$prog.log" 2>&1 &
+    c_builds+=("$prog:$!")
+  done
+fi
+
 : > "$out/log/kernel.log"
+declare -A runs=()
 for s in "${scenarios[@]}"; do
-  for k in $(seq "$repeat"); do
-    dirname=$s
-    [ "$repeat" -gt 1 ] && dirname="$s-$k"
-    run_scenario "$s" "$dirname"
+  for _ in $(seq "$repeat"); do
+    n=$(( ${runs[$s]:-0} + 1 ))
+    runs[$s]=$n
+    key=$s
+    [ "$n" -gt 1 ] && key="$s-$n"
+    run_scenario "$s" "$key"
   done
 done
 t_scenarios=$(date +%s.%N)
@@ -327,30 +427,32 @@ t_scenarios=$(date +%s.%N)
 # --- C programs ------------------------------------------------------------
 manifest_c=()
 if [ "$with_c" = yes ]; then
+  for b in "${c_builds[@]}"; do
+    wait "${b#*:}" || die "building C program ${b%%:*} failed: $(tail -5 "$out/log/build-${b%%:*}.log")"
+  done
   for prog in "${ALL_C[@]}"; do
     dir="$out/c/$prog"
-    mkdir -p "$dir"
-    debug=true
-    case "$prog" in
-      pcre-null) gcc -O2 -o "$dir/$prog" "$LAB_DIR/c/$prog.c" -lpcre2-8; debug=false ;;
-      thread-crash) gcc -O2 -g -pthread -o "$dir/$prog" "$LAB_DIR/c/$prog.c" ;;
-      cpp-namespace) g++ -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.cpp" ;;
-      *) gcc -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.c" ;;
-    esac
-    (cd "$dir" && exec "./$prog" > /dev/null 2>&1) &
-    cpid=$!
-    wait "$cpid" && crc=0 || crc=$?
+    k0=$(kmsg_mark)
+    set_core_pattern "$out"
+    # run through sh so that bash's job control does not print "Segmentation fault" for it
+    read -r cpid crc < <(cd "$dir" && sh -c './"$1" > /dev/null 2>&1 & p=$!; wait $p; echo "$p $?"' sh "$prog" 2> /dev/null)
+    restore_core_pattern "$out"
     core=$(wait_core "$cpid")
-    [ -n "$core" ] || die "C program $prog (pid $cpid, exit $crc) left no core"
-    mv "$core" "$dir/core"
+    [ -n "$core" ] || die "C program $prog (pid $cpid, exit $crc) left no core in $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern))"
+    mv "$core" "$dir/"
+    core="$dir/$(basename "$core")"
+    kmsg_since "$k0" "$prog" "$cpid" > "$dir/kernel.log"
+    cat "$dir/kernel.log" >> "$out/log/kernel.log"
     mode=""
     [ "$prog" = thread-crash ] && mode=all
-    gdb_oracle "$dir/$prog" "$dir/core" "$dir/gdb.txt" $mode
+    gdb_oracle "$dir/$prog" "$core" "$dir/gdb.txt" $mode &
+    gdb_jobs+=($!)
     src="$LAB_DIR/c/$prog.c"; [ -f "$src" ] || src="$LAB_DIR/c/$prog.cpp"
-    manifest_c+=("$(printf '"%s":{"name":"%s","source":"%s","binary":"%s","core":"%s","gdb":"%s","signal":%d,"debug":%s}' \
-      "$prog" "$prog" "$src" "$dir/$prog" "$dir/core" "$dir/gdb.txt" "$((crc - 128))" "$debug")")
+    manifest_c+=("$(printf '"%s":{"name":"%s","source":"%s","binary":"%s","core":"%s","gdb":"%s","signal":%d,"debug":%s,"pid":%d,"kernel":%s}' \
+      "$prog" "$prog" "$src" "$dir/$prog" "$core" "$dir/gdb.txt" "$((crc - 128))" "$(cat "$dir/debug")" "$cpid" "$(json_lines "$dir/kernel.log")")")
   done
 fi
+for j in "${gdb_jobs[@]}"; do wait "$j" || true; done
 t_c=$(date +%s.%N)
 
 # --- manifest --------------------------------------------------------------
@@ -376,6 +478,7 @@ cat > "$out/manifest.json" <<EOF
 EOF
 total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 if [ "$keep" = yes ]; then
+  set_core_pattern "$out" # further crashes of the kept workers land in $out/cores until --stop
   log "done in ${total}s; left running (stop with: lab/run.sh --stop $out); base URL $base"
 else
   log "done in ${total}s; artifacts in $out (manifest.json)"

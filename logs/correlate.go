@@ -81,6 +81,7 @@ func linkOf(e *Event, conf, reason string) Link {
 const (
 	kernelWindow    = 5 * time.Second  // kernel line vs FPM exit line of the same pid
 	frontWindow     = 2 * time.Second  // nginx/Apache error vs FPM exit (both whole seconds)
+	coreLag         = 3 * time.Second  // how much earlier than the exit line the error may be (core writing)
 	accessWindow    = 2 * time.Second  // access log line vs nginx error line
 	coreWindow      = 5 * time.Minute  // core file time vs crash time
 	timeoutWindow   = 2 * time.Minute  // "execution timed out" before the SIGTERM exit
@@ -327,7 +328,11 @@ func linkFront(events []Event, incs []*Incident) {
 		if inc.Time.IsZero() || !frontRelevant(inc) {
 			continue
 		}
-		lo := inc.Time.Add(-frontWindow)
+		// The front end sees the connection reset when the worker dies;
+		// the master logs the exit when it reaps the child, after the
+		// kernel has written the core (a 200 MB core takes a second or
+		// more): the error usually comes first, by up to coreLag.
+		lo := inc.Time.Add(-frontWindow - coreLag)
 		hi := inc.Time.Add(frontWindow + time.Second)
 		k := sort.Search(len(events), func(k int) bool { return !events[k].Time.Before(lo) })
 		for ; k < len(events) && events[k].Time.Before(hi); k++ {
@@ -338,7 +343,20 @@ func linkFront(events []Event, incs []*Incident) {
 			}
 		}
 	}
-	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].d < pairs[b].d })
+	// Deaths and front-end errors happen in the same order: walk the
+	// deaths in time order and give each the earliest unused error in its
+	// window (nearest-first would hand each death the next request's
+	// error whenever core writing delays the exit line).
+	sort.SliceStable(pairs, func(a, b int) bool {
+		ia, ib := incs[pairs[a].inc], incs[pairs[b].inc]
+		if !ia.Time.Equal(ib.Time) {
+			return ia.Time.Before(ib.Time)
+		}
+		if pairs[a].inc != pairs[b].inc {
+			return pairs[a].inc < pairs[b].inc
+		}
+		return events[pairs[a].ev].Time.Before(events[pairs[b].ev].Time)
+	})
 	// How many crashes and front-end errors share each second: a link is
 	// unambiguous when its crash and its error are alone in their second.
 	crashSec := map[int64]int{}
@@ -376,7 +394,7 @@ func linkFront(events []Event, incs []*Incident) {
 		reason := fmt.Sprintf("front-end error %s from the crash", roundDur(p.d))
 		sec := e.Time.Unix()
 		switch {
-		case p.d > time.Second:
+		case p.d > time.Second+coreLag:
 			conf = ConfLow
 		case p.d == 0 && crashSec[sec] == 1 && errSec[sec] == 1:
 			reason += "; the only worker death and the only upstream error in that second"
