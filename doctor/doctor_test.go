@@ -61,7 +61,7 @@ func TestDoctorOnLab(t *testing.T) {
 		t.Errorf("no audit: %v", res.Warnings)
 	}
 	for name, s := range l.Scenarios {
-		exp := want.Scenarios[name]
+		exp := want.Scenarios[s.Name]
 		var found *Group
 		for _, g := range res.Groups {
 			if g.Report != nil && g.Report.Process.PID == s.PID {
