@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coroner-dev/coroner/diagnose"
 	"github.com/coroner-dev/coroner/lab/labtest"
 )
 
@@ -166,5 +167,47 @@ func TestDoctorWithoutLogs(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(res.Missing, "\n"), "no logs") {
 		t.Errorf("missing evidence does not mention logs: %v", res.Missing)
+	}
+}
+
+// TestFingerprintsOnLab: the same scenario crashed twice (different pids,
+// ASLR, and for the recursion a different frame where the stack ran out)
+// has one fingerprint; different scenarios have different ones.
+func TestFingerprintsOnLab(t *testing.T) {
+	l := labtest.Get(t)
+	byScenario := map[string]map[string]bool{} // scenario -> fingerprints
+	owner := map[string]string{}               // fingerprint -> scenario
+	for key, s := range l.Scenarios {
+		rep, err := analyseCore(s.Core, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		fp := diagnose.Fingerprint(rep)
+		if fp == "" {
+			t.Fatalf("%s: empty fingerprint", key)
+		}
+		if byScenario[s.Name] == nil {
+			byScenario[s.Name] = map[string]bool{}
+		}
+		byScenario[s.Name][fp] = true
+		if other, ok := owner[fp]; ok && other != s.Name {
+			t.Errorf("%s and %s share fingerprint %s", other, s.Name, fp)
+		}
+		owner[fp] = s.Name
+		t.Logf("%-28s pid %-6d %s", key, s.PID, fp)
+	}
+	repeated := 0
+	for name, fps := range byScenario {
+		if len(fps) != 1 {
+			t.Errorf("%s: %d different fingerprints for the same crash: %v", name, len(fps), fps)
+		}
+	}
+	for key, s := range l.Scenarios {
+		if key != s.Name {
+			repeated++
+		}
+	}
+	if repeated == 0 {
+		t.Error("the lab crashed no scenario twice")
 	}
 }
