@@ -358,7 +358,9 @@ func (p *writer) capture(r *Result) {
 			}
 		}
 	}
-	sort.SliceStable(lines, func(i, j int) bool { return strings.HasPrefix(lines[i], "blocks") && !strings.HasPrefix(lines[j], "blocks") })
+	sort.SliceStable(lines, func(i, j int) bool {
+		return strings.HasPrefix(lines[i], "blocks") && !strings.HasPrefix(lines[j], "blocks")
+	})
 	if blocks == 0 {
 		p.line("yes: no layer blocks core dumps (%d risky)", risky)
 	} else {
