@@ -318,20 +318,20 @@ func evidenceFromAudit(a *audit.Report) diagnose.Evidence {
 	if a == nil {
 		return ev
 	}
-	for _, in := range a.Installations {
-		ev.PHPVersion = in.Version
-		ev.Extensions = append([]string(nil), in.Extensions...)
-		ev.INI = map[string]string{}
-		for k, s := range in.INI {
+	if len(a.Installations) == 0 {
+		return ev
+	}
+	in := a.Installations[0]
+	ev.PHPVersion = in.Version
+	ev.Extensions = append([]string(nil), in.Extensions...)
+	ev.INI = map[string]string{}
+	for k, s := range in.INI {
+		ev.INI[k] = s.Value
+	}
+	if len(in.Pools) > 0 {
+		for k, s := range in.Pools[0].Effective {
 			ev.INI[k] = s.Value
 		}
-		for _, p := range in.Pools {
-			for k, s := range p.Effective {
-				ev.INI[k] = s.Value
-			}
-			break
-		}
-		break
 	}
 	return ev
 }

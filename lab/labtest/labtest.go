@@ -365,7 +365,7 @@ func Read(dir string) (*Lab, error) {
 	}
 	for name, c := range l.CPrograms {
 		if c == nil {
-			return nil, fmt.Errorf("C program %s: null in the manifest", name)
+			return nil, fmt.Errorf("c program %s: null in the manifest", name)
 		}
 		abs(&c.Core)
 		abs(&c.GDB)
@@ -407,7 +407,7 @@ func (l *Lab) Complete() error {
 		for _, name := range CProgramNames {
 			c := l.CPrograms[name]
 			if c == nil {
-				errs = append(errs, fmt.Errorf("C program %s missing", name))
+				errs = append(errs, fmt.Errorf("c program %s missing", name))
 				continue
 			}
 			nonEmpty("C program "+name+" binary", c.Binary)
