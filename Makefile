@@ -1,4 +1,5 @@
 # coroner: the two set-up commands of the README are `make demo` and `make test`.
+export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN      := bin/coroner
