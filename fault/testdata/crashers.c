@@ -4,14 +4,16 @@
  * alternate stack, so that a stack overflow can be reported too), then
  * crashes the way SCENARIO says. The handler prints what a core file would
  * hold: the siginfo, the registers of the faulting context, 16 bytes at rip,
- * a backtrace (SIGABRT only) and /proc/self/maps; then it exits.
+ * a backtrace (the handler, the signal trampoline, then the interrupted
+ * frames) and /proc/self/maps; then it exits.
  *
- * Build: gcc -O2 -no-pie -rdynamic -fno-omit-frame-pointer -o crashers crashers.c
+ * Build: gcc -O2 -no-pie -rdynamic -fno-omit-frame-pointer -pthread -o crashers crashers.c
  */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +70,7 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
 		}
 		out("\n");
 	}
-	if (sig == SIGABRT) {
+	{
 		void *frames[64];
 		int n = backtrace(frames, 64);
 		out("frames\n");
@@ -89,8 +91,10 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
 __attribute__((noinline)) int null_arg(struct item *it) { return it->count; }
 __attribute__((noinline)) long walk(struct item *it) {
 	long s = 0;
-	for (; it; it = it->next)
-		s += it->next->a;
+	while (it->count) {
+		s += it->a;
+		it = it->next;
+	}
 	return s;
 }
 __attribute__((noinline)) void write_rodata(char *s) { s[1] = 'X'; }
@@ -112,6 +116,14 @@ __attribute__((noinline)) void aligned_store(char *p) {
 
 static struct item items[2];
 
+/* A thread with a small stack that recurses into its guard page. */
+static void *deep_thread(void *arg) {
+	static char altstack[65536];
+	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+	sigaltstack(&ss, NULL);
+	return (void *)recurse((long)arg);
+}
+
 int main(int argc, char **argv) {
 	static char altstack[65536];
 	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
@@ -124,10 +136,12 @@ int main(int argc, char **argv) {
 		return 2;
 	const char *s = argv[1];
 	volatile long zero = 0;
-	if (!strcmp(s, "null-arg"))
-		return null_arg((struct item *)zero);
+	if (!strcmp(s, "null-arg")) {
+		int r = null_arg((struct item *)zero);
+		return r + 1; /* not a tail call: main stays the caller */
+	}
 	if (!strcmp(s, "null-walk")) {
-		items[0].next = &items[1];
+		items[0].count = 1;
 		return (int)walk(items);
 	}
 	if (!strcmp(s, "rodata"))
@@ -167,8 +181,16 @@ int main(int argc, char **argv) {
 		(void)!ftruncate(fd, 0);
 		return m[4096];
 	}
+	if (!strcmp(s, "thread-stack")) {
+		pthread_attr_t attr;
+		pthread_t th;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 256 << 10);
+		pthread_create(&th, &attr, deep_thread, NULL);
+		pthread_join(th, NULL);
+	}
 	if (!strcmp(s, "free")) {
-		char *p = malloc(32);
+		char *volatile p = malloc(32);
 		free(p);
 		free(p);
 	}
