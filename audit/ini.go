@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"github.com/coroner-dev/coroner/phpini"
+
 	"fmt"
 	"strings"
 )
@@ -202,11 +204,4 @@ func iniValue(raw string, env map[string]string) (string, string) {
 }
 
 // iniBool interprets an ini value as PHP's boolean ini handlers do.
-func iniBool(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "1", "on", "yes", "true":
-		return true
-	}
-	n, ok := parseSize(v)
-	return ok && n != 0
-}
+func iniBool(v string) bool { return phpini.Bool(v) }

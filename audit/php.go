@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"github.com/coroner-dev/coroner/phpini"
+
 	"fmt"
 	"path"
 	"strconv"
@@ -64,34 +66,9 @@ func phpDefaults(v phpVersion) map[string]string {
 	return d
 }
 
-// parseSize parses a PHP size value ("128M", "64m", "1G", "512K", "-1",
-// "0x10"); ok is false for anything else.
-func parseSize(s string) (int64, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, false
-	}
-	mult := int64(1)
-	switch s[len(s)-1] {
-	case 'k', 'K':
-		mult = 1 << 10
-	case 'm', 'M':
-		mult = 1 << 20
-	case 'g', 'G':
-		mult = 1 << 30
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
-	if err != nil {
-		return 0, false
-	}
-	if n > (1<<62)/mult || n < -(1<<62)/mult {
-		return 0, false
-	}
-	return n * mult, true
-}
+// parseSize parses a PHP size value ("128M", "-1", "0x10"); ok is false for
+// anything else.
+func parseSize(s string) (int64, bool) { return phpini.Size(s) }
 
 // JIT describes the opcache JIT mode in words.
 type JIT struct {
@@ -99,70 +76,22 @@ type JIT struct {
 	Active      bool   `json:"active"`      // opcache loaded and enabled, JIT on, buffer > 0
 	Description string `json:"description"` // the mode decoded in words
 	Tracing     bool   `json:"tracing"`
+	compiles    bool
 }
 
 // decodeJIT explains opcache.jit (value after ini unquoting; "" is what an
 // unquoted `off` becomes) in words.
 func decodeJIT(v string) JIT {
-	l := strings.ToLower(strings.TrimSpace(v))
-	switch l {
-	case "", "disable":
-		return JIT{Mode: "disable", Description: "JIT disabled (cannot be enabled at run time)"}
-	case "0", "off", "no", "false":
-		return JIT{Mode: "off", Description: "JIT off (can be switched on at run time)"}
-	case "1", "on", "yes", "true", "tracing":
-		return JIT{Mode: "tracing", Tracing: true, Description: "tracing JIT (CRTO 1254: AVX, global register allocation, compiles hot traces, optimisation level 4)"}
-	case "function":
-		return JIT{Mode: "function", Description: "function JIT (CRTO 1205: AVX, global register allocation, compiles whole functions at script load, optimisation level 5)"}
+	m := phpini.DecodeJIT(v)
+	mode := m.Mode
+	if m.CRTO != "" && m.CRTO == strings.TrimSpace(v) {
+		mode = m.CRTO // spelled as CRTO digits in the configuration
 	}
-	if len(l) == 4 && strings.Trim(l, "0123456789") == "" {
-		c, r, t, o := l[0], l[1], l[2], l[3]
-		var parts []string
-		if c == '1' {
-			parts = append(parts, "AVX")
-		} else {
-			parts = append(parts, "no AVX")
-		}
-		switch r {
-		case '0':
-			parts = append(parts, "no register allocation")
-		case '1':
-			parts = append(parts, "local register allocation")
-		default:
-			parts = append(parts, "global register allocation")
-		}
-		triggers := map[byte]string{
-			'0': "compiles all functions at script load",
-			'1': "compiles functions on first execution",
-			'2': "profiles the first request, compiles hot functions",
-			'3': "profiles on the fly, compiles hot functions",
-			'4': "compiles functions with @jit doc comments",
-			'5': "compiles hot traces (tracing JIT)",
-		}
-		if s, ok := triggers[t]; ok {
-			parts = append(parts, s)
-		} else {
-			parts = append(parts, "unknown trigger "+string(t))
-		}
-		levels := map[byte]string{'0': "no JIT", '1': "minimal JIT", '2': "inline VM handlers", '3': "type inference", '4': "call-graph optimisation", '5': "inter-procedural optimisation"}
-		if s, ok := levels[o]; ok {
-			parts = append(parts, "optimisation level "+string(o)+" ("+s+")")
-		}
-		j := JIT{Mode: l, Tracing: t == '5', Description: "CRTO " + l + ": " + strings.Join(parts, ", ")}
-		if o == '0' {
-			j.Description = "CRTO " + l + ": optimisation level 0, JIT effectively off"
-			j.Tracing = false
-		}
-		return j
-	}
-	return JIT{Mode: l, Description: fmt.Sprintf("unrecognised value %q (PHP refuses it at startup)", v)}
+	return JIT{Mode: mode, Tracing: m.Tracing, Description: m.Description, compiles: m.Compiles}
 }
 
-// jitOn reports whether the mode compiles code at all.
-func (j JIT) on() bool {
-	return j.Mode != "disable" && j.Mode != "off" && !strings.HasPrefix(j.Description, "unrecognised") &&
-		!strings.HasSuffix(j.Description, "effectively off")
-}
+// on reports whether the mode compiles code at all.
+func (j JIT) on() bool { return j.compiles }
 
 // iniAssignment is one assignment to a PHP ini key in the order PHP sees it.
 type iniAssignment struct {

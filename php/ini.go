@@ -2,10 +2,10 @@ package php
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/phpini"
 )
 
 // INIKeys are the directives Analyze reports in crash.PHP.INI.
@@ -168,46 +168,18 @@ func DecodeJIT(ini map[string]string, sapi string) *crash.JIT {
 	if !ok {
 		return nil
 	}
-	j := &crash.JIT{BufferSize: ParseSize(ini["opcache.jit_buffer_size"])}
-	v := strings.ToLower(strings.TrimSpace(raw))
-	crto := ""
-	switch v {
-	case "tracing", "on":
-		crto, j.Mode = "1254", "tracing"
-	case "function":
-		crto, j.Mode = "1205", "function"
-	case "disable":
-		j.Mode = "disable"
-	case "off", "0", "", "false", "no":
-		j.Mode = "off"
-	default:
-		if len(v) == 4 && strings.Trim(v, "0123456789") == "" {
-			crto = v
-			if v[2] == '5' {
-				j.Mode = "tracing"
-			} else {
-				j.Mode = "function"
-			}
-		} else {
-			j.Mode = v
-		}
-	}
-	j.CRTO = crto
-	enabled := iniBool(ini["opcache.enable"])
+	m := phpini.DecodeJIT(raw)
+	j := &crash.JIT{Mode: m.Mode, CRTO: m.CRTO, BufferSize: ParseSize(ini["opcache.jit_buffer_size"])}
+	enabled := phpini.Bool(ini["opcache.enable"])
 	if sapi == "cli" || sapi == "phpdbg" {
-		enabled = enabled && iniBool(ini["opcache.enable_cli"])
+		enabled = enabled && phpini.Bool(ini["opcache.enable_cli"])
 	}
-	j.Active = crto != "" && j.BufferSize > 0 && enabled
-	var parts []string
-	if crto != "" {
-		parts = append(parts, fmt.Sprintf("%s JIT (opcache.jit=%s, CRTO %s: %s)", j.Mode, raw, crto, crtoWords(crto)))
-	} else {
-		parts = append(parts, fmt.Sprintf("JIT %s (opcache.jit=%s)", j.Mode, raw))
-	}
+	j.Active = m.Compiles && j.BufferSize > 0 && enabled
+	parts := []string{fmt.Sprintf("%s (opcache.jit=%s)", m.Description, raw)}
 	switch {
 	case j.Active:
 		parts = append(parts, fmt.Sprintf("active with a %s buffer", sizeWords(j.BufferSize)))
-	case crto == "":
+	case !m.Compiles:
 		parts = append(parts, "not active")
 	case j.BufferSize <= 0:
 		parts = append(parts, "not active: opcache.jit_buffer_size is 0")
@@ -218,59 +190,11 @@ func DecodeJIT(ini map[string]string, sapi string) *crash.JIT {
 	return j
 }
 
-func crtoWords(c string) string {
-	cpu := map[byte]string{'0': "no CPU-specific optimisation", '1': "use AVX if available"}
-	reg := map[byte]string{'0': "no register allocation", '1': "local register allocation", '2': "global register allocation"}
-	trig := map[byte]string{'0': "compile all functions at script load", '1': "compile functions on first execution",
-		'2': "profile the first request, compile hot functions", '3': "compile hot functions (counters)",
-		'4': "compile functions with @jit in doc comments", '5': "tracing JIT (hot traces)"}
-	opt := map[byte]string{'0': "no JIT", '1': "minimal JIT (call VM handlers)", '2': "inline VM handlers",
-		'3': "type inference", '4': "type inference and call graph", '5': "whole-script optimisation"}
-	w := func(m map[byte]string, b byte) string {
-		if s, ok := m[b]; ok {
-			return s
-		}
-		return "unknown " + string(b)
-	}
-	return fmt.Sprintf("C=%c %s, R=%c %s, T=%c %s, O=%c %s", c[0], w(cpu, c[0]), c[1], w(reg, c[1]), c[2], w(trig, c[2]), c[3], w(opt, c[3]))
-}
-
-// iniBool interprets an INI boolean value.
-func iniBool(s string) bool {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "on", "yes", "true":
-		return true
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	return err == nil && n != 0
-}
-
-// ParseSize parses a PHP INI size ("64M", "1G", "128k", "0", "-1").
+// ParseSize parses a PHP INI size ("64M", "1G", "128k", "0", "-1"); 0 when
+// it is not one.
 func ParseSize(s string) int64 {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0
-	}
-	mult := int64(1)
-	switch s[len(s)-1] {
-	case 'k', 'K':
-		mult = 1 << 10
-	case 'm', 'M':
-		mult = 1 << 20
-	case 'g', 'G':
-		mult = 1 << 30
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
-	if err != nil {
-		return 0
-	}
-	if n > (1<<62)/mult || n < -(1<<62)/mult {
-		return 0
-	}
-	return n * mult
+	n, _ := phpini.Size(s)
+	return n
 }
 
 func sizeWords(n int64) string {
