@@ -2,10 +2,10 @@ package diagnose
 
 import (
 	"fmt"
+	"github.com/coroner-dev/coroner/phpini"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
@@ -186,24 +186,20 @@ func jitMode(php *crash.PHP, ini map[string]string, ver [3]int, verOK bool) stri
 	return parseJIT(mode)
 }
 
-// parseJIT reads an opcache.jit value: a name or the CRTO digits.
+// parseJIT reads an opcache.jit value (a name or the CRTO digits) as
+// "off", "function" or "tracing"; "" when empty or not understood.
 func parseJIT(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	switch s {
-	case "":
-		return ""
-	case "tracing", "on":
-		return "tracing"
-	case "function":
-		return "function"
-	case "off", "disable", "0", "false", "no":
-		return "off"
+	if strings.TrimSpace(s) == "" {
+		return "" // unknown here (an unquoted `off` is decided by the audit)
 	}
-	if len(s) == 4 && strings.Trim(s, "0123456789") == "" {
-		if s[2] == '5' {
-			return "tracing"
-		}
+	m := phpini.DecodeJIT(s)
+	switch {
+	case m.Compiles && m.Tracing:
+		return "tracing"
+	case m.Compiles:
 		return "function"
+	case m.Mode == "off" || m.Mode == "disable" || m.CRTO != "":
+		return "off"
 	}
 	return ""
 }
@@ -217,10 +213,8 @@ func isFalse(v string) bool {
 }
 
 func isZeroSize(v string) bool {
-	v = strings.TrimSpace(v)
-	v = strings.TrimRight(v, "kKmMgGbB")
-	n, err := strconv.ParseInt(v, 10, 64)
-	return err == nil && n == 0
+	n, ok := phpini.Size(v)
+	return ok && n == 0
 }
 
 // extensions lists loaded extension names (lower case) from the core, the
