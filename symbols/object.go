@@ -421,30 +421,34 @@ func Demangle(name string) string {
 // errNoDWARF is returned by Line when the object has no line table.
 var errNoDWARF = errors.New("no DWARF line information")
 
-func (o *Object) lineData() *lineTable {
-	o.dwarfOnce.Do(func() {
-		for _, ef := range []*elf.File{o.debugElf, o.elf} {
-			if ef == nil || ef.Section(".debug_line") == nil {
-				continue
-			}
-			f := o.file
-			if ef == o.debugElf {
-				f = o.debugF
-			}
-			get := func(name string) []byte {
-				b, err := readSection(f, ef.Section(name))
-				if err != nil {
-					return nil
-				}
-				return b
-			}
-			lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), nil)
-			if err == nil && len(lt.rows) > 0 {
-				o.lines = lt
-				return
-			}
+// parseLines decodes the line tables of the debug file, else of the
+// object itself (see parseLineTable for want).
+func (o *Object) parseLines(want []uint64) (*lineTable, error) {
+	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+		if ef == nil || ef.Section(".debug_line") == nil {
+			continue
 		}
-	})
+		f := o.file
+		if ef == o.debugElf {
+			f = o.debugF
+		}
+		get := func(name string) []byte {
+			b, err := readSection(f, ef.Section(name))
+			if err != nil {
+				return nil
+			}
+			return b
+		}
+		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), want)
+		if err == nil && (want != nil || len(lt.rows) > 0) {
+			return lt, nil
+		}
+	}
+	return nil, errNoDWARF
+}
+
+func (o *Object) lineData() *lineTable {
+	o.dwarfOnce.Do(func() { o.lines, _ = o.parseLines(nil) })
 	return o.lines
 }
 
@@ -465,31 +469,14 @@ func (o *Object) Lines(addrs []uint64) map[uint64]Position {
 	}
 	want := append([]uint64(nil), addrs...)
 	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
-		if ef == nil || ef.Section(".debug_line") == nil {
-			continue
-		}
-		f := o.file
-		if ef == o.debugElf {
-			f = o.debugF
-		}
-		get := func(name string) []byte {
-			b, err := readSection(f, ef.Section(name))
-			if err != nil {
-				return nil
-			}
-			return b
-		}
-		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), want)
-		if err != nil {
-			continue
-		}
-		for _, a := range want {
-			if file, line, ok := lt.lookup(a); ok {
-				out[a] = Position{file, line}
-			}
-		}
+	lt, err := o.parseLines(want)
+	if err != nil {
 		return out
+	}
+	for _, a := range want {
+		if file, line, ok := lt.lookup(a); ok {
+			out[a] = Position{file, line}
+		}
 	}
 	return out
 }

@@ -81,6 +81,25 @@ func (c *coreFlags) open(args []string) (string, string, func(), error) {
 	return plain, origin, cleanup, nil
 }
 
+// analyseSelected resolves the core the user named, analyses it and
+// diagnoses it: the common part of analyze and report.
+func analyseSelected(sel *coreFlags, diag *diagnoseFlags, opts analyze.Options, args []string) (*crash.Report, error) {
+	path, origin, cleanup, err := sel.open(args)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	rep, err := analyze.Core(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Process.CorePath = origin
+	if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
 func init() {
 	var opts analyze.Options
 	var asJSON, regs, timings, allThreads bool
@@ -96,17 +115,8 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, origin, cleanup, err := sel.open(args)
+			rep, err := analyseSelected(&sel, &diag, opts, args)
 			if err != nil {
-				return err
-			}
-			defer cleanup()
-			rep, err := analyze.Core(path, opts)
-			if err != nil {
-				return err
-			}
-			rep.Process.CorePath = origin
-			if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
 				return err
 			}
 			if asJSON {

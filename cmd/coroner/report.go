@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/analyze"
-	"github.com/coroner-dev/coroner/diagnose"
 	"github.com/coroner-dev/coroner/report"
 )
 
@@ -21,17 +20,8 @@ extensions, the INI directives that matter, native and PHP backtraces (repeats f
 explained, the request (secrets redacted), the diagnosis with its fix, and reproduction hints.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, origin, cleanup, err := sel.open(args)
+			rep, err := analyseSelected(&sel, &diag, opts, args)
 			if err != nil {
-				return err
-			}
-			defer cleanup()
-			rep, err := analyze.Core(path, opts)
-			if err != nil {
-				return err
-			}
-			rep.Process.CorePath = origin
-			if err := diag.apply(rep, diagnose.Evidence{}); err != nil {
 				return err
 			}
 			if asJSON {
