@@ -196,9 +196,18 @@ func (a *analysis) explainFault() {
 			if n, _ := a.core.ReadAt(code, int64(rip)); n > 0 {
 				in.Code = code[:n]
 			}
-			if len(th.Frames) > 0 && th.Frames[0].Function != "" {
-				if off := uint64(th.Frames[0].FunctionOffset); off < maxFunctionCode {
-					fc := make([]byte, off+16)
+			f0 := th.Frames[0]
+			if f0.Function != "" || f0.FunctionSource == "eh-frame" {
+				if off := uint64(f0.FunctionOffset); off < maxFunctionCode {
+					// The whole function (to its .eh_frame end) lets the
+					// fault analysis see jumps back to the faulting code.
+					size := off + 16
+					if r := a.space.region(rip); r != nil && r.mod != nil {
+						if fde := a.fdeAt(r.mod, rip-r.mod.bias); fde != nil && fde.End-fde.Start <= maxFunctionCode && fde.Start+off == rip-r.mod.bias {
+							size = fde.End - fde.Start
+						}
+					}
+					fc := make([]byte, size)
 					if n, _ := a.core.ReadAt(fc, int64(rip-off)); uint64(n) >= off {
 						in.FunctionCode = fc[:n]
 					}
