@@ -55,10 +55,11 @@ const (
 var errLine = errors.New("malformed .debug_line")
 
 // parseLineTable decodes every line program in .debug_line (DWARF 2-5).
-// lineStr is .debug_line_str and str is .debug_str (for DWARF 5 forms).
+// lineStr is .debug_line_str; str returns .debug_str (for DWARF 5 forms),
+// called only if a header refers to it.
 // When want (sorted addresses) is not nil, only the sequences that contain
 // one of them are kept: one pass over the section, no large table.
-func parseLineTable(b, lineStr, str []byte, want []uint64) (*lineTable, error) {
+func parseLineTable(b, lineStr []byte, str func() []byte, want []uint64) (*lineTable, error) {
 	lt := &lineTable{want: want}
 	if want == nil {
 		// Line programs take about four bytes per row: size the table once.
@@ -227,7 +228,7 @@ const (
 )
 
 // readForm reads one attribute value: a string for string forms, else a number.
-func (r *lineReader) readForm(form uint64, offSize uint64, lineStr, str []byte) (string, uint64, error) {
+func (r *lineReader) readForm(form uint64, offSize uint64, lineStr []byte, str func() []byte) (string, uint64, error) {
 	switch form {
 	case formString:
 		s, err := r.cstr()
@@ -240,7 +241,7 @@ func (r *lineReader) readForm(form uint64, offSize uint64, lineStr, str []byte) 
 		if form == formLineStrp {
 			return strAt(lineStr, off), 0, nil
 		}
-		return strAt(str, off), 0, nil
+		return strAt(str(), off), 0, nil
 	case formUdata:
 		v, err := r.uleb()
 		return "", v, err
@@ -274,7 +275,7 @@ func (r *lineReader) readForm(form uint64, offSize uint64, lineStr, str []byte) 
 }
 
 // readEntries reads DWARF 5 directory or file entries: (path, dir index).
-func (r *lineReader) readEntries(offSize uint64, lineStr, str []byte) ([]string, []uint64, error) {
+func (r *lineReader) readEntries(offSize uint64, lineStr []byte, str func() []byte) ([]string, []uint64, error) {
 	nfmt, err := r.u8()
 	if err != nil {
 		return nil, nil, err
@@ -312,7 +313,7 @@ func (r *lineReader) readEntries(offSize uint64, lineStr, str []byte) ([]string,
 	return paths, dirs, nil
 }
 
-func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr, str []byte) (uint64, error) {
+func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr []byte, str func() []byte) (uint64, error) {
 	le := binary.LittleEndian
 	if off+4 > uint64(len(b)) {
 		return 0, errLine

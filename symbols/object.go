@@ -234,29 +234,19 @@ func (o *Object) findDebugFile(opts Options) {
 func (o *Object) loadSymbols() {
 	var syms []Symbol
 	add := func(ef *elf.File, dyn bool, source string) bool {
-		var list []elf.Symbol
-		var err error
+		typ := elf.SHT_SYMTAB
 		if dyn {
-			list, err = ef.DynamicSymbols()
-		} else {
-			list, err = ef.Symbols()
-		}
-		if err != nil || len(list) == 0 {
-			return false
+			typ = elf.SHT_DYNSYM
 		}
 		n := 0
-		for _, s := range list {
-			t := elf.ST_TYPE(s.Info)
-			if (t != elf.STT_FUNC && t != elf.STT_GNU_IFUNC) || s.Value == 0 || s.Section == elf.SHN_UNDEF {
+		for _, sec := range ef.Sections {
+			if sec.Type != typ {
 				continue
 			}
-			name := s.Name
-			if i := strings.IndexByte(name, '@'); i > 0 {
-				name = name[:i]
-			}
-			b := elf.ST_BIND(s.Info)
-			syms = append(syms, Symbol{Name: name, Value: s.Value, Size: s.Size, Source: source, global: b == elf.STB_GLOBAL || b == elf.STB_WEAK})
-			n++
+			found := functionSymbols(ef, sec, func(name string, value, size uint64, global bool) {
+				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source, global: global})
+			})
+			n += found
 		}
 		return n > 0
 	}
@@ -439,7 +429,15 @@ func (o *Object) parseLines(want []uint64) (*lineTable, error) {
 			}
 			return b
 		}
-		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), get(".debug_str"), want)
+		var str []byte
+		strOnce := false
+		lazyStr := func() []byte {
+			if !strOnce {
+				strOnce, str = true, get(".debug_str")
+			}
+			return str
+		}
+		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), lazyStr, want)
 		if err == nil && (want != nil || len(lt.rows) > 0) {
 			return lt, nil
 		}
@@ -543,3 +541,51 @@ func (o *Object) Aliases(addr uint64) []string {
 	}
 	return names
 }
+
+// functionSymbols reads the function symbols of a symbol table section
+// directly (debug/elf's Symbols allocates every name of every symbol, which
+// dominates the cost on large debug files) and calls fn for each. It
+// returns how many it found.
+func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, value, size uint64, global bool)) int {
+	if ef.Class != elf.ELFCLASS64 || symtab.Link == 0 || int(symtab.Link) >= len(ef.Sections) {
+		return 0
+	}
+	data := sectionData(symtab, 256<<20)
+	strs := sectionData(ef.Sections[symtab.Link], 256<<20)
+	if data == nil || strs == nil {
+		return 0
+	}
+	const entSize = 24
+	n := 0
+	for off := entSize; off+entSize <= len(data); off += entSize { // entry 0 is the null symbol
+		e := data[off : off+entSize]
+		info := e[4]
+		t := elf.SymType(info & 0xf)
+		if t != elf.STT_FUNC && t != elf.STT_GNU_IFUNC {
+			continue
+		}
+		shndx := uint16(e[6]) | uint16(e[7])<<8
+		value := le64(e[8:])
+		if shndx == uint16(elf.SHN_UNDEF) || value == 0 {
+			continue
+		}
+		nameOff := int(le32(e[0:]))
+		if nameOff >= len(strs) {
+			continue
+		}
+		end := bytes.IndexByte(strs[nameOff:], 0)
+		if end < 0 {
+			continue
+		}
+		name := strs[nameOff : nameOff+end]
+		if i := bytes.IndexByte(name, '@'); i > 0 {
+			name = name[:i]
+		}
+		bind := elf.SymBind(info >> 4)
+		fn(string(name), value, le64(e[16:]), bind == elf.STB_GLOBAL || bind == elf.STB_WEAK)
+		n++
+	}
+	return n
+}
+
+func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }

@@ -75,6 +75,10 @@ type Table struct {
 	hdr      []hdrEntry
 	rowCache map[uint64]*row
 	scanned  bool
+	// the .eh_frame_hdr search table, decoded on first use
+	hdrRaw     []byte
+	hdrAddr    uint64
+	hdrPending bool
 }
 
 type hdrEntry struct {
@@ -88,7 +92,7 @@ type hdrEntry struct {
 func NewTable(ehFrame []byte, ehAddr uint64, hdr []byte, hdrAddr uint64) *Table {
 	t := &Table{data: ehFrame, addr: ehAddr, cies: map[uint64]*cie{}, rowCache: map[uint64]*row{}}
 	if hdr != nil {
-		t.hdr = parseHdr(hdr, hdrAddr, ehAddr, uint64(len(ehFrame)))
+		t.hdrRaw, t.hdrAddr, t.hdrPending = hdr, hdrAddr, true
 	}
 	return t
 }
@@ -135,6 +139,10 @@ func parseHdr(b []byte, hdrAddr, ehAddr, ehLen uint64) []hdrEntry {
 
 // FDEFor returns the FDE covering the link-time pc.
 func (t *Table) FDEFor(pc uint64) (*FDE, error) {
+	if t.hdrPending {
+		t.hdrPending = false
+		t.hdr = parseHdr(t.hdrRaw, t.hdrAddr, t.addr, uint64(len(t.data)))
+	}
 	if t.hdr != nil {
 		i := sort.Search(len(t.hdr), func(i int) bool { return t.hdr[i].start > pc }) - 1
 		if i < 0 {

@@ -18,16 +18,36 @@ import (
 // diagnoseFlags are the knowledge-base options shared by commands that
 // diagnose a core.
 type diagnoseFlags struct {
-	rules []string
+	rules  []string
+	loaded chan loadedKB
 }
 
 func (d *diagnoseFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&d.rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 }
 
+// preload starts parsing the knowledge base in the background (it takes
+// a few milliseconds, as long as a whole core analysis of a small core).
+func (d *diagnoseFlags) preload() {
+	d.loaded = make(chan loadedKB, 1)
+	go func() {
+		kb, err := diagnose.Load(d.rules...)
+		d.loaded <- loadedKB{kb, err}
+	}()
+}
+
+type loadedKB struct {
+	kb  *diagnose.KnowledgeBase
+	err error
+}
+
 // apply matches the report against the knowledge base and fingerprints it.
 func (d *diagnoseFlags) apply(rep *crash.Report, ev diagnose.Evidence) error {
-	kb, err := diagnose.Load(d.rules...)
+	if d.loaded == nil {
+		d.preload()
+	}
+	l := <-d.loaded
+	kb, err := l.kb, l.err
 	if err != nil {
 		return fmt.Errorf("load rules: %w", err)
 	}
@@ -84,6 +104,7 @@ func (c *coreFlags) open(args []string) (string, string, func(), error) {
 // analyseSelected resolves the core the user named, analyses it and
 // diagnoses it: the common part of analyze and report.
 func analyseSelected(sel *coreFlags, diag *diagnoseFlags, opts analyze.Options, args []string) (*crash.Report, error) {
+	diag.preload()
 	path, origin, cleanup, err := sel.open(args)
 	if err != nil {
 		return nil, err
