@@ -24,10 +24,81 @@ type lineRow struct {
 type lineTable struct {
 	rows []lineRow
 	// units holds each line program's file table.
-	units [][]fileName
-	nfile int
+	units []*unitFiles
 	// want, when set, filters the sequences kept (sorted addresses).
 	want []uint64
+}
+
+// unitFiles is the not yet decoded file table of one line program.
+type unitFiles struct {
+	r       lineReader // positioned at the directory table
+	version uint64
+	offSize uint64
+	lineStr []byte
+	str     func() []byte
+	files   []fileName
+	done    bool
+}
+
+// decode reads the directory and file tables (once); a malformed table
+// gives no files.
+func (u *unitFiles) decode() []fileName {
+	if u.done {
+		return u.files
+	}
+	u.done = true
+	r := &u.r
+	if u.version >= 5 {
+		dirs, _, err := r.readEntries(u.offSize, u.lineStr, u.str)
+		if err != nil {
+			return nil
+		}
+		names, dirIdx, err := r.readEntries(u.offSize, u.lineStr, u.str)
+		if err != nil {
+			return nil
+		}
+		files := make([]fileName, 0, len(names))
+		for i, n := range names {
+			f := fileName{name: n}
+			if dirIdx[i] < uint64(len(dirs)) && dirIdx[i] > 0 {
+				f.dir = dirs[dirIdx[i]]
+			}
+			files = append(files, f)
+		}
+		u.files = files
+		return files
+	}
+	dirs := []string{""}
+	for len(dirs) < maxLineFiles {
+		s, err := r.cstr()
+		if err != nil {
+			return nil
+		}
+		if s == "" {
+			break
+		}
+		dirs = append(dirs, s)
+	}
+	files := []fileName{{}} // DWARF < 5 numbers files from 1
+	for len(files) < maxLineFiles {
+		s, err := r.cstr()
+		if err != nil {
+			return files
+		}
+		if s == "" {
+			break
+		}
+		d, _ := r.uleb()
+		r.uleb() // mtime
+		r.uleb() // length
+		f := fileName{name: s}
+		if d > 0 && d < uint64(len(dirs)) {
+			f.dir = dirs[d]
+		}
+		files = append(files, f)
+	}
+	u.files = files
+	return files
 }
 
 // fileName is a file of a line program with its directory, joined lazily.
@@ -368,63 +439,12 @@ func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr []byte, str func() 
 			return 0, err
 		}
 	}
-	var files []fileName // indexed as the program refers to them
-	if version >= 5 {
-		dirs, _, err := r.readEntries(offSize, lineStr, str)
-		if err != nil {
-			return 0, err
-		}
-		names, dirIdx, err := r.readEntries(offSize, lineStr, str)
-		if err != nil {
-			return 0, err
-		}
-		for i, n := range names {
-			f := fileName{name: n}
-			if dirIdx[i] < uint64(len(dirs)) && dirIdx[i] > 0 {
-				f.dir = dirs[dirIdx[i]]
-			}
-			files = append(files, f)
-		}
-	} else {
-		dirs := []string{""}
-		for {
-			s, err := r.cstr()
-			if err != nil {
-				return 0, err
-			}
-			if s == "" {
-				break
-			}
-			dirs = append(dirs, s)
-		}
-		files = append(files, fileName{}) // DWARF < 5 numbers files from 1
-		for {
-			s, err := r.cstr()
-			if err != nil {
-				return 0, err
-			}
-			if s == "" {
-				break
-			}
-			d, _ := r.uleb()
-			r.uleb() // mtime
-			r.uleb() // length
-			f := fileName{name: s}
-			if d > 0 && d < uint64(len(dirs)) {
-				f.dir = dirs[d]
-			}
-			files = append(files, f)
-		}
-	}
-	// File names are joined only when a lookup needs one.
-	lt.nfile += len(files)
-	if lt.nfile > maxLineFiles {
-		return 0, errLine
-	}
+	// The file table is decoded only when a row of this unit is looked
+	// up: most units of a large library are never needed.
 	unit := int32(len(lt.units))
-	lt.units = append(lt.units, files)
+	lt.units = append(lt.units, &unitFiles{r: lineReader{b: b, pos: r.pos, end: progStart}, version: version, offSize: offSize, lineStr: lineStr, str: str})
 	fileOf := func(n uint64) int32 {
-		if n < uint64(len(files)) {
+		if n < 1<<31 {
 			return int32(n)
 		}
 		return -1
@@ -533,8 +553,10 @@ func (lt *lineTable) lookup(addr uint64) (string, int, bool) {
 	// start of the next): prefer a row that is not an end marker.
 	for k := i; k >= 0 && k > i-4 && lt.rows[k].addr == lt.rows[i].addr; k-- {
 		row := lt.rows[k]
-		if !row.end && row.file >= 0 && int(row.unit) < len(lt.units) && int(row.file) < len(lt.units[row.unit]) {
-			return lt.units[row.unit][row.file].String(), int(row.line), true
+		if !row.end && row.file >= 0 && int(row.unit) < len(lt.units) {
+			if files := lt.units[row.unit].decode(); int(row.file) < len(files) {
+				return files[row.file].String(), int(row.line), true
+			}
 		}
 	}
 	return "", 0, false
