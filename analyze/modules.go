@@ -141,6 +141,7 @@ func (a *analysis) loadModules() {
 			continue
 		}
 		mod.obj = obj
+		obj.PrefetchLineSections() // usually only libc (with libc6-dbg) has line tables
 		mod.info.FileBuildID = obj.BuildID
 		mod.info.DebugFile = obj.DebugFile
 		mod.bias = a.computeBias(mod, obj)

@@ -62,8 +62,10 @@ type Object struct {
 	source   string
 	loads    []elf.ProgHeader
 
-	dwarfOnce sync.Once
-	lines     *lineTable
+	dwarfOnce   sync.Once
+	lines       *lineTable
+	lineSrcOnce sync.Once
+	lineSrc     []lineSource
 }
 
 // Open opens the ELF object at path and loads its symbol tables.
@@ -414,35 +416,58 @@ var errNoDWARF = errors.New("no DWARF line information")
 // parseLines decodes the line tables of the debug file, else of the
 // object itself (see parseLineTable for want).
 func (o *Object) parseLines(want []uint64) (*lineTable, error) {
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
-		if ef == nil || ef.Section(".debug_line") == nil {
-			continue
-		}
-		f := o.file
-		if ef == o.debugElf {
-			f = o.debugF
-		}
-		get := func(name string) []byte {
-			b, err := readSection(f, ef.Section(name))
-			if err != nil {
-				return nil
-			}
-			return b
-		}
-		var str []byte
-		strOnce := false
-		lazyStr := func() []byte {
-			if !strOnce {
-				strOnce, str = true, get(".debug_str")
-			}
-			return str
-		}
-		lt, err := parseLineTable(get(".debug_line"), get(".debug_line_str"), lazyStr, want)
+	for _, src := range o.lineSources() {
+		lt, err := parseLineTable(src.line, src.lineStr, src.str, want)
 		if err == nil && (want != nil || len(lt.rows) > 0) {
 			return lt, nil
 		}
 	}
 	return nil, errNoDWARF
+}
+
+// lineSource holds the decompressed sections a line table needs.
+type lineSource struct {
+	line, lineStr []byte
+	str           func() []byte // .debug_str, read only when needed
+}
+
+// lineSources decompresses (once) the line sections of the debug file and
+// of the object itself.
+func (o *Object) lineSources() []lineSource {
+	o.lineSrcOnce.Do(func() {
+		for _, ef := range []*elf.File{o.debugElf, o.elf} {
+			if ef == nil || ef.Section(".debug_line") == nil {
+				continue
+			}
+			f := o.file
+			if ef == o.debugElf {
+				f = o.debugF
+			}
+			get := func(name string) []byte {
+				b, err := readSection(f, ef.Section(name))
+				if err != nil {
+					return nil
+				}
+				return b
+			}
+			var str []byte
+			var strOnce sync.Once
+			o.lineSrc = append(o.lineSrc, lineSource{
+				line: get(".debug_line"), lineStr: get(".debug_line_str"),
+				str: func() []byte { strOnce.Do(func() { str = get(".debug_str") }); return str },
+			})
+		}
+	})
+	return o.lineSrc
+}
+
+// PrefetchLineSections starts decompressing the line sections in the
+// background (decompression is most of the cost of a line lookup in a
+// large library), before the addresses to look up are known.
+func (o *Object) PrefetchLineSections() {
+	if o.HasLineTable() {
+		go o.lineSources()
+	}
 }
 
 func (o *Object) lineData() *lineTable {
