@@ -598,6 +598,9 @@ func (f *facts) matchModule(p *modPat, cp *capture) (string, bool) {
 		if (p.deleted || p.mismatch) && !(p.deleted && deleted) && !(p.mismatch && m.Mismatch) {
 			continue
 		}
+		if p.onStack && !f.moduleOnStack(m.Path) {
+			continue
+		}
 		cp.module = m
 		switch {
 		case p.deleted && deleted:
@@ -608,6 +611,22 @@ func (f *facts) matchModule(p *modPat, cp *capture) (string, bool) {
 		return "module loaded: " + m.Path, true
 	}
 	return "", false
+}
+
+// moduleOnStack reports whether the crashed thread has a frame in the
+// module at path.
+func (f *facts) moduleOnStack(path string) bool {
+	th := f.r.CrashedThread()
+	if th == nil {
+		return false
+	}
+	base := filepath.Base(strings.TrimSuffix(path, " (deleted)"))
+	for i := range th.Frames {
+		if th.Frames[i].Module == base {
+			return true
+		}
+	}
+	return false
 }
 
 func describeFrame(fr *crash.Frame) string {

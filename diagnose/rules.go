@@ -135,6 +135,8 @@ type ModuleCond struct {
 	Deleted bool `yaml:"deleted"`
 	// Mismatch: the file on disk has another build-id than the mapped one.
 	Mismatch bool `yaml:"mismatch"`
+	// OnStack: the module has a frame on the crashed thread's stack.
+	OnStack bool `yaml:"on_stack"`
 }
 
 // KernelCond conditions on the kernel log line of the fault.
@@ -348,6 +350,7 @@ type iniPat struct {
 type modPat struct {
 	path              *regexp.Regexp
 	deleted, mismatch bool
+	onStack           bool
 }
 
 type kernPat struct {
@@ -452,7 +455,7 @@ func compileCond(s *Cond, where string) (*cond, error) {
 		return nil, fmt.Errorf("%s: min_frames and repeated must not be negative", where)
 	}
 	if s.Module != nil {
-		m := &modPat{deleted: s.Module.Deleted, mismatch: s.Module.Mismatch}
+		m := &modPat{deleted: s.Module.Deleted, mismatch: s.Module.Mismatch, onStack: s.Module.OnStack}
 		if m.path, err = compileRE(s.Module.Path, where+".module.path"); err != nil {
 			return nil, err
 		}
