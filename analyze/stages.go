@@ -184,7 +184,7 @@ const maxFunctionCode = 8192
 
 // explainFault classifies the fault (see package fault).
 func (a *analysis) explainFault() {
-	in := fault.Input{Signal: a.report.Signal, Registers: map[string]uint64{}}
+	in := fault.Input{Signal: a.report.Signal, Registers: map[string]uint64{}, PID: a.report.Process.PID}
 	if len(a.report.Threads) > 0 {
 		th := &a.report.Threads[0]
 		for k, v := range th.Registers {

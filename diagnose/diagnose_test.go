@@ -417,3 +417,32 @@ func FuzzParse(f *testing.F) {
 		kb.Diagnose(&crash.Report{Signal: crash.Signal{Number: 11}}, Evidence{Messages: []string{"x"}})
 	})
 }
+
+// TestPHPRulesNeedPHP: a crash in libffi of a process that is not PHP
+// (Python's ctypes, say) is not diagnosed as a PHP FFI crash.
+func TestPHPRulesNeedPHP(t *testing.T) {
+	kb, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &crash.Report{
+		Signal:  crash.Signal{Number: 11, Name: "SIGSEGV", Code: 1, CodeName: "SEGV_MAPERR"},
+		Fault:   crash.Fault{Kind: crash.FaultNullDeref},
+		Modules: []crash.Module{{Path: "/usr/bin/python3.11", Kind: "exe"}, {Path: "/usr/lib/x86_64-linux-gnu/libffi.so.8.1.2"}},
+		Threads: []crash.Thread{{Crashed: true, Frames: []crash.Frame{
+			{Function: "__strlen_evex", Module: "libc.so.6"},
+			{Module: "libffi.so.8.1.2"},
+			{Function: "ffi_call", Module: "libffi.so.8.1.2"},
+			{Function: "_ctypes_callproc", Module: "_ctypes.cpython-311-x86_64-linux-gnu.so"},
+		}}},
+	}
+	for _, d := range kb.Diagnose(r, Evidence{}) {
+		if d.Rule == "ffi-call-crash" {
+			t.Fatalf("a Python ctypes crash was diagnosed as %s", d.Rule)
+		}
+	}
+	r.Modules[0].Path = "/usr/sbin/php-fpm8.2"
+	if d := kb.Diagnose(r, Evidence{}); len(d) == 0 || d[0].Rule != "ffi-call-crash" {
+		t.Fatalf("the same crash in php-fpm: %v", d)
+	}
+}

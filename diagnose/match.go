@@ -32,6 +32,24 @@ type facts struct {
 	messages  []string
 }
 
+// isPHP reports whether the crashed process is PHP: a PHP runtime was read
+// from the core, a PHP binary (php-fpm, php, libphp) is mapped, or the
+// evidence carries PHP facts (logs and configuration only).
+func (f *facts) isPHP() bool {
+	if f.r.PHP != nil || f.ev.PHPVersion != "" || len(f.ev.INI) > 0 {
+		return true
+	}
+	for _, m := range f.r.Modules {
+		base := filepath.Base(m.Path)
+		if strings.HasPrefix(base, "php") || strings.HasPrefix(base, "libphp") || strings.HasPrefix(base, "mod_php") {
+			return true
+		}
+	}
+	// Without a core (logs only) nothing says it is not PHP: coroner is
+	// pointed at PHP-FPM hosts.
+	return len(f.r.Modules) == 0
+}
+
 func newFacts(r *crash.Report, ev *Evidence) *facts {
 	f := &facts{r: r, ev: ev, ini: map[string]string{}}
 	f.signal = r.Signal.Number
@@ -300,6 +318,9 @@ func (c *cond) eval(f *facts, cp *capture) (bool, []string) {
 			return false, nil
 		}
 		words = append(words, "signal "+signalName(f.signal))
+	}
+	if p := c.src.PHPProcess; p != nil && *p != f.isPHP() {
+		return false, nil
 	}
 	if s := c.src.Sent; s != nil {
 		if *s != f.sent {

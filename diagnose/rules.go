@@ -72,6 +72,10 @@ type Cond struct {
 	// Sent requires the signal to have been sent by a process (true) or
 	// raised by a fault (false).
 	Sent *bool `yaml:"sent"`
+	// PHPProcess requires the crashed process to be PHP (true: a PHP
+	// runtime in the core, a php binary mapped, or PHP facts in the
+	// evidence) or not (false).
+	PHPProcess *bool `yaml:"php_process"`
 	// Fault lists crash.Fault kinds; any may match.
 	Fault []string `yaml:"fault"`
 	// Native frame patterns of the crashed thread; each must match a frame.
@@ -360,7 +364,7 @@ type kernPat struct {
 
 func (c *cond) empty() bool {
 	s := c.src
-	return len(s.Signal) == 0 && s.Sent == nil && len(s.Fault) == 0 && len(s.Native) == 0 &&
+	return len(s.Signal) == 0 && s.Sent == nil && s.PHPProcess == nil && len(s.Fault) == 0 && len(s.Native) == 0 &&
 		len(s.PHP) == 0 && s.PHPVersion == "" && len(s.INI) == 0 && len(s.JIT) == 0 &&
 		s.Extension == "" && s.Cycle == nil && s.MinFrames == 0 && s.Module == nil &&
 		s.Kernel == nil && s.Message == "" && s.OOMKill == nil && s.Repeated == 0 &&

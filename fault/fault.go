@@ -42,6 +42,9 @@ type Input struct {
 	Mappings []Mapping
 	// Frames is the crashed thread's stack, innermost first, symbolized.
 	Frames []crash.Frame
+	// PID is the crashed process's id (0 when unknown): a signal whose
+	// sender is the process itself was raised by it.
+	PID int
 }
 
 // Mapping is one memory mapping of the process.
@@ -425,9 +428,12 @@ func libcChain(frames []crash.Frame) string {
 	return strings.Join(names, " -> ")
 }
 
-// selfSent reports whether the top frames show the process signalling
-// itself (kill, raise, PHP's posix_kill).
+// selfSent reports whether the process signalled itself: the sender is the
+// process, or the top frames are kill, raise, PHP's posix_kill...
 func (e *explainer) selfSent() bool {
+	if s := e.in.Signal; s.Sent && e.in.PID != 0 && s.SenderPID == e.in.PID {
+		return true
+	}
 	for _, f := range e.in.Frames[:min(6, len(e.in.Frames))] {
 		switch f.Function {
 		case "kill", "raise", "gsignal", "tgkill", "pthread_kill", "__pthread_kill_implementation", "sigqueue", "abort":
