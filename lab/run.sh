@@ -25,7 +25,7 @@ set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
 ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-include)
-ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace)
+ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace go-panic)
 
 out="" repeat=1 dumpable=yes keep=no with_c=yes stop=""
 scenarios=() inis=()
@@ -401,11 +401,18 @@ c_build() { # PROG DIR -> builds DIR/PROG; prints "true"/"false" (built with -g)
     pcre-null) gcc -O2 -o "$dir/$prog" "$LAB_DIR/c/$prog.c" -lpcre2-8 && echo false > "$dir/debug" ;;
     thread-crash) gcc -O2 -g -pthread -o "$dir/$prog" "$LAB_DIR/c/$prog.c" && echo true > "$dir/debug" ;;
     cpp-namespace) g++ -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.cpp" && echo true > "$dir/debug" ;;
+    go-panic) (cd "$LAB_DIR/c/gopanic" && CGO_ENABLED=0 "$GO" build -o "$dir/$prog" .) && echo true > "$dir/debug" ;;
     *) gcc -O0 -g -o "$dir/$prog" "$LAB_DIR/c/$prog.c" && echo true > "$dir/debug" ;;
   esac
 }
+GO=$(command -v go || echo /usr/local/go/bin/go)
 if [ "$with_c" = yes ]; then
+  if [ ! -x "$GO" ]; then
+    log "no Go toolchain: the go-panic program is left out"
+    ALL_C=("${ALL_C[@]/go-panic}")
+  fi
   for prog in "${ALL_C[@]}"; do
+    [ -n "$prog" ] || continue
     c_build "$prog" "$out/c/$prog" > "$out/log/build-$prog.log" 2>&1 &
     c_builds+=("$prog:$!")
   done
@@ -431,11 +438,13 @@ if [ "$with_c" = yes ]; then
     wait "${b#*:}" || die "building C program ${b%%:*} failed: $(tail -5 "$out/log/build-${b%%:*}.log")"
   done
   for prog in "${ALL_C[@]}"; do
+    [ -n "$prog" ] || continue
     dir="$out/c/$prog"
     k0=$(kmsg_mark)
     set_core_pattern "$out"
     # run through sh so that bash's job control does not print "Segmentation fault" for it
-    read -r cpid crc < <(cd "$dir" && sh -c './"$1" > /dev/null 2>&1 & p=$!; wait $p; echo "$p $?"' sh "$prog" 2> /dev/null)
+    # (GOTRACEBACK=crash makes the Go program dump core; C programs ignore it)
+    read -r cpid crc < <(cd "$dir" && GOTRACEBACK=crash sh -c './"$1" > /dev/null 2>&1 & p=$!; wait $p; echo "$p $?"' sh "$prog" 2> /dev/null)
     restore_core_pattern "$out"
     core=$(wait_core "$cpid")
     [ -n "$core" ] || die "C program $prog (pid $cpid, exit $crc) left no core in $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern))"
@@ -447,7 +456,7 @@ if [ "$with_c" = yes ]; then
     [ "$prog" = thread-crash ] && mode=all
     gdb_oracle "$dir/$prog" "$core" "$dir/gdb.txt" $mode &
     gdb_jobs+=($!)
-    src="$LAB_DIR/c/$prog.c"; [ -f "$src" ] || src="$LAB_DIR/c/$prog.cpp"
+    src="$LAB_DIR/c/$prog.c"; [ -f "$src" ] || src="$LAB_DIR/c/$prog.cpp"; [ -f "$src" ] || src="$LAB_DIR/c/gopanic/main.go"
     manifest_c+=("$(printf '"%s":{"name":"%s","source":"%s","binary":"%s","core":"%s","gdb":"%s","signal":%d,"debug":%s,"pid":%d,"kernel":%s}' \
       "$prog" "$prog" "$src" "$dir/$prog" "$core" "$dir/gdb.txt" "$((crc - 128))" "$(cat "$dir/debug")" "$cpid" "$(json_lines "$dir/kernel.log")")")
   done

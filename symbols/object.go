@@ -606,6 +606,9 @@ func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, val
 		if i := bytes.IndexByte(name, '@'); i > 0 {
 			name = name[:i]
 		}
+		// Go marks assembly functions with an ABI suffix that its DWARF
+		// (and gdb) leave out: runtime.sigtramp.abi0 is runtime.sigtramp.
+		name = bytes.TrimSuffix(name, []byte(".abi0"))
 		bind := elf.SymBind(info >> 4)
 		fn(string(name), value, le64(e[16:]), bind == elf.STB_GLOBAL || bind == elf.STB_WEAK)
 		n++

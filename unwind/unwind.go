@@ -164,11 +164,18 @@ func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 		u.res.End = "outermost frame (return address 0)"
 		return Frame{}, false
 	}
+	if next, ok := u.stepSigreturn(cur); ok {
+		return next, true
+	}
 	mod := u.space.ModuleAt(cur.PC)
 	if mod != nil {
 		next, status := u.stepCFI(cur, mod)
 		switch status {
 		case cfiOK:
+			if next.PC == 0 {
+				u.res.End = "outermost frame (return address 0)"
+				return Frame{}, false
+			}
 			if u.plausible(cur, &next) {
 				return next, true
 			}
@@ -493,4 +500,55 @@ func insnLen(modrm byte, rest []byte) int {
 func le64(b []byte) uint64 {
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// sigreturnCode is `mov rax, 15 (rt_sigreturn); syscall`, the body of every
+// x86-64 signal restorer (glibc's __restore_rt, musl's, Go's runtime).
+var sigreturnCode = []byte{0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05}
+
+// Offsets in the rt_sigframe the kernel pushes for a signal handler: the
+// handler returns into the restorer with rsp at the ucontext, whose
+// uc_mcontext.gregs start 40 bytes in (r8..r15, rdi, rsi, rbp, rbx, rdx,
+// rax, rcx, rsp, rip).
+const (
+	ucMcontext = 40
+	gregsCount = 17
+)
+
+// stepSigreturn recognises a signal restorer by its code (it has no usable
+// CFI in some runtimes) and recovers the interrupted registers from the
+// ucontext on the stack.
+func (u *unwinder) stepSigreturn(cur *Frame) (Frame, bool) {
+	if cur.Signal && cur.Trust != crash.TrustContext {
+		return Frame{}, false // the interrupted frame itself, not a restorer
+	}
+	var code [9]byte
+	if _, err := u.mem.ReadAt(code[:], int64(cur.PC)); err != nil || string(code[:]) != string(sigreturnCode) {
+		return Frame{}, false
+	}
+	var g [gregsCount * 8]byte
+	if _, err := u.mem.ReadAt(g[:], int64(cur.SP+ucMcontext)); err != nil {
+		return Frame{}, false
+	}
+	greg := func(i int) uint64 { return le64(g[i*8:]) }
+	// DWARF numbering: rax 0, rdx 1, rcx 2, rbx 3, rsi 4, rdi 5, rbp 6, rsp 7, r8-r15 8-15, rip 16.
+	var next RegState
+	for i := 0; i < 8; i++ {
+		next.set(uint64(8+i), greg(i)) // r8..r15
+	}
+	next.set(regRDI, greg(8))
+	next.set(regRSI, greg(9))
+	next.set(regRBP, greg(10))
+	next.set(regRBX, greg(11))
+	next.set(regRDX, greg(12))
+	next.set(regRAX, greg(13))
+	next.set(regRCX, greg(14))
+	next.set(regRSP, greg(15))
+	next.set(regRIP, greg(16))
+	pc, sp := greg(16), greg(15)
+	if pc == 0 || !u.space.Executable(pc) {
+		return Frame{}, false
+	}
+	cur.Trampoline = true
+	return Frame{PC: pc, SP: sp, Trust: crash.TrustCFI, Regs: next, Signal: true}, true
 }

@@ -142,8 +142,12 @@ func checkKernel(t *testing.T, key string, pid int, comm string, lines []string)
 
 func checkCProgram(t *testing.T, name string, c *CCore) {
 	t.Helper()
-	if c.Signal != 11 {
-		t.Errorf("%s: signal %d, want 11", name, c.Signal)
+	want := 11
+	if name == "go-panic" {
+		want = 6 // the Go runtime aborts itself after the nil dereference
+	}
+	if c.Signal != want {
+		t.Errorf("%s: signal %d, want %d", name, c.Signal, want)
 	}
 	if _, err := os.Stat(c.Source); err != nil {
 		t.Errorf("%s: source: %v", name, err)
@@ -161,7 +165,9 @@ func checkCProgram(t *testing.T, name string, c *CCore) {
 	if name == "thread-crash" && strings.Count(string(gdb), "Thread ") < 2 {
 		t.Errorf("%s: gdb output lacks the other thread", name)
 	}
-	checkKernel(t, name, c.PID, name, c.Kernel)
+	if want == 11 {
+		checkKernel(t, name, c.PID, name, c.Kernel)
+	}
 }
 
 // TestReadRelativeManifest: a manifest with paths relative to its directory
