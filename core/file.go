@@ -311,10 +311,9 @@ func (c *File) addUndumpedFiles() {
 	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
 }
 
+// findExe returns the path of the main executable as the dumped process
+// saw it (HostPath maps it to --exe).
 func (c *File) findExe() string {
-	if c.opts.Exe != "" {
-		return c.opts.Exe
-	}
 	if entry, ok := c.auxv[AT_ENTRY]; ok {
 		if m := c.Mapping(entry); m != nil && m.Path != "" {
 			return m.Path
@@ -328,7 +327,7 @@ func (c *File) findExe() string {
 	if len(c.files) > 0 {
 		return c.files[0].Path
 	}
-	return ""
+	return c.opts.Exe
 }
 
 func (c *File) warn(format string, args ...any) {

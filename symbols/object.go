@@ -193,10 +193,18 @@ func (o *Object) findDebugFile(opts Options) {
 		dirs = []string{"/usr/lib/debug"}
 	}
 	var cands []string
-	for _, d := range dirs {
-		d = filepath.Join(opts.Sysroot, d)
-		if len(o.BuildID) > 2 {
-			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
+	roots := []string{opts.Sysroot}
+	if opts.Sysroot != "" {
+		// A debug file found by build-id is the right one wherever it
+		// lives: also look on this host.
+		roots = append(roots, "")
+	}
+	for _, root := range roots {
+		for _, d := range dirs {
+			d = filepath.Join(root, d)
+			if len(o.BuildID) > 2 {
+				cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
+			}
 		}
 	}
 	if s := o.elf.Section(".gnu_debuglink"); s != nil {
