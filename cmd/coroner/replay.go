@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/analyze"
+	"github.com/coroner-dev/coroner/replay"
+)
+
+func init() {
+	var (
+		opts           replay.Options
+		spec           replay.Spec
+		params         []string
+		bodyFile       string
+		dryRun, asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "replay [CORE] --socket unix:/path/php-fpm.sock|tcp:127.0.0.1:9000",
+		Short: "Re-send the request that killed a worker straight to an FPM socket, to see whether it kills again",
+		Long: `replay takes the request a crashed php-fpm worker was serving (recovered from its core,
+or spelled out with --uri/--script/--param for a URL seen only in logs), and sends it
+over FastCGI to the FPM socket you name, --count times, one after the other. Each
+attempt is reported as completed (with its HTTP status), worker died (the connection
+ended before FCGI_END_REQUEST) or timeout; with --fpm-log, the master's "child N
+exited on signal S" lines confirm the deaths.
+
+Cookies, Authorization and PHP_AUTH_* are never sent. TCP addresses other than
+loopback are refused without --allow-remote. --dry-run prints what would be sent.
+
+Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			spec.Params = map[string]string{}
+			for _, kv := range params {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--param %q: want NAME=VALUE", kv)
+				}
+				spec.Params[k] = v
+			}
+			if bodyFile != "" {
+				b, err := os.ReadFile(bodyFile)
+				if err != nil {
+					return fmt.Errorf("--body-file: %w", err)
+				}
+				spec.Body = b
+			}
+			var req *replay.Request
+			var err error
+			if len(args) == 1 {
+				rep, aerr := analyze.Core(args[0], analyze.Options{ShowSecrets: true})
+				if aerr != nil {
+					return fmt.Errorf("analyse %s: %w", args[0], aerr)
+				}
+				req, err = replay.FromReport(rep, spec)
+			} else {
+				req, err = replay.FromSpec(spec)
+			}
+			if err != nil {
+				return err
+			}
+			network, address, err := replay.ParseSocket(opts.Socket, opts.AllowRemote)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				if asJSON {
+					return replayJSON(out, struct {
+						Socket  string          `json:"socket"`
+						Request *replay.Request `json:"request"`
+					}{network + ":" + address, req})
+				}
+				replay.WritePlan(out, network+":"+address, req)
+				return nil
+			}
+			res, err := replay.Run(cmd.Context(), req, opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := replayJSON(out, res); err != nil {
+					return err
+				}
+			} else {
+				replay.WriteText(out, res)
+			}
+			if !res.Reproduced {
+				return &exitCodeError{code: 3, err: fmt.Errorf("replay: %s", res.Summary())}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Socket, "socket", "", "FPM socket: unix:/path or tcp:127.0.0.1:9000 (required)")
+	f.IntVar(&opts.Count, "count", 1, "attempts, one after the other (at most 100)")
+	f.DurationVar(&opts.Timeout, "timeout", 10*time.Second, "time limit of each attempt")
+	f.StringVar(&opts.FPMLog, "fpm-log", "", "php-fpm error log, to confirm deaths by the master's lines")
+	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "allow a TCP address that is not loopback")
+	f.StringVar(&spec.DocRoot, "docroot", "", "document root on this host (replaces the recovered one in SCRIPT_FILENAME)")
+	f.StringVar(&spec.Method, "method", "", "HTTP method (overrides the recovered one)")
+	f.StringVar(&spec.URI, "uri", "", "request URI with query, e.g. /index.php?q=1 (overrides the recovered one)")
+	f.StringVar(&spec.Script, "script", "", "SCRIPT_FILENAME (absolute, or relative to --docroot)")
+	f.StringVar(&spec.Host, "host", "", "Host header")
+	f.StringArrayVar(&params, "param", nil, "extra FastCGI parameter NAME=VALUE (repeatable; HTTP headers as HTTP_NAME)")
+	f.StringVar(&bodyFile, "body-file", "", "request body to send (a core does not keep it)")
+	f.BoolVar(&dryRun, "dry-run", false, "print the parameters that would be sent, send nothing")
+	f.BoolVar(&asJSON, "json", false, "JSON output")
+	_ = cmd.MarkFlagRequired("socket")
+	rootCmd.AddCommand(cmd)
+}
+
+func replayJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
