@@ -104,6 +104,7 @@ func (c *coreFlags) open(args []string) (string, string, func(), error) {
 // analyseSelected resolves the core the user named, analyses it and
 // diagnoses it: the common part of analyze and report.
 func analyseSelected(sel *coreFlags, diag *diagnoseFlags, opts analyze.Options, args []string) (*crash.Report, error) {
+	tuneGCForOneShot()
 	diag.preload()
 	path, origin, cleanup, err := sel.open(args)
 	if err != nil {

@@ -23,6 +23,7 @@ request, INI), the fix, and what to do when evidence is missing. Log files given
 replace the discovered ones. Works with no cores (logs, kernel lines and configuration only) and
 with no logs (cores only).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tuneGCForOneShot()
 			opts.Logs = args
 			var err error
 			if opts.Since, err = parseTime(since); err != nil {

