@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/server"
+	"github.com/coroner-dev/coroner/store"
+)
+
+func init() {
+	var db, listen, token string
+	var showSecrets bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the crash dashboard and /metrics of a coroner database (without watching)",
+		Long: `serve shows the database that one or more "coroner watch" services fill: for example
+one PostgreSQL database that many hosts report to. Binding an address other than loopback
+requires --token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := server.CheckListen(listen, token); err != nil {
+				return err
+			}
+			st, err := store.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets})
+			if err != nil {
+				return err
+			}
+			cmd.PrintErrf("dashboard on http://%s/\n", listen)
+			return srv.ListenAndServe(ctx, listen)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", defaultDB, "database: sqlite:PATH or postgres://user@host/db")
+	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
+	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
+	f.BoolVar(&showSecrets, "show-secrets", false, "show secret-looking request parameters and INI values")
+	rootCmd.AddCommand(cmd)
+}

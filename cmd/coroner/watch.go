@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/logs"
+	"github.com/coroner-dev/coroner/server"
+	"github.com/coroner-dev/coroner/store"
+	"github.com/coroner-dev/coroner/watch"
+)
+
+// defaultDB is where `coroner watch` and `coroner serve` keep their database.
+const defaultDB = "sqlite:/var/lib/coroner/coroner.db"
+
+func init() {
+	var (
+		cfg                    watch.Config
+		db, listen, token      string
+		logFiles               []string
+		maxBytes               string
+		noLogs, noDashboard    bool
+		showSecrets, fromStart bool
+	)
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Run as a service: analyse new cores, group crashes, serve a dashboard and /metrics",
+		Long: `watch is the long-running service: it follows the nginx / PHP-FPM / kernel logs
+(surviving rotation), notices new cores in the core directories, analyses them in the
+background (bounded workers, low CPU priority), groups them by fingerprint and stores
+incidents, analyses and groups in a database: SQLite by default, or PostgreSQL with
+--db postgres://... so that many hosts report to one place.
+
+Cores in the --cores directories are managed: retention (--keep-cores, --max-core-bytes,
+--max-core-age) deletes the oldest there, and only there. Cores found elsewhere on the host
+(core_pattern, systemd-coredump, Apport, ABRT) are analysed but never deleted.
+
+The dashboard and /metrics are served on --listen (127.0.0.1:7070); binding another
+address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?token=TOKEN).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if !noDashboard {
+				if err := server.CheckListen(listen, token); err != nil {
+					return err
+				}
+			}
+			if maxBytes != "" {
+				n, err := watch.ParseSize(maxBytes)
+				if err != nil {
+					return fmt.Errorf("--max-core-bytes: %w", err)
+				}
+				cfg.MaxCoreBytes = n
+			}
+			switch {
+			case noLogs:
+			case len(logFiles) > 0:
+				for _, p := range logFiles {
+					cfg.Logs = append(cfg.Logs, logs.Input{Path: p, Format: logs.FormatAuto, Why: "given"})
+				}
+			default:
+				cfg.Logs = watch.LiveLogs()
+			}
+			cfg.LogsFromStart = fromStart
+			cfg.Analyze.ShowSecrets = showSecrets
+			cfg.Logger = log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
+			st, err := store.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cfg.Store = st
+			w, err := watch.New(cfg)
+			if err != nil {
+				return err
+			}
+			for _, in := range cfg.Logs {
+				cfg.Logger.Printf("following %s", in.Path)
+			}
+			errc := make(chan error, 1)
+			if !noDashboard {
+				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets,
+					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) }})
+				if err != nil {
+					return err
+				}
+				go func() { errc <- srv.ListenAndServe(ctx, listen) }()
+				cfg.Logger.Printf("dashboard on http://%s/", listen)
+			}
+			go func() { errc <- w.Run(ctx) }()
+			select {
+			case err := <-errc:
+				stop()
+				return err
+			case <-ctx.Done():
+				// Give the dashboard and workers a moment to stop cleanly.
+				time.Sleep(100 * time.Millisecond)
+				return nil
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", defaultDB, "database: sqlite:PATH or postgres://user@host/db")
+	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
+	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
+	f.BoolVar(&noDashboard, "no-dashboard", false, "do not serve the dashboard")
+	f.StringArrayVar(&cfg.CoreDirs, "cores", nil, "managed core directory (repeatable): analysed and kept within retention")
+	f.BoolVar(&cfg.Discover, "discover", true, "also analyse cores found by discovery (never deleted)")
+	f.StringArrayVar(&logFiles, "log", nil, "log file to follow (repeatable; default: discovered live logs)")
+	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")
+	f.BoolVar(&fromStart, "logs-from-start", false, "read the logs from their beginning instead of their end")
+	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")
+	f.IntVar(&cfg.Queue, "queue", 64, "cores waiting for analysis at most (the rest wait on disk)")
+	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often core directories are listed")
+	f.IntVar(&cfg.KeepCores, "keep-cores", 50, "keep at most N cores in the managed directories (0: no limit)")
+	f.StringVar(&maxBytes, "max-core-bytes", "10G", "keep at most this many bytes of cores in the managed directories (0: no limit)")
+	f.DurationVar(&cfg.MaxCoreAge, "max-core-age", 14*24*time.Hour, "delete managed cores older than this (0: no limit)")
+	f.StringVar(&cfg.Webhook, "webhook", "", "URL to POST a JSON alert to for every new crash group")
+	f.StringVar(&cfg.OnNewGroup, "on-new-group", "", "command run (sh -c) for every new crash group, with CORONER_* variables and the JSON alert on stdin")
+	f.StringVar(&cfg.Host, "host", "", "host name recorded with each crash (default: this host's)")
+	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")
+	f.IntVar(&cfg.Nice, "nice", 10, "CPU priority (nice) to run at; -1 keeps the current one")
+	f.BoolVar(&showSecrets, "show-secrets", false, "keep cookies, credentials and secret-looking values in analyses and on the dashboard")
+	rootCmd.AddCommand(cmd)
+}

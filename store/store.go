@@ -1,0 +1,151 @@
+// Package store persists what `coroner watch` learns: crashes (one analysed
+// core each, with its crash.Report as JSON), the groups they form by
+// fingerprint, and the incidents read from the logs. It hides the database
+// behind the small Store interface; Open picks SQLite (pure Go, the default)
+// or PostgreSQL from a DSN.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coroner-dev/coroner/crash"
+)
+
+// ErrNotFound is returned when a crash or group does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Crash is one analysed core (or, with Report nil, a crash known only from
+// the logs).
+type Crash struct {
+	ID          int64
+	Host        string
+	Time        time.Time
+	PID         int
+	Signal      int
+	SignalName  string
+	Pool        string
+	Method      string
+	URI         string
+	Fingerprint string
+	// Rule and Title are the best diagnosis, "" when no rule matched.
+	Rule, Title string
+	CorePath    string
+	CoreSize    int64
+	// CoreMTime is the core's modification time, used with CorePath to
+	// recognise a core already analysed.
+	CoreMTime time.Time
+	// AnalysisMS is how long the analysis took.
+	AnalysisMS float64
+	// Report is the full analysis; Crashes leaves it nil, Crash loads it.
+	Report *crash.Report
+}
+
+// Group is the set of crashes sharing one fingerprint.
+type Group struct {
+	Fingerprint string
+	Rule, Title string
+	SignalName  string
+	Count       int
+	FirstSeen   time.Time
+	LastSeen    time.Time
+	// Diagnosis is the best diagnosis of the first crash of the group.
+	Diagnosis *crash.Diagnosis
+	// Frame is a short description of the crash site (first frames).
+	Frame string
+	// URIs and Hosts are filled by Group (not by Groups), most frequent first.
+	URIs  []Count
+	Hosts []Count
+}
+
+// Count is a value and how often it occurs.
+type Count struct {
+	Value string
+	N     int
+}
+
+// Incident is one dead worker as the logs tell it.
+type Incident struct {
+	ID         int64
+	Host       string
+	Time       time.Time
+	Kind       string
+	PID        int
+	Pool       string
+	Signal     int
+	SignalName string
+	Method     string
+	URI        string
+	Status     int
+	Site       string
+	Core       string
+	// JSON is the logs.Incident as JSON.
+	JSON string
+}
+
+// HourCount is the number of crashes of one group in one hour.
+type HourCount struct {
+	Fingerprint string
+	Hour        time.Time
+	N           int
+}
+
+// MetricRow is a crash count by fingerprint, signal and pool.
+type MetricRow struct {
+	Fingerprint, Signal, Pool string
+	N                         int
+}
+
+// Store is coroner's persistence.
+type Store interface {
+	// RecordCrash stores c (its ID is set), upserts its group and reports
+	// whether the group is new. An empty pool or request is taken from the
+	// log incident of the same host and pid within 10 minutes, if any.
+	RecordCrash(ctx context.Context, c *Crash) (newGroup bool, err error)
+	// RecordIncident stores a log incident and copies its request (URI,
+	// method, pool) onto crashes of the same host and pid within 10 minutes
+	// that lack one.
+	RecordIncident(ctx context.Context, in *Incident) error
+	// FindIncident returns the latest incident of host and pid within
+	// 10 minutes of t, or ErrNotFound.
+	FindIncident(ctx context.Context, host string, pid int, t time.Time) (*Incident, error)
+	// HasCore reports whether the core at path with this mtime was recorded.
+	HasCore(ctx context.Context, path string, mtime time.Time) (bool, error)
+	// Groups lists the groups, most recently seen first.
+	Groups(ctx context.Context) ([]Group, error)
+	// Group returns one group with its URIs and hosts.
+	Group(ctx context.Context, fingerprint string) (*Group, error)
+	// Crashes lists the crashes of a group ("" = all), newest first.
+	Crashes(ctx context.Context, fingerprint string, limit int) ([]Crash, error)
+	// Crash returns one crash with its Report.
+	Crash(ctx context.Context, id int64) (*Crash, error)
+	// Incidents lists log incidents, newest first.
+	Incidents(ctx context.Context, limit int) ([]Incident, error)
+	// Hourly counts crashes per hour per group since t.
+	Hourly(ctx context.Context, since time.Time) ([]HourCount, error)
+	// CrashCounts counts all crashes by fingerprint, signal and pool.
+	CrashCounts(ctx context.Context) ([]MetricRow, error)
+	// Close closes the database.
+	Close() error
+}
+
+// Open opens (creating and migrating) the database named by dsn:
+// "sqlite:PATH", a plain PATH (SQLite), or "postgres://..." /
+// "postgresql://...".
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openSQL(ctx, dialectPostgres, dsn)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQL(ctx, dialectSQLite, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.Contains(dsn, "://"):
+		return nil, fmt.Errorf("open store %q: unknown database scheme (want sqlite:PATH or postgres://)", dsn)
+	case dsn == "":
+		return nil, errors.New("open store: empty database name")
+	default:
+		return openSQL(ctx, dialectSQLite, dsn)
+	}
+}

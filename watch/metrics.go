@@ -1,0 +1,78 @@
+package watch
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// durationBuckets are the upper bounds (seconds) of the analysis duration
+// histogram.
+var durationBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// Metrics are the watcher's in-memory counters and gauges.
+type Metrics struct {
+	queue, busy       atomic.Int64
+	queueFull         atomic.Int64
+	failures          atomic.Int64
+	recorded          atomic.Int64
+	groups            atomic.Int64
+	incidents         atomic.Int64
+	deleted           atomic.Int64
+	deletedUnanalysed atomic.Int64
+	alertsFailed      atomic.Int64
+	coresOnDisk       atomic.Int64
+	coreBytes         atomic.Int64
+
+	mu      sync.Mutex
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+func newMetrics() *Metrics { return &Metrics{buckets: make([]uint64, len(durationBuckets))} }
+
+func (m *Metrics) observe(d time.Duration) {
+	s := d.Seconds()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, b := range durationBuckets {
+		if s <= b {
+			m.buckets[i]++
+		}
+	}
+	m.count++
+	m.sum += s
+}
+
+// QueueLength is the number of cores waiting for analysis.
+func (m *Metrics) QueueLength() int64 { return m.queue.Load() }
+
+// WritePrometheus writes the metrics in the Prometheus text format.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	g := func(name, help, typ string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, typ, name, v)
+	}
+	g("coroner_analysis_queue_length", "Cores waiting for analysis.", "gauge", m.queue.Load())
+	g("coroner_analyses_running", "Analyses in progress.", "gauge", m.busy.Load())
+	g("coroner_analysis_queue_full_total", "Times a core found the queue full (it is retried).", "counter", m.queueFull.Load())
+	g("coroner_analysis_failures_total", "Cores whose analysis failed.", "counter", m.failures.Load())
+	g("coroner_recorded_crashes_total", "Crashes recorded by this process.", "counter", m.recorded.Load())
+	g("coroner_new_groups_total", "New crash groups seen by this process.", "counter", m.groups.Load())
+	g("coroner_log_incidents_total", "Incidents read from the logs by this process.", "counter", m.incidents.Load())
+	g("coroner_cores_deleted_total", "Cores deleted by the retention policy.", "counter", m.deleted.Load())
+	g("coroner_cores_deleted_unanalysed_total", "Cores deleted by retention before they were analysed.", "counter", m.deletedUnanalysed.Load())
+	g("coroner_alert_failures_total", "Alert hooks that failed.", "counter", m.alertsFailed.Load())
+	g("coroner_cores_on_disk", "Cores in the managed core directories.", "gauge", m.coresOnDisk.Load())
+	g("coroner_cores_on_disk_bytes", "Bytes of the cores in the managed core directories.", "gauge", m.coreBytes.Load())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	const h = "coroner_analysis_duration_seconds"
+	fmt.Fprintf(w, "# HELP %s Time to analyse one core.\n# TYPE %s histogram\n", h, h)
+	for i, b := range durationBuckets {
+		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", h, b, m.buckets[i])
+	}
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", h, m.count, h, m.sum, h, m.count)
+}
