@@ -62,7 +62,7 @@ for core in "${cores[@]}"; do
   read -r g_t _ < <(measure gdb gdb -nx -batch -ex bt -ex 'info registers' -ex 'x/6i $pc' "$exe" "$core")
   read -r e_t _ < <(measure eustack eu-stack -n 256 --core "$core" -e "$exe")
   size=$(( $(stat -c %s "$core") / 1048576 ))
-  awk -v c="$(basename "$(dirname "$core")")/$(basename "$core")" -v s="$size" -v f="$frames" -v ct="$c_t" -v gt="$g_t" -v et="$e_t" -v m="$c_m" 'BEGIN {
+  awk -v c="$(basename "$(dirname "$core")")" -v s="$size" -v f="$frames" -v ct="$c_t" -v gt="$g_t" -v et="$e_t" -v m="$c_m" 'BEGIN {
     cc = (ct > 0 ? ct : 0.0001)
     printf "%-34s %8d %8d %10.4f %9.4f %9.4f %8.1f %7.1fx %7.2fx\n", substr(c, length(c) > 34 ? length(c)-33 : 1), s, f, ct, gt, et, m/1024, gt/cc, et/cc }'
 done
