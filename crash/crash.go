@@ -293,3 +293,16 @@ type Fix struct {
 	// this fix (function-jit, no-pcre-jit, no-jit), when one does.
 	Mitigation string `json:"mitigation,omitempty"`
 }
+
+// QualifiedName returns the frame's function as PHP writes it:
+// "Class->method", "Class::method" or "function".
+func (f *PHPFrame) QualifiedName() string {
+	if f.Class != "" {
+		ct := f.CallType
+		if ct == "" {
+			ct = "::"
+		}
+		return f.Class + ct + f.Function
+	}
+	return f.Function
+}

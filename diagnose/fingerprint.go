@@ -248,7 +248,7 @@ func phpTokens(frames []crash.PHPFrame, cycles []crash.Cycle) []item {
 		fr := frames[i]
 		fr.Function = closureRE.ReplaceAllString(fr.Function, "{closure}")
 		fr.CallType = "::"
-		toks[i] = phpName(&fr)
+		toks[i] = fr.QualifiedName()
 	}
 	var out []item
 	start := 0

@@ -278,20 +278,9 @@ func nativeNames(frames []crash.Frame) []string {
 func phpNames(frames []crash.PHPFrame) []string {
 	out := make([]string, len(frames))
 	for i := range frames {
-		out[i] = phpName(&frames[i])
+		out[i] = frames[i].QualifiedName()
 	}
 	return out
-}
-
-func phpName(f *crash.PHPFrame) string {
-	if f.Class != "" {
-		ct := f.CallType
-		if ct == "" {
-			ct = "::"
-		}
-		return f.Class + ct + f.Function
-	}
-	return f.Function
 }
 
 // capture records the facts a rule matched, for its explanation.
@@ -365,7 +354,7 @@ func (c *cond) eval(f *facts, cp *capture) (bool, []string) {
 		if cp.phpFrame == nil {
 			cp.phpFrame = &f.php[i]
 		}
-		words = append(words, fmt.Sprintf("PHP frame #%d is %s()", i, phpName(&f.php[i])))
+		words = append(words, fmt.Sprintf("PHP frame #%d is %s()", i, f.php[i].QualifiedName()))
 	}
 	if len(c.version) > 0 {
 		if !f.verOK {

@@ -109,7 +109,7 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 		pi = 0
 	}
 	if pi >= 0 {
-		d.PHPFunction = phpName(&f.php[pi]) + "()"
+		d.PHPFunction = f.php[pi].QualifiedName() + "()"
 		for i := pi; i < len(f.php); i++ {
 			if f.php[i].File != "" {
 				d.PHPLocation = fmt.Sprintf("%s:%d", f.php[i].File, f.php[i].Line)

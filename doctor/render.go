@@ -300,7 +300,7 @@ func topFrames(rep *crash.Report, n int) []string {
 		line := fmt.Sprintf("#%-3d %s (%s+%s)", i, name, f.Module, f.ModuleOffset)
 		if f.PHPFrame != nil && rep.PHP != nil && *f.PHPFrame < len(rep.PHP.Frames) {
 			pf := rep.PHP.Frames[*f.PHPFrame]
-			line += "  <- php " + phpName(pf)
+			line += "  <- php " + pf.QualifiedName() + "()"
 		}
 		out = append(out, line)
 	}
@@ -311,13 +311,6 @@ func topFrames(rep *crash.Report, n int) []string {
 		}
 	}
 	return out
-}
-
-func phpName(f crash.PHPFrame) string {
-	if f.Class != "" {
-		return f.Class + f.CallType + f.Function + "()"
-	}
-	return f.Function + "()"
 }
 
 func phpFrames(ph *crash.PHP, n int) []string {
@@ -331,7 +324,7 @@ func phpFrames(ph *crash.PHP, n int) []string {
 		if f.File != "" {
 			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
 		}
-		out = append(out, fmt.Sprintf("php #%-3d %s%s", i, phpName(f), loc))
+		out = append(out, fmt.Sprintf("php #%-3d %s%s", i, f.QualifiedName()+"()", loc))
 	}
 	return out
 }

@@ -311,7 +311,7 @@ func (m *mdWriter) php(r *crash.Report) {
 		case f.Kind == "internal":
 			loc = "  [internal function]"
 		}
-		m.p("#%-4d %s()%s", i, mdPHPName(f), mdCode(loc))
+		m.p("#%-4d %s()%s", i, f.QualifiedName(), mdCode(loc))
 		return true
 	}, func(c crash.Cycle) {
 		lines++
@@ -495,7 +495,7 @@ func mdNativeLine(r *crash.Report, f *crash.Frame) string {
 	}
 	php := ""
 	if f.PHPFrame != nil && r.PHP != nil && *f.PHPFrame >= 0 && *f.PHPFrame < len(r.PHP.Frames) {
-		php = "  <- " + mdPHPName(&r.PHP.Frames[*f.PHPFrame]) + "()"
+		php = "  <- " + r.PHP.Frames[*f.PHPFrame].QualifiedName() + "()"
 	}
 	trust := ""
 	if f.Trust == crash.TrustScan {
@@ -533,17 +533,6 @@ func mdFrameShort(f *crash.Frame) string {
 		name += " (" + filepath.Base(f.Module) + ")"
 	}
 	return name
-}
-
-func mdPHPName(f *crash.PHPFrame) string {
-	if f.Class != "" {
-		ct := f.CallType
-		if ct == "" {
-			ct = "::"
-		}
-		return f.Class + ct + f.Function
-	}
-	return f.Function
 }
 
 // mdRedactURI replaces the values of query parameters whose names look like

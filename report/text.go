@@ -183,10 +183,7 @@ func (t *textWriter) php(r *crash.Report) {
 		t.p("  PHP stack (%d frames):", len(ph.Frames))
 		printFolded(len(ph.Frames), ph.Cycles, -1, func(i int) {
 			f := &ph.Frames[i]
-			name := f.Function
-			if f.Class != "" {
-				name = f.Class + f.CallType + f.Function
-			}
+			name := f.QualifiedName()
 			loc := ""
 			if f.File != "" {
 				loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
@@ -217,11 +214,7 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 		php := ""
 		if f.PHPFrame != nil && r.PHP != nil && *f.PHPFrame < len(r.PHP.Frames) {
 			pf := r.PHP.Frames[*f.PHPFrame]
-			name := pf.Function
-			if pf.Class != "" {
-				name = pf.Class + pf.CallType + name
-			}
-			php = fmt.Sprintf("  <- php: %s()", name)
+			php = fmt.Sprintf("  <- php: %s()", pf.QualifiedName())
 			if pf.File != "" {
 				php += fmt.Sprintf(" %s:%d", pf.File, pf.Line)
 			}
