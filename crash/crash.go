@@ -164,8 +164,8 @@ type Frame struct {
 	// FunctionSource tells where Function came from: symtab, dynsym,
 	// debuginfo, zend-function-entry, eh-frame (start only), jit.
 	FunctionSource string `json:"function_source,omitempty"`
-	File           string `json:"file,omitempty"`
-	Line           int    `json:"line,omitempty"`
+	File           string `json:"file"`
+	Line           int    `json:"line"`
 	Trust          string `json:"trust"`
 	// PHPFrame is the index into PHP.Frames of the PHP function this native
 	// frame is executing (VM, JIT and call frames), or nil.
@@ -216,26 +216,26 @@ type PHP struct {
 // PHPFrame is one PHP call frame, innermost first.
 type PHPFrame struct {
 	Function string `json:"function"`
-	Class    string `json:"class,omitempty"`
+	Class    string `json:"class"`
 	// CallType is "->" for instance methods, "::" for static calls, "".
-	CallType string `json:"call_type,omitempty"`
-	File     string `json:"file,omitempty"`
-	Line     int    `json:"line,omitempty"`
+	CallType string `json:"call_type"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
 	// Kind is "user", "internal", "include", "eval" or "main".
 	Kind string   `json:"kind"`
-	Args []string `json:"args,omitempty"`
+	Args []string `json:"args"`
 	// ExecuteData is the address of the zend_execute_data of this frame.
 	ExecuteData Addr `json:"execute_data"`
 }
 
 // Request is the web request the process was serving.
 type Request struct {
-	Method        string            `json:"method,omitempty"`
-	URI           string            `json:"uri,omitempty"`
-	Query         string            `json:"query,omitempty"`
-	Script        string            `json:"script,omitempty"`
-	Host          string            `json:"host,omitempty"`
-	RemoteAddr    string            `json:"remote_addr,omitempty"`
+	Method        string            `json:"method"`
+	URI           string            `json:"uri"`
+	Query         string            `json:"query"`
+	Script        string            `json:"script"`
+	Host          string            `json:"host"`
+	RemoteAddr    string            `json:"remote_addr"`
 	UserAgent     string            `json:"user_agent,omitempty"`
 	ContentType   string            `json:"content_type,omitempty"`
 	ContentLength int64             `json:"content_length,omitempty"`
