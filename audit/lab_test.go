@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/coroner-dev/coroner/lab/labtest"
@@ -61,14 +60,9 @@ func TestLabLive(t *testing.T) {
 	if _, err := os.Stat(script); err != nil {
 		t.Skip("lab/run.sh not found")
 	}
-	// Serialise with labtest.Get of other test binaries: both change
+	// Serialise with the labs of other test binaries: they all change
 	// kernel.core_pattern and restore it.
-	if lock, err := os.OpenFile(lab.Dir+".lock", os.O_CREATE|os.O_RDWR, 0o600); err == nil {
-		defer lock.Close()
-		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err == nil {
-			defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-		}
-	}
+	labtest.HoldExclusive(t, lab)
 	for _, dumpable := range []bool{true, false} {
 		name := "dumpable"
 		if !dumpable {

@@ -79,6 +79,7 @@ func replayLab(t *testing.T, req *Request, dir string, count int) *Result {
 // while kill-segv still kills and a harmless URL completes.
 func TestLabReplay(t *testing.T) {
 	lab := labtest.Get(t)
+	labtest.HoldExclusive(t, lab) // its kept labs change kernel.core_pattern: one lab at a time
 	rec := lab.Scenarios["shortcode-recursion"]
 	kill := lab.Scenarios["kill-segv"]
 	if rec == nil || kill == nil || rec.Core == "" || kill.Core == "" {

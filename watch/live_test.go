@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coroner-dev/coroner/lab/labtest"
 	"github.com/coroner-dev/coroner/logs"
 	"github.com/coroner-dev/coroner/store"
 	"github.com/coroner-dev/coroner/watch"
@@ -31,6 +32,7 @@ func TestWatchLiveLab(t *testing.T) {
 	if os.Getenv("CORONER_NO_LAB") != "" {
 		t.Skip("CORONER_NO_LAB is set")
 	}
+	labtest.HoldExclusive(t, labtest.Get(t)) // no other lab while this one holds core_pattern
 	dir := t.TempDir()
 	out, err := exec.Command("../lab/run.sh", "--out", dir, "--scenario", "kill-segv", "--keep", "--no-c").CombinedOutput()
 	t.Cleanup(func() { _ = exec.Command("../lab/run.sh", "--stop", dir).Run() })

@@ -485,3 +485,23 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// HoldExclusive keeps other test processes from running the lab while t
+// runs a lab of its own (lab/run.sh --keep): labs change the machine-wide
+// kernel.core_pattern, so two at once would catch each other's cores. The
+// lock is released when t ends.
+func HoldExclusive(t testing.TB, l *Lab) {
+	t.Helper()
+	lock, err := os.OpenFile(l.Dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("lock the lab: %v", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatalf("lock the lab: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		lock.Close()
+	})
+}
