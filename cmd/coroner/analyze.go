@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -81,6 +83,14 @@ func (c *coreFlags) open(args []string) (string, string, func(), error) {
 	if id == "" && c.pid == 0 && !c.latest {
 		return "", "", nil, errors.New("name a core (a file, .crash report, systemd-coredump entry), or use --pid / --latest")
 	}
+	if isPlainELF(id) {
+		// A core file as it is: no store to consult, nothing to decompress.
+		abs, err := filepath.Abs(id)
+		if err != nil {
+			abs = id
+		}
+		return id, abs, func() {}, nil
+	}
 	e, plain, cleanup, err := cores.Resolve(id, cores.ResolveOptions{
 		PID: c.pid, Latest: c.latest, Progress: compressed.TerminalProgress(),
 		Discover: cores.DiscoverOptions{Dirs: c.dirs},
@@ -120,6 +130,25 @@ func analyseSelected(sel *coreFlags, diag *diagnoseFlags, opts analyze.Options, 
 		return nil, err
 	}
 	return rep, nil
+}
+
+// isPlainELF reports whether path is a regular file starting with the ELF
+// magic (an uncompressed core).
+func isPlainELF(path string) bool {
+	if path == "" {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular() && string(magic[:]) == "\x7fELF"
 }
 
 func init() {
