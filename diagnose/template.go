@@ -38,11 +38,19 @@ type templateData struct {
 	Message      string
 	Repeated     int
 	URL          string // request URI
+	// Subject is "The worker" for PHP processes, "The process" otherwise;
+	// SubjectLower is the same in lower case.
+	Subject, SubjectLower string
 }
 
 func (ru *rule) explain(f *facts, cp *capture) string {
 	r := f.r
+	subject := "worker"
+	if !f.isPHP() {
+		subject = "process"
+	}
 	d := templateData{
+		Subject: "The " + subject, SubjectLower: "the " + subject,
 		Signal:       signalName(f.signal),
 		Sent:         f.sent,
 		SenderPID:    r.Signal.SenderPID,
