@@ -143,3 +143,40 @@ func TestLinesBatchMatchesFullTable(t *testing.T) {
 		t.Errorf("only %d of %d addresses have lines", len(got), len(addrs))
 	}
 }
+
+// TestSymbolByName compares the in-place symbol search with debug/elf.
+func TestSymbolByName(t *testing.T) {
+	for path, names := range map[string][]string{
+		"/lib/x86_64-linux-gnu/libc.so.6": {"malloc", "abort", "__libc_start_main"},
+		"/usr/sbin/php-fpm8.2":            {"executor_globals", "execute_ex", "zend_call_function"},
+	} {
+		o, err := Open(path)
+		if err != nil {
+			t.Logf("skip %s: %v", path, err)
+			continue
+		}
+		ef, _ := elf.Open(path)
+		dyn, _ := ef.DynamicSymbols()
+		for _, name := range names {
+			got, ok := o.SymbolByName(name)
+			if !ok {
+				t.Errorf("%s: %s not found", path, name)
+				continue
+			}
+			found := false
+			for _, s := range dyn {
+				if s.Name == name && s.Value == got.Value && s.Section != elf.SHN_UNDEF {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: %s at %#x not in debug/elf's table", path, name, got.Value)
+			}
+		}
+		if _, ok := o.SymbolByName("no_such_symbol_here"); ok {
+			t.Errorf("%s: found a symbol that does not exist", path)
+		}
+		ef.Close()
+		o.Close()
+	}
+}

@@ -360,21 +360,42 @@ func (o *Object) Symbols() []Symbol {
 // SymbolByName returns the first symbol (function or object, from .symtab,
 // .dynsym or the debug file) with the given name.
 func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
+	want := []byte(name)
 	for _, ef := range []*elf.File{o.debugElf, o.elf} {
-		if ef == nil {
+		if ef == nil || ef.Class != elf.ELFCLASS64 {
 			continue
 		}
-		for _, get := range []func() ([]elf.Symbol, error){ef.Symbols, ef.DynamicSymbols} {
-			list, err := get()
-			if err != nil {
-				continue
-			}
-			for _, s := range list {
-				if s.Name == name && s.Section != elf.SHN_UNDEF {
+		for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
+			for _, sec := range ef.Sections {
+				if sec.Type != typ || sec.Link == 0 || int(sec.Link) >= len(ef.Sections) {
+					continue
+				}
+				if s, ok := findSymbol(sec, ef.Sections[sec.Link], want); ok {
 					return s, true
 				}
 			}
 		}
+	}
+	return elf.Symbol{}, false
+}
+
+// findSymbol scans a raw symbol table for a defined symbol named want,
+// comparing bytes in place (debug/elf's Symbols allocates every name).
+func findSymbol(symtab, strtab *elf.Section, want []byte) (elf.Symbol, bool) {
+	data := sectionData(symtab, 256<<20)
+	strs := sectionData(strtab, 256<<20)
+	const entSize = 24
+	for off := entSize; off+entSize <= len(data); off += entSize {
+		e := data[off : off+entSize]
+		nameOff := int(le32(e[0:]))
+		if nameOff+len(want) >= len(strs) || strs[nameOff+len(want)] != 0 || !bytes.Equal(strs[nameOff:nameOff+len(want)], want) {
+			continue
+		}
+		shndx := elf.SectionIndex(uint16(e[6]) | uint16(e[7])<<8)
+		if shndx == elf.SHN_UNDEF {
+			continue
+		}
+		return elf.Symbol{Name: string(want), Info: e[4], Other: e[5], Section: shndx, Value: le64(e[8:]), Size: le64(e[16:])}, true
 	}
 	return elf.Symbol{}, false
 }
