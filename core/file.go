@@ -190,7 +190,7 @@ func (c *File) load() error {
 				c.warn("core is truncated: note segment has %d of %d bytes", n, size)
 				buf = buf[:n]
 			}
-			notes, err := parseNotes(buf)
+			notes, err := ParseNotes(buf)
 			if err != nil {
 				c.warn("read notes: %v", err)
 			}
@@ -223,21 +223,21 @@ func (c *File) decodeNotes(notes []Note) {
 		}
 		switch n.Type {
 		case NT_PRSTATUS:
-			t, err := decodePrstatus(n.Desc)
+			t, err := DecodePrstatus(n.Desc)
 			if err != nil {
 				c.warn("%v", err)
 				continue
 			}
 			c.threads = append(c.threads, t)
 		case NT_PRPSINFO:
-			ps, err := decodePrpsinfo(n.Desc)
+			ps, err := DecodePrpsinfo(n.Desc)
 			if err != nil {
 				c.warn("%v", err)
 				continue
 			}
 			c.psinfo = ps
 		case NT_SIGINFO:
-			si, err := decodeSiginfo(n.Desc)
+			si, err := DecodeSiginfo(n.Desc)
 			if err != nil {
 				c.warn("%v", err)
 				continue
@@ -246,9 +246,9 @@ func (c *File) decodeNotes(notes []Note) {
 				c.siginfo = si
 			}
 		case NT_AUXV:
-			c.auxv = decodeAuxv(n.Desc)
+			c.auxv = DecodeAuxv(n.Desc)
 		case NT_FILE:
-			fm, err := decodeFileNote(n.Desc)
+			fm, err := DecodeFileNote(n.Desc)
 			if err != nil {
 				c.warn("%v", err)
 			}

@@ -34,9 +34,9 @@ type Note struct {
 // maxNoteBytes bounds how much note data is decoded from one PT_NOTE segment.
 const maxNoteBytes = 256 << 20
 
-// parseNotes splits a PT_NOTE segment into notes. It stops at the first
+// ParseNotes splits a PT_NOTE segment into notes. It stops at the first
 // malformed note and returns what it parsed with an error.
-func parseNotes(b []byte) ([]Note, error) {
+func ParseNotes(b []byte) ([]Note, error) {
 	var notes []Note
 	le := binary.LittleEndian
 	off := 0
@@ -109,7 +109,8 @@ type Thread struct {
 	Regs   Regs
 }
 
-func decodePrstatus(d []byte) (Thread, error) {
+// DecodePrstatus decodes an NT_PRSTATUS note (x86-64).
+func DecodePrstatus(d []byte) (Thread, error) {
 	if len(d) < regsOffset+27*8 {
 		return Thread{}, fmt.Errorf("NT_PRSTATUS: %d bytes, want at least %d", len(d), regsOffset+27*8)
 	}
@@ -141,7 +142,8 @@ const (
 	SEGV_ACCERR = 2
 )
 
-func decodeSiginfo(d []byte) (Siginfo, error) {
+// DecodeSiginfo decodes an NT_SIGINFO note.
+func DecodeSiginfo(d []byte) (Siginfo, error) {
 	if len(d) < 24 {
 		return Siginfo{}, fmt.Errorf("NT_SIGINFO: %d bytes, want at least 24", len(d))
 	}
@@ -174,7 +176,8 @@ type Psinfo struct {
 	Args string
 }
 
-func decodePrpsinfo(d []byte) (Psinfo, error) {
+// DecodePrpsinfo decodes an NT_PRPSINFO note (x86-64).
+func DecodePrpsinfo(d []byte) (Psinfo, error) {
 	if len(d) < prpsinfoSize {
 		return Psinfo{}, fmt.Errorf("NT_PRPSINFO: %d bytes, want %d", len(d), prpsinfoSize)
 	}
@@ -207,7 +210,9 @@ type FileMapping struct {
 	Path   string
 }
 
-func decodeFileNote(d []byte) ([]FileMapping, error) {
+// DecodeFileNote decodes an NT_FILE note, bounding its entry count by
+// the note's size.
+func DecodeFileNote(d []byte) ([]FileMapping, error) {
 	le := binary.LittleEndian
 	if len(d) < 16 {
 		return nil, fmt.Errorf("NT_FILE: %d bytes, want at least 16", len(d))
@@ -255,7 +260,8 @@ const (
 	AT_SYSINFO_EHDR = 33
 )
 
-func decodeAuxv(d []byte) map[uint64]uint64 {
+// DecodeAuxv decodes an NT_AUXV note into key -> value.
+func DecodeAuxv(d []byte) map[uint64]uint64 {
 	le := binary.LittleEndian
 	m := make(map[uint64]uint64)
 	for p := 0; p+16 <= len(d); p += 16 {

@@ -37,7 +37,7 @@ func TestDecodeFileNote(t *testing.T) {
 	le.PutUint64(d[48:], 0x6000)
 	le.PutUint64(d[56:], 0)
 	d = append(d, "/usr/lib/a.so\x00/usr/lib/b.so (deleted)\x00"...)
-	maps, err := decodeFileNote(d)
+	maps, err := DecodeFileNote(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestDecodeFileNote(t *testing.T) {
 	}
 	// A count that does not fit is an error, not an allocation.
 	le.PutUint64(d[0:], 1<<60)
-	if _, err := decodeFileNote(d); err == nil {
+	if _, err := DecodeFileNote(d); err == nil {
 		t.Fatal("huge count accepted")
 	}
 }
@@ -54,7 +54,7 @@ func TestDecodeFileNote(t *testing.T) {
 func TestParseNotesMalformed(t *testing.T) {
 	good := note("CORE", NT_PRPSINFO, make([]byte, prpsinfoSize))
 	bad := append(append([]byte(nil), good...), 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 1, 0, 0, 0)
-	notes, err := parseNotes(bad)
+	notes, err := ParseNotes(bad)
 	if err == nil || len(notes) != 1 {
 		t.Fatalf("notes %d, err %v", len(notes), err)
 	}
@@ -66,7 +66,7 @@ func TestDecodeSiginfoSentByProcess(t *testing.T) {
 	binary.LittleEndian.PutUint32(d[8:], 0) // SI_USER
 	binary.LittleEndian.PutUint32(d[16:], 4321)
 	binary.LittleEndian.PutUint32(d[20:], 33)
-	si, err := decodeSiginfo(d)
+	si, err := DecodeSiginfo(d)
 	if err != nil || si.PID != 4321 || si.UID != 33 || si.Addr != 0 {
 		t.Fatalf("%+v %v", si, err)
 	}
@@ -77,15 +77,15 @@ func FuzzParseNotes(f *testing.F) {
 	f.Add(note("CORE", NT_FILE, []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0}))
 	f.Add(note("LINUX", NT_SIGINFO, make([]byte, 8)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		notes, _ := parseNotes(b)
+		notes, _ := ParseNotes(b)
 		c := &File{backing: map[string]*backingFile{}}
 		c.decodeNotes(notes)
 		for _, n := range notes {
-			_, _ = decodeFileNote(n.Desc)
-			_, _ = decodePrstatus(n.Desc)
-			_, _ = decodePrpsinfo(n.Desc)
-			_, _ = decodeSiginfo(n.Desc)
-			decodeAuxv(n.Desc)
+			_, _ = DecodeFileNote(n.Desc)
+			_, _ = DecodePrstatus(n.Desc)
+			_, _ = DecodePrpsinfo(n.Desc)
+			_, _ = DecodeSiginfo(n.Desc)
+			DecodeAuxv(n.Desc)
 		}
 	})
 }

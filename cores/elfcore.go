@@ -4,21 +4,17 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/coroner-dev/coroner/core"
+	"github.com/coroner-dev/coroner/symbols"
 )
 
-// Note types read from Linux x86-64 cores (include/uapi/linux/elf.h).
+// Bounds on what is read of a core's notes.
 const (
-	ntPrstatus  = 1
-	ntPrpsinfo  = 3
-	ntAuxv      = 6
-	ntSiginfo   = 0x53494749
-	ntFile      = 0x46494c45
-	ntGNUBuild  = 3 // NT_GNU_BUILD_ID in a "GNU" note
-	atEntry     = 9
 	maxNoteSize = 64 << 20 // bound on one PT_NOTE segment of a core
 	// maxNoteSegments bounds the PT_NOTE segments read (Linux writes one).
 	maxNoteSegments = 8
@@ -41,11 +37,8 @@ type CoreInfo struct {
 	Mappings []FileMapping
 }
 
-// FileMapping is one entry of NT_FILE.
-type FileMapping struct {
-	Start, End, Offset uint64 // Offset in bytes
-	Path               string
-}
+// FileMapping is one entry of NT_FILE (offset in bytes).
+type FileMapping = core.FileMapping
 
 // ReadCoreInfo reads the program headers and notes of an ELF core through
 // r. It never reads the memory segments except the first page of the
@@ -87,40 +80,39 @@ func ReadCoreInfo(r io.ReaderAt) (*CoreInfo, error) {
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("read PT_NOTE at offset %d: %w", p.Off, err)
 		}
-		notes, err := parseNotes(buf)
+		notes, err := core.ParseNotes(buf)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 		sawStatus := false
 		for _, n := range notes {
-			switch {
-			case n.typ == ntPrpsinfo && n.name == "CORE" && len(n.desc) >= 136:
-				d := n.desc
-				info.UID = int(binary.LittleEndian.Uint32(d[16:]))
-				info.GID = int(binary.LittleEndian.Uint32(d[20:]))
-				info.PID = int(binary.LittleEndian.Uint32(d[24:]))
-				info.PPID = int(binary.LittleEndian.Uint32(d[28:]))
-				info.Comm = cString(d[40:56])
-				info.Args = string(bytes.TrimRight(bytes.TrimRight(d[56:136], "\x00"), " "))
-			case n.typ == ntSiginfo && n.name == "CORE" && len(n.desc) >= 12:
-				info.Signal = int(int32(binary.LittleEndian.Uint32(n.desc[0:])))
-				info.SigCode = int(int32(binary.LittleEndian.Uint32(n.desc[8:])))
-			case n.typ == ntPrstatus && n.name == "CORE" && len(n.desc) >= 36 && !sawStatus:
-				sawStatus = true
-				if info.Signal == 0 {
-					info.Signal = int(binary.LittleEndian.Uint16(n.desc[12:])) // pr_cursig
+			if n.Name != "CORE" {
+				continue
+			}
+			switch n.Type {
+			case core.NT_PRPSINFO:
+				if ps, err := core.DecodePrpsinfo(n.Desc); err == nil {
+					info.UID, info.GID, info.PID, info.PPID = ps.UID, ps.GID, ps.PID, ps.PPID
+					info.Comm, info.Args = ps.Comm, strings.TrimRight(ps.Args, " ")
 				}
-				if info.PID == 0 {
-					info.PID = int(binary.LittleEndian.Uint32(n.desc[32:]))
+			case core.NT_SIGINFO:
+				if si, err := core.DecodeSiginfo(n.Desc); err == nil {
+					info.Signal, info.SigCode = si.Signo, si.Code
 				}
-			case n.typ == ntAuxv && n.name == "CORE":
-				for i := 0; i+16 <= len(n.desc); i += 16 {
-					if binary.LittleEndian.Uint64(n.desc[i:]) == atEntry {
-						entry = binary.LittleEndian.Uint64(n.desc[i+8:])
+			case core.NT_PRSTATUS:
+				if th, err := core.DecodePrstatus(n.Desc); err == nil && !sawStatus {
+					sawStatus = true
+					if info.Signal == 0 {
+						info.Signal = th.Signal
+					}
+					if info.PID == 0 {
+						info.PID = th.TID
 					}
 				}
-			case n.typ == ntFile && n.name == "CORE":
-				m, err := parseNTFile(n.desc)
+			case core.NT_AUXV:
+				entry = core.DecodeAuxv(n.Desc)[core.AT_ENTRY]
+			case core.NT_FILE:
+				m, err := core.DecodeFileNote(n.Desc)
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
@@ -170,71 +162,6 @@ func readUpTo(r io.ReaderAt, off, n int64) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-type note struct {
-	name string
-	typ  uint32
-	desc []byte
-}
-
-// parseNotes splits a note segment; it stops at the first malformed note.
-func parseNotes(b []byte) ([]note, error) {
-	var notes []note
-	le := binary.LittleEndian
-	off := 0
-	for off+12 <= len(b) {
-		namesz := uint64(le.Uint32(b[off:]))
-		descsz := uint64(le.Uint32(b[off+4:]))
-		typ := le.Uint32(b[off+8:])
-		p := uint64(off + 12)
-		if namesz > uint64(len(b))-p {
-			return notes, fmt.Errorf("note at offset %d: name size %d exceeds segment", off, namesz)
-		}
-		name := string(bytes.TrimRight(b[p:p+namesz], "\x00"))
-		p += align4(namesz)
-		if p > uint64(len(b)) || descsz > uint64(len(b))-p {
-			return notes, fmt.Errorf("note at offset %d: descriptor size %d exceeds segment", off, descsz)
-		}
-		notes = append(notes, note{name: name, typ: typ, desc: b[p : p+descsz]})
-		next := p + align4(descsz)
-		if next > uint64(len(b)) {
-			break
-		}
-		off = int(next)
-	}
-	return notes, nil
-}
-
-func align4(n uint64) uint64 { return (n + 3) &^ 3 }
-
-// parseNTFile decodes an NT_FILE note: count, page size, count triples of
-// (start, end, page offset), then count NUL-terminated names.
-func parseNTFile(d []byte) ([]FileMapping, error) {
-	le := binary.LittleEndian
-	if len(d) < 16 {
-		return nil, errors.New("NT_FILE note too short")
-	}
-	count := le.Uint64(d)
-	page := le.Uint64(d[8:])
-	if count > uint64(len(d)-16)/24 {
-		return nil, fmt.Errorf("NT_FILE count %d does not fit its %d-byte note", count, len(d))
-	}
-	names := d[16+24*count:]
-	maps := make([]FileMapping, 0, count)
-	for i := uint64(0); i < count; i++ {
-		e := d[16+24*i:]
-		j := bytes.IndexByte(names, 0)
-		if j < 0 {
-			j = len(names)
-		}
-		maps = append(maps, FileMapping{Start: le.Uint64(e), End: le.Uint64(e[8:]), Offset: le.Uint64(e[16:]) * page, Path: string(names[:j])})
-		if j < len(names) {
-			j++
-		}
-		names = names[j:]
-	}
-	return maps, nil
 }
 
 // exeMapping names the file mapped at the entry point, else the file of the
@@ -322,11 +249,8 @@ func buildIDFromImage(readAt func(off, n uint64) []byte) string {
 		if size > 1<<16 {
 			continue
 		}
-		notes, _ := parseNotes(readAt(off, size))
-		for _, n := range notes {
-			if n.name == "GNU" && n.typ == ntGNUBuild && len(n.desc) > 0 {
-				return fmt.Sprintf("%x", n.desc)
-			}
+		if id := symbols.BuildIDFromNotes(readAt(off, size)); id != "" {
+			return id
 		}
 	}
 	return ""
@@ -355,11 +279,4 @@ func FileBuildID(path string) (string, error) {
 		return b
 	})
 	return id, nil
-}
-
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
 }
