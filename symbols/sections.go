@@ -36,7 +36,6 @@ func readSection(r io.ReaderAt, s *elf.Section) ([]byte, error) {
 	if size > maxSectionSize {
 		return nil, fmt.Errorf("section %s: decompressed size %d too large", s.Name, size)
 	}
-	out := make([]byte, size)
 	var dec io.Reader
 	switch elf.CompressionType(typ) {
 	case elf.COMPRESS_ZLIB:
@@ -56,8 +55,16 @@ func readSection(r io.ReaderAt, s *elf.Section) ([]byte, error) {
 	default:
 		return s.Data()
 	}
-	if _, err := io.ReadFull(dec, out); err != nil {
+	// The header's size is a claim: grow the buffer with the data that
+	// really arrives (from a guess of 8x the compressed size) instead of
+	// allocating whatever the header says up front.
+	buf := bytes.NewBuffer(make([]byte, 0, min(size, 8*uint64(len(raw)))))
+	n, err := io.Copy(buf, io.LimitReader(dec, int64(size)))
+	if err != nil {
 		return nil, fmt.Errorf("decompress section %s: %w", s.Name, err)
 	}
-	return out, nil
+	if uint64(n) != size {
+		return nil, fmt.Errorf("decompress section %s: %d of %d bytes", s.Name, n, size)
+	}
+	return buf.Bytes(), nil
 }
