@@ -180,3 +180,25 @@ func TestSymbolByName(t *testing.T) {
 		o.Close()
 	}
 }
+
+// FuzzLineTable: any .debug_line content gives a table or an error, never
+// a panic, with and without an address filter.
+func FuzzLineTable(f *testing.F) {
+	if o, err := Open("/lib/x86_64-linux-gnu/libpcre2-8.so.0"); err == nil {
+		if src := o.lineSources(); len(src) > 0 && len(src[0].line) > 2048 {
+			f.Add(src[0].line[:2048], uint64(0x1000))
+		}
+		o.Close()
+	}
+	f.Add([]byte{0x30, 0, 0, 0, 5, 0, 8, 0, 0x20, 0, 0, 0, 1, 1, 1, 0xfb, 14, 13}, uint64(0))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0}, uint64(7))
+	f.Fuzz(func(t *testing.T, b []byte, addr uint64) {
+		str := func() []byte { return b }
+		for _, want := range [][]uint64{nil, {addr}} {
+			lt, err := parseLineTable(b, b, str, want)
+			if err == nil {
+				lt.lookup(addr)
+			}
+		}
+	})
+}
