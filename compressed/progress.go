@@ -2,6 +2,7 @@ package compressed
 
 import (
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"io"
 	"os"
 	"strings"
@@ -51,9 +52,9 @@ func (p *Progress) draw() {
 		}
 		filled := int(frac * width)
 		line += "[" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + "]" +
-			fmt.Sprintf(" %3.0f%% %s/%s", frac*100, HumanBytes(p.n), HumanBytes(p.total))
+			fmt.Sprintf(" %3.0f%% %s/%s", frac*100, units.Bytes(p.n), units.Bytes(p.total))
 	} else {
-		line += HumanBytes(p.n)
+		line += units.Bytes(p.n)
 	}
 	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 	p.shown = true
@@ -69,22 +70,6 @@ func (p *Progress) Done() {
 	}
 	p.draw()
 	fmt.Fprintln(p.w)
-}
-
-// HumanBytes formats n as B, KiB, MiB or GiB.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		f /= unit
-		if f < unit {
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-	}
-	return fmt.Sprintf("%.1f PiB", f/unit)
 }
 
 // TerminalProgress returns os.Stderr when it is a terminal (so a progress

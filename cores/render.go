@@ -3,12 +3,11 @@ package cores
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"io"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/coroner-dev/coroner/compressed"
 )
 
 // WriteTable prints entries as an aligned table, newest first as given.
@@ -36,7 +35,7 @@ func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
 		}
 		size := "-"
 		if e.Path != "" {
-			size = compressed.HumanBytes(e.Size)
+			size = units.Bytes(e.Size)
 		}
 		comp := "no"
 		if e.Compression != "" {
@@ -57,7 +56,7 @@ func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
 		}
 		if verbose {
 			if e.CoreSize > 0 && e.Compression != "" {
-				n = append(n, "uncompressed size "+compressed.HumanBytes(e.CoreSize))
+				n = append(n, "uncompressed size "+units.Bytes(e.CoreSize))
 			}
 			if e.BuildID != "" {
 				n = append(n, "build-id "+e.BuildID)

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"io"
 	"sort"
 	"strings"
@@ -35,7 +36,7 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 	}
 	ew.printf("Logs read:\n")
 	for _, in := range r.Inputs {
-		status := fmt.Sprintf("%s, %s, %d lines, %d events", in.Detected, sizeStr(in.Bytes), in.Lines, in.Events)
+		status := fmt.Sprintf("%s, %s, %d lines, %d events", in.Detected, units.Bytes(in.Bytes), in.Lines, in.Events)
 		if in.Error != "" {
 			status = "ERROR: " + in.Error
 		}
@@ -224,18 +225,6 @@ func sortedKeys(m map[int]int) []int {
 	}
 	sort.Ints(out)
 	return out
-}
-
-func sizeStr(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 type errWriter struct {

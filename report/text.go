@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"io"
 	"path/filepath"
 	"sort"
@@ -76,7 +77,7 @@ func (t *textWriter) header(r *crash.Report) {
 	if p.Args != "" {
 		t.p("  command:  %s", p.Args)
 	}
-	t.p("  core:     %s (%s)%s", p.CorePath, humanBytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
+	t.p("  core:     %s (%s)%s", p.CorePath, units.Bytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
 	if r.Fingerprint != "" {
 		t.p("  signature: %s", r.Fingerprint)
 	}
@@ -332,18 +333,6 @@ func (t *textWriter) timings(r *crash.Report) {
 		parts = append(parts, fmt.Sprintf("%s %.1fms", d.Stage, d.MS))
 	}
 	t.p("timings: %s", strings.Join(parts, ", "))
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func thousands(n int) string {

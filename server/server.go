@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"html/template"
 	"io"
 	"io/fs"
@@ -86,7 +87,7 @@ func New(opts Options) (*Server, error) {
 			}
 			return fp
 		},
-		"bytes": humanBytes,
+		"bytes": units.Bytes,
 		"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + " ms" },
 		"add":   func(a, b int) int { return a + b },
 		"deref": func(p *int) int { return *p },
@@ -369,17 +370,4 @@ func ago(now, t time.Time) string {
 	default:
 		return strconv.Itoa(int(d.Hours()/24)) + "d ago"
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -15,32 +15,6 @@ import (
 	"github.com/coroner-dev/coroner/watch"
 )
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "500M": 500 << 20, "10G": 10 << 30,
-		"1.5k": 1536, "2GiB": 2 << 30, "3 GB": 3 << 30, "1T": 1 << 40} {
-		got, err := watch.ParseSize(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "G", "-1", "abc", "1e30G", "NaN"} {
-		if _, err := watch.ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) succeeded", in)
-		}
-	}
-}
-
-func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"10G", "1.5k", "", "-1", "1e300", "0x10M"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if v, err := watch.ParseSize(s); err == nil && v < 0 {
-			t.Fatalf("ParseSize(%q) = %d", s, v)
-		}
-	})
-}
-
 // fakeCore writes an ELF header of type ET_CORE followed by junk: a file the
 // watcher takes for a core (its analysis then fails).
 func fakeCore(t *testing.T, path string, size int, mtime time.Time) {

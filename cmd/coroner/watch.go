@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/coroner-dev/coroner/units"
 	"io"
 	"log"
 	"os"
@@ -54,7 +55,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 				}
 			}
 			if maxBytes != "" {
-				n, err := watch.ParseSize(maxBytes)
+				n, err := units.ParseBytes(maxBytes)
 				if err != nil {
 					return fmt.Errorf("--max-core-bytes: %w", err)
 				}
