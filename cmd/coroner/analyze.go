@@ -9,12 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/analyze"
-	"github.com/coroner-dev/coroner/compressed"
-	"github.com/coroner-dev/coroner/cores"
 	"github.com/coroner-dev/coroner/crash"
-	"github.com/coroner-dev/coroner/diagnose"
-	"github.com/coroner-dev/coroner/report"
+	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/source/compressed"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // diagnoseFlags are the knowledge-base options shared by commands that
@@ -91,9 +91,9 @@ func (c *coreFlags) open(args []string) (string, string, func(), error) {
 		}
 		return id, abs, func() {}, nil
 	}
-	e, plain, cleanup, err := cores.Resolve(id, cores.ResolveOptions{
+	e, plain, cleanup, err := coredumps.Resolve(id, coredumps.ResolveOptions{
 		PID: c.pid, Latest: c.latest, Progress: compressed.TerminalProgress(),
-		Discover: cores.DiscoverOptions{Dirs: c.dirs},
+		Discover: coredumps.DiscoverOptions{Dirs: c.dirs},
 	})
 	if err != nil {
 		return "", "", nil, err
@@ -171,13 +171,13 @@ No gdb and no debug symbols are needed.`,
 				return err
 			}
 			if asJSON {
-				return report.JSON(cmd.OutOrStdout(), rep)
+				return render.JSON(cmd.OutOrStdout(), rep)
 			}
-			to := report.TextOptions{Registers: regs, Timings: timings}
+			to := render.TextOptions{Registers: regs, Timings: timings}
 			if allThreads {
 				to.OtherThreadFrames = -1
 			}
-			return report.Text(cmd.OutOrStdout(), rep, to)
+			return render.Text(cmd.OutOrStdout(), rep, to)
 		},
 	}
 	f := cmd.Flags()

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/coroner-dev/coroner/audit"
+	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/spf13/cobra"
 )
 

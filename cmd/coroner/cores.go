@@ -5,11 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/cores"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 func init() {
-	var opts cores.DiscoverOptions
+	var opts coredumps.DiscoverOptions
 	var asJSON, verbose bool
 	var pid, limit int
 	cmd := &cobra.Command{
@@ -25,7 +25,7 @@ and whether coroner can analyse it (the executable is still on disk with the bui
 recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" + `.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dirs = append(opts.Dirs, args...)
-			entries, warnings := cores.Discover(opts)
+			entries, warnings := coredumps.Discover(opts)
 			if pid != 0 {
 				kept := entries[:0]
 				for _, e := range entries {
@@ -39,12 +39,12 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 				entries = entries[:limit]
 			}
 			if asJSON {
-				return cores.WriteJSON(cmd.OutOrStdout(), entries, warnings)
+				return coredumps.WriteJSON(cmd.OutOrStdout(), entries, warnings)
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
-			return cores.WriteTable(cmd.OutOrStdout(), entries, verbose)
+			return coredumps.WriteTable(cmd.OutOrStdout(), entries, verbose)
 		},
 	}
 	f := cmd.Flags()
@@ -56,8 +56,8 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 	f.BoolVar(&opts.NoJournal, "no-journal", false, "do not ask journalctl for systemd-coredump records")
 	f.StringSliceVar(&opts.WorkDirs, "work-dir", nil, "extra working directory for a relative core_pattern (searched with its subdirectories)")
 	f.StringVar(&opts.CorePattern, "core-pattern", "", "use this core_pattern instead of the kernel's")
-	f.StringVar(&opts.SystemdDir, "systemd-dir", "", "systemd-coredump store (default "+cores.DefaultSystemdDir+")")
-	f.StringVar(&opts.ApportCrashDir, "apport-dir", "", "Apport report directory (default "+cores.DefaultApportCrashDir+")")
+	f.StringVar(&opts.SystemdDir, "systemd-dir", "", "systemd-coredump store (default "+coredumps.DefaultSystemdDir+")")
+	f.StringVar(&opts.ApportCrashDir, "apport-dir", "", "Apport report directory (default "+coredumps.DefaultApportCrashDir+")")
 	f.StringSliceVar(&opts.ABRTDirs, "abrt-dir", nil, "ABRT dump location (default /var/spool/abrt, /var/tmp/abrt)")
 	rootCmd.AddCommand(cmd)
 }

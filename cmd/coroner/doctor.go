@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/doctor"
+	"github.com/coroner-dev/coroner/internal/doctor"
 )
 
 func init() {

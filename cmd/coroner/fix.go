@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/coroner-dev/coroner/audit"
+	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/spf13/cobra"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/logs"
+	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
 func init() {

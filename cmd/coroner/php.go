@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/core"
-	"github.com/coroner-dev/coroner/php"
-	"github.com/coroner-dev/coroner/report"
+	"github.com/coroner-dev/coroner/internal/engine/php"
+	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
 func init() {
@@ -30,7 +30,7 @@ No gdb and no debug symbols are needed.`,
 				return err
 			}
 			defer cleanup()
-			c, err := core.Open(path)
+			c, err := elfcore.Open(path)
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ No gdb and no debug symbols are needed.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			return report.PHPText(cmd.OutOrStdout(), res)
+			return render.PHPText(cmd.OutOrStdout(), res)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (the \"php\" object of docs/json-schema.md)")

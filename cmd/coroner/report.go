@@ -3,8 +3,8 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/analyze"
-	"github.com/coroner-dev/coroner/report"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/render"
 )
 
 func init() {
@@ -25,9 +25,9 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 				return err
 			}
 			if asJSON {
-				return report.JSON(cmd.OutOrStdout(), rep)
+				return render.JSON(cmd.OutOrStdout(), rep)
 			}
-			return report.Markdown(cmd.OutOrStdout(), rep)
+			return render.Markdown(cmd.OutOrStdout(), rep)
 		},
 	}
 	f := cmd.Flags()

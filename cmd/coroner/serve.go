@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/server"
-	"github.com/coroner-dev/coroner/store"
+	"github.com/coroner-dev/coroner/internal/service/server"
+	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
 func init() {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/units"
+	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"log"
 	"os"
@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/logs"
-	"github.com/coroner-dev/coroner/server"
-	"github.com/coroner-dev/coroner/store"
-	"github.com/coroner-dev/coroner/watch"
+	"github.com/coroner-dev/coroner/internal/service/server"
+	"github.com/coroner-dev/coroner/internal/service/store"
+	"github.com/coroner-dev/coroner/internal/service/watch"
+	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
 // defaultDB is where `coroner watch` and `coroner serve` keep their database.

@@ -1,0 +1,744 @@
+package diagnose
+
+import (
+	"fmt"
+	"github.com/coroner-dev/coroner/internal/phpini"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/coroner-dev/coroner/crash"
+)
+
+// facts are the crash's facts, computed once per Diagnose and shared by all
+// rules: the report's, completed by the evidence.
+type facts struct {
+	r         *crash.Report
+	ev        *Evidence
+	signal    int
+	sent      bool
+	fault     string
+	frames    []crash.Frame
+	cycles    []crash.Cycle
+	php       []crash.PHPFrame
+	phpCycles []crash.Cycle
+	version   string
+	ver       [3]int
+	verOK     bool
+	ini       map[string]string
+	jit       string
+	exts      []string
+	messages  []string
+}
+
+// isPHP reports whether the crashed process is PHP: a PHP runtime was read
+// from the core, a PHP binary (php-fpm, php, libphp) is mapped, or the
+// evidence carries PHP facts (logs and configuration only).
+func (f *facts) isPHP() bool {
+	if f.r.PHP != nil || f.ev.PHPVersion != "" || len(f.ev.INI) > 0 {
+		return true
+	}
+	for _, m := range f.r.Modules {
+		base := filepath.Base(m.Path)
+		if strings.HasPrefix(base, "php") || strings.HasPrefix(base, "libphp") || strings.HasPrefix(base, "mod_php") {
+			return true
+		}
+	}
+	// Without a core (logs only) nothing says it is not PHP: coroner is
+	// pointed at PHP-FPM hosts.
+	return len(f.r.Modules) == 0
+}
+
+func newFacts(r *crash.Report, ev *Evidence) *facts {
+	f := &facts{r: r, ev: ev, ini: map[string]string{}}
+	f.signal = r.Signal.Number
+	if f.signal == 0 {
+		f.signal = ev.ExitSignal
+	}
+	f.sent = r.Signal.Sent || r.Fault.Kind == crash.FaultSignalSent
+	f.fault = faultKind(r)
+	if (f.fault == "" || f.fault == crash.FaultUnknown) && ev.Kernel != nil {
+		f.fault = ev.Kernel.faultKind()
+	}
+	if f.signal == 0 && ev.Kernel != nil {
+		f.signal = 11
+		if ev.Kernel.Kind == "trap" {
+			f.signal = 4
+		}
+	}
+	th := r.CrashedThread()
+	if th == nil && len(r.Threads) > 0 {
+		th = &r.Threads[0]
+	}
+	if th != nil {
+		f.frames = th.Frames
+		f.cycles = th.Cycles
+		if len(f.cycles) == 0 {
+			f.cycles = detectCycles(nativeNames(f.frames), 3)
+		}
+	}
+	if r.PHP != nil {
+		f.php = r.PHP.Frames
+		f.phpCycles = r.PHP.Cycles
+		if len(f.phpCycles) == 0 {
+			f.phpCycles = detectCycles(phpNames(f.php), 3)
+		}
+		f.version = r.PHP.Version
+		for k, v := range r.PHP.INI {
+			f.ini[k] = v
+		}
+	}
+	for k, v := range ev.INI {
+		if _, ok := f.ini[k]; !ok {
+			f.ini[k] = v
+		}
+	}
+	if f.version == "" {
+		f.version = ev.PHPVersion
+	}
+	f.ver, f.verOK = parseVersion(f.version)
+	f.jit = jitMode(r.PHP, f.ini, f.ver, f.verOK)
+	f.exts = extensions(r, ev)
+	f.messages = append(f.messages, r.Fault.Details...)
+	f.messages = append(f.messages, ev.Messages...)
+	return f
+}
+
+// signalFaultKind derives a fault kind from the signal information alone,
+// for reports whose fault stage could not decode the instruction.
+func signalFaultKind(r *crash.Report) string {
+	s := r.Signal
+	switch {
+	case s.Number == 0:
+		return ""
+	case s.Sent && s.Number != 6:
+		return crash.FaultSignalSent
+	case s.Number == 6:
+		return crash.FaultAbort
+	case s.Number == 4:
+		return crash.FaultIllegalInstr
+	case s.Number == 8:
+		return crash.FaultArithmetic
+	case s.Number == 7:
+		return crash.FaultBusError
+	case s.Number != 11:
+		return ""
+	case s.Code == 0x80: // SI_KERNEL: general protection, e.g. a non-canonical address
+		return crash.FaultNonCanonical
+	}
+	switch {
+	case s.Address < 0x10000:
+		return crash.FaultNullDeref
+	case nearStackPointer(r):
+		return crash.FaultStackOverflow
+	}
+	return crash.FaultBadPointer
+}
+
+// nearStackPointer reports whether a SIGSEGV for an unmapped address hit
+// within 64 KiB of the crashed thread's stack pointer: the guard page below
+// the stack, whether the access was just below rsp (push, call) or above it
+// (a frame allocated with sub rsp, then written relative to rsp or rbp).
+func nearStackPointer(r *crash.Report) bool {
+	s := r.Signal
+	if s.Number != 11 || s.Sent || s.Code != 1 { // SEGV_MAPERR
+		return false
+	}
+	var sp uint64
+	if th := r.CrashedThread(); th != nil {
+		if v, ok := th.Registers["rsp"]; ok {
+			sp = uint64(v)
+		} else if len(th.Frames) > 0 {
+			sp = uint64(th.Frames[0].SP)
+		}
+	}
+	addr := uint64(s.Address)
+	return sp != 0 && addr+0x10000 > sp && addr < sp+0x10000
+}
+
+// faultKind is the report's fault kind, derived from the signal when the
+// fault stage could not tell, and corrected to a stack overflow when a
+// "bad pointer" is the guard page next to the stack pointer.
+func faultKind(r *crash.Report) string {
+	switch r.Fault.Kind {
+	case "", crash.FaultUnknown:
+		return signalFaultKind(r)
+	case crash.FaultBadPointer:
+		if nearStackPointer(r) {
+			return crash.FaultStackOverflow
+		}
+	}
+	return r.Fault.Kind
+}
+
+// jitMode returns the effective OPcache JIT mode: "off", "function",
+// "tracing", or "" when unknown.
+func jitMode(php *crash.PHP, ini map[string]string, ver [3]int, verOK bool) string {
+	if php != nil && php.JIT != nil {
+		j := php.JIT
+		if !j.Active {
+			return "off"
+		}
+		if m := parseJIT(j.CRTO); m != "" && m != "off" {
+			return m
+		}
+		if m := parseJIT(j.Mode); m != "" && m != "off" {
+			return m
+		}
+		return ""
+	}
+	if v, ok := ini["opcache.enable"]; ok && isFalse(v) {
+		return "off"
+	}
+	if v, ok := ini["opcache.jit_buffer_size"]; ok && isZeroSize(v) {
+		return "off"
+	}
+	mode, ok := ini["opcache.jit"]
+	if !ok {
+		return ""
+	}
+	if _, sized := ini["opcache.jit_buffer_size"]; !sized && verOK && ver[0] == 8 && ver[1] < 4 {
+		return "off" // 8.0-8.3 default jit_buffer_size is 0
+	}
+	return parseJIT(mode)
+}
+
+// parseJIT reads an opcache.jit value (a name or the CRTO digits) as
+// "off", "function" or "tracing"; "" when empty or not understood.
+func parseJIT(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "" // unknown here (an unquoted `off` is decided by the audit)
+	}
+	m := phpini.DecodeJIT(s)
+	switch {
+	case m.Compiles && m.Tracing:
+		return "tracing"
+	case m.Compiles:
+		return "function"
+	case m.Mode == "off" || m.Mode == "disable" || m.CRTO != "":
+		return "off"
+	}
+	return ""
+}
+
+func isFalse(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "0", "off", "false", "no", "":
+		return true
+	}
+	return false
+}
+
+func isZeroSize(v string) bool {
+	n, ok := phpini.Size(v)
+	return ok && n == 0
+}
+
+// extensions lists loaded extension names (lower case) from the core, the
+// evidence and the mapped modules named like "NAME.so".
+func extensions(r *crash.Report, ev *Evidence) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if r.PHP != nil {
+		for _, e := range r.PHP.Extensions {
+			add(e.Name)
+		}
+	}
+	for _, e := range ev.Extensions {
+		add(e)
+	}
+	for _, m := range r.Modules {
+		base := filepath.Base(strings.TrimSuffix(m.Path, " (deleted)"))
+		if strings.HasSuffix(base, ".so") && !strings.HasPrefix(base, "lib") {
+			add(strings.TrimSuffix(base, ".so"))
+		}
+	}
+	return out
+}
+
+func nativeNames(frames []crash.Frame) []string {
+	out := make([]string, len(frames))
+	for i := range frames {
+		out[i] = frames[i].Function
+		if out[i] == "" {
+			out[i] = frames[i].Module + "?"
+		}
+	}
+	return out
+}
+
+func phpNames(frames []crash.PHPFrame) []string {
+	out := make([]string, len(frames))
+	for i := range frames {
+		out[i] = frames[i].QualifiedName()
+	}
+	return out
+}
+
+// capture records the facts a rule matched, for its explanation.
+type capture struct {
+	frame     *crash.Frame
+	frameIdx  int
+	phpFrame  *crash.PHPFrame
+	ext       string
+	module    *crash.Module
+	message   string
+	cycleFunc string
+	cycle     *crash.Cycle
+}
+
+// eval reports whether c holds for f, with the matched conditions in words.
+func (c *cond) eval(f *facts, cp *capture) (bool, []string) {
+	var words []string
+	if len(c.signals) > 0 {
+		ok := false
+		for _, n := range c.signals {
+			ok = ok || n == f.signal
+		}
+		if !ok {
+			return false, nil
+		}
+		words = append(words, "signal "+signalName(f.signal))
+	}
+	if p := c.src.PHPProcess; p != nil && *p != f.isPHP() {
+		return false, nil
+	}
+	if s := c.src.Sent; s != nil {
+		if *s != f.sent {
+			return false, nil
+		}
+		if f.sent {
+			w := "the signal was sent by a process, not raised by a fault"
+			if f.r.Signal.SenderPID != 0 {
+				w = fmt.Sprintf("the signal was sent by pid %d (uid %d)", f.r.Signal.SenderPID, f.r.Signal.SenderUID)
+			}
+			words = append(words, w)
+		} else {
+			words = append(words, "the signal was raised by a fault")
+		}
+	}
+	if len(c.faults) > 0 {
+		ok := false
+		for _, k := range c.faults {
+			ok = ok || k == f.fault
+		}
+		if !ok {
+			return false, nil
+		}
+		words = append(words, "fault: "+f.fault)
+	}
+	for _, p := range c.native {
+		i := p.matchNative(f.frames)
+		if i < 0 {
+			return false, nil
+		}
+		fr := &f.frames[i]
+		if cp.frame == nil {
+			cp.frame, cp.frameIdx = fr, i
+		}
+		words = append(words, fmt.Sprintf("native frame #%d is %s", i, describeFrame(fr)))
+	}
+	for _, p := range c.php {
+		i := p.matchPHP(f.php)
+		if i < 0 {
+			return false, nil
+		}
+		if cp.phpFrame == nil {
+			cp.phpFrame = &f.php[i]
+		}
+		words = append(words, fmt.Sprintf("PHP frame #%d is %s()", i, f.php[i].QualifiedName()))
+	}
+	if len(c.version) > 0 {
+		if !f.verOK {
+			return false, nil
+		}
+		var parts []string
+		for _, vc := range c.version {
+			if !vc.ok(f.ver) {
+				return false, nil
+			}
+			parts = append(parts, vc.String())
+		}
+		words = append(words, fmt.Sprintf("PHP %s (%s)", f.version, strings.Join(parts, " ")))
+	}
+	for _, p := range c.ini {
+		v, ok := f.ini[p.name]
+		if !ok || !p.re.MatchString(v) {
+			return false, nil
+		}
+		words = append(words, fmt.Sprintf("%s = %s", p.name, v))
+	}
+	if len(c.src.JIT) > 0 {
+		ok := false
+		for _, m := range c.src.JIT {
+			ok = ok || m == f.jit || (m == "on" && (f.jit == "function" || f.jit == "tracing"))
+		}
+		if !ok {
+			return false, nil
+		}
+		words = append(words, "OPcache JIT mode: "+f.jit)
+	}
+	if c.ext != nil {
+		var hit []string
+		for _, e := range f.exts {
+			if c.ext.MatchString(e) {
+				hit = append(hit, e)
+			}
+		}
+		if len(hit) == 0 {
+			return false, nil
+		}
+		if cp.ext == "" {
+			cp.ext = strings.Join(hit, ", ")
+		}
+		words = append(words, "extension loaded: "+strings.Join(hit, ", "))
+	}
+	if c.hasCycle {
+		w, ok := f.matchCycle(c.cycle, cp)
+		if !ok {
+			return false, nil
+		}
+		words = append(words, w)
+	}
+	if c.src.MinFrames > 0 {
+		if len(f.frames) < c.src.MinFrames {
+			return false, nil
+		}
+		words = append(words, fmt.Sprintf("%d native frames (at least %d)", len(f.frames), c.src.MinFrames))
+	}
+	if c.module != nil {
+		w, ok := f.matchModule(c.module, cp)
+		if !ok {
+			return false, nil
+		}
+		words = append(words, w)
+	}
+	if c.kernel != nil {
+		k := f.ev.Kernel
+		if k == nil {
+			return false, nil
+		}
+		if c.kernel.module != nil && !c.kernel.module.MatchString(k.Module) {
+			return false, nil
+		}
+		if c.kernel.function != nil && !c.kernel.function.MatchString(k.Function) {
+			return false, nil
+		}
+		if len(c.kernel.errors) > 0 {
+			ok := false
+			for _, e := range c.kernel.errors {
+				ok = ok || e == k.Error
+			}
+			if !ok {
+				return false, nil
+			}
+		}
+		where := k.Module
+		if where == "" {
+			where = "anonymous memory"
+		}
+		words = append(words, fmt.Sprintf("kernel: %s at %#x in %s, error %d", k.Kind, k.Address, where, k.Error))
+	}
+	if c.message != nil {
+		hit := ""
+		for _, m := range f.messages {
+			if c.message.MatchString(m) {
+				hit = m
+				break
+			}
+		}
+		if hit == "" {
+			return false, nil
+		}
+		if cp.message == "" {
+			cp.message = hit
+		}
+		words = append(words, fmt.Sprintf("message: %q", truncate(hit, 160)))
+	}
+	if o := c.src.OOMKill; o != nil {
+		if *o != (len(f.ev.OOMKill) > 0) {
+			return false, nil
+		}
+		if *o {
+			words = append(words, "kernel OOM killer: "+truncate(f.ev.OOMKill[0], 160))
+		}
+	}
+	if c.src.Repeated > 0 {
+		if f.ev.RepeatedCrashes < c.src.Repeated {
+			return false, nil
+		}
+		words = append(words, fmt.Sprintf("%d workers crashed with this fingerprint", f.ev.RepeatedCrashes))
+	}
+	if len(c.any) > 0 {
+		ok := false
+		for _, sub := range c.any {
+			if hit, w := sub.eval(f, cp); hit {
+				ok = true
+				words = append(words, w...)
+				break
+			}
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	for _, sub := range c.none {
+		var scratch capture
+		if hit, _ := sub.eval(f, &scratch); hit {
+			return false, nil
+		}
+	}
+	return true, words
+}
+
+func (p *framePat) matchNative(frames []crash.Frame) int {
+	n := len(frames)
+	if p.top > 0 && p.top < n {
+		n = p.top
+	}
+	for i := 0; i < n; i++ {
+		fr := &frames[i]
+		if p.function != nil && !p.function.MatchString(fr.Function) {
+			continue
+		}
+		if p.module != nil && !matchModuleName(p.module, fr.Module) {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+func (p *framePat) matchPHP(frames []crash.PHPFrame) int {
+	n := len(frames)
+	if p.top > 0 && p.top < n {
+		n = p.top
+	}
+	for i := 0; i < n; i++ {
+		fr := &frames[i]
+		if p.function != nil && !p.function.MatchString(fr.Function) {
+			continue
+		}
+		if p.class != nil && !p.class.MatchString(fr.Class) {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// matchModuleName matches a module's path or its base name.
+func matchModuleName(re *regexp.Regexp, path string) bool {
+	return re.MatchString(path) || re.MatchString(filepath.Base(path))
+}
+
+func (f *facts) matchCycle(re *regexp.Regexp, cp *capture) (string, bool) {
+	for i := range f.cycles {
+		c := &f.cycles[i]
+		if c.Start < 0 || c.Length <= 0 || c.Start+c.Length > len(f.frames) {
+			continue
+		}
+		body := nativeNames(f.frames[c.Start : c.Start+c.Length])
+		if fn, ok := cycleHit(re, body); ok {
+			cp.cycle, cp.cycleFunc = c, fn
+			return fmt.Sprintf("native recursion: a %d-frame cycle repeated %d times%s", c.Length, c.Repeats, via(fn)), true
+		}
+	}
+	for i := range f.phpCycles {
+		c := &f.phpCycles[i]
+		if c.Start < 0 || c.Length <= 0 || c.Start+c.Length > len(f.php) {
+			continue
+		}
+		body := phpNames(f.php[c.Start : c.Start+c.Length])
+		if fn, ok := cycleHit(re, body); ok {
+			cp.cycle, cp.cycleFunc = c, fn
+			return fmt.Sprintf("PHP recursion: a %d-frame cycle repeated %d times%s", c.Length, c.Repeats, via(fn)), true
+		}
+	}
+	return "", false
+}
+
+func via(fn string) string {
+	if fn == "" {
+		return ""
+	}
+	return " through " + fn
+}
+
+// cycleHit finds a function of body matching re, preferring PHP function
+// handlers (zif_*) which name the PHP function that recursed.
+func cycleHit(re *regexp.Regexp, body []string) (string, bool) {
+	if re == nil {
+		for _, name := range body {
+			if name != "" && !strings.HasSuffix(name, "?") {
+				return name, true
+			}
+		}
+		return "", true
+	}
+	hit := ""
+	for _, name := range body {
+		if re.MatchString(name) {
+			if strings.HasPrefix(name, "zif_") {
+				return name, true
+			}
+			if hit == "" {
+				hit = name
+			}
+		}
+	}
+	return hit, hit != ""
+}
+
+func (f *facts) matchModule(p *modPat, cp *capture) (string, bool) {
+	for i := range f.r.Modules {
+		m := &f.r.Modules[i]
+		if p.path != nil && !matchModuleName(p.path, m.Path) {
+			continue
+		}
+		deleted := m.Deleted || strings.HasSuffix(m.Path, " (deleted)")
+		if (p.deleted || p.mismatch) && !(p.deleted && deleted) && !(p.mismatch && m.Mismatch) {
+			continue
+		}
+		if p.onStack && !f.moduleOnStack(m.Path) {
+			continue
+		}
+		cp.module = m
+		switch {
+		case p.deleted && deleted:
+			return fmt.Sprintf("module %s was deleted or replaced on disk after it was loaded", m.Path), true
+		case p.mismatch && m.Mismatch:
+			return fmt.Sprintf("module %s on disk has build-id %s, the loaded one %s", m.Path, m.FileBuildID, m.BuildID), true
+		}
+		return "module loaded: " + m.Path, true
+	}
+	return "", false
+}
+
+// moduleOnStack reports whether the crashed thread has a frame in the
+// module at path.
+func (f *facts) moduleOnStack(path string) bool {
+	th := f.r.CrashedThread()
+	if th == nil {
+		return false
+	}
+	base := filepath.Base(strings.TrimSuffix(path, " (deleted)"))
+	for i := range th.Frames {
+		if th.Frames[i].Module == base {
+			return true
+		}
+	}
+	return false
+}
+
+func describeFrame(fr *crash.Frame) string {
+	name := fr.Function
+	switch {
+	case name == "" && fr.Module == "[php-jit]":
+		return "PHP JIT code"
+	case name == "" && fr.Module == "[anon-exec]":
+		return "JIT code in anonymous executable memory"
+	case name == "":
+		name = "an unnamed function"
+	}
+	if fr.Module != "" {
+		return name + " in " + filepath.Base(fr.Module)
+	}
+	return name
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Diagnose matches a crash report (and optional host evidence) against the
+// rules, best first: by confidence, then by how many conditions matched,
+// then by rule order. Fallback rules are tried only when no other rule
+// matches. A nil report is treated as empty (diagnosis from evidence alone).
+func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosis {
+	if r == nil {
+		r = &crash.Report{}
+	}
+	f := newFacts(r, &ev)
+	type hit struct {
+		d     crash.Diagnosis
+		score int
+		order int
+	}
+	var hits []hit
+	try := func(fallback bool) {
+		for i, ru := range kb.rules {
+			if ru.Fallback != fallback {
+				continue
+			}
+			var cp capture
+			ok, words := ru.when.eval(f, &cp)
+			if !ok {
+				continue
+			}
+			hits = append(hits, hit{d: ru.diagnosis(f, &cp, words), score: confidences[ru.Confidence], order: i})
+			if fallback {
+				return
+			}
+		}
+	}
+	try(false)
+	if len(hits) == 0 {
+		try(true)
+	}
+	sort.SliceStable(hits, func(i, j int) bool {
+		a, b := hits[i], hits[j]
+		if a.score != b.score {
+			return a.score > b.score
+		}
+		if len(a.d.Matched) != len(b.d.Matched) {
+			return len(a.d.Matched) > len(b.d.Matched)
+		}
+		return a.order < b.order
+	})
+	out := make([]crash.Diagnosis, len(hits))
+	for i := range hits {
+		out[i] = hits[i].d
+	}
+	return out
+}
+
+func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis {
+	d := crash.Diagnosis{
+		Rule:        ru.ID,
+		Title:       ru.Title,
+		Confidence:  ru.Confidence,
+		Explanation: ru.explain(f, cp),
+		Matched:     words,
+	}
+	for _, fx := range ru.Fix {
+		d.Fix = append(d.Fix, crash.Fix{
+			Description: fx.Description, Kind: fx.Kind, Setting: fx.Setting,
+			Value: fx.Value, Mitigation: fx.Mitigation,
+		})
+	}
+	for _, ref := range ru.References {
+		d.References = append(d.References, referenceURL(ref))
+	}
+	return d
+}
+
+// referenceURL expands "owner/repo#N" to the GitHub issue URL.
+func referenceURL(ref string) string {
+	m := refRE.FindStringSubmatch(ref)
+	if m == nil {
+		return ref
+	}
+	return "https://github.com/" + m[1] + "/issues/" + m[2]
+}

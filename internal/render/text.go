@@ -1,0 +1,365 @@
+package render
+
+import (
+	"fmt"
+	"github.com/coroner-dev/coroner/internal/units"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/coroner-dev/coroner/crash"
+)
+
+// TextOptions tune the text report.
+type TextOptions struct {
+	// OtherThreadFrames is how many frames of non-crashed threads to show
+	// (default 8; negative shows all).
+	OtherThreadFrames int
+	// Registers shows the crashed thread's registers.
+	Registers bool
+	// Timings shows how long each analysis stage took.
+	Timings bool
+}
+
+// Text writes a human-readable post-mortem.
+func Text(w io.Writer, r *crash.Report, opts TextOptions) error {
+	if opts.OtherThreadFrames == 0 {
+		opts.OtherThreadFrames = 8
+	}
+	tw := &textWriter{w: w}
+	tw.header(r)
+	tw.fault(r)
+	tw.diagnosis(r)
+	tw.php(r)
+	for i := range r.Threads {
+		t := &r.Threads[i]
+		limit := -1
+		if !t.Crashed {
+			limit = opts.OtherThreadFrames
+		}
+		tw.thread(r, t, limit)
+	}
+	if opts.Registers {
+		tw.registers(r)
+	}
+	tw.modules(r)
+	tw.warnings(r)
+	if opts.Timings {
+		tw.timings(r)
+	}
+	return tw.err
+}
+
+type textWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *textWriter) p(format string, args ...any) {
+	if t.err != nil {
+		return
+	}
+	_, t.err = fmt.Fprintf(t.w, format+"\n", args...)
+}
+
+func (t *textWriter) header(r *crash.Report) {
+	p := r.Process
+	name := p.Comm
+	if p.Executable != "" {
+		name = filepath.Base(p.Executable)
+	}
+	sig := r.Signal.Name
+	if r.Signal.CodeName != "" {
+		sig += " (" + r.Signal.CodeName + ")"
+	}
+	t.p("%s (pid %d, uid %d) died of %s", name, p.PID, p.UID, sig)
+	if p.Args != "" {
+		t.p("  command:  %s", p.Args)
+	}
+	t.p("  core:     %s (%s)%s", p.CorePath, units.Bytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
+	if r.Fingerprint != "" {
+		t.p("  signature: %s", r.Fingerprint)
+	}
+	t.p("")
+}
+
+func (t *textWriter) fault(r *crash.Report) {
+	f := r.Fault
+	if f.Kind == "" {
+		return
+	}
+	t.p("FAULT: %s", f.Kind)
+	if f.Instruction != "" {
+		where := ""
+		if ct := r.CrashedThread(); ct != nil && len(ct.Frames) > 0 {
+			where = "  at " + frameName(&ct.Frames[0])
+		}
+		t.p("  %s%s", f.Instruction, where)
+	}
+	if f.Explanation != "" {
+		t.p("  %s", wrap(f.Explanation, 100, "  "))
+	}
+	for _, d := range f.Details {
+		t.p("  - %s", d)
+	}
+	t.p("")
+}
+
+func (t *textWriter) diagnosis(r *crash.Report) {
+	if len(r.Diagnosis) == 0 {
+		return
+	}
+	t.p("DIAGNOSIS")
+	for i, d := range r.Diagnosis {
+		t.p("  %d. [%s] %s (%s confidence)", i+1, d.Rule, d.Title, d.Confidence)
+		if d.Explanation != "" {
+			t.p("     %s", wrap(d.Explanation, 96, "     "))
+		}
+		for _, f := range d.Fix {
+			line := f.Description
+			if f.Setting != "" {
+				line = fmt.Sprintf("%s = %s  (%s)", f.Setting, f.Value, f.Description)
+			}
+			if f.Mitigation != "" {
+				line += fmt.Sprintf("  -> coroner fix --mitigate=%s", f.Mitigation)
+			}
+			t.p("     fix: %s", line)
+		}
+		for _, ref := range d.References {
+			t.p("     see: %s", ref)
+		}
+	}
+	t.p("")
+}
+
+func (t *textWriter) php(r *crash.Report) {
+	ph := r.PHP
+	if ph == nil {
+		return
+	}
+	head := "PHP " + ph.Version
+	if ph.SAPI != "" {
+		head += " (" + ph.SAPI + ")"
+	}
+	t.p("%s", head)
+	if q := ph.Request; q != nil {
+		uri := q.URI
+		if uri == "" {
+			uri = q.Script
+		}
+		t.p("  request:  %s %s", q.Method, uri)
+		if q.Query != "" && !strings.Contains(uri, "?") {
+			t.p("  query:    %s", q.Query)
+		}
+		if q.Host != "" {
+			t.p("  host:     %s", q.Host)
+		}
+		if q.RemoteAddr != "" {
+			t.p("  client:   %s", q.RemoteAddr)
+		}
+		if q.Script != "" && q.Script != uri {
+			t.p("  script:   %s", q.Script)
+		}
+		if q.UserAgent != "" {
+			t.p("  agent:    %s", q.UserAgent)
+		}
+	}
+	if ph.JIT != nil {
+		t.p("  jit:      %s (%s)", ph.JIT.Mode, ph.JIT.Description)
+	}
+	if len(ph.INI) > 0 {
+		keys := make([]string, 0, len(ph.INI))
+		for k := range ph.INI {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, k+"="+ph.INI[k])
+		}
+		t.p("  ini:      %s", wrap(strings.Join(parts, "  "), 100, "            "))
+	}
+	if len(ph.Frames) > 0 {
+		t.p("  PHP stack (%d frames):", len(ph.Frames))
+		printFolded(len(ph.Frames), ph.Cycles, -1, func(i int) {
+			f := &ph.Frames[i]
+			name := f.QualifiedName()
+			loc := ""
+			if f.File != "" {
+				loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+			}
+			args := ""
+			if len(f.Args) > 0 {
+				args = strings.Join(f.Args, ", ")
+			}
+			t.p("    #%-4d %s(%s)%s", i, name, args, loc)
+		}, func(c crash.Cycle) {
+			t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
+		})
+	}
+	for _, w := range ph.Warnings {
+		t.p("  warning: %s", w)
+	}
+	t.p("")
+}
+
+func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
+	label := "THREAD"
+	if th.Crashed {
+		label = "CRASHED THREAD"
+	}
+	t.p("%s %d (%d frames)", label, th.TID, len(th.Frames))
+	printFolded(len(th.Frames), th.Cycles, limit, func(i int) {
+		f := &th.Frames[i]
+		php := ""
+		if f.PHPFrame != nil && r.PHP != nil && *f.PHPFrame < len(r.PHP.Frames) {
+			pf := r.PHP.Frames[*f.PHPFrame]
+			php = fmt.Sprintf("  <- php: %s()", pf.QualifiedName())
+			if pf.File != "" {
+				php += fmt.Sprintf(" %s:%d", pf.File, pf.Line)
+			}
+		}
+		src := ""
+		if f.File != "" {
+			src = fmt.Sprintf(" at %s:%d", f.File, f.Line)
+		}
+		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", i, f.PC, frameName(f), f.Module, f.ModuleOffset, f.Trust, src, php)
+	}, func(c crash.Cycle) {
+		t.p("  #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
+	})
+	if limit >= 0 && len(th.Frames) > limit {
+		t.p("  ... %d more frames", len(th.Frames)-limit)
+	}
+	for _, w := range th.Warnings {
+		t.p("  warning: %s", w)
+	}
+	t.p("")
+}
+
+// printFolded prints frames [0, n) (at most limit when limit >= 0), showing
+// the first repetition of each cycle and one summary line for the rest.
+func printFolded(n int, cycles []crash.Cycle, limit int, frame func(int), cycle func(crash.Cycle)) {
+	ci := 0
+	shown := 0
+	for i := 0; i < n; i++ {
+		if limit >= 0 && shown >= limit {
+			return
+		}
+		if ci < len(cycles) && i == cycles[ci].Start {
+			c := cycles[ci]
+			for k := 0; k < c.Length; k++ {
+				frame(i + k)
+				shown++
+			}
+			cycle(c)
+			i = c.End
+			ci++
+			continue
+		}
+		frame(i)
+		shown++
+	}
+}
+
+func frameName(f *crash.Frame) string {
+	switch {
+	case f.Function != "":
+		if f.FunctionOffset != 0 {
+			return fmt.Sprintf("%s+%s", f.Function, f.FunctionOffset)
+		}
+		return f.Function
+	case f.FunctionSource == "eh-frame":
+		return fmt.Sprintf("?? (function at -%s)", f.FunctionOffset)
+	case f.Module != "":
+		return f.Module
+	}
+	return "??"
+}
+
+func (t *textWriter) registers(r *crash.Report) {
+	th := r.CrashedThread()
+	if th == nil || len(th.Registers) == 0 {
+		return
+	}
+	t.p("REGISTERS (thread %d)", th.TID)
+	order := []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base"}
+	for i := 0; i < len(order); i += 4 {
+		var parts []string
+		for _, k := range order[i:min(i+4, len(order))] {
+			parts = append(parts, fmt.Sprintf("%-7s 0x%016x", k, uint64(th.Registers[k])))
+		}
+		t.p("  %s", strings.Join(parts, "  "))
+	}
+	t.p("")
+}
+
+func (t *textWriter) modules(r *crash.Report) {
+	var notes []string
+	for _, m := range r.Modules {
+		switch {
+		case m.Mismatch:
+			notes = append(notes, fmt.Sprintf("%s: build-id differs from the file on disk (%s in core, %s on disk)", m.Path, m.BuildID, m.FileBuildID))
+		case m.Deleted:
+			notes = append(notes, fmt.Sprintf("%s: mapped (deleted): replaced while the process ran", m.Path))
+		case m.Missing:
+			notes = append(notes, fmt.Sprintf("%s: not found on this host", m.Path))
+		}
+	}
+	if len(notes) == 0 {
+		return
+	}
+	t.p("MODULES")
+	for _, n := range notes {
+		t.p("  %s", n)
+	}
+	t.p("")
+}
+
+func (t *textWriter) warnings(r *crash.Report) {
+	if len(r.Warnings) == 0 {
+		return
+	}
+	t.p("WARNINGS")
+	for _, w := range r.Warnings {
+		t.p("  - %s", w)
+	}
+	t.p("")
+}
+
+func (t *textWriter) timings(r *crash.Report) {
+	var parts []string
+	for _, d := range r.Timings {
+		parts = append(parts, fmt.Sprintf("%s %.1fms", d.Stage, d.MS))
+	}
+	t.p("timings: %s", strings.Join(parts, ", "))
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// wrap folds text at width, indenting continuation lines.
+func wrap(s string, width int, indent string) string {
+	words := strings.Fields(s)
+	var b strings.Builder
+	col := 0
+	for i, w := range words {
+		if i > 0 {
+			if col+1+len(w) > width {
+				b.WriteString("\n" + indent)
+				col = 0
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}

@@ -1,0 +1,373 @@
+// Package server is the web dashboard and the Prometheus endpoint of
+// `coroner watch`: server-rendered HTML (html/template, embedded CSS, no
+// external resources) over a store.Store.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"github.com/coroner-dev/coroner/internal/units"
+	"html/template"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/service/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Options configure a Server.
+type Options struct {
+	Store store.Store
+	// Token, when set, is required as "Authorization: Bearer TOKEN" (or the
+	// coroner_token cookie set by visiting /?token=TOKEN).
+	Token string
+	// ShowSecrets shows request parameters and INI values that look like
+	// secrets; by default they are redacted.
+	ShowSecrets bool
+	// Metrics writes extra metrics (the watcher's) in the Prometheus format.
+	Metrics func(w io.Writer)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Server serves the dashboard.
+type Server struct {
+	opts Options
+	tmpl map[string]*template.Template
+	mux  *http.ServeMux
+}
+
+// CheckListen refuses a non-loopback listen address without a token.
+func CheckListen(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if token != "" {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing to serve the dashboard on %q without a token: bind 127.0.0.1 or set --token", addr)
+	}
+	return nil
+}
+
+// New builds the server.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, tmpl: map[string]*template.Template{}, mux: http.NewServeMux()}
+	funcs := template.FuncMap{
+		"ago":   func(t time.Time) string { return ago(opts.Now(), t) },
+		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"short": func(fp string) string {
+			if len(fp) > 12 {
+				return fp[:12]
+			}
+			return fp
+		},
+		"bytes": units.Bytes,
+		"ms":    func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + " ms" },
+		"add":   func(a, b int) int { return a + b },
+		"deref": func(p *int) int { return *p },
+	}
+	for _, page := range []string{"groups", "group", "crash"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("server: parse template %s: %w", page, err)
+		}
+		s.tmpl[page] = t
+	}
+	static, _ := fs.Sub(assets, "static")
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	s.mux.HandleFunc("GET /{$}", s.groups)
+	s.mux.HandleFunc("GET /group/{fp}", s.group)
+	s.mux.HandleFunc("GET /crash/{id}", s.crash)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler, checking the token first.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Token != "" && !s.authorised(w, r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="coroner"`)
+		http.Error(w, "unauthorised: a bearer token is required", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) authorised(w http.ResponseWriter, r *http.Request) bool {
+	eq := func(v string) bool { return subtle.ConstantTimeCompare([]byte(v), []byte(s.opts.Token)) == 1 }
+	if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") && eq(strings.TrimPrefix(a, "Bearer ")) {
+		return true
+	}
+	if c, err := r.Cookie("coroner_token"); err == nil && eq(c.Value) {
+		return true
+	}
+	if v := r.URL.Query().Get("token"); v != "" && eq(v) {
+		http.SetCookie(w, &http.Cookie{Name: "coroner_token", Value: v, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		return true
+	}
+	return false
+}
+
+// ListenAndServe serves on addr until ctx is done.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	if err := CheckListen(addr, s.opts.Token); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve dashboard: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) render(w http.ResponseWriter, page string, data any) {
+	var b strings.Builder
+	if err := s.tmpl[page].ExecuteTemplate(&b, "layout", data); err != nil {
+		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, b.String())
+}
+
+func fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+type groupsPage struct {
+	Title    string
+	Groups   []groupRow
+	Timeline *timeline
+	Total    int
+	Recent   []store.Crash
+	Incident []store.Incident
+}
+
+type groupRow struct {
+	store.Group
+	Colour string
+}
+
+func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	gs, err := s.opts.Store.Groups(ctx)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	now := s.opts.Now()
+	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	recent, err := s.opts.Store.Crashes(ctx, "", 15)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	incs, err := s.opts.Store.Incidents(ctx, 15)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs}
+	colours := map[string]string{}
+	for i, g := range gs {
+		c := palette[i%len(palette)]
+		colours[g.Fingerprint] = c
+		p.Groups = append(p.Groups, groupRow{Group: g, Colour: c})
+		p.Total += g.Count
+	}
+	p.Timeline = buildTimeline(hours, colours, now, 48)
+	s.render(w, "groups", p)
+}
+
+type groupPage struct {
+	Title    string
+	Group    *store.Group
+	Crashes  []store.Crash
+	Timeline *timeline
+}
+
+func (s *Server) group(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	fp := r.PathValue("fp")
+	g, err := s.opts.Store.Group(ctx, fp)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	cs, err := s.opts.Store.Crashes(ctx, fp, 200)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	now := s.opts.Now()
+	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	var mine []store.HourCount
+	for _, h := range hours {
+		if h.Fingerprint == fp {
+			mine = append(mine, h)
+		}
+	}
+	title := g.Title
+	if title == "" {
+		title = "Unrecognised crash " + fp
+	}
+	s.render(w, "group", groupPage{Title: title, Group: g, Crashes: cs,
+		Timeline: buildTimeline(mine, map[string]string{fp: palette[0]}, now, 48)})
+}
+
+type crashPage struct {
+	Title   string
+	Crash   *store.Crash
+	Report  *crash.Report
+	Thread  *crash.Thread
+	INI     []kv
+	Params  []kv
+	Request *crash.Request
+}
+
+type kv struct{ K, V string }
+
+var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key|auth|cookie|session|credential|salt|dsn|(^|[._])pw$`)
+
+func (s *Server) redact(m map[string]string) []kv {
+	var out []kv
+	for k, v := range m {
+		if !s.opts.ShowSecrets && secretKey.MatchString(k) && v != "" {
+			v = "[redacted]"
+		}
+		out = append(out, kv{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].K < out[j].K })
+	return out
+}
+
+func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.Error(w, "bad crash id", http.StatusBadRequest)
+		return
+	}
+	c, err := s.opts.Store.Crash(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	p := crashPage{Title: fmt.Sprintf("Crash #%d: %s pid %d", c.ID, c.SignalName, c.PID), Crash: c, Report: c.Report}
+	if c.Report != nil {
+		p.Thread = c.Report.CrashedThread()
+		if p.Thread != nil && len(p.Thread.Frames) > 200 {
+			t := *p.Thread
+			t.Frames = t.Frames[:200]
+			p.Thread = &t
+		}
+		if php := c.Report.PHP; php != nil {
+			p.INI = s.redact(php.INI)
+			if php.Request != nil {
+				req := *php.Request
+				p.Request = &req
+				p.Params = s.redact(req.Params)
+			}
+		}
+	}
+	s.render(w, "crash", p)
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.opts.Store.CrashCounts(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	fmt.Fprint(w, "# HELP coroner_crashes_total Crashes recorded in the database.\n# TYPE coroner_crashes_total counter\n")
+	for _, m := range rows {
+		fmt.Fprintf(w, "coroner_crashes_total{fingerprint=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
+			promLabel(m.Fingerprint), promLabel(m.Signal), promLabel(m.Pool), m.N)
+	}
+	if s.opts.Metrics != nil {
+		s.opts.Metrics(w)
+	}
+}
+
+// promLabel escapes a label value for the text format, which knows only
+// the escapes \\, \" and \n.
+func promLabel(v string) string {
+	return labelEscaper.Replace(strings.ToValidUTF8(v, "\uFFFD"))
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	default:
+		return strconv.Itoa(int(d.Hours()/24)) + "d ago"
+	}
+}

@@ -1,0 +1,331 @@
+// Package watch is the engine of `coroner watch`: it follows the logs, notices
+// new cores in the core directories, analyses them in a bounded worker pool,
+// groups them by fingerprint in a store.Store, keeps the managed core
+// directories within a retention policy and runs alert hooks on new groups.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/service/store"
+	"github.com/coroner-dev/coroner/internal/source/compressed"
+	"github.com/coroner-dev/coroner/internal/source/logs"
+)
+
+// Config configures a Watcher. Only Store is required.
+type Config struct {
+	Store store.Store
+	// Host is recorded with every crash (default os.Hostname).
+	Host string
+	// CoreDirs are the core directories this watcher manages: new cores in
+	// them are analysed and retention may delete cores there (and only there).
+	CoreDirs []string
+	// Discover also analyses cores that cores.Discover finds on the host
+	// (core_pattern, systemd-coredump, Apport, ABRT); those are never deleted.
+	Discover bool
+	// DiscoverEvery is how often discovery runs (default 30s).
+	DiscoverEvery time.Duration
+	// Logs are followed for incidents; empty disables log following.
+	Logs []logs.Input
+	// LogsFromStart reads the logs from their beginning (default: from the end).
+	LogsFromStart bool
+	// Workers bounds concurrent analyses (default 1).
+	Workers int
+	// Queue bounds the cores waiting for analysis (default 64). A core that
+	// finds the queue full stays on disk and is retried at the next poll.
+	Queue int
+	// Poll is how often the core directories are listed (default 1s).
+	Poll time.Duration
+	// Settle is how long a core's size and mtime must stay unchanged before
+	// it is analysed (default 2s).
+	Settle time.Duration
+	// Retention of the managed directories; zero values disable each limit.
+	KeepCores    int
+	MaxCoreBytes int64
+	MaxCoreAge   time.Duration
+	// Webhook receives a JSON POST for every new crash group.
+	Webhook string
+	// OnNewGroup is run with sh -c for every new crash group, with the group
+	// in CORONER_* environment variables.
+	OnNewGroup string
+	// Analyze are the analysis options (ShowSecrets etc.).
+	Analyze analyze.Options
+	// Rules are extra rule files for the knowledge base.
+	Rules []string
+	// Nice is the scheduling priority the process lowers itself to
+	// (default 10; negative keeps the current one).
+	Nice int
+	// Logger receives operational messages (default: standard logger).
+	Logger *log.Logger
+}
+
+// Watcher runs the watch loop. Create it with New, run it with Run.
+type Watcher struct {
+	cfg     Config
+	kb      *diagnose.KnowledgeBase
+	queue   chan job
+	Metrics *Metrics
+	log     *log.Logger
+
+	mu       sync.Mutex
+	inflight map[string]bool // cores queued or being analysed
+	seen     map[string]fileState
+	alerts   chan Alert
+}
+
+type job struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// New validates cfg, loads the knowledge base and returns a Watcher.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("watch: no store")
+	}
+	if cfg.Host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("watch: hostname: %w", err)
+		}
+		cfg.Host = h
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 64
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 2 * time.Second
+	}
+	if cfg.DiscoverEvery <= 0 {
+		cfg.DiscoverEvery = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.Default()
+	}
+	kb, err := diagnose.Load(cfg.Rules...)
+	if err != nil {
+		return nil, fmt.Errorf("watch: load rules: %w", err)
+	}
+	return &Watcher{
+		cfg:      cfg,
+		kb:       kb,
+		queue:    make(chan job, cfg.Queue),
+		Metrics:  newMetrics(),
+		log:      cfg.Logger,
+		inflight: map[string]bool{},
+		seen:     map[string]fileState{},
+		alerts:   make(chan Alert, 16),
+	}, nil
+}
+
+// Run watches until ctx is done.
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.cfg.Nice >= 0 {
+		nice := w.cfg.Nice
+		if nice == 0 {
+			nice = 10
+		}
+		if err := lowerPriority(nice); err != nil {
+			w.log.Printf("watch: %v", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < w.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.worker(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); w.alerter(ctx) }()
+	if len(w.cfg.Logs) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.followLogs(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); w.scanLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (w *Watcher) followLogs(ctx context.Context) {
+	opts := logs.Options{Inputs: w.cfg.Logs, Cores: w.cfg.CoreDirs}
+	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
+	err := logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+		if err := w.RecordIncident(ctx, inc); err != nil {
+			w.log.Printf("watch: %v", err)
+		}
+	})
+	if err != nil {
+		w.log.Printf("watch: follow logs: %v", err)
+	}
+}
+
+func (w *Watcher) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-w.queue:
+			w.Metrics.queue.Add(-1)
+			w.Metrics.busy.Add(1)
+			err := w.analyse(ctx, j)
+			w.Metrics.busy.Add(-1)
+			if err != nil {
+				w.Metrics.failures.Add(1)
+				w.log.Printf("watch: %v", err)
+			}
+			w.mu.Lock()
+			delete(w.inflight, j.path)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// analyse runs the analysis of one core and records it.
+func (w *Watcher) analyse(ctx context.Context, j job) error {
+	start := time.Now()
+	plain, cleanup, err := compressed.Open(j.path, nil)
+	var rep *crash.Report
+	if err == nil {
+		rep, err = analyze.Core(plain, w.cfg.Analyze)
+		cleanup()
+		if rep != nil && plain != j.path {
+			rep.Process.CorePath = j.path
+		}
+	}
+	if err != nil {
+		// Remember the failure so the core is not retried in a loop.
+		w.mu.Lock()
+		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
+		w.mu.Unlock()
+		return fmt.Errorf("analyse %s: %w", j.path, err)
+	}
+	_, err = w.Record(ctx, rep, RecordInfo{CorePath: j.path, CoreSize: j.size, CoreMTime: j.mtime, Started: start})
+	return err
+}
+
+// RecordInfo describes where a report came from.
+type RecordInfo struct {
+	CorePath  string
+	CoreSize  int64
+	CoreMTime time.Time
+	// Started is when the analysis began; the analysis duration is measured
+	// from it up to the diagnosis (zero: not measured).
+	Started time.Time
+}
+
+// Record diagnoses rep (with what the logs said about the same pid),
+// fingerprints it, stores it and alerts when its group is new. It is the
+// path every analysed core takes.
+func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo) (*store.Crash, error) {
+	t := info.CoreMTime
+	if t.IsZero() {
+		t = time.Now()
+	}
+	ev := diagnose.Evidence{}
+	inc, err := w.cfg.Store.FindIncident(ctx, w.cfg.Host, rep.Process.PID, t)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.log.Printf("watch: %v", err)
+	}
+	if inc != nil {
+		ev.ExitSignal = inc.Signal
+	}
+	rep.Diagnosis = w.kb.Diagnose(rep, ev)
+	rep.Fingerprint = diagnose.Fingerprint(rep)
+	trimReport(rep)
+	var ms float64
+	if !info.Started.IsZero() {
+		d := time.Since(info.Started)
+		ms = float64(d) / float64(time.Millisecond)
+		w.Metrics.observe(d)
+	}
+	c := &store.Crash{
+		Host: w.cfg.Host, Time: t, PID: rep.Process.PID, Signal: rep.Signal.Number, SignalName: rep.Signal.Name,
+		Fingerprint: rep.Fingerprint, CorePath: info.CorePath, CoreSize: info.CoreSize, CoreMTime: info.CoreMTime,
+		AnalysisMS: ms, Report: rep,
+	}
+	if len(rep.Diagnosis) > 0 {
+		c.Rule, c.Title = rep.Diagnosis[0].Rule, rep.Diagnosis[0].Title
+	}
+	if rep.PHP != nil && rep.PHP.Request != nil {
+		c.Method, c.URI = rep.PHP.Request.Method, rep.PHP.Request.URI
+		if c.URI != "" && rep.PHP.Request.Query != "" && !strings.Contains(c.URI, "?") {
+			c.URI += "?" + rep.PHP.Request.Query
+		}
+	}
+	if inc != nil {
+		if c.URI == "" {
+			c.Method, c.URI = inc.Method, inc.URI
+		}
+		c.Pool = inc.Pool
+	}
+	isNew, err := w.cfg.Store.RecordCrash(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	w.Metrics.recorded.Add(1)
+	if isNew {
+		w.Metrics.groups.Add(1)
+		w.enqueueAlert(c)
+	}
+	return c, nil
+}
+
+// RecordIncident stores one incident from the logs.
+func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error {
+	body, err := jsonMarshal(inc)
+	if err != nil {
+		return fmt.Errorf("encode incident: %w", err)
+	}
+	in := &store.Incident{
+		Host: w.cfg.Host, Time: inc.Time, Kind: inc.Kind, PID: inc.PID, Pool: inc.Pool, Signal: inc.Signal,
+		SignalName: inc.SignalName, Method: inc.Method, URI: inc.URI, Status: inc.Status, Site: inc.Site,
+		Core: inc.Core, JSON: string(body),
+	}
+	if err := w.cfg.Store.RecordIncident(ctx, in); err != nil {
+		return err
+	}
+	w.Metrics.incidents.Add(1)
+	return nil
+}
+
+// lowerPriority sets the nice value of every thread of the process (on
+// Linux, setpriority(PRIO_PROCESS, 0) changes only the calling thread);
+// threads created later inherit it from their creator.
+func lowerPriority(nice int) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
+			return fmt.Errorf("set priority %d: %w", nice, err)
+		}
+		return nil
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("set priority %d of thread %d: %w", nice, tid, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+// Package coredumps discovers core dumps on a host: wherever kernel.core_pattern
+// writes them (also relative patterns, in PHP-FPM document roots and working
+// directories), systemd-coredump's store, Apport's .crash reports and core
+// directory, ABRT problem directories, and directories named by the user.
+// It lists them with what each store knows, tells whether a core is
+// truncated and whether it can still be analysed (the executable on disk has
+// the build-id the core recorded), and turns any identifier into a plain,
+// uncompressed core file (Resolve).
+package coredumps
+
+import (
+	"fmt"
+	"time"
+)
+
+// Sources of an Entry.
+const (
+	SourcePattern = "core_pattern" // where kernel.core_pattern writes cores
+	SourceSystemd = "systemd"      // systemd-coredump's store / journal
+	SourceApport  = "apport"       // Apport .crash reports and /var/lib/apport/coredump
+	SourceABRT    = "abrt"         // ABRT problem directories
+	SourceDir     = "dir"          // a directory or file given by the user
+)
+
+// Tri is a yes / no / unknown answer.
+type Tri string
+
+// Values of Tri.
+const (
+	Yes     Tri = "yes"
+	No      Tri = "no"
+	Unknown Tri = "unknown"
+)
+
+// Entry is one core dump found on the host.
+type Entry struct {
+	Source string `json:"source"`
+	// ID is the store's name for the entry (file or directory name).
+	ID string `json:"id"`
+	// Path is the file that holds the core: the core itself, a compressed
+	// core, or the .crash report that embeds it. Empty when the store knows
+	// of a crash whose core was not kept.
+	Path string `json:"path,omitempty"`
+	// Report is the .crash file or ABRT directory the entry came from.
+	Report string `json:"report,omitempty"`
+	PID    int    `json:"pid,omitempty"`
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid,omitempty"`
+	Exe    string `json:"exe,omitempty"`
+	Comm   string `json:"comm,omitempty"`
+	Signal int    `json:"signal,omitempty"`
+	// Time is when the process crashed (store metadata, else the file's
+	// modification time).
+	Time time.Time `json:"time"`
+	// Size is the size on disk of Path.
+	Size int64 `json:"size"`
+	// CoreSize is the uncompressed size of the core when known.
+	CoreSize int64 `json:"core_size,omitempty"`
+	// Compression is "" for a plain core, else zstd, lz4, xz, gzip or zlib.
+	Compression string `json:"compression,omitempty"`
+	Truncated   Tri    `json:"truncated"`
+	// TruncatedWhy says how truncation was detected (or why it is unknown).
+	TruncatedWhy string `json:"truncated_why,omitempty"`
+	Analysable   Tri    `json:"analysable"`
+	// Why explains Analysable when it is not Yes (or adds a caveat).
+	Why string `json:"why,omitempty"`
+	// BuildID is the executable's build-id recorded in the core;
+	// FileBuildID the one of the executable on disk now.
+	BuildID     string `json:"build_id,omitempty"`
+	FileBuildID string `json:"file_build_id,omitempty"`
+	// Meta holds the store's own fields (xattrs, journal, .crash, ABRT files).
+	Meta map[string]string `json:"meta,omitempty"`
+}
+
+// SignalName returns the SIGxxx name of the entry's signal, or "".
+func (e *Entry) SignalName() string { return SignalName(e.Signal) }
+
+var signalNames = map[int]string{
+	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM",
+	15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP",
+	21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM",
+	27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
+}
+
+// SignalName returns the Linux x86-64 name of signal n ("SIGSEGV"), "" for 0,
+// and "SIG<n>" for unknown numbers.
+func SignalName(n int) string {
+	if n == 0 {
+		return ""
+	}
+	if s, ok := signalNames[n]; ok {
+		return s
+	}
+	return fmt.Sprintf("SIG%d", n)
+}
+
+// signalNumber parses "11", "SIGSEGV" or "SEGV".
+func signalNumber(s string) int {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil {
+		return n
+	}
+	for k, v := range signalNames {
+		if v == s || v == "SIG"+s {
+			return k
+		}
+	}
+	return 0
+}
+
+func (e *Entry) meta(k, v string) {
+	if v == "" {
+		return
+	}
+	if e.Meta == nil {
+		e.Meta = map[string]string{}
+	}
+	e.Meta[k] = v
+}

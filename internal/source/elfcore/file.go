@@ -1,0 +1,543 @@
+// Package elfcore reads Linux x86-64 ELF core files: the threads and their
+// registers, the signal, the mapped files, the auxiliary vector and the
+// dumped process's memory. Memory that the kernel did not dump (read-only
+// text of mapped files) is read from the files on disk, optionally below a
+// sysroot. Like debug/elf, it reads lazily: a 200 MB core is memory-mapped,
+// never loaded whole.
+package elfcore
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Options tune how a core is opened.
+type Options struct {
+	// Sysroot is prepended to the paths of mapped files when their
+	// contents are read from disk (for analysing a core on another host).
+	Sysroot string
+	// Exe overrides the path of the main executable.
+	Exe string
+}
+
+// Mapping is one memory area of the process (one PT_LOAD segment), with the
+// file that backs it when NT_FILE names one.
+type Mapping struct {
+	Start, End uint64
+	// Offset is the offset in Path of Start.
+	Offset            uint64
+	Path              string
+	Read, Write, Exec bool
+	// Dumped is the number of bytes of the mapping present in the core.
+	Dumped uint64
+	// Deleted is true when the kernel marked the file "(deleted)".
+	Deleted bool
+
+	fileOff uint64 // offset of the dumped bytes in the core file
+}
+
+// Contains reports whether addr lies in the mapping.
+func (m *Mapping) Contains(addr uint64) bool { return addr >= m.Start && addr < m.End }
+
+// Perm formats the permissions like /proc/PID/maps ("r-xp").
+func (m *Mapping) Perm() string {
+	b := []byte("---p")
+	if m.Read {
+		b[0] = 'r'
+	}
+	if m.Write {
+		b[1] = 'w'
+	}
+	if m.Exec {
+		b[2] = 'x'
+	}
+	return string(b)
+}
+
+// File is an open core file.
+type File struct {
+	path     string
+	size     int64
+	f        *os.File
+	data     []byte // mmapped core, or nil
+	opts     Options
+	mappings []Mapping
+	threads  []Thread
+	siginfo  Siginfo
+	psinfo   Psinfo
+	auxv     map[uint64]uint64
+	files    []FileMapping
+	warnings []string
+	exe      string
+
+	mu      sync.Mutex // guards backing: File is safe for concurrent reads
+	backing map[string]*backingFile
+}
+
+type backingFile struct {
+	f    *os.File
+	data []byte
+	err  error
+}
+
+// Open opens the core file at path.
+func Open(path string) (*File, error) { return OpenWithOptions(path, Options{}) }
+
+// OpenWithOptions opens the core file at path with options.
+func OpenWithOptions(path string, opts Options) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open core: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat core: %w", err)
+	}
+	c := &File{path: path, size: st.Size(), f: f, opts: opts, backing: map[string]*backingFile{}}
+	if st.Mode().IsRegular() && st.Size() > 0 {
+		c.data, _ = mmapFile(f, st.Size()) // fall back to pread when mmap fails
+	}
+	if err := c.load(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the core and any mapped files opened to read memory.
+func (c *File) Close() error {
+	for _, b := range c.backing {
+		if b.data != nil {
+			munmap(b.data)
+		}
+		if b.f != nil {
+			b.f.Close()
+		}
+	}
+	if c.data != nil {
+		munmap(c.data)
+		c.data = nil
+	}
+	return c.f.Close()
+}
+
+// readCore reads from the core file itself.
+func (c *File) readCore(p []byte, off int64) (int, error) {
+	if c.data != nil {
+		if off < 0 || off >= int64(len(c.data)) {
+			return 0, io.EOF
+		}
+		n := copy(p, c.data[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+	return c.f.ReadAt(p, off)
+}
+
+type coreReader struct{ c *File }
+
+func (r coreReader) ReadAt(p []byte, off int64) (int, error) { return r.c.readCore(p, off) }
+
+func (c *File) load() error {
+	ef, err := elf.NewFile(coreReader{c})
+	if err != nil {
+		return fmt.Errorf("read ELF header of %s: %w", c.path, err)
+	}
+	if ef.Type != elf.ET_CORE {
+		return fmt.Errorf("%s is an ELF %s, not a core file", c.path, ef.Type)
+	}
+	if ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 {
+		return fmt.Errorf("%s: unsupported core machine %s/%s (only x86-64 is supported)", c.path, ef.Machine, ef.Class)
+	}
+	for _, p := range ef.Progs {
+		switch p.Type {
+		case elf.PT_LOAD:
+			m := Mapping{
+				Start: p.Vaddr, End: p.Vaddr + p.Memsz, Dumped: p.Filesz, fileOff: p.Off,
+				Read: p.Flags&elf.PF_R != 0, Write: p.Flags&elf.PF_W != 0, Exec: p.Flags&elf.PF_X != 0,
+			}
+			if m.End < m.Start {
+				c.warn("PT_LOAD at %#x has a wrapping size; ignored", p.Vaddr)
+				continue
+			}
+			if int64(p.Off) > c.size {
+				m.Dumped = 0
+				c.warn("core is truncated: segment %#x-%#x starts past the end of the file", m.Start, m.End)
+			} else if int64(p.Off+p.Filesz) > c.size {
+				m.Dumped = uint64(c.size) - p.Off
+				c.warn("core is truncated: segment %#x-%#x has %d of %d bytes", m.Start, m.End, m.Dumped, p.Filesz)
+			}
+			c.mappings = append(c.mappings, m)
+		case elf.PT_NOTE:
+			size := p.Filesz
+			if size > maxNoteBytes {
+				c.warn("PT_NOTE of %d bytes is larger than %d; only the start is read", size, maxNoteBytes)
+				size = maxNoteBytes
+			}
+			buf := make([]byte, size)
+			n, err := c.readCore(buf, int64(p.Off))
+			if err != nil && n < len(buf) {
+				c.warn("core is truncated: note segment has %d of %d bytes", n, size)
+				buf = buf[:n]
+			}
+			notes, err := ParseNotes(buf)
+			if err != nil {
+				c.warn("read notes: %v", err)
+			}
+			c.decodeNotes(notes)
+		}
+	}
+	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
+	if len(c.files) == 0 && len(c.mappings) > 0 {
+		fm, err := c.filesFromLinkMap()
+		if err != nil {
+			c.warn("core has no NT_FILE note and the dynamic linker's list could not be read: %v; libraries are unknown", err)
+		} else {
+			c.warn("core has no NT_FILE note (written by gdb's gcore?): mapped files were taken from the dynamic linker's list")
+		}
+		c.files = fm
+	}
+	c.attachFiles()
+	c.addUndumpedFiles()
+	c.exe = c.findExe()
+	if len(c.threads) == 0 {
+		c.warn("core has no NT_PRSTATUS note: no threads or registers")
+	}
+	return nil
+}
+
+func (c *File) decodeNotes(notes []Note) {
+	for _, n := range notes {
+		if n.Name != "CORE" && n.Name != "LINUX" {
+			continue
+		}
+		switch n.Type {
+		case NT_PRSTATUS:
+			t, err := DecodePrstatus(n.Desc)
+			if err != nil {
+				c.warn("%v", err)
+				continue
+			}
+			c.threads = append(c.threads, t)
+		case NT_PRPSINFO:
+			ps, err := DecodePrpsinfo(n.Desc)
+			if err != nil {
+				c.warn("%v", err)
+				continue
+			}
+			c.psinfo = ps
+		case NT_SIGINFO:
+			si, err := DecodeSiginfo(n.Desc)
+			if err != nil {
+				c.warn("%v", err)
+				continue
+			}
+			if !c.siginfo.Present {
+				c.siginfo = si
+			}
+		case NT_AUXV:
+			c.auxv = DecodeAuxv(n.Desc)
+		case NT_FILE:
+			fm, err := DecodeFileNote(n.Desc)
+			if err != nil {
+				c.warn("%v", err)
+			}
+			c.files = fm
+		}
+	}
+}
+
+// attachFiles names the PT_LOAD mappings from the NT_FILE note.
+func (c *File) attachFiles() {
+	for _, fm := range c.files {
+		i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > fm.Start })
+		for ; i < len(c.mappings) && c.mappings[i].Start < fm.End; i++ {
+			m := &c.mappings[i]
+			if m.Start < fm.Start || m.End > fm.End {
+				continue
+			}
+			m.Path = fm.Path
+			m.Offset = fm.Offset + (m.Start - fm.Start)
+			if strings.HasSuffix(m.Path, " (deleted)") {
+				m.Path = strings.TrimSuffix(m.Path, " (deleted)")
+				m.Deleted = true
+			}
+		}
+	}
+}
+
+// addUndumpedFiles adds mappings for NT_FILE entries that have no PT_LOAD
+// segment at all (gdb's gcore leaves read-only file mappings out of the
+// core): their contents are read from the file, their permissions from the
+// file's program headers.
+func (c *File) addUndumpedFiles() {
+	var extra []Mapping
+	for _, fm := range c.files {
+		i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > fm.Start })
+		if i < len(c.mappings) && c.mappings[i].Start < fm.End {
+			continue // (partly) present in the core
+		}
+		m := Mapping{Start: fm.Start, End: fm.End, Offset: fm.Offset, Path: fm.Path, Read: true}
+		if strings.HasSuffix(m.Path, " (deleted)") {
+			m.Path = strings.TrimSuffix(m.Path, " (deleted)")
+			m.Deleted = true
+		}
+		if ef, err := elf.Open(c.HostPath(m.Path)); err == nil {
+			for _, p := range ef.Progs {
+				if p.Type == elf.PT_LOAD && p.Off&^0xfff == fm.Offset {
+					m.Write = p.Flags&elf.PF_W != 0
+					m.Exec = p.Flags&elf.PF_X != 0
+				}
+			}
+			ef.Close()
+		}
+		extra = append(extra, m)
+	}
+	if len(extra) == 0 {
+		return
+	}
+	c.warn("%d file mappings are not in the core (written by gdb's gcore?); their contents are read from the files", len(extra))
+	c.mappings = append(c.mappings, extra...)
+	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
+}
+
+// findExe returns the path of the main executable as the dumped process
+// saw it (HostPath maps it to --exe).
+func (c *File) findExe() string {
+	if entry, ok := c.auxv[AT_ENTRY]; ok {
+		if m := c.Mapping(entry); m != nil && m.Path != "" {
+			return m.Path
+		}
+	}
+	if phdr, ok := c.auxv[AT_PHDR]; ok {
+		if m := c.Mapping(phdr); m != nil && m.Path != "" {
+			return m.Path
+		}
+	}
+	if len(c.files) > 0 {
+		return c.files[0].Path
+	}
+	return c.opts.Exe
+}
+
+func (c *File) warn(format string, args ...any) {
+	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
+}
+
+// Path returns the path the core was opened from.
+func (c *File) Path() string { return c.path }
+
+// Size returns the size of the core file in bytes.
+func (c *File) Size() int64 { return c.size }
+
+// Warnings returns problems found while reading the core (truncation,
+// malformed notes); the rest of the core is still usable.
+func (c *File) Warnings() []string { return append([]string(nil), c.warnings...) }
+
+// Mappings returns the memory areas of the process, sorted by address.
+func (c *File) Mappings() []Mapping { return c.mappings }
+
+// Files returns the NT_FILE entries (file-backed mappings) as the kernel wrote them.
+func (c *File) Files() []FileMapping { return c.files }
+
+// Mapping returns the mapping containing addr, or nil.
+func (c *File) Mapping(addr uint64) *Mapping {
+	i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > addr })
+	if i < len(c.mappings) && c.mappings[i].Start <= addr {
+		return &c.mappings[i]
+	}
+	return nil
+}
+
+// Threads returns the threads; the first is the one that caused the dump.
+func (c *File) Threads() []Thread { return c.threads }
+
+// Crashed returns the thread that received the fatal signal, or nil when
+// the core has no threads.
+func (c *File) Crashed() *Thread {
+	for i := range c.threads {
+		if c.siginfo.Present && c.threads[i].Signal == c.siginfo.Signo && c.threads[i].Signal != 0 {
+			return &c.threads[i]
+		}
+	}
+	if len(c.threads) > 0 {
+		return &c.threads[0]
+	}
+	return nil
+}
+
+// Signal returns NT_SIGINFO, or the current signal of the first thread when
+// the core has no NT_SIGINFO note (Present is then false).
+func (c *File) Signal() Siginfo {
+	if c.siginfo.Present {
+		return c.siginfo
+	}
+	if len(c.threads) > 0 {
+		return Siginfo{Signo: c.threads[0].Signal}
+	}
+	return Siginfo{}
+}
+
+// Process returns NT_PRPSINFO.
+func (c *File) Process() Psinfo { return c.psinfo }
+
+// Auxv returns the auxiliary vector (key -> value).
+func (c *File) Auxv() map[uint64]uint64 { return c.auxv }
+
+// Executable returns the path of the main executable as mapped.
+func (c *File) Executable() string { return c.exe }
+
+// HostPath maps a path of the dumped process to a path on this host,
+// applying the sysroot and the executable override.
+func (c *File) HostPath(p string) string {
+	if c.opts.Exe != "" && p == c.exe {
+		return c.opts.Exe
+	}
+	if c.opts.Sysroot != "" && p != "" {
+		return filepath.Join(c.opts.Sysroot, p)
+	}
+	return p
+}
+
+// ErrNotDumped is returned for memory that is neither in the core nor in a
+// readable mapped file.
+var ErrNotDumped = errors.New("memory not in core")
+
+// ReadAt reads the process's virtual memory at addr into p (io.ReaderAt).
+// Bytes missing from the core are read from the mapped file on disk.
+func (c *File) ReadAt(p []byte, addr int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		a := uint64(addr) + uint64(n)
+		m := c.Mapping(a)
+		if m == nil {
+			return n, fmt.Errorf("read %#x: %w (unmapped)", a, ErrNotDumped)
+		}
+		want := p[n:]
+		if rem := m.End - a; uint64(len(want)) > rem {
+			want = want[:rem]
+		}
+		k, err := c.readMapping(m, want, a)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (c *File) readMapping(m *Mapping, p []byte, a uint64) (int, error) {
+	rel := a - m.Start
+	n := 0
+	if rel < m.Dumped {
+		want := p
+		if rem := m.Dumped - rel; uint64(len(want)) > rem {
+			want = want[:rem]
+		}
+		k, err := c.readCore(want, int64(m.fileOff+rel))
+		n += k
+		if k < len(want) {
+			return n, fmt.Errorf("read %#x from core: %w", a, err)
+		}
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	// The rest is not in the core: read it from the mapped file.
+	if m.Path == "" || strings.HasPrefix(m.Path, "[") {
+		return n, fmt.Errorf("read %#x: %w (anonymous memory not dumped)", a+uint64(n), ErrNotDumped)
+	}
+	b := c.backingFile(m.Path)
+	if b.err != nil {
+		return n, fmt.Errorf("read %#x from %s: %w", a+uint64(n), m.Path, b.err)
+	}
+	off := m.Offset + rel + uint64(n)
+	var k int
+	if b.data != nil {
+		if off < uint64(len(b.data)) {
+			k = copy(p[n:], b.data[off:])
+		}
+	} else {
+		k, _ = b.f.ReadAt(p[n:], int64(off))
+	}
+	// Bytes past the end of the file inside the mapping read as zero
+	// (the kernel maps them as a zero-filled tail page).
+	for i := n + k; i < len(p); i++ {
+		p[i] = 0
+	}
+	return len(p), nil
+}
+
+func (c *File) backingFile(path string) *backingFile {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.backing[path]; ok {
+		return b
+	}
+	b := &backingFile{}
+	c.backing[path] = b
+	f, err := os.Open(c.HostPath(path))
+	if err != nil {
+		b.err = err
+		return b
+	}
+	b.f = f
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
+		b.data, _ = mmapFile(f, st.Size())
+	}
+	return b
+}
+
+// ReadUint64 reads a little-endian 64-bit word at addr.
+func (c *File) ReadUint64(addr uint64) (uint64, error) {
+	var b [8]byte
+	if m := c.Mapping(addr); m != nil && c.data != nil {
+		rel := addr - m.Start
+		if rel+8 <= m.Dumped && rel+8 <= m.End-m.Start {
+			off := m.fileOff + rel
+			if off+8 <= uint64(len(c.data)) {
+				d := c.data[off : off+8]
+				return uint64(d[0]) | uint64(d[1])<<8 | uint64(d[2])<<16 | uint64(d[3])<<24 |
+					uint64(d[4])<<32 | uint64(d[5])<<40 | uint64(d[6])<<48 | uint64(d[7])<<56, nil
+			}
+		}
+	}
+	if _, err := c.ReadAt(b[:], int64(addr)); err != nil {
+		return 0, err
+	}
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56, nil
+}
+
+// ReadDumped reads process memory at addr only from the core itself, never
+// from files on disk: what the process really had (for build-ids, and to
+// detect files changed since the crash).
+func (c *File) ReadDumped(p []byte, addr uint64) (int, error) {
+	m := c.Mapping(addr)
+	if m == nil {
+		return 0, fmt.Errorf("read %#x: %w (unmapped)", addr, ErrNotDumped)
+	}
+	rel := addr - m.Start
+	if rel >= m.Dumped {
+		return 0, fmt.Errorf("read %#x: %w", addr, ErrNotDumped)
+	}
+	want := p
+	if rem := m.Dumped - rel; uint64(len(want)) > rem {
+		want = want[:rem]
+	}
+	n, err := c.readCore(want, int64(m.fileOff+rel))
+	if n < len(p) && err == nil {
+		err = fmt.Errorf("read %#x: %w (only %d of %d bytes in core)", addr, ErrNotDumped, n, len(p))
+	}
+	return n, err
+}

@@ -1,0 +1,283 @@
+package elfcore
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Note types found in Linux core files (include/uapi/linux/elf.h).
+const (
+	NT_PRSTATUS   = 1
+	NT_FPREGSET   = 2
+	NT_PRPSINFO   = 3
+	NT_AUXV       = 6
+	NT_X86_XSTATE = 0x202
+	NT_SIGINFO    = 0x53494749
+	NT_FILE       = 0x46494c45
+)
+
+// Sizes of the x86-64 note payloads this package decodes.
+const (
+	prstatusSize = 336
+	prpsinfoSize = 136
+	siginfoSize  = 128
+	regsOffset   = 112 // offset of pr_reg in struct elf_prstatus
+)
+
+// Note is one raw ELF note.
+type Note struct {
+	Name string
+	Type uint32
+	Desc []byte
+}
+
+// maxNoteBytes bounds how much note data is decoded from one PT_NOTE segment.
+const maxNoteBytes = 256 << 20
+
+// ParseNotes splits a PT_NOTE segment into notes. It stops at the first
+// malformed note and returns what it parsed with an error.
+func ParseNotes(b []byte) ([]Note, error) {
+	var notes []Note
+	le := binary.LittleEndian
+	off := 0
+	for off+12 <= len(b) {
+		namesz := int(le.Uint32(b[off:]))
+		descsz := int(le.Uint32(b[off+4:]))
+		typ := le.Uint32(b[off+8:])
+		p := off + 12
+		if namesz < 0 || namesz > len(b)-p {
+			return notes, &FormatError{Off: int64(off), Msg: fmt.Sprintf("note name size %d exceeds segment", namesz)}
+		}
+		name := b[p : p+namesz]
+		for len(name) > 0 && name[len(name)-1] == 0 {
+			name = name[:len(name)-1]
+		}
+		p += align4(namesz)
+		if p > len(b) || descsz < 0 || descsz > len(b)-p {
+			return notes, &FormatError{Off: int64(off), Msg: fmt.Sprintf("note descriptor size %d exceeds segment", descsz)}
+		}
+		notes = append(notes, Note{Name: string(name), Type: typ, Desc: b[p : p+descsz]})
+		off = p + align4(descsz)
+	}
+	return notes, nil
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }
+
+// Regs are the general-purpose registers of one thread (struct user_regs_struct).
+type Regs struct {
+	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8 uint64
+	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip, Cs      uint64
+	Eflags, Rsp, Ss, FsBase, GsBase, Ds, Es, Fs    uint64
+	Gs                                             uint64
+}
+
+// Map returns the registers by their lower-case names ("rip", "rsp", ...).
+func (r *Regs) Map() map[string]uint64 {
+	return map[string]uint64{
+		"rax": r.Rax, "rbx": r.Rbx, "rcx": r.Rcx, "rdx": r.Rdx, "rsi": r.Rsi, "rdi": r.Rdi,
+		"rbp": r.Rbp, "rsp": r.Rsp, "r8": r.R8, "r9": r.R9, "r10": r.R10, "r11": r.R11,
+		"r12": r.R12, "r13": r.R13, "r14": r.R14, "r15": r.R15, "rip": r.Rip,
+		"eflags": r.Eflags, "fs_base": r.FsBase, "gs_base": r.GsBase, "orig_rax": r.OrigRax,
+	}
+}
+
+// DWARF returns the value of DWARF register number n (x86-64 numbering:
+// 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp, 8-15 r8-r15, 16 rip).
+func (r *Regs) DWARF() [17]uint64 {
+	return [17]uint64{r.Rax, r.Rdx, r.Rcx, r.Rbx, r.Rsi, r.Rdi, r.Rbp, r.Rsp,
+		r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15, r.Rip}
+}
+
+func decodeRegs(b []byte) Regs {
+	le := binary.LittleEndian
+	var v [27]uint64
+	for i := range v {
+		v[i] = le.Uint64(b[i*8:])
+	}
+	return Regs{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+		v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
+		v[18], v[19], v[20], v[21], v[22], v[23], v[24], v[25], v[26]}
+}
+
+// Thread is one thread of the dumped process (one NT_PRSTATUS note).
+type Thread struct {
+	TID int
+	// Signal is pr_cursig: the signal the thread was handling (0 for
+	// threads that were merely stopped by the dump).
+	Signal int
+	Regs   Regs
+}
+
+// DecodePrstatus decodes an NT_PRSTATUS note (x86-64).
+func DecodePrstatus(d []byte) (Thread, error) {
+	if len(d) < regsOffset+27*8 {
+		return Thread{}, fmt.Errorf("NT_PRSTATUS: %d bytes, want at least %d", len(d), regsOffset+27*8)
+	}
+	le := binary.LittleEndian
+	return Thread{
+		TID:    int(int32(le.Uint32(d[32:]))),
+		Signal: int(int16(le.Uint16(d[12:]))),
+		Regs:   decodeRegs(d[regsOffset:]),
+	}, nil
+}
+
+// Siginfo is the NT_SIGINFO note: the signal that caused the dump.
+type Siginfo struct {
+	Signo, Errno, Code int
+	// Addr is si_addr for SIGSEGV, SIGBUS, SIGILL, SIGFPE.
+	Addr uint64
+	// PID and UID are the sender for signals sent by a process.
+	PID, UID int
+	Present  bool
+}
+
+// Signal codes (si_code) that mean "sent by a process" rather than the kernel.
+const (
+	SI_USER     = 0
+	SI_KERNEL   = 0x80
+	SI_QUEUE    = -1
+	SI_TKILL    = -6
+	SEGV_MAPERR = 1
+	SEGV_ACCERR = 2
+)
+
+// DecodeSiginfo decodes an NT_SIGINFO note.
+func DecodeSiginfo(d []byte) (Siginfo, error) {
+	if len(d) < 24 {
+		return Siginfo{}, fmt.Errorf("NT_SIGINFO: %d bytes, want at least 24", len(d))
+	}
+	le := binary.LittleEndian
+	si := Siginfo{
+		Signo:   int(int32(le.Uint32(d[0:]))),
+		Errno:   int(int32(le.Uint32(d[4:]))),
+		Code:    int(int32(le.Uint32(d[8:]))),
+		Present: true,
+	}
+	switch {
+	case si.Code <= 0: // SI_USER, SI_QUEUE, SI_TKILL...: sender pid/uid
+		si.PID = int(int32(le.Uint32(d[16:])))
+		si.UID = int(int32(le.Uint32(d[20:])))
+	case si.Signo == 11 || si.Signo == 7 || si.Signo == 4 || si.Signo == 8 || si.Signo == 5:
+		si.Addr = le.Uint64(d[16:])
+	}
+	return si, nil
+}
+
+// Psinfo is the NT_PRPSINFO note.
+type Psinfo struct {
+	State    byte
+	UID, GID int
+	PID      int
+	PPID     int
+	// Comm is the 15-character command name (pr_fname).
+	Comm string
+	// Args is the start of the command line (pr_psargs, at most 80 bytes).
+	Args string
+}
+
+// DecodePrpsinfo decodes an NT_PRPSINFO note (x86-64).
+func DecodePrpsinfo(d []byte) (Psinfo, error) {
+	if len(d) < prpsinfoSize {
+		return Psinfo{}, fmt.Errorf("NT_PRPSINFO: %d bytes, want %d", len(d), prpsinfoSize)
+	}
+	le := binary.LittleEndian
+	return Psinfo{
+		State: d[1],
+		UID:   int(le.Uint32(d[16:])),
+		GID:   int(le.Uint32(d[20:])),
+		PID:   int(int32(le.Uint32(d[24:]))),
+		PPID:  int(int32(le.Uint32(d[28:]))),
+		Comm:  cstring(d[40:56]),
+		Args:  cstring(d[56:136]),
+	}, nil
+}
+
+func cstring(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// FileMapping is one entry of the NT_FILE note: a file-backed mapping.
+type FileMapping struct {
+	Start, End uint64
+	// Offset is the file offset in bytes (page offset * page size).
+	Offset uint64
+	Path   string
+}
+
+// DecodeFileNote decodes an NT_FILE note, bounding its entry count by
+// the note's size.
+func DecodeFileNote(d []byte) ([]FileMapping, error) {
+	le := binary.LittleEndian
+	if len(d) < 16 {
+		return nil, fmt.Errorf("NT_FILE: %d bytes, want at least 16", len(d))
+	}
+	count := le.Uint64(d[0:])
+	pageSize := le.Uint64(d[8:])
+	if count > uint64(len(d)-16)/24 {
+		return nil, fmt.Errorf("NT_FILE: %d entries do not fit in %d bytes", count, len(d))
+	}
+	if pageSize == 0 || pageSize > 1<<30 || pageSize&(pageSize-1) != 0 {
+		return nil, fmt.Errorf("NT_FILE: implausible page size %d", pageSize)
+	}
+	n := int(count)
+	maps := make([]FileMapping, n)
+	p := 16
+	for i := 0; i < n; i++ {
+		maps[i] = FileMapping{Start: le.Uint64(d[p:]), End: le.Uint64(d[p+8:]), Offset: le.Uint64(d[p+16:]) * pageSize}
+		p += 24
+	}
+	names := d[p:]
+	for i := 0; i < n; i++ {
+		j := 0
+		for j < len(names) && names[j] != 0 {
+			j++
+		}
+		if j == len(names) && i < n-1 {
+			return maps[:i], fmt.Errorf("NT_FILE: name table ends after %d of %d names", i, n)
+		}
+		maps[i].Path = string(names[:j])
+		if j < len(names) {
+			names = names[j+1:]
+		} else {
+			names = nil
+		}
+	}
+	return maps, nil
+}
+
+// Auxiliary vector keys used by coroner.
+const (
+	AT_PHDR         = 3
+	AT_ENTRY        = 9
+	AT_BASE         = 7
+	AT_EXECFN       = 31
+	AT_SYSINFO_EHDR = 33
+)
+
+// DecodeAuxv decodes an NT_AUXV note into key -> value.
+func DecodeAuxv(d []byte) map[uint64]uint64 {
+	le := binary.LittleEndian
+	m := make(map[uint64]uint64)
+	for p := 0; p+16 <= len(d); p += 16 {
+		k, v := le.Uint64(d[p:]), le.Uint64(d[p+8:])
+		if k == 0 {
+			break
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// FormatError reports malformed core data at a file offset.
+type FormatError struct {
+	Off int64
+	Msg string
+}
+
+func (e *FormatError) Error() string { return fmt.Sprintf("core: %s at offset %#x", e.Msg, e.Off) }

@@ -1,0 +1,113 @@
+package logs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coroner-dev/coroner/internal/labtest"
+)
+
+// sameFile reports whether two paths name the same file.
+func sameFile(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// TestLab reads the crash lab's whole-run logs (nginx error and access
+// logs, the PHP-FPM master log, the kernel lines) and its core directory,
+// and checks that every scenario becomes one incident with the right URI,
+// pid, signal and core.
+func TestLab(t *testing.T) {
+	lab := labtest.Get(t)
+	var inputs []Input
+	for _, p := range []string{lab.NginxErrorLog, lab.NginxAccessLog, lab.FPMLog, lab.KernelLog} {
+		if p != "" {
+			inputs = append(inputs, Input{Path: p, Format: FormatAuto})
+		}
+	}
+	// The lab keeps each scenario's core in its own directory, renamed
+	// "core" (no pid in the name): give their parent, as a user would.
+	var cores []string
+	for _, sc := range lab.Scenarios {
+		if sc.Core != "" {
+			cores = []string{filepath.Dir(filepath.Dir(sc.Core))}
+			break
+		}
+	}
+	sym := NewObjectSymbolizer()
+	defer sym.Close()
+	res, err := Analyze(context.Background(), Options{Inputs: inputs, Cores: cores, Symbolizer: sym})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range res.Inputs {
+		t.Logf("read %s: %s, %d lines, %d events %s", in.Path, in.Detected, in.Lines, in.Events, in.Error)
+	}
+	byPID := map[int]*Incident{}
+	for _, inc := range res.Incidents {
+		byPID[inc.PID] = inc
+	}
+	for name, sc := range lab.Scenarios {
+		t.Run(name, func(t *testing.T) {
+			checkScenario(t, byPID[sc.PID], sc)
+		})
+	}
+	// Each scenario's own lines alone give the same answer.
+	for name, sc := range lab.Scenarios {
+		t.Run(name+"/own-lines", func(t *testing.T) {
+			dir := t.TempDir()
+			var in []Input
+			for f, lines := range map[string][]string{"error.log": sc.NginxError, "php-fpm.log": sc.FPMLog, "kern.log": sc.Kernel} {
+				if len(lines) == 0 {
+					continue
+				}
+				p := filepath.Join(dir, f)
+				os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+				in = append(in, Input{Path: p})
+			}
+			res, err := Analyze(context.Background(), Options{Inputs: in, Cores: cores, Symbolizer: sym})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Incident
+			for _, inc := range res.Incidents {
+				if inc.PID == sc.PID {
+					got = inc
+				}
+			}
+			checkScenario(t, got, sc)
+		})
+	}
+}
+
+func checkScenario(t *testing.T, inc *Incident, sc *labtest.Scenario) {
+	t.Helper()
+	if inc == nil {
+		t.Fatalf("no incident for pid %d", sc.PID)
+	}
+	if inc.Signal != sc.Signal {
+		t.Errorf("signal %d, want %d", inc.Signal, sc.Signal)
+	}
+	if inc.URI != sc.URL {
+		t.Errorf("URI %q, want %q", inc.URI, sc.URL)
+	}
+	if sc.Core != "" && !sameFile(inc.Core, sc.Core) {
+		t.Errorf("core %q (%s), want %q", inc.Core, inc.CoreConfidence, sc.Core)
+	}
+	if len(sc.Kernel) > 0 && (inc.Fault == nil || inc.Site == "") {
+		t.Errorf("kernel line not linked: %+v", inc.Links)
+	}
+	for _, l := range inc.Links {
+		if l.Source == SrcNginxError && l.Confidence == ConfLow {
+			t.Errorf("front-end link only low confidence: %s", l.Reason)
+		}
+	}
+	t.Logf("pid %d %s %s site %q core %q (%s)", inc.PID, inc.SignalName, inc.URI, inc.Site, inc.Core, inc.CoreConfidence)
+}

@@ -1,0 +1,240 @@
+package logs
+
+import (
+	"fmt"
+	"github.com/coroner-dev/coroner/internal/units"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// TextOptions tune WriteText.
+type TextOptions struct {
+	// Top bounds the rows of each breakdown (default 10).
+	Top int
+	// Evidence prints every linked log line under each incident.
+	Evidence bool
+	// Location is the zone times are printed in (default time.Local).
+	Location *time.Location
+}
+
+// WriteText renders a Result for people.
+func WriteText(w io.Writer, r *Result, o TextOptions) error {
+	if o.Top <= 0 {
+		o.Top = 10
+	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	ew := &errWriter{w: w}
+	tf := func(t time.Time) string {
+		if t.IsZero() {
+			return "(time unknown)"
+		}
+		return t.In(o.Location).Format("2006-01-02 15:04:05")
+	}
+	ew.printf("Logs read:\n")
+	for _, in := range r.Inputs {
+		status := fmt.Sprintf("%s, %s, %d lines, %d events", in.Detected, units.Bytes(in.Bytes), in.Lines, in.Events)
+		if in.Error != "" {
+			status = "ERROR: " + in.Error
+		}
+		why := ""
+		if in.Why != "" && in.Why != "given" {
+			why = " [" + in.Why + "]"
+		}
+		ew.printf("  %s (%s)%s\n", in.Path, status, why)
+	}
+	if !r.BootTime.IsZero() {
+		ew.printf("  kernel uptime converted with boot time %s (from %s)\n", tf(r.BootTime), r.BootFrom)
+	}
+	s := &r.Summary
+	ew.printf("\nSummary\n")
+	if s.Incidents == 0 {
+		ew.printf("  no worker deaths found\n")
+	} else {
+		ew.printf("  %d incidents (%d crashes) from %s to %s, %.1f per hour\n", s.Incidents, s.Crashes, tf(s.First), tf(s.Last), s.PerHour)
+		table := func(title string, rows []Count) {
+			if len(rows) == 0 {
+				return
+			}
+			ew.printf("  %s:\n", title)
+			for i, c := range rows {
+				if i == o.Top {
+					ew.printf("    ... %d more\n", len(rows)-o.Top)
+					break
+				}
+				ew.printf("    %6d  %s  (first %s, last %s)\n", c.N, c.Key, tf(c.First), tf(c.Last))
+			}
+		}
+		table("by URI", s.ByURI)
+		table("by signal", s.BySignal)
+		table("by crash site", s.BySite)
+		table("by pool", s.ByPool)
+		if len(s.ByHour) > 1 {
+			table("by hour", s.ByHour)
+		}
+		for _, l := range s.Loops {
+			ew.printf("  CRASH LOOP: pool %s, %d deaths between %s and %s\n", l.Pool, l.N, tf(l.Start), tf(l.End))
+		}
+	}
+	if s.EmergencyRestarts > 0 {
+		ew.printf("  emergency restarts (failed processes threshold reached): %d\n", s.EmergencyRestarts)
+	}
+	if s.MaxChildren > 0 {
+		ew.printf("  pm.max_children reached: %d times\n", s.MaxChildren)
+	}
+	if s.ExecTimeouts > 0 {
+		ew.printf("  execution timeouts (request_terminate_timeout): %d\n", s.ExecTimeouts)
+	}
+	if s.PtraceFailures > 0 {
+		ew.printf("  slowlog ptrace failures: %d\n", s.PtraceFailures)
+	}
+	if s.ExitCodes > 0 {
+		ew.printf("  children exited with a non-zero code: %d\n", s.ExitCodes)
+	}
+	if len(s.HTTPStatus) > 0 {
+		var parts []string
+		for _, st := range sortedKeys(s.HTTPStatus) {
+			parts = append(parts, fmt.Sprintf("%d: %d", st, s.HTTPStatus[st]))
+		}
+		ew.printf("  access log 5xx: %s\n", strings.Join(parts, ", "))
+	}
+	if s.Unexplained > 0 {
+		ew.printf("  front-end upstream resets/closes with no matching worker death: %d\n", s.Unexplained)
+	}
+	if len(r.Incidents) > 0 {
+		ew.printf("\nIncidents\n")
+	}
+	for _, inc := range r.Incidents {
+		writeIncident(ew, inc, tf, o.Evidence)
+	}
+	if len(r.Warnings) > 0 {
+		ew.printf("\nWarnings\n")
+		for _, w := range r.Warnings {
+			ew.printf("  %s\n", w)
+		}
+	}
+	return ew.err
+}
+
+// WriteIncident renders one incident (used by --follow).
+func WriteIncident(w io.Writer, inc *Incident, loc *time.Location, evidence bool) error {
+	if loc == nil {
+		loc = time.Local
+	}
+	ew := &errWriter{w: w}
+	writeIncident(ew, inc, func(t time.Time) string {
+		if t.IsZero() {
+			return "(time unknown)"
+		}
+		return t.In(loc).Format("2006-01-02 15:04:05")
+	}, evidence)
+	return ew.err
+}
+
+func writeIncident(ew *errWriter, inc *Incident, tf func(time.Time) string, evidence bool) {
+	who := fmt.Sprintf("pid %d", inc.PID)
+	if inc.Pool != "" {
+		who = "pool " + inc.Pool + " " + who
+	}
+	if inc.Comm != "" {
+		who += " (" + inc.Comm + ")"
+	}
+	sig := inc.SignalName
+	if sig == "" {
+		sig = fmt.Sprintf("signal %d", inc.Signal)
+	}
+	if inc.CoreDumped {
+		sig += " - core dumped"
+	}
+	life := ""
+	if inc.Lifetime > 0 {
+		life = fmt.Sprintf(" after %.2fs", inc.Lifetime)
+	}
+	ew.printf("#%d %s  %s  %s  %s%s\n", inc.ID, tf(inc.Time), inc.Kind, who, sig, life)
+	if inc.URI != "" || inc.Script != "" {
+		req := strings.TrimSpace(inc.Method + " " + inc.URI)
+		if inc.Host != "" {
+			req += "  host " + inc.Host
+		}
+		if inc.Client != "" {
+			req += "  client " + inc.Client
+		}
+		if inc.Status != 0 {
+			req += fmt.Sprintf("  -> HTTP %d", inc.Status)
+		}
+		if inc.Script != "" {
+			req += "  script " + inc.Script
+		}
+		ew.printf("   request: %s\n", strings.TrimSpace(req))
+	}
+	if inc.Site != "" {
+		ew.printf("   site:    %s\n", inc.Site)
+	}
+	if f := inc.Fault; f != nil {
+		ew.printf("   fault:   %s at %s ip %s sp %s\n", f.Type, hex(f.Addr), hex(f.IP), hex(f.SP))
+		if f.Explanation != "" {
+			ew.printf("            %s\n", f.Explanation)
+		}
+		if f.LibraryPath != "" {
+			ew.printf("            symbolized with %s (build-id %s)\n", f.LibraryPath, orUnknown(f.BuildID))
+		}
+		for _, n := range f.Notes {
+			ew.printf("            note: %s\n", n)
+		}
+	}
+	if inc.Cause != "" {
+		ew.printf("   cause:   %s\n", inc.Cause)
+	}
+	if inc.Core != "" {
+		ew.printf("   core:    %s (%s confidence)\n", inc.Core, inc.CoreConfidence)
+	}
+	for i, f := range inc.Stack {
+		if i == 0 {
+			ew.printf("   PHP stack (slowlog):\n")
+		}
+		ew.printf("     %s() %s:%d\n", f.Function, f.File, f.Line)
+	}
+	for _, s := range inc.Stderr {
+		ew.printf("   stderr:  %s\n", s)
+	}
+	if evidence {
+		for _, l := range inc.Links {
+			ew.printf("   [%s] %s:%d  %s\n", l.Confidence, l.File, l.Line, l.Reason)
+			if l.Text != "" {
+				ew.printf("          %s\n", l.Text)
+			}
+		}
+	} else {
+		var parts []string
+		for _, l := range inc.Links[1:] {
+			parts = append(parts, fmt.Sprintf("%s(%s)", l.Source, l.Confidence))
+		}
+		if len(parts) > 0 {
+			ew.printf("   linked:  %s\n", strings.Join(parts, ", "))
+		}
+	}
+}
+
+func sortedKeys(m map[int]int) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
+}
