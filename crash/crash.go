@@ -98,8 +98,8 @@ type Signal struct {
 
 // Fault explains what the crashing instruction did.
 type Fault struct {
-	// Kind is one of the FaultKind constants.
-	Kind string `json:"kind"`
+	// Kind classifies the fault.
+	Kind FaultKind `json:"kind"`
 	// Instruction is the decoded faulting instruction in Intel syntax.
 	Instruction string `json:"instruction"`
 	PC          Addr   `json:"pc"`
@@ -115,37 +115,12 @@ type Fault struct {
 	Details []string `json:"details,omitempty"`
 }
 
-// Fault kinds.
-const (
-	FaultNullDeref     = "null-dereference"
-	FaultBadPointer    = "bad-pointer"
-	FaultStackOverflow = "stack-overflow"
-	FaultExecNonExec   = "execute-non-executable"
-	FaultExecUnmapped  = "execute-unmapped"
-	FaultNonCanonical  = "non-canonical-address"
-	FaultWriteReadOnly = "write-read-only"
-	FaultAbort         = "abort"
-	FaultSignalSent    = "signal-sent"
-	FaultIllegalInstr  = "illegal-instruction"
-	FaultArithmetic    = "arithmetic"
-	FaultBusError      = "bus-error"
-	FaultUnknown       = "unknown"
-)
-
-// Trust says how a frame was recovered, best first.
-const (
-	TrustContext = "context" // registers of the thread (frame 0)
-	TrustCFI     = "cfi"     // call frame information (.eh_frame/.debug_frame)
-	TrustFP      = "fp"      // frame-pointer chain
-	TrustScan    = "scan"    // stack scanning for return addresses
-)
-
 // Thread is one thread of the process with its unwound stack.
 type Thread struct {
 	TID       int               `json:"tid"`
 	Name      string            `json:"name,omitempty"`
 	Crashed   bool              `json:"crashed"`
-	Registers map[string]Addr   `json:"registers,omitempty"`
+	Registers Registers         `json:"registers,omitzero"`
 	Frames    []Frame           `json:"frames"`
 	Cycles    []Cycle           `json:"cycles"`
 	Warnings  []string          `json:"warnings,omitempty"`
@@ -166,7 +141,7 @@ type Frame struct {
 	FunctionSource string `json:"function_source,omitempty"`
 	File           string `json:"file"`
 	Line           int    `json:"line"`
-	Trust          string `json:"trust"`
+	Trust          Trust  `json:"trust"`
 	// PHPFrame is the index into PHP.Frames of the PHP function this native
 	// frame is executing (VM, JIT and call frames), or nil.
 	PHPFrame *int `json:"php_frame,omitempty"`
@@ -183,19 +158,18 @@ type Cycle struct {
 
 // Module is one mapped ELF object.
 type Module struct {
-	Path        string `json:"path"`
-	Start       Addr   `json:"start"`
-	End         Addr   `json:"end"`
-	Bias        Addr   `json:"bias"`
-	BuildID     string `json:"build_id,omitempty"`
-	FileBuildID string `json:"file_build_id,omitempty"`
-	Deleted     bool   `json:"deleted,omitempty"`
-	Mismatch    bool   `json:"mismatch,omitempty"`
-	Missing     bool   `json:"missing,omitempty"`
-	Symbols     string `json:"symbols,omitempty"`
-	DebugFile   string `json:"debug_file,omitempty"`
-	// Kind is "exe", "lib", "php-jit", "anon-exec", "vdso".
-	Kind string `json:"kind"`
+	Path        string     `json:"path"`
+	Start       Addr       `json:"start"`
+	End         Addr       `json:"end"`
+	Bias        Addr       `json:"bias"`
+	BuildID     string     `json:"build_id,omitempty"`
+	FileBuildID string     `json:"file_build_id,omitempty"`
+	Deleted     bool       `json:"deleted,omitempty"`
+	Mismatch    bool       `json:"mismatch,omitempty"`
+	Missing     bool       `json:"missing,omitempty"`
+	Symbols     string     `json:"symbols,omitempty"`
+	DebugFile   string     `json:"debug_file,omitempty"`
+	Kind        ModuleKind `json:"kind"`
 }
 
 // PHP is the state of the PHP runtime at the crash.
@@ -218,12 +192,11 @@ type PHPFrame struct {
 	Function string `json:"function"`
 	Class    string `json:"class"`
 	// CallType is "->" for instance methods, "::" for static calls, "".
-	CallType string `json:"call_type"`
-	File     string `json:"file"`
-	Line     int    `json:"line"`
-	// Kind is "user", "internal", "include", "eval" or "main".
-	Kind string   `json:"kind"`
-	Args []string `json:"args"`
+	CallType string       `json:"call_type"`
+	File     string       `json:"file"`
+	Line     int          `json:"line"`
+	Kind     PHPFrameKind `json:"kind"`
+	Args     []string     `json:"args"`
 	// ExecuteData is the address of the zend_execute_data of this frame.
 	ExecuteData Addr `json:"execute_data"`
 }
@@ -271,11 +244,10 @@ func (r *Report) CrashedThread() *Thread {
 
 // Diagnosis is one matched known crash family.
 type Diagnosis struct {
-	Rule  string `json:"rule"`
-	Title string `json:"title"`
-	// Confidence is "high", "medium" or "low".
-	Confidence  string `json:"confidence"`
-	Explanation string `json:"explanation"`
+	Rule        string     `json:"rule"`
+	Title       string     `json:"title"`
+	Confidence  Confidence `json:"confidence"`
+	Explanation string     `json:"explanation"`
 	// Matched lists, in words, the conditions that matched.
 	Matched    []string `json:"matched,omitempty"`
 	Fix        []Fix    `json:"fix,omitempty"`
@@ -284,14 +256,13 @@ type Diagnosis struct {
 
 // Fix is one concrete remediation.
 type Fix struct {
-	Description string `json:"description"`
-	// Kind is "ini", "pool", "sysctl", "systemd", "code" or "upgrade".
-	Kind    string `json:"kind"`
-	Setting string `json:"setting,omitempty"`
-	Value   string `json:"value,omitempty"`
+	Description string  `json:"description"`
+	Kind        FixKind `json:"kind"`
+	Setting     string  `json:"setting,omitempty"`
+	Value       string  `json:"value,omitempty"`
 	// Mitigation names the `coroner fix --mitigate` profile that applies
 	// this fix (function-jit, no-pcre-jit, no-jit), when one does.
-	Mitigation string `json:"mitigation,omitempty"`
+	Mitigation Mitigation `json:"mitigation,omitempty"`
 }
 
 // QualifiedName returns the frame's function as PHP writes it:

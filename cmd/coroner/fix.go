@@ -4,14 +4,17 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/audit"
 )
 
 func init() {
 	var af auditFlags
 	var fo audit.FixOptions
 	var apply, rollback, reload, force bool
+	var mitigate string
 	cmd := &cobra.Command{
 		Use:   "fix",
 		Short: "Show (and with --apply write) the configuration changes that make cores appear or mitigate JIT crashes",
@@ -51,6 +54,7 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 				}
 				return afterChange(cmd, res.Reload, reload)
 			}
+			fo.Mitigate = crash.Mitigation(mitigate)
 			r, err := audit.Run(af.opts)
 			if err != nil {
 				return err
@@ -81,7 +85,7 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 	af.register(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&fo.Capture, "capture", false, "make the next crash leave a core")
-	fl.StringVar(&fo.Mitigate, "mitigate", "", "mitigation profile: function-jit, no-pcre-jit or no-jit")
+	fl.StringVar(&mitigate, "mitigate", "", "mitigation profile: function-jit, no-pcre-jit or no-jit")
 	fl.StringVar(&fo.CoreDir, "core-dir", audit.DefaultCoreDir, "directory for cores when core_pattern is rewritten")
 	fl.StringVar(&fo.StateDir, "state-dir", audit.DefaultStateDir, "backups and rollback manifests (inside --root when given)")
 	fl.BoolVar(&apply, "apply", false, "write the changes (default: only print them)")

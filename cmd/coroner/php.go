@@ -41,7 +41,7 @@ No gdb and no debug symbols are needed.`,
 			}
 			in := php.Input{Memory: c, Modules: php.ModulesFromMappings(maps, c.HostPath), ShowSecrets: showSecrets}
 			if th := c.Crashed(); th != nil {
-				in.Registers = th.Regs.Map()
+				in.Registers = th.Regs.Registers()
 			}
 			res, err := php.Analyze(in)
 			if err != nil {

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
 // copyTree copies a fixture tree (files, dirs, symlinks) into a temp dir.
@@ -406,7 +408,7 @@ func TestDiffAppliesWithPatch(t *testing.T) {
 	}
 	root := copyTree(t, "testdata/debian12-defects")
 	r := mustRun(t, Options{Root: root})
-	plan, err := PlanFix(r, FixOptions{Capture: true, Mitigate: MitigateFunctionJIT})
+	plan, err := PlanFix(r, FixOptions{Capture: true, Mitigate: crash.MitigateFunctionJIT})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +447,7 @@ func TestMitigate(t *testing.T) {
 	if !hasStatus(r, "php.tracing_jit_pcre_jit", StatusRisky) {
 		t.Fatal("precondition: tracing+PCRE JIT risk not reported")
 	}
-	for _, prof := range []string{MitigateFunctionJIT, MitigateNoPCREJIT, MitigateNoJIT} {
+	for _, prof := range []crash.Mitigation{crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT} {
 		r := mustRun(t, Options{Root: root})
 		plan, err := PlanFix(r, FixOptions{Mitigate: prof})
 		if err != nil {
@@ -460,15 +462,15 @@ func TestMitigate(t *testing.T) {
 			t.Errorf("%s: mitigation file not read last: %v", prof, in.INIFiles)
 		}
 		switch prof {
-		case MitigateFunctionJIT:
+		case crash.MitigateFunctionJIT:
 			if in.JIT.Mode != "function" || !in.JIT.Active {
 				t.Errorf("function-jit: JIT %+v", in.JIT)
 			}
-		case MitigateNoPCREJIT:
+		case crash.MitigateNoPCREJIT:
 			if iniBool(in.INI["pcre.jit"].Value) {
 				t.Errorf("no-pcre-jit: pcre.jit=%q", in.INI["pcre.jit"].Value)
 			}
-		case MitigateNoJIT:
+		case crash.MitigateNoJIT:
 			if in.JIT.Active {
 				t.Errorf("no-jit: JIT still active %+v", in.JIT)
 			}

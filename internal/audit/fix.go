@@ -6,13 +6,8 @@ import (
 	"path"
 	"sort"
 	"strings"
-)
 
-// Mitigation profiles of `coroner fix --mitigate`.
-const (
-	MitigateFunctionJIT = "function-jit" // opcache.jit=function instead of tracing
-	MitigateNoPCREJIT   = "no-pcre-jit"  // pcre.jit=0
-	MitigateNoJIT       = "no-jit"       // opcache.jit=disable, jit_buffer_size=0
+	"github.com/coroner-dev/coroner/crash"
 )
 
 // Default locations of fix state and of cores written by a file pattern.
@@ -25,8 +20,8 @@ const (
 type FixOptions struct {
 	// Capture makes the next crash leave a core.
 	Capture bool
-	// Mitigate is one of the Mitigate* profiles, or "".
-	Mitigate string
+	// Mitigate is one of crash.Mitigations, or "".
+	Mitigate crash.Mitigation
 	// CoreDir is where a rewritten core_pattern puts cores (DefaultCoreDir).
 	CoreDir string
 	// StateDir keeps backups and rollback manifests (DefaultStateDir),
@@ -78,12 +73,10 @@ type planner struct {
 // report made with the same root.
 func PlanFix(r *Report, opts FixOptions) (*Plan, error) {
 	if !opts.Capture && opts.Mitigate == "" {
-		return nil, fmt.Errorf("nothing to do: choose --capture and/or --mitigate=%s|%s|%s", MitigateFunctionJIT, MitigateNoPCREJIT, MitigateNoJIT)
+		return nil, fmt.Errorf("nothing to do: choose --capture and/or --mitigate=%s|%s|%s", crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
-	switch opts.Mitigate {
-	case "", MitigateFunctionJIT, MitigateNoPCREJIT, MitigateNoJIT:
-	default:
-		return nil, fmt.Errorf("unknown mitigation %q (want %s, %s or %s)", opts.Mitigate, MitigateFunctionJIT, MitigateNoPCREJIT, MitigateNoJIT)
+	if opts.Mitigate != "" && !opts.Mitigate.Valid() {
+		return nil, fmt.Errorf("unknown mitigation %q (want %s, %s or %s)", opts.Mitigate, crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
 	if opts.CoreDir == "" {
 		opts.CoreDir = DefaultCoreDir
@@ -276,11 +269,11 @@ func (pl *planner) mitigate() {
 	var lines []string
 	var keys []string
 	switch pl.opts.Mitigate {
-	case MitigateFunctionJIT:
+	case crash.MitigateFunctionJIT:
 		lines, keys = []string{"opcache.jit = function"}, []string{"opcache.jit"}
-	case MitigateNoPCREJIT:
+	case crash.MitigateNoPCREJIT:
 		lines, keys = []string{"pcre.jit = 0"}, []string{"pcre.jit"}
-	case MitigateNoJIT:
+	case crash.MitigateNoJIT:
 		lines, keys = []string{"opcache.jit = disable", "opcache.jit_buffer_size = 0"}, []string{"opcache.jit", "opcache.jit_buffer_size"}
 	}
 	for _, in := range pl.r.Installations {
@@ -290,13 +283,13 @@ func (pl *planner) mitigate() {
 		}
 		dir := in.ScanDirs[len(in.ScanDirs)-1]
 		name := mitigationName(pl.h, dir)
-		if pl.opts.Mitigate == MitigateFunctionJIT {
+		if pl.opts.Mitigate == crash.MitigateFunctionJIT {
 			if s := in.INI["opcache.jit_buffer_size"]; func() bool { n, _ := parseSize(s.Value); return n <= 0 }() {
 				pl.plan.Notes = append(pl.plan.Notes, in.Name+": opcache.jit_buffer_size is 0, so the JIT is off anyway; function-JIT changes nothing until a buffer is set")
 			}
 		}
-		pl.newFile(path.Join(dir, name), "; Written by coroner fix --mitigate="+pl.opts.Mitigate+"; read last in the scan order.\n"+strings.Join(lines, "\n")+"\n", 0o644,
-			in.Name+": mitigation "+pl.opts.Mitigate)
+		pl.newFile(path.Join(dir, name), "; Written by coroner fix --mitigate="+string(pl.opts.Mitigate)+"; read last in the scan order.\n"+strings.Join(lines, "\n")+"\n", 0o644,
+			in.Name+": mitigation "+string(pl.opts.Mitigate))
 		pl.reloads[reloadCmd(in)] = true
 		// Pool values of the same keys would win over the ini file.
 		for _, p := range in.Pools {
@@ -309,7 +302,7 @@ func (pl *planner) mitigate() {
 					}
 					ln := s.Evidence.Line
 					if ln >= 1 && ln <= len(e.lines) {
-						e.replace[ln] = "; disabled by coroner fix --mitigate=" + pl.opts.Mitigate + ": " + strings.TrimSpace(e.lines[ln-1])
+						e.replace[ln] = "; disabled by coroner fix --mitigate=" + string(pl.opts.Mitigate) + ": " + strings.TrimSpace(e.lines[ln-1])
 						e.reasons = append(e.reasons, fmt.Sprintf("pool %s: its %s would override the mitigation", p.Name, k))
 					}
 				}

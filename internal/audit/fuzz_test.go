@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
 func FuzzParseINI(f *testing.F) {
@@ -100,7 +102,7 @@ func FuzzAuditPool(f *testing.F) {
 		if err := r.WriteText(&b, true); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := PlanFix(r, FixOptions{Capture: true, Mitigate: MitigateNoJIT}); err != nil && !strings.Contains(err.Error(), "fix:") {
+		if _, err := PlanFix(r, FixOptions{Capture: true, Mitigate: crash.MitigateNoJIT}); err != nil && !strings.Contains(err.Error(), "fix:") {
 			t.Fatalf("PlanFix: %v", err)
 		}
 	})

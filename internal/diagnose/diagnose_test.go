@@ -359,7 +359,7 @@ func TestJITMode(t *testing.T) {
 func TestKernelFaultKind(t *testing.T) {
 	cases := []struct {
 		k    KernelFault
-		want string
+		want crash.FaultKind
 	}{
 		{KernelFault{Kind: "segfault", Address: 0x20, Error: 4}, "null-dereference"},
 		{KernelFault{Kind: "segfault", Address: 0x7ffdbe824ff8, SP: 0x7ffdbe825000, Error: 6}, "stack-overflow"},
@@ -378,7 +378,7 @@ func TestKernelFaultKind(t *testing.T) {
 
 // TestRulesDocumented checks that docs/rules.md lists every built-in rule.
 func TestRulesDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "rules.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "rules.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

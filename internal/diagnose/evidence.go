@@ -1,5 +1,7 @@
 package diagnose
 
+import "github.com/coroner-dev/coroner/crash"
+
 // Evidence holds optional facts about a crash that a core does not tell:
 // from logs (kernel, PHP-FPM, nginx), from the host configuration audit, and
 // from other crashes. Every field is optional; rules whose conditions need a
@@ -49,24 +51,24 @@ type KernelFault struct {
 }
 
 // faultKind derives a crash.Fault kind from the kernel line alone.
-func (k *KernelFault) faultKind() string {
+func (k *KernelFault) faultKind() crash.FaultKind {
 	switch k.Kind {
 	case "trap":
-		return "illegal-instruction"
+		return crash.FaultIllegalInstr
 	case "general-protection":
-		return "non-canonical-address"
+		return crash.FaultNonCanonical
 	}
 	switch {
 	case k.Error&0x10 != 0 && k.Error&1 != 0:
-		return "execute-non-executable"
+		return crash.FaultExecNonExec
 	case k.Error&0x10 != 0:
-		return "execute-unmapped"
+		return crash.FaultExecUnmapped
 	case k.Address < 0x10000:
-		return "null-dereference"
+		return crash.FaultNullDeref
 	case k.Error&2 != 0 && k.SP != 0 && k.Address < k.SP+0x1000 && k.Address+0x10000 > k.SP:
-		return "stack-overflow"
+		return crash.FaultStackOverflow
 	case k.Error&3 == 3:
-		return "write-read-only"
+		return crash.FaultWriteReadOnly
 	}
-	return "bad-pointer"
+	return crash.FaultBadPointer
 }

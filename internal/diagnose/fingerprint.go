@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // Fingerprint sizes.
@@ -35,7 +36,7 @@ func Fingerprint(r *crash.Report) string {
 	}
 	h := sha256.New()
 	h.Write([]byte("coroner-fingerprint-v1\n"))
-	h.Write([]byte(signalName(r.Signal.Number) + "\n"))
+	h.Write([]byte(signals.Name(r.Signal.Number) + "\n"))
 	for _, t := range native {
 		h.Write([]byte("n " + t + "\n"))
 	}

@@ -2,13 +2,15 @@ package diagnose
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/phpini"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/coroner-dev/coroner/internal/phpini"
+
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // facts are the crash's facts, computed once per Diagnose and shared by all
@@ -18,7 +20,7 @@ type facts struct {
 	ev        *Evidence
 	signal    int
 	sent      bool
-	fault     string
+	fault     crash.FaultKind
 	frames    []crash.Frame
 	cycles    []crash.Cycle
 	php       []crash.PHPFrame
@@ -62,9 +64,9 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 		f.fault = ev.Kernel.faultKind()
 	}
 	if f.signal == 0 && ev.Kernel != nil {
-		f.signal = 11
+		f.signal = int(signals.SIGSEGV)
 		if ev.Kernel.Kind == "trap" {
-			f.signal = 4
+			f.signal = int(signals.SIGILL)
 		}
 	}
 	th := r.CrashedThread()
@@ -107,24 +109,24 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 
 // signalFaultKind derives a fault kind from the signal information alone,
 // for reports whose fault stage could not decode the instruction.
-func signalFaultKind(r *crash.Report) string {
+func signalFaultKind(r *crash.Report) crash.FaultKind {
 	s := r.Signal
-	switch {
-	case s.Number == 0:
+	switch sig := signals.Signal(s.Number); {
+	case sig == 0:
 		return ""
-	case s.Sent && s.Number != 6:
+	case s.Sent && sig != signals.SIGABRT:
 		return crash.FaultSignalSent
-	case s.Number == 6:
+	case sig == signals.SIGABRT:
 		return crash.FaultAbort
-	case s.Number == 4:
+	case sig == signals.SIGILL:
 		return crash.FaultIllegalInstr
-	case s.Number == 8:
+	case sig == signals.SIGFPE:
 		return crash.FaultArithmetic
-	case s.Number == 7:
+	case sig == signals.SIGBUS:
 		return crash.FaultBusError
-	case s.Number != 11:
+	case sig != signals.SIGSEGV:
 		return ""
-	case s.Code == 0x80: // SI_KERNEL: general protection, e.g. a non-canonical address
+	case s.Code == signals.SI_KERNEL: // general protection, e.g. a non-canonical address
 		return crash.FaultNonCanonical
 	}
 	switch {
@@ -142,13 +144,13 @@ func signalFaultKind(r *crash.Report) string {
 // (a frame allocated with sub rsp, then written relative to rsp or rbp).
 func nearStackPointer(r *crash.Report) bool {
 	s := r.Signal
-	if s.Number != 11 || s.Sent || s.Code != 1 { // SEGV_MAPERR
+	if signals.Signal(s.Number) != signals.SIGSEGV || s.Sent || s.Code != signals.SEGV_MAPERR {
 		return false
 	}
 	var sp uint64
 	if th := r.CrashedThread(); th != nil {
-		if v, ok := th.Registers["rsp"]; ok {
-			sp = uint64(v)
+		if v, ok := th.Registers.Get(crash.RegRSP); ok {
+			sp = v
 		} else if len(th.Frames) > 0 {
 			sp = uint64(th.Frames[0].SP)
 		}
@@ -160,7 +162,7 @@ func nearStackPointer(r *crash.Report) bool {
 // faultKind is the report's fault kind, derived from the signal when the
 // fault stage could not tell, and corrected to a stack overflow when a
 // "bad pointer" is the guard page next to the stack pointer.
-func faultKind(r *crash.Report) string {
+func faultKind(r *crash.Report) crash.FaultKind {
 	switch r.Fault.Kind {
 	case "", crash.FaultUnknown:
 		return signalFaultKind(r)
@@ -306,7 +308,7 @@ func (c *cond) eval(f *facts, cp *capture) (bool, []string) {
 		if !ok {
 			return false, nil
 		}
-		words = append(words, "signal "+signalName(f.signal))
+		words = append(words, "signal "+signals.Name(f.signal))
 	}
 	if p := c.src.PHPProcess; p != nil && *p != f.isPHP() {
 		return false, nil
@@ -333,7 +335,7 @@ func (c *cond) eval(f *facts, cp *capture) (bool, []string) {
 		if !ok {
 			return false, nil
 		}
-		words = append(words, "fault: "+f.fault)
+		words = append(words, "fault: "+string(f.fault))
 	}
 	for _, p := range c.native {
 		i := p.matchNative(f.frames)
@@ -687,7 +689,7 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 			if !ok {
 				continue
 			}
-			hits = append(hits, hit{d: ru.diagnosis(f, &cp, words), score: confidences[ru.Confidence], order: i})
+			hits = append(hits, hit{d: ru.diagnosis(f, &cp, words), score: ru.Confidence.Rank(), order: i})
 			if fallback {
 				return
 			}

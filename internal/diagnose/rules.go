@@ -21,6 +21,9 @@ import (
 	"text/template"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 //go:embed rules.yaml
@@ -41,8 +44,8 @@ type Rule struct {
 	// ID is a short stable name (lower-case, digits and dashes).
 	ID    string `yaml:"id"`
 	Title string `yaml:"title"`
-	// Confidence is "high", "medium" or "low".
-	Confidence string `yaml:"confidence"`
+	// Confidence is high, medium or low.
+	Confidence crash.Confidence `yaml:"confidence"`
 	// Fallback rules are tried only when no other rule matches.
 	Fallback bool `yaml:"fallback"`
 	// When holds the conditions; all of them must hold.
@@ -57,12 +60,12 @@ type Rule struct {
 // FixSpec is one remediation of a rule, copied into crash.Fix.
 type FixSpec struct {
 	Description string `yaml:"description"`
-	// Kind is "ini", "pool", "sysctl", "systemd", "code" or "upgrade".
-	Kind    string `yaml:"kind"`
-	Setting string `yaml:"setting"`
-	Value   string `yaml:"value"`
+	// Kind says where the fix applies (see crash.FixKinds).
+	Kind    crash.FixKind `yaml:"kind"`
+	Setting string        `yaml:"setting"`
+	Value   string        `yaml:"value"`
 	// Mitigation is the `coroner fix --mitigate` profile that applies it.
-	Mitigation string `yaml:"mitigation"`
+	Mitigation crash.Mitigation `yaml:"mitigation"`
 }
 
 // Cond is a set of conditions that must all hold. An empty Cond holds.
@@ -77,7 +80,7 @@ type Cond struct {
 	// evidence) or not (false).
 	PHPProcess *bool `yaml:"php_process"`
 	// Fault lists crash.Fault kinds; any may match.
-	Fault []string `yaml:"fault"`
+	Fault []crash.FaultKind `yaml:"fault"`
 	// Native frame patterns of the crashed thread; each must match a frame.
 	Native []FramePattern `yaml:"native"`
 	// PHP frame patterns; each must match a PHP frame.
@@ -266,12 +269,9 @@ type rule struct {
 }
 
 var (
-	idRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	confidences = map[string]int{"high": 3, "medium": 2, "low": 1}
-	fixKinds    = map[string]bool{"ini": true, "pool": true, "sysctl": true, "systemd": true, "code": true, "upgrade": true}
-	mitigations = map[string]bool{"function-jit": true, "no-pcre-jit": true, "no-jit": true}
-	jitModes    = map[string]bool{"off": true, "function": true, "tracing": true, "on": true}
-	refRE       = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+	idRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	jitModes = map[string]bool{"off": true, "function": true, "tracing": true, "on": true}
+	refRE    = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
 )
 
 func compileRule(r Rule) (*rule, error) {
@@ -281,23 +281,23 @@ func compileRule(r Rule) (*rule, error) {
 	if strings.TrimSpace(r.Title) == "" {
 		return nil, errors.New("title is empty")
 	}
-	if _, ok := confidences[r.Confidence]; !ok {
+	if !r.Confidence.Valid() {
 		return nil, fmt.Errorf("confidence %q: want high, medium or low", r.Confidence)
 	}
 	if strings.TrimSpace(r.Explanation) == "" {
 		return nil, errors.New("explanation is empty")
 	}
 	for i, f := range r.Fix {
-		if !fixKinds[f.Kind] {
-			return nil, fmt.Errorf("fix %d: kind %q: want ini, pool, sysctl, systemd, code or upgrade", i+1, f.Kind)
+		if !f.Kind.Valid() {
+			return nil, fmt.Errorf("fix %d: kind %q: want one of %v", i+1, f.Kind, crash.FixKinds())
 		}
 		if f.Description == "" {
 			return nil, fmt.Errorf("fix %d: description is empty", i+1)
 		}
-		if f.Mitigation != "" && !mitigations[f.Mitigation] {
-			return nil, fmt.Errorf("fix %d: mitigation %q: want function-jit, no-pcre-jit or no-jit", i+1, f.Mitigation)
+		if f.Mitigation != "" && !f.Mitigation.Valid() {
+			return nil, fmt.Errorf("fix %d: mitigation %q: want one of %v", i+1, f.Mitigation, crash.Mitigations())
 		}
-		if (f.Kind == "ini" || f.Kind == "pool" || f.Kind == "sysctl") && f.Setting == "" {
+		if f.Kind.NeedsSetting() && f.Setting == "" {
 			return nil, fmt.Errorf("fix %d: kind %s needs a setting", i+1, f.Kind)
 		}
 	}
@@ -327,7 +327,7 @@ func compileRule(r Rule) (*rule, error) {
 type cond struct {
 	src       *Cond
 	signals   []int
-	faults    []string
+	faults    []crash.FaultKind
 	native    []framePat
 	php       []framePat
 	version   []verConstraint
@@ -371,13 +371,6 @@ func (c *cond) empty() bool {
 		len(s.Any) == 0 && len(s.None) == 0
 }
 
-var faultKinds = map[string]bool{
-	"null-dereference": true, "bad-pointer": true, "stack-overflow": true,
-	"execute-non-executable": true, "execute-unmapped": true, "non-canonical-address": true,
-	"write-read-only": true, "abort": true, "signal-sent": true, "illegal-instruction": true,
-	"arithmetic": true, "bus-error": true, "unknown": true,
-}
-
 func compileRE(s, field string) (*regexp.Regexp, error) {
 	if s == "" {
 		return nil, nil
@@ -392,14 +385,14 @@ func compileRE(s, field string) (*regexp.Regexp, error) {
 func compileCond(s *Cond, where string) (*cond, error) {
 	c := &cond{src: s}
 	for _, name := range s.Signal {
-		n := signalNumber(name)
-		if n == 0 {
+		n, ok := signals.Parse(name)
+		if !ok {
 			return nil, fmt.Errorf("%s.signal: unknown signal %q", where, name)
 		}
-		c.signals = append(c.signals, n)
+		c.signals = append(c.signals, int(n))
 	}
 	for _, k := range s.Fault {
-		if !faultKinds[k] {
+		if !k.Valid() {
 			return nil, fmt.Errorf("%s.fault: unknown fault kind %q", where, k)
 		}
 		c.faults = append(c.faults, k)
@@ -524,39 +517,6 @@ func compileFrame(p FramePattern, where string) (framePat, error) {
 		return fp, fmt.Errorf("%s: needs function, module or class", where)
 	}
 	return fp, nil
-}
-
-// signals maps Linux x86-64 signal numbers to names.
-var signals = map[int]string{
-	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
-	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
-	14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS",
-}
-
-func signalNumber(s string) int {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return n
-	}
-	u := strings.ToUpper(s)
-	if !strings.HasPrefix(u, "SIG") {
-		u = "SIG" + u
-	}
-	for n, name := range signals {
-		if name == u {
-			return n
-		}
-	}
-	return 0
-}
-
-func signalName(n int) string {
-	if s, ok := signals[n]; ok {
-		return s
-	}
-	if n == 0 {
-		return ""
-	}
-	return "signal " + strconv.Itoa(n)
 }
 
 // verConstraint is one comparison of a PHP version range.

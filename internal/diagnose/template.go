@@ -2,10 +2,11 @@ package diagnose
 
 import (
 	"fmt"
-
-	"github.com/coroner-dev/coroner/crash"
 	"path/filepath"
 	"strings"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // templateData is what a rule's explanation template sees (documented in
@@ -51,12 +52,12 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 	}
 	d := templateData{
 		Subject: "The " + subject, SubjectLower: "the " + subject,
-		Signal:       signalName(f.signal),
+		Signal:       signals.Name(f.signal),
 		Sent:         f.sent,
 		SenderPID:    r.Signal.SenderPID,
 		SenderUID:    r.Signal.SenderUID,
 		PID:          r.Process.PID,
-		Fault:        f.fault,
+		Fault:        string(f.fault),
 		FaultText:    r.Fault.Explanation,
 		PHPVersion:   f.version,
 		JIT:          f.jit,

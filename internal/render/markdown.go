@@ -85,7 +85,7 @@ func (m *mdWriter) summary(r *crash.Report) {
 	}
 	title := "Crash: " + sig
 	if r.Fault.Kind != "" && r.Fault.Kind != crash.FaultUnknown {
-		title += " (" + r.Fault.Kind + ")"
+		title += " (" + string(r.Fault.Kind) + ")"
 	}
 	if th := r.CrashedThread(); th != nil && len(th.Frames) > 0 {
 		title += " in " + mdFrameShort(&th.Frames[0])
@@ -140,7 +140,7 @@ func (m *mdWriter) environment(r *crash.Report) {
 	}
 	exe := r.Process.Executable
 	for _, mod := range r.Modules {
-		if mod.Kind == "exe" && mod.BuildID != "" {
+		if mod.Kind == crash.ModuleExe && mod.BuildID != "" {
 			exe += " (build-id " + mod.BuildID + ")"
 			break
 		}
@@ -196,7 +196,7 @@ func (m *mdWriter) ini(r *crash.Report) {
 	}
 	for _, d := range r.Diagnosis {
 		for _, f := range d.Fix {
-			if f.Kind == "ini" && f.Setting != "" {
+			if f.Kind == crash.FixINI && f.Setting != "" {
 				keys[f.Setting] = true
 			}
 		}
@@ -308,7 +308,7 @@ func (m *mdWriter) php(r *crash.Report) {
 		switch {
 		case f.File != "":
 			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
-		case f.Kind == "internal":
+		case f.Kind == crash.PHPInternal:
 			loc = "  [internal function]"
 		}
 		m.p("#%-4d %s()%s", i, f.QualifiedName(), mdCode(loc))
@@ -425,7 +425,7 @@ func (m *mdWriter) hints(r *crash.Report) {
 		c := th.Cycles[0]
 		h = append(h, fmt.Sprintf("The native stack repeats a %d-frame cycle %d times: the recursion, not the innermost frame, is what to reproduce.", c.Length, c.Repeats))
 	}
-	seen := map[string]bool{}
+	seen := map[crash.Mitigation]bool{}
 	for _, d := range r.Diagnosis {
 		for _, f := range d.Fix {
 			if f.Mitigation != "" && !seen[f.Mitigation] {

@@ -277,17 +277,22 @@ func frameName(f *crash.Frame) string {
 	return "??"
 }
 
+// registerOrder is the order registers are shown in, as gdb's `info
+// registers` shows them.
+var registerOrder = []crash.Reg{crash.RegRAX, crash.RegRBX, crash.RegRCX, crash.RegRDX, crash.RegRSI, crash.RegRDI,
+	crash.RegRBP, crash.RegRSP, crash.RegR8, crash.RegR9, crash.RegR10, crash.RegR11, crash.RegR12, crash.RegR13,
+	crash.RegR14, crash.RegR15, crash.RegRIP, crash.RegEflags, crash.RegFSBase, crash.RegGSBase}
+
 func (t *textWriter) registers(r *crash.Report) {
 	th := r.CrashedThread()
-	if th == nil || len(th.Registers) == 0 {
+	if th == nil || th.Registers.IsZero() {
 		return
 	}
 	t.p("REGISTERS (thread %d)", th.TID)
-	order := []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base"}
-	for i := 0; i < len(order); i += 4 {
+	for i := 0; i < len(registerOrder); i += 4 {
 		var parts []string
-		for _, k := range order[i:min(i+4, len(order))] {
-			parts = append(parts, fmt.Sprintf("%-7s 0x%016x", k, uint64(th.Registers[k])))
+		for _, r := range registerOrder[i:min(i+4, len(registerOrder))] {
+			parts = append(parts, fmt.Sprintf("%-7s 0x%016x", r, th.Registers.Value(r)))
 		}
 		t.p("  %s", strings.Join(parts, "  "))
 	}

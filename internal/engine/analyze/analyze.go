@@ -13,6 +13,7 @@ import (
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
+	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -116,14 +117,14 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	return a.report, nil
 }
 
-func kindOf(label string) string {
+func kindOf(label string) crash.ModuleKind {
 	switch label {
-	case "[php-jit]":
-		return "php-jit"
-	case "[vdso]":
-		return "vdso"
+	case crash.LabelPHPJIT:
+		return crash.ModulePHPJIT
+	case crash.LabelVDSO:
+		return crash.ModuleVDSO
 	}
-	return "anon-exec"
+	return crash.ModuleAnonExec
 }
 
 func (a *analysis) stage(name string, t time.Time) {
@@ -135,19 +136,19 @@ func (a *analysis) fillProcess(path string) {
 	abs, _ := filepath.Abs(path)
 	a.report.Process = crash.Process{
 		CorePath: abs, CoreSize: a.core.Size(), PID: ps.PID, PPID: ps.PPID, UID: ps.UID, GID: ps.GID,
-		Comm: ps.Comm, Args: ps.Args, Executable: a.core.Executable(),
-	}
-	for _, w := range a.core.Warnings() {
-		if len(w) > 20 && w[:20] == "core is truncated: s" {
-			a.report.Process.Truncated = true
-		}
+		Comm: ps.Comm, Args: ps.Args, Executable: a.core.Executable(), Truncated: a.core.Truncated(),
 	}
 	si := a.core.Signal()
-	a.report.Signal = crash.Signal{
-		Number: si.Signo, Name: SignalName(si.Signo), Code: si.Code,
-		CodeName: SignalCodeName(si.Signo, si.Code), Address: crash.Addr(si.Addr),
+	sig := signals.Signal(si.Signo)
+	name := sig.String()
+	if name == "" {
+		name = "signal 0" // a core dumped without a signal (gcore)
 	}
-	if si.Present && si.Code <= 0 {
+	a.report.Signal = crash.Signal{
+		Number: si.Signo, Name: name, Code: si.Code,
+		CodeName: sig.CodeName(si.Code), Address: crash.Addr(si.Addr),
+	}
+	if si.Present && signals.SentByProcess(si.Code) {
 		a.report.Signal.Sent = true
 		a.report.Signal.SenderPID = si.PID
 		a.report.Signal.SenderUID = si.UID
@@ -157,22 +158,19 @@ func (a *analysis) fillProcess(path string) {
 func (a *analysis) unwindThreads() {
 	crashed := a.core.Crashed()
 	for i, th := range a.core.Threads() {
-		r := th.Regs
-		res := unwind.Unwind(unwind.NewRegState(r.DWARF()), &a.space, a.core, unwind.Options{MaxFrames: a.opts.MaxFrames})
+		regs := th.Regs.Registers()
+		res := unwind.Unwind(regs, &a.space, a.core, unwind.Options{MaxFrames: a.opts.MaxFrames})
 		t := crash.Thread{TID: th.TID, Crashed: crashed != nil && &a.core.Threads()[i] == crashed}
 		if t.Crashed {
-			t.Registers = map[string]crash.Addr{}
-			for k, v := range r.Map() {
-				t.Registers[k] = crash.Addr(v)
-			}
+			t.Registers = regs
 		}
 		t.Frames = make([]crash.Frame, len(res.Frames))
 		for k, f := range res.Frames {
 			t.Frames[k] = crash.Frame{Index: k, PC: crash.Addr(f.PC), SP: crash.Addr(f.SP), Trust: f.Trust}
 		}
 		t.Warnings = res.Warnings
-		if res.End != "" && res.End != "outermost frame" && res.End != "outermost frame (return address 0)" {
-			t.Warnings = append(t.Warnings, "unwinding stopped: "+res.End)
+		if !res.Stop.Reason.Complete() {
+			t.Warnings = append(t.Warnings, "unwinding stopped: "+res.Stop.String())
 		}
 		frames := res.Frames
 		t.Cycles = crash.FoldCycles(len(frames), func(i, j int) bool { return frames[i].PC == frames[j].PC }, 3)

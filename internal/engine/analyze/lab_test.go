@@ -144,7 +144,7 @@ func TestNativeFramesMatchGDB(t *testing.T) {
 
 func TestFaultExplained(t *testing.T) {
 	lab := labtest.Get(t)
-	check := func(name, kind string, words ...string) {
+	check := func(name string, kind crash.FaultKind, words ...string) {
 		s := lab.Scenarios[name]
 		if s == nil {
 			t.Errorf("lab has no scenario %s", name)

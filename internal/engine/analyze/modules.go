@@ -106,7 +106,7 @@ func (a *analysis) loadModules() {
 		mod := byPath[m.Path]
 		if mod == nil {
 			mod = &module{path: m.Path, hostPath: a.core.HostPath(m.Path), start: m.Start, end: m.End}
-			mod.info = crash.Module{Path: m.Path, Start: crash.Addr(m.Start), Deleted: m.Deleted, Kind: "lib"}
+			mod.info = crash.Module{Path: m.Path, Start: crash.Addr(m.Start), Deleted: m.Deleted, Kind: crash.ModuleLib}
 			byPath[m.Path] = mod
 			order = append(order, mod)
 		}
@@ -124,7 +124,7 @@ func (a *analysis) loadModules() {
 	for _, mod := range order {
 		mod.info.Start, mod.info.End = crash.Addr(mod.start), crash.Addr(mod.end)
 		if mod.path == exe {
-			mod.info.Kind = "exe"
+			mod.info.Kind = crash.ModuleExe
 		}
 		mod.info.BuildID = a.coreBuildID(mod)
 		if !looksLikeELF(mod.hostPath) {
@@ -275,11 +275,11 @@ func (a *analysis) buildRegions() {
 		case byPath[m.Path] != nil:
 			r.mod = byPath[m.Path]
 		case vdso != 0 && m.Start <= vdso && vdso < m.End:
-			r.label = "[vdso]"
+			r.label = crash.LabelVDSO
 		case m.Start >= 0xffffffffff600000:
 			r.label = "[vsyscall]"
 		default:
-			r.label = "[anon-exec]"
+			r.label = crash.LabelAnonExec
 		}
 		a.space.regions = append(a.space.regions, r)
 	}
@@ -292,14 +292,14 @@ func (a *analysis) buildRegions() {
 func (a *analysis) labelJIT() {
 	for i := range a.space.regions {
 		r := &a.space.regions[i]
-		if r.label != "[anon-exec]" {
+		if r.label != crash.LabelAnonExec {
 			continue
 		}
 		size := r.end - r.start
 		m := a.core.Mapping(r.start)
 		shm := m != nil && (strings.HasPrefix(m.Path, "/dev/zero") || strings.HasPrefix(m.Path, "/SYSV"))
 		if shm || size >= 1<<20 {
-			r.label = "[php-jit]"
+			r.label = crash.LabelPHPJIT
 		}
 	}
 }

@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/fault"
 	"github.com/coroner-dev/coroner/internal/engine/php"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
@@ -95,10 +96,7 @@ func (a *analysis) runPHP() {
 			mods = append(mods, php.Module{Path: m.hostPath, Start: m.start, End: m.end, Bias: m.bias})
 		}
 	}
-	regs := map[string]uint64{}
-	for k, v := range a.report.Threads[0].Registers {
-		regs[k] = uint64(v)
-	}
+	regs := a.report.Threads[0].Registers
 	res, err := php.Analyze(php.Input{Memory: a.core, Modules: mods, Registers: regs, ShowSecrets: a.opts.ShowSecrets})
 	if err != nil {
 		a.warn("PHP runtime: %v", err)
@@ -133,12 +131,12 @@ func (a *analysis) annotatePHP() {
 		if i >= len(raw) {
 			break
 		}
-		r14, ok := raw[i].Regs.Get(14)
+		r14, ok := raw[i].Regs.Get(crash.RegR14)
 		if !ok {
 			continue
 		}
 		reg := a.space.region(raw[i].PC)
-		vm := reg != nil && (reg.label == "[php-jit]" || (reg.mod != nil && isVMFrameName(a.symbolName(reg.mod, raw[i].PC, i > 0))))
+		vm := reg != nil && (reg.label == crash.LabelPHPJIT || (reg.mod != nil && isVMFrameName(a.symbolName(reg.mod, raw[i].PC, i > 0))))
 		if !vm {
 			continue
 		}
@@ -147,7 +145,7 @@ func (a *analysis) annotatePHP() {
 			th.Frames[i].PHPFrame = &k
 			// The native callee of a VM frame that calls an internal
 			// function is that function's handler.
-			if i > 0 && idx > 0 && ph.Frames[idx-1].Kind == "internal" && th.Frames[i-1].PHPFrame == nil {
+			if i > 0 && idx > 0 && ph.Frames[idx-1].Kind == crash.PHPInternal && th.Frames[i-1].PHPFrame == nil {
 				callee := idx - 1
 				th.Frames[i-1].PHPFrame = &callee
 			}
@@ -184,14 +182,12 @@ const maxFunctionCode = 8192
 
 // explainFault classifies the fault (see package fault).
 func (a *analysis) explainFault() {
-	in := fault.Input{Signal: a.report.Signal, Registers: map[string]uint64{}, PID: a.report.Process.PID}
+	in := fault.Input{Signal: a.report.Signal, PID: a.report.Process.PID}
 	if len(a.report.Threads) > 0 {
 		th := &a.report.Threads[0]
-		for k, v := range th.Registers {
-			in.Registers[k] = uint64(v)
-		}
+		in.Registers = th.Registers
 		in.Frames = th.Frames
-		if rip, ok := in.Registers["rip"]; ok {
+		if rip, ok := in.Registers.Get(crash.RegRIP); ok {
 			code := make([]byte, 16)
 			if n, _ := a.core.ReadAt(code, int64(rip)); n > 0 {
 				in.Code = code[:n]

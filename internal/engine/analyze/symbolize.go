@@ -96,7 +96,7 @@ func (a *analysis) symbolizePC(pc uint64, caller bool) crash.Frame {
 	if r.mod == nil {
 		f.Module = r.label
 		f.ModuleOffset = crash.Addr(pc - r.start)
-		if r.label == "[php-jit]" || r.label == "[anon-exec]" {
+		if r.label == crash.LabelPHPJIT || r.label == crash.LabelAnonExec {
 			f.FunctionSource = "jit"
 		}
 		return f

@@ -75,7 +75,7 @@ func runCrash(t *testing.T, scenario string) *realCrash {
 	if err != nil {
 		t.Fatalf("crashers %s: %v\n%s", scenario, err, out)
 	}
-	rc := &realCrash{in: Input{Registers: map[string]uint64{}}}
+	rc := &realCrash{}
 	section := ""
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -127,7 +127,9 @@ func runCrash(t *testing.T, scenario string) *realCrash {
 			rc.in.Signal = s
 		case len(f) == 3 && f[0] == "reg":
 			v, _ := strconv.ParseUint(f[2], 16, 64)
-			rc.in.Registers[f[1]] = v
+			if r, ok := crash.ParseReg(f[1]); ok {
+				rc.in.Registers.Set(r, v)
+			}
 		case len(f) == 17 && f[0] == "code":
 			for _, h := range f[1:] {
 				b, _ := strconv.ParseUint(h, 16, 8)
@@ -160,10 +162,10 @@ func runCrash(t *testing.T, scenario string) *realCrash {
 		}
 		rc.in.Frames = append(rc.in.Frames, fr)
 	}
-	if len(rc.in.Frames) == 0 || uint64(rc.in.Frames[0].PC) != rc.in.Registers["rip"] {
+	if len(rc.in.Frames) == 0 || uint64(rc.in.Frames[0].PC) != rc.in.Registers.Value(crash.RegRIP) {
 		// backtrace() cannot unwind from some states (rip = 0): no stack
 		// rather than a wrong one.
-		t.Logf("backtrace does not start at rip %#x: %x", rc.in.Registers["rip"], rc.pcs)
+		t.Logf("backtrace does not start at rip %#x: %x", rc.in.Registers.Value(crash.RegRIP), rc.pcs)
 		rc.in.Frames = nil
 	}
 	return rc
@@ -238,7 +240,7 @@ func (rc *realCrash) whole() Input {
 func TestRealCrashes(t *testing.T) {
 	cases := []struct {
 		scenario    string
-		kind        string
+		kind        crash.FaultKind
 		instruction string
 		register    string
 		argument    int
@@ -309,8 +311,8 @@ func TestRealCrashes(t *testing.T) {
 						t.Errorf("explanation lacks %q\n%s", w, ctx)
 					}
 				}
-				if uint64(f.PC) != rc.in.Registers["rip"] {
-					t.Errorf("pc %s, want rip %#x", f.PC, rc.in.Registers["rip"])
+				if uint64(f.PC) != rc.in.Registers.Value(crash.RegRIP) {
+					t.Errorf("pc %s, want rip %#x", f.PC, rc.in.Registers.Value(crash.RegRIP))
 				}
 			}
 		})

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // Input is what Explain needs to know about the crash.
@@ -27,9 +28,8 @@ type Input struct {
 	// Signal is the signal that killed the process (from NT_SIGINFO):
 	// number, si_code, si_addr, and the sender for signals sent by a process.
 	Signal crash.Signal
-	// Registers of the crashed thread at the fault: "rax".."r15", "rip",
-	// "rsp", "rbp", "eflags", "fs_base" (and "gs_base" when known).
-	Registers map[string]uint64
+	// Registers of the crashed thread at the fault.
+	Registers crash.Registers
 	// Code holds up to 16 bytes of memory at rip (nil when unreadable).
 	Code []byte
 	// FunctionCode optionally holds the bytes of the crashing function
@@ -56,30 +56,6 @@ type Mapping struct {
 	Path string
 }
 
-// Linux signal numbers used here.
-const (
-	sigILL  = 4
-	sigTRAP = 5
-	sigABRT = 6
-	sigBUS  = 7
-	sigFPE  = 8
-	sigSEGV = 11
-	sigQUIT = 3
-	sigXCPU = 24
-	sigXFSZ = 25
-	sigSYS  = 31
-)
-
-// si_code values.
-const (
-	segvMapErr = 1
-	segvAccErr = 2
-	busAdrAln  = 1
-	busAdrErr  = 2
-	busMCEErr  = 4 // BUS_MCEERR_AR
-	siKernel   = 0x80
-)
-
 // nullLimit is the size of the low region (vm.mmap_min_addr is 64 KiB on
 // most distributions) where a fault is treated as a NULL (or NULL plus a
 // field offset) dereference.
@@ -97,10 +73,10 @@ type explainer struct {
 	f    crash.Fault
 }
 
-func (e *explainer) reg(name string) (uint64, bool) {
-	v, ok := e.in.Registers[name]
-	return v, ok
-}
+func (e *explainer) reg(r crash.Reg) (uint64, bool) { return e.in.Registers.Get(r) }
+
+// signal returns the number of the signal that killed the process.
+func (e *explainer) signal() signals.Signal { return signals.Signal(e.in.Signal.Number) }
 
 // decode decodes one instruction; endbr64/endbr32, which x86asm does not
 // know, are returned as a 4-byte NOP.
@@ -116,7 +92,7 @@ func decode(code []byte) (x86asm.Inst, error) {
 }
 
 func (e *explainer) explain() crash.Fault {
-	rip, _ := e.reg("rip")
+	rip, _ := e.reg(crash.RegRIP)
 	e.f.PC = crash.Addr(rip)
 	if len(e.in.Code) > 0 {
 		if len(e.in.Code) >= 4 && e.in.Code[0] == 0xf3 && e.in.Code[1] == 0x0f && e.in.Code[2] == 0x1e && e.in.Code[3] == 0xfa {
@@ -126,17 +102,16 @@ func (e *explainer) explain() crash.Fault {
 			e.f.Instruction = gdbStyle(x86asm.IntelSyntax(inst, rip, nil))
 		}
 	}
-	sig := e.in.Signal
-	switch {
-	case sig.Number == sigABRT:
+	switch sig := e.signal(); {
+	case sig == signals.SIGABRT:
 		e.abort()
-	case sig.Sent && sig.Number != sigQUIT:
+	case e.in.Signal.Sent && sig != signals.SIGQUIT:
 		e.sent()
-	case sig.Number == sigSEGV || sig.Number == sigBUS:
+	case sig == signals.SIGSEGV || sig == signals.SIGBUS:
 		e.memory()
-	case sig.Number == sigILL:
+	case sig == signals.SIGILL:
 		e.illegal()
-	case sig.Number == sigFPE:
+	case sig == signals.SIGFPE:
 		e.arith()
 	default:
 		e.other()
@@ -154,7 +129,7 @@ func (e *explainer) explain() crash.Fault {
 // pcre2_jit_match_8 (libpcre2-8.so.0)", or "" when there are no frames.
 func (e *explainer) where() string {
 	if len(e.in.Frames) == 0 {
-		if rip, ok := e.reg("rip"); ok {
+		if rip, ok := e.reg(crash.RegRIP); ok {
 			if m := e.mapping(rip); m != nil {
 				return fmt.Sprintf(" in %s", mappingName(m))
 			}
@@ -448,9 +423,9 @@ func (e *explainer) selfSent() bool {
 
 func sentHow(s crash.Signal) string {
 	switch {
-	case s.CodeName == "SI_TKILL" || s.Code == -6:
+	case s.CodeName == "SI_TKILL" || s.Code == signals.SI_TKILL:
 		return "tkill()/tgkill()"
-	case s.CodeName == "SI_QUEUE" || s.Code == -1:
+	case s.CodeName == "SI_QUEUE" || s.Code == signals.SI_QUEUE:
 		return "sigqueue()"
 	}
 	return "kill()"
@@ -485,7 +460,7 @@ func (e *explainer) sent() {
 
 func (e *explainer) illegal() {
 	e.f.Kind = crash.FaultIllegalInstr
-	rip, _ := e.reg("rip")
+	rip, _ := e.reg(crash.RegRIP)
 	if e.inst != nil && e.inst.Op == x86asm.UD2 {
 		e.f.Explanation = fmt.Sprintf("The process executed ud2%s: a deliberate trap, emitted by __builtin_trap() (often a failed assertion or a hardening check) or by the compiler for code it proved unreachable.", e.where())
 		return
@@ -526,7 +501,7 @@ func (e *explainer) arith() {
 		case a >= x86asm.EAX && a <= x86asm.R15L:
 			mask = 0xffffffff
 		}
-		if v, ok := e.reg(regName64(a)); ok {
+		if v, ok := e.gpr(a); ok {
 			val, known = v&mask, true
 			if a >= x86asm.AH && a <= x86asm.BH {
 				val = v >> 8 & 0xff
@@ -558,16 +533,16 @@ func (e *explainer) other() {
 		name = fmt.Sprintf("signal %d", s.Number)
 	}
 	e.f.Kind = crash.FaultUnknown
-	switch s.Number {
-	case sigTRAP:
+	switch e.signal() {
+	case signals.SIGTRAP:
 		e.f.Explanation = fmt.Sprintf("The process stopped on a breakpoint or trace trap (SIGTRAP)%s: an int3 instruction (a debugger breakpoint or __builtin_debugtrap) with no debugger attached.", e.where())
-	case sigQUIT:
+	case signals.SIGQUIT:
 		e.f.Explanation = fmt.Sprintf("The process was asked to quit and dump core (SIGQUIT)%s; this was not a memory fault.", sentBy(s))
-	case sigXCPU:
+	case signals.SIGXCPU:
 		e.f.Explanation = "The process exceeded its CPU time limit (SIGXCPU, RLIMIT_CPU / ulimit -t); this was not a memory fault."
-	case sigXFSZ:
+	case signals.SIGXFSZ:
 		e.f.Explanation = "The process tried to grow a file beyond its file size limit (SIGXFSZ, RLIMIT_FSIZE / ulimit -f), e.g. a log file; this was not a memory fault."
-	case sigSYS:
+	case signals.SIGSYS:
 		e.f.Explanation = fmt.Sprintf("The process made a forbidden system call (SIGSYS, usually a seccomp filter such as systemd's SystemCallFilter=)%s.", e.where())
 	default:
 		e.f.Explanation = fmt.Sprintf("The process was killed by %s%s.", name, e.where())

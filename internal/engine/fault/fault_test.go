@@ -31,14 +31,14 @@ func TestExplain(t *testing.T) {
 	cases := []struct {
 		name     string
 		in       Input
-		kind     string
+		kind     crash.FaultKind
 		contains []string
 	}{
 		{
 			name: "null first argument at function start",
 			in: Input{
 				Signal:       segv(1, 0x20),
-				Registers:    map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x100},
+				Registers:    regsOf(map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x100}),
 				Code:         []byte{0x48, 0x8b, 0x4f, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, // mov rcx,[rdi+0x20]
 				FunctionCode: []byte{0x48, 0x8b, 0x4f, 0x20},
 				Mappings:     maps,
@@ -51,7 +51,7 @@ func TestExplain(t *testing.T) {
 			name: "null field read after the register was overwritten",
 			in: Input{
 				Signal:       segv(1, 0x10),
-				Registers:    map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x100},
+				Registers:    regsOf(map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x100}),
 				Code:         []byte{0x8b, 0x47, 0x10, 0x90},                   // mov eax,[rdi+0x10]
 				FunctionCode: []byte{0x48, 0x8b, 0x7f, 0x08, 0x8b, 0x47, 0x10}, // mov rdi,[rdi+8]; mov eax,[rdi+0x10]
 				Mappings:     maps,
@@ -64,7 +64,7 @@ func TestExplain(t *testing.T) {
 			name: "push into the guard page",
 			in: Input{
 				Signal:    segv(1, stackMap.Start-8),
-				Registers: map[string]uint64{"rip": rip, "rsp": stackMap.Start},
+				Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.Start}),
 				Code:      []byte{0x41, 0x56, 0x90}, // push r14
 				Mappings:  maps,
 			},
@@ -75,7 +75,7 @@ func TestExplain(t *testing.T) {
 			name: "store above rsp after sub rsp moved it into the guard gap",
 			in: Input{
 				Signal:    segv(1, stackMap.Start-0x100+0x30),
-				Registers: map[string]uint64{"rip": rip, "rsp": stackMap.Start - 0x100, "rax": 1},
+				Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.Start - 0x100, "rax": 1}),
 				Code:      []byte{0x48, 0x89, 0x44, 0x24, 0x30}, // mov [rsp+0x30],rax
 				Mappings:  maps,
 			},
@@ -86,7 +86,7 @@ func TestExplain(t *testing.T) {
 			name: "call through NULL function pointer",
 			in: Input{
 				Signal:    segv(1, 0),
-				Registers: map[string]uint64{"rip": 0, "rsp": stackMap.End - 0x100},
+				Registers: regsOf(map[string]uint64{"rip": 0, "rsp": stackMap.End - 0x100}),
 				Mappings:  maps,
 				Frames:    []crash.Frame{{PC: 0}, {Function: "zend_call_function", Module: "php-fpm8.2"}},
 			},
@@ -97,7 +97,7 @@ func TestExplain(t *testing.T) {
 			name: "execute data",
 			in: Input{
 				Signal:    segv(2, roMap.Start+8),
-				Registers: map[string]uint64{"rip": roMap.Start + 8, "rsp": stackMap.End - 0x100},
+				Registers: regsOf(map[string]uint64{"rip": roMap.Start + 8, "rsp": stackMap.End - 0x100}),
 				Mappings:  maps,
 			},
 			kind:     crash.FaultExecNonExec,
@@ -107,7 +107,7 @@ func TestExplain(t *testing.T) {
 			name: "general protection fault on a non-canonical pointer",
 			in: Input{
 				Signal:    crash.Signal{Number: 11, Name: "SIGSEGV", Code: 0x80, CodeName: "SI_KERNEL"},
-				Registers: map[string]uint64{"rip": rip, "rax": 0xdead000000000000, "rsp": stackMap.End - 0x100},
+				Registers: regsOf(map[string]uint64{"rip": rip, "rax": 0xdead000000000000, "rsp": stackMap.End - 0x100}),
 				Code:      []byte{0x48, 0x8b, 0x50, 0x08}, // mov rdx,[rax+8]
 				Mappings:  maps,
 			},
@@ -118,7 +118,7 @@ func TestExplain(t *testing.T) {
 			name: "write to read-only mapping",
 			in: Input{
 				Signal:    segv(2, roMap.Start+0x10),
-				Registers: map[string]uint64{"rip": rip, "rbx": roMap.Start, "rsp": stackMap.End - 0x100},
+				Registers: regsOf(map[string]uint64{"rip": rip, "rbx": roMap.Start, "rsp": stackMap.End - 0x100}),
 				Code:      []byte{0xc6, 0x43, 0x10, 0x00}, // mov byte [rbx+0x10],0
 				Mappings:  maps,
 			},
@@ -129,7 +129,7 @@ func TestExplain(t *testing.T) {
 			name: "kill from another process",
 			in: Input{
 				Signal:    crash.Signal{Number: 11, Name: "SIGSEGV", CodeName: "SI_USER", Sent: true, SenderPID: 4321, SenderUID: 0},
-				Registers: map[string]uint64{"rip": rip},
+				Registers: regsOf(map[string]uint64{"rip": rip}),
 				Mappings:  maps,
 				Frames:    []crash.Frame{{Function: "epoll_wait"}},
 			},
@@ -158,13 +158,13 @@ func TestExplain(t *testing.T) {
 		},
 		{
 			name:     "ud2",
-			in:       Input{Signal: crash.Signal{Number: 4, Name: "SIGILL"}, Registers: map[string]uint64{"rip": rip}, Code: []byte{0x0f, 0x0b}, Mappings: maps},
+			in:       Input{Signal: crash.Signal{Number: 4, Name: "SIGILL"}, Registers: regsOf(map[string]uint64{"rip": rip}), Code: []byte{0x0f, 0x0b}, Mappings: maps},
 			kind:     crash.FaultIllegalInstr,
 			contains: []string{"ud2"},
 		},
 		{
 			name:     "division by zero",
-			in:       Input{Signal: crash.Signal{Number: 8, Name: "SIGFPE"}, Registers: map[string]uint64{"rip": rip, "rcx": 0}, Code: []byte{0x48, 0xf7, 0xf1}, Mappings: maps},
+			in:       Input{Signal: crash.Signal{Number: 8, Name: "SIGFPE"}, Registers: regsOf(map[string]uint64{"rip": rip, "rcx": 0}), Code: []byte{0x48, 0xf7, 0xf1}, Mappings: maps},
 			kind:     crash.FaultArithmetic,
 			contains: []string{"division by zero", "rcx"},
 		},
@@ -257,7 +257,7 @@ long sum(struct s *p) { long n = 0; while (p->a) { n += p->c; p = p->next; } ret
 				break
 			}
 			for _, a := range inst.Args {
-				if m, ok := a.(x86asm.Mem); ok && m.Base != 0 && regName64(m.Base) == c.reg && inst.Op != x86asm.LEA {
+				if m, ok := a.(x86asm.Mem); ok && m.Base != 0 && gprOrNone(m.Base).String() == c.reg && inst.Op != x86asm.LEA {
 					if seen == c.nth && off < 0 {
 						off = p
 					}
@@ -270,7 +270,7 @@ long sum(struct s *p) { long n = 0; while (p->a) { n += p->c; p = p->next; } ret
 			t.Errorf("%s: no dereference #%d of %s in % x", c.fn, c.nth, c.reg, fc)
 			continue
 		}
-		in := Input{Signal: segv(1, 0x10), Registers: map[string]uint64{"rip": base + uint64(off), c.reg: 0, "rsp": stackMap.End - 64},
+		in := Input{Signal: segv(1, 0x10), Registers: regsOf(map[string]uint64{"rip": base + uint64(off), c.reg: 0, "rsp": stackMap.End - 64}),
 			Code: fc[off:], FunctionCode: fc, Mappings: maps,
 			Frames: []crash.Frame{{Function: c.fn, Module: "f.so", FunctionOffset: crash.Addr(off)}, {Function: "main", Module: "f.so"}}}
 		f := Explain(in)
@@ -291,8 +291,8 @@ func FuzzExplain(f *testing.F) {
 	f.Add([]byte{0xf3, 0x0f, 0x1e, 0xfa, 0x53, 0x48, 0x89, 0xfb, 0x8b, 0x43, 0x10, 0xc3}, uint64(0), uint64(0x10), 11, 1, uint64(8))
 	f.Add([]byte{0xf3, 0xa4}, uint64(0), uint64(0), 7, 2, uint64(0))
 	f.Fuzz(func(t *testing.T, code []byte, reg, addr uint64, sig, si int, off uint64) {
-		regs := map[string]uint64{"rip": textMap.Start + reg%0x1000, "rsp": reg, "rdi": reg, "rsi": ^reg, "rax": addr,
-			"rbx": addr >> 3, "rcx": reg ^ addr, "rbp": reg + 0x100, "fs_base": reg}
+		regs := regsOf(map[string]uint64{"rip": textMap.Start + reg%0x1000, "rsp": reg, "rdi": reg, "rsi": ^reg, "rax": addr,
+			"rbx": addr >> 3, "rcx": reg ^ addr, "rbp": reg + 0x100, "fs_base": reg})
 		frames := []crash.Frame{{Function: "f", FunctionOffset: crash.Addr(off % 64)}, {Module: "m"}}
 		for _, fc := range [][]byte{nil, code} {
 			for _, ms := range [][]Mapping{nil, maps} {
@@ -308,7 +308,7 @@ func FuzzExplain(f *testing.F) {
 // encodings, each as gcc or glibc emit them.
 func TestOperands(t *testing.T) {
 	rip := textMap.Start + 0x1000
-	regs := map[string]uint64{"rip": rip, "rsp": stackMap.End - 0x100, "rdi": 0x5000, "rax": 0x6000, "rcx": 3, "rdx": 0x7000, "fs_base": 0x7f00aa000000, "rsi": 0x8000}
+	regs := regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.End - 0x100, "rdi": 0x5000, "rax": 0x6000, "rcx": 3, "rdx": 0x7000, "fs_base": 0x7f00aa000000, "rsi": 0x8000})
 	cases := []struct {
 		code  []byte
 		text  string
@@ -389,24 +389,29 @@ func TestArgumentAnalysis(t *testing.T) {
 	}
 	for _, c := range cases {
 		e := &explainer{in: Input{
-			Registers:    map[string]uint64{"rip": base + c.off},
+			Registers:    regsOf(map[string]uint64{"rip": base + c.off}),
 			FunctionCode: c.fn,
 			Frames:       []crash.Frame{{Function: "f", FunctionOffset: crash.Addr(c.off)}},
 		}}
-		n, via := e.argument(c.reg)
-		if n != c.arg || via != c.via {
-			t.Errorf("%s: argument %d via %q, want %d via %q", c.name, n, via, c.arg, c.via)
+		reg, _ := crash.ParseReg(c.reg)
+		n, via := e.argument(reg)
+		viaName := ""
+		if via != noReg {
+			viaName = via.String()
+		}
+		if n != c.arg || viaName != c.via {
+			t.Errorf("%s: argument %d via %q, want %d via %q", c.name, n, viaName, c.arg, c.via)
 		}
 		// Without a known function start nothing is trusted.
 		e.in.Frames[0].Function = ""
-		if n, _ := e.argument(c.reg); n != 0 {
+		if n, _ := e.argument(reg); n != 0 {
 			t.Errorf("%s: argument %d without a function start", c.name, n)
 		}
 	}
 	// Through Explain, with the copy.
 	f := Explain(Input{
 		Signal:       segv(1, 0x10),
-		Registers:    map[string]uint64{"rip": base + 4, "rbx": 0, "rdi": 0, "rsp": stackMap.End - 0x100},
+		Registers:    regsOf(map[string]uint64{"rip": base + 4, "rbx": 0, "rdi": 0, "rsp": stackMap.End - 0x100}),
 		Code:         []byte{0x8b, 0x43, 0x10, 0xc3},
 		FunctionCode: []byte{0x53, 0x48, 0x89, 0xfb, 0x8b, 0x43, 0x10, 0xc3},
 		Mappings:     maps,
@@ -425,30 +430,30 @@ func TestMoreKinds(t *testing.T) {
 	cases := []struct {
 		name     string
 		in       Input
-		kind     string
+		kind     crash.FaultKind
 		register string
 		contains []string
 	}{
-		{"ret to a smashed return address", Input{Signal: gp, Registers: map[string]uint64{"rip": rip, "rsp": sp}, Code: []byte{0xc3}, Mappings: maps},
+		{"ret to a smashed return address", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": sp}), Code: []byte{0xc3}, Mappings: maps},
 			crash.FaultNonCanonical, "rsp", []string{"return address", "stack buffer overflow"}},
-		{"call through a non-canonical register", Input{Signal: gp, Registers: map[string]uint64{"rip": rip, "rsp": sp, "rax": 0x4141414141414141}, Code: []byte{0xff, 0xd0}, Mappings: maps},
+		{"call through a non-canonical register", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": sp, "rax": 0x4141414141414141}), Code: []byte{0xff, 0xd0}, Mappings: maps},
 			crash.FaultNonCanonical, "rax", []string{"0x4141414141414141", "function pointer"}},
-		{"call through a vtable slot", Input{Signal: gp, Registers: map[string]uint64{"rip": rip, "rsp": sp, "rax": 0x55550000}, Code: []byte{0xff, 0x50, 0x18}, Mappings: maps},
+		{"call through a vtable slot", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": sp, "rax": 0x55550000}), Code: []byte{0xff, 0x50, 0x18}, Mappings: maps},
 			crash.FaultNonCanonical, "rax", []string{"0x55550018", "qword ptr [rax+0x18]"}},
-		{"hlt in data", Input{Signal: gp, Registers: map[string]uint64{"rip": rip, "rsp": sp}, Code: []byte{0xf4}, Mappings: maps},
+		{"hlt in data", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": sp}), Code: []byte{0xf4}, Mappings: maps},
 			crash.FaultIllegalInstr, "", []string{"privileged", "hlt"}},
-		{"movaps on a misaligned stack", Input{Signal: gp, Registers: map[string]uint64{"rip": rip, "rsp": sp + 8}, Code: []byte{0x0f, 0x29, 0x44, 0x24, 0x10}, Mappings: maps},
+		{"movaps on a misaligned stack", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": sp + 8}), Code: []byte{0x0f, 0x29, 0x44, 0x24, 0x10}, Mappings: maps},
 			crash.FaultBadPointer, "rsp", []string{"16-byte", "stack is misaligned"}},
-		{"mov to [rsp] below the stack", Input{Signal: segv(1, stackMap.Start-0x40), Registers: map[string]uint64{"rip": rip, "rsp": stackMap.Start - 0x40, "rax": 1}, Code: []byte{0x48, 0x89, 0x04, 0x24}, Mappings: maps},
+		{"mov to [rsp] below the stack", Input{Signal: segv(1, stackMap.Start-0x40), Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.Start - 0x40, "rax": 1}), Code: []byte{0x48, 0x89, 0x04, 0x24}, Mappings: maps},
 			crash.FaultStackOverflow, "rsp", []string{"Stack overflow"}},
-		{"push rbp at the guard page", Input{Signal: segv(1, stackMap.Start-8), Registers: map[string]uint64{"rip": rip, "rsp": stackMap.Start}, Code: []byte{0x55}, Mappings: maps},
+		{"push rbp at the guard page", Input{Signal: segv(1, stackMap.Start-8), Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.Start}), Code: []byte{0x55}, Mappings: maps},
 			crash.FaultStackOverflow, "rsp", []string{"push", "guard page"}},
-		{"idiv overflow", Input{Signal: crash.Signal{Number: 8, Name: "SIGFPE", Code: 1}, Registers: map[string]uint64{"rip": rip, "rsi": 0xffffffff}, Code: []byte{0xf7, 0xfe}, Mappings: maps},
+		{"idiv overflow", Input{Signal: crash.Signal{Number: 8, Name: "SIGFPE", Code: 1}, Registers: regsOf(map[string]uint64{"rip": rip, "rsi": 0xffffffff}), Code: []byte{0xf7, 0xfe}, Mappings: maps},
 			crash.FaultArithmetic, "", []string{"overflow", "-1"}},
 		{"SIGABRT from another process", Input{Signal: crash.Signal{Number: 6, Name: "SIGABRT", Code: 0, Sent: true, SenderPID: 77, SenderUID: 0},
 			Frames: []crash.Frame{{Function: "epoll_wait", Module: "libc.so.6"}, {Function: "main", Module: "php-fpm8.2"}}},
 			crash.FaultSignalSent, "", []string{"SIGABRT was sent by process 77", "who sent it"}},
-		{"bus error fetching code", Input{Signal: crash.Signal{Number: 7, Name: "SIGBUS", Code: 2, Address: crash.Addr(rip)}, Registers: map[string]uint64{"rip": rip}, Mappings: maps},
+		{"bus error fetching code", Input{Signal: crash.Signal{Number: 7, Name: "SIGBUS", Code: 2, Address: crash.Addr(rip)}, Registers: regsOf(map[string]uint64{"rip": rip}), Mappings: maps},
 			crash.FaultBusError, "", []string{"truncated or overwritten"}},
 		{"uncaught C++ exception", Input{Signal: crash.Signal{Number: 6, Name: "SIGABRT", Code: -6, Sent: true, SenderPID: 5},
 			Frames: []crash.Frame{{Function: "__pthread_kill_implementation", Module: "libc.so.6"}, {Function: "raise", Module: "libc.so.6"}, {Function: "abort", Module: "libc.so.6"},
@@ -456,7 +461,7 @@ func TestMoreKinds(t *testing.T) {
 			crash.FaultAbort, "", []string{"uncaught C++ exception", "abort() was called from Foo::run() (libfoo.so)"}},
 		{"nothing at all", Input{}, crash.FaultUnknown, "", []string{"killed by signal 0"}},
 		{"SIGSEGV without registers", Input{Signal: segv(1, 0x18)}, crash.FaultNullDeref, "", []string{"address 0x18"}},
-		{"strlen(NULL)", Input{Signal: segv(1, 0), Registers: map[string]uint64{"rip": rip, "rdi": 0, "rsp": sp}, Code: []byte{0x62, 0xb3, 0x7d, 0x20, 0x3f, 0x07, 0x00}, Mappings: maps,
+		{"strlen(NULL)", Input{Signal: segv(1, 0), Registers: regsOf(map[string]uint64{"rip": rip, "rdi": 0, "rsp": sp}), Code: []byte{0x62, 0xb3, 0x7d, 0x20, 0x3f, 0x07, 0x00}, Mappings: maps,
 			Frames: []crash.Frame{{Function: "__strlen_evex", Module: "libc.so.6", FunctionOffset: 0x1a}, {Function: "php_ffi_cdata_to_zval", Module: "ffi.so"}, {Function: "execute_ex", Module: "php-fpm8.2"}}},
 			crash.FaultNullDeref, "rdi", []string{"rdi, which was NULL", "the C library's strlen()", "its caller, php_ffi_cdata_to_zval (ffi.so), passed it a NULL pointer"}},
 	}
@@ -532,7 +537,7 @@ func TestPCRE2JITMatchNull(t *testing.T) {
 	frames := []crash.Frame{{Function: "pcre2_jit_match_8", Module: "libpcre2-8.so.0.11.2", FunctionOffset: crash.Addr(off)},
 		{Module: "libffi.so.8.1.2"}, {Function: "ffi_call", Module: "libffi.so.8.1.2"}, {Module: "ffi.so"}, {Function: "execute_ex", Module: "php-fpm8.2"}}
 	for _, fcode := range [][]byte{fc, fc[:off+16]} {
-		f := Explain(Input{Signal: segv(1, 0x20), Registers: map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x200},
+		f := Explain(Input{Signal: segv(1, 0x20), Registers: regsOf(map[string]uint64{"rip": rip, "rdi": 0, "rsp": stackMap.End - 0x200}),
 			Code: fc[off:min(off+16, len(fc))], FunctionCode: fcode, Mappings: maps, Frames: frames})
 		if f.Kind != crash.FaultNullDeref || f.Argument != 1 || f.Register != "rdi" ||
 			!strings.Contains(f.Explanation, "the first argument (rdi) of pcre2_jit_match_8 was NULL") ||
@@ -540,4 +545,17 @@ func TestPCRE2JITMatchNull(t *testing.T) {
 			t.Errorf("+%#x: %+v", off, f)
 		}
 	}
+}
+
+// regsOf builds a register set from register names.
+func regsOf(m map[string]uint64) crash.Registers {
+	var regs crash.Registers
+	for name, v := range m {
+		r, ok := crash.ParseReg(name)
+		if !ok {
+			panic("unknown register " + name)
+		}
+		regs.Set(r, v)
+	}
+	return regs
 }

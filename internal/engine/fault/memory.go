@@ -7,6 +7,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // access is one memory access of the faulting instruction.
@@ -14,8 +15,10 @@ type access struct {
 	addr  uint64
 	size  uint64
 	write bool
-	base  string // base register name ("rdi"), "" when none, "rip" for rip-relative
-	index string
+	// base is the base register (crash.RegRIP for rip-relative operands),
+	// noReg when there is none; index likewise.
+	base  crash.Reg
+	index crash.Reg
 	// baseVal is the base register's value.
 	baseVal uint64
 	// implicit is true for stack accesses of push/pop/call/ret.
@@ -41,8 +44,8 @@ func (e *explainer) accesses() []access {
 		return nil
 	}
 	inst := e.inst
-	rip, _ := e.reg("rip")
-	rsp, hasSP := e.reg("rsp")
+	rip, _ := e.reg(crash.RegRIP)
+	rsp, hasSP := e.reg(crash.RegRSP)
 	var out []access
 	if inst.Op != x86asm.LEA && inst.Op != x86asm.NOP && !stringOp(inst.Op) {
 		for i, a := range inst.Args {
@@ -53,29 +56,31 @@ func (e *explainer) accesses() []access {
 			if !ok {
 				continue
 			}
-			acc := access{size: uint64(max(inst.MemBytes, 1))}
+			acc := access{size: uint64(max(inst.MemBytes, 1)), base: noReg, index: noReg}
 			var addr uint64
 			if m.Base != 0 {
 				if m.Base == x86asm.RIP {
 					addr = rip + uint64(inst.Len)
-					acc.base = "rip"
+					acc.base = crash.RegRIP
 				} else {
-					v, ok := e.reg(regName64(m.Base))
-					if !ok {
+					r, ok := gpr(m.Base)
+					v, known := e.reg(r)
+					if !ok || !known {
 						continue
 					}
 					addr = v
-					acc.base = regName64(m.Base)
+					acc.base = r
 					acc.baseVal = v
 				}
 			}
 			if m.Index != 0 {
-				v, ok := e.reg(regName64(m.Index))
-				if !ok {
+				r, ok := gpr(m.Index)
+				v, known := e.reg(r)
+				if !ok || !known {
 					continue
 				}
 				addr += v * uint64(m.Scale)
-				acc.index = regName64(m.Index)
+				acc.index = r
 			}
 			addr += uint64(m.Disp)
 			if inst.AddrSize == 32 {
@@ -83,11 +88,11 @@ func (e *explainer) accesses() []access {
 			}
 			switch m.Segment {
 			case x86asm.FS:
-				if v, ok := e.reg("fs_base"); ok {
+				if v, ok := e.reg(crash.RegFSBase); ok {
 					addr += v
 				}
 			case x86asm.GS:
-				if v, ok := e.reg("gs_base"); ok {
+				if v, ok := e.reg(crash.RegGSBase); ok {
 					addr += v
 				}
 			}
@@ -100,29 +105,29 @@ func (e *explainer) accesses() []access {
 	switch inst.Op {
 	case x86asm.PUSH, x86asm.CALL, x86asm.PUSHF, x86asm.PUSHFQ, x86asm.ENTER:
 		if hasSP {
-			out = append(out, access{addr: rsp - 8, size: 8, write: true, base: "rsp", baseVal: rsp, implicit: true})
+			out = append(out, access{addr: rsp - 8, size: 8, write: true, base: crash.RegRSP, index: noReg, baseVal: rsp, implicit: true})
 		}
 	case x86asm.POP, x86asm.RET, x86asm.POPF, x86asm.POPFQ:
 		if hasSP {
-			out = append(out, access{addr: rsp, size: 8, base: "rsp", baseVal: rsp, implicit: true})
+			out = append(out, access{addr: rsp, size: 8, base: crash.RegRSP, index: noReg, baseVal: rsp, implicit: true})
 		}
 	case x86asm.LEAVE:
-		if v, ok := e.reg("rbp"); ok {
-			out = append(out, access{addr: v, size: 8, base: "rbp", baseVal: v, implicit: true})
+		if v, ok := e.reg(crash.RegRBP); ok {
+			out = append(out, access{addr: v, size: 8, base: crash.RegRBP, index: noReg, baseVal: v, implicit: true})
 		}
 	}
 	if stringOp(inst.Op) {
 		name := inst.Op.String()
 		size := uint64(max(inst.MemBytes, 1))
 		if strings.HasPrefix(name, "MOVS") || strings.HasPrefix(name, "CMPS") || strings.HasPrefix(name, "LODS") {
-			if v, ok := e.reg("rsi"); ok {
-				out = append(out, access{addr: v, size: size, base: "rsi", baseVal: v})
+			if v, ok := e.reg(crash.RegRSI); ok {
+				out = append(out, access{addr: v, size: size, base: crash.RegRSI, index: noReg, baseVal: v})
 			}
 		}
 		if !strings.HasPrefix(name, "LODS") {
-			if v, ok := e.reg("rdi"); ok {
+			if v, ok := e.reg(crash.RegRDI); ok {
 				w := strings.HasPrefix(name, "MOVS") || strings.HasPrefix(name, "STOS")
-				out = append(out, access{addr: v, size: size, write: w, base: "rdi", baseVal: v})
+				out = append(out, access{addr: v, size: size, write: w, base: crash.RegRDI, index: noReg, baseVal: v})
 			}
 		}
 	}
@@ -159,32 +164,52 @@ func writesFirstOperand(op x86asm.Op) bool {
 	return true
 }
 
-// regName64 returns the lower-case name of the 64-bit register containing r.
-func regName64(r x86asm.Reg) string {
+// noReg marks an operand without a base or index register.
+const noReg = crash.NumRegs
+
+// gpr returns the 64-bit general-purpose register that contains r (rax for
+// al, ah, ax and eax), and false for other registers (segment, vector).
+func gpr(r x86asm.Reg) (crash.Reg, bool) {
 	switch {
 	case r >= x86asm.AL && r <= x86asm.R15B:
-		return reg8[int(r-x86asm.AL)]
+		return reg8[int(r-x86asm.AL)], true
 	case r >= x86asm.AX && r <= x86asm.R15W:
-		return reg64[int(r-x86asm.AX)]
+		return reg64[int(r-x86asm.AX)], true
 	case r >= x86asm.EAX && r <= x86asm.R15L:
-		return reg64[int(r-x86asm.EAX)]
+		return reg64[int(r-x86asm.EAX)], true
 	case r >= x86asm.RAX && r <= x86asm.R15:
-		return reg64[int(r-x86asm.RAX)]
+		return reg64[int(r-x86asm.RAX)], true
 	case r == x86asm.RIP:
-		return "rip"
+		return crash.RegRIP, true
 	}
-	return strings.ToLower(r.String())
+	return noReg, false
+}
+
+// gprOrNone is gpr, with noReg for registers that are not general-purpose.
+func gprOrNone(r x86asm.Reg) crash.Reg {
+	g, _ := gpr(r)
+	return g
+}
+
+// gpr returns the value of the general-purpose register containing r.
+func (e *explainer) gpr(r x86asm.Reg) (uint64, bool) {
+	g, ok := gpr(r)
+	if !ok {
+		return 0, false
+	}
+	return e.reg(g)
 }
 
 // reg8 follows x86asm's order of byte registers: AL CL DL BL AH CH DH BH
 // SPB BPB SIB DIB R8B..R15B.
-var reg8 = []string{"rax", "rcx", "rdx", "rbx", "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
+var reg8 = []crash.Reg{crash.RegRAX, crash.RegRCX, crash.RegRDX, crash.RegRBX, crash.RegRAX, crash.RegRCX,
+	crash.RegRDX, crash.RegRBX, crash.RegRSP, crash.RegRBP, crash.RegRSI, crash.RegRDI,
+	crash.RegR8, crash.RegR9, crash.RegR10, crash.RegR11, crash.RegR12, crash.RegR13, crash.RegR14, crash.RegR15}
 
-var reg64 = []string{"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
-
-// argRegs are the System V AMD64 integer argument registers, in order.
-var argRegs = []string{"rdi", "rsi", "rdx", "rcx", "r8", "r9"}
+// reg64 follows x86asm's order of the 16-, 32- and 64-bit registers.
+var reg64 = []crash.Reg{crash.RegRAX, crash.RegRCX, crash.RegRDX, crash.RegRBX, crash.RegRSP, crash.RegRBP,
+	crash.RegRSI, crash.RegRDI, crash.RegR8, crash.RegR9, crash.RegR10, crash.RegR11, crash.RegR12, crash.RegR13,
+	crash.RegR14, crash.RegR15}
 
 var ordinals = []string{"", "first", "second", "third", "fourth", "fifth", "sixth"}
 
@@ -203,12 +228,12 @@ const nearSP = 64 << 10
 
 func (e *explainer) memory() {
 	sig := e.in.Signal
-	rip, ripOK := e.reg("rip")
+	rip, ripOK := e.reg(crash.RegRIP)
 	fault := uint64(sig.Address)
 	haveMaps := len(e.in.Mappings) > 0 && ripOK
 
 	// SIGBUS on fetching the instruction itself: the code's file shrank.
-	if sig.Number == sigBUS && ripOK && fault == rip && sig.Code != siKernel {
+	if e.signal() == signals.SIGBUS && ripOK && fault == rip && sig.Code != signals.SI_KERNEL {
 		e.f.Kind = crash.FaultBusError
 		e.f.Address = crash.Addr(fault)
 		e.f.Explanation = fmt.Sprintf("Bus error fetching the code at %#x%s: the executable or library file was truncated or overwritten in place while the process ran (e.g. a package upgrade or a deployment that rewrote it instead of replacing it).", rip, e.where())
@@ -220,12 +245,12 @@ func (e *explainer) memory() {
 	// Executing where there is no code.
 	m := e.mapping(rip)
 	if ripOK && ((haveMaps && (m == nil || !m.Exec)) || (!haveMaps && e.inst == nil && rip < nullLimit) ||
-		(sig.Code != siKernel && sig.Code > 0 && fault == rip && (m == nil || !m.Exec || sig.Code == segvAccErr))) {
+		(sig.Code != signals.SI_KERNEL && sig.Code > 0 && fault == rip && (m == nil || !m.Exec || sig.Code == signals.SEGV_ACCERR))) {
 		e.execFault(rip, m)
 		return
 	}
 	accs := e.accesses()
-	if sig.Code == siKernel {
+	if sig.Code == signals.SI_KERNEL {
 		e.generalProtection(accs)
 		return
 	}
@@ -234,8 +259,8 @@ func (e *explainer) memory() {
 		e.detail("the decoded operand address %#x does not match the fault address %#x", accs[0].addr, fault)
 	}
 	e.f.Address = crash.Addr(fault)
-	if acc != nil && acc.base != "" && acc.base != "rip" {
-		e.f.Register = acc.base
+	if acc != nil && acc.base != noReg && acc.base != crash.RegRIP {
+		e.f.Register = acc.base.String()
 	}
 	verb := "accessing"
 	if acc != nil {
@@ -246,7 +271,7 @@ func (e *explainer) memory() {
 	}
 	e.registerDetails(acc)
 
-	if sig.Number == sigBUS {
+	if e.signal() == signals.SIGBUS {
 		e.busError(fault, verb)
 		return
 	}
@@ -263,7 +288,7 @@ func (e *explainer) memory() {
 		return
 	}
 	fm := e.mapping(fault)
-	if fm != nil && (sig.Code == segvAccErr || (acc != nil && acc.write && !fm.Write)) {
+	if fm != nil && (sig.Code == signals.SEGV_ACCERR || (acc != nil && acc.write && !fm.Write)) {
 		if acc != nil && acc.write && !fm.Write {
 			e.f.Kind = crash.FaultWriteReadOnly
 			what := "memory mapped without write permission"
@@ -340,8 +365,8 @@ func (e *explainer) generalProtection(accs []access) {
 		if a.write {
 			verb = "writing"
 		}
-		if a.base != "" && a.base != "rip" {
-			e.f.Register = a.base
+		if a.base != noReg && a.base != crash.RegRIP {
+			e.f.Register = a.base.String()
 		}
 		e.f.Explanation = fmt.Sprintf("General protection fault%s: %s address %#x%s, which is not a canonical x86-64 address (no process can map it). The pointer is garbage: typically freed memory that was reused (use after free), an uninitialised variable, or a corrupted structure.", where, verb, a.addr, regSuffix(a))
 		e.registerDetails(a)
@@ -351,16 +376,17 @@ func (e *explainer) generalProtection(accs []access) {
 	// branch itself.
 	switch inst.Op {
 	case x86asm.RET:
-		rsp, _ := e.reg("rsp")
+		rsp, _ := e.reg(crash.RegRSP)
 		e.f.Kind = crash.FaultNonCanonical
-		e.f.Register = "rsp"
+		e.f.Register = crash.RegRSP.String()
 		e.f.Explanation = fmt.Sprintf("General protection fault on ret%s: the return address on the stack (at rsp = %#x) is not a canonical address. The stack was overwritten: a stack buffer overflow or a write through a dangling pointer to a stack variable.", where, rsp)
 		return
 	case x86asm.JMP, x86asm.CALL:
 		switch a := inst.Args[0].(type) {
 		case x86asm.Reg:
-			name := regName64(a)
-			if v, ok := e.reg(name); ok && !isCanonical(v) {
+			r, _ := gpr(a)
+			if v, ok := e.reg(r); ok && !isCanonical(v) {
+				name := r.String()
 				e.f.Kind = crash.FaultNonCanonical
 				e.f.Register = name
 				e.f.Address = crash.Addr(v)
@@ -371,8 +397,8 @@ func (e *explainer) generalProtection(accs []access) {
 			if len(accs) > 0 {
 				a := &accs[0]
 				e.f.Kind = crash.FaultNonCanonical
-				if a.base != "" && a.base != "rip" {
-					e.f.Register = a.base
+				if a.base != noReg && a.base != crash.RegRIP {
+					e.f.Register = a.base.String()
 				}
 				e.f.Explanation = fmt.Sprintf("General protection fault%s: %s through the function pointer stored at %#x (%s), which is not a canonical address: a corrupted object or vtable, typically after a use after free.", where, strings.ToLower(inst.Op.String()), a.addr, a.operand)
 				e.registerDetails(a)
@@ -388,11 +414,11 @@ func (e *explainer) generalProtection(accs []access) {
 			}
 			e.f.Kind = crash.FaultBadPointer
 			e.f.Address = crash.Addr(a.addr)
-			if a.base != "" && a.base != "rip" {
-				e.f.Register = a.base
+			if a.base != noReg && a.base != crash.RegRIP {
+				e.f.Register = a.base.String()
 			}
 			cause := "the pointer is misaligned (a corrupted pointer, or a structure packed or allocated without the required alignment)"
-			if a.base == "rsp" || a.base == "rbp" {
+			if a.base == crash.RegRSP || a.base == crash.RegRBP {
 				cause = "the stack is misaligned: some caller broke the System V ABI's 16-byte stack alignment (typical of hand-written assembly, JIT-generated code or a corrupted stack)"
 			}
 			e.f.Explanation = fmt.Sprintf("General protection fault%s: %s needs a %d-byte aligned address, but %s = %#x is not; %s.", where, strings.ToLower(inst.Op.String()), align, a.operand, a.addr, cause)
@@ -434,7 +460,7 @@ func alignment(op x86asm.Op) uint64 {
 
 // stackRegion returns the writable mapping holding rsp (the thread's stack).
 func (e *explainer) stackRegion() *Mapping {
-	rsp, ok := e.reg("rsp")
+	rsp, ok := e.reg(crash.RegRSP)
 	if !ok {
 		return nil
 	}
@@ -453,7 +479,7 @@ func (e *explainer) guardLike(addr uint64) bool {
 
 // stackOverflow decides whether the fault is a stack overflow and explains it.
 func (e *explainer) stackOverflow(fault uint64, acc *access, verb string) bool {
-	rsp, ok := e.reg("rsp")
+	rsp, ok := e.reg(crash.RegRSP)
 	if !ok || fault == 0 || len(e.in.Mappings) == 0 {
 		return false
 	}
@@ -541,7 +567,7 @@ func (e *explainer) busError(fault uint64, verb string) {
 	e.f.Kind = crash.FaultBusError
 	m := e.mapping(fault)
 	switch {
-	case e.in.Signal.Code == busMCEErr || e.in.Signal.Code == 5:
+	case e.in.Signal.Code == signals.BUS_MCEERR_AR || e.in.Signal.Code == 5:
 		e.f.Explanation = fmt.Sprintf("Bus error%s: the hardware reported an uncorrectable memory error at %#x (machine check); check the kernel log and the RAM.", e.where(), fault)
 	case m != nil && m.Path != "" && !strings.HasPrefix(m.Path, "["):
 		e.f.Explanation = fmt.Sprintf("Bus error%s: %s %#x in a mapping of %s beyond the end of the file: the file was truncated while mapped (e.g. rewritten in place, an OPcache file cache or a shared-memory file that shrank).", e.where(), verb, fault, mappingName(m))
@@ -549,7 +575,7 @@ func (e *explainer) busError(fault uint64, verb string) {
 	case m != nil && (m.Path == "" || strings.HasPrefix(m.Path, "/dev/shm")):
 		e.f.Explanation = fmt.Sprintf("Bus error%s: %s %#x in shared or anonymous memory the kernel could not provide (a shared memory file that shrank, or /dev/shm or hugepages full).", e.where(), verb, fault)
 		e.detail("mapping %s", describeMapping(m))
-	case e.in.Signal.Code == busAdrAln:
+	case e.in.Signal.Code == signals.BUS_ADRALN:
 		e.f.Explanation = fmt.Sprintf("Bus error%s: misaligned access to %#x.", e.where(), fault)
 	default:
 		e.f.Explanation = fmt.Sprintf("Bus error%s: %s address %#x failed (memory the kernel could not provide, e.g. a truncated mapped file).", e.where(), verb, fault)
@@ -557,25 +583,25 @@ func (e *explainer) busError(fault uint64, verb string) {
 }
 
 func regSuffix(acc *access) string {
-	if acc == nil || acc.base == "" || acc.base == "rip" {
+	if acc == nil || acc.base == noReg || acc.base == crash.RegRIP {
 		return ""
 	}
-	if acc.index != "" || acc.addr != acc.baseVal {
+	if acc.index != noReg || acc.addr != acc.baseVal {
 		return fmt.Sprintf(" (%s = %#x, operand %s)", acc.base, acc.baseVal, acc.operand)
 	}
 	return fmt.Sprintf(" (%s = %#x)", acc.base, acc.baseVal)
 }
 
 func (e *explainer) registerDetails(acc *access) {
-	if acc == nil || acc.base == "" {
+	if acc == nil || acc.base == noReg {
 		return
 	}
-	if acc.base == "rip" {
+	if acc.base == crash.RegRIP {
 		e.detail("rip-relative operand %s; accessed address %#x", acc.operand, acc.addr)
 		return
 	}
 	d := fmt.Sprintf("%s = %#x", acc.base, acc.baseVal)
-	if acc.index != "" {
+	if acc.index != noReg {
 		if v, ok := e.reg(acc.index); ok {
 			d += fmt.Sprintf(", %s = %#x", acc.index, v)
 		}
@@ -619,7 +645,7 @@ func (e *explainer) nearest(addr uint64) string {
 func (e *explainer) null(acc *access, fault uint64, verb string) {
 	e.f.Kind = crash.FaultNullDeref
 	where := e.where()
-	if acc == nil || acc.base == "" || acc.base == "rip" {
+	if acc == nil || acc.base == noReg || acc.base == crash.RegRIP {
 		e.f.Explanation = fmt.Sprintf("NULL pointer dereference%s: %s address %#x, in the first 64 KiB where nothing is ever mapped: a NULL pointer (plus a field offset) was used.", where, verb, fault)
 		return
 	}
@@ -636,14 +662,14 @@ func (e *explainer) null(acc *access, fault uint64, verb string) {
 		e.f.Explanation = fmt.Sprintf("NULL pointer dereference%s: %s address %#x (operand %s).", where, verb, fault, acc.operand)
 		return
 	}
-	n, via := 0, ""
+	n, via := 0, noReg
 	if acc.baseVal < nullLimit {
 		n, via = e.argument(acc.base)
 	}
 	if n > 0 {
 		e.f.Argument = n
 		fn := e.function()
-		arg := fmt.Sprintf("the %s argument (%s) of %s", ordinals[n], argRegs[n-1], fn)
+		arg := fmt.Sprintf("the %s argument (%s) of %s", ordinals[n], crash.ArgRegs[n-1], fn)
 		var b strings.Builder
 		fmt.Fprintf(&b, "NULL pointer dereference%s: %s was ", where, arg)
 		if acc.baseVal == 0 {
@@ -651,7 +677,7 @@ func (e *explainer) null(acc *access, fault uint64, verb string) {
 		} else {
 			fmt.Fprintf(&b, "%#x, not a valid pointer", acc.baseVal)
 		}
-		if via != "" {
+		if via != noReg {
 			fmt.Fprintf(&b, " (%s still held a copy of it)", via)
 		}
 		if field != "" {
@@ -697,47 +723,48 @@ const maxPrefix = 48
 // the fault that FunctionCode shows branches back to it. A register that
 // received a plain copy of an argument register ("mov rbx, rdi") counts,
 // and via names it.
-func (e *explainer) argument(reg string) (n int, via string) {
+func (e *explainer) argument(reg crash.Reg) (n int, via crash.Reg) {
 	if len(e.in.Frames) == 0 {
-		return 0, ""
+		return 0, noReg
 	}
 	f0 := &e.in.Frames[0]
 	if f0.Function == "" && f0.FunctionSource == "" {
-		return 0, "" // the function's start is unknown
+		return 0, noReg // the function's start is unknown
 	}
-	holds := map[string]int{}
-	for i, r := range argRegs {
+	holds := map[crash.Reg]int{}
+	for i, r := range crash.ArgRegs {
 		holds[r] = i + 1
 	}
 	off := uint64(f0.FunctionOffset)
 	if off == 0 {
-		return holds[reg], ""
+		return holds[reg], noReg
 	}
 	code := e.in.FunctionCode
 	if uint64(len(code)) < off {
-		return 0, ""
+		return 0, noReg
 	}
 	pos, count := uint64(0), 0
 	for pos < off {
 		inst, err := decode(code[pos:])
 		if err != nil {
-			return 0, ""
+			return 0, noReg
 		}
 		count++
 		if count > maxPrefix || branches(inst.Op) {
-			return 0, ""
+			return 0, noReg
 		}
 		if inst.Op == x86asm.NOP && !(pos == 0 && inst.Len == 4) {
-			return 0, "" // alignment padding: the fault may be a loop head
+			return 0, noReg // alignment padding: the fault may be a loop head
 		}
 		if inst.Op == x86asm.MOV && inst.DataSize == 64 {
 			dst, ok1 := inst.Args[0].(x86asm.Reg)
 			src, ok2 := inst.Args[1].(x86asm.Reg)
 			if ok1 && ok2 && dst >= x86asm.RAX && dst <= x86asm.R15 && src >= x86asm.RAX && src <= x86asm.R15 {
-				if a, ok := holds[regName64(src)]; ok {
-					holds[regName64(dst)] = a
+				d, _ := gpr(dst)
+				if a, ok := holds[gprOrNone(src)]; ok {
+					holds[d] = a
 				} else {
-					delete(holds, regName64(dst))
+					delete(holds, d)
 				}
 				pos += uint64(inst.Len)
 				continue
@@ -749,11 +776,11 @@ func (e *explainer) argument(reg string) (n int, via string) {
 		pos += uint64(inst.Len)
 	}
 	if pos != off {
-		return 0, "" // the fault is not on an instruction boundary of this decoding
+		return 0, noReg // the fault is not on an instruction boundary of this decoding
 	}
 	a, ok := holds[reg]
 	if !ok {
-		return 0, ""
+		return 0, noReg
 	}
 	// Code after the fault that jumps back to or before it makes the fault a
 	// loop head: the register may have been rewritten in a later iteration.
@@ -765,12 +792,13 @@ func (e *explainer) argument(reg string) (n int, via string) {
 		if rel, ok := inst.Args[0].(x86asm.Rel); ok && branches(inst.Op) {
 			target := int64(p) + int64(inst.Len) + int64(rel)
 			if target >= 0 && uint64(target) <= off {
-				return 0, ""
+				return 0, noReg
 			}
 		}
 		p += uint64(inst.Len)
 	}
-	if reg != argRegs[a-1] {
+	via = noReg
+	if reg != crash.ArgRegs[a-1] {
 		via = reg
 	}
 	return a, via
@@ -789,35 +817,35 @@ func branches(op x86asm.Op) bool {
 
 // written returns the 64-bit registers an instruction writes, explicitly or
 // implicitly (conservatively: when in doubt, a register counts as written).
-func written(inst *x86asm.Inst) []string {
-	var out []string
+func written(inst *x86asm.Inst) []crash.Reg {
+	var out []crash.Reg
 	if r, ok := inst.Args[0].(x86asm.Reg); ok && writesFirstOperand(inst.Op) {
-		out = append(out, regName64(r))
+		out = append(out, gprOrNone(r))
 	}
 	switch inst.Op {
 	case x86asm.XCHG, x86asm.XADD, x86asm.MULX:
 		if r, ok := inst.Args[1].(x86asm.Reg); ok {
-			out = append(out, regName64(r))
+			out = append(out, gprOrNone(r))
 		}
 	case x86asm.CMPXCHG, x86asm.CBW, x86asm.CWDE, x86asm.CDQE, x86asm.LAHF:
-		out = append(out, "rax")
+		out = append(out, crash.RegRAX)
 	case x86asm.MUL, x86asm.DIV, x86asm.IDIV, x86asm.RDTSC, x86asm.XGETBV, x86asm.CMPXCHG8B, x86asm.CMPXCHG16B, x86asm.RDPMC:
-		out = append(out, "rax", "rdx")
+		out = append(out, crash.RegRAX, crash.RegRDX)
 	case x86asm.IMUL:
 		if inst.Args[1] == nil {
-			out = append(out, "rax", "rdx")
+			out = append(out, crash.RegRAX, crash.RegRDX)
 		}
 	case x86asm.CWD, x86asm.CDQ, x86asm.CQO:
-		out = append(out, "rdx")
+		out = append(out, crash.RegRDX)
 	case x86asm.RDTSCP:
-		out = append(out, "rax", "rdx", "rcx")
+		out = append(out, crash.RegRAX, crash.RegRDX, crash.RegRCX)
 	case x86asm.CPUID:
-		out = append(out, "rax", "rbx", "rcx", "rdx")
+		out = append(out, crash.RegRAX, crash.RegRBX, crash.RegRCX, crash.RegRDX)
 	case x86asm.SYSCALL:
-		out = append(out, "rax", "rcx", "r11")
+		out = append(out, crash.RegRAX, crash.RegRCX, crash.RegR11)
 	}
 	if stringOp(inst.Op) {
-		out = append(out, "rsi", "rdi", "rcx", "rax")
+		out = append(out, crash.RegRSI, crash.RegRDI, crash.RegRCX, crash.RegRAX)
 	}
 	return out
 }
@@ -843,7 +871,7 @@ func (e *explainer) execFault(rip uint64, m *Mapping) {
 		e.f.Explanation = fmt.Sprintf("The process tried to execute non-executable memory at %#x (%s)%s: a corrupted function pointer or return address pointing into data.", rip, mappingName(m), caller)
 		e.detail("mapping %s", describeMapping(m))
 	}
-	if rsp, ok := e.reg("rsp"); ok {
+	if rsp, ok := e.reg(crash.RegRSP); ok {
 		e.detail("rsp = %#x; the return address of the call that jumped there is usually at [rsp]", rsp)
 	}
 }

@@ -20,7 +20,7 @@ func inputFromCore(t testing.TB, path string) Input {
 	}
 	in := Input{Memory: c, Modules: ModulesFromMappings(maps, c.HostPath)}
 	if th := c.Crashed(); th != nil {
-		in.Registers = th.Regs.Map()
+		in.Registers = th.Regs.Registers()
 	}
 	return in
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
 // image of a process's memory for tests: sparse pages.
@@ -109,7 +111,7 @@ func (p *process) frame(fn, opline, prev uint64) uint64 {
 	return ex
 }
 
-func (p *process) walk(regs map[string]uint64) ([]string, []string) {
+func (p *process) walk(regs *crash.Registers) ([]string, []string) {
 	w := newWalker(&mem{r: p.fakeMem}, p.l)
 	frames := w.walk(p.eg, regs)
 	var out []string
@@ -127,19 +129,19 @@ func TestWalkSynthetic(t *testing.T) {
 	exFoo := p.frame(fooFn, fooOp(5), exMain)
 	p.u64(p.eg+p.l.EGCurrentExecuteData, exFoo)
 
-	got, warns := p.walk(nil)
+	got, warns := p.walk(&crash.Registers{})
 	want := "foo@/srv/lib.php:5 {main}@/srv/index.php:12"
 	if strings.Join(got, " ") != want || len(warns) != 0 {
 		t.Errorf("walk = %v (warnings %v), want %s", got, warns, want)
 	}
 	// r14 = execute_data and r15 = a later opline of the same function: fresher line.
-	got, _ = p.walk(map[string]uint64{"r14": exFoo, "r15": fooOp(7)})
+	got, _ = p.walk(r14r15(exFoo, fooOp(7)))
 	if got[0] != "foo@/srv/lib.php:7" {
 		t.Errorf("with r14/r15: innermost = %s, want line 7", got[0])
 	}
 	// r15 pointing somewhere else is ignored.
 	for _, r15 := range []uint64{fooOp(7) + 8, 0xdeadbeef000, mainOp(3)} {
-		got, _ = p.walk(map[string]uint64{"r14": exFoo, "r15": r15})
+		got, _ = p.walk(r14r15(exFoo, r15))
 		if got[0] != "foo@/srv/lib.php:5" {
 			t.Errorf("r15=%#x: innermost = %s, want line 5 (register rejected)", r15, got[0])
 		}
@@ -202,7 +204,7 @@ func TestWalkHostile(t *testing.T) {
 			p := newProcess(t)
 			fn, op := p.userFunc("f", "/srv/f.php", 1, 9)
 			p.u64(p.eg+p.l.EGCurrentExecuteData, tc.build(p, fn, op))
-			got, warns := p.walk(nil)
+			got, warns := p.walk(&crash.Registers{})
 			if len(got) != tc.frames {
 				t.Errorf("%d frames %v, want %d", len(got), got, tc.frames)
 			}
@@ -231,7 +233,7 @@ func TestWalkDeepRecursion(t *testing.T) {
 	}
 	p.u64(p.eg+p.l.EGCurrentExecuteData, ex)
 	w := newWalker(&mem{r: p.fakeMem}, p.l)
-	frames := w.walk(p.eg, nil)
+	frames := w.walk(p.eg, &crash.Registers{})
 	if len(frames) != 2*depth+1 || len(w.warns) != 0 {
 		t.Fatalf("%d frames, warnings %v", len(frames), w.warns)
 	}
@@ -319,10 +321,19 @@ func FuzzWalk(f *testing.F) {
 		l, _ := LayoutFor("8.2")
 		m := &mem{r: fm}
 		w := newWalker(m, l)
-		w.walk(0x10000, map[string]uint64{"r14": 0x100000, "r15": 0x100020})
+		w.walk(0x10000, r14r15(0x100000, 0x100020))
 		for off := uint64(0); off < uint64(len(data)) && off < 512; off += 8 {
 			_, _ = fcgiParams(m, 0x100000+off-fcgiEnv-fcgiHashList)
 			_ = m.hashEach(0x100000+off, true, func(uint64, zval) bool { return true })
 		}
 	})
+}
+
+// r14r15 is a register set where execute_ex keeps execute_data (r14) and
+// opline (r15).
+func r14r15(r14, r15 uint64) *crash.Registers {
+	var regs crash.Registers
+	regs.Set(crash.RegR14, r14)
+	regs.Set(crash.RegR15, r15)
+	return &regs
 }

@@ -22,8 +22,9 @@ type Input struct {
 	Memory io.ReaderAt
 	// Modules are the mapped ELF objects.
 	Modules []Module
-	// Registers are the crashed thread's registers ("rip", "rsp", "r14", ...).
-	Registers map[string]uint64
+	// Registers are the crashed thread's registers (r14 and r15 hold the
+	// VM's execute_data and opline in execute_ex).
+	Registers crash.Registers
 	// ShowSecrets disables the redaction of cookies and credentials.
 	ShowSecrets bool
 }
@@ -89,7 +90,7 @@ func Analyze(in Input) (*crash.PHP, error) {
 	}
 
 	w := newWalker(m, l)
-	res.Frames = w.walk(g.eg, in.Registers)
+	res.Frames = w.walk(g.eg, &in.Registers)
 	if res.Frames == nil {
 		res.Frames = []crash.PHPFrame{}
 	}

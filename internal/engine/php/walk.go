@@ -172,7 +172,7 @@ func (w *walker) includeKind(opline uint64) string {
 // first. regs are the crashed thread's registers (r14 = execute_data and
 // r15 = opline in the hybrid VM and the JIT), used for the innermost user
 // frame when they are consistent with it.
-func (w *walker) walk(eg uint64, regs map[string]uint64) []crash.PHPFrame {
+func (w *walker) walk(eg uint64, regs *crash.Registers) []crash.PHPFrame {
 	ex, err := w.m.ptr(eg+w.l.EGCurrentExecuteData, 8)
 	if err != nil {
 		w.warn("EG(current_execute_data): %v", err)
@@ -234,17 +234,17 @@ func (w *walker) walk(eg uint64, regs map[string]uint64) []crash.PHPFrame {
 		}
 		switch {
 		case fi.typ == 1:
-			f.Kind = "internal"
+			f.Kind = crash.PHPInternal
 		case fi.name != "":
-			f.Kind = "user"
+			f.Kind = crash.PHPUser
 		default:
-			f.Kind, f.Function = "main", "{main}"
+			f.Kind, f.Function = crash.PHPMain, "{main}"
 			if prev != 0 {
 				if po, err := w.m.u64(prev + exOpline); err == nil {
 					if k := w.includeKind(po); k != "" {
-						f.Function, f.Kind = k, "include"
+						f.Function, f.Kind = k, crash.PHPInclude
 						if k == "eval" {
-							f.Kind = "eval"
+							f.Kind = crash.PHPEval
 						}
 					}
 				}
@@ -272,9 +272,9 @@ func (w *walker) walk(eg uint64, regs map[string]uint64) []crash.PHPFrame {
 
 // registerLine returns the line of the opline held in r15 when r14 holds
 // this frame's execute_data and r15 points into the same opcode array.
-func (w *walker) registerLine(ex, opline uint64, fi *fnInfo, regs map[string]uint64) (int, bool) {
-	r14, ok14 := regs["r14"]
-	r15, ok15 := regs["r15"]
+func (w *walker) registerLine(ex, opline uint64, fi *fnInfo, regs *crash.Registers) (int, bool) {
+	r14, ok14 := regs.Get(crash.RegR14)
+	r15, ok15 := regs.Get(crash.RegR15)
 	if !ok14 || !ok15 || r14 != ex || r15 == opline || r15%8 != 0 || opline == 0 {
 		return 0, false
 	}

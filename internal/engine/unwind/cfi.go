@@ -5,26 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
-// DWARF register numbers on x86-64.
+// DWARF register numbers on x86-64: crash.Reg numbers the general-purpose
+// registers and rip the way DWARF does.
 const (
-	regRAX = 0
-	regRDX = 1
-	regRCX = 2
-	regRBX = 3
-	regRSI = 4
-	regRDI = 5
-	regRBP = 6
-	regRSP = 7
-	regR12 = 12
-	regR13 = 13
-	regR14 = 14
-	regR15 = 15
-	regRIP = 16
-	// NumRegs is the number of tracked registers (rax..r15 and rip).
-	NumRegs = 17
+	regRAX = uint64(crash.RegRAX)
+	regRDX = uint64(crash.RegRDX)
+	regRCX = uint64(crash.RegRCX)
+	regRBX = uint64(crash.RegRBX)
+	regRSI = uint64(crash.RegRSI)
+	regRDI = uint64(crash.RegRDI)
+	regRBP = uint64(crash.RegRBP)
+	regRSP = uint64(crash.RegRSP)
+	regR12 = uint64(crash.RegR12)
+	regR13 = uint64(crash.RegR13)
+	regR14 = uint64(crash.RegR14)
+	regR15 = uint64(crash.RegR15)
+	regRIP = uint64(crash.RegRIP)
+	// NumRegs is the number of registers CFI rules are tracked for: the
+	// DWARF registers 0-16 (rax..r15 and rip).
+	NumRegs = regRIP + 1
 )
+
+// getReg returns DWARF register n of s when it is known.
+func getReg(s *crash.Registers, n uint64) (uint64, bool) {
+	if n >= NumRegs {
+		return 0, false
+	}
+	return s.Get(crash.Reg(n))
+}
+
+// setReg sets DWARF register n of s (registers CFI does not track are
+// ignored).
+func setReg(s *crash.Registers, n, v uint64) {
+	if n < NumRegs {
+		s.Set(crash.Reg(n), v)
+	}
+}
 
 // Pointer encodings of .eh_frame (DW_EH_PE_*).
 const (

@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"os"
 	"testing"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
 // realObjects are ELF files present on every Debian/Ubuntu host the tests run on.
@@ -143,7 +145,7 @@ func FuzzCFI(f *testing.F) {
 		if fde, err := dbg.FDEFor(pc); err == nil {
 			_, _ = dbg.rowAt(fde, pc)
 		}
-		var rs RegState
+		var rs crash.Registers
 		_, _ = evalExpr(data, &rs, zeroMem{}, pc)
 	})
 }

@@ -2,6 +2,8 @@ package unwind
 
 import (
 	"fmt"
+
+	"github.com/coroner-dev/coroner/crash"
 )
 
 // ruleKind says how a register of the caller is recovered.
@@ -269,7 +271,7 @@ func block(rd *reader) ([]byte, error) {
 const maxExprSteps = 1000
 
 // evalExpr evaluates a DWARF location expression with an initial stack.
-func evalExpr(expr []byte, regs *regState, mem Memory, initial ...uint64) (uint64, error) {
+func evalExpr(expr []byte, regs *crash.Registers, mem Memory, initial ...uint64) (uint64, error) {
 	stack := append(make([]uint64, 0, 16), initial...)
 	rd := &reader{b: expr}
 	pop := func() (uint64, error) {
@@ -294,13 +296,13 @@ func evalExpr(expr []byte, regs *regState, mem Memory, initial ...uint64) (uint6
 				return 0, err
 			}
 			reg := uint64(op - 0x70)
-			v, ok := regs.get(reg)
+			v, ok := getReg(regs, reg)
 			if !ok {
 				return 0, fmt.Errorf("expression needs unknown register %d", reg)
 			}
 			stack = append(stack, v+uint64(off))
 		case op >= 0x50 && op <= 0x6f: // reg0..reg31
-			v, ok := regs.get(uint64(op - 0x50))
+			v, ok := getReg(regs, uint64(op-0x50))
 			if !ok {
 				return 0, fmt.Errorf("expression needs unknown register %d", op-0x50)
 			}

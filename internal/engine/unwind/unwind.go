@@ -54,10 +54,10 @@ type Options struct {
 // Frame is one recovered frame.
 type Frame struct {
 	PC, SP uint64
-	Trust  string
+	Trust  crash.Trust
 	// Regs holds the registers known in this frame (callee-saved ones are
 	// what the function had at the call).
-	Regs RegState
+	Regs crash.Registers
 	// Signal is true when PC is the interrupted instruction of a signal
 	// frame's caller rather than a return address.
 	Signal bool
@@ -66,56 +66,74 @@ type Frame struct {
 	Trampoline bool
 }
 
-// RegState is a set of DWARF-numbered registers with their validity.
-type RegState struct {
-	vals  [NumRegs]uint64
-	valid uint32
-}
-
-type regState = RegState
-
-// Get returns register n (DWARF numbering) when known.
-func (r *RegState) Get(n int) (uint64, bool) { return r.get(uint64(n)) }
-
-func (r *RegState) get(n uint64) (uint64, bool) {
-	if n >= NumRegs || r.valid&(1<<n) == 0 {
-		return 0, false
-	}
-	return r.vals[n], true
-}
-
-func (r *RegState) set(n uint64, v uint64) {
-	if n < NumRegs {
-		r.vals[n] = v
-		r.valid |= 1 << n
-	}
-}
-
-func (r *RegState) clear(n uint64) {
-	if n < NumRegs {
-		r.valid &^= 1 << n
-	}
-}
-
-// NewRegState builds a register state from DWARF-ordered values (rax, rdx,
-// rcx, rbx, rsi, rdi, rbp, rsp, r8-r15, rip), all valid.
-func NewRegState(v [NumRegs]uint64) RegState {
-	return RegState{vals: v, valid: 1<<NumRegs - 1}
-}
-
 // DWARF register numbers of the registers a callee must preserve.
 var calleeSaved = [...]uint64{regRBX, regRBP, regR12, regR13, regR14, regR15}
+
+// callerClobbered are the registers a call may change: unknown in a caller
+// found by frame pointer or stack scanning.
+var callerClobbered = [...]crash.Reg{crash.RegRAX, crash.RegRCX, crash.RegRDX, crash.RegRSI, crash.RegRDI,
+	crash.RegR8, crash.RegR9, crash.RegR10, crash.RegR11, crash.RegEflags, crash.RegOrigRAX}
+
+// StopReason says why the walk of a stack ended.
+type StopReason uint8
+
+// Stop reasons. The zero value is the normal end of a stack.
+const (
+	// StopOutermost: the call frame information marks the outermost frame
+	// (its return address is undefined, as for _start and clone).
+	StopOutermost StopReason = iota
+	// StopReturnZero: the return address is 0, which ends a stack.
+	StopReturnZero
+	// StopLimit: Options.MaxFrames frames were recovered.
+	StopLimit
+	// StopNoUnwindInfo: the pc is outside every module (JIT code, garbage)
+	// and no return address was found on the stack.
+	StopNoUnwindInfo
+	// StopStuck: no method found a plausible caller of a frame in a module.
+	StopStuck
+)
+
+// Complete reports whether the walk reached the outermost frame.
+func (r StopReason) Complete() bool { return r == StopOutermost || r == StopReturnZero }
+
+// Stop is why and where the walk of a stack ended.
+type Stop struct {
+	Reason StopReason
+	// PC is the pc of the last frame (StopNoUnwindInfo, StopStuck).
+	PC uint64
+	// Module names the module of PC (StopStuck).
+	Module string
+	// Limit is the frame limit that was reached (StopLimit).
+	Limit int
+}
+
+// String says in words why the walk stopped.
+func (s Stop) String() string {
+	switch s.Reason {
+	case StopOutermost:
+		return "outermost frame"
+	case StopReturnZero:
+		return "outermost frame (return address 0)"
+	case StopLimit:
+		return fmt.Sprintf("stopped after %d frames (limit)", s.Limit)
+	case StopNoUnwindInfo:
+		return fmt.Sprintf("no unwind information at %#x and no return address found on the stack", s.PC)
+	case StopStuck:
+		return fmt.Sprintf("could not unwind past %#x in %s", s.PC, s.Module)
+	}
+	return fmt.Sprintf("stop reason %d", s.Reason)
+}
 
 // Result is the outcome of unwinding one thread.
 type Result struct {
 	Frames []Frame
-	// End says why the walk stopped ("outermost frame", or a problem).
-	End      string
+	// Stop says why the walk ended.
+	Stop     Stop
 	Warnings []string
 }
 
 // Unwind walks the stack of a thread whose registers are regs.
-func Unwind(regs RegState, space AddressSpace, mem Memory, opts Options) Result {
+func Unwind(regs crash.Registers, space AddressSpace, mem Memory, opts Options) Result {
 	if opts.MaxFrames <= 0 {
 		opts.MaxFrames = 1_000_000
 	}
@@ -139,9 +157,9 @@ func (u *unwinder) warn(format string, args ...any) {
 	}
 }
 
-func (u *unwinder) run(regs RegState) Result {
-	pc, _ := regs.get(regRIP)
-	sp, _ := regs.get(regRSP)
+func (u *unwinder) run(regs crash.Registers) Result {
+	pc := regs.Value(crash.RegRIP)
+	sp := regs.Value(crash.RegRSP)
 	cur := Frame{PC: pc, SP: sp, Trust: crash.TrustContext, Regs: regs, Signal: true}
 	u.res.Frames = append(u.res.Frames, cur)
 	for len(u.res.Frames) < u.opts.MaxFrames {
@@ -153,15 +171,15 @@ func (u *unwinder) run(regs RegState) Result {
 		u.res.Frames = append(u.res.Frames, next)
 		cur = next
 	}
-	u.res.End = fmt.Sprintf("stopped after %d frames (limit)", u.opts.MaxFrames)
-	u.warn("%s", u.res.End)
+	u.res.Stop = Stop{Reason: StopLimit, Limit: u.opts.MaxFrames}
+	u.warn("%s", u.res.Stop)
 	return u.res
 }
 
 // step recovers the caller of cur.
 func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 	if cur.PC == 0 && !first {
-		u.res.End = "outermost frame (return address 0)"
+		u.res.Stop = Stop{Reason: StopReturnZero}
 		return Frame{}, false
 	}
 	if next, ok := u.stepSigreturn(cur); ok {
@@ -173,7 +191,7 @@ func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 		switch status {
 		case cfiOK:
 			if next.PC == 0 {
-				u.res.End = "outermost frame (return address 0)"
+				u.res.Stop = Stop{Reason: StopReturnZero}
 				return Frame{}, false
 			}
 			if u.plausible(cur, &next) {
@@ -181,7 +199,7 @@ func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 			}
 			u.warn("CFI of %s at %#x gave an implausible caller %#x (sp %#x); trying other methods", mod.Name, cur.PC, next.PC, next.SP)
 		case cfiEnd:
-			u.res.End = "outermost frame"
+			u.res.Stop = Stop{Reason: StopOutermost}
 			return Frame{}, false
 		}
 	}
@@ -192,9 +210,9 @@ func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 		return next, true
 	}
 	if mod == nil {
-		u.res.End = fmt.Sprintf("no unwind information at %#x and no return address found on the stack", cur.PC)
+		u.res.Stop = Stop{Reason: StopNoUnwindInfo, PC: cur.PC}
 	} else {
-		u.res.End = fmt.Sprintf("could not unwind past %#x in %s", cur.PC, mod.Name)
+		u.res.Stop = Stop{Reason: StopStuck, PC: cur.PC, Module: mod.Name}
 	}
 	return Frame{}, false
 }
@@ -247,25 +265,25 @@ func (u *unwinder) apply(cur *Frame, r *row) (Frame, cfiStatus, error) {
 		}
 		cfa = v
 	} else {
-		base, ok := cur.Regs.get(r.cfaReg)
+		base, ok := getReg(&cur.Regs, r.cfaReg)
 		if !ok {
 			return Frame{}, cfiNone, fmt.Errorf("CFA needs unknown register %d", r.cfaReg)
 		}
 		cfa = base + uint64(r.cfaOff)
 	}
-	var next RegState
+	var next crash.Registers
 	for n := uint64(0); n < NumRegs; n++ {
 		rule := r.regs[n]
 		switch rule.kind {
 		case ruleUnspecified:
 			if isCalleeSaved(n) {
-				if v, ok := cur.Regs.get(n); ok {
-					next.set(n, v)
+				if v, ok := getReg(&cur.Regs, n); ok {
+					setReg(&next, n, v)
 				}
 			}
 		case ruleSame:
-			if v, ok := cur.Regs.get(n); ok {
-				next.set(n, v)
+			if v, ok := getReg(&cur.Regs, n); ok {
+				setReg(&next, n, v)
 			}
 		case ruleUndefined:
 		case ruleOffset:
@@ -276,12 +294,12 @@ func (u *unwinder) apply(cur *Frame, r *row) (Frame, cfiStatus, error) {
 				}
 				continue
 			}
-			next.set(n, v)
+			setReg(&next, n, v)
 		case ruleValOffset:
-			next.set(n, cfa+uint64(rule.off))
+			setReg(&next, n, cfa+uint64(rule.off))
 		case ruleRegister:
-			if v, ok := cur.Regs.get(rule.reg); ok {
-				next.set(n, v)
+			if v, ok := getReg(&cur.Regs, rule.reg); ok {
+				setReg(&next, n, v)
 			}
 		case ruleExpr, ruleValExpr:
 			a, err := evalExpr(rule.expr, &cur.Regs, u.mem, cfa)
@@ -295,18 +313,18 @@ func (u *unwinder) apply(cur *Frame, r *row) (Frame, cfiStatus, error) {
 				}
 				a = v
 			}
-			next.set(n, a)
+			setReg(&next, n, a)
 		}
 	}
-	ra, ok := next.get(r.raReg)
+	ra, ok := getReg(&next, r.raReg)
 	if !ok {
 		return Frame{}, cfiEnd, nil
 	}
 	if r.regs[regRSP].kind == ruleUnspecified || r.regs[regRSP].kind == ruleSame {
-		next.set(regRSP, cfa)
+		setReg(&next, regRSP, cfa)
 	}
-	next.set(regRIP, ra)
-	sp, _ := next.get(regRSP)
+	setReg(&next, regRIP, ra)
+	sp, _ := getReg(&next, regRSP)
 	return Frame{PC: ra, SP: sp, Trust: crash.TrustCFI, Regs: next, Signal: r.signalFrame}, cfiOK, nil
 }
 
@@ -337,7 +355,7 @@ func (u *unwinder) plausible(cur, next *Frame) bool {
 const maxFrameSize = 1 << 20
 
 func (u *unwinder) stepFP(cur *Frame) (Frame, bool) {
-	bp, ok := cur.Regs.get(regRBP)
+	bp, ok := getReg(&cur.Regs, regRBP)
 	if !ok || bp < cur.SP || bp-cur.SP > maxFrameSize || bp%8 != 0 {
 		return Frame{}, false
 	}
@@ -354,11 +372,11 @@ func (u *unwinder) stepFP(cur *Frame) (Frame, bool) {
 		return Frame{}, false
 	}
 	next := cur.Regs
-	next.set(regRBP, savedBP)
-	next.set(regRSP, bp+16)
-	next.set(regRIP, ra)
-	for _, n := range []uint64{regRAX, regRCX, regRDX, regRSI, regRDI, 8, 9, 10, 11} {
-		next.clear(n)
+	setReg(&next, regRBP, savedBP)
+	setReg(&next, regRSP, bp+16)
+	setReg(&next, regRIP, ra)
+	for _, r := range callerClobbered {
+		next.Clear(r)
 	}
 	f := Frame{PC: ra, SP: bp + 16, Trust: crash.TrustFP, Regs: next}
 	if !u.validateCaller(&f) {
@@ -397,10 +415,10 @@ func (u *unwinder) stepScan(cur *Frame) (Frame, bool) {
 			}
 			next := cur.Regs
 			slot := a + uint64(k)
-			next.set(regRSP, slot+8)
-			next.set(regRIP, v)
-			for _, r := range []uint64{regRAX, regRCX, regRDX, regRSI, regRDI, 8, 9, 10, 11} {
-				next.clear(r)
+			setReg(&next, regRSP, slot+8)
+			setReg(&next, regRIP, v)
+			for _, r := range callerClobbered {
+				next.Clear(r)
 			}
 			f := Frame{PC: v, SP: slot + 8, Trust: crash.TrustScan, Regs: next}
 			if u.validateCaller(&f) {
@@ -532,19 +550,19 @@ func (u *unwinder) stepSigreturn(cur *Frame) (Frame, bool) {
 	}
 	greg := func(i int) uint64 { return le64(g[i*8:]) }
 	// DWARF numbering: rax 0, rdx 1, rcx 2, rbx 3, rsi 4, rdi 5, rbp 6, rsp 7, r8-r15 8-15, rip 16.
-	var next RegState
+	var next crash.Registers
 	for i := 0; i < 8; i++ {
-		next.set(uint64(8+i), greg(i)) // r8..r15
+		setReg(&next, uint64(8+i), greg(i)) // r8..r15
 	}
-	next.set(regRDI, greg(8))
-	next.set(regRSI, greg(9))
-	next.set(regRBP, greg(10))
-	next.set(regRBX, greg(11))
-	next.set(regRDX, greg(12))
-	next.set(regRAX, greg(13))
-	next.set(regRCX, greg(14))
-	next.set(regRSP, greg(15))
-	next.set(regRIP, greg(16))
+	setReg(&next, regRDI, greg(8))
+	setReg(&next, regRSI, greg(9))
+	setReg(&next, regRBP, greg(10))
+	setReg(&next, regRBX, greg(11))
+	setReg(&next, regRDX, greg(12))
+	setReg(&next, regRAX, greg(13))
+	setReg(&next, regRCX, greg(14))
+	setReg(&next, regRSP, greg(15))
+	setReg(&next, regRIP, greg(16))
 	pc, sp := greg(16), greg(15)
 	if pc == 0 || !u.space.Executable(pc) {
 		return Frame{}, false

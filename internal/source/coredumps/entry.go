@@ -9,8 +9,9 @@
 package coredumps
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // Sources of an Entry.
@@ -73,40 +74,12 @@ type Entry struct {
 }
 
 // SignalName returns the SIGxxx name of the entry's signal, or "".
-func (e *Entry) SignalName() string { return SignalName(e.Signal) }
-
-var signalNames = map[int]string{
-	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
-	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM",
-	15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP",
-	21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM",
-	27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
-}
-
-// SignalName returns the Linux x86-64 name of signal n ("SIGSEGV"), "" for 0,
-// and "SIG<n>" for unknown numbers.
-func SignalName(n int) string {
-	if n == 0 {
-		return ""
-	}
-	if s, ok := signalNames[n]; ok {
-		return s
-	}
-	return fmt.Sprintf("SIG%d", n)
-}
+func (e *Entry) SignalName() string { return signals.Name(e.Signal) }
 
 // signalNumber parses "11", "SIGSEGV" or "SEGV".
 func signalNumber(s string) int {
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err == nil {
-		return n
-	}
-	for k, v := range signalNames {
-		if v == s || v == "SIG"+s {
-			return k
-		}
-	}
-	return 0
+	n, _ := signals.Parse(s)
+	return int(n)
 }
 
 func (e *Entry) meta(k, v string) {

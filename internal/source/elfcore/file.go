@@ -76,6 +76,8 @@ type File struct {
 	files    []FileMapping
 	warnings []string
 	exe      string
+	// truncated: a PT_LOAD segment lies (partly) past the end of the file.
+	truncated bool
 
 	mu      sync.Mutex // guards backing: File is safe for concurrent reads
 	backing map[string]*backingFile
@@ -172,9 +174,11 @@ func (c *File) load() error {
 			}
 			if int64(p.Off) > c.size {
 				m.Dumped = 0
+				c.truncated = true
 				c.warn("core is truncated: segment %#x-%#x starts past the end of the file", m.Start, m.End)
 			} else if int64(p.Off+p.Filesz) > c.size {
 				m.Dumped = uint64(c.size) - p.Off
+				c.truncated = true
 				c.warn("core is truncated: segment %#x-%#x has %d of %d bytes", m.Start, m.End, m.Dumped, p.Filesz)
 			}
 			c.mappings = append(c.mappings, m)
@@ -343,6 +347,11 @@ func (c *File) Size() int64 { return c.size }
 // Warnings returns problems found while reading the core (truncation,
 // malformed notes); the rest of the core is still usable.
 func (c *File) Warnings() []string { return append([]string(nil), c.warnings...) }
+
+// Truncated reports whether the file ends before the memory it says it
+// holds: the dump was cut short (RLIMIT_CORE, a full disk, a size limit of
+// the core handler) and some memory reads as missing.
+func (c *File) Truncated() bool { return c.truncated }
 
 // Mappings returns the memory areas of the process, sorted by address.
 func (c *File) Mappings() []Mapping { return c.mappings }

@@ -3,6 +3,9 @@ package elfcore
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // Note types found in Linux core files (include/uapi/linux/elf.h).
@@ -72,21 +75,23 @@ type Regs struct {
 	Gs                                             uint64
 }
 
-// Map returns the registers by their lower-case names ("rip", "rsp", ...).
-func (r *Regs) Map() map[string]uint64 {
-	return map[string]uint64{
-		"rax": r.Rax, "rbx": r.Rbx, "rcx": r.Rcx, "rdx": r.Rdx, "rsi": r.Rsi, "rdi": r.Rdi,
-		"rbp": r.Rbp, "rsp": r.Rsp, "r8": r.R8, "r9": r.R9, "r10": r.R10, "r11": r.R11,
-		"r12": r.R12, "r13": r.R13, "r14": r.R14, "r15": r.R15, "rip": r.Rip,
-		"eflags": r.Eflags, "fs_base": r.FsBase, "gs_base": r.GsBase, "orig_rax": r.OrigRax,
+// Registers returns the registers as a register set, all known.
+func (r *Regs) Registers() crash.Registers {
+	var s crash.Registers
+	for _, v := range [...]struct {
+		reg crash.Reg
+		val uint64
+	}{
+		{crash.RegRAX, r.Rax}, {crash.RegRDX, r.Rdx}, {crash.RegRCX, r.Rcx}, {crash.RegRBX, r.Rbx},
+		{crash.RegRSI, r.Rsi}, {crash.RegRDI, r.Rdi}, {crash.RegRBP, r.Rbp}, {crash.RegRSP, r.Rsp},
+		{crash.RegR8, r.R8}, {crash.RegR9, r.R9}, {crash.RegR10, r.R10}, {crash.RegR11, r.R11},
+		{crash.RegR12, r.R12}, {crash.RegR13, r.R13}, {crash.RegR14, r.R14}, {crash.RegR15, r.R15},
+		{crash.RegRIP, r.Rip}, {crash.RegEflags, r.Eflags}, {crash.RegFSBase, r.FsBase},
+		{crash.RegGSBase, r.GsBase}, {crash.RegOrigRAX, r.OrigRax},
+	} {
+		s.Set(v.reg, v.val)
 	}
-}
-
-// DWARF returns the value of DWARF register number n (x86-64 numbering:
-// 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp, 8-15 r8-r15, 16 rip).
-func (r *Regs) DWARF() [17]uint64 {
-	return [17]uint64{r.Rax, r.Rdx, r.Rcx, r.Rbx, r.Rsi, r.Rdi, r.Rbp, r.Rsp,
-		r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15, r.Rip}
+	return s
 }
 
 func decodeRegs(b []byte) Regs {
@@ -132,16 +137,6 @@ type Siginfo struct {
 	Present  bool
 }
 
-// Signal codes (si_code) that mean "sent by a process" rather than the kernel.
-const (
-	SI_USER     = 0
-	SI_KERNEL   = 0x80
-	SI_QUEUE    = -1
-	SI_TKILL    = -6
-	SEGV_MAPERR = 1
-	SEGV_ACCERR = 2
-)
-
 // DecodeSiginfo decodes an NT_SIGINFO note.
 func DecodeSiginfo(d []byte) (Siginfo, error) {
 	if len(d) < 24 {
@@ -155,10 +150,10 @@ func DecodeSiginfo(d []byte) (Siginfo, error) {
 		Present: true,
 	}
 	switch {
-	case si.Code <= 0: // SI_USER, SI_QUEUE, SI_TKILL...: sender pid/uid
+	case signals.SentByProcess(si.Code): // SI_USER, SI_QUEUE, SI_TKILL...: sender pid/uid
 		si.PID = int(int32(le.Uint32(d[16:])))
 		si.UID = int(int32(le.Uint32(d[20:])))
-	case si.Signo == 11 || si.Signo == 7 || si.Signo == 4 || si.Signo == 8 || si.Signo == 5:
+	case signals.Signal(si.Signo).Fault():
 		si.Addr = le.Uint64(d[16:])
 	}
 	return si, nil

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // Confidence levels of a link between two pieces of evidence.
@@ -108,12 +110,12 @@ func isFrontError(e *Event) bool {
 
 // signalKind classifies a terminating signal.
 func signalKind(sig int) string {
-	switch sig {
-	case 4, 5, 6, 7, 8, 11, 31: // ILL TRAP ABRT BUS FPE SEGV SYS
+	switch signals.Signal(sig) {
+	case signals.SIGILL, signals.SIGTRAP, signals.SIGABRT, signals.SIGBUS, signals.SIGFPE, signals.SIGSEGV, signals.SIGSYS:
 		return "crash"
-	case 9:
+	case signals.SIGKILL:
 		return "killed"
-	case 15:
+	case signals.SIGTERM:
 		return "terminated"
 	}
 	return "signal"
@@ -134,7 +136,7 @@ func correlate(events []Event, cores []CoreFile) []*Incident {
 	// Apache child deaths.
 	for i := range events {
 		e := &events[i]
-		if (e.Kind == KindChildSignal && e.Signal != 3) || e.Kind == KindApacheChild {
+		if (e.Kind == KindChildSignal && signals.Signal(e.Signal) != signals.SIGQUIT) || e.Kind == KindApacheChild {
 			inc := &Incident{Time: e.Time, PID: e.PID, Pool: e.Pool, Signal: e.Signal, SignalName: e.SignalName,
 				CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal)}
 			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: the master's record of the death"))
@@ -219,11 +221,11 @@ func correlate(events []Event, cores []CoreFile) []*Incident {
 			if usedKernel[i] {
 				continue
 			}
-			sig := 11
+			sig := int(signals.SIGSEGV)
 			if e.Kind == KindTrap {
 				sig = trapSignal(e.Fault.Type)
 			}
-			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: sig, SignalName: SignalName(sig), Kind: "crash", Fault: e.Fault}
+			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: sig, SignalName: signals.Name(sig), Kind: "crash", Fault: e.Fault}
 			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: kernel record of the fault (no PHP-FPM record of this pid)"))
 			usedKernel[i] = true
 			for _, j := range byPID[e.PID] {
@@ -247,7 +249,7 @@ func correlate(events []Event, cores []CoreFile) []*Incident {
 				continue
 			}
 			usedCoredump[i] = true
-			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: SignalName(e.Signal),
+			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: signals.Name(e.Signal),
 				Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message}
 			if inc.Core != "" {
 				inc.CoreConfidence = ConfHigh
@@ -296,13 +298,13 @@ func checkBuildID(inc *Incident) {
 func trapSignal(t string) int {
 	switch {
 	case strings.Contains(t, "invalid opcode"):
-		return 4
+		return int(signals.SIGILL)
 	case strings.Contains(t, "divide"):
-		return 8
+		return int(signals.SIGFPE)
 	case strings.Contains(t, "int3"):
-		return 5
+		return int(signals.SIGTRAP)
 	}
-	return 11
+	return int(signals.SIGSEGV)
 }
 
 func roundDur(d time.Duration) time.Duration {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // parseFPM parses a PHP-FPM master log line:
@@ -94,7 +96,7 @@ func parseFPMChild(m []byte, ev Event) (Event, bool) {
 		}
 		ev.Lifetime = afterSeconds(r)
 		if ev.SignalName == "" {
-			ev.SignalName = SignalName(ev.Signal)
+			ev.SignalName = signals.Name(ev.Signal)
 		}
 	case bytes.HasPrefix(rest, []byte(" exited with code ")):
 		ev.Kind = KindChildExit
@@ -261,16 +263,3 @@ func (p *slowlogParser) flush() {
 		p.cur = nil
 	}
 }
-
-// SignalName returns the Linux x86-64 name of signal n ("SIGSEGV"), or "".
-func SignalName(n int) string {
-	if n > 0 && n < len(signalNames) {
-		return signalNames[n]
-	}
-	return ""
-}
-
-var signalNames = [...]string{"", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-	"SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
-	"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-	"SIGIO", "SIGPWR", "SIGSYS"}

@@ -3,6 +3,8 @@ package logs
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // parseKernelMessage parses the message part of a kernel line (after any
@@ -231,7 +233,7 @@ func parseApacheRest(rest []byte) (Event, bool) {
 		ev.PID = leadingInt(r)
 		if o := bytes.LastIndexByte(r, '('); o >= 0 {
 			ev.Signal = leadingInt(r[o+1:])
-			ev.SignalName = SignalName(ev.Signal)
+			ev.SignalName = signals.Name(ev.Signal)
 		}
 		ev.CoreDumped = bytes.Contains(r, []byte("possible coredump"))
 	case bytes.Contains(rest, []byte("AH01075")), bytes.Contains(rest, []byte("AH01067")),

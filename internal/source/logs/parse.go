@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 // lineParser parses lines of one file. It keeps the little state that
@@ -215,7 +217,7 @@ func parseJournalJSON(line []byte) (Event, bool) {
 		ev = Event{Source: SrcCoredump, Kind: KindCoredump, CoreDumped: true}
 		ev.PID, _ = strconv.Atoi(je.CorePID)
 		ev.Signal, _ = strconv.Atoi(je.CoreSignal)
-		ev.SignalName = SignalName(ev.Signal)
+		ev.SignalName = signals.Name(ev.Signal)
 		ev.Comm = je.CoreComm
 		ev.CoreFile = je.CoreFile
 		if m, ok2 := parseCoredumpMessage(msg); ok2 {

@@ -2,11 +2,12 @@ package logs
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // TextOptions tune WriteText.
