@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"log"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/units"
 
 	"github.com/spf13/cobra"
 

@@ -16,6 +16,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -96,9 +97,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res := &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Missing: []string{}, Warnings: []string{}}
 	res.Host, _ = os.Hostname()
-	kb, err := diagnose.Load(opts.Rules...)
-	if err != nil {
-		return nil, fmt.Errorf("load rules: %w", err)
+	eng := newEngine(opts)
+	if _, err := eng.KnowledgeBase(); err != nil {
+		return nil, err
 	}
 	if !opts.NoAudit {
 		a, err := audit.Run(audit.Options{Root: opts.Root, FPMConfig: opts.FPMConfig, PHPIniScanDir: opts.PHPIniScanDir})
@@ -107,9 +108,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		} else {
 			res.Audit = a
 		}
-	}
-	if !opts.NoLogs {
-		res.Logs = readLogs(ctx, opts, res)
 	}
 	if !opts.NoCores {
 		entries, warns := coredumps.Discover(coredumps.DiscoverOptions{Dirs: opts.CoreDirs, Quick: true})
@@ -121,6 +119,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				res.Cores = append(res.Cores, e)
 			}
 		}
+	}
+	// The logs link crashes to the cores found (by pid and time).
+	if !opts.NoLogs {
+		res.Logs = readLogs(ctx, opts, res)
 	}
 	base := evidenceFromAudit(res.Audit)
 	groups := map[string]*Group{}
@@ -143,23 +145,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	// Analyse the newest cores, preferring those linked to incidents.
 	for _, path := range pickCores(res.Cores, incidents, opts.MaxCores) {
-		rep, err := analyseCore(path, opts)
+		var inc *logs.Incident
+		rep, err := eng.Run(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
+			inc = byPID[rep.Process.PID]
+			if inc == nil {
+				return base
+			}
+			return withIncident(base, inc)
+		}})
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("analyse %s: %v", path, err))
 			continue
 		}
-		ev := base
-		inc := byPID[rep.Process.PID]
-		if inc != nil {
-			ev = withIncident(ev, inc)
-		}
+		rep.Process.CorePath = path
 		if inc != nil && rep.PHP != nil && rep.PHP.Request != nil && rep.PHP.Request.URI != "" {
 			// The request read from the core is certain; the logs link
 			// front-end errors to deaths by time only.
 			inc.Method, inc.URI = rep.PHP.Request.Method, rep.PHP.Request.URI
 		}
-		rep.Diagnosis = kb.Diagnose(rep, ev)
-		rep.Fingerprint = diagnose.Fingerprint(rep)
 		key := rep.Fingerprint
 		if key == "" {
 			key = "core:" + path
@@ -201,7 +204,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			}
 			g = group(key)
 			if g.Diagnosis == nil {
-				g.Diagnosis = kb.Diagnose(&crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}, withIncident(base, inc))
+				rep := &crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}
+				if err := eng.Diagnose(rep, withIncident(base, inc)); err != nil {
+					return nil, err
+				}
+				g.Diagnosis = rep.Diagnosis
 			}
 			if inc.Site != "" {
 				siteGroup[siteKey(inc)] = g
@@ -232,7 +239,7 @@ func readLogs(ctx context.Context, opts Options, res *Result) *logs.Result {
 		return nil
 	}
 	lr, err := logs.Analyze(ctx, logs.Options{
-		Inputs: inputs, Since: opts.Since, Until: opts.Until, Cores: opts.CoreDirs,
+		Inputs: inputs, Since: opts.Since, Until: opts.Until, Cores: res.Cores,
 		Symbolizer: logs.NewObjectSymbolizer(),
 	})
 	if err != nil {
@@ -291,24 +298,17 @@ func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int) 
 	return out
 }
 
-func analyseCore(path string, opts Options) (*crash.Report, error) {
-	_, plain, cleanup, err := coredumps.Resolve(path, coredumps.ResolveOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if cleanup != nil {
-		defer cleanup()
-	}
+// newEngine returns the pipeline doctor analyses cores with: the host tree
+// as sysroot when auditing another root.
+func newEngine(opts Options) *engine.Engine {
 	sysroot := ""
 	if opts.Root != "" && opts.Root != "/" {
 		sysroot = opts.Root
 	}
-	rep, err := analyze.Core(plain, analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets})
-	if err != nil {
-		return nil, err
-	}
-	rep.Process.CorePath = path
-	return rep, nil
+	return engine.New(engine.Options{
+		Analyze: analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets},
+		Rules:   opts.Rules,
+	})
 }
 
 // evidenceFromAudit takes the PHP configuration FPM runs with from the
