@@ -9,14 +9,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coroner-dev/coroner/internal/units"
-
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/logs"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // defaultDB is where `coroner watch` and `coroner serve` keep their database.
