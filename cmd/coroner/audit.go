@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/internal/audit"
 )
 
 // auditFlags are shared by `coroner audit` and `coroner fix`.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
@@ -44,7 +45,13 @@ time order; "-" reads standard input.`,
 				}
 				loc = l
 			}
-			opts := logs.Options{Location: loc, Cores: cores, Stdin: cmd.InOrStdin()}
+			opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin()}
+			// Cores to link crashes with: the given directories, else (when
+			// the logs are discovered too) the host's cores.
+			var coreOpts *coredumps.DiscoverOptions
+			if len(cores) > 0 {
+				coreOpts = &coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir}, Dirs: cores, NoJournal: true, Quick: true}
+			}
 			var err error
 			if opts.Since, err = parseWhen(since, loc); err != nil {
 				return fmt.Errorf("--since: %w", err)
@@ -74,8 +81,8 @@ time order; "-" reads standard input.`,
 				}
 			} else if !noDiscover {
 				opts.Inputs = logs.Discover(logs.DiscoverOptions{})
-				if len(cores) == 0 {
-					opts.Cores = logs.DiscoverCoreDirs()
+				if coreOpts == nil {
+					coreOpts = &coredumps.DiscoverOptions{NoJournal: true, Quick: true}
 				}
 			}
 			if len(opts.Inputs) == 0 {
@@ -94,13 +101,20 @@ time order; "-" reads standard input.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "following %s\n", in.Path)
 				}
 				enc := json.NewEncoder(out)
-				return logs.Follow(ctx, opts, logs.FollowOptions{FromStart: fromStart}, func(inc *logs.Incident) {
+				fo := logs.FollowOptions{FromStart: fromStart}
+				if coreOpts != nil {
+					fo.Cores = func() []*coredumps.Entry { return discoverCores(coreOpts) }
+				}
+				return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
 					if asJSON {
 						_ = enc.Encode(inc)
 						return
 					}
 					_ = logs.WriteIncident(out, inc, loc, evidence)
 				})
+			}
+			if coreOpts != nil {
+				opts.Cores = discoverCores(coreOpts)
 			}
 			res, err := logs.Analyze(ctx, opts)
 			if err != nil {
@@ -123,7 +137,7 @@ time order; "-" reads standard input.`,
 	fl.StringVar(&until, "until", "", "only events before this time (same forms as --since)")
 	fl.StringVar(&tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
 	fl.StringVar(&bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
-	fl.StringArrayVar(&cores, "cores", nil, "core directory or file to match against crashes (repeatable; default discovered from core_pattern)")
+	fl.StringArrayVar(&cores, "cores", nil, "core directory or file to match against crashes (repeatable; default: the host's cores when the logs are discovered)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	fl.BoolVar(&follow, "follow", false, "watch the logs and print incidents as they happen")
 	fl.BoolVar(&fromStart, "from-start", false, "with --follow, read the files from the beginning")
@@ -134,6 +148,13 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
 	fl.IntVar(&top, "top", 10, "rows per summary breakdown")
 	rootCmd.AddCommand(cmd)
+}
+
+// discoverCores lists the cores the options name (places that cannot be
+// read are skipped: the cores only add links to the incidents).
+func discoverCores(o *coredumps.DiscoverOptions) []*coredumps.Entry {
+	entries, _ := coredumps.Discover(*o)
+	return entries
 }
 
 // parseWhen parses an absolute time or a duration ago ("2h", "30m").

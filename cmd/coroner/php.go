@@ -6,9 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coroner-dev/coroner/internal/engine/php"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/render"
-	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
 func init() {
@@ -25,30 +24,13 @@ INI at crash time (opcache.jit, pcre.jit, memory_limit, ...) and the loaded exte
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, origin, cleanup, err := sel.open(args)
+			rep, err := runEngine(cmd, &sel, analyze.Options{ShowSecrets: showSecrets}, nil, args, false)
 			if err != nil {
 				return err
 			}
-			defer cleanup()
-			c, err := elfcore.Open(path)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var maps []php.Mapping
-			for _, f := range c.Files() {
-				maps = append(maps, php.Mapping{Start: f.Start, End: f.End, Offset: f.Offset, Path: f.Path})
-			}
-			in := php.Input{Memory: c, Modules: php.ModulesFromMappings(maps, c.HostPath), ShowSecrets: showSecrets}
-			if th := c.Crashed(); th != nil {
-				in.Registers = th.Regs.Registers()
-			}
-			res, err := php.Analyze(in)
-			if err != nil {
-				return err
-			}
+			res := rep.PHP
 			if res == nil {
-				return &exitCodeError{code: 2, err: fmt.Errorf("%s: the process is not PHP (no executor_globals exported by a mapped php binary)", origin)}
+				return &exitCodeError{code: 2, err: fmt.Errorf("%s: the process is not PHP (no executor_globals exported by a mapped php binary)", rep.Process.CorePath)}
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())

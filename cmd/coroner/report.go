@@ -10,7 +10,7 @@ import (
 func init() {
 	var opts analyze.Options
 	var asJSON bool
-	var diag diagnoseFlags
+	var rules []string
 	var sel coreFlags
 	cmd := &cobra.Command{
 		Use:   "report [CORE]",
@@ -20,7 +20,7 @@ extensions, the INI directives that matter, native and PHP backtraces (repeats f
 explained, the request (secrets redacted), the diagnosis with its fix, and reproduction hints.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := analyseSelected(&sel, &diag, opts, args)
+			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
 			if err != nil {
 				return err
 			}
@@ -35,7 +35,7 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 	f.BoolVar(&asJSON, "json", false, "write the JSON report instead")
 	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files")
 	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
-	diag.register(cmd)
+	registerRules(cmd, &rules)
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"log"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/logs"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // defaultDB is where `coroner watch` and `coroner serve` keep their database.

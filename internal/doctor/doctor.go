@@ -16,6 +16,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -42,6 +43,8 @@ type Options struct {
 	NoAudit, NoLogs, NoCores bool
 	// ShowSecrets disables redaction of cookies and credentials.
 	ShowSecrets bool
+	// Sources supply the evidence; nil means Host(options).
+	Sources Sources
 }
 
 // Result is the outcome of a doctor run.
@@ -89,100 +92,260 @@ type Group struct {
 	LastSeen    string       `json:"last_seen,omitempty"`
 }
 
+// Sources is where Run gets its evidence, the way pprof's driver takes its
+// fetcher, symbolizer and object tool through plugin interfaces: Host reads
+// this machine (or the host tree at Options.Root); tests give fixtures.
+type Sources interface {
+	// Hostname names the host in the result.
+	Hostname() (string, error)
+	// Audit audits the PHP-FPM configuration.
+	Audit(audit.Options) (*audit.Report, error)
+	// Logs reads the logs the query names and links their crashes to the
+	// cores; nil (and no error) when there are no logs.
+	Logs(ctx context.Context, q LogQuery) (*logs.Result, error)
+	// Cores lists the cores of the host.
+	Cores(coredumps.DiscoverOptions) ([]*coredumps.Entry, []error)
+	// Analyze runs the analysis pipeline on one core (engine.Engine.Run).
+	Analyze(ctx context.Context, req engine.Request) (*crash.Report, error)
+	// Diagnose diagnoses a report made from the logs alone
+	// (engine.Engine.Diagnose).
+	Diagnose(rep *crash.Report, ev diagnose.Evidence) error
+}
+
+// LogQuery says which logs Sources.Logs reads.
+type LogQuery struct {
+	// Paths are the files given by the user; empty means the host's logs.
+	Paths []string
+	// Root is the host tree whose logs are discovered ("" = this machine).
+	Root string
+	// Since and Until restrict the events considered.
+	Since, Until time.Time
+	// Cores are linked to the crashes (by pid and time).
+	Cores []*coredumps.Entry
+}
+
+// Host returns the Sources of this machine, or of the host tree at
+// opts.Root (then also the sysroot of the core analyses). It fails when the
+// knowledge base (with opts.Rules) cannot be loaded.
+func Host(opts Options) (Sources, error) {
+	eng := newEngine(opts)
+	if _, err := eng.KnowledgeBase(); err != nil {
+		return nil, err
+	}
+	return &host{eng: eng}, nil
+}
+
+type host struct{ eng *engine.Engine }
+
+func (h *host) Hostname() (string, error) { return os.Hostname() }
+
+func (h *host) Audit(o audit.Options) (*audit.Report, error) { return audit.Run(o) }
+
+func (h *host) Cores(o coredumps.DiscoverOptions) ([]*coredumps.Entry, []error) {
+	return coredumps.Discover(o)
+}
+
+func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
+	var inputs []logs.Input
+	if len(q.Paths) > 0 {
+		for _, p := range q.Paths {
+			inputs = append(inputs, logs.Input{Path: p, Why: "given on the command line"})
+		}
+	} else {
+		inputs = logs.Discover(logs.DiscoverOptions{Root: q.Root})
+	}
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	sym := logs.NewObjectSymbolizer()
+	defer sym.Close()
+	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym})
+}
+
+func (h *host) Analyze(ctx context.Context, req engine.Request) (*crash.Report, error) {
+	return h.eng.Run(ctx, req)
+}
+
+func (h *host) Diagnose(rep *crash.Report, ev diagnose.Evidence) error {
+	return h.eng.Diagnose(rep, ev)
+}
+
+// newEngine returns the pipeline doctor analyses cores with: the host tree
+// as sysroot when auditing another root.
+func newEngine(opts Options) *engine.Engine {
+	sysroot := ""
+	if opts.Root != "" && opts.Root != "/" {
+		sysroot = opts.Root
+	}
+	return engine.New(engine.Options{
+		Analyze: analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets},
+		Rules:   opts.Rules,
+	})
+}
+
 // Run gathers the evidence and diagnoses every crash group.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.MaxCores <= 0 {
 		opts.MaxCores = 5
 	}
-	res := &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Missing: []string{}, Warnings: []string{}}
-	res.Host, _ = os.Hostname()
-	kb, err := diagnose.Load(opts.Rules...)
-	if err != nil {
-		return nil, fmt.Errorf("load rules: %w", err)
-	}
-	if !opts.NoAudit {
-		a, err := audit.Run(audit.Options{Root: opts.Root, FPMConfig: opts.FPMConfig, PHPIniScanDir: opts.PHPIniScanDir})
-		if err != nil {
-			res.Warnings = append(res.Warnings, "configuration audit: "+err.Error())
-		} else {
-			res.Audit = a
+	src := opts.Sources
+	if src == nil {
+		var err error
+		if src, err = Host(opts); err != nil {
+			return nil, err
 		}
 	}
-	if !opts.NoLogs {
-		res.Logs = readLogs(ctx, opts, res)
+	r := &run{opts: opts, src: src, groups: map[string]*Group{}, assigned: map[*logs.Incident]bool{},
+		res: &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Missing: []string{}, Warnings: []string{}}}
+	r.res.Host, _ = src.Hostname()
+	r.audit()
+	r.findCores()
+	r.readLogs(ctx) // after the cores: the logs link crashes to them
+	r.base = evidenceFromAudit(r.res.Audit)
+	incidents := crashIncidents(r.res.Logs)
+	r.analyseCores(ctx, incidents)
+	if err := r.groupIncidents(incidents); err != nil {
+		return nil, err
 	}
-	if !opts.NoCores {
-		entries, warns := coredumps.Discover(coredumps.DiscoverOptions{Dirs: opts.CoreDirs, Quick: true})
-		for _, w := range warns {
-			res.Warnings = append(res.Warnings, "cores: "+w.Error())
-		}
-		for _, e := range entries {
-			if inWindow(e.Time, opts.Since, opts.Until) {
-				res.Cores = append(res.Cores, e)
-			}
-		}
+	for _, g := range r.order {
+		g.summarise()
 	}
-	base := evidenceFromAudit(res.Audit)
-	groups := map[string]*Group{}
-	var order []*Group
-	group := func(key string) *Group {
-		if g := groups[key]; g != nil {
-			return g
-		}
-		g := &Group{Key: key}
-		groups[key] = g
-		order = append(order, g)
+	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
+	r.res.Groups = r.order
+	r.res.Missing = missingEvidence(r.res, incidents)
+	return r.res, nil
+}
+
+// run is one doctor run: the evidence gathered so far and the groups.
+type run struct {
+	opts Options
+	src  Sources
+	res  *Result
+	// base is what the configuration says, the evidence of every crash.
+	base     diagnose.Evidence
+	groups   map[string]*Group
+	order    []*Group
+	assigned map[*logs.Incident]bool
+}
+
+func (r *run) warn(format string, args ...any) {
+	r.res.Warnings = append(r.res.Warnings, fmt.Sprintf(format, args...))
+}
+
+// group returns the group of key, creating it.
+func (r *run) group(key string) *Group {
+	if g := r.groups[key]; g != nil {
 		return g
 	}
-	incidents := crashIncidents(res.Logs)
+	g := &Group{Key: key}
+	r.groups[key] = g
+	r.order = append(r.order, g)
+	return g
+}
+
+func (r *run) audit() {
+	if r.opts.NoAudit {
+		return
+	}
+	a, err := r.src.Audit(audit.Options{Root: r.opts.Root, FPMConfig: r.opts.FPMConfig, PHPIniScanDir: r.opts.PHPIniScanDir})
+	if err != nil {
+		r.warn("configuration audit: %v", err)
+		return
+	}
+	r.res.Audit = a
+}
+
+func (r *run) findCores() {
+	if r.opts.NoCores {
+		return
+	}
+	entries, warns := r.src.Cores(coredumps.DiscoverOptions{Dirs: r.opts.CoreDirs, Quick: true})
+	for _, w := range warns {
+		r.warn("cores: %v", w)
+	}
+	for _, e := range entries {
+		if inWindow(e.Time, r.opts.Since, r.opts.Until) {
+			r.res.Cores = append(r.res.Cores, e)
+		}
+	}
+}
+
+func (r *run) readLogs(ctx context.Context) {
+	if r.opts.NoLogs {
+		return
+	}
+	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until, Cores: r.res.Cores})
+	if err != nil {
+		r.warn("logs: %v", err)
+		return
+	}
+	r.res.Logs = lr
+}
+
+// analyseCores analyses the newest cores, preferring those linked to
+// incidents, and groups them by fingerprint with their incidents.
+func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
+	if r.opts.NoCores {
+		return // not even the cores the logs name
+	}
 	byPID := map[int]*logs.Incident{}
 	for _, inc := range incidents {
 		byPID[inc.PID] = inc
 	}
-	assigned := map[*logs.Incident]bool{}
-
-	// Analyse the newest cores, preferring those linked to incidents.
-	for _, path := range pickCores(res.Cores, incidents, opts.MaxCores) {
-		rep, err := analyseCore(path, opts)
+	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores) {
+		var inc *logs.Incident
+		rep, err := r.src.Analyze(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
+			if inc = byPID[rep.Process.PID]; inc == nil {
+				return r.base
+			}
+			return withIncident(r.base, inc)
+		}})
 		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("analyse %s: %v", path, err))
+			r.warn("analyse %s: %v", path, err)
 			continue
 		}
-		ev := base
-		inc := byPID[rep.Process.PID]
-		if inc != nil {
-			ev = withIncident(ev, inc)
-		}
-		if inc != nil && rep.PHP != nil && rep.PHP.Request != nil && rep.PHP.Request.URI != "" {
-			// The request read from the core is certain; the logs link
-			// front-end errors to deaths by time only.
-			inc.Method, inc.URI = rep.PHP.Request.Method, rep.PHP.Request.URI
-		}
-		rep.Diagnosis = kb.Diagnose(rep, ev)
-		rep.Fingerprint = diagnose.Fingerprint(rep)
-		key := rep.Fingerprint
-		if key == "" {
-			key = "core:" + path
-		}
-		g := group(key)
-		g.Cores = append(g.Cores, path)
-		res.Analysed++
-		if g.Report == nil || rep.Process.PID != 0 && (inc != nil) {
-			g.Report = rep
-			g.Diagnosis = rep.Diagnosis
-		}
-		if inc != nil && !assigned[inc] {
-			g.Incidents = append(g.Incidents, inc)
-			assigned[inc] = true
-		}
+		rep.Process.CorePath = path
+		r.res.Analysed++
+		r.addCore(path, rep, inc)
 	}
-	// Incidents without an analysed core join the group of an analysed
-	// crash at the same native site, else a group of their own.
-	// The site key includes the pool (or command): the same library
-	// function crashing in another program is another problem.
-	siteKey := func(inc *logs.Incident) string { return inc.Pool + "|" + inc.Site }
+}
+
+// addCore puts an analysed core (and the incident of its pid) in the group
+// of its fingerprint.
+func (r *run) addCore(path string, rep *crash.Report, inc *logs.Incident) {
+	if inc != nil && rep.PHP != nil && rep.PHP.Request != nil && rep.PHP.Request.URI != "" {
+		// The request read from the core is certain; the logs link
+		// front-end errors to deaths by time only.
+		inc.Method, inc.URI = rep.PHP.Request.Method, rep.PHP.Request.URI
+	}
+	key := rep.Fingerprint
+	if key == "" {
+		key = "core:" + path
+	}
+	g := r.group(key)
+	g.Cores = append(g.Cores, path)
+	// The report shown is the first core's, or the newest one the logs
+	// explain.
+	if g.Report == nil || (rep.Process.PID != 0 && inc != nil) {
+		g.Report = rep
+		g.Diagnosis = rep.Diagnosis
+	}
+	if inc != nil && !r.assigned[inc] {
+		g.Incidents = append(g.Incidents, inc)
+		r.assigned[inc] = true
+	}
+}
+
+// siteKey is where an incident crashed, in its pool (or command): the same
+// library function crashing in another program is another problem.
+func siteKey(inc *logs.Incident) string { return inc.Pool + "|" + inc.Site }
+
+// groupIncidents puts the incidents without an analysed core in the group
+// of an analysed crash at the same native site, else in a group of their
+// own, diagnosed from the logs and the configuration.
+func (r *run) groupIncidents(incidents []*logs.Incident) error {
 	siteGroup := map[string]*Group{}
-	for _, g := range order {
+	for _, g := range r.order {
 		for _, inc := range g.Incidents {
 			if inc.Site != "" {
 				siteGroup[siteKey(inc)] = g
@@ -190,7 +353,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	for _, inc := range incidents {
-		if assigned[inc] {
+		if r.assigned[inc] {
 			continue
 		}
 		g := siteGroup[siteKey(inc)]
@@ -199,47 +362,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			if inc.Site == "" {
 				key = "signal:" + inc.Pool + "|" + inc.SignalName + " " + inc.URI
 			}
-			g = group(key)
+			g = r.group(key)
 			if g.Diagnosis == nil {
-				g.Diagnosis = kb.Diagnose(&crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}, withIncident(base, inc))
+				rep := &crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}
+				if err := r.src.Diagnose(rep, withIncident(r.base, inc)); err != nil {
+					return err
+				}
+				g.Diagnosis = rep.Diagnosis
 			}
 			if inc.Site != "" {
 				siteGroup[siteKey(inc)] = g
 			}
 		}
 		g.Incidents = append(g.Incidents, inc)
-		assigned[inc] = true
+		r.assigned[inc] = true
 	}
-	for _, g := range order {
-		g.summarise()
-	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Count > order[j].Count })
-	res.Groups = order
-	res.Missing = missingEvidence(res, incidents)
-	return res, nil
-}
-
-func readLogs(ctx context.Context, opts Options, res *Result) *logs.Result {
-	var inputs []logs.Input
-	if len(opts.Logs) > 0 {
-		for _, p := range opts.Logs {
-			inputs = append(inputs, logs.Input{Path: p, Why: "given on the command line"})
-		}
-	} else {
-		inputs = logs.Discover(logs.DiscoverOptions{Root: opts.Root})
-	}
-	if len(inputs) == 0 {
-		return nil
-	}
-	lr, err := logs.Analyze(ctx, logs.Options{
-		Inputs: inputs, Since: opts.Since, Until: opts.Until, Cores: opts.CoreDirs,
-		Symbolizer: logs.NewObjectSymbolizer(),
-	})
-	if err != nil {
-		res.Warnings = append(res.Warnings, "logs: "+err.Error())
-		return nil
-	}
-	return lr
+	return nil
 }
 
 func inWindow(t, since, until time.Time) bool {
@@ -289,26 +427,6 @@ func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int) 
 		}
 	}
 	return out
-}
-
-func analyseCore(path string, opts Options) (*crash.Report, error) {
-	_, plain, cleanup, err := coredumps.Resolve(path, coredumps.ResolveOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if cleanup != nil {
-		defer cleanup()
-	}
-	sysroot := ""
-	if opts.Root != "" && opts.Root != "/" {
-		sysroot = opts.Root
-	}
-	rep, err := analyze.Core(plain, analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets})
-	if err != nil {
-		return nil, err
-	}
-	rep.Process.CorePath = path
-	return rep, nil
 }
 
 // evidenceFromAudit takes the PHP configuration FPM runs with from the

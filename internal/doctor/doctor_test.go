@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/labtest"
 )
 
@@ -177,8 +178,9 @@ func TestFingerprintsOnLab(t *testing.T) {
 	l := labtest.Get(t)
 	byScenario := map[string]map[string]bool{} // scenario -> fingerprints
 	owner := map[string]string{}               // fingerprint -> scenario
+	eng := newEngine(Options{})
 	for key, s := range l.Scenarios {
-		rep, err := analyseCore(s.Core, Options{})
+		rep, err := eng.Run(context.Background(), engine.Request{Core: engine.Core{Path: s.Core}, NoDiagnosis: true})
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
+	"github.com/coroner-dev/coroner/internal/render"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
@@ -21,12 +22,12 @@ func JSON(w io.Writer, r *Result) error {
 
 // Text writes the diagnosis for a person at a terminal.
 func Text(w io.Writer, r *Result) error {
-	return render(w, r, false)
+	return write(w, r, false)
 }
 
 // Markdown writes the diagnosis as Markdown (for a ticket or a chat).
 func Markdown(w io.Writer, r *Result) error {
-	return render(w, r, true)
+	return write(w, r, true)
 }
 
 type writer struct {
@@ -73,7 +74,7 @@ func (p *writer) item(format string, args ...any) {
 	}
 }
 
-func render(w io.Writer, r *Result, md bool) error {
+func write(w io.Writer, r *Result, md bool) error {
 	p := &writer{w: w, md: md}
 	title := fmt.Sprintf("coroner doctor: %s, %s", r.Host, r.Time.Format("2006-01-02 15:04:05 MST"))
 	if md {
@@ -218,14 +219,7 @@ func (p *writer) group(n int, g *Group) {
 			p.line("")
 			p.line("Fix:")
 			for _, f := range d.Fix {
-				line := f.Description
-				if f.Setting != "" {
-					line = fmt.Sprintf("%s = %s: %s", f.Setting, f.Value, f.Description)
-				}
-				if f.Mitigation != "" {
-					line += fmt.Sprintf(" (`coroner fix --mitigate=%s --apply`)", f.Mitigation)
-				}
-				p.item("%s", line)
+				p.item("%s", render.FixText(f, p.md))
 			}
 		}
 		if len(d.References) > 0 {
@@ -298,8 +292,7 @@ func topFrames(rep *crash.Report, n int) []string {
 			name = "??"
 		}
 		line := fmt.Sprintf("#%-3d %s (%s+%s)", i, name, f.Module, f.ModuleOffset)
-		if f.PHPFrame != nil && rep.PHP != nil && *f.PHPFrame < len(rep.PHP.Frames) {
-			pf := rep.PHP.Frames[*f.PHPFrame]
+		if pf := render.PHPFrameOf(rep, &f); pf != nil {
 			line += "  <- php " + pf.QualifiedName() + "()"
 		}
 		out = append(out, line)

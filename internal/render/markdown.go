@@ -268,7 +268,7 @@ func (m *mdWriter) native(r *crash.Report) {
 	m.p("")
 	m.p("```")
 	lines := 0
-	mdFold(len(th.Frames), th.Cycles, func(i int) bool {
+	mdFold(Fold(len(th.Frames), FrameNumber(th.Frames), th.Cycles), len(th.Frames), func(i int) bool {
 		if lines >= mdMaxNative {
 			return false
 		}
@@ -298,7 +298,7 @@ func (m *mdWriter) php(r *crash.Report) {
 	m.p("")
 	m.p("```")
 	lines := 0
-	mdFold(len(fr), r.PHP.Cycles, func(i int) bool {
+	mdFold(Fold(len(fr), nil, r.PHP.Cycles), len(fr), func(i int) bool {
 		if lines >= mdMaxPHP {
 			return false
 		}
@@ -451,30 +451,18 @@ func (m *mdWriter) hints(r *crash.Report) {
 	m.p("")
 }
 
-// mdFold prints frames [0, n), the first copy of each cycle followed by one
-// summary line; frame returns false once the output limit is reached, and
-// more is told how many frames were left out.
-func mdFold(n int, cycles []crash.Cycle, frame func(int) bool, cycle func(crash.Cycle), more func(int)) {
-	valid := make([]crash.Cycle, 0, len(cycles))
-	for _, c := range cycles {
-		if c.Length > 0 && c.Start >= 0 && c.End >= c.Start+c.Length && c.End < n {
-			valid = append(valid, c)
+// mdFold prints the lines of a folded stack of n frames; frame returns
+// false once the output limit is reached, and more is told how many frames
+// were left out.
+func mdFold(lines []Line, n int, frame func(int) bool, cycle func(crash.Cycle), more func(int)) {
+	for _, l := range lines {
+		if l.Cycle != nil {
+			cycle(*l.Cycle)
+			continue
 		}
-	}
-	sort.Slice(valid, func(i, j int) bool { return valid[i].Start < valid[j].Start })
-	ci := 0
-	for i := 0; i < n; i++ {
-		for ci < len(valid) && valid[ci].Start+valid[ci].Length-1 < i {
-			ci++
-		}
-		if !frame(i) {
-			more(n - i)
+		if !frame(l.Pos) {
+			more(n - l.Pos)
 			return
-		}
-		if ci < len(valid) && i == valid[ci].Start+valid[ci].Length-1 {
-			cycle(valid[ci])
-			i = valid[ci].End
-			ci++
 		}
 	}
 }
@@ -494,8 +482,8 @@ func mdNativeLine(r *crash.Report, f *crash.Frame) string {
 		src = fmt.Sprintf(" at %s:%d", f.File, f.Line)
 	}
 	php := ""
-	if f.PHPFrame != nil && r.PHP != nil && *f.PHPFrame >= 0 && *f.PHPFrame < len(r.PHP.Frames) {
-		php = "  <- " + r.PHP.Frames[*f.PHPFrame].QualifiedName() + "()"
+	if pf := PHPFrameOf(r, f); pf != nil {
+		php = "  <- " + pf.QualifiedName() + "()"
 	}
 	trust := ""
 	if f.Trust == crash.TrustScan {

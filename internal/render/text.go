@@ -117,14 +117,7 @@ func (t *textWriter) diagnosis(r *crash.Report) {
 			t.p("     %s", wrap(d.Explanation, 96, "     "))
 		}
 		for _, f := range d.Fix {
-			line := f.Description
-			if f.Setting != "" {
-				line = fmt.Sprintf("%s = %s  (%s)", f.Setting, f.Value, f.Description)
-			}
-			if f.Mitigation != "" {
-				line += fmt.Sprintf("  -> coroner fix --mitigate=%s", f.Mitigation)
-			}
-			t.p("     fix: %s", line)
+			t.p("     fix: %s", FixText(f, false))
 		}
 		for _, ref := range d.References {
 			t.p("     see: %s", ref)
@@ -182,7 +175,7 @@ func (t *textWriter) php(r *crash.Report) {
 	}
 	if len(ph.Frames) > 0 {
 		t.p("  PHP stack (%d frames):", len(ph.Frames))
-		printFolded(len(ph.Frames), ph.Cycles, -1, func(i int) {
+		printFolded(Fold(len(ph.Frames), nil, ph.Cycles), -1, func(i int) {
 			f := &ph.Frames[i]
 			name := f.QualifiedName()
 			loc := ""
@@ -210,21 +203,17 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 		label = "CRASHED THREAD"
 	}
 	t.p("%s %d (%d frames)", label, th.TID, len(th.Frames))
-	printFolded(len(th.Frames), th.Cycles, limit, func(i int) {
+	printFolded(Fold(len(th.Frames), FrameNumber(th.Frames), th.Cycles), limit, func(i int) {
 		f := &th.Frames[i]
 		php := ""
-		if f.PHPFrame != nil && r.PHP != nil && *f.PHPFrame < len(r.PHP.Frames) {
-			pf := r.PHP.Frames[*f.PHPFrame]
-			php = fmt.Sprintf("  <- php: %s()", pf.QualifiedName())
-			if pf.File != "" {
-				php += fmt.Sprintf(" %s:%d", pf.File, pf.Line)
-			}
+		if pf := PHPFrameOf(r, f); pf != nil {
+			php = "  <- php: " + PHPLocation(pf)
 		}
 		src := ""
 		if f.File != "" {
 			src = fmt.Sprintf(" at %s:%d", f.File, f.Line)
 		}
-		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", i, f.PC, frameName(f), f.Module, f.ModuleOffset, f.Trust, src, php)
+		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", f.Index, f.PC, frameName(f), f.Module, f.ModuleOffset, f.Trust, src, php)
 	}, func(c crash.Cycle) {
 		t.p("  #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
 	})
@@ -237,27 +226,19 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 	t.p("")
 }
 
-// printFolded prints frames [0, n) (at most limit when limit >= 0), showing
-// the first repetition of each cycle and one summary line for the rest.
-func printFolded(n int, cycles []crash.Cycle, limit int, frame func(int), cycle func(crash.Cycle)) {
-	ci := 0
+// printFolded prints the lines of a folded stack, at most limit frames
+// when limit >= 0.
+func printFolded(lines []Line, limit int, frame func(pos int), cycle func(crash.Cycle)) {
 	shown := 0
-	for i := 0; i < n; i++ {
+	for _, l := range lines {
+		if l.Cycle != nil {
+			cycle(*l.Cycle)
+			continue
+		}
 		if limit >= 0 && shown >= limit {
 			return
 		}
-		if ci < len(cycles) && i == cycles[ci].Start {
-			c := cycles[ci]
-			for k := 0; k < c.Length; k++ {
-				frame(i + k)
-				shown++
-			}
-			cycle(c)
-			i = c.End
-			ci++
-			continue
-		}
-		frame(i)
+		frame(l.Pos)
 		shown++
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ianlancetaylor/demangle"
 )
@@ -58,9 +59,14 @@ type Object struct {
 	debugElf *elf.File
 	debugF   *os.File
 	symsOnce sync.Once
-	syms     []Symbol
-	source   string
-	loads    []elf.ProgHeader
+	// syms holds the function symbols sorted by address. A list, once
+	// published, is never changed: AddSymbols publishes a new one (writers
+	// are serialised by addMu), so lookups need no lock while line tables
+	// are decoded and PHP's internals are named in other goroutines.
+	syms   atomic.Pointer[[]Symbol]
+	addMu  sync.Mutex
+	source string
+	loads  []elf.ProgHeader
 
 	dwarfOnce   sync.Once
 	lines       *lineTable
@@ -272,7 +278,14 @@ func (o *Object) loadSymbols() {
 	if o.source == "" {
 		o.source = "none"
 	}
-	o.syms = dedupe(syms)
+	syms = dedupe(syms)
+	o.syms.Store(&syms)
+}
+
+// symbols returns the current symbol list (read-only).
+func (o *Object) symbols() []Symbol {
+	o.symsOnce.Do(o.loadSymbols)
+	return *o.syms.Load()
 }
 
 // dedupe sorts symbols by address and keeps one per address, preferring
@@ -312,23 +325,32 @@ func dedupe(syms []Symbol) []Symbol {
 
 // AddSymbols adds named functions from another source (for example PHP's
 // zend_function_entry tables). A name is only added where no symbol
-// already starts at the same address.
+// already starts at the same address. It is safe to call concurrently with
+// Lookup, Symbols and Lines.
 func (o *Object) AddSymbols(extra []Symbol) {
-	o.symsOnce.Do(o.loadSymbols)
 	if len(extra) == 0 {
 		return
 	}
-	have := make(map[uint64]bool, len(o.syms))
-	for _, s := range o.syms {
+	o.addMu.Lock()
+	defer o.addMu.Unlock()
+	old := o.symbols()
+	have := make(map[uint64]bool, len(old))
+	for _, s := range old {
 		have[s.Value] = true
 	}
+	syms := make([]Symbol, len(old), len(old)+len(extra))
+	copy(syms, old)
 	for _, s := range extra {
 		if !have[s.Value] {
-			o.syms = append(o.syms, s)
+			syms = append(syms, s)
 			have[s.Value] = true
 		}
 	}
-	sort.Slice(o.syms, func(i, j int) bool { return o.syms[i].Value < o.syms[j].Value })
+	if len(syms) == len(old) {
+		return
+	}
+	sort.SliceStable(syms, func(i, j int) bool { return syms[i].Value < syms[j].Value })
+	o.syms.Store(&syms)
 }
 
 // maxUnsizedDistance bounds how far past a symbol without a size an address
@@ -337,10 +359,10 @@ const maxUnsizedDistance = 16 << 10
 
 // Lookup returns the function containing the link-time address addr.
 func (o *Object) Lookup(addr uint64) (Symbol, bool) {
-	o.symsOnce.Do(o.loadSymbols)
-	i := sort.Search(len(o.syms), func(i int) bool { return o.syms[i].Value > addr }) - 1
+	syms := o.symbols()
+	i := sort.Search(len(syms), func(i int) bool { return syms[i].Value > addr }) - 1
 	for k := i; k >= 0 && k > i-8; k-- {
-		s := o.syms[k]
+		s := syms[k]
 		if s.Size > 0 && addr < s.Value+s.Size {
 			return s, true
 		}
@@ -351,11 +373,9 @@ func (o *Object) Lookup(addr uint64) (Symbol, bool) {
 	return Symbol{}, false
 }
 
-// Symbols returns all function symbols sorted by address.
-func (o *Object) Symbols() []Symbol {
-	o.symsOnce.Do(o.loadSymbols)
-	return o.syms
-}
+// Symbols returns all function symbols sorted by address. The caller must
+// not modify the list; later AddSymbols calls do not change it.
+func (o *Object) Symbols() []Symbol { return o.symbols() }
 
 // SymbolByName returns the first symbol (function or object, from .symtab,
 // .dynsym or the debug file) with the given name.

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"html/template"
 	"io"
 	"io/fs"
@@ -20,6 +19,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/units"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/service/store"
@@ -272,13 +274,50 @@ func (s *Server) group(w http.ResponseWriter, r *http.Request) {
 }
 
 type crashPage struct {
-	Title   string
-	Crash   *store.Crash
-	Report  *crash.Report
-	Thread  *crash.Thread
-	INI     []kv
-	Params  []kv
-	Request *crash.Request
+	Title  string
+	Crash  *store.Crash
+	Report *crash.Report
+	Thread *crash.Thread
+	// Native and PHP are the crashed thread's stack and the PHP stack,
+	// folded as the CLI folds them (first repetition of each cycle, then
+	// one line for the rest), at most maxStackLines lines each.
+	Native, PHP []stackRow
+	INI         []kv
+	Params      []kv
+	Request     *crash.Request
+}
+
+// stackRow is one row of a folded stack table: a frame or a cycle summary.
+type stackRow struct {
+	Native *crash.Frame
+	PHP    *crash.PHPFrame
+	// Number is the frame number (PHP frames).
+	Number int
+	// RunsPHP is the PHP function a native frame executes ("" if none).
+	RunsPHP string
+	Cycle   *crash.Cycle
+	// More counts the frames left out after the last row.
+	More int
+}
+
+// maxStackLines bounds the rows of a stack on the crash page.
+const maxStackLines = 200
+
+// foldedRows turns the lines of a folded stack into table rows.
+func foldedRows(lines []render.Line, n int, row func(pos int) stackRow) []stackRow {
+	var out []stackRow
+	for _, l := range lines {
+		if len(out) == maxStackLines {
+			out = append(out, stackRow{More: n - l.Pos})
+			break
+		}
+		if l.Cycle != nil {
+			out = append(out, stackRow{Cycle: l.Cycle})
+			continue
+		}
+		out = append(out, row(l.Pos))
+	}
+	return out
 }
 
 type kv struct{ K, V string }
@@ -309,14 +348,21 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := crashPage{Title: fmt.Sprintf("Crash #%d: %s pid %d", c.ID, c.SignalName, c.PID), Crash: c, Report: c.Report}
-	if c.Report != nil {
-		p.Thread = c.Report.CrashedThread()
-		if p.Thread != nil && len(p.Thread.Frames) > 200 {
-			t := *p.Thread
-			t.Frames = t.Frames[:200]
-			p.Thread = &t
+	if rep := c.Report; rep != nil {
+		if th := rep.CrashedThread(); th != nil {
+			p.Thread = th
+			p.Native = foldedRows(render.Fold(len(th.Frames), render.FrameNumber(th.Frames), th.Cycles), len(th.Frames), func(pos int) stackRow {
+				r := stackRow{Native: &th.Frames[pos]}
+				if pf := render.PHPFrameOf(rep, r.Native); pf != nil {
+					r.RunsPHP = render.PHPLocation(pf)
+				}
+				return r
+			})
 		}
-		if php := c.Report.PHP; php != nil {
+		if php := rep.PHP; php != nil {
+			p.PHP = foldedRows(render.Fold(len(php.Frames), nil, php.Cycles), len(php.Frames), func(pos int) stackRow {
+				return stackRow{PHP: &php.Frames[pos], Number: pos}
+			})
 			p.INI = s.redact(php.INI)
 			if php.Request != nil {
 				req := *php.Request

@@ -18,9 +18,10 @@ import (
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/diagnose"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/service/store"
-	"github.com/coroner-dev/coroner/internal/source/compressed"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
@@ -74,7 +75,7 @@ type Config struct {
 // Watcher runs the watch loop. Create it with New, run it with Run.
 type Watcher struct {
 	cfg     Config
-	kb      *diagnose.KnowledgeBase
+	engine  *engine.Engine
 	queue   chan job
 	Metrics *Metrics
 	log     *log.Logger
@@ -121,13 +122,13 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	kb, err := diagnose.Load(cfg.Rules...)
-	if err != nil {
-		return nil, fmt.Errorf("watch: load rules: %w", err)
+	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules})
+	if _, err := eng.KnowledgeBase(); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
 	}
 	return &Watcher{
 		cfg:      cfg,
-		kb:       kb,
+		engine:   eng,
 		queue:    make(chan job, cfg.Queue),
 		Metrics:  newMetrics(),
 		log:      cfg.Logger,
@@ -166,8 +167,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) followLogs(ctx context.Context) {
-	opts := logs.Options{Inputs: w.cfg.Logs, Cores: w.cfg.CoreDirs}
+	opts := logs.Options{Inputs: w.cfg.Logs}
 	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
+	if len(w.cfg.CoreDirs) > 0 {
+		fo.Cores = func() []*coredumps.Entry {
+			entries, _ := coredumps.Discover(coredumps.DiscoverOptions{
+				Sources: []string{coredumps.SourceDir}, Dirs: w.cfg.CoreDirs, NoJournal: true, Quick: true,
+			})
+			return entries
+		}
+	}
 	err := logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
 		if err := w.RecordIncident(ctx, inc); err != nil {
 			w.log.Printf("watch: %v", err)
@@ -199,18 +208,17 @@ func (w *Watcher) worker(ctx context.Context) {
 	}
 }
 
-// analyse runs the analysis of one core and records it.
+// analyse runs the pipeline on one core and records the report.
 func (w *Watcher) analyse(ctx context.Context, j job) error {
-	start := time.Now()
-	plain, cleanup, err := compressed.Open(j.path, nil)
-	var rep *crash.Report
-	if err == nil {
-		rep, err = analyze.Core(plain, w.cfg.Analyze)
-		cleanup()
-		if rep != nil && plain != j.path {
-			rep.Process.CorePath = j.path
-		}
-	}
+	info := RecordInfo{CorePath: j.path, CoreSize: j.size, CoreMTime: j.mtime, Started: time.Now()}
+	var inc *store.Incident
+	rep, err := w.engine.Run(ctx, engine.Request{
+		Core: engine.Core{Path: j.path},
+		Evidence: func(rep *crash.Report) diagnose.Evidence {
+			inc = w.findIncident(ctx, rep.Process.PID, info.crashTime())
+			return evidenceOf(inc)
+		},
+	})
 	if err != nil {
 		// Remember the failure so the core is not retried in a loop.
 		w.mu.Lock()
@@ -218,7 +226,7 @@ func (w *Watcher) analyse(ctx context.Context, j job) error {
 		w.mu.Unlock()
 		return fmt.Errorf("analyse %s: %w", j.path, err)
 	}
-	_, err = w.Record(ctx, rep, RecordInfo{CorePath: j.path, CoreSize: j.size, CoreMTime: j.mtime, Started: start})
+	_, err = w.store(ctx, rep, inc, info)
 	return err
 }
 
@@ -232,24 +240,46 @@ type RecordInfo struct {
 	Started time.Time
 }
 
-// Record diagnoses rep (with what the logs said about the same pid),
-// fingerprints it, stores it and alerts when its group is new. It is the
-// path every analysed core takes.
-func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo) (*store.Crash, error) {
-	t := info.CoreMTime
-	if t.IsZero() {
-		t = time.Now()
+// crashTime is when the crash happened, as far as the watcher knows.
+func (info RecordInfo) crashTime() time.Time {
+	if info.CoreMTime.IsZero() {
+		return time.Now()
 	}
-	ev := diagnose.Evidence{}
-	inc, err := w.cfg.Store.FindIncident(ctx, w.cfg.Host, rep.Process.PID, t)
+	return info.CoreMTime
+}
+
+// Record diagnoses a report analysed elsewhere (with what the logs said
+// about the same pid), fingerprints it, stores it and alerts when its group
+// is new: the end of the pipeline every analysed core takes.
+func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo) (*store.Crash, error) {
+	inc := w.findIncident(ctx, rep.Process.PID, info.crashTime())
+	if err := w.engine.Diagnose(rep, evidenceOf(inc)); err != nil {
+		return nil, err
+	}
+	return w.store(ctx, rep, inc, info)
+}
+
+// findIncident returns the incident the logs recorded for the crash of
+// pid around t, or nil.
+func (w *Watcher) findIncident(ctx context.Context, pid int, t time.Time) *store.Incident {
+	inc, err := w.cfg.Store.FindIncident(ctx, w.cfg.Host, pid, t)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		w.log.Printf("watch: %v", err)
 	}
+	return inc
+}
+
+// evidenceOf is what an incident tells the diagnosis.
+func evidenceOf(inc *store.Incident) diagnose.Evidence {
+	var ev diagnose.Evidence
 	if inc != nil {
 		ev.ExitSignal = inc.Signal
 	}
-	rep.Diagnosis = w.kb.Diagnose(rep, ev)
-	rep.Fingerprint = diagnose.Fingerprint(rep)
+	return ev
+}
+
+// store stores a diagnosed report and alerts when its group is new.
+func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incident, info RecordInfo) (*store.Crash, error) {
 	trimReport(rep)
 	var ms float64
 	if !info.Started.IsZero() {
@@ -258,7 +288,7 @@ func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo
 		w.Metrics.observe(d)
 	}
 	c := &store.Crash{
-		Host: w.cfg.Host, Time: t, PID: rep.Process.PID, Signal: rep.Signal.Number, SignalName: rep.Signal.Name,
+		Host: w.cfg.Host, Time: info.crashTime(), PID: rep.Process.PID, Signal: rep.Signal.Number, SignalName: rep.Signal.Name,
 		Fingerprint: rep.Fingerprint, CorePath: info.CorePath, CoreSize: info.CoreSize, CoreMTime: info.CoreMTime,
 		AnalysisMS: ms, Report: rep,
 	}

@@ -309,9 +309,25 @@ func (d *discoverer) fromDir(dir string) {
 					d.setCompression(e)
 				}
 				d.add(e)
+				continue
 			}
+			d.fromCrashDir(path)
 		case de.Type().IsRegular():
 			d.addFile(path, SourceDir, false)
+		}
+	}
+}
+
+// fromCrashDir adds the cores (files named core*) of a directory kept per
+// crash inside a user-given directory (DIR/<crash>/core).
+func (d *discoverer) fromCrashDir(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return // not worth a warning: any subdirectory is tried
+	}
+	for _, de := range ents {
+		if de.Type().IsRegular() && strings.HasPrefix(de.Name(), "core") {
+			d.addFile(filepath.Join(dir, de.Name()), SourceDir, false)
 		}
 	}
 }
@@ -333,6 +349,15 @@ func (d *discoverer) addFile(path, source string, explicit bool) {
 		e = se
 	} else {
 		e = &Entry{ID: fi.Name(), Path: path, Size: fi.Size(), Time: fi.ModTime()}
+		// core.%e.%p.%t, core.%p: the name tells the dump time, and the pid
+		// when the core's notes are not read (a compressed core in quick
+		// mode) or do not say.
+		if pid, t := parseCoreName(fi.Name()); pid > 0 {
+			e.namePID = pid
+			if !t.IsZero() {
+				e.Time = t
+			}
+		}
 	}
 	e.Source = source
 	kind := sniffCore(path)
@@ -409,6 +434,9 @@ func (d *discoverer) inspectAll() {
 	close(work)
 	wg.Wait()
 	for _, e := range d.entries {
+		if e.PID == 0 {
+			e.PID = e.namePID
+		}
 		if e.Truncated == "" {
 			e.Truncated = Unknown
 		}

@@ -71,6 +71,10 @@ type Entry struct {
 	FileBuildID string `json:"file_build_id,omitempty"`
 	// Meta holds the store's own fields (xattrs, journal, .crash, ABRT files).
 	Meta map[string]string `json:"meta,omitempty"`
+
+	// namePID is the pid the file name gives (core.%e.%p.%t), used when
+	// neither the store nor the core's notes tell.
+	namePID int
 }
 
 // SignalName returns the SIGxxx name of the entry's signal, or "".

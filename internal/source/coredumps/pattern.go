@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // PatternGlob turns a kernel.core_pattern (not a |pipe) into a shell glob
@@ -181,4 +183,42 @@ func subdirs(root string) []string {
 		level = next
 	}
 	return out
+}
+
+// parseCoreName extracts the pid and dump time from core file names such as
+// "core.php-fpm8.2.14502.1795728000" (core_pattern core.%e.%p.%t),
+// "core.14502" (core_uses_pid) and systemd-coredump's
+// "core.php-fpm8\x2e2.33.<boot-id>.14502.1795728000123456.zst". The pid is
+// 0 and the time zero when the name does not tell.
+func parseCoreName(name string) (pid int, t time.Time) {
+	for _, ext := range []string{".zst", ".lz4", ".xz", ".gz"} {
+		name = strings.TrimSuffix(name, ext)
+	}
+	fields := strings.FieldsFunc(name, func(r rune) bool { return r == '.' || r == '-' || r == '_' })
+	// systemd-coredump: a 32-hex boot id, then pid, then microseconds.
+	for i, f := range fields {
+		if len(f) == 32 && isHex(f) && i+2 < len(fields) {
+			p, err1 := strconv.Atoi(fields[i+1])
+			us, err2 := strconv.ParseInt(fields[i+2], 10, 64)
+			if err1 == nil && err2 == nil {
+				return p, time.UnixMicro(us)
+			}
+		}
+	}
+	// Trailing numeric fields: [..., pid, epoch] or [..., pid].
+	var nums []int64
+	for i := len(fields) - 1; i >= 1 && len(nums) < 2; i-- {
+		n, err := strconv.ParseInt(fields[i], 10, 64)
+		if err != nil {
+			break
+		}
+		nums = append(nums, n)
+	}
+	switch {
+	case len(nums) == 2 && nums[0] > 1e9 && nums[0] < 1e10 && nums[1] > 0 && nums[1] < 1<<22:
+		return int(nums[1]), time.Unix(nums[0], 0)
+	case len(nums) >= 1 && nums[0] > 0 && nums[0] < 1<<22:
+		return int(nums[0]), time.Time{}
+	}
+	return 0, time.Time{}
 }

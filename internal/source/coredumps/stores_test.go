@@ -430,3 +430,42 @@ func TestCorruptAndTruncatedStreams(t *testing.T) {
 		t.Errorf("damaged .crash: %v", err)
 	}
 }
+
+// TestDiscoverCrashDirectories: a directory kept per crash (DIR/<crash>/core,
+// as the crash lab and some deployment scripts keep them) is searched one
+// level down; a compressed core's name gives its pid and dump time when
+// quick discovery does not open it, and the core's own notes win over a
+// name that lies.
+func TestDiscoverCrashDirectories(t *testing.T) {
+	rc := getRealCore(t)
+	root := t.TempDir()
+	for _, d := range []string{"a", "b", "c", "empty"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	copyFile(rc.Core, filepath.Join(root, "a", "core"))
+	dumped := time.Date(2026, 11, 26, 19, 27, 44, 0, time.Local)
+	compressWith(t, "zstd", rc.Core, filepath.Join(root, "b", fmt.Sprintf("core.crash.4242.%d.zst", dumped.Unix())))
+	copyFile(rc.Core, filepath.Join(root, "c", "core.crash.77"))
+	os.WriteFile(filepath.Join(root, "c", "notes.txt"), []byte("not a core"), 0o644)
+
+	entries, warns := Discover(DiscoverOptions{Sources: []string{SourceDir}, Dirs: []string{root}, NoJournal: true, Quick: true})
+	if len(warns) > 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	byDir := map[string]*Entry{}
+	for _, e := range entries {
+		byDir[filepath.Base(filepath.Dir(e.Path))] = e
+	}
+	if len(entries) != 3 || byDir["a"] == nil || byDir["b"] == nil || byDir["c"] == nil {
+		t.Fatalf("found %d entries: %v", len(entries), byDir)
+	}
+	if e := byDir["a"]; e.PID != rc.PID {
+		t.Errorf("plain core: pid %d, want %d from its notes", e.PID, rc.PID)
+	}
+	if e := byDir["b"]; e.PID != 4242 || !e.Time.Equal(dumped) || e.Compression != "zstd" {
+		t.Errorf("compressed core: pid %d time %s compression %q, want 4242 %s from its name", e.PID, e.Time, e.Compression, dumped)
+	}
+	if e := byDir["c"]; e.PID != rc.PID {
+		t.Errorf("core named with pid 77: pid %d, want %d from its notes", e.PID, rc.PID)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // Options control Analyze.
@@ -27,8 +29,9 @@ type Options struct {
 	// inferred (kern.log lines carrying both stamps, pid matches with FPM
 	// lines) or taken from this host (/proc/stat btime).
 	BootTime time.Time
-	// Cores are core directories or files to match against crashes.
-	Cores []string
+	// Cores are the cores to link crashes with (coredumps.Discover finds
+	// them): by pid, and by dump time.
+	Cores []*coredumps.Entry
 	// Symbolizer names functions of kernel fault lines; nil disables it.
 	Symbolizer Symbolizer
 	// LibDirs are searched for libraries named by kernel lines
@@ -52,15 +55,15 @@ type InputStat struct {
 
 // Result is the outcome of Analyze.
 type Result struct {
-	Inputs    []InputStat `json:"inputs"`
-	Since     time.Time   `json:"since,omitzero"`
-	Until     time.Time   `json:"until,omitzero"`
-	BootTime  time.Time   `json:"boot_time,omitzero"`
-	BootFrom  string      `json:"boot_time_source,omitempty"`
-	Summary   Summary     `json:"summary"`
-	Incidents []*Incident `json:"incidents"`
-	Cores     []CoreFile  `json:"cores,omitempty"`
-	Warnings  []string    `json:"warnings"`
+	Inputs    []InputStat        `json:"inputs"`
+	Since     time.Time          `json:"since,omitzero"`
+	Until     time.Time          `json:"until,omitzero"`
+	BootTime  time.Time          `json:"boot_time,omitzero"`
+	BootFrom  string             `json:"boot_time_source,omitempty"`
+	Summary   Summary            `json:"summary"`
+	Incidents []*Incident        `json:"incidents"`
+	Cores     []*coredumps.Entry `json:"cores,omitempty"`
+	Warnings  []string           `json:"warnings"`
 	// Events are all parsed events, time-ordered (not in JSON by default:
 	// the CLI adds them with --events).
 	Events []Event `json:"events,omitempty"`
@@ -248,9 +251,7 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 			SymbolizeFault(events[i].Fault, events[i].Time, opts.Symbolizer, opts.LibDirs)
 		}
 	}
-	if len(opts.Cores) > 0 {
-		res.Cores = FindCores(opts.Cores)
-	}
+	res.Cores = opts.Cores
 	res.Incidents = correlate(events, res.Cores)
 	if res.Incidents == nil {
 		res.Incidents = []*Incident{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/internal/signals"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // Confidence levels of a link between two pieces of evidence.
@@ -122,7 +123,7 @@ func signalKind(sig int) string {
 }
 
 // correlate builds incidents from time-sorted events and core files.
-func correlate(events []Event, cores []CoreFile) []*Incident {
+func correlate(events []Event, cores []*coredumps.Entry) []*Incident {
 	var incs []*Incident
 	usedKernel := map[int]bool{}
 	usedCoredump := map[int]bool{}
@@ -478,10 +479,16 @@ func frontRelevant(inc *Incident) bool {
 		strings.Contains(inc.Comm, "httpd") || (inc.Comm == "" && inc.PID > 0)
 }
 
-// linkCores attaches core files by pid (and time), then bare "core" files by
-// time alone.
-func linkCores(incs []*Incident, cores []CoreFile) {
+// linkCores attaches core files by pid (and time), then cores of unknown
+// pid (a bare "core") by time alone. Entries without a core file (a store
+// that recorded the crash but did not keep the core) are not linked.
+func linkCores(incs []*Incident, cores []*coredumps.Entry) {
 	used := map[int]bool{}
+	for i, c := range cores {
+		if c.Path == "" {
+			used[i] = true
+		}
+	}
 	for _, inc := range incs {
 		if inc.Core != "" {
 			for i, c := range cores {
@@ -507,18 +514,15 @@ func linkCores(incs []*Incident, cores []CoreFile) {
 		}
 		if best >= 0 {
 			used[best] = true
-			inc.Core = cores[best].Path
+			c := cores[best]
+			inc.Core = c.Path
 			inc.CoreConfidence = ConfHigh
-			how := "named with"
-			if cores[best].PIDFrom == "notes" {
-				how = "whose notes say"
-			}
-			reason := fmt.Sprintf("core file %s pid %d, dumped %s from the crash", how, inc.PID, roundDur(bestD))
+			reason := fmt.Sprintf("core of pid %d (%s), dumped %s from the crash", inc.PID, c.Source, roundDur(bestD))
 			if bestD > coreWindow || inc.Time.IsZero() {
 				inc.CoreConfidence = ConfMedium
-				reason = fmt.Sprintf("core file %s pid %d, but dumped %s away (pid reuse is possible)", how, inc.PID, roundDur(bestD))
+				reason = fmt.Sprintf("core of pid %d (%s), but dumped %s away (pid reuse is possible)", inc.PID, c.Source, roundDur(bestD))
 			}
-			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: inc.CoreConfidence, Reason: reason})
+			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: c.Time, File: c.Path, Confidence: inc.CoreConfidence, Reason: reason})
 		}
 	}
 	for _, inc := range incs {
@@ -540,7 +544,7 @@ func linkCores(incs []*Incident, cores []CoreFile) {
 			inc.Core = cores[best].Path
 			inc.CoreConfidence = ConfLow
 			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: ConfLow,
-				Reason: fmt.Sprintf("core file without a pid in its name, modified %s from the crash", roundDur(bestD))})
+				Reason: fmt.Sprintf("core file of unknown pid, modified %s from the crash", roundDur(bestD))})
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // FollowOptions tune Follow.
@@ -25,6 +27,10 @@ type FollowOptions struct {
 	Window time.Duration
 	// FromStart reads the files from the beginning instead of their end.
 	FromStart bool
+	// Cores, when set, lists the cores to link incidents with; it is
+	// called each time incidents are about to be reported (a core is
+	// written after the crash), instead of using Options.Cores.
+	Cores func() []*coredumps.Entry
 }
 
 type followLine struct {
@@ -112,9 +118,9 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 					SymbolizeFault(evs[i].Fault, evs[i].Time, opts.Symbolizer, opts.LibDirs)
 				}
 			}
-			var cores []CoreFile
-			if len(opts.Cores) > 0 {
-				cores = FindCores(opts.Cores)
+			cores := opts.Cores
+			if fo.Cores != nil {
+				cores = fo.Cores()
 			}
 			for _, inc := range correlate(evs, cores) {
 				a := inc.Links[0]

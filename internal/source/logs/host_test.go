@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // copyTree copies testdata/host into a temporary directory so that tests
@@ -76,13 +78,14 @@ func TestHostFixtures(t *testing.T) {
 	f.WriteString(strings.Repeat("junk upstream ", 3<<20/14) + "\n")
 	f.WriteString(`2027/01/01 00:05:00 [error] 882#882: *190 upstream prematurely closed connection while reading response header from upstream, client: 198.51.100.40, server: shop.example, request: "GET /after-long-line HTTP/1.1", upstream: "fastcgi://unix:/run/php/php8.2-fpm.sock:", host: "shop.example"` + "\n")
 	f.Close()
-	// Cores: one named with the pid of the first crash, one unrelated.
-	cores := filepath.Join(dir, "cores")
-	os.Mkdir(cores, 0o755)
+	// Cores (as coredumps.Discover lists them): one of the pid of the first
+	// crash, one unrelated.
 	crash1 := time.Date(2026, 12, 31, 23, 59, 58, 0, loc)
-	core1 := filepath.Join(cores, "core.php-fpm8.2.4101."+itoa(crash1.Unix()))
-	os.WriteFile(core1, []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(cores, "core.9999"), []byte("x"), 0o644)
+	core1 := filepath.Join(dir, "cores", "core.php-fpm8.2.4101."+itoa(crash1.Unix()))
+	cores := []*coredumps.Entry{
+		{Source: coredumps.SourceDir, Path: core1, PID: 4101, Time: crash1},
+		{Source: coredumps.SourceDir, Path: filepath.Join(dir, "cores", "core.9999"), PID: 9999, Time: crash1},
+	}
 
 	var inputs []Input
 	for _, p := range SortRotated([]string{"nginx/error.log", "nginx/error.log.2.gz", "nginx/access.log", "nginx/error.log.1",
@@ -94,7 +97,7 @@ func TestHostFixtures(t *testing.T) {
 	}
 	sym := NewObjectSymbolizer()
 	defer sym.Close()
-	res, err := Analyze(context.Background(), Options{Inputs: inputs, Location: loc, Cores: []string{cores}, Symbolizer: sym})
+	res, err := Analyze(context.Background(), Options{Inputs: inputs, Location: loc, Cores: cores, Symbolizer: sym})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,6 +117,15 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
+func isHexString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func skipWord(b []byte) []byte {
 	if i := bytes.IndexByte(b, ' '); i >= 0 {
 		return b[i+1:]

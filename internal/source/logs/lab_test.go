@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coroner-dev/coroner/internal/labtest"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // sameFile reports whether two paths name the same file.
@@ -33,13 +34,18 @@ func TestLab(t *testing.T) {
 		}
 	}
 	// The lab keeps each scenario's core in its own directory, renamed
-	// "core" (no pid in the name): give their parent, as a user would.
-	var cores []string
+	// "core" (no pid in the name): discover them from their parent, as
+	// `coroner logs --cores DIR` does.
+	var cores []*coredumps.Entry
 	for _, sc := range lab.Scenarios {
 		if sc.Core != "" {
-			cores = []string{filepath.Dir(filepath.Dir(sc.Core))}
+			cores, _ = coredumps.Discover(coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir},
+				Dirs: []string{filepath.Dir(filepath.Dir(sc.Core))}, NoJournal: true, Quick: true})
 			break
 		}
+	}
+	if len(cores) < len(lab.Scenarios) {
+		t.Errorf("discovered %d cores for %d scenarios", len(cores), len(lab.Scenarios))
 	}
 	sym := NewObjectSymbolizer()
 	defer sym.Close()

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // TestRealSegfault crashes a real program inside libpcre2
@@ -71,7 +73,7 @@ int main(void) { return pcre2_jit_match(NULL, (PCRE2_SPTR)"x", 1, 0, 0, NULL, NU
 	os.WriteFile(klog, kernel, 0o644)
 	sym := NewObjectSymbolizer()
 	defer sym.Close()
-	res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: klog}}, Symbolizer: sym, Cores: []string{dir}})
+	res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: klog}}, Symbolizer: sym, Cores: discoverCores(dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,4 +120,10 @@ int main(void) { return pcre2_jit_match(NULL, (PCRE2_SPTR)"x", 1, 0, 0, NULL, NU
 		}
 	}
 	t.Logf("%s; core %q (%s)", inc.Site, inc.Core, inc.CoreConfidence)
+}
+
+// discoverCores lists the cores in dir as `coroner logs --cores DIR` does.
+func discoverCores(dir string) []*coredumps.Entry {
+	entries, _ := coredumps.Discover(coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir}, Dirs: []string{dir}, NoJournal: true, Quick: true})
+	return entries
 }

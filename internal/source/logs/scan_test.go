@@ -100,26 +100,3 @@ func TestSortRotated(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
-
-func TestParseCoreName(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		pid  int
-		ts   int64
-	}{
-		{"core.php-fpm8.2.14502.1795728000", 14502, 1795728000},
-		{"core.14502", 14502, 0},
-		{"core", 0, 0},
-		{`core.php-fpm8\x2e2.33.0123456789abcdef0123456789abcdef.14502.1795728000123456.zst`, 14502, 1795728000},
-		{"core-php-fpm8.2-14502-1795728000.xz", 14502, 1795728000},
-	} {
-		pid, ts := parseCoreName(c.name)
-		var sec int64
-		if !ts.IsZero() {
-			sec = ts.Unix()
-		}
-		if pid != c.pid || sec != c.ts {
-			t.Errorf("%s: pid %d time %d, want %d %d", c.name, pid, sec, c.pid, c.ts)
-		}
-	}
-}
