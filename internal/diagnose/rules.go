@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/coroner-dev/coroner/crash"
-	"github.com/coroner-dev/coroner/internal/signals"
 )
 
 //go:embed rules.yaml
@@ -269,9 +267,8 @@ type rule struct {
 }
 
 var (
-	idRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	jitModes = map[string]bool{"off": true, "function": true, "tracing": true, "on": true}
-	refRE    = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+	idRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
 )
 
 func compileRule(r Rule) (*rule, error) {
@@ -321,202 +318,6 @@ func compileRule(r Rule) (*rule, error) {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
 	return &rule{Rule: r, when: c, tmpl: tmpl}, nil
-}
-
-// cond is a compiled Cond.
-type cond struct {
-	src       *Cond
-	signals   []int
-	faults    []crash.FaultKind
-	native    []framePat
-	php       []framePat
-	version   []verConstraint
-	ini       []iniPat
-	ext       *regexp.Regexp
-	cycle     *regexp.Regexp
-	hasCycle  bool
-	module    *modPat
-	kernel    *kernPat
-	message   *regexp.Regexp
-	any, none []*cond
-}
-
-type framePat struct {
-	function, module, class *regexp.Regexp
-	top                     int
-}
-
-type iniPat struct {
-	name string
-	re   *regexp.Regexp
-}
-
-type modPat struct {
-	path              *regexp.Regexp
-	deleted, mismatch bool
-	onStack           bool
-}
-
-type kernPat struct {
-	module, function *regexp.Regexp
-	errors           []int
-}
-
-func (c *cond) empty() bool {
-	s := c.src
-	return len(s.Signal) == 0 && s.Sent == nil && s.PHPProcess == nil && len(s.Fault) == 0 && len(s.Native) == 0 &&
-		len(s.PHP) == 0 && s.PHPVersion == "" && len(s.INI) == 0 && len(s.JIT) == 0 &&
-		s.Extension == "" && s.Cycle == nil && s.MinFrames == 0 && s.Module == nil &&
-		s.Kernel == nil && s.Message == "" && s.OOMKill == nil && s.Repeated == 0 &&
-		len(s.Any) == 0 && len(s.None) == 0
-}
-
-func compileRE(s, field string) (*regexp.Regexp, error) {
-	if s == "" {
-		return nil, nil
-	}
-	re, err := regexp.Compile(s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
-	}
-	return re, nil
-}
-
-func compileCond(s *Cond, where string) (*cond, error) {
-	c := &cond{src: s}
-	for _, name := range s.Signal {
-		n, ok := signals.Parse(name)
-		if !ok {
-			return nil, fmt.Errorf("%s.signal: unknown signal %q", where, name)
-		}
-		c.signals = append(c.signals, int(n))
-	}
-	for _, k := range s.Fault {
-		if !k.Valid() {
-			return nil, fmt.Errorf("%s.fault: unknown fault kind %q", where, k)
-		}
-		c.faults = append(c.faults, k)
-	}
-	var err error
-	for i, p := range s.Native {
-		fp, err := compileFrame(p, fmt.Sprintf("%s.native[%d]", where, i))
-		if err != nil {
-			return nil, err
-		}
-		if p.Class != "" {
-			return nil, fmt.Errorf("%s.native[%d]: class applies to PHP frames only", where, i)
-		}
-		c.native = append(c.native, fp)
-	}
-	for i, p := range s.PHP {
-		fp, err := compileFrame(p, fmt.Sprintf("%s.php[%d]", where, i))
-		if err != nil {
-			return nil, err
-		}
-		if p.Module != "" {
-			return nil, fmt.Errorf("%s.php[%d]: module applies to native frames only", where, i)
-		}
-		c.php = append(c.php, fp)
-	}
-	if s.PHPVersion != "" {
-		if c.version, err = parseConstraints(s.PHPVersion); err != nil {
-			return nil, fmt.Errorf("%s.php_version: %w", where, err)
-		}
-	}
-	for name, v := range s.INI {
-		re, err := compileRE(v, where+".ini."+name)
-		if err != nil {
-			return nil, err
-		}
-		if re == nil {
-			re = regexp.MustCompile(`^$`)
-		}
-		c.ini = append(c.ini, iniPat{name: name, re: re})
-	}
-	sort.Slice(c.ini, func(i, j int) bool { return c.ini[i].name < c.ini[j].name })
-	for _, m := range s.JIT {
-		if !jitModes[m] {
-			return nil, fmt.Errorf("%s.jit: mode %q: want off, function, tracing or on", where, m)
-		}
-	}
-	if c.ext, err = compileRE(s.Extension, where+".extension"); err != nil {
-		return nil, err
-	}
-	if s.Cycle != nil {
-		c.hasCycle = true
-		if c.cycle, err = compileRE(s.Cycle.Function, where+".cycle.function"); err != nil {
-			return nil, err
-		}
-	}
-	if s.MinFrames < 0 || s.Repeated < 0 {
-		return nil, fmt.Errorf("%s: min_frames and repeated must not be negative", where)
-	}
-	if s.Module != nil {
-		m := &modPat{deleted: s.Module.Deleted, mismatch: s.Module.Mismatch, onStack: s.Module.OnStack}
-		if m.path, err = compileRE(s.Module.Path, where+".module.path"); err != nil {
-			return nil, err
-		}
-		if m.path == nil && !m.deleted && !m.mismatch {
-			return nil, fmt.Errorf("%s.module: needs path, deleted or mismatch", where)
-		}
-		c.module = m
-	}
-	if s.Kernel != nil {
-		k := &kernPat{errors: s.Kernel.Error}
-		if k.module, err = compileRE(s.Kernel.Module, where+".kernel.module"); err != nil {
-			return nil, err
-		}
-		if k.function, err = compileRE(s.Kernel.Function, where+".kernel.function"); err != nil {
-			return nil, err
-		}
-		c.kernel = k
-	}
-	if c.message, err = compileRE(s.Message, where+".message"); err != nil {
-		return nil, err
-	}
-	for i := range s.Any {
-		sub, err := compileCond(&s.Any[i], fmt.Sprintf("%s.any[%d]", where, i))
-		if err != nil {
-			return nil, err
-		}
-		if sub.empty() {
-			return nil, fmt.Errorf("%s.any[%d]: empty condition", where, i)
-		}
-		c.any = append(c.any, sub)
-	}
-	for i := range s.None {
-		sub, err := compileCond(&s.None[i], fmt.Sprintf("%s.none[%d]", where, i))
-		if err != nil {
-			return nil, err
-		}
-		if sub.empty() {
-			return nil, fmt.Errorf("%s.none[%d]: empty condition", where, i)
-		}
-		c.none = append(c.none, sub)
-	}
-	return c, nil
-}
-
-func compileFrame(p FramePattern, where string) (framePat, error) {
-	var fp framePat
-	var err error
-	if p.Top < 0 {
-		return fp, fmt.Errorf("%s.top: must not be negative", where)
-	}
-	fp.top = p.Top
-	if fp.function, err = compileRE(p.Function, where+".function"); err != nil {
-		return fp, err
-	}
-	if fp.module, err = compileRE(p.Module, where+".module"); err != nil {
-		return fp, err
-	}
-	if fp.class, err = compileRE(p.Class, where+".class"); err != nil {
-		return fp, err
-	}
-	if fp.function == nil && fp.module == nil && fp.class == nil {
-		return fp, fmt.Errorf("%s: needs function, module or class", where)
-	}
-	return fp, nil
 }
 
 // verConstraint is one comparison of a PHP version range.

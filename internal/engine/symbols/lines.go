@@ -384,166 +384,231 @@ func (r *lineReader) readEntries(offSize uint64, lineStr []byte, str func() []by
 	return paths, dirs, nil
 }
 
+// parseUnit decodes the line program of the unit at off, appending its
+// rows, and returns the offset of the next unit.
 func (lt *lineTable) parseUnit(b []byte, off uint64, lineStr []byte, str func() []byte) (uint64, error) {
-	le := binary.LittleEndian
-	if off+4 > uint64(len(b)) {
-		return 0, errLine
-	}
-	length := uint64(le.Uint32(b[off:]))
-	hdr, offSize := uint64(4), uint64(4)
-	if length == 0xffffffff {
-		if off+12 > uint64(len(b)) {
-			return 0, errLine
-		}
-		length = le.Uint64(b[off+4:])
-		hdr, offSize = 12, 8
-	}
-	end := off + hdr + length
-	if end > uint64(len(b)) || end < off || length < 2 {
-		return 0, errLine
-	}
-	r := &lineReader{b: b, pos: off + hdr, end: end}
-	version, err := r.fixed(2)
-	if err != nil || version < 2 || version > 5 {
-		return 0, fmt.Errorf("%w: version %d", errLine, version)
-	}
-	if version >= 5 {
-		if _, err := r.fixed(2); err != nil { // address_size, segment_selector_size
-			return 0, err
-		}
-	}
-	headerLen, err := r.fixed(offSize)
+	h, err := parseLineHeader(b, off)
 	if err != nil {
 		return 0, err
-	}
-	progStart := r.pos + headerLen
-	if progStart > end || progStart < r.pos {
-		return 0, errLine
-	}
-	minInst, _ := r.u8()
-	if version >= 4 {
-		r.u8() // maximum_operations_per_instruction (VLIW only)
-	}
-	defaultIsStmt, _ := r.u8()
-	_ = defaultIsStmt
-	lb, _ := r.u8()
-	lineBase := int64(int8(lb))
-	lineRange, _ := r.u8()
-	opcodeBase, err := r.u8()
-	if err != nil || lineRange == 0 || opcodeBase == 0 {
-		return 0, errLine
-	}
-	stdLens := make([]uint8, opcodeBase)
-	for i := uint8(1); i < opcodeBase; i++ {
-		if stdLens[i], err = r.u8(); err != nil {
-			return 0, err
-		}
 	}
 	// The file table is decoded only when a row of this unit is looked
 	// up: most units of a large library are never needed.
 	unit := int32(len(lt.units))
-	lt.units = append(lt.units, &unitFiles{r: lineReader{b: b, pos: r.pos, end: progStart}, version: version, offSize: offSize, lineStr: lineStr, str: str})
-	fileOf := func(n uint64) int32 {
-		if n < 1<<31 {
-			return int32(n)
-		}
-		return -1
+	lt.units = append(lt.units, &unitFiles{r: lineReader{b: b, pos: h.filesAt, end: h.progStart}, version: h.version,
+		offSize: h.offSize, lineStr: lineStr, str: str})
+	m := lineMachine{lt: lt, h: &h, r: lineReader{b: b, pos: h.progStart, end: h.end}, unit: unit}
+	m.reset()
+	if err := m.run(); err != nil {
+		return 0, err
 	}
-	r.pos = progStart
-	// The state machine.
-	var addr uint64
-	file, line := uint64(1), int64(1)
-	seqStart := len(lt.rows)
-	emit := func(endSeq bool) error {
-		if len(lt.rows) >= maxLineRows {
-			return errLine
-		}
-		lt.rows = append(lt.rows, lineRow{addr: addr, unit: unit, file: fileOf(file), line: int32(line), end: endSeq})
-		if endSeq && lt.want != nil {
-			// Keep the sequence only if it covers a wanted address.
-			if seqStart < len(lt.rows) && !lt.wanted(lt.rows[seqStart].addr, addr) {
-				lt.rows = lt.rows[:seqStart]
-			}
-			seqStart = len(lt.rows)
-		}
-		return nil
+	return h.end, nil
+}
+
+// lineHeader is what the line program of one unit needs of its header.
+type lineHeader struct {
+	version, offSize uint64
+	// end is the end of the unit; progStart the start of its line
+	// program; filesAt the start of its directory and file tables.
+	end, progStart, filesAt uint64
+	minInst                 uint64
+	lineBase                int64
+	lineRange, opcodeBase   uint8
+	// stdLens are the operand counts of the standard opcodes.
+	stdLens []uint8
+}
+
+// parseLineHeader reads the header of the unit at off (DWARF 2-5).
+func parseLineHeader(b []byte, off uint64) (lineHeader, error) {
+	var h lineHeader
+	le := binary.LittleEndian
+	if off+4 > uint64(len(b)) {
+		return h, errLine
 	}
-	for r.pos < end {
-		op, _ := r.u8()
+	length := uint64(le.Uint32(b[off:]))
+	hdr := uint64(4)
+	h.offSize = 4
+	if length == 0xffffffff {
+		if off+12 > uint64(len(b)) {
+			return h, errLine
+		}
+		length = le.Uint64(b[off+4:])
+		hdr, h.offSize = 12, 8
+	}
+	h.end = off + hdr + length
+	if h.end > uint64(len(b)) || h.end < off || length < 2 {
+		return h, errLine
+	}
+	r := &lineReader{b: b, pos: off + hdr, end: h.end}
+	var err error
+	h.version, err = r.fixed(2)
+	if err != nil || h.version < 2 || h.version > 5 {
+		return h, fmt.Errorf("%w: version %d", errLine, h.version)
+	}
+	if h.version >= 5 {
+		if _, err := r.fixed(2); err != nil { // address_size, segment_selector_size
+			return h, err
+		}
+	}
+	headerLen, err := r.fixed(h.offSize)
+	if err != nil {
+		return h, err
+	}
+	h.progStart = r.pos + headerLen
+	if h.progStart > h.end || h.progStart < r.pos {
+		return h, errLine
+	}
+	minInst, _ := r.u8()
+	h.minInst = uint64(minInst)
+	if h.version >= 4 {
+		r.u8() // maximum_operations_per_instruction (VLIW only)
+	}
+	r.u8() // default_is_stmt
+	lb, _ := r.u8()
+	h.lineBase = int64(int8(lb))
+	h.lineRange, _ = r.u8()
+	h.opcodeBase, err = r.u8()
+	if err != nil || h.lineRange == 0 || h.opcodeBase == 0 {
+		return h, errLine
+	}
+	h.stdLens = make([]uint8, h.opcodeBase)
+	for i := uint8(1); i < h.opcodeBase; i++ {
+		if h.stdLens[i], err = r.u8(); err != nil {
+			return h, err
+		}
+	}
+	h.filesAt = r.pos
+	return h, nil
+}
+
+// lineMachine is the line-number state machine (DWARF 5, 6.2.2) running
+// the program of one unit and appending its rows to lt.
+type lineMachine struct {
+	lt   *lineTable
+	h    *lineHeader
+	r    lineReader
+	unit int32
+	addr uint64
+	file uint64
+	line int64
+	// seqStart is the first row of the current sequence.
+	seqStart int
+}
+
+// reset starts a new sequence.
+func (m *lineMachine) reset() {
+	m.addr, m.file, m.line = 0, 1, 1
+	m.seqStart = len(m.lt.rows)
+}
+
+func (m *lineMachine) run() error {
+	for m.r.pos < m.r.end {
+		op, _ := m.r.u8()
+		var err error
 		switch {
-		case op >= opcodeBase:
-			adj := uint64(op - opcodeBase)
-			addr += (adj / uint64(lineRange)) * uint64(minInst)
-			line += lineBase + int64(adj%uint64(lineRange))
-			if err := emit(false); err != nil {
-				return 0, err
-			}
+		case op >= m.h.opcodeBase:
+			err = m.special(op)
 		case op == 0:
-			n, err := r.uleb()
-			if err != nil || n == 0 || r.pos+n > end || r.pos+n < r.pos {
-				return 0, errLine
-			}
-			next := r.pos + n
-			sub, _ := r.u8()
-			switch sub {
-			case 1: // end_sequence
-				if err := emit(true); err != nil {
-					return 0, err
-				}
-				addr, file, line = 0, 1, 1
-				seqStart = len(lt.rows)
-			case 2: // set_address
-				if n-1 == 8 {
-					addr, _ = r.fixed(8)
-				} else if n-1 == 4 {
-					addr, _ = r.fixed(4)
-				}
-			}
-			r.pos = next
-		case op == 1: // copy
-			if err := emit(false); err != nil {
-				return 0, err
-			}
-		case op == 2: // advance_pc
-			v, err := r.uleb()
-			if err != nil {
-				return 0, err
-			}
-			addr += v * uint64(minInst)
-		case op == 3: // advance_line
-			v, err := r.sleb()
-			if err != nil {
-				return 0, err
-			}
-			line += v
-		case op == 4: // set_file
-			v, err := r.uleb()
-			if err != nil {
-				return 0, err
-			}
-			file = v
-		case op == 5, op == 12: // set_column, set_isa
-			if _, err := r.uleb(); err != nil {
-				return 0, err
-			}
-		case op == 6, op == 7, op == 10, op == 11: // negate_stmt, basic_block, prologue_end, epilogue_begin
-		case op == 8: // const_add_pc
-			addr += (uint64(255-opcodeBase) / uint64(lineRange)) * uint64(minInst)
-		case op == 9: // fixed_advance_pc
-			v, err := r.fixed(2)
-			if err != nil {
-				return 0, err
-			}
-			addr += v
-		default: // unknown standard opcode: skip its uleb operands
-			for i := uint8(0); i < stdLens[op]; i++ {
-				if _, err := r.uleb(); err != nil {
-					return 0, err
-				}
-			}
+			err = m.extended()
+		default:
+			err = m.standard(op)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return end, nil
+	return nil
+}
+
+// emit appends a row; at the end of a sequence, the sequence is kept only
+// if it covers a wanted address.
+func (m *lineMachine) emit(endSeq bool) error {
+	lt := m.lt
+	if len(lt.rows) >= maxLineRows {
+		return errLine
+	}
+	file := int32(-1)
+	if m.file < 1<<31 {
+		file = int32(m.file)
+	}
+	lt.rows = append(lt.rows, lineRow{addr: m.addr, unit: m.unit, file: file, line: int32(m.line), end: endSeq})
+	if endSeq && lt.want != nil {
+		if m.seqStart < len(lt.rows) && !lt.wanted(lt.rows[m.seqStart].addr, m.addr) {
+			lt.rows = lt.rows[:m.seqStart]
+		}
+		m.seqStart = len(lt.rows)
+	}
+	return nil
+}
+
+// special executes a special opcode: advance address and line, emit a row.
+func (m *lineMachine) special(op uint8) error {
+	adj := uint64(op - m.h.opcodeBase)
+	m.addr += (adj / uint64(m.h.lineRange)) * m.h.minInst
+	m.line += m.h.lineBase + int64(adj%uint64(m.h.lineRange))
+	return m.emit(false)
+}
+
+// extended executes an extended opcode (end_sequence, set_address; others
+// are skipped by their length).
+func (m *lineMachine) extended() error {
+	r := &m.r
+	n, err := r.uleb()
+	if err != nil || n == 0 || r.pos+n > r.end || r.pos+n < r.pos {
+		return errLine
+	}
+	next := r.pos + n
+	sub, _ := r.u8()
+	switch sub {
+	case 1: // end_sequence
+		if err := m.emit(true); err != nil {
+			return err
+		}
+		m.reset()
+	case 2: // set_address
+		if n-1 == 8 || n-1 == 4 {
+			m.addr, _ = r.fixed(n - 1)
+		}
+	}
+	r.pos = next
+	return nil
+}
+
+// standard executes a standard opcode.
+func (m *lineMachine) standard(op uint8) error {
+	r := &m.r
+	var v uint64
+	var err error
+	switch op {
+	case 1: // copy
+		return m.emit(false)
+	case 2: // advance_pc
+		if v, err = r.uleb(); err == nil {
+			m.addr += v * m.h.minInst
+		}
+	case 3: // advance_line
+		var d int64
+		if d, err = r.sleb(); err == nil {
+			m.line += d
+		}
+	case 4: // set_file
+		if v, err = r.uleb(); err == nil {
+			m.file = v
+		}
+	case 5, 12: // set_column, set_isa
+		_, err = r.uleb()
+	case 6, 7, 10, 11: // negate_stmt, basic_block, prologue_end, epilogue_begin
+	case 8: // const_add_pc
+		m.addr += (uint64(255-m.h.opcodeBase) / uint64(m.h.lineRange)) * m.h.minInst
+	case 9: // fixed_advance_pc
+		if v, err = r.fixed(2); err == nil {
+			m.addr += v
+		}
+	default: // unknown standard opcode: skip its uleb operands
+		for i := uint8(0); i < m.h.stdLens[op] && err == nil; i++ {
+			_, err = r.uleb()
+		}
+	}
+	return err
 }
 
 // lookup returns the file and line of addr.

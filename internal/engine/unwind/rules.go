@@ -67,196 +67,240 @@ func (t *Table) rowAt(fde *FDE, pc uint64) (*row, error) {
 	return &r, nil
 }
 
-// execCFA runs CFA instructions on r until the location passes pc.
+// execCFA runs CFA instructions on r until the location passes pc. init
+// is the row after the CIE's initial instructions (what DW_CFA_restore
+// goes back to); it is nil while those run.
 func execCFA(c *cie, insns []byte, r *row, init *row, loc, pc uint64) error {
-	rd := &reader{b: insns}
-	var stack []row
-	setReg := func(reg uint64, rule regRule) {
-		if reg < NumRegs {
-			r.regs[reg] = rule
-		}
-	}
-	for n := 0; rd.pos < uint64(len(insns)); n++ {
+	p := &cfaProgram{c: c, rd: &reader{b: insns}, r: r, init: init, loc: loc}
+	for n := 0; p.rd.pos < uint64(len(insns)); n++ {
 		if n > maxCFIInsns {
 			return fmt.Errorf("%w: too many instructions", errCFI)
 		}
-		op, _ := rd.u8()
-		hi, lo := op&0xc0, uint64(op&0x3f)
-		switch hi {
-		case 0x40: // DW_CFA_advance_loc
-			loc += lo * c.codeAlign
-			if loc > pc {
-				return nil
-			}
-			continue
-		case 0x80: // DW_CFA_offset
-			off, err := rd.uleb()
-			if err != nil {
-				return err
-			}
-			setReg(lo, regRule{kind: ruleOffset, off: int64(off) * c.dataAlign})
-			continue
-		case 0xc0: // DW_CFA_restore
-			if init != nil && lo < NumRegs {
-				r.regs[lo] = init.regs[lo]
-			}
-			continue
-		}
-		var err error
-		switch op {
-		case 0x00: // nop
-		case 0x01: // set_loc
-			var v uint64
-			v, err = rd.encoded(c.fdeEnc)
-			if err == nil {
-				loc = v
-				if loc > pc {
-					return nil
-				}
-			}
-		case 0x02, 0x03, 0x04: // advance_loc1/2/4
-			var d uint64
-			switch op {
-			case 0x02:
-				var b byte
-				b, err = rd.u8()
-				d = uint64(b)
-			case 0x03:
-				d, err = rd.u16()
-			default:
-				d, err = rd.u32()
-			}
-			if err == nil {
-				loc += d * c.codeAlign
-				if loc > pc {
-					return nil
-				}
-			}
-		case 0x05: // offset_extended
-			var reg, off uint64
-			if reg, err = rd.uleb(); err == nil {
-				if off, err = rd.uleb(); err == nil {
-					setReg(reg, regRule{kind: ruleOffset, off: int64(off) * c.dataAlign})
-				}
-			}
-		case 0x06: // restore_extended
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil && init != nil && reg < NumRegs {
-				r.regs[reg] = init.regs[reg]
-			}
-		case 0x07, 0x08: // undefined, same_value
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil {
-				k := ruleUndefined
-				if op == 0x08 {
-					k = ruleSame
-				}
-				setReg(reg, regRule{kind: k})
-			}
-		case 0x09: // register
-			var reg, reg2 uint64
-			if reg, err = rd.uleb(); err == nil {
-				if reg2, err = rd.uleb(); err == nil {
-					setReg(reg, regRule{kind: ruleRegister, reg: reg2})
-				}
-			}
-		case 0x0a: // remember_state
-			if len(stack) >= maxStateStack {
-				return fmt.Errorf("%w: remember_state nesting too deep", errCFI)
-			}
-			stack = append(stack, *r)
-		case 0x0b: // restore_state
-			if len(stack) == 0 {
-				return fmt.Errorf("%w: restore_state without remember_state", errCFI)
-			}
-			saved := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			// The CFA is not part of the saved register state in practice
-			// only for GCC's use; DWARF says the whole row is restored.
-			*r = saved
-		case 0x0c: // def_cfa
-			var reg, off uint64
-			if reg, err = rd.uleb(); err == nil {
-				if off, err = rd.uleb(); err == nil {
-					r.cfaReg, r.cfaOff, r.cfaExpr = reg, int64(off), nil
-				}
-			}
-		case 0x0d: // def_cfa_register
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil {
-				r.cfaReg, r.cfaExpr = reg, nil
-			}
-		case 0x0e: // def_cfa_offset
-			var off uint64
-			if off, err = rd.uleb(); err == nil {
-				r.cfaOff = int64(off)
-			}
-		case 0x0f: // def_cfa_expression
-			var b []byte
-			if b, err = block(rd); err == nil {
-				r.cfaExpr = b
-			}
-		case 0x10, 0x16: // expression, val_expression
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil {
-				var b []byte
-				if b, err = block(rd); err == nil {
-					k := ruleExpr
-					if op == 0x16 {
-						k = ruleValExpr
-					}
-					setReg(reg, regRule{kind: k, expr: b})
-				}
-			}
-		case 0x11, 0x14, 0x15: // offset_extended_sf, val_offset, val_offset_sf
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil {
-				var off int64
-				if op == 0x14 {
-					var u uint64
-					u, err = rd.uleb()
-					off = int64(u)
-				} else {
-					off, err = rd.sleb()
-				}
-				if err == nil {
-					k := ruleOffset
-					if op != 0x11 {
-						k = ruleValOffset
-					}
-					setReg(reg, regRule{kind: k, off: off * c.dataAlign})
-				}
-			}
-		case 0x12: // def_cfa_sf
-			var reg uint64
-			if reg, err = rd.uleb(); err == nil {
-				var off int64
-				if off, err = rd.sleb(); err == nil {
-					r.cfaReg, r.cfaOff, r.cfaExpr = reg, off*c.dataAlign, nil
-				}
-			}
-		case 0x13: // def_cfa_offset_sf
-			var off int64
-			if off, err = rd.sleb(); err == nil {
-				r.cfaOff = off * c.dataAlign
-			}
-		case 0x2e: // GNU_args_size
-			_, err = rd.uleb()
-		case 0x2f: // GNU_negative_offset_extended
-			var reg, off uint64
-			if reg, err = rd.uleb(); err == nil {
-				if off, err = rd.uleb(); err == nil {
-					setReg(reg, regRule{kind: ruleOffset, off: -int64(off) * c.dataAlign})
-				}
-			}
-		default:
-			return fmt.Errorf("%w: unknown CFA instruction %#x", errCFI, op)
-		}
+		op, _ := p.rd.u8()
+		moved, err := p.step(op)
 		if err != nil {
 			return err
 		}
+		if moved && p.loc > pc {
+			return nil
+		}
 	}
 	return nil
+}
+
+// cfaProgram is the state of a running CFA program (DWARF 5, 6.4.2): the
+// row being built, the location it applies from, and the rows saved by
+// DW_CFA_remember_state.
+type cfaProgram struct {
+	c     *cie
+	rd    *reader
+	r     *row
+	init  *row
+	stack []row
+	loc   uint64
+}
+
+// step executes one instruction; moved reports that the location advanced.
+func (p *cfaProgram) step(op byte) (moved bool, err error) {
+	// The primary opcodes carry an operand in their low 6 bits.
+	switch hi, lo := op&0xc0, uint64(op&0x3f); hi {
+	case 0x40: // DW_CFA_advance_loc
+		p.loc += lo * p.c.codeAlign
+		return true, nil
+	case 0x80: // DW_CFA_offset
+		off, err := p.factored(false)
+		if err == nil {
+			p.set(lo, regRule{kind: ruleOffset, off: off})
+		}
+		return false, err
+	case 0xc0: // DW_CFA_restore
+		p.restore(lo)
+		return false, nil
+	}
+	switch op {
+	case 0x00, 0x01, 0x02, 0x03, 0x04: // nop, set_loc, advance_loc1/2/4
+		return p.location(op)
+	case 0x0a, 0x0b: // remember_state, restore_state
+		return false, p.state(op)
+	case 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13: // def_cfa*
+		return false, p.cfa(op)
+	case 0x2e: // GNU_args_size: only for exception handling
+		_, err := p.rd.uleb()
+		return false, err
+	}
+	return false, p.register(op)
+}
+
+// location executes the instructions that move to the next row.
+func (p *cfaProgram) location(op byte) (bool, error) {
+	var d uint64
+	var err error
+	switch op {
+	case 0x00: // nop
+		return false, nil
+	case 0x01: // set_loc
+		v, err := p.rd.encoded(p.c.fdeEnc)
+		if err != nil {
+			return false, err
+		}
+		p.loc = v
+		return true, nil
+	case 0x02:
+		var b byte
+		b, err = p.rd.u8()
+		d = uint64(b)
+	case 0x03:
+		d, err = p.rd.u16()
+	default:
+		d, err = p.rd.u32()
+	}
+	if err != nil {
+		return false, err
+	}
+	p.loc += d * p.c.codeAlign
+	return true, nil
+}
+
+// state executes remember_state and restore_state.
+func (p *cfaProgram) state(op byte) error {
+	if op == 0x0a {
+		if len(p.stack) >= maxStateStack {
+			return fmt.Errorf("%w: remember_state nesting too deep", errCFI)
+		}
+		p.stack = append(p.stack, *p.r)
+		return nil
+	}
+	if len(p.stack) == 0 {
+		return fmt.Errorf("%w: restore_state without remember_state", errCFI)
+	}
+	// DWARF says the whole row is restored, the CFA rule included.
+	*p.r = p.stack[len(p.stack)-1]
+	p.stack = p.stack[:len(p.stack)-1]
+	return nil
+}
+
+// cfa executes the instructions that define the CFA rule.
+func (p *cfaProgram) cfa(op byte) error {
+	r := p.r
+	switch op {
+	case 0x0f: // def_cfa_expression
+		b, err := block(p.rd)
+		if err == nil {
+			r.cfaExpr = b
+		}
+		return err
+	case 0x0e, 0x13: // def_cfa_offset, def_cfa_offset_sf
+		off, err := p.offset(op == 0x13)
+		if err == nil {
+			r.cfaOff = off
+		}
+		return err
+	}
+	reg, err := p.rd.uleb()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case 0x0d: // def_cfa_register
+		r.cfaReg, r.cfaExpr = reg, nil
+	default: // def_cfa, def_cfa_sf
+		off, err := p.offset(op == 0x12)
+		if err != nil {
+			return err
+		}
+		r.cfaReg, r.cfaOff, r.cfaExpr = reg, off, nil
+	}
+	return nil
+}
+
+// register executes the instructions that set the rule of one register;
+// all of them start with the register number.
+func (p *cfaProgram) register(op byte) error {
+	switch op {
+	case 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, 0x11, 0x14, 0x15, 0x16, 0x2f:
+	default:
+		return fmt.Errorf("%w: unknown CFA instruction %#x", errCFI, op)
+	}
+	reg, err := p.rd.uleb()
+	if err != nil {
+		return err
+	}
+	var rule regRule
+	switch op {
+	case 0x06: // restore_extended
+		p.restore(reg)
+		return nil
+	case 0x07: // undefined
+		rule.kind = ruleUndefined
+	case 0x08: // same_value
+		rule.kind = ruleSame
+	case 0x09: // register
+		rule.kind = ruleRegister
+		rule.reg, err = p.rd.uleb()
+	case 0x10, 0x16: // expression, val_expression
+		rule.kind = ruleExpr
+		if op == 0x16 {
+			rule.kind = ruleValExpr
+		}
+		rule.expr, err = block(p.rd)
+	case 0x05, 0x11: // offset_extended, offset_extended_sf
+		rule.kind = ruleOffset
+		rule.off, err = p.factored(op == 0x11)
+	case 0x14, 0x15: // val_offset, val_offset_sf
+		rule.kind = ruleValOffset
+		rule.off, err = p.factored(op == 0x15)
+	case 0x2f: // GNU_negative_offset_extended
+		rule.kind = ruleOffset
+		rule.off, err = p.factored(false)
+		rule.off = -rule.off
+	}
+	if err != nil {
+		return err
+	}
+	p.set(reg, rule)
+	return nil
+}
+
+// factored reads an offset operand scaled by the data alignment factor.
+func (p *cfaProgram) factored(signed bool) (int64, error) {
+	var off int64
+	if signed {
+		v, err := p.rd.sleb()
+		if err != nil {
+			return 0, err
+		}
+		off = v
+	} else {
+		v, err := p.rd.uleb()
+		if err != nil {
+			return 0, err
+		}
+		off = int64(v)
+	}
+	return off * p.c.dataAlign, nil
+}
+
+// offset reads a CFA offset: unsigned and not factored (def_cfa,
+// def_cfa_offset), or signed and factored (the _sf forms).
+func (p *cfaProgram) offset(sf bool) (int64, error) {
+	if sf {
+		return p.factored(true)
+	}
+	v, err := p.rd.uleb()
+	return int64(v), err
+}
+
+func (p *cfaProgram) set(reg uint64, rule regRule) {
+	if reg < NumRegs {
+		p.r.regs[reg] = rule
+	}
+}
+
+// restore goes back to the rule the CIE's initial instructions gave reg.
+func (p *cfaProgram) restore(reg uint64) {
+	if p.init != nil && reg < NumRegs {
+		p.r.regs[reg] = p.init.regs[reg]
+	}
 }
 
 func block(rd *reader) ([]byte, error) {

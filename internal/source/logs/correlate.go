@@ -124,141 +124,34 @@ func signalKind(sig int) string {
 
 // correlate builds incidents from time-sorted events and core files.
 func correlate(events []Event, cores []*coredumps.Entry) []*Incident {
-	var incs []*Incident
-	usedKernel := map[int]bool{}
-	usedCoredump := map[int]bool{}
-	byPID := map[int][]int{}
+	c := &correlator{events: events, byPID: map[int][]int{}, usedKernel: map[int]bool{}, usedCoredump: map[int]bool{}}
 	for i := range events {
 		if events[i].PID > 0 {
-			byPID[events[i].PID] = append(byPID[events[i].PID], i)
+			c.byPID[events[i].PID] = append(c.byPID[events[i].PID], i)
 		}
 	}
 	// Anchors: FPM child deaths by signal (except the graceful SIGQUIT) and
-	// Apache child deaths.
+	// Apache child deaths; then kernel faults and coredumps without an FPM
+	// record, as incidents of their own.
 	for i := range events {
 		e := &events[i]
 		if (e.Kind == KindChildSignal && signals.Signal(e.Signal) != signals.SIGQUIT) || e.Kind == KindApacheChild {
-			inc := &Incident{Time: e.Time, PID: e.PID, Pool: e.Pool, Signal: e.Signal, SignalName: e.SignalName,
-				CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal)}
-			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: the master's record of the death"))
-			for _, j := range byPID[e.PID] {
-				o := &events[j]
-				d := o.Time.Sub(e.Time)
-				switch o.Kind {
-				case KindSegfault, KindGPF, KindTrap:
-					win := kernelWindow
-					conf := ConfHigh
-					reason := fmt.Sprintf("same pid %d, %s apart", e.PID, roundDur(absDur(d)))
-					if o.TimeApprox {
-						win = approxTimeSlack
-						if absDur(d) > kernelWindow {
-							conf = ConfMedium
-						}
-						reason = fmt.Sprintf("same pid %d; kernel time derived from uptime (%s apart)", e.PID, roundDur(absDur(d)))
-					}
-					if absDur(d) <= win && !usedKernel[j] {
-						usedKernel[j] = true
-						if inc.Fault == nil {
-							inc.Fault = o.Fault
-							inc.Comm = o.Comm
-						} else {
-							reason += "; the same fault recorded by another log"
-						}
-						inc.Links = append(inc.Links, linkOf(o, conf, reason))
-					}
-				case KindCoredump:
-					if absDur(d) <= coreWindow && !usedCoredump[j] {
-						usedCoredump[j] = true
-						inc.CoreDumped = true
-						inc.buildIDs = o.BuildIDs
-						if o.CoreFile != "" && inc.Core == "" {
-							inc.Core, inc.CoreConfidence = o.CoreFile, ConfHigh
-						}
-						if inc.Site == "" && o.Message != "" {
-							inc.Site = o.Message
-						}
-						inc.Links = append(inc.Links, linkOf(o, ConfHigh, fmt.Sprintf("systemd-coredump, same pid %d", e.PID)))
-					}
-				case KindExecTimeout:
-					if d <= 0 && -d <= timeoutWindow {
-						inc.Cause = fmt.Sprintf("request_terminate_timeout: the request ran %.0fs and FPM killed the worker", o.RequestTime)
-						if inc.Script == "" {
-							inc.Script = o.Script
-						}
-						if inc.URI == "" {
-							inc.Method, inc.URI = o.Method, o.URI
-						}
-						inc.Links = append(inc.Links, linkOf(o, ConfHigh, "same pid, timeout logged just before the kill"))
-					}
-				case KindSlowRequest:
-					if d <= 0 && -d <= slowWindow {
-						if len(o.Stack) > 0 {
-							inc.Stack = o.Stack
-						}
-						if inc.Script == "" {
-							inc.Script = o.Script
-						}
-						if inc.URI == "" && o.URI != "" {
-							inc.Method, inc.URI = o.Method, o.URI
-						}
-						inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, slow request logged before the death (the same request unless the worker served another since)"))
-					}
-				case KindChildStderr:
-					if d <= time.Second && -d <= stderrWindow && len(inc.Stderr) < 20 {
-						inc.Stderr = append(inc.Stderr, o.Message)
-						inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, written shortly before the death"))
-					}
-				}
-			}
-			incs = append(incs, inc)
+			c.incs = append(c.incs, c.fromDeath(e))
 		}
 	}
-	// Kernel faults and coredumps without an FPM record become incidents of
-	// their own.
 	for i := range events {
-		e := &events[i]
-		switch e.Kind {
+		switch events[i].Kind {
 		case KindSegfault, KindGPF, KindTrap:
-			if usedKernel[i] {
-				continue
+			if !c.usedKernel[i] {
+				c.incs = append(c.incs, c.fromKernel(i))
 			}
-			sig := int(signals.SIGSEGV)
-			if e.Kind == KindTrap {
-				sig = trapSignal(e.Fault.Type)
-			}
-			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: sig, SignalName: signals.Name(sig), Kind: "crash", Fault: e.Fault}
-			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: kernel record of the fault (no PHP-FPM record of this pid)"))
-			usedKernel[i] = true
-			for _, j := range byPID[e.PID] {
-				o := &events[j]
-				if o.Fault != nil && !usedKernel[j] && o.Fault.IP == e.Fault.IP && absDur(o.Time.Sub(e.Time)) <= approxTimeSlack {
-					usedKernel[j] = true
-					inc.Links = append(inc.Links, linkOf(o, ConfHigh, "the same fault (pid and ip) recorded by another log"))
-				}
-				if o.Kind == KindCoredump && !usedCoredump[j] && absDur(o.Time.Sub(e.Time)) <= coreWindow {
-					usedCoredump[j] = true
-					inc.CoreDumped = true
-					if o.CoreFile != "" {
-						inc.Core, inc.CoreConfidence = o.CoreFile, ConfHigh
-					}
-					inc.Links = append(inc.Links, linkOf(o, ConfHigh, "systemd-coredump, same pid"))
-				}
-			}
-			incs = append(incs, inc)
 		case KindCoredump:
-			if usedCoredump[i] {
-				continue
+			if !c.usedCoredump[i] {
+				c.incs = append(c.incs, c.fromCoredump(i))
 			}
-			usedCoredump[i] = true
-			inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: signals.Name(e.Signal),
-				Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message}
-			if inc.Core != "" {
-				inc.CoreConfidence = ConfHigh
-			}
-			inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: systemd-coredump record"))
-			incs = append(incs, inc)
 		}
 	}
+	incs := c.incs
 	sort.SliceStable(incs, func(i, j int) bool { return incs[i].Time.Before(incs[j].Time) })
 	linkFront(events, incs)
 	linkCores(incs, cores)
@@ -270,6 +163,145 @@ func correlate(events []Event, cores []*coredumps.Entry) []*Incident {
 		checkBuildID(inc)
 	}
 	return incs
+}
+
+// correlator holds the events being joined into incidents and which
+// kernel and coredump records an incident already took.
+type correlator struct {
+	events                   []Event
+	byPID                    map[int][]int // pid -> indexes of its events
+	usedKernel, usedCoredump map[int]bool
+	incs                     []*Incident
+}
+
+// fromDeath builds the incident of a worker death the FPM master (or
+// Apache) logged, with the other records of the same pid around it.
+func (c *correlator) fromDeath(e *Event) *Incident {
+	inc := &Incident{Time: e.Time, PID: e.PID, Pool: e.Pool, Signal: e.Signal, SignalName: e.SignalName,
+		CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal)}
+	inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: the master's record of the death"))
+	for _, j := range c.byPID[e.PID] {
+		o := &c.events[j]
+		d := o.Time.Sub(e.Time)
+		switch o.Kind {
+		case KindSegfault, KindGPF, KindTrap:
+			c.kernelOfDeath(inc, j, d)
+		case KindCoredump:
+			if absDur(d) <= coreWindow && !c.usedCoredump[j] {
+				c.usedCoredump[j] = true
+				inc.buildIDs = o.BuildIDs
+				if inc.Site == "" && o.Message != "" {
+					inc.Site = o.Message
+				}
+				addCoredump(inc, o, fmt.Sprintf("systemd-coredump, same pid %d", e.PID))
+			}
+		case KindExecTimeout:
+			if d <= 0 && -d <= timeoutWindow {
+				inc.Cause = fmt.Sprintf("request_terminate_timeout: the request ran %.0fs and FPM killed the worker", o.RequestTime)
+				takeRequest(inc, o)
+				inc.Links = append(inc.Links, linkOf(o, ConfHigh, "same pid, timeout logged just before the kill"))
+			}
+		case KindSlowRequest:
+			if d <= 0 && -d <= slowWindow {
+				if len(o.Stack) > 0 {
+					inc.Stack = o.Stack
+				}
+				takeRequest(inc, o)
+				inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, slow request logged before the death (the same request unless the worker served another since)"))
+			}
+		case KindChildStderr:
+			if d <= time.Second && -d <= stderrWindow && len(inc.Stderr) < 20 {
+				inc.Stderr = append(inc.Stderr, o.Message)
+				inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, written shortly before the death"))
+			}
+		}
+	}
+	return inc
+}
+
+// kernelOfDeath links the kernel's record of the fault (event j, d after
+// the death) to the incident: the first such record gives the fault.
+func (c *correlator) kernelOfDeath(inc *Incident, j int, d time.Duration) {
+	o := &c.events[j]
+	win, conf := kernelWindow, ConfHigh
+	reason := fmt.Sprintf("same pid %d, %s apart", inc.PID, roundDur(absDur(d)))
+	if o.TimeApprox {
+		win = approxTimeSlack
+		if absDur(d) > kernelWindow {
+			conf = ConfMedium
+		}
+		reason = fmt.Sprintf("same pid %d; kernel time derived from uptime (%s apart)", inc.PID, roundDur(absDur(d)))
+	}
+	if absDur(d) > win || c.usedKernel[j] {
+		return
+	}
+	c.usedKernel[j] = true
+	if inc.Fault == nil {
+		inc.Fault = o.Fault
+		inc.Comm = o.Comm
+	} else {
+		reason += "; the same fault recorded by another log"
+	}
+	inc.Links = append(inc.Links, linkOf(o, conf, reason))
+}
+
+// addCoredump records that systemd-coredump dumped the incident's process.
+func addCoredump(inc *Incident, o *Event, reason string) {
+	inc.CoreDumped = true
+	if o.CoreFile != "" && inc.Core == "" {
+		inc.Core, inc.CoreConfidence = o.CoreFile, ConfHigh
+	}
+	inc.Links = append(inc.Links, linkOf(o, ConfHigh, reason))
+}
+
+// takeRequest fills the incident's request from a record of the pid (a
+// timeout or a slowlog entry) when the incident has none.
+func takeRequest(inc *Incident, o *Event) {
+	if inc.Script == "" {
+		inc.Script = o.Script
+	}
+	if inc.URI == "" && o.URI != "" {
+		inc.Method, inc.URI = o.Method, o.URI
+	}
+}
+
+// fromKernel builds the incident of a fault only the kernel logged (event
+// i), with the same fault in other logs and its coredump record.
+func (c *correlator) fromKernel(i int) *Incident {
+	e := &c.events[i]
+	sig := int(signals.SIGSEGV)
+	if e.Kind == KindTrap {
+		sig = trapSignal(e.Fault.Type)
+	}
+	inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: sig, SignalName: signals.Name(sig), Kind: "crash", Fault: e.Fault}
+	inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: kernel record of the fault (no PHP-FPM record of this pid)"))
+	c.usedKernel[i] = true
+	for _, j := range c.byPID[e.PID] {
+		o := &c.events[j]
+		if o.Fault != nil && !c.usedKernel[j] && o.Fault.IP == e.Fault.IP && absDur(o.Time.Sub(e.Time)) <= approxTimeSlack {
+			c.usedKernel[j] = true
+			inc.Links = append(inc.Links, linkOf(o, ConfHigh, "the same fault (pid and ip) recorded by another log"))
+		}
+		if o.Kind == KindCoredump && !c.usedCoredump[j] && absDur(o.Time.Sub(e.Time)) <= coreWindow {
+			c.usedCoredump[j] = true
+			addCoredump(inc, o, "systemd-coredump, same pid")
+		}
+	}
+	return inc
+}
+
+// fromCoredump builds the incident of a crash only systemd-coredump
+// recorded (event i).
+func (c *correlator) fromCoredump(i int) *Incident {
+	e := &c.events[i]
+	c.usedCoredump[i] = true
+	inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: signals.Name(e.Signal),
+		Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message}
+	if inc.Core != "" {
+		inc.CoreConfidence = ConfHigh
+	}
+	inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: systemd-coredump record"))
+	return inc
 }
 
 // checkBuildID compares the build-id of the library used to symbolize the
@@ -320,13 +352,30 @@ func roundDur(d time.Duration) time.Duration {
 // to the front-end errors (same client and request) or, failing that, to
 // incidents by time.
 func linkFront(events []Event, incs []*Incident) {
-	type pair struct {
-		inc, ev int
-		d       time.Duration
-	}
-	var pairs []pair
-	cand := map[int]int{} // event -> number of incidents in window
-	incCand := map[int]int{}
+	fc := frontCandidates(events, incs)
+	front := fc.assign(events, incs)
+	linkAccess(events, incs, front)
+}
+
+// frontPair is a front-end error (event ev) in the window of incident inc,
+// d apart.
+type frontPair struct {
+	inc, ev int
+	d       time.Duration
+}
+
+// frontPairs are the candidate links between incidents and front-end
+// errors, with how many candidates each error and each incident has.
+type frontPairs struct {
+	pairs   []frontPair
+	cand    map[int]int // event -> incidents in its window
+	incCand map[int]int // incident -> errors in its window
+}
+
+// frontCandidates pairs every incident with the front-end errors in its
+// window, deaths in time order and each death's errors in time order.
+func frontCandidates(events []Event, incs []*Incident) *frontPairs {
+	fc := &frontPairs{cand: map[int]int{}, incCand: map[int]int{}}
 	for ii, inc := range incs {
 		if inc.Time.IsZero() || !frontRelevant(inc) {
 			continue
@@ -340,9 +389,9 @@ func linkFront(events []Event, incs []*Incident) {
 		k := sort.Search(len(events), func(k int) bool { return !events[k].Time.Before(lo) })
 		for ; k < len(events) && events[k].Time.Before(hi); k++ {
 			if isFrontError(&events[k]) || (inc.Kind != "crash" && events[k].Kind == KindUpstreamTimeout) {
-				pairs = append(pairs, pair{ii, k, absDur(events[k].Time.Sub(inc.Time.Truncate(time.Second)))})
-				cand[k]++
-				incCand[ii]++
+				fc.pairs = append(fc.pairs, frontPair{ii, k, absDur(events[k].Time.Sub(inc.Time.Truncate(time.Second)))})
+				fc.cand[k]++
+				fc.incCand[ii]++
 			}
 		}
 	}
@@ -350,16 +399,23 @@ func linkFront(events []Event, incs []*Incident) {
 	// deaths in time order and give each the earliest unused error in its
 	// window (nearest-first would hand each death the next request's
 	// error whenever core writing delays the exit line).
-	sort.SliceStable(pairs, func(a, b int) bool {
-		ia, ib := incs[pairs[a].inc], incs[pairs[b].inc]
+	sort.SliceStable(fc.pairs, func(a, b int) bool {
+		pa, pb := fc.pairs[a], fc.pairs[b]
+		ia, ib := incs[pa.inc], incs[pb.inc]
 		if !ia.Time.Equal(ib.Time) {
 			return ia.Time.Before(ib.Time)
 		}
-		if pairs[a].inc != pairs[b].inc {
-			return pairs[a].inc < pairs[b].inc
+		if pa.inc != pb.inc {
+			return pa.inc < pb.inc
 		}
-		return events[pairs[a].ev].Time.Before(events[pairs[b].ev].Time)
+		return events[pa.ev].Time.Before(events[pb.ev].Time)
 	})
+	return fc
+}
+
+// assign links each incident to the first unused front-end error of its
+// window and returns incident -> event.
+func (fc *frontPairs) assign(events []Event, incs []*Incident) map[int]int {
 	// How many crashes and front-end errors share each second: a link is
 	// unambiguous when its crash and its error are alone in their second.
 	crashSec := map[int64]int{}
@@ -369,20 +425,16 @@ func linkFront(events []Event, incs []*Incident) {
 		}
 	}
 	errSec := map[int64]int{}
-	for _, p := range pairs {
-		if cand[p.ev] > 0 {
+	counted := map[int]bool{}
+	for _, p := range fc.pairs {
+		if !counted[p.ev] {
+			counted[p.ev] = true
 			errSec[events[p.ev].Time.Unix()]++
-			cand[p.ev] = -cand[p.ev] // count each error once
-		}
-	}
-	for k, v := range cand {
-		if v < 0 {
-			cand[k] = -v
 		}
 	}
 	usedEv := map[int]bool{}
-	front := map[int]int{} // incident -> event
-	for _, p := range pairs {
+	front := map[int]int{}
+	for _, p := range fc.pairs {
 		if usedEv[p.ev] {
 			continue
 		}
@@ -392,21 +444,9 @@ func linkFront(events []Event, incs []*Incident) {
 		usedEv[p.ev] = true
 		front[p.inc] = p.ev
 		e := &events[p.ev]
-		inc := incs[p.inc]
-		conf := ConfHigh
-		reason := fmt.Sprintf("front-end error %s from the crash", roundDur(p.d))
 		sec := e.Time.Unix()
-		switch {
-		case p.d > time.Second+coreLag:
-			conf = ConfLow
-		case p.d == 0 && crashSec[sec] == 1 && errSec[sec] == 1:
-			reason += "; the only worker death and the only upstream error in that second"
-		case cand[p.ev] == 1 && incCand[p.inc] == 1:
-			reason += "; the only crash and the only error in the window"
-		default:
-			conf = ConfMedium
-			reason += fmt.Sprintf("; ambiguous: %d crashes and %d errors within 2s, nearest taken", cand[p.ev], incCand[p.inc])
-		}
+		conf, reason := fc.confidence(p, crashSec[sec] == 1 && errSec[sec] == 1)
+		inc := incs[p.inc]
 		inc.Links = append(inc.Links, linkOf(e, conf, reason))
 		if e.URI != "" {
 			inc.Method, inc.URI = e.Method, e.URI
@@ -418,34 +458,48 @@ func linkFront(events []Event, incs []*Incident) {
 			inc.Client = e.Client
 		}
 	}
-	// Access log lines.
+	return front
+}
+
+// confidence rates the link of a pair; aloneInSecond says that its crash
+// and its error are the only ones in their second.
+func (fc *frontPairs) confidence(p frontPair, aloneInSecond bool) (string, string) {
+	reason := fmt.Sprintf("front-end error %s from the crash", roundDur(p.d))
+	switch {
+	case p.d > time.Second+coreLag:
+		return ConfLow, reason
+	case p.d == 0 && aloneInSecond:
+		return ConfHigh, reason + "; the only worker death and the only upstream error in that second"
+	case fc.cand[p.ev] == 1 && fc.incCand[p.inc] == 1:
+		return ConfHigh, reason + "; the only crash and the only error in the window"
+	}
+	return ConfMedium, reason + fmt.Sprintf("; ambiguous: %d crashes and %d errors within 2s, nearest taken", fc.cand[p.ev], fc.incCand[p.inc])
+}
+
+// linkAccess links access-log 5xx lines: to the incident's front-end error
+// (same client and request line), else to the incident by time.
+func linkAccess(events []Event, incs []*Incident, front map[int]int) {
 	usedAcc := map[int]bool{}
 	for ii, inc := range incs {
 		fe, hasFront := front[ii]
-		var best = -1
-		var bestD time.Duration
+		var f *Event
 		lo := inc.Time.Add(-accessWindow - time.Second)
 		hi := inc.Time.Add(accessWindow + time.Second)
 		if hasFront {
-			lo = events[fe].Time.Add(-accessWindow)
-			hi = events[fe].Time.Add(accessWindow + time.Second)
+			f = &events[fe]
+			lo = f.Time.Add(-accessWindow)
+			hi = f.Time.Add(accessWindow + time.Second)
 		} else if inc.Time.IsZero() || !frontRelevant(inc) {
 			continue
 		}
+		best, bestD := -1, time.Duration(0)
 		k := sort.Search(len(events), func(k int) bool { return !events[k].Time.Before(lo) })
 		for ; k < len(events) && events[k].Time.Before(hi); k++ {
 			a := &events[k]
-			if a.Kind != KindHTTPError || usedAcc[k] || a.Status < 502 || (!hasFront && a.Status == 504) {
+			if a.Kind != KindHTTPError || usedAcc[k] || a.Status < 502 || (f == nil && a.Status == 504) || !sameRequest(a, f) {
 				continue
 			}
-			if hasFront {
-				f := &events[fe]
-				if (f.URI != "" && (a.URI != f.URI || a.Method != f.Method)) || (a.Client != "" && f.Client != "" && a.Client != f.Client) {
-					continue
-				}
-			}
-			d := absDur(a.Time.Sub(inc.Time))
-			if best < 0 || d < bestD {
+			if d := absDur(a.Time.Sub(inc.Time)); best < 0 || d < bestD {
 				best, bestD = k, d
 			}
 		}
@@ -456,9 +510,9 @@ func linkFront(events []Event, incs []*Incident) {
 		a := &events[best]
 		inc.Status = a.Status
 		switch {
-		case hasFront && events[fe].URI != "":
+		case f != nil && f.URI != "":
 			inc.Links = append(inc.Links, linkOf(a, ConfHigh, "same client and request line as the front-end error"))
-		case hasFront:
+		case f != nil:
 			inc.Links = append(inc.Links, linkOf(a, ConfMedium, "same client as the front-end error, within 2s"))
 			if inc.URI == "" {
 				inc.Method, inc.URI = a.Method, a.URI
@@ -470,6 +524,18 @@ func linkFront(events []Event, incs []*Incident) {
 			}
 		}
 	}
+}
+
+// sameRequest reports whether access-log line a can be the response of
+// front-end error f (nil: no front-end error to compare with).
+func sameRequest(a, f *Event) bool {
+	if f == nil {
+		return true
+	}
+	if f.URI != "" && (a.URI != f.URI || a.Method != f.Method) {
+		return false
+	}
+	return a.Client == "" || f.Client == "" || a.Client == f.Client
 }
 
 // frontRelevant reports whether an incident can have caused a front-end
