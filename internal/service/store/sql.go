@@ -195,6 +195,14 @@ func fromUnix(v int64) time.Time {
 // Close implements Store.
 func (s *sqlStore) Close() error { return s.db.Close() }
 
+// Ping implements Store.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
 // RecordCrash implements Store.
 func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	var body []byte

@@ -128,6 +128,8 @@ type Store interface {
 	Hourly(ctx context.Context, since time.Time) ([]HourCount, error)
 	// CrashCounts counts all crashes by fingerprint, signal and pool.
 	CrashCounts(ctx context.Context) ([]MetricRow, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
 	// Close closes the database.
 	Close() error
 }
