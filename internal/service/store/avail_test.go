@@ -190,3 +190,97 @@ func TestReason(t *testing.T) {
 		t.Errorf("deadline: %q", r)
 	}
 }
+
+// downgrade turns a database of the current schema back into version 9
+// (before crash and incident identities), as an older coroner left it.
+func downgrade(t *testing.T, driver, dsn string) {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP INDEX crashes_key`, `DROP INDEX incidents_key`,
+		`ALTER TABLE crashes DROP COLUMN crash_key`, `ALTER TABLE incidents DROP COLUMN incident_key`,
+		`UPDATE schema_version SET version = 9`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// migrate checks an upgrade from schema version 9: rows are kept and new
+// ones are recorded once.
+func migrate(t *testing.T, dsn, driver, rawDSN string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if _, err := s.RecordCrash(ctx, &store.Crash{Host: "old", Time: at, PID: 7, Signal: 11, Fingerprint: "eeee"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	downgrade(t, driver, rawDSN)
+	s, err = store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("migrate from version 9: %v", err)
+	}
+	defer s.Close()
+	cs, err := s.Crashes(ctx, "", 10)
+	if err != nil || len(cs) != 1 || cs[0].Host != "old" {
+		t.Fatalf("after migration: %+v, %v", cs, err)
+	}
+	recordTwice(t, s)
+}
+
+func TestMigrateSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coroner.db")
+	migrate(t, path, "sqlite", "file:"+path)
+}
+
+func TestMigratePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no PostgreSQL server")
+	}
+	dsn := storetest.Postgres(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE DATABASE migrate`); err != nil {
+		t.Fatal(err)
+	}
+	mdsn := strings.Replace(dsn, "/postgres?", "/migrate?", 1)
+	migrate(t, mdsn, "pgx", mdsn)
+}
+
+// TestMigrateConcurrently opens one PostgreSQL database from several
+// watchers at once: the schema is created once, none fails.
+func TestMigrateConcurrently(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no PostgreSQL server")
+	}
+	dsn := storetest.Postgres(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := store.Open(context.Background(), dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
