@@ -109,7 +109,11 @@ type Entry struct {
 	Kind    byte
 	Payload []byte
 	p       pos
+	file    string
 }
+
+// Where names the record for a report: "SEGMENT-FILE: offset N".
+func (e Entry) Where() string { return fmt.Sprintf("%s: offset %d", e.file, e.p.rec.off) }
 
 // Open opens (creating) the spool directory dir, takes its lock (an error
 // names the directory when another process holds it), removes the
@@ -379,7 +383,7 @@ func (s *Spool) Peek() (Entry, bool, error) {
 		if _, err := f.ReadAt(buf, p.rec.off+headerSize); err != nil {
 			return Entry{}, false, fmt.Errorf("spool: read %s at offset %d: %w", f.Name(), p.rec.off, err)
 		}
-		return Entry{Kind: p.rec.kind, Payload: buf, p: p}, true, nil
+		return Entry{Kind: p.rec.kind, Payload: buf, p: p, file: f.Name()}, true, nil
 	}
 	return Entry{}, false, nil
 }
@@ -492,7 +496,7 @@ func (s *Spool) Walk(fn func(Entry) error) error {
 		if _, err := f.ReadAt(buf, p.rec.off+headerSize); err != nil {
 			return fmt.Errorf("spool: read %s at offset %d: %w", f.Name(), p.rec.off, err)
 		}
-		if err := fn(Entry{Kind: p.rec.kind, Payload: buf, p: p}); err != nil {
+		if err := fn(Entry{Kind: p.rec.kind, Payload: buf, p: p, file: f.Name()}); err != nil {
 			return err
 		}
 	}
