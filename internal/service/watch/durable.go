@@ -436,6 +436,9 @@ func (d *durable) run(ctx context.Context, probeEvery time.Duration) {
 			}
 			ok, err := d.replayOne(ctx)
 			if err != nil {
+				if written == 0 {
+					started = time.Time{} // measure from when the database takes writes
+				}
 				if !sleep(b.Next()) {
 					return
 				}
