@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -349,5 +350,66 @@ func TestSpoolUndecodable(t *testing.T) {
 	}
 	if !strings.Contains(metrics(r.w), "\ncoroner_spool_damaged_total 3\n") || !strings.Contains(r.log.String(), "0000000000000001.seg: offset 0: decode spooled crash") {
 		t.Errorf("metrics:\n%s", metrics(r.w))
+	}
+}
+
+// TestSpoolWhileDiskFull puts the SQLite database on a small tmpfs and
+// fills it: crashes go to the spool (on another file system) and reach the
+// database once space is freed.
+func TestSpoolWhileDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "small")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(mnt, "coroner.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := startWatcher(t, st, filepath.Join(dir, "spool"))
+	defer r.stop()
+	// Fill the file system.
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	at := time.Now().Add(-time.Minute)
+	for i := range 5 {
+		big := fakeReport(3000+i, "full")
+		big.Threads[0].Frames = append(big.Threads[0].Frames, make([]crash.Frame, 2000)...) // ~100 KB of JSON
+		if _, err := r.w.Record(ctx, big, RecordInfo{CorePath: fmt.Sprintf("/cores/core.%d", i), CoreMTime: at}); err != nil {
+			t.Fatalf("record on a full disk: %v", err)
+		}
+	}
+	h := r.w.Health(ctx)
+	if h.Up || h.Spooled == 0 {
+		t.Fatalf("health on a full disk: %+v", h)
+	}
+	t.Logf("full disk: %+v", h)
+	if h.Reason != "SQLITE_FULL" && h.Reason != "SQLITE_IOERR" && h.Reason != "disk full" {
+		t.Errorf("reason %q", h.Reason)
+	}
+	os.Remove(filler)
+	until(t, "spool written", func() bool { return r.w.Health(ctx).Spooled == 0 })
+	cs, err := st.Crashes(ctx, "", 100)
+	if err != nil || len(cs) != 5 {
+		t.Fatalf("%d crashes after the disk was freed, %v", len(cs), err)
 	}
 }
