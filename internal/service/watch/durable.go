@@ -271,10 +271,17 @@ func (d *durable) poke() {
 }
 
 // append spools one record.
-func (d *durable) append(kind byte, v any, c *store.Crash, in *store.Incident) error {
+// cause is the database's error, nil when it was not asked (it is
+// believed unavailable).
+func (d *durable) append(kind byte, v any, c *store.Crash, in *store.Incident, cause error) error {
 	if d.sp == nil {
 		d.m.spoolDropped.Add(1)
-		return errors.New("database unavailable and no spool directory")
+		if cause == nil {
+			d.mu.Lock()
+			cause = fmt.Errorf("database unavailable (%s): %s", d.reason, d.lastErr)
+			d.mu.Unlock()
+		}
+		return fmt.Errorf("%w (no spool to keep it)", cause)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -312,6 +319,7 @@ func (d *durable) RecordCrash(ctx context.Context, c *store.Crash) (bool, error)
 	if c.Key == "" {
 		c.Key = store.CrashKey(c)
 	}
+	var cause error
 	if d.direct() {
 		octx, cancel := d.opCtx(ctx)
 		isNew, err := d.Store.RecordCrash(octx, c)
@@ -319,8 +327,9 @@ func (d *durable) RecordCrash(ctx context.Context, c *store.Crash) (bool, error)
 		if err == nil || !d.failed(ctx, err) {
 			return isNew, err
 		}
+		cause = err
 	}
-	if err := d.append(kindCrash, toCrashRecord(c), c, nil); err != nil {
+	if err := d.append(kindCrash, toCrashRecord(c), c, nil, cause); err != nil {
 		return false, fmt.Errorf("record crash of pid %d: %w", c.PID, err)
 	}
 	d.log.Printf("watch: crash of pid %d (%s) spooled until the database is back (%d waiting)", c.PID, c.CorePath, d.sp.Len())
@@ -332,6 +341,7 @@ func (d *durable) RecordIncident(ctx context.Context, in *store.Incident) error 
 	if in.Key == "" {
 		in.Key = store.IncidentKey(in)
 	}
+	var cause error
 	if d.direct() {
 		octx, cancel := d.opCtx(ctx)
 		err := d.Store.RecordIncident(octx, in)
@@ -339,8 +349,9 @@ func (d *durable) RecordIncident(ctx context.Context, in *store.Incident) error 
 		if err == nil || !d.failed(ctx, err) {
 			return err
 		}
+		cause = err
 	}
-	if err := d.append(kindIncident, toIncidentRecord(in), nil, in); err != nil {
+	if err := d.append(kindIncident, toIncidentRecord(in), nil, in, cause); err != nil {
 		return fmt.Errorf("record incident of pid %d: %w", in.PID, err)
 	}
 	return nil

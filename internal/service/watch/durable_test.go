@@ -413,3 +413,32 @@ func TestSpoolWhileDiskFull(t *testing.T) {
 		t.Fatalf("%d crashes after the disk was freed, %v", len(cs), err)
 	}
 }
+
+// TestNoSpool: without a spool directory a write the database cannot take
+// fails with the database's reason, and health still tells.
+func TestNoSpool(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "coroner.db")
+	ctx := context.Background()
+	st, err := store.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w, err := New(Config{Store: st, Host: "h1", DBTimeout: 200 * time.Millisecond, Nice: -1, Logger: log.New(&tlog{t: t}, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := lockSQLite(t, dbPath)
+	defer lk.release()
+	_, err = w.Record(ctx, fakeReport(1, "a"), RecordInfo{CorePath: "/cores/core.1", CoreMTime: time.Now()})
+	if err == nil || !strings.Contains(err.Error(), "context deadline exceeded (no spool to keep it)") {
+		t.Errorf("record: %v", err)
+	}
+	if h := w.Health(ctx); h.Up || h.Spooled != 0 {
+		t.Errorf("health: %+v", h)
+	}
+	if !strings.Contains(metrics(w), "\ncoroner_spool_dropped_total 1\n") {
+		t.Errorf("metrics:\n%s", metrics(w))
+	}
+}
