@@ -1,9 +1,11 @@
 package main
 
 import (
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,12 +16,14 @@ import (
 func init() {
 	var db, listen, token string
 	var showSecrets bool
+	var dbWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the crash dashboard and /metrics of a coroner database (without watching)",
 		Long: `serve shows the database that one or more "coroner watch" services fill: for example
 one PostgreSQL database that many hosts report to. Binding an address other than loopback
-requires --token.`,
+requires --token. At start it waits up to --db-wait for a database that is not ready;
+/healthz answers 503 "degraded" while the database does not answer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -27,8 +31,12 @@ requires --token.`,
 			if err := server.CheckListen(listen, token); err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, db)
+			logger := log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
+			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: logger.Printf})
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while waiting
+				}
 				return err
 			}
 			defer st.Close()
@@ -42,6 +50,7 @@ requires --token.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", defaultDB, "database: sqlite:PATH or postgres://user@host/db")
+	f.DurationVar(&dbWait, "db-wait", defaultDBWait, "at start, wait this long for a database that is not ready, then exit 1 (0: do not wait)")
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
 	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
 	f.BoolVar(&showSecrets, "show-secrets", false, "show secret-looking request parameters and INI values")

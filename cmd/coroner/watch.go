@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,12 +23,27 @@ import (
 // defaultDB is where `coroner watch` and `coroner serve` keep their database.
 const defaultDB = "sqlite:/var/lib/coroner/coroner.db"
 
+// defaultDBWait is how long `coroner watch` and `coroner serve` wait for
+// their database at start.
+const defaultDBWait = 3 * time.Minute
+
+// defaultStateDir is the state directory of `coroner watch`: systemd's
+// StateDirectory= when set, else /var/lib/coroner.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return filepath.SplitList(d)[0]
+	}
+	return "/var/lib/coroner"
+}
+
 func init() {
 	var (
 		cfg                    watch.Config
 		db, listen, token      string
 		logFiles               []string
-		maxBytes               string
+		maxBytes, spoolMax     string
+		stateDir               string
+		dbWait                 time.Duration
 		noLogs, noDashboard    bool
 		showSecrets, fromStart bool
 	)
@@ -38,6 +55,13 @@ func init() {
 background (bounded workers, low CPU priority), groups them by fingerprint and stores
 incidents, analyses and groups in a database: SQLite by default, or PostgreSQL with
 --db postgres://... so that many hosts report to one place.
+
+At start it waits up to --db-wait for a database that is not ready (starting,
+restarting, locked), retrying with backoff and saying why. While it runs, a database
+that goes away does not stop it: analyses continue, crashes and incidents are kept
+in a bounded spool under --state-dir (fsync'd) and written to the database, in order
+and each once, when it is back. /healthz answers 503 "degraded" meanwhile and
+/metrics shows the spool and the database errors.
 
 Cores in the --cores directories are managed: retention (--keep-cores, --max-core-bytes,
 --max-core-age) deletes the oldest there, and only there. Cores found elsewhere on the host
@@ -61,6 +85,12 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 				}
 				cfg.MaxCoreBytes = n
 			}
+			n, err := units.ParseBytes(spoolMax)
+			if err != nil {
+				return fmt.Errorf("--spool-max-bytes: %w", err)
+			}
+			cfg.SpoolMaxBytes = n
+			cfg.SpoolDir = filepath.Join(stateDir, "spool")
 			switch {
 			case noLogs:
 			case len(logFiles) > 0:
@@ -73,8 +103,11 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			cfg.LogsFromStart = fromStart
 			cfg.Analyze.ShowSecrets = showSecrets
 			cfg.Logger = log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
-			st, err := store.Open(ctx, db)
+			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: cfg.Logger.Printf})
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while waiting
+				}
 				return err
 			}
 			defer st.Close()
@@ -89,27 +122,42 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			errc := make(chan error, 1)
 			if !noDashboard {
 				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets,
-					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) }})
+					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) },
+					Health: func(ctx context.Context) (bool, []string) {
+						h := w.Health(ctx)
+						return h.Up, h.Problems()
+					}})
 				if err != nil {
 					return err
 				}
 				go func() { errc <- srv.ListenAndServe(ctx, listen) }()
 				cfg.Logger.Printf("dashboard on http://%s/", listen)
 			}
-			go func() { errc <- w.Run(ctx) }()
+			runc := make(chan error, 1)
+			go func() { runc <- w.Run(ctx) }()
 			select {
 			case err := <-errc:
 				stop()
 				return err
+			case err := <-runc:
+				return err
 			case <-ctx.Done():
-				// Give the dashboard and workers a moment to stop cleanly.
-				time.Sleep(100 * time.Millisecond)
-				return nil
+				// Let the workers finish recording (to the database or the
+				// spool) and the spool record its cursor.
+				select {
+				case err := <-runc:
+					return err
+				case <-time.After(10 * time.Second):
+					return nil
+				}
 			}
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", defaultDB, "database: sqlite:PATH or postgres://user@host/db")
+	f.DurationVar(&dbWait, "db-wait", defaultDBWait, "at start, wait this long for a database that is not ready, then exit 1 (0: do not wait)")
+	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "state directory: the spool lives in DIR/spool ($STATE_DIRECTORY when systemd sets it)")
+	f.StringVar(&spoolMax, "spool-max-bytes", "256M", "bound of the spool that keeps crashes while the database is unavailable")
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
 	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
 	f.BoolVar(&noDashboard, "no-dashboard", false, "do not serve the dashboard")

@@ -41,6 +41,10 @@ type Options struct {
 	ShowSecrets bool
 	// Metrics writes extra metrics (the watcher's) in the Prometheus format.
 	Metrics func(w io.Writer)
+	// Health reports whether the database is up and, one line each, what
+	// is not right (nothing: healthy), for /healthz and
+	// coroner_database_up. Default: ping the store.
+	Health func(ctx context.Context) (dbUp bool, problems []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -79,6 +83,17 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Health == nil {
+		st := opts.Store
+		opts.Health = func(ctx context.Context) (bool, []string) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := st.Ping(ctx); err != nil {
+				return false, []string{fmt.Sprintf("database: unavailable (%s): %v", reasonOf(err), err)}
+			}
+			return true, nil
+		}
+	}
 	s := &Server{opts: opts, tmpl: map[string]*template.Template{}, mux: http.NewServeMux()}
 	funcs := template.FuncMap{
 		"ago":   func(t time.Time) string { return ago(opts.Now(), t) },
@@ -107,7 +122,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /group/{fp}", s.group)
 	s.mux.HandleFunc("GET /crash/{id}", s.crash)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /healthz", s.healthz)
 	return s, nil
 }
 
@@ -176,9 +191,36 @@ func (s *Server) render(w http.ResponseWriter, page string, data any) {
 	io.WriteString(w, b.String())
 }
 
+// reasonOf names why the database failed, "error" when it is not
+// unavailable but wrong.
+func reasonOf(err error) string {
+	if r := store.Reason(err); r != "" {
+		return r
+	}
+	return "error"
+}
+
+// healthz answers 200 "ok" when the database answers and nothing waits
+// for it, else 503 "degraded" and one line per problem.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	_, problems := s.opts.Health(r.Context())
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if len(problems) == 0 {
+		io.WriteString(w, "ok\n")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, "degraded\n"+strings.Join(problems, "\n")+"\n")
+}
+
 func fail(w http.ResponseWriter, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if store.Unavailable(err) {
+		http.Error(w, fmt.Sprintf("database unavailable (%s), see /healthz: %v", store.Reason(err), err), http.StatusServiceUnavailable)
 		return
 	}
 	http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -374,14 +416,31 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	s.render(w, "crash", p)
 }
 
+// metrics writes the crash counts from the database and the watcher's
+// metrics. Without a database the counts are left out (a comment says
+// why) and the rest is still served: that is when the spool metrics matter.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.opts.Store.CrashCounts(r.Context())
-	if err != nil {
-		fail(w, err)
-		return
+	up, _ := s.opts.Health(r.Context())
+	var rows []store.MetricRow
+	var err error
+	if up {
+		rows, err = s.opts.Store.CrashCounts(r.Context())
+		if err != nil && !store.Unavailable(err) {
+			fail(w, err)
+			return
+		}
+		up = err == nil
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	v := 0
+	if up {
+		v = 1
+	}
+	fmt.Fprintf(w, "# HELP coroner_database_up Whether the database answers and takes writes.\n# TYPE coroner_database_up gauge\ncoroner_database_up %d\n", v)
 	fmt.Fprint(w, "# HELP coroner_crashes_total Crashes recorded in the database.\n# TYPE coroner_crashes_total counter\n")
+	if err != nil {
+		fmt.Fprintf(w, "# coroner_crashes_total unavailable: database %s\n", store.Reason(err))
+	}
 	for _, m := range rows {
 		fmt.Fprintf(w, "coroner_crashes_total{fingerprint=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
 			promLabel(m.Fingerprint), promLabel(m.Signal), promLabel(m.Pool), m.N)

@@ -51,6 +51,9 @@ func openSQL(ctx context.Context, d dialect, dsn string) (*sqlStore, error) {
 		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
 			q.Add("_pragma", p)
 		}
+		// Transactions take the write lock when they begin: one that reads
+		// and then writes cannot fail to upgrade its lock half-way.
+		q.Set("_txlock", "immediate")
 		db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
 		if err == nil {
 			db.SetMaxOpenConns(4)
@@ -126,16 +129,48 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS incidents_host_pid ON incidents(host, pid)`,
 	`CREATE INDEX IF NOT EXISTS incidents_t ON incidents(t)`,
+	// Identities (CrashKey, IncidentKey): a crash or incident recorded
+	// twice (replayed from a spool, by a restarted watcher) is stored once.
+	// Rows from before this version have none (NULLs do not collide).
+	`ALTER TABLE crashes ADD COLUMN crash_key TEXT`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS crashes_key ON crashes(crash_key)`,
+	`ALTER TABLE incidents ADD COLUMN incident_key TEXT`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS incidents_key ON incidents(incident_key)`,
 }
 
+// migrateLock is the PostgreSQL advisory lock key that serialises the
+// migrations of watchers starting together on one database.
+const migrateLock = 0x636f726f6e6572 // "coroner"
+
+// migrate brings the schema to len(schema). The common case (already
+// there) only reads. Otherwise every step runs in one transaction that
+// holds the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory
+// lock, DDL being transactional), so that an interrupted migration leaves
+// the previous version and watchers starting together migrate once.
 func (s *sqlStore) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
+	var v int
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err == nil && v == len(schema) {
+		return nil
+	} else if err != nil && Unavailable(err) {
+		return fmt.Errorf("migrate: read schema_version: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if s.dialect == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(migrateLock)+`)`); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: create schema_version: %w", err)
 	}
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	v = 0
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (0)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (0)`); err != nil {
 			return fmt.Errorf("migrate: init schema_version: %w", err)
 		}
 	} else if err != nil {
@@ -150,12 +185,15 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	}
 	for i := v; i < len(schema); i++ {
 		stmt := strings.ReplaceAll(schema[i], "{{serial}}", serial)
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", i+1, err)
 		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE schema_version SET version = `+strconv.Itoa(i+1)); err != nil {
-			return fmt.Errorf("migrate: record version %d: %w", i+1, err)
-		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = `+strconv.Itoa(len(schema))); err != nil {
+		return fmt.Errorf("migrate: record version %d: %w", len(schema), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
 }
@@ -195,6 +233,14 @@ func fromUnix(v int64) time.Time {
 // Close implements Store.
 func (s *sqlStore) Close() error { return s.db.Close() }
 
+// Ping implements Store.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
 // RecordCrash implements Store.
 func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	var body []byte
@@ -212,6 +258,9 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	}
 	if c.Time.IsZero() {
 		c.Time = time.Now()
+	}
+	if c.Key == "" {
+		c.Key = CrashKey(c)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -238,10 +287,17 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 		c.Method, c.URI = method, uri
 	}
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO crashes
-		(host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, report)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		(host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, report, crash_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crash_key) DO NOTHING RETURNING id`),
 		c.Host, unix(c.Time), c.PID, c.Signal, c.SignalName, c.Pool, c.Method, c.URI, c.Fingerprint, c.Rule, c.Title,
-		c.CorePath, c.CoreSize, unix(c.CoreMTime), c.AnalysisMS, string(body)).Scan(&c.ID)
+		c.CorePath, c.CoreSize, unix(c.CoreMTime), c.AnalysisMS, string(body), c.Key).Scan(&c.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Already recorded (a replay): nothing changes.
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM crashes WHERE crash_key = ?`), c.Key).Scan(&c.ID); err != nil {
+			return false, fmt.Errorf("record crash: find recorded crash: %w", err)
+		}
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("record crash: insert: %w", err)
 	}
@@ -294,29 +350,46 @@ func siteOf(r *crash.Report) string {
 
 // RecordIncident implements Store.
 func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
+	if in.Key == "" {
+		in.Key = IncidentKey(in)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO incidents
-		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record incident: begin: %w", err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO incidents
+		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, incident_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_key) DO NOTHING RETURNING id`),
 		in.Host, unix(in.Time), in.Kind, in.PID, in.Pool, in.Signal, in.SignalName, in.Method, in.URI, in.Status,
-		in.Site, in.Core, in.JSON).Scan(&in.ID)
+		in.Site, in.Core, in.JSON, in.Key).Scan(&in.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Already recorded (a replay), and its request already linked.
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM incidents WHERE incident_key = ?`), in.Key).Scan(&in.ID); err != nil {
+			return fmt.Errorf("record incident: find recorded incident: %w", err)
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("record incident: %w", err)
 	}
-	if in.URI == "" && in.Pool == "" {
-		return nil
+	if in.URI != "" || in.Pool != "" {
+		t := unix(in.Time)
+		w := int64(incidentWindow / time.Second)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE crashes SET
+			uri = CASE WHEN uri = '' THEN ? ELSE uri END,
+			method = CASE WHEN method = '' THEN ? ELSE method END,
+			pool = CASE WHEN pool = '' THEN ? ELSE pool END
+			WHERE host = ? AND pid = ? AND t BETWEEN ? AND ?`),
+			in.URI, in.Method, in.Pool, in.Host, in.PID, t-w, t+w)
+		if err != nil {
+			return fmt.Errorf("record incident: link crashes: %w", err)
+		}
 	}
-	t := unix(in.Time)
-	w := int64(incidentWindow / time.Second)
-	_, err = s.db.ExecContext(ctx, s.q(`UPDATE crashes SET
-		uri = CASE WHEN uri = '' THEN ? ELSE uri END,
-		method = CASE WHEN method = '' THEN ? ELSE method END,
-		pool = CASE WHEN pool = '' THEN ? ELSE pool END
-		WHERE host = ? AND pid = ? AND t BETWEEN ? AND ?`),
-		in.URI, in.Method, in.Pool, in.Host, in.PID, t-w, t+w)
-	if err != nil {
-		return fmt.Errorf("record incident: link crashes: %w", err)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record incident: commit: %w", err)
 	}
 	return nil
 }

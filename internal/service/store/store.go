@@ -7,6 +7,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,6 +42,9 @@ type Crash struct {
 	CoreMTime time.Time
 	// AnalysisMS is how long the analysis took.
 	AnalysisMS float64
+	// Key is the crash's identity (see CrashKey); RecordCrash fills it when
+	// empty and stores a crash whose key is already stored only once.
+	Key string
 	// Report is the full analysis; Crashes leaves it nil, Crash loads it.
 	Report *crash.Report
 }
@@ -84,6 +89,10 @@ type Incident struct {
 	Core       string
 	// JSON is the logs.Incident as JSON.
 	JSON string
+	// Key is the incident's identity (see IncidentKey); RecordIncident
+	// fills it when empty and stores an incident whose key is already
+	// stored only once.
+	Key string
 }
 
 // HourCount is the number of crashes of one group in one hour.
@@ -104,10 +113,13 @@ type Store interface {
 	// RecordCrash stores c (its ID is set), upserts its group and reports
 	// whether the group is new. An empty pool or request is taken from the
 	// log incident of the same host and pid within 10 minutes, if any.
+	// Recording a crash whose Key is already stored changes nothing: c.ID
+	// is set to the stored crash and newGroup is false.
 	RecordCrash(ctx context.Context, c *Crash) (newGroup bool, err error)
 	// RecordIncident stores a log incident and copies its request (URI,
 	// method, pool) onto crashes of the same host and pid within 10 minutes
-	// that lack one.
+	// that lack one. Recording an incident whose Key is already stored
+	// changes nothing (in.ID is set to the stored one).
 	RecordIncident(ctx context.Context, in *Incident) error
 	// FindIncident returns the latest incident of host and pid within
 	// 10 minutes of t, or ErrNotFound.
@@ -128,8 +140,40 @@ type Store interface {
 	Hourly(ctx context.Context, since time.Time) ([]HourCount, error)
 	// CrashCounts counts all crashes by fingerprint, signal and pool.
 	CrashCounts(ctx context.Context) ([]MetricRow, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
 	// Close closes the database.
 	Close() error
+}
+
+// CrashKey is the identity of a crash, the same however often (and from
+// wherever: the database, a spool, a restarted watcher) it is recorded: a
+// hash of the host, the core's path, modification time (in nanoseconds)
+// and size; for a crash without a core, of the host, time, pid, signal and
+// fingerprint.
+func CrashKey(c *Crash) string {
+	h := sha256.New()
+	if c.CorePath != "" {
+		fmt.Fprintf(h, "core\x00%s\x00%s\x00%d\x00%d", c.Host, c.CorePath, nanos(c.CoreMTime), c.CoreSize)
+	} else {
+		fmt.Fprintf(h, "crash\x00%s\x00%d\x00%d\x00%d\x00%s", c.Host, nanos(c.Time), c.PID, c.Signal, c.Fingerprint)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// IncidentKey is the identity of a log incident: a hash of the host, time,
+// kind, pid and its JSON (the whole logs.Incident).
+func IncidentKey(in *Incident) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "incident\x00%s\x00%d\x00%s\x00%d\x00%s", in.Host, nanos(in.Time), in.Kind, in.PID, in.JSON)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // Open opens (creating and migrating) the database named by dsn:

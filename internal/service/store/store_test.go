@@ -31,7 +31,14 @@ func TestPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no PostgreSQL server")
 	}
-	exercise(t, storetest.Postgres(t))
+	dsn := storetest.Postgres(t)
+	exercise(t, dsn)
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recordTwice(t, s)
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -175,4 +182,65 @@ func exercise(t *testing.T, dsn string) {
 	if err != nil || len(ins) != 1 {
 		t.Errorf("incidents = %+v %v", ins, err)
 	}
+}
+
+// recordTwice checks that recording the same crash and incident again (a
+// spool replay, a restarted watcher) stores them once.
+func recordTwice(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 8, 0, 0, 123456789, time.UTC)
+	mk := func() *store.Crash {
+		return &store.Crash{Host: "web9", Time: at, PID: 900, Signal: 11, SignalName: "SIGSEGV", Fingerprint: "dddd",
+			CorePath: "/cores/core.900", CoreSize: 4096, CoreMTime: at, Report: report(900, "dddd")}
+	}
+	a, b := mk(), mk()
+	newA, err := s.RecordCrash(ctx, a)
+	if err != nil || !newA {
+		t.Fatalf("first record: new %v, %v", newA, err)
+	}
+	newB, err := s.RecordCrash(ctx, b)
+	if err != nil || newB || b.ID != a.ID || b.Key != a.Key || a.Key == "" {
+		t.Fatalf("second record: new %v id %d (first %d) key %q, %v", newB, b.ID, a.ID, b.Key, err)
+	}
+	// The same path with another mtime is another crash (core_pattern "core").
+	c := mk()
+	c.CoreMTime = at.Add(time.Nanosecond)
+	if _, err := s.RecordCrash(ctx, c); err != nil || c.ID == a.ID {
+		t.Fatalf("other mtime: id %d, %v", c.ID, err)
+	}
+	g, err := s.Group(ctx, "dddd")
+	if err != nil || g.Count != 2 {
+		t.Fatalf("group count %+v, %v", g, err)
+	}
+	cs, _ := s.Crashes(ctx, "dddd", 10)
+	if len(cs) != 2 {
+		t.Errorf("%d crashes stored, want 2", len(cs))
+	}
+	in1 := &store.Incident{Host: "web9", Time: at, Kind: "crash", PID: 900, URI: "/x", JSON: `{"pid":900}`}
+	in2 := *in1
+	if err := s.RecordIncident(ctx, in1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordIncident(ctx, &in2); err != nil || in2.ID != in1.ID {
+		t.Fatalf("second incident: id %d (first %d), %v", in2.ID, in1.ID, err)
+	}
+	n := 0
+	ins, _ := s.Incidents(ctx, 100)
+	for _, in := range ins {
+		if in.Host == "web9" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d incidents stored, want 1", n)
+	}
+}
+
+func TestRecordTwiceSQLite(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "coroner.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recordTwice(t, s)
 }

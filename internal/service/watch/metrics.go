@@ -25,6 +25,14 @@ type Metrics struct {
 	alertsFailed      atomic.Int64
 	coresOnDisk       atomic.Int64
 	coreBytes         atomic.Int64
+	dbErrors          atomic.Int64
+	spooled           atomic.Int64
+	replayed          atomic.Int64
+	spoolDropped      atomic.Int64
+	spoolDamaged      atomic.Int64
+	// spool reports the records and bytes waiting in the spool and the
+	// damaged regions it skipped (nil: no spool).
+	spool func() (records int, bytes int64, damaged int64)
 
 	mu      sync.Mutex
 	buckets []uint64
@@ -67,6 +75,18 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	g("coroner_alert_failures_total", "Alert hooks that failed.", "counter", m.alertsFailed.Load())
 	g("coroner_cores_on_disk", "Cores in the managed core directories.", "gauge", m.coresOnDisk.Load())
 	g("coroner_cores_on_disk_bytes", "Bytes of the cores in the managed core directories.", "gauge", m.coreBytes.Load())
+	g("coroner_database_errors_total", "Database operations that failed because the database was unavailable.", "counter", m.dbErrors.Load())
+	var records int
+	var bytes, damaged int64
+	if m.spool != nil {
+		records, bytes, damaged = m.spool()
+	}
+	g("coroner_spool_records", "Crashes and incidents waiting in the spool for the database.", "gauge", int64(records))
+	g("coroner_spool_bytes", "Bytes waiting in the spool.", "gauge", bytes)
+	g("coroner_spooled_total", "Crashes and incidents written to the spool while the database was unavailable.", "counter", m.spooled.Load())
+	g("coroner_spool_replayed_total", "Spooled records written to the database.", "counter", m.replayed.Load())
+	g("coroner_spool_dropped_total", "Records lost: the spool was full or failed, or the database refused a spooled record.", "counter", m.spoolDropped.Load())
+	g("coroner_spool_damaged_total", "Damaged spool regions and undecodable records skipped.", "counter", damaged+m.spoolDamaged.Load())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	const h = "coroner_analysis_duration_seconds"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -130,7 +131,9 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		return
 	}
 	if has, err := w.cfg.Store.HasCore(ctx, path, mtime); err != nil {
-		w.log.Printf("watch: %v", err)
+		if !errors.Is(err, errSpoolFull) { // else: waits on disk for the database
+			w.log.Printf("watch: %v", err)
+		}
 		return
 	} else if has {
 		markDone()

@@ -20,6 +20,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/service/spool"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -28,6 +29,16 @@ import (
 // Config configures a Watcher. Only Store is required.
 type Config struct {
 	Store store.Store
+	// SpoolDir keeps the crashes and incidents the database cannot take
+	// while it is unavailable (store.Unavailable), fsync'd, until they are
+	// written to it, in order, once it is back. "" disables the spool: such
+	// a record is then lost (the error is logged).
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool (default 256 MiB).
+	SpoolMaxBytes int64
+	// DBTimeout bounds one database operation (default 20s); a database
+	// that does not answer within it is unavailable.
+	DBTimeout time.Duration
 	// Host is recorded with every crash (default os.Hostname).
 	Host string
 	// CoreDirs are the core directories this watcher manages: new cores in
@@ -79,6 +90,7 @@ type Watcher struct {
 	queue   chan job
 	Metrics *Metrics
 	log     *log.Logger
+	db      *durable
 
 	mu       sync.Mutex
 	inflight map[string]bool // cores queued or being analysed
@@ -122,11 +134,14 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
+	if cfg.DBTimeout <= 0 {
+		cfg.DBTimeout = 20 * time.Second
+	}
 	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules})
 	if _, err := eng.KnowledgeBase(); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
-	return &Watcher{
+	w := &Watcher{
 		cfg:      cfg,
 		engine:   eng,
 		queue:    make(chan job, cfg.Queue),
@@ -135,8 +150,37 @@ func New(cfg Config) (*Watcher, error) {
 		inflight: map[string]bool{},
 		seen:     map[string]fileState{},
 		alerts:   make(chan Alert, 16),
-	}, nil
+	}
+	var sp *spool.Spool
+	var err error
+	if cfg.SpoolDir != "" {
+		sp, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes,
+			Logf: func(format string, args ...any) { w.log.Printf("watch: "+format, args...) }})
+		if err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+		w.Metrics.spool = func() (int, int64, int64) { return sp.Len(), sp.Bytes(), sp.Damaged() }
+	}
+	w.db, err = newDurable(cfg.Store, sp, w.Metrics, w.log, cfg.DBTimeout)
+	if err != nil {
+		if sp != nil {
+			sp.Close()
+		}
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	w.db.onReplay = func(c *store.Crash, newGroup bool) {
+		if newGroup {
+			w.Metrics.groups.Add(1)
+			w.enqueueAlert(c)
+		}
+	}
+	w.cfg.Store = w.db
+	return w, nil
 }
+
+// Health reports the database as the watcher sees it (pinging it when it
+// is believed up) and what waits in the spool.
+func (w *Watcher) Health(ctx context.Context) DBHealth { return w.db.health(ctx) }
 
 // Run watches until ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -162,7 +206,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); w.scanLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); w.db.run(ctx, 5*time.Second) }()
 	wg.Wait()
+	if w.db.sp != nil {
+		if err := w.db.sp.Close(); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -197,13 +248,17 @@ func (w *Watcher) worker(ctx context.Context) {
 			w.Metrics.busy.Add(1)
 			err := w.analyse(ctx, j)
 			w.Metrics.busy.Add(-1)
-			if err != nil {
+			w.mu.Lock()
+			delete(w.inflight, j.path)
+			if errors.Is(err, errSpoolFull) {
+				// Not recorded: taken again once the database is back.
+				delete(w.seen, j.path)
+			}
+			w.mu.Unlock()
+			if err != nil && !errors.Is(err, errSpoolFull) {
 				w.Metrics.failures.Add(1)
 				w.log.Printf("watch: %v", err)
 			}
-			w.mu.Lock()
-			delete(w.inflight, j.path)
-			w.mu.Unlock()
 		}
 	}
 }
