@@ -13,6 +13,7 @@ import (
 
 func init() {
 	var asJSON, showSecrets bool
+	var files elfcore.Options
 	var sel coreFlags
 	cmd := &cobra.Command{
 		Use:   "php [CORE]",
@@ -30,7 +31,7 @@ No gdb and no debug symbols are needed.`,
 				return err
 			}
 			defer cleanup()
-			c, err := elfcore.Open(path)
+			c, err := elfcore.OpenWithOptions(path, files)
 			if err != nil {
 				return err
 			}
@@ -60,6 +61,8 @@ No gdb and no debug symbols are needed.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (the \"php\" object of docs/json-schema.md)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
+	cmd.Flags().StringVar(&files.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
+	cmd.Flags().StringVar(&files.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
