@@ -378,7 +378,7 @@ func TestKernelFaultKind(t *testing.T) {
 
 // TestRulesDocumented checks that docs/rules.md lists every built-in rule.
 func TestRulesDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "rules.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "rules.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
