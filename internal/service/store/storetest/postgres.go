@@ -18,8 +18,9 @@ import (
 
 // Postgres starts a PostgreSQL server from Debian's postgresql package
 // (installing it with apt-get when missing and running as root) on a free
-// 127.0.0.1 port, in a temporary directory owned by the postgres user, and
-// returns its DSN. The server is stopped (by its pid) when the test ends.
+// 127.0.0.1 port, in a temporary directory owned by the user it runs as
+// (postgres for root, else the current user), and returns its DSN once it
+// accepts connections. The server is stopped (by its pid) when the test ends.
 // It calls t.Skip with a clear message when no server can be had.
 func Postgres(t testing.TB) string {
 	t.Helper()
@@ -34,17 +35,18 @@ func Postgres(t testing.TB) string {
 	if bin == "" {
 		t.Skip("PostgreSQL server binaries (Debian package postgresql) not found under /usr/lib/postgresql")
 	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skipf("no postgres user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	// PostgreSQL refuses to run as root: root runs it as the postgres
+	// user, anyone else as themselves.
+	uid, gid := os.Geteuid(), os.Getegid()
 	cred := &syscall.SysProcAttr{}
-	if os.Geteuid() == 0 {
+	if uid == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("running as root and there is no postgres user to run PostgreSQL as: %v", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
 		cred.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	} else if strconv.Itoa(os.Geteuid()) != u.Uid {
-		t.Skip("starting PostgreSQL needs root (to run as the postgres user)")
 	}
 	dir, err := os.MkdirTemp("", "coroner-pg-")
 	if err != nil {
@@ -88,12 +90,22 @@ func Postgres(t testing.TB) string {
 			<-done
 		}
 	})
+	// Listening is not enough: during start-up the server answers
+	// "the database system is starting up". pg_isready says when it
+	// accepts connections.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
+		ready := exec.Command(filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres")
+		if err := ready.Run(); err == nil {
 			break
+		} else if _, ok := err.(*exec.ExitError); !ok {
+			// no pg_isready: fall back to the port
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+				time.Sleep(time.Second)
+				break
+			}
 		}
 		select {
 		case <-done:
