@@ -174,15 +174,16 @@ func fileExists(p string) bool {
 }
 
 // extractCached extracts a compressed tar archive into a directory under
-// os.TempDir() named by the archive's content hash, unless a complete one
-// is there, and returns DIR/sysroot.
+// os.TempDir() named by the archive's content hash and the user, unless a
+// complete one is there, and returns DIR/sysroot.
 func extractCached(archive string) (string, error) {
 	b, err := os.ReadFile(archive)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(b)
-	dir := filepath.Join(os.TempDir(), "coroner-fixture-"+hex.EncodeToString(sum[:])[:16])
+	// One cache per user: another user's is not writable.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("coroner-fixture-%s-%d", hex.EncodeToString(sum[:])[:16], os.Geteuid()))
 	sysroot := filepath.Join(dir, "sysroot")
 	if fileExists(sysroot) {
 		return sysroot, nil
@@ -347,7 +348,7 @@ func decompressTo(src, dst string) error {
 // removeStaleFixtures deletes extracted fixtures of other contents (older
 // versions of the checked-in files) not used for a day.
 func removeStaleFixtures(keep string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "coroner-fixture-*"))
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("coroner-fixture-*-%d", os.Geteuid())))
 	for _, d := range dirs {
 		if st, err := os.Stat(d); err == nil && d != keep && st.IsDir() && time.Since(st.ModTime()) > 24*time.Hour {
 			os.RemoveAll(d)
