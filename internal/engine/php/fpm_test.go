@@ -60,16 +60,13 @@ func fcgiRequest(sock string, params map[string]string) error {
 	return nil
 }
 
-// fpmCore runs php-fpm with one pool in a temporary directory, attaches
-// gdb to its worker, sends it a request for testdata/cli/main.php and
+// fpmCore runs php-fpm with one pool in a temporary directory (as the
+// current user, root included), attaches gdb to its worker, sends it a request for testdata/cli/main.php and
 // returns the core gdb dumped when the worker crashed (labtest.AttachCore:
 // kernel.core_pattern does not matter; the pool's rlimit_core = 0 keeps the
 // kernel from writing one anywhere).
 func fpmCore(t testing.TB, params map[string]string) (corePath, truthPath string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: php-fpm runs its pool as root here (-R) and gdb attaches to the worker")
-	}
 	var fpm string
 	if m, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(m) > 0 {
 		fpm = m[0]
@@ -87,19 +84,28 @@ func fpmCore(t testing.TB, params map[string]string) (corePath, truthPath string
 	}
 	sock := filepath.Join(dir, "fpm.sock")
 	conf := filepath.Join(dir, "fpm.conf")
+	// As root the pool runs as root (-R); as another user, workers stay
+	// that user (php-fpm ignores no user line then) and gdb may attach.
+	poolUser := ""
+	if os.Geteuid() == 0 {
+		poolUser = "user = root\n"
+	}
 	os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
 error_log = %s/fpm.log
 daemonize = no
 [t]
-user = root
-listen = %s
+%slisten = %s
 pm = static
 pm.max_children = 1
 rlimit_core = 0
 chdir = %s
 clear_env = no
-`, dir, sock, dir)), 0o644)
-	cmd := exec.Command(fpm, "-R", "--nodaemonize", "-y", conf, "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "opcache.enable=1")
+`, dir, poolUser, sock, dir)), 0o644)
+	args := []string{"--nodaemonize", "-y", conf, "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "opcache.enable=1"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-R"}, args...) // the pool runs as root
+	}
+	cmd := exec.Command(fpm, args...)
 	cmd.Dir = dir
 	out, err := os.Create(filepath.Join(dir, "fpm.out"))
 	if err != nil {
