@@ -11,7 +11,8 @@ import (
 )
 
 func init() {
-	var asJSON, showSecrets bool
+	var asJSON bool
+	var opts analyze.Options
 	var sel coreFlags
 	cmd := &cobra.Command{
 		Use:   "php [CORE]",
@@ -24,7 +25,7 @@ INI at crash time (opcache.jit, pcre.jit, memory_limit, ...) and the loaded exte
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runEngine(cmd, &sel, analyze.Options{ShowSecrets: showSecrets}, nil, args, false)
+			rep, err := runEngine(cmd, &sel, opts, nil, args, false)
 			if err != nil {
 				return err
 			}
@@ -41,7 +42,10 @@ No gdb and no debug symbols are needed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (the \"php\" object of docs/json-schema.md)")
-	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
+	cmd.Flags().StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
+	cmd.Flags().StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	cmd.Flags().BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

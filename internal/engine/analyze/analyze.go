@@ -30,6 +30,10 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// NoHostDebugFiles, with Sysroot, uses no separate debug file of this
+	// host (by default one found by build-id is used): the analysis then
+	// depends only on the files below Sysroot.
+	NoHostDebugFiles bool
 }
 
 type analysis struct {

@@ -130,7 +130,7 @@ func (a *analysis) loadModules() {
 		if !looksLikeELF(mod.hostPath) {
 			continue // locale archives, caches and other mapped data files
 		}
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot})
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, NoHostDebug: a.opts.NoHostDebugFiles})
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)

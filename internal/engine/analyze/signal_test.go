@@ -67,7 +67,7 @@ func TestSignalFrameAndGcore(t *testing.T) {
 		if f.Function == "__restore_rt" || f.Function == "<signal handler called>" {
 			sawTrampoline = true
 		}
-		if g.function != "" && !sameFunction(g.function, f.Function) && !isAlias(rep, &f, g.function) {
+		if g.function != "" && !sameFunction(g.function, f.Function) && !isAlias(rep, &f, g.function, "") {
 			t.Errorf("frame #%d: gdb %q, coroner %q", i, g.function, f.Function)
 		}
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	DebugDirs []string
 	// Sysroot is prepended to DebugDirs.
 	Sysroot string
+	// NoHostDebug keeps the search below Sysroot: a debug file of this
+	// host found by build-id is not used (the default uses it).
+	NoHostDebug bool
 }
 
 // Object is one opened ELF file with its symbols.
@@ -200,7 +203,7 @@ func (o *Object) findDebugFile(opts Options) {
 	}
 	var cands []string
 	roots := []string{opts.Sysroot}
-	if opts.Sysroot != "" {
+	if opts.Sysroot != "" && !opts.NoHostDebug {
 		// A debug file found by build-id is the right one wherever it
 		// lives: also look on this host.
 		roots = append(roots, "")
