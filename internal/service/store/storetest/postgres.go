@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -136,11 +137,22 @@ func (s *Server) StartStandby() {
 // waits until it accepts queries.
 func (s *Server) Promote() {
 	s.t.Helper()
-	cmd := exec.Command(filepath.Join(s.bin, "pg_ctl"), "promote", "-w", "-t", "60", "-D", s.data)
-	cmd.SysProcAttr = s.cred
-	cmd.Dir = s.dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		s.t.Fatalf("pg_ctl promote: %v\n%s\n%s", err, out, s.log())
+	// A server that has just started refuses connections with 57P03
+	// before it has entered standby mode, and pg_ctl then answers "server
+	// is not in standby mode": try again until it is.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cmd := exec.Command(filepath.Join(s.bin, "pg_ctl"), "promote", "-w", "-t", "60", "-D", s.data)
+		cmd.SysProcAttr = s.cred
+		cmd.Dir = s.dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(string(out), "not in standby mode") || time.Now().After(deadline) {
+			s.t.Fatalf("pg_ctl promote: %v\n%s\n%s", err, out, s.log())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	s.WaitReady()
 }
