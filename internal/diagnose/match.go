@@ -34,22 +34,46 @@ type facts struct {
 	messages  []string
 }
 
-// isPHP reports whether the crashed process is PHP: a PHP runtime was read
-// from the core, a PHP binary (php-fpm, php, libphp) is mapped, or the
-// evidence carries PHP facts (logs and configuration only).
+// isPHP reports whether the crashed process is PHP. A core decides by
+// itself (IsPHPProcess); the configuration audit's PHP facts, which every
+// crash on the host gets as evidence, do not make a python core PHP.
+// Without a core, the evidence says it (the logs' classification), and
+// failing that the process is taken to be PHP: coroner is pointed at
+// PHP-FPM hosts and diagnoses non-PHP processes only when asked.
 func (f *facts) isPHP() bool {
-	if f.r.PHP != nil || f.ev.PHPVersion != "" || len(f.ev.INI) > 0 {
+	if f.r.PHP != nil || len(f.r.Modules) > 0 || f.r.Process.Executable != "" {
+		return IsPHPProcess(f.r)
+	}
+	if f.ev.PHPProcess != nil {
+		return *f.ev.PHPProcess
+	}
+	return true
+}
+
+// phpBinaryRE matches the executables and libraries of PHP: php-fpm8.2,
+// php-fpm, php8.3, php, php-cgi, lsphp, frankenphp, libphp8.2.so,
+// libphp.so, mod_php.
+var phpBinaryRE = regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|lsphp[0-9.]*|frankenphp|libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+
+// IsPHPProcess reports whether the process of a core runs PHP: a PHP
+// runtime was read from it, its executable is a PHP binary, or it maps
+// PHP's library (Apache's mod_php, FrankenPHP).
+func IsPHPProcess(r *crash.Report) bool {
+	if r == nil {
+		return false
+	}
+	if r.PHP != nil {
 		return true
 	}
-	for _, m := range f.r.Modules {
-		base := filepath.Base(m.Path)
-		if strings.HasPrefix(base, "php") || strings.HasPrefix(base, "libphp") || strings.HasPrefix(base, "mod_php") {
+	if exe := r.Process.Executable; exe != "" && phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(exe, " (deleted)"))) {
+		return true
+	}
+	for _, m := range r.Modules {
+		if phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(m.Path, " (deleted)"))) {
 			return true
 		}
 	}
-	// Without a core (logs only) nothing says it is not PHP: coroner is
-	// pointed at PHP-FPM hosts.
-	return len(f.r.Modules) == 0
+	return false
 }
 
 func newFacts(r *crash.Report, ev *Evidence) *facts {
@@ -520,7 +544,12 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 		Explanation: ru.explain(f, cp),
 		Matched:     words,
 	}
-	for _, fx := range ru.Fix {
+	for i, fx := range ru.Fix {
+		if c := ru.fixWhen[i]; c != nil {
+			if ok, _ := c.holds(f, &capture{}); !ok {
+				continue
+			}
+		}
 		d.Fix = append(d.Fix, crash.Fix{
 			Description: fx.Description, Kind: fx.Kind, Setting: fx.Setting,
 			Value: fx.Value, Mitigation: fx.Mitigation,

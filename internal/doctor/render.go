@@ -135,13 +135,18 @@ func (p *writer) crashing(r *Result) {
 	}
 	if r.Logs != nil {
 		s := r.Logs.Summary
+		what := "PHP worker deaths"
+		if s.Scope == "all" {
+			what = "process deaths (all processes)"
+		}
 		if s.Incidents == 0 && len(r.Groups) == 0 {
-			p.line("no worker deaths in the logs read")
+			p.line("no %s in the logs read", what)
+			p.others(r)
 			return
 		}
 		if s.Incidents > 0 {
-			p.line("%d worker deaths (%d crashes) from %s to %s, %.1f per hour", s.Incidents, s.Crashes,
-				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), s.PerHour)
+			p.line("%d %s (%d crashes) from %s to %s (%s)%s", s.Incidents, what, s.Crashes,
+				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
 		}
 		if len(s.BySignal) > 0 {
 			p.item("signals: %s", countList(s.BySignal, 5))
@@ -152,15 +157,17 @@ func (p *writer) crashing(r *Result) {
 		if len(s.ByPool) > 0 {
 			p.item("pools: %s", countList(s.ByPool, 5))
 		}
-		if len(s.Loops) > 0 {
-			l := s.Loops[0]
-			p.item("crash loop: %d deaths of pool %s between %s and %s", l.N, l.Pool, l.Start.Format("15:04:05"), l.End.Format("15:04:05"))
-		}
 		if s.EmergencyRestarts > 0 {
 			p.item("emergency restarts of the FPM master: %d", s.EmergencyRestarts)
 		}
 		if n := s.HTTPStatus[502]; n > 0 {
 			p.item("HTTP 502 responses in the access log: %d", n)
+		}
+	}
+	for _, g := range r.Groups {
+		for _, l := range g.Loops {
+			p.item("crash loop: %d deaths of pool %s from one cause (%s) between %s and %s", l.N, l.Pool, l.Cause,
+				l.Start.Format("15:04:05"), l.End.Format("15:04:05"))
 		}
 	}
 	p.line("%d crash group(s):", len(r.Groups))
@@ -175,6 +182,43 @@ func (p *writer) crashing(r *Result) {
 		}
 		p.item("#%d %s: %d x%s", i+1, title, g.Count, uri)
 	}
+	p.others(r)
+}
+
+// others sums up the crashes of programs that are not PHP in one short
+// list: they are not what coroner explains, but they happened.
+func (p *writer) others(r *Result) {
+	if len(r.Others) == 0 {
+		return
+	}
+	n := 0
+	var parts []string
+	for i, o := range r.Others {
+		n += o.Crashes
+		if i < 8 {
+			parts = append(parts, otherText(o))
+		}
+	}
+	if len(r.Others) > 8 {
+		parts = append(parts, fmt.Sprintf("and %d more programs", len(r.Others)-8))
+	}
+	p.line("Other programs crashed too (not PHP, not counted above; --all-processes diagnoses them): %d crashes: %s", n, strings.Join(parts, ", "))
+}
+
+// otherText is one program's crashes: "python3 (2 x SIGSEGV)",
+// "perl (3: SIGSEGV 2, SIGABRT 1)".
+func otherText(o *OtherProcess) string {
+	switch len(o.Signals) {
+	case 0:
+		return fmt.Sprintf("%s (%d)", o.Name, o.Crashes)
+	case 1:
+		return fmt.Sprintf("%s (%d x %s)", o.Name, o.Crashes, o.Signals[0].Key)
+	}
+	var sigs []string
+	for _, c := range o.Signals {
+		sigs = append(sigs, fmt.Sprintf("%s %d", c.Key, c.N))
+	}
+	return fmt.Sprintf("%s (%d: %s)", o.Name, o.Crashes, strings.Join(sigs, ", "))
 }
 
 // countList formats the first n rows of a breakdown: "GET /a (3), GET /b (1)".
