@@ -42,16 +42,20 @@ type templateData struct {
 	// Subject is "The worker" for PHP processes, "The process" otherwise;
 	// SubjectLower is the same in lower case.
 	Subject, SubjectLower string
+	// PHP is true when the crashed process runs PHP (texts about php.ini,
+	// FPM or PHP versions only make sense then).
+	PHP bool
 }
 
 func (ru *rule) explain(f *facts, cp *capture) string {
 	r := f.r
 	subject := "worker"
-	if !f.isPHP() {
+	php := f.isPHP()
+	if !php {
 		subject = "process"
 	}
 	d := templateData{
-		Subject: "The " + subject, SubjectLower: "the " + subject,
+		Subject: "The " + subject, SubjectLower: "the " + subject, PHP: php,
 		Signal:       signals.Name(f.signal),
 		Sent:         f.sent,
 		SenderPID:    r.Signal.SenderPID,
