@@ -79,6 +79,34 @@ type Process struct {
 	Executable string   `json:"executable"`
 	Truncated  bool     `json:"truncated"`
 	MissingMem []string `json:"missing_memory,omitempty"`
+	// Truncation says what a truncated core lacks (nil when it is whole).
+	Truncation *Truncation `json:"truncation,omitempty"`
+}
+
+// Truncation is what a truncated core (cut by a size limit, a full disk,
+// a core handler's limit) lacks, and what that means for the analysis.
+type Truncation struct {
+	// Size is the file's size; Expected the size its program headers
+	// describe.
+	Size     int64 `json:"size"`
+	Expected int64 `json:"expected"`
+	// StackIncomplete is true when the crashed thread's stack could not be
+	// walked to its end because its memory was cut: the frames past
+	// LastFrame are unknown.
+	StackIncomplete bool `json:"stack_incomplete"`
+	// LastFrame is the index of the outermost native frame recovered.
+	LastFrame int `json:"last_frame"`
+	// PHPIncomplete is true when the PHP state (stack, request, INI) could
+	// not be read, or only partly, because its memory was cut.
+	PHPIncomplete bool `json:"php_incomplete,omitempty"`
+	// Summary says it in one sentence, for people.
+	Summary string `json:"summary"`
+}
+
+// Incomplete reports whether the evidence a diagnosis stands on (the
+// crashed thread's stack, the PHP state) is partly unknown.
+func (t *Truncation) Incomplete() bool {
+	return t != nil && (t.StackIncomplete || t.PHPIncomplete)
 }
 
 // Signal is the signal that killed the process (NT_SIGINFO, else NT_PRSTATUS).

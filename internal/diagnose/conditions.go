@@ -48,7 +48,7 @@ func init() {
 	conditions = []condition{
 		signalCond, phpProcessCond, sentCond, faultCond, nativeCond, phpFrameCond, versionCond, iniCond, jitCond,
 		extensionCond, cycleCond, minFramesCond, moduleCond, kernelCond, messageCond, oomKillCond, repeatedCond,
-		anyCond, noneCond,
+		truncatedCond, anyCond, noneCond,
 	}
 }
 
@@ -487,6 +487,23 @@ func oomKillCond(s *Cond, _ string) (check, error) {
 	}, nil
 }
 
+// truncated: the core is truncated (true) or whole (false).
+func truncatedCond(s *Cond, _ string) (check, error) {
+	if s.Truncated == nil {
+		return nil, nil
+	}
+	want := *s.Truncated
+	return func(f *facts, _ *capture) (bool, []string) {
+		if want != f.r.Process.Truncated {
+			return false, nil
+		}
+		if !want {
+			return true, nil
+		}
+		return true, []string{"the core is truncated"}
+	}, nil
+}
+
 // repeated: at least this many crashes had the same fingerprint.
 func repeatedCond(s *Cond, _ string) (check, error) {
 	if s.Repeated == 0 {
@@ -538,6 +555,26 @@ func anyCond(s *Cond, where string) (check, error) {
 }
 
 // none: none of the conditions holds.
+// needsStack reports whether a condition looks at the crashed thread's
+// stack or the PHP stack (frames, cycles, modules on the stack): facts a
+// truncated core may have lost.
+func needsStack(c *Cond) bool {
+	if len(c.Native) > 0 || len(c.PHP) > 0 || c.Cycle != nil || c.MinFrames > 0 || (c.Module != nil && c.Module.OnStack) {
+		return true
+	}
+	for i := range c.Any {
+		if needsStack(&c.Any[i]) {
+			return true
+		}
+	}
+	for i := range c.None {
+		if needsStack(&c.None[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 func noneCond(s *Cond, where string) (check, error) {
 	if len(s.None) == 0 {
 		return nil, nil
@@ -546,7 +583,16 @@ func noneCond(s *Cond, where string) (check, error) {
 	if err != nil {
 		return nil, err
 	}
+	onStack := false
+	for i := range s.None {
+		onStack = onStack || needsStack(&s.None[i])
+	}
 	return func(f *facts, _ *capture) (bool, []string) {
+		if onStack && f.incomplete {
+			// The frames that would make it hold may be the ones a
+			// truncated core lost: absence cannot be shown.
+			return false, nil
+		}
 		for _, sub := range subs {
 			var scratch capture
 			if ok, _ := sub.holds(f, &scratch); ok {

@@ -32,6 +32,9 @@ type facts struct {
 	jit       string
 	exts      []string
 	messages  []string
+	// incomplete: the core is truncated and the stack (native or PHP)
+	// is partly unknown, so the absence of a frame proves nothing.
+	incomplete bool
 }
 
 // isPHP reports whether the crashed process is PHP. A core decides by
@@ -77,7 +80,7 @@ func IsPHPProcess(r *crash.Report) bool {
 }
 
 func newFacts(r *crash.Report, ev *Evidence) *facts {
-	f := &facts{r: r, ev: ev, ini: map[string]string{}}
+	f := &facts{r: r, ev: ev, ini: map[string]string{}, incomplete: r.Process.Truncation.Incomplete()}
 	f.signal = r.Signal.Number
 	if f.signal == 0 {
 		f.signal = ev.ExitSignal
@@ -519,6 +522,22 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 	if len(hits) == 0 {
 		try(true)
 	}
+	if r.Process.Truncated {
+		// Part of the evidence is missing: no diagnosis of a truncated
+		// core is as sure as it would be on the whole core.
+		for i := range hits {
+			d := &hits[i].d
+			if rank := d.Confidence.Rank(); rank > 1 {
+				d.Confidence = confidenceOf(rank - 1)
+				hits[i].score = rank - 1
+			}
+			why := "the core is truncated"
+			if t := r.Process.Truncation; t != nil && t.Summary != "" {
+				why = t.Summary
+			}
+			d.Matched = append(d.Matched, "confidence lowered: "+why)
+		}
+	}
 	sort.SliceStable(hits, func(i, j int) bool {
 		a, b := hits[i], hits[j]
 		if a.score != b.score {
@@ -559,6 +578,17 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 		d.References = append(d.References, referenceURL(ref))
 	}
 	return d
+}
+
+// confidenceOf is the confidence of a rank (see crash.Confidence.Rank).
+func confidenceOf(rank int) crash.Confidence {
+	switch rank {
+	case 3:
+		return crash.ConfidenceHigh
+	case 2:
+		return crash.ConfidenceMedium
+	}
+	return crash.ConfidenceLow
 }
 
 // referenceURL expands "owner/repo#N" to the GitHub issue URL.

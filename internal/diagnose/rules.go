@@ -110,6 +110,8 @@ type Cond struct {
 	OOMKill *bool `yaml:"oom_kill"`
 	// Repeated requires at least this many crashes with the same fingerprint.
 	Repeated int `yaml:"repeated"`
+	// Truncated requires the core to be truncated (true) or whole (false).
+	Truncated *bool `yaml:"truncated"`
 	// Any holds when at least one of its conditions holds.
 	Any []Cond `yaml:"any"`
 	// None holds when none of its conditions holds.

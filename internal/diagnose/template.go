@@ -45,6 +45,8 @@ type templateData struct {
 	// PHP is true when the crashed process runs PHP (texts about php.ini,
 	// FPM or PHP versions only make sense then).
 	PHP bool
+	// Truncated says what a truncated core lacks ("" for a whole core).
+	Truncated string
 }
 
 func (ru *rule) explain(f *facts, cp *capture) string {
@@ -85,6 +87,12 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 	}
 	if d.FaultText == "" && f.ev.Kernel != nil {
 		d.FaultAddress = fmt.Sprintf("%#x", f.ev.Kernel.Address)
+	}
+	if r.Process.Truncated {
+		d.Truncated = "the core is truncated"
+		if t := r.Process.Truncation; t != nil && t.Summary != "" {
+			d.Truncated = t.Summary
+		}
 	}
 	if cp.frame != nil {
 		d.Frame = describeFrame(cp.frame)

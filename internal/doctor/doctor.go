@@ -326,6 +326,8 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 	for _, inc := range incidents {
 		byPID[inc.PID] = inc
 	}
+	var partial []partialCore
+	defer func() { r.addPartial(partial) }()
 	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores, r.opts.AllProcesses) {
 		var inc *logs.Incident
 		rep, err := r.src.Analyze(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
@@ -340,6 +342,10 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 		}
 		rep.Process.CorePath = path
 		r.res.Analysed++
+		if rep.Process.Truncation.Incomplete() {
+			partial = append(partial, partialCore{path, rep, inc})
+			continue
+		}
 		if !r.opts.AllProcesses && !diagnose.IsPHPProcess(rep) {
 			// Its entry did not say (a core of unknown executable): now
 			// the analysis does.
@@ -349,6 +355,82 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 		}
 		r.addCore(path, rep, inc)
 	}
+}
+
+// partialCore is the analysis of a truncated core whose stack is partly
+// unknown.
+type partialCore struct {
+	path string
+	rep  *crash.Report
+	inc  *logs.Incident
+}
+
+// addPartial puts the analyses of truncated cores in groups, once the
+// whole cores are grouped: their fingerprint is made of the frames that
+// were read, so it differs from the same crash's on a whole core. A
+// truncated core whose frames are the innermost frames of a group's crash
+// (same signal) joins that group; else it is a group of its own.
+func (r *run) addPartial(partial []partialCore) {
+	for _, pc := range partial {
+		if !r.opts.AllProcesses && !diagnose.IsPHPProcess(pc.rep) && !isPHPExe(pc.rep.Process.Executable) {
+			r.addOther(otherName(pc.rep.Process.Comm, pc.rep.Process.Executable), pc.rep.Signal.Name, fileTime(r.res.Cores, pc.path), pc.path,
+				"the core's executable "+pc.rep.Process.Executable+" is not PHP")
+			continue
+		}
+		frames := nativeTokens(pc.rep)
+		var into *Group
+		if len(frames) > 0 {
+			for _, g := range r.order {
+				if g.Report == nil || g.Report.Process.Truncation.Incomplete() || g.Report.Signal.Number != pc.rep.Signal.Number {
+					continue
+				}
+				if hasPrefix(nativeTokens(g.Report), frames) {
+					into = g
+					break
+				}
+			}
+		}
+		if into == nil {
+			r.addCore(pc.path, pc.rep, pc.inc)
+			continue
+		}
+		r.warn("%s is truncated (%s); its %d frame(s) begin the crashes of group %s, which it joins", pc.path,
+			pc.rep.Process.Truncation.Summary, len(frames), into.Key)
+		into.Cores = append(into.Cores, pc.path)
+		if pc.inc != nil && !r.assigned[pc.inc] {
+			into.Incidents = append(into.Incidents, pc.inc)
+			r.assigned[pc.inc] = true
+		}
+	}
+}
+
+// nativeTokens are the normalised native frames of a report's fingerprint.
+func nativeTokens(rep *crash.Report) []string {
+	var out []string
+	for _, t := range diagnose.FingerprintFrames(rep) {
+		if strings.HasPrefix(t, "n ") {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func hasPrefix(s, prefix []string) bool {
+	if len(prefix) > len(s) {
+		return false
+	}
+	for i := range prefix {
+		if s[i] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isPHPExe reports whether an executable's name is a PHP binary (for a
+// truncated core whose PHP state could not be read).
+func isPHPExe(path string) bool {
+	return logs.IsPHPCommand(path)
 }
 
 // addCore puts an analysed core (and the incident of its pid) in the group

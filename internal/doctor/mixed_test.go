@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,39 @@ func TestMixedHost(t *testing.T) {
 	}
 	if seen < 3 {
 		t.Errorf("--all-processes: %d groups of other programs, want at least 3", seen)
+	}
+}
+
+// TestTruncatedCoreJoinsItsGroup: a truncated copy of the lab's FFI crash
+// (its stack lost) has a fingerprint of its own, made of the frames that
+// were read; doctor puts it in the group of the whole crash whose frames it
+// begins, and says so, instead of a group of its own with another
+// diagnosis.
+func TestTruncatedCoreJoinsItsGroup(t *testing.T) {
+	l := labtest.Get(t)
+	full := l.Scenarios["ffi-null-code"].Core
+	st, err := os.Stat(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	part := filepath.Join(dir, "core.php-fpm8.2.cut")
+	out, err := exec.Command("sh", "-c", `head -c "$0" "$1" > "$2"`, strconv.FormatInt(st.Size()/4, 10), full, part).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cut: %v %s", err, out)
+	}
+	res, err := Run(context.Background(), Options{NoLogs: true, NoAudit: true, CoreDirs: []string{full, part}, MaxCores: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Analysed != 2 || len(res.Groups) != 1 {
+		t.Fatalf("%d analysed, groups %v; warnings %q", res.Analysed, keys(res.Groups), res.Warnings)
+	}
+	g := res.Groups[0]
+	if len(g.Cores) != 2 || g.Report.Process.Truncated || g.Diagnosis[0].Rule != "ffi-call-crash" || g.Count != 2 {
+		t.Errorf("group: cores %v, report truncated %v, diagnosis %v, count %d", g.Cores, g.Report.Process.Truncated, rules(g.Diagnosis), g.Count)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), part+" is truncated") {
+		t.Errorf("warnings %q", res.Warnings)
 	}
 }

@@ -276,7 +276,10 @@ func (p *writer) group(n int, g *Group) {
 	p.line("")
 	p.line("Evidence:")
 	if rep := g.Report; rep != nil {
-		p.item("core %s: %s, %s", rep.Process.CorePath, rep.Signal.Name, rep.Fault.Kind)
+		p.item("core %s: %s, %s", rep.Process.CorePath, render.SignalText(rep.Signal), rep.Fault.Kind)
+		if t := rep.Process.Truncation; t != nil {
+			p.item("%s", t.Summary)
+		}
 		if rep.Fault.Explanation != "" {
 			p.item("fault: %s", rep.Fault.Explanation)
 		}

@@ -159,8 +159,13 @@ func (m *mdWriter) environment(r *crash.Report) {
 		} else if r.Signal.Address != 0 || r.Fault.Kind == crash.FaultNullDeref {
 			sig += " at " + r.Signal.Address.String()
 		}
+	} else if len(r.Threads) > 0 {
+		sig = "unknown (the core records none)"
 	}
 	row("Signal", sig)
+	if t := r.Process.Truncation; t != nil {
+		row("Core", t.Summary)
+	}
 	var stale []string
 	for _, mod := range r.Modules {
 		if mod.Deleted || mod.Mismatch {

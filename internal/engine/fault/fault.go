@@ -540,6 +540,8 @@ func (e *explainer) other() {
 		e.f.Explanation = "The process tried to grow a file beyond its file size limit (SIGXFSZ, RLIMIT_FSIZE / ulimit -f), e.g. a log file; this was not a memory fault."
 	case signals.SIGSYS:
 		e.f.Explanation = fmt.Sprintf("The process made a forbidden system call (SIGSYS, usually a seccomp filter such as systemd's SystemCallFilter=)%s.", e.where())
+	case 0:
+		e.f.Explanation = "The core records no signal (no NT_SIGINFO note, and the thread's current signal is 0: a dump of a live process, such as gdb's gcore, or damaged notes); what ended the process is unknown."
 	default:
 		e.f.Explanation = fmt.Sprintf("The process was killed by %s%s.", name, e.where())
 	}
