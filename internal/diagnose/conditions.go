@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
 )
 
@@ -48,7 +49,7 @@ func init() {
 	conditions = []condition{
 		signalCond, phpProcessCond, sentCond, faultCond, nativeCond, phpFrameCond, versionCond, iniCond, jitCond,
 		extensionCond, cycleCond, minFramesCond, moduleCond, kernelCond, messageCond, oomKillCond, repeatedCond,
-		truncatedCond, anyCond, noneCond,
+		truncatedCond, recursionCond, anyCond, noneCond,
 	}
 }
 
@@ -504,6 +505,32 @@ func truncatedCond(s *Cond, _ string) (check, error) {
 	}, nil
 }
 
+// recursion: the PHP stack's recursion passes the same arguments at every
+// level (unbounded) or other ones (finite).
+func recursionCond(s *Cond, where string) (check, error) {
+	var want crash.RecursionArgs
+	switch s.Recursion {
+	case "":
+		return nil, nil
+	case "unbounded":
+		want = crash.RecursionRepeats
+	case "finite":
+		want = crash.RecursionVaries
+	default:
+		return nil, fmt.Errorf("%s.recursion: %q: want unbounded or finite", where, s.Recursion)
+	}
+	return func(f *facts, _ *capture) (bool, []string) {
+		r := f.recursion
+		if r == nil || r.Args != want {
+			return false, nil
+		}
+		if want == crash.RecursionRepeats {
+			return true, []string{"PHP recursion with the same arguments at every level"}
+		}
+		return true, []string{"PHP recursion whose arguments change from level to level"}
+	}, nil
+}
+
 // repeated: at least this many crashes had the same fingerprint.
 func repeatedCond(s *Cond, _ string) (check, error) {
 	if s.Repeated == 0 {
@@ -559,7 +586,7 @@ func anyCond(s *Cond, where string) (check, error) {
 // stack or the PHP stack (frames, cycles, modules on the stack): facts a
 // truncated core may have lost.
 func needsStack(c *Cond) bool {
-	if len(c.Native) > 0 || len(c.PHP) > 0 || c.Cycle != nil || c.MinFrames > 0 || (c.Module != nil && c.Module.OnStack) {
+	if len(c.Native) > 0 || len(c.PHP) > 0 || c.Cycle != nil || c.MinFrames > 0 || c.Recursion != "" || (c.Module != nil && c.Module.OnStack) {
 		return true
 	}
 	for i := range c.Any {

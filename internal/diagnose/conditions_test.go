@@ -31,6 +31,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"OOMKill":    {OOMKill: &yes},
 		"Repeated":   {Repeated: 2},
 		"Truncated":  {Truncated: &yes},
+		"Recursion":  {Recursion: "unbounded"},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},
 	}

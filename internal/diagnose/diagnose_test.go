@@ -159,7 +159,7 @@ func TestExplanationFacts(t *testing.T) {
 	kb := mustLoad(t)
 	want := map[string][]string{
 		"pcre-jit-fault":                    {"SIGSEGV", "pcre2_jit_match_8 in libpcre2-8.so.0.11.2", "preg_match() at /var/www/app/src/Router.php:88"},
-		"callback-recursion-stack-overflow": {"zif_preg_replace_callback", "repeated 40 times", "PHP 8.2.29", "/teachers/profile-sarah/"},
+		"callback-recursion-stack-overflow": {"{closure}() at shortcodes.php:31 calls do_shortcode() again", "repeated 40 times", "through preg_replace_callback()", "PHP 8.2.29", "/teachers/profile-sarah/"},
 		"signal-sent-by-process":            {"sent SIGSEGV to itself", "posix_kill()"},
 		"jit-apm-extension":                 {"ddtrace", "tracing"},
 		"opcache-shm-corruption":            {"7 workers"},

@@ -35,6 +35,8 @@ type facts struct {
 	// incomplete: the core is truncated and the stack (native or PHP)
 	// is partly unknown, so the absence of a frame proves nothing.
 	incomplete bool
+	// recursion is the PHP stack's recursion, nil when it has none.
+	recursion *crash.Recursion
 }
 
 // isPHP reports whether the crashed process is PHP. A core decides by
@@ -114,6 +116,10 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 			f.phpCycles = detectCycles(phpNames(f.php), 3)
 		}
 		f.version = r.PHP.Version
+		f.recursion = r.PHP.Recursion
+		if f.recursion == nil {
+			f.recursion = PHPRecursion(r.PHP)
+		}
 		for k, v := range r.PHP.INI {
 			f.ini[k] = v
 		}
@@ -140,6 +146,10 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 	s := r.Signal
 	switch sig := signals.Signal(s.Number); {
 	case sig == 0:
+		return ""
+	case len(r.Threads) == 0 && (sig == signals.SIGSEGV || sig == signals.SIGBUS):
+		// A report made from logs: the signal is known, not the address
+		// (0 here means unknown, not NULL).
 		return ""
 	case s.Sent && sig != signals.SIGABRT:
 		return crash.FaultSignalSent

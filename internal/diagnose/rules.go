@@ -112,6 +112,9 @@ type Cond struct {
 	Repeated int `yaml:"repeated"`
 	// Truncated requires the core to be truncated (true) or whole (false).
 	Truncated *bool `yaml:"truncated"`
+	// Recursion requires a PHP recursion whose arguments repeat at every
+	// level ("unbounded": it cannot end by itself) or change ("finite").
+	Recursion string `yaml:"recursion"`
 	// Any holds when at least one of its conditions holds.
 	Any []Cond `yaml:"any"`
 	// None holds when none of its conditions holds.

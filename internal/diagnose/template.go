@@ -47,6 +47,15 @@ type templateData struct {
 	PHP bool
 	// Truncated says what a truncated core lacks ("" for a whole core).
 	Truncated string
+	// PHPLoop names the PHP stack's recursion in words: the frame that
+	// calls the entered function again, at its file and line, and the
+	// loop's functions; PHPLoopArgs is "unbounded" (the same arguments at
+	// every level), "finite" (they change) or ""; PHPLoopArgsText says
+	// what that means, with the calls that show it.
+	PHPLoop, PHPLoopArgs, PHPLoopArgsText string
+	// PHPLoopCallback is the internal function the loop calls back
+	// through (preg_replace_callback, array_map ...), "" when none.
+	PHPLoopCallback string
 }
 
 func (ru *rule) explain(f *facts, cp *capture) string {
@@ -143,6 +152,21 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 	}
 	if r.PHP != nil && r.PHP.Request != nil {
 		d.URL = r.PHP.Request.URI
+	}
+	if rec := f.recursion; rec != nil {
+		d.PHPLoop = loopText(r.PHP, rec)
+		for _, i := range rec.Calls {
+			if fr := &r.PHP.Frames[i]; fr.Kind == crash.PHPInternal && d.PHPLoopCallback == "" {
+				d.PHPLoopCallback = fr.QualifiedName()
+			}
+		}
+		d.PHPLoopArgsText = argsText(rec)
+		switch rec.Args {
+		case crash.RecursionRepeats:
+			d.PHPLoopArgs = "unbounded"
+		case crash.RecursionVaries:
+			d.PHPLoopArgs = "finite"
+		}
 	}
 	var b strings.Builder
 	if err := ru.tmpl.Execute(&b, d); err != nil {

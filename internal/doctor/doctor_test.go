@@ -109,10 +109,15 @@ func TestDoctorOnLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := text.String()
-	for _, w := range []string{"WHAT IS CRASHING", "/teachers/profile-sarah/", "Fix:", "WILL THE NEXT CRASH LEAVE EVIDENCE?"} {
+	for _, w := range []string{"WHAT IS CRASHING", "/teachers/profile-sarah/", "Fix:", "WILL THE NEXT CRASH LEAVE EVIDENCE?",
+		// the PHP loop once, in call order, and the frames outside it down to {main}
+		"a loop of 12 frames", "one turn, in call order:", "TeacherPage->render()", "{main}()"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("text report lacks %q", w)
 		}
+	}
+	if strings.Contains(out, "more PHP frames") {
+		t.Errorf("text report cuts a PHP stack with \"more PHP frames\"")
 	}
 	var md bytes.Buffer
 	if err := Markdown(&md, res); err != nil || !strings.Contains(md.String(), "## What is crashing") {

@@ -353,18 +353,79 @@ func topFrames(rep *crash.Report, n int) []string {
 	return out
 }
 
+// phpFrames shows a PHP stack the way a person reads a crash: the
+// innermost frames (where the stack ran out), the loop of a recursion once,
+// in call order, with how often it repeats, and the outermost frames (the
+// request's entry point), instead of the first frames and "... N more".
 func phpFrames(ph *crash.PHP, n int) []string {
 	var out []string
-	for i, f := range ph.Frames {
-		if i == n {
-			out = append(out, fmt.Sprintf("... %d more PHP frames", len(ph.Frames)-n))
-			break
-		}
+	line := func(i int) {
+		f := &ph.Frames[i]
 		loc := ""
 		if f.File != "" {
 			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
 		}
-		out = append(out, fmt.Sprintf("php #%-3d %s%s", i, f.QualifiedName()+"()", loc))
+		out = append(out, fmt.Sprintf("php #%-5d %s%s", i, f.QualifiedName()+"()", loc))
+	}
+	total := len(ph.Frames)
+	rec := ph.Recursion
+	if rec == nil || rec.Outermost >= total || rec.Innermost < 0 {
+		if total <= n+3 {
+			for i := 0; i < total; i++ {
+				line(i)
+			}
+			return out
+		}
+		for i := 0; i < n; i++ {
+			line(i)
+		}
+		out = append(out, fmt.Sprintf("... %d frames ...", total-n-3))
+		for i := total - 3; i < total; i++ {
+			line(i)
+		}
+		return out
+	}
+	// Innermost: where the stack ran out (inside the loop or not).
+	inner := min(3, total)
+	if rec.Innermost > inner && rec.Innermost <= n {
+		inner = rec.Innermost
+	}
+	for i := 0; i < inner; i++ {
+		line(i)
+	}
+	out = append(out, fmt.Sprintf("... frames #%d-#%d: a loop of %d frames, %d times; one turn, in call order:",
+		rec.Innermost, rec.Outermost, rec.Length, rec.Repeats))
+	calls := rec.Calls
+	if len(calls) > 12 {
+		calls = append(append(calls[:6:6], -1), calls[len(calls)-5:]...)
+	}
+	for _, i := range calls {
+		if i < 0 {
+			out = append(out, "    ...")
+			continue
+		}
+		f := &ph.Frames[i]
+		loc := ""
+		if f.File != "" {
+			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+		}
+		out = append(out, fmt.Sprintf("    %s%s", f.QualifiedName()+"()", loc))
+	}
+	// Outermost: from the loop's caller to {main}.
+	rest := total - rec.Outermost - 1
+	switch {
+	case rest <= 6:
+		for i := rec.Outermost + 1; i < total; i++ {
+			line(i)
+		}
+	default:
+		for i := rec.Outermost + 1; i < rec.Outermost+4; i++ {
+			line(i)
+		}
+		out = append(out, fmt.Sprintf("... %d frames ...", rest-6))
+		for i := total - 3; i < total; i++ {
+			line(i)
+		}
 	}
 	return out
 }
