@@ -69,6 +69,9 @@ type Result struct {
 	// Others are the crashes of processes that are not PHP, one line per
 	// program, neither grouped nor diagnosed (unless AllProcesses).
 	Others []*OtherProcess `json:"other_processes"`
+	// Pools are the FPM pools that crashed, as the audit sees them, with
+	// where the crashes contradict it.
+	Pools []*CrashedPool `json:"crashed_pools"`
 	// Missing says which evidence is missing and how to get it.
 	Missing []string `json:"missing"`
 	// Warnings are problems met along the way.
@@ -223,7 +226,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	r := &run{opts: opts, src: src, groups: map[string]*Group{}, assigned: map[*logs.Incident]bool{}, others: map[string]*OtherProcess{},
-		res: &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Others: []*OtherProcess{}, Missing: []string{}, Warnings: []string{}}}
+		res: &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Others: []*OtherProcess{}, Pools: []*CrashedPool{},
+			Missing: []string{}, Warnings: []string{}}}
 	r.res.Host, _ = src.Hostname()
 	r.audit()
 	r.findCores()
@@ -239,6 +243,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		g.summarise()
 	}
 	r.res.Others = sortOthers(r.others)
+	r.crashedPools()
 	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
 	r.res.Groups = r.order
 	r.res.Missing = missingEvidence(r.res, incidents)
@@ -331,10 +336,12 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores, r.opts.AllProcesses) {
 		var inc *logs.Incident
 		rep, err := r.src.Analyze(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
-			if inc = byPID[rep.Process.PID]; inc == nil {
-				return r.base
+			inc = byPID[rep.Process.PID]
+			ev := r.evidenceFor(poolOf(inc, rep))
+			if inc == nil {
+				return ev
 			}
-			return withIncident(r.base, inc)
+			return withIncident(ev, inc)
 		}})
 		if err != nil {
 			r.warn("analyse %s: %v", path, err)
@@ -488,7 +495,7 @@ func (r *run) groupIncidents(incidents []*logs.Incident) error {
 			g = r.group(key)
 			if g.Diagnosis == nil {
 				rep := &crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}
-				if err := r.src.Diagnose(rep, withIncident(r.base, inc)); err != nil {
+				if err := r.src.Diagnose(rep, withIncident(r.evidenceFor(inc.Pool), inc)); err != nil {
 					return err
 				}
 				g.Diagnosis = rep.Diagnosis

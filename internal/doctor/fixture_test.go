@@ -227,6 +227,18 @@ func TestRunOnFixtures(t *testing.T) {
 			t.Errorf("missing evidence: %s", m)
 		}
 	}
+	// The pools that crashed, as the audit sees them: www is audited,
+	// api (the abort of 4104) is not in the audited tree.
+	pools := map[string]*CrashedPool{}
+	for _, cp := range res.Pools {
+		pools[cp.Pool] = cp
+	}
+	if www := pools["www"]; www == nil || www.CoresWritten == nil || !strings.HasSuffix(www.Config, "www.conf") || www.Deaths == 0 {
+		t.Errorf("crashed pool www: %+v", www)
+	}
+	if api := pools["api"]; api == nil || api.CoresWritten != nil || len(api.Notes) != 1 || !strings.Contains(api.Notes[0], "no pool of that name") {
+		t.Errorf("crashed pool api: %+v", api)
+	}
 
 	// The renderers.
 	var text, md, js bytes.Buffer

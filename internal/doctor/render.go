@@ -435,11 +435,36 @@ func (p *writer) capture(r *Result) {
 		return
 	}
 	p.heading("Will the next crash leave evidence?")
-	blocks, risky := 0, 0
+	// The pools that crashed first: the audit of another pool says
+	// nothing about them.
+	crashed := map[string]bool{}
+	for _, cp := range r.Pools {
+		crashed[cp.Pool] = true
+		verdict := "not in the audited configuration"
+		if cp.CoresWritten != nil {
+			verdict = "cores will NOT be written"
+			if *cp.CoresWritten {
+				verdict = "cores will be written"
+			}
+			if cp.CoreDir != "" {
+				verdict += " -> " + cp.CoreDir
+			}
+			verdict += " (" + cp.Config + ")"
+		}
+		p.line("pool %s (crashed %d times): %s", cp.Pool, cp.Deaths, verdict)
+		for _, n := range cp.Notes {
+			p.item("MISMATCH: %s", n)
+		}
+	}
+	blocks, risky, elsewhere := 0, 0, 0
 	var lines []string
 	for _, f := range r.Audit.Findings {
 		switch f.Status {
 		case audit.StatusBlocks, audit.StatusRisky, audit.StatusPending:
+			if len(crashed) > 0 && f.Pool != "" && !crashed[f.Pool] {
+				elsewhere++ // about a pool that did not crash
+				continue
+			}
 			where := ""
 			if len(f.Evidence) > 0 {
 				where = " (" + f.Evidence[0].String() + ")"
@@ -466,5 +491,8 @@ func (p *writer) capture(r *Result) {
 			break
 		}
 		p.item("%s", l)
+	}
+	if elsewhere > 0 {
+		p.item("and %d finding(s) about pools that did not crash (see `coroner audit`)", elsewhere)
 	}
 }
