@@ -319,6 +319,17 @@ func (r *run) readLogs(ctx context.Context) {
 		return
 	}
 	r.res.Logs = lr
+	if lr == nil {
+		return
+	}
+	// A core of a PHP program that no crash in the logs took is worth a
+	// word: the logs may not reach back that far, or another process's
+	// death was logged under the pid.
+	for _, u := range lr.CoreLinks.Unlinked {
+		if u.PHP {
+			r.warn("core %s (pid %d, %s) is linked to no crash in the logs: %s", u.Path, u.PID, u.Comm, u.Why)
+		}
+	}
 }
 
 // analyseCores analyses the newest cores, preferring those linked to

@@ -19,14 +19,15 @@ import (
 
 // mixedHost is a host where PHP-FPM workers crashed (the lab) next to other
 // programs: python3, perl and a C++ service crash for real here, and the
-// PHP CLI too, each with its core named by another kernel.core_pattern
-// (the pid first, in the middle, last), and the kernel's lines about them
-// are added to the lab's logs.
+// PHP CLI twice (a NULL passed to strlen through FFI, and posix_kill of
+// itself), each with its core named by another kernel.core_pattern (the
+// pid first, in the middle, last), and the kernel's lines about them are
+// added to the lab's logs.
 type mixedHost struct {
 	lab      *labtest.Lab
 	logs     []string
 	coreDirs []string
-	// crashes by program: php-cli, python3, perl, inventory
+	// crashes by program: php-cli, python3, perl, inventory, php-kill
 	crashes map[string]labtest.Crashed
 }
 
@@ -35,6 +36,7 @@ var mixedPatterns = map[string]string{
 	"python3":   "core-%s-%p-%e-%t", // pid in the middle
 	"perl":      "core.%e.%t.%p",    // pid last
 	"inventory": "%e.%p.%s.%t.core", // not even named core*
+	"php-kill":  "php-core.%p",      // pid last, another name
 }
 
 func newMixedHost(t *testing.T) *mixedHost {
@@ -63,10 +65,11 @@ func newMixedHost(t *testing.T) *mixedHost {
 		"python3":   {python, "-c", "import ctypes; ctypes.string_at(0)"},
 		"perl":      {"perl", "-e", "kill SEGV => $$"},
 		"inventory": {inv},
+		"php-kill":  {"php8.2", "-r", "posix_kill(getmypid(), 11);"},
 	}
 	h := &mixedHost{lab: l, crashes: map[string]labtest.Crashed{}}
 	var kernel []string
-	for _, name := range []string{"php-cli", "python3", "perl", "inventory"} {
+	for _, name := range []string{"php-cli", "python3", "perl", "inventory", "php-kill"} {
 		c := labtest.Crash(t, dir, filepath.Join(cores, mixedPatterns[name]), argv[name]...)
 		if c.Core == "" {
 			t.Fatalf("%s (pid %d) left no core in %s", name, c.PID, cores)
@@ -133,7 +136,7 @@ func TestMixedHost(t *testing.T) {
 		}
 	}
 	for name, c := range h.crashes {
-		if name == "perl" {
+		if name == "perl" || name == "php-kill" {
 			continue // a sent signal: no kernel line
 		}
 		inc := byPID[c.PID]
@@ -153,18 +156,23 @@ func TestMixedHost(t *testing.T) {
 			t.Errorf("%s (pid %d, core %s named %s): linked core %q (%s)", name, c.PID, c.Core, mixedPatterns[name], inc.Core, inc.CoreConfidence)
 		}
 	}
-	perl := h.crashes["perl"]
-	found := false
+	// The cores of signals sent by the process itself have no kernel line:
+	// not linked, and said why (the PHP one as a PHP process's).
+	perl, phpKill := h.crashes["perl"], h.crashes["php-kill"]
+	found := 0
 	for _, u := range res.CoreLinks.Unlinked {
-		if u.Path == perl.Core {
-			found = true
-			if u.PID != perl.PID || !strings.Contains(u.Why, "no crash of pid") {
-				t.Errorf("perl's core: %+v", u)
+		for _, c := range []labtest.Crashed{perl, phpKill} {
+			if u.Path != c.Core {
+				continue
+			}
+			found++
+			if u.PID != c.PID || !strings.Contains(u.Why, "no crash of pid") || u.PHP != (c.PID == phpKill.PID) {
+				t.Errorf("unlinked core: %+v", u)
 			}
 		}
 	}
-	if !found || res.CoreLinks.Linked+len(res.CoreLinks.Unlinked) != res.CoreLinks.Cores {
-		t.Errorf("core links %+v; perl's core %s not listed as unlinked", res.CoreLinks, perl.Core)
+	if found != 2 || res.CoreLinks.Linked+len(res.CoreLinks.Unlinked) != res.CoreLinks.Cores {
+		t.Errorf("core links %+v; the cores of perl and of php's posix_kill are not both listed as unlinked", res.CoreLinks)
 	}
 	var text bytes.Buffer
 	if err := logs.WriteText(&text, res, logs.TextOptions{}); err != nil {
@@ -210,6 +218,9 @@ func TestMixedHost(t *testing.T) {
 	}
 	if !strings.Contains(text.String(), "Other programs crashed too") || strings.Contains(text.String(), "per hour") {
 		t.Errorf("doctor text:\n%s", text.String())
+	}
+	if !strings.Contains(strings.Join(dres.Warnings, "\n"), "core "+phpKill.Core+" (pid "+strconv.Itoa(phpKill.PID)) {
+		t.Errorf("doctor does not say that the PHP core %s is linked to no crash: %q", phpKill.Core, dres.Warnings)
 	}
 
 	// --all-processes: the others are diagnosed, as processes.

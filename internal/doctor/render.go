@@ -120,7 +120,11 @@ func (p *writer) sources(r *Result) {
 	} else {
 		parts = append(parts, "no logs")
 	}
-	parts = append(parts, fmt.Sprintf("%d cores found, %d analysed", len(r.Cores), r.Analysed))
+	cores := fmt.Sprintf("%d cores found", len(r.Cores))
+	if r.Logs != nil && r.Logs.CoreLinks.Cores > 0 {
+		cores += fmt.Sprintf(" (%d linked to crashes in the logs)", r.Logs.CoreLinks.Linked)
+	}
+	parts = append(parts, fmt.Sprintf("%s, %d analysed", cores, r.Analysed))
 	if r.Audit != nil {
 		parts = append(parts, fmt.Sprintf("%d PHP-FPM installations audited", len(r.Audit.Installations)))
 	}
