@@ -133,7 +133,9 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 			default:
 				continue
 			}
-			if !sameProcessName(inc.Comm, coreName(c)) {
+			// A thread may carry a name of its own (pthread_setname_np):
+			// the kernel line prints it, the core the process's.
+			if !byThread && !sameProcessName(inc.Comm, coreName(c)) {
 				why[i] = fmt.Sprintf("pid %d crashed at %s as %s in the logs, but the core is of %s: the pid was reused by another program",
 					inc.PID, clock(inc.Time), inc.Comm, coreName(c))
 				continue
