@@ -79,6 +79,34 @@ type Process struct {
 	Executable string   `json:"executable"`
 	Truncated  bool     `json:"truncated"`
 	MissingMem []string `json:"missing_memory,omitempty"`
+	// Truncation says what a truncated core lacks (nil when it is whole).
+	Truncation *Truncation `json:"truncation,omitempty"`
+}
+
+// Truncation is what a truncated core (cut by a size limit, a full disk,
+// a core handler's limit) lacks, and what that means for the analysis.
+type Truncation struct {
+	// Size is the file's size; Expected the size its program headers
+	// describe.
+	Size     int64 `json:"size"`
+	Expected int64 `json:"expected"`
+	// StackIncomplete is true when the crashed thread's stack could not be
+	// walked to its end because its memory was cut: the frames past
+	// LastFrame are unknown.
+	StackIncomplete bool `json:"stack_incomplete"`
+	// LastFrame is the index of the outermost native frame recovered.
+	LastFrame int `json:"last_frame"`
+	// PHPIncomplete is true when the PHP state (stack, request, INI) could
+	// not be read, or only partly, because its memory was cut.
+	PHPIncomplete bool `json:"php_incomplete,omitempty"`
+	// Summary says it in one sentence, for people.
+	Summary string `json:"summary"`
+}
+
+// Incomplete reports whether the evidence a diagnosis stands on (the
+// crashed thread's stack, the PHP state) is partly unknown.
+func (t *Truncation) Incomplete() bool {
+	return t != nil && (t.StackIncomplete || t.PHPIncomplete)
 }
 
 // Signal is the signal that killed the process (NT_SIGINFO, else NT_PRSTATUS).
@@ -184,8 +212,50 @@ type PHP struct {
 	INI        map[string]string `json:"ini,omitempty"`
 	JIT        *JIT              `json:"jit,omitempty"`
 	Extensions []Extension       `json:"extensions,omitempty"`
-	Warnings   []string          `json:"warnings,omitempty"`
+	// Recursion describes the PHP stack's longest recursion, when it has
+	// one (set by the diagnosis from Frames and Cycles).
+	Recursion *Recursion `json:"recursion,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
 }
+
+// Recursion is a loop of the PHP stack as a person would describe it: the
+// function the code entered from outside, the place that calls it again,
+// and whether every level gets the same arguments (a loop that never ends)
+// or other ones (a deep but finite recursion).
+type Recursion struct {
+	// Length is the number of frames of one turn of the loop, Repeats the
+	// turns on the stack; Innermost and Outermost are the indexes (into
+	// PHP.Frames) of the frames the loop covers.
+	Length    int `json:"length"`
+	Repeats   int `json:"repeats"`
+	Innermost int `json:"innermost"`
+	Outermost int `json:"outermost"`
+	// Calls are the frames of one turn in call order (indexes into
+	// PHP.Frames): Calls[0] is Entry, the last one calls Entry's function
+	// again.
+	Calls []int `json:"calls"`
+	// Entry is the outermost frame of the loop: its function was called
+	// from outside the loop (by frame Entry+1). ReEntry is the frame that
+	// calls that function again, at its file and line.
+	Entry   int `json:"entry"`
+	ReEntry int `json:"reentry"`
+	// Args is RecursionRepeats when every level passes the same arguments
+	// (the recursion cannot end by itself), RecursionVaries when they
+	// change, "" when the stack does not tell (no scalar arguments).
+	Args RecursionArgs `json:"args,omitempty"`
+	// ArgsEvidence shows it: the repeated call, or the call at the
+	// outermost and at the innermost level.
+	ArgsEvidence string `json:"args_evidence,omitempty"`
+}
+
+// RecursionArgs says how the arguments of a recursion change (Recursion.Args).
+type RecursionArgs string
+
+// Recursion argument patterns.
+const (
+	RecursionRepeats RecursionArgs = "repeat" // the same arguments at every level: unbounded
+	RecursionVaries  RecursionArgs = "vary"   // other arguments at every level: deep but finite
+)
 
 // PHPFrame is one PHP call frame, innermost first.
 type PHPFrame struct {

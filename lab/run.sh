@@ -10,7 +10,7 @@
 #                   [--release SUITE | --fpm BIN [--php-ini FILE]]
 #        lab/run.sh --stop DIR        (stop what --keep left running)
 #
-# Scenarios: ffi-null-code shortcode-recursion kill-segv abort method-closure-include
+# Scenarios: ffi-null-code shortcode-recursion kill-segv abort method-closure-include deep-comments
 # C programs: pcre-null null-write stack-overflow thread-crash cpp-namespace
 #
 # A scenario listed twice (or --repeat N) runs again: the first run of NAME is
@@ -53,7 +53,7 @@
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
-ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-include)
+ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-include deep-comments)
 ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace go-panic)
 
 out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini=""
@@ -546,6 +546,7 @@ scenario_request() { # NAME -> sets method url and runs curl
     kill-segv) method=GET url="/kill.php?mode=kill" ;;
     abort) method=GET url="/abort.php?img=photo.jpg" ;;
     method-closure-include) method=POST url="/checkout.php" ;;
+    deep-comments) method=GET url="/comments.php?post=7" ;;
   esac
   if [ "$method" = POST ]; then
     curl -sS -m 60 -o /dev/null -X POST -H "Cookie: wordpress_logged_in=$SECRET_COOKIE" \

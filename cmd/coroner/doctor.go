@@ -21,7 +21,11 @@ finds the cores, analyses the newest core of each crash, and prints one diagnosi
 what is crashing (requests, rate, since when), the best explanation, the evidence (frames, fault,
 request, INI), the fix, and what to do when evidence is missing. Log files given as arguments
 replace the discovered ones. Works with no cores (logs, kernel lines and configuration only) and
-with no logs (cores only).`,
+with no logs (cores only).
+
+PHP first: the kernel logs every crashing program of the host; only PHP processes'
+deaths are counted, grouped and diagnosed, the others are summed up in one line
+(--all-processes treats them equally).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGCForOneShot()
 			opts.Logs = args
@@ -60,6 +64,7 @@ with no logs (cores only).`,
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
+	f.BoolVar(&opts.AllProcesses, "all-processes", false, "group and diagnose the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	rootCmd.AddCommand(cmd)
 }
 

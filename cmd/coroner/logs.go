@@ -21,7 +21,7 @@ type logsFlags struct {
 	cores                              []string
 	asJSON, follow, evidence, events   bool
 	noDiscover, rotated, noSymbolize   bool
-	fromStart                          bool
+	fromStart, allProcesses            bool
 	top                                int
 }
 
@@ -35,6 +35,11 @@ lines (dmesg, kern.log, syslog, journalctl -o json / -o short-iso), systemd-core
 and Apache mod_proxy_fcgi errors, and links the lines of each dead worker into one incident:
 the URL it was serving, its pid, pool and signal, the native crash site (kernel segfault
 lines are symbolized with the library on disk, no core needed) and its core file.
+
+PHP first: the kernel logs every crashing program of the host; only deaths of PHP
+processes (PHP-FPM workers, php, php-cgi, Apache children with mod_php, FrankenPHP) are
+counted and listed, the others are summed up in one line (--all-processes treats them
+equally). Cores are linked by the pid, threads, command and time their own notes record.
 
 Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
 PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
@@ -57,6 +62,7 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
 	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
 	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
+	fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -73,7 +79,7 @@ func (lf *logsFlags) options(cmd *cobra.Command, args []string) (logs.Options, *
 		}
 		loc = l
 	}
-	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin()}
+	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin(), AllProcesses: lf.allProcesses}
 	var err error
 	if opts.Since, err = parseWhen(lf.since, loc); err != nil {
 		return opts, nil, fmt.Errorf("--since: %w", err)

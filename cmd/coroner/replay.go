@@ -93,6 +93,9 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			} else {
 				replay.WriteText(out, res)
 			}
+			if err := res.Err(); err != nil {
+				return fmt.Errorf("replay to %s: %w", opts.Socket, err) // exit status 1
+			}
 			if !res.Reproduced {
 				return &exitCodeError{code: 3, err: fmt.Errorf("replay: %s", res.Summary())}
 			}

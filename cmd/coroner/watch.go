@@ -46,6 +46,7 @@ func init() {
 		dbWait                 time.Duration
 		noLogs, noDashboard    bool
 		showSecrets, fromStart bool
+		allProcesses           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -101,6 +102,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 				cfg.Logs = watch.LiveLogs()
 			}
 			cfg.LogsFromStart = fromStart
+			cfg.AllProcesses = allProcesses
 			cfg.Analyze.ShowSecrets = showSecrets
 			cfg.Logger = log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
 			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: cfg.Logger.Printf})
@@ -166,6 +168,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.StringArrayVar(&logFiles, "log", nil, "log file to follow (repeatable; default: discovered live logs)")
 	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")
 	f.BoolVar(&fromStart, "logs-from-start", false, "read the logs from their beginning instead of their end")
+	f.BoolVar(&allProcesses, "all-processes", false, "record the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")
 	f.IntVar(&cfg.Queue, "queue", 64, "cores waiting for analysis at most (the rest wait on disk)")
 	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often core directories are listed")

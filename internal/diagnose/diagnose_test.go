@@ -159,14 +159,14 @@ func TestExplanationFacts(t *testing.T) {
 	kb := mustLoad(t)
 	want := map[string][]string{
 		"pcre-jit-fault":                    {"SIGSEGV", "pcre2_jit_match_8 in libpcre2-8.so.0.11.2", "preg_match() at /var/www/app/src/Router.php:88"},
-		"callback-recursion-stack-overflow": {"zif_preg_replace_callback", "repeated 40 times", "PHP 8.2.29", "/teachers/profile-sarah/"},
+		"callback-recursion-stack-overflow": {"{closure}() at shortcodes.php:31 calls do_shortcode() again", "repeated 40 times", "through preg_replace_callback()", "PHP 8.2.29", "/teachers/profile-sarah/"},
 		"signal-sent-by-process":            {"sent SIGSEGV to itself", "posix_kill()"},
 		"jit-apm-extension":                 {"ddtrace", "tracing"},
 		"opcache-shm-corruption":            {"7 workers"},
 		"stale-libraries":                   {"libpcre2-8.so.0.11.2 (deleted)"},
 		"heap-corruption":                   {"malloc(): corrupted top size"},
 		"mbstring-bug":                      {"encoding_translation is on here"},
-		"unknown-crash":                     {"SIGFPE", "arithmetic", "divided by zero", "stats.php:8"},
+		"unknown-crash":                     {"SIGFPE", "arithmetic", "stats.php:8"},
 	}
 	for _, tc := range loadCases(t) {
 		words, ok := want[tc.name]
@@ -183,6 +183,29 @@ func TestExplanationFacts(t *testing.T) {
 				t.Errorf("%s: explanation lacks %q: %s", tc.name, w, ds[0].Explanation)
 			}
 		}
+	}
+}
+
+// TestExplanationsDoNotRepeatTheFault: every renderer shows the fault's
+// explanation on its own; a diagnosis that repeats it says everything
+// twice.
+func TestExplanationsDoNotRepeatTheFault(t *testing.T) {
+	kb := mustLoad(t)
+	n := 0
+	for _, tc := range loadCases(t) {
+		fe := tc.report.Fault.Explanation
+		if len(fe) < 20 {
+			continue
+		}
+		n++
+		for _, d := range kb.Diagnose(tc.report, tc.ev) {
+			if strings.Contains(d.Explanation, fe[:min(60, len(fe))]) {
+				t.Errorf("%s: %s repeats the fault text: %s", tc.name, d.Rule, d.Explanation)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d cases with a fault explanation", n)
 	}
 }
 

@@ -64,6 +64,10 @@ type FixSpec struct {
 	Value   string        `yaml:"value"`
 	// Mitigation is the `coroner fix --mitigate` profile that applies it.
 	Mitigation crash.Mitigation `yaml:"mitigation"`
+	// When, if set, are conditions this fix needs besides the rule's (a
+	// php.ini fix only for PHP processes, a bigger stack only for a
+	// recursion that ends): the fix is left out when they do not hold.
+	When *Cond `yaml:"when"`
 }
 
 // Cond is a set of conditions that must all hold. An empty Cond holds.
@@ -106,6 +110,11 @@ type Cond struct {
 	OOMKill *bool `yaml:"oom_kill"`
 	// Repeated requires at least this many crashes with the same fingerprint.
 	Repeated int `yaml:"repeated"`
+	// Truncated requires the core to be truncated (true) or whole (false).
+	Truncated *bool `yaml:"truncated"`
+	// Recursion requires a PHP recursion whose arguments repeat at every
+	// level ("unbounded": it cannot end by itself) or change ("finite").
+	Recursion string `yaml:"recursion"`
 	// Any holds when at least one of its conditions holds.
 	Any []Cond `yaml:"any"`
 	// None holds when none of its conditions holds.
@@ -263,7 +272,9 @@ func parse(data []byte, name string) ([]*rule, error) {
 type rule struct {
 	Rule
 	when *cond
-	tmpl *template.Template
+	// fixWhen are the compiled conditions of the fixes (nil: always).
+	fixWhen []*cond
+	tmpl    *template.Template
 }
 
 var (
@@ -298,6 +309,17 @@ func compileRule(r Rule) (*rule, error) {
 			return nil, fmt.Errorf("fix %d: kind %s needs a setting", i+1, f.Kind)
 		}
 	}
+	fixWhen := make([]*cond, len(r.Fix))
+	for i, f := range r.Fix {
+		if f.When == nil {
+			continue
+		}
+		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1))
+		if err != nil {
+			return nil, err
+		}
+		fixWhen[i] = c
+	}
 	for _, ref := range r.References {
 		if !refRE.MatchString(ref) && !strings.HasPrefix(ref, "https://") {
 			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
@@ -317,7 +339,7 @@ func compileRule(r Rule) (*rule, error) {
 	if err := tmpl.Execute(io.Discard, templateData{INI: map[string]string{}}); err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
-	return &rule{Rule: r, when: c, tmpl: tmpl}, nil
+	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
 }
 
 // verConstraint is one comparison of a PHP version range.

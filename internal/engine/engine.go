@@ -142,6 +142,9 @@ func (e *Engine) Diagnose(rep *crash.Report, ev diagnose.Evidence) error {
 	if err != nil {
 		return err
 	}
+	if rep.PHP != nil && rep.PHP.Recursion == nil {
+		rep.PHP.Recursion = diagnose.PHPRecursion(rep.PHP)
+	}
 	rep.Diagnosis = kb.Diagnose(rep, ev)
 	rep.Fingerprint = diagnose.Fingerprint(rep)
 	return nil

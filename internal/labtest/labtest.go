@@ -178,10 +178,12 @@ var (
 
 // runArgs are the lab/run.sh arguments Get uses (besides --out): every
 // scenario once, and a second crash of two of them (different pids, for
-// fingerprint tests: the recursion depth differs between the two).
+// fingerprint tests: the recursion depth differs between the two), and
+// deep-comments, a deep but finite recursion (the host's lab only: it is
+// not in ScenarioNames, which every release lab must produce).
 var runArgs = []string{"--scenario", "ffi-null-code", "--scenario", "shortcode-recursion", "--scenario", "kill-segv",
 	"--scenario", "abort", "--scenario", "method-closure-include",
-	"--scenario", "ffi-null-code", "--scenario", "shortcode-recursion"}
+	"--scenario", "ffi-null-code", "--scenario", "shortcode-recursion", "--scenario", "deep-comments"}
 
 var (
 	once    sync.Once

@@ -72,9 +72,15 @@ func (m *mdWriter) p(format string, args ...any) {
 func (m *mdWriter) summary(r *crash.Report) {
 	sig := r.Signal.Name
 	if sig == "" {
-		title := "Crash of a PHP worker"
+		// A report from logs (no threads) is of a PHP worker; a core that
+		// records no signal may be of anything.
+		who := "PHP worker"
+		if len(r.Threads) > 0 && r.PHP == nil {
+			who = "process"
+		}
+		title := "Crash of a " + who
 		if r.Process.PID != 0 {
-			title = fmt.Sprintf("Crash of PHP worker %d", r.Process.PID)
+			title = fmt.Sprintf("Crash of %s %d", who, r.Process.PID)
 		}
 		if len(r.Diagnosis) > 0 {
 			title += ": " + r.Diagnosis[0].Title
@@ -159,8 +165,13 @@ func (m *mdWriter) environment(r *crash.Report) {
 		} else if r.Signal.Address != 0 || r.Fault.Kind == crash.FaultNullDeref {
 			sig += " at " + r.Signal.Address.String()
 		}
+	} else if len(r.Threads) > 0 {
+		sig = "unknown (the core records none)"
 	}
 	row("Signal", sig)
+	if t := r.Process.Truncation; t != nil {
+		row("Core", t.Summary)
+	}
 	var stale []string
 	for _, mod := range r.Modules {
 		if mod.Deleted || mod.Mismatch {
@@ -419,7 +430,11 @@ func (m *mdWriter) hints(r *crash.Report) {
 		}
 	}
 	if r.Fault.Kind == crash.FaultStackOverflow {
-		h = append(h, "The C stack was exhausted: reproduce with input that nests as deeply, and compare with `ulimit -s` of the workers (a smaller stack makes it happen sooner).")
+		who := "the workers"
+		if r.PHP == nil && len(r.Threads) > 0 {
+			who = "the process"
+		}
+		h = append(h, "The C stack was exhausted: reproduce with input that nests as deeply, and compare with `ulimit -s` of "+who+" (a smaller stack makes it happen sooner).")
 	}
 	if th := r.CrashedThread(); th != nil && len(th.Cycles) > 0 {
 		c := th.Cycles[0]

@@ -69,19 +69,33 @@ func (t *textWriter) header(r *crash.Report) {
 	if p.Executable != "" {
 		name = filepath.Base(p.Executable)
 	}
-	sig := r.Signal.Name
-	if r.Signal.CodeName != "" {
-		sig += " (" + r.Signal.CodeName + ")"
-	}
-	t.p("%s (pid %d, uid %d) died of %s", name, p.PID, p.UID, sig)
+	t.p("%s (pid %d, uid %d) died of %s", name, p.PID, p.UID, SignalText(r.Signal))
 	if p.Args != "" {
 		t.p("  command:  %s", p.Args)
 	}
 	t.p("  core:     %s (%s)%s", p.CorePath, units.Bytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
+	if tr := p.Truncation; tr != nil {
+		t.p("            %s", wrap(tr.Summary, 96, "            "))
+	}
 	if r.Fingerprint != "" {
 		t.p("  signature: %s", r.Fingerprint)
 	}
 	t.p("")
+}
+
+// SignalText names a signal with its code ("SIGSEGV (SEGV_MAPERR)"), or
+// says it is unknown when the core records none.
+func SignalText(s crash.Signal) string {
+	if s.Name == "" {
+		if s.Number != 0 {
+			return fmt.Sprintf("signal %d", s.Number)
+		}
+		return "an unknown signal (the core records none)"
+	}
+	if s.CodeName != "" {
+		return s.Name + " (" + s.CodeName + ")"
+	}
+	return s.Name
 }
 
 func (t *textWriter) fault(r *crash.Report) {

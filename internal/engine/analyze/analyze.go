@@ -69,6 +69,15 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		return nil, err
 	}
 	defer c.Close()
+	if len(c.Threads()) == 0 {
+		// Nothing says who died of what: a report would print pid 0 and
+		// signal 0 with a diagnosis.
+		why := "not a dump of a process"
+		if c.Truncated() {
+			why = fmt.Sprintf("cut before its notes: %d of %d bytes", c.Size(), c.ExpectedSize())
+		}
+		return nil, fmt.Errorf("analyse %s: the core has no NT_PRSTATUS note (%s): no thread, register or signal to analyse", path, why)
+	}
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
@@ -105,6 +114,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	t = time.Now()
 	a.explainFault()
 	a.stage("fault", t)
+	a.noteTruncation()
 
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
@@ -144,13 +154,13 @@ func (a *analysis) fillProcess(path string) {
 	}
 	si := a.core.Signal()
 	sig := signals.Signal(si.Signo)
-	name := sig.String()
-	if name == "" {
-		name = "signal 0" // a core dumped without a signal (gcore)
-	}
-	a.report.Signal = crash.Signal{
-		Number: si.Signo, Name: name, Code: si.Code,
-		CodeName: sig.CodeName(si.Code), Address: crash.Addr(si.Addr),
+	a.report.Signal = crash.Signal{Number: si.Signo, Name: sig.String(), Code: si.Code, Address: crash.Addr(si.Addr)}
+	if si.Signo != 0 {
+		a.report.Signal.CodeName = sig.CodeName(si.Code)
+	} else {
+		// No NT_SIGINFO and no current signal (gcore, damaged notes): the
+		// signal is unknown, not "signal 0 (SI_USER)".
+		a.warn("the core records no signal (no NT_SIGINFO note; the thread's current signal is 0)")
 	}
 	if si.Present && signals.SentByProcess(si.Code) {
 		a.report.Signal.Sent = true

@@ -105,7 +105,28 @@ func (a *analysis) runPHP() {
 	if res == nil {
 		return
 	}
+	res.Extensions = uniqueExtensions(res.Extensions)
 	a.report.PHP = res
+}
+
+// uniqueExtensions lists each extension once: a Zend extension such as
+// OPcache is in PHP's module registry and in its list of Zend extensions,
+// and was shown twice ("Zend OPcache 8.2.36, Zend OPcache 8.2.36").
+func uniqueExtensions(exts []crash.Extension) []crash.Extension {
+	out := exts[:0]
+	at := map[string]int{}
+	for _, e := range exts {
+		if i, ok := at[e.Name]; ok {
+			out[i].Zend = out[i].Zend || e.Zend
+			if out[i].Version == "" {
+				out[i].Version = e.Version
+			}
+			continue
+		}
+		at[e.Name] = len(out)
+		out = append(out, e)
+	}
+	return out
 }
 
 // annotatePHP links native frames of the crashed thread to PHP frames: a

@@ -20,6 +20,7 @@ type Metrics struct {
 	recorded          atomic.Int64
 	groups            atomic.Int64
 	incidents         atomic.Int64
+	others            atomic.Int64
 	deleted           atomic.Int64
 	deletedUnanalysed atomic.Int64
 	alertsFailed      atomic.Int64
@@ -70,6 +71,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	g("coroner_recorded_crashes_total", "Crashes recorded by this process.", "counter", m.recorded.Load())
 	g("coroner_new_groups_total", "New crash groups seen by this process.", "counter", m.groups.Load())
 	g("coroner_log_incidents_total", "Incidents read from the logs by this process.", "counter", m.incidents.Load())
+	g("coroner_other_process_crashes_total", "Cores of processes that are not PHP, analysed but not recorded (watch --all-processes records them).", "counter", m.others.Load())
 	g("coroner_cores_deleted_total", "Cores deleted by the retention policy.", "counter", m.deleted.Load())
 	g("coroner_cores_deleted_unanalysed_total", "Cores deleted by retention before they were analysed.", "counter", m.deletedUnanalysed.Load())
 	g("coroner_alert_failures_total", "Alert hooks that failed.", "counter", m.alertsFailed.Load())

@@ -53,6 +53,11 @@ type Config struct {
 	Logs []logs.Input
 	// LogsFromStart reads the logs from their beginning (default: from the end).
 	LogsFromStart bool
+	// AllProcesses records the crashes of every process; by default only
+	// PHP processes' incidents and cores are recorded (php-fpm, php, Apache
+	// with mod_php, FrankenPHP), the others are counted in /metrics
+	// (coroner_other_process_crashes_total).
+	AllProcesses bool
 	// Workers bounds concurrent analyses (default 1).
 	Workers int
 	// Queue bounds the cores waiting for analysis (default 64). A core that
@@ -218,7 +223,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) followLogs(ctx context.Context) {
-	opts := logs.Options{Inputs: w.cfg.Logs}
+	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses}
 	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
 	if len(w.cfg.CoreDirs) > 0 {
 		fo.Cores = func() []*coredumps.Entry {
@@ -280,6 +285,14 @@ func (w *Watcher) analyse(ctx context.Context, j job) error {
 		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
 		w.mu.Unlock()
 		return fmt.Errorf("analyse %s: %w", j.path, err)
+	}
+	if !w.cfg.AllProcesses && !diagnose.IsPHPProcess(rep) {
+		// Not a PHP process: counted, not recorded (remembered as done).
+		w.Metrics.others.Add(1)
+		w.mu.Lock()
+		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
+		w.mu.Unlock()
+		return nil
 	}
 	_, err = w.store(ctx, rep, inc, info)
 	return err

@@ -434,8 +434,11 @@ func (d *discoverer) inspectAll() {
 	close(work)
 	wg.Wait()
 	for _, e := range d.entries {
-		if e.PID == 0 {
-			e.PID = e.namePID
+		switch {
+		case e.PID != 0 && e.PIDFrom == "":
+			e.PIDFrom = "store"
+		case e.PID == 0 && e.namePID != 0:
+			e.PID, e.PIDFrom = e.namePID, "name"
 		}
 		if e.Truncated == "" {
 			e.Truncated = Unknown

@@ -18,13 +18,19 @@ const (
 	maxNoteSize = 64 << 20 // bound on one PT_NOTE segment of a core
 	// maxNoteSegments bounds the PT_NOTE segments read (Linux writes one).
 	maxNoteSegments = 8
+	// maxTIDs bounds the thread ids kept per core.
+	maxTIDs = 4096
 )
 
 // CoreInfo is what a core's own ELF headers and notes say about the process.
 type CoreInfo struct {
 	PID, PPID, UID, GID int
-	Comm, Args          string
-	Signal, SigCode     int
+	// TIDs are the threads of the process (NT_PRSTATUS), the thread that
+	// dumped first: the kernel's segfault line names that thread, not the
+	// process, when a thread other than the main one crashed.
+	TIDs            []int
+	Comm, Args      string
+	Signal, SigCode int
 	// Exe is the executable's path from NT_FILE (the mapping that holds the
 	// entry point), "" when the core has no NT_FILE note.
 	Exe string
@@ -100,7 +106,14 @@ func ReadCoreInfo(r io.ReaderAt) (*CoreInfo, error) {
 					info.Signal, info.SigCode = si.Signo, si.Code
 				}
 			case elfcore.NT_PRSTATUS:
-				if th, err := elfcore.DecodePrstatus(n.Desc); err == nil && !sawStatus {
+				th, err := elfcore.DecodePrstatus(n.Desc)
+				if err != nil {
+					continue
+				}
+				if len(info.TIDs) < maxTIDs {
+					info.TIDs = append(info.TIDs, th.TID)
+				}
+				if !sawStatus {
 					sawStatus = true
 					if info.Signal == 0 {
 						info.Signal = th.Signal

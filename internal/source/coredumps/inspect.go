@@ -199,9 +199,10 @@ func inspect(e *Entry, quick bool, ids *buildIDCache) {
 
 // fillFromCore copies what the core's notes say into e where the store was silent.
 func fillFromCore(e *Entry, info *CoreInfo) {
-	if e.PID == 0 {
-		e.PID = info.PID
+	if e.PID == 0 && info.PID != 0 {
+		e.PID, e.PIDFrom = info.PID, "core"
 	}
+	e.TIDs = info.TIDs
 	if e.Signal == 0 {
 		e.Signal = info.Signal
 	}

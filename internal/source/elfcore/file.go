@@ -37,6 +37,10 @@ type Mapping struct {
 	Read, Write, Exec bool
 	// Dumped is the number of bytes of the mapping present in the core.
 	Dumped uint64
+	// Cut is the number of bytes the core should hold after Dumped but
+	// lost because the file is truncated: that memory is unknown (it is
+	// not read from the mapped file either, which may differ).
+	Cut uint64
 	// Deleted is true when the kernel marked the file "(deleted)".
 	Deleted bool
 
@@ -76,8 +80,10 @@ type File struct {
 	files    []FileMapping
 	warnings []string
 	exe      string
-	// truncated: a PT_LOAD segment lies (partly) past the end of the file.
+	// truncated: a PT_LOAD segment lies (partly) past the end of the file;
+	// expected is the size the file must have to hold every segment.
 	truncated bool
+	expected  int64
 
 	mu      sync.Mutex // guards backing: File is safe for concurrent reads
 	backing map[string]*backingFile
@@ -161,7 +167,12 @@ func (c *File) load() error {
 	if ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 {
 		return fmt.Errorf("%s: unsupported core machine %s/%s (only x86-64 is supported)", c.path, ef.Machine, ef.Class)
 	}
+	var cutSegs, missingSegs int
+	var cutBytes uint64
 	for _, p := range ef.Progs {
+		if end := p.Off + p.Filesz; p.Filesz > 0 && end >= p.Off && int64(end) > c.expected {
+			c.expected = int64(end)
+		}
 		switch p.Type {
 		case elf.PT_LOAD:
 			m := Mapping{
@@ -172,14 +183,17 @@ func (c *File) load() error {
 				c.warn("PT_LOAD at %#x has a wrapping size; ignored", p.Vaddr)
 				continue
 			}
-			if int64(p.Off) > c.size {
-				m.Dumped = 0
-				c.truncated = true
-				c.warn("core is truncated: segment %#x-%#x starts past the end of the file", m.Start, m.End)
-			} else if int64(p.Off+p.Filesz) > c.size {
+			if p.Filesz > 0 && int64(p.Off) >= c.size {
+				m.Dumped, m.Cut = 0, p.Filesz
+				missingSegs++
+			} else if p.Filesz > 0 && int64(p.Off+p.Filesz) > c.size {
 				m.Dumped = uint64(c.size) - p.Off
+				m.Cut = p.Filesz - m.Dumped
+				cutSegs++
+			}
+			if m.Cut > 0 {
 				c.truncated = true
-				c.warn("core is truncated: segment %#x-%#x has %d of %d bytes", m.Start, m.End, m.Dumped, p.Filesz)
+				cutBytes += m.Cut
 			}
 			c.mappings = append(c.mappings, m)
 		case elf.PT_NOTE:
@@ -200,6 +214,12 @@ func (c *File) load() error {
 			}
 			c.decodeNotes(notes)
 		}
+	}
+	if c.truncated {
+		// One statement, not one per segment (a cut 200 MB core has
+		// hundreds).
+		c.warn("core is truncated: the file has %d of the %d bytes its program headers describe; %d memory segments are missing and %d cut short (%d bytes of memory lost)",
+			c.size, c.expected, missingSegs, cutSegs, cutBytes)
 	}
 	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
 	if len(c.files) == 0 && len(c.mappings) > 0 {
@@ -353,6 +373,10 @@ func (c *File) Warnings() []string { return append([]string(nil), c.warnings...)
 // the core handler) and some memory reads as missing.
 func (c *File) Truncated() bool { return c.truncated }
 
+// ExpectedSize is the size the file must have to hold every segment its
+// program headers describe (more than Size when Truncated).
+func (c *File) ExpectedSize() int64 { return c.expected }
+
 // Mappings returns the memory areas of the process, sorted by address.
 func (c *File) Mappings() []Mapping { return c.mappings }
 
@@ -461,6 +485,12 @@ func (c *File) readMapping(m *Mapping, p []byte, a uint64) (int, error) {
 		if n == len(p) {
 			return n, nil
 		}
+	}
+	// Memory the core should hold but lost to truncation is unknown: the
+	// file on disk has the initial contents of a writable mapping, not
+	// the process's.
+	if m.Cut > 0 && rel+uint64(n) < m.Dumped+m.Cut && (m.Write || m.Path == "") {
+		return n, fmt.Errorf("read %#x: %w (cut: the core is truncated)", a+uint64(n), ErrNotDumped)
 	}
 	// The rest is not in the core: read it from the mapped file.
 	if m.Path == "" || strings.HasPrefix(m.Path, "[") {

@@ -122,7 +122,11 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 			if fo.Cores != nil {
 				cores = fo.Cores()
 			}
-			for _, inc := range correlate(evs, cores) {
+			incs, _ := correlate(evs, cores)
+			for _, inc := range incs {
+				if !inc.PHP && !opts.AllProcesses {
+					continue
+				}
 				a := inc.Links[0]
 				key := fmt.Sprintf("%s:%d:%d:%d", a.File, a.Line, inc.PID, a.Time.UnixNano())
 				if !emitted[key] {
