@@ -245,12 +245,15 @@ func load() (*Lab, string, error) {
 	return l, "", nil
 }
 
-// Releases are the Debian suites whose PHP the multi-release lab runs in a
-// chroot (lab/run.sh --release SUITE), with the PHP version each ships.
+// Releases are the PHP builds the multi-release lab crashes besides the
+// host's, with their PHP version: Debian suites whose php-fpm runs in a
+// chroot (lab/run.sh --release SUITE), and "zts", the thread-safe PHP 8.2
+// built from Debian's source by lab/zts/build.sh (lab/run.sh --fpm BIN).
 var Releases = map[string]string{
 	"bullseye":     "7.4",
 	"trixie":       "8.4",
 	"experimental": "8.5",
+	"zts":          "8.2",
 }
 
 // releaseArgs are the lab/run.sh arguments of a release lab (besides --out
@@ -292,6 +295,16 @@ func Release(t testing.TB, suite string) *Lab {
 	}
 	args := append([]string{"--release", suite}, releaseArgs...)
 	stamp, _ := os.ReadFile(filepath.Join(chrootRoot(), suite, ".coroner-chroot"))
+	if suite == "zts" {
+		// lab/zts/build.sh prints the php-fpm path (seconds when built).
+		out, err := exec.Command(filepath.Join(root, "lab", "zts", "build.sh")).Output()
+		if err != nil {
+			t.Fatalf("lab/zts/build.sh: %v", err)
+		}
+		fpm := strings.TrimSpace(string(out))
+		args = append([]string{"--fpm", fpm}, releaseArgs...)
+		stamp, _ = os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(fpm)), ".coroner-stamp"))
+	}
 	key, err := cacheKey(filepath.Join(root, "lab"), append(args, string(stamp)))
 	if err != nil {
 		t.Fatal(err)
