@@ -31,6 +31,9 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// Live says the target is a running process (a snapshot): there is no
+	// fault to explain, and its first thread is the main thread.
+	Live bool
 }
 
 // Target is the process an analysis reads: a core file (*elfcore.File) or
@@ -138,9 +141,11 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a.symbolize()
 	a.stage("symbolize", t)
 
-	t = time.Now()
-	a.explainFault()
-	a.stage("fault", t)
+	if !opts.Live {
+		t = time.Now()
+		a.explainFault()
+		a.stage("fault", t)
+	}
 
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
