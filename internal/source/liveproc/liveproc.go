@@ -128,11 +128,23 @@ func Attach(pid int, opts Options) (*Process, error) {
 	if max <= 0 {
 		max = maxFrozenDefault
 	}
-	during := func(threads []elfcore.Thread) (int64, error) {
-		if opts.LiveMemory {
-			return p.copyStacks(threads), nil
+	// Which private pages are present is read before the stop (it is the
+	// slow part); the stop copies them, and the stacks as they are then.
+	var runs [][2]uint64
+	if !opts.LiveMemory {
+		runs = p.privateRuns(max)
+		var size uint64
+		for _, r := range runs {
+			size += r[1] - r[0]
 		}
-		return p.copyPrivate(max), nil
+		p.mem.reserve(size)
+	}
+	during := func(threads []elfcore.Thread) (int64, error) {
+		var n int64
+		if !opts.LiveMemory {
+			n = p.copyPrivate(runs)
+		}
+		return n + p.copyStacks(threads), nil
 	}
 	p.taken = time.Now()
 	threads, pause, err := freeze(pid, during)
@@ -155,15 +167,14 @@ func Attach(pid int, opts Options) (*Process, error) {
 	return p, nil
 }
 
-// copyPrivate copies the pages present in memory (or swapped out) of the
+// privateRuns lists the pages present in memory (or swapped out) of the
 // readable private writable mappings (stacks, heap, .data and .bss of the
-// mapped objects) up to max bytes; it runs while the process is stopped.
-// /proc/PID/pagemap tells which pages are present: the untouched rest of
-// an 8 MiB thread stack or of a 2 MiB PHP heap chunk is not copied (read
-// live it is what it was: zeros, or the file's bytes).
-func (p *Process) copyPrivate(max int64) int64 {
+// mapped objects), up to max bytes. /proc/PID/pagemap tells which pages
+// are present: the untouched rest of an 8 MiB thread stack or of a 2 MiB
+// PHP heap chunk is not copied (read live it is what it was: zeros, or the
+// file's bytes).
+func (p *Process) privateRuns(max int64) [][2]uint64 {
 	var total int64
-	var bad int
 	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", p.pid))
 	if err != nil {
 		p.warn("read /proc/%d/pagemap: %v; all private memory is copied", p.pid, err)
@@ -171,32 +182,41 @@ func (p *Process) copyPrivate(max int64) int64 {
 		defer pm.Close()
 	}
 	over := false
+	var runs [][2]uint64
 	for _, m := range p.maps {
 		if !m.Read || !m.Write || m.Shared || strings.HasPrefix(m.Path, "[v") {
 			continue
 		}
-		runs := [][2]uint64{{m.Start, m.End}}
+		mr := [][2]uint64{{m.Start, m.End}}
 		if pm != nil {
 			if r, err := presentRuns(pm, m.Start, m.End); err == nil {
-				runs = r
+				mr = r
 			}
 		}
-		for _, r := range runs {
+		for _, r := range mr {
 			size := int64(r[1] - r[0])
 			if total+size > max {
 				over = true
 				continue
 			}
-			data, b := p.mem.copyRange(r[0], r[1])
-			bad += b
-			p.mem.frozen = append(p.mem.frozen, frozen{start: r[0], data: data})
+			runs = append(runs, r)
 			total += size
 		}
 	}
 	if over {
 		p.warn("more than %d bytes of private memory: the rest was read after the process resumed", max)
 	}
-	if bad > 0 {
+	return runs
+}
+
+// copyPrivate copies runs of private memory; it runs while the process is
+// stopped.
+func (p *Process) copyPrivate(runs [][2]uint64) int64 {
+	var total int64
+	for _, r := range runs {
+		total += int64(r[1] - r[0])
+	}
+	if bad := p.mem.copyRuns(runs); bad > 0 {
 		p.warn("%d pages of private memory could not be read while the process was stopped", bad)
 	}
 	return total
@@ -217,8 +237,8 @@ func (p *Process) copyStacks(threads []elfcore.Thread) int64 {
 			continue
 		}
 		start := sp &^ (pageSize - 1)
-		if f := p.mem.frozenAt(start); f != nil {
-			continue // two threads on one stack (sigaltstack...)
+		if f := p.mem.frozenAt(start); f != nil && f.start+uint64(len(f.data)) >= m.End {
+			continue // copied already (two threads on one stack, or with the private memory)
 		}
 		data, _ := p.mem.copyRange(start, m.End)
 		p.mem.frozen = append(p.mem.frozen, frozen{start: start, data: data})

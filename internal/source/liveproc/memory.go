@@ -41,6 +41,7 @@ type memory struct {
 	memFile *os.File
 	memErr  error
 	noVM    bool // process_vm_readv is not available (ENOSYS, EPERM under seccomp)
+	spare   []byte
 }
 
 func (m *memory) close() {
@@ -198,4 +199,74 @@ func (m *memory) copyRange(start, end uint64) (data []byte, bad int) {
 		}
 	}
 	return data, bad
+}
+
+// reserve allocates (and touches) the buffer the copy during the stop
+// fills, before the stop: zeroing megabytes is not done while the process
+// waits.
+func (m *memory) reserve(size uint64) {
+	m.spare = make([]byte, size)
+	for i := 0; i < len(m.spare); i += pageSize {
+		m.spare[i] = 1 // fault the page in now
+	}
+}
+
+// take returns size bytes of the reserved buffer, or a new one.
+func (m *memory) take(size uint64) []byte {
+	if uint64(len(m.spare)) >= size {
+		b := m.spare[:size:size]
+		m.spare = m.spare[size:]
+		return b
+	}
+	return make([]byte, size)
+}
+
+// iovMax is the most iovecs one process_vm_readv takes (IOV_MAX).
+const iovMax = 1024
+
+// copyRuns copies the runs [start, end) into frozen copies with as few
+// system calls as it can (up to iovMax runs per process_vm_readv); a batch
+// that fails part way is read again run by run, page by page. It returns
+// the number of pages that could not be read (left as zeros).
+func (m *memory) copyRuns(runs [][2]uint64) (bad int) {
+	for len(runs) > 0 {
+		batch := runs
+		if len(batch) > iovMax {
+			batch = batch[:iovMax]
+		}
+		runs = runs[len(batch):]
+		var size uint64
+		for _, r := range batch {
+			size += r[1] - r[0]
+		}
+		buf := m.take(size)
+		local := make([]unix.Iovec, len(batch))
+		remote := make([]unix.RemoteIovec, len(batch))
+		off := uint64(0)
+		for i, r := range batch {
+			n := r[1] - r[0]
+			local[i] = unix.Iovec{Base: &buf[off], Len: n}
+			remote[i] = unix.RemoteIovec{Base: uintptr(r[0]), Len: int(n)}
+			off += n
+		}
+		got := 0
+		if !m.noVMReadv() {
+			got, _ = unix.ProcessVMReadv(m.pid, local, remote, 0)
+		}
+		off = 0
+		for _, r := range batch {
+			n := r[1] - r[0]
+			data := buf[off : off+n : off+n]
+			if uint64(got) < off+n {
+				// Not (wholly) read by the batch: again, page by page.
+				var b int
+				data, b = m.copyRange(r[0], r[1])
+				bad += b
+			}
+			m.frozen = append(m.frozen, frozen{start: r[0], data: data})
+			off += n
+		}
+	}
+	sort.Slice(m.frozen, func(i, j int) bool { return m.frozen[i].start < m.frozen[j].start })
+	return bad
 }

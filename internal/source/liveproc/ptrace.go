@@ -23,6 +23,10 @@ type Pause struct {
 	Threads int
 	// Copied is the number of bytes of memory copied while stopped.
 	Copied int64
+	// CPU is the CPU time coroner's tracing thread used during the pause:
+	// on a busy host, Stopped also holds the time that thread and the
+	// target's threads waited for a CPU.
+	CPU time.Duration
 }
 
 // stopTimeout is how long a thread may take to stop after PTRACE_INTERRUPT
@@ -68,6 +72,7 @@ func freeze(pid int, during func([]elfcore.Thread) (int64, error)) ([]elfcore.Th
 func freezeLocked(pid int, during func([]elfcore.Thread) (int64, error)) (threads []elfcore.Thread, pause Pause, err error) {
 	var held []*stopped
 	seized := map[int]bool{}
+	cpu0 := threadCPU()
 	start := time.Now()
 	defer func() {
 		for _, s := range held {
@@ -77,6 +82,7 @@ func freezeLocked(pid int, during func([]elfcore.Thread) (int64, error)) (thread
 			_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(s.tid), 0, uintptr(s.sig), 0, 0)
 		}
 		pause.Stopped = time.Since(start)
+		pause.CPU = threadCPU() - cpu0
 		pause.Threads = len(held)
 	}()
 	// Threads may be created while the first ones are stopped: list the
@@ -195,4 +201,13 @@ func regsOf(r *unix.PtraceRegs) elfcore.Regs {
 		Rip: r.Rip, Cs: r.Cs, Eflags: r.Eflags, Rsp: r.Rsp, Ss: r.Ss, FsBase: r.Fs_base, GsBase: r.Gs_base,
 		Ds: r.Ds, Es: r.Es, Fs: r.Fs, Gs: r.Gs,
 	}
+}
+
+// threadCPU returns the CPU time of the calling OS thread.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
