@@ -30,6 +30,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"Message":    {Message: "x"},
 		"OOMKill":    {OOMKill: &yes},
 		"Repeated":   {Repeated: 2},
+		"Process":    {Process: &ProcessCond{Running: &yes}},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},
 	}
