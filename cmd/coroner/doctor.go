@@ -60,6 +60,8 @@ with no logs (cores only).`,
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
+	f.BoolVar(&opts.NoLive, "no-live", false, "do not look at the workers that are busy right now")
+	f.DurationVar(&opts.BusyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (default: the pool's request_slowlog_timeout, else 10s)")
 	rootCmd.AddCommand(cmd)
 }
 

@@ -43,6 +43,11 @@ type Options struct {
 	NoAudit, NoLogs, NoCores bool
 	// ShowSecrets disables redaction of cookies and credentials.
 	ShowSecrets bool
+	// NoLive skips the running workers; BusyOver is how long a request
+	// must have run for its worker to be looked at (default: the pool's
+	// request_slowlog_timeout, else 10 s).
+	NoLive   bool
+	BusyOver time.Duration
 	// Sources supply the evidence; nil means Host(options).
 	Sources Sources
 }
@@ -65,6 +70,9 @@ type Result struct {
 	Missing []string `json:"missing"`
 	// Warnings are problems met along the way.
 	Warnings []string `json:"warnings"`
+	// Busy are the workers serving one request for too long right now,
+	// with their snapshots (hangs, slow requests).
+	Busy []*BusyWorker `json:"busy,omitempty"`
 }
 
 // Group is one crash family on this host: the crashes that share a
@@ -213,6 +221,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
 	r.res.Groups = r.order
 	r.res.Missing = missingEvidence(r.res, incidents)
+	r.lookAtBusyWorkers(ctx)
 	return r.res, nil
 }
 
