@@ -57,6 +57,13 @@ func sleeperBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LIVEPROC_HOLD") != "" {
+		// Stop the process, say so, and wait to be killed meanwhile.
+		liveproc.SetHoldStop(func() {
+			fmt.Println("stopped")
+			time.Sleep(time.Minute)
+		})
+	}
 	if os.Getenv("LIVEPROC_HELPER") != "" {
 		helper()
 		return
@@ -430,6 +437,53 @@ func traceFor(t *testing.T, pid int) func() {
 	return func() {
 		close(done)
 		<-ready
+	}
+}
+
+// TestKilledWhileStopped kills a coroner-like process (this test binary
+// as a helper) while it holds a process stopped, with SIGTERM, SIGINT and
+// SIGKILL, and checks that the process is released and runs on.
+func TestKilledWhileStopped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s := startSleeper(t, nil)
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), fmt.Sprintf("LIVEPROC_HELPER=%d", s.pid), "LIVEPROC_HOLD=1")
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, _ := bufio.NewReader(out).ReadString('\n')
+			if line != "stopped\n" {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("helper said %q", line)
+			}
+			if st, _ := liveproc.ReadStat(s.pid); st.State != 't' {
+				t.Errorf("while held, the process is in state %c, want t (traced)", st.State)
+			}
+			_ = cmd.Process.Signal(sig)
+			_ = cmd.Wait()
+			// drain what the sleeper printed while stopped (nothing) and check it runs on
+			for {
+				select {
+				case l := <-s.lines:
+					if strings.HasPrefix(l, "EINTR") {
+						t.Fatalf("the program saw %q", l)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			s.goesOn(t)
+		})
 	}
 }
 

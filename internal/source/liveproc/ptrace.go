@@ -143,8 +143,14 @@ func freezeLocked(pid int, during func([]elfcore.Thread) (int64, error)) (thread
 			return nil, pause, derr
 		}
 	}
+	if holdStop != nil {
+		holdStop() // tests: coroner killed while the process is stopped
+	}
 	return threads, pause, nil
 }
+
+// holdStop, set by tests only, runs while the threads are stopped.
+var holdStop func()
 
 var errThreadGone = errors.New("thread exited")
 
