@@ -87,7 +87,7 @@ while [ $# -gt 0 ]; do
     --php-ini) custom_ini=$2; shift 2 ;;
     --hang) hang=yes; shift ;;
     --workers) workers=$2; shift 2 ;;
-    -h|--help) sed -n '2,66p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,65p' "$0"; exit 0 ;;
     *) echo "lab: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -33,6 +33,8 @@ const defaultBusyOver = 10 * time.Second
 // doctor ran: its snapshot, and the log lines about its request.
 type BusyWorker struct {
 	Worker crash.Worker `json:"worker"`
+	// Master is the pid of the worker's FPM master.
+	Master int `json:"master"`
 	// Threshold says why it was picked ("request_slowlog_timeout 5s").
 	Threshold string `json:"threshold"`
 	// Report is its snapshot (with the hang diagnosis); Error why there
@@ -82,7 +84,7 @@ func (r *run) lookAtBusyWorkers(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			bw := &BusyWorker{Worker: *t.Worker, Threshold: why}
+			bw := &BusyWorker{Worker: *t.Worker, Master: pl.Master, Threshold: why}
 			rep, err := ls.Snapshot(t)
 			if err != nil {
 				bw.Error = err.Error()

@@ -95,7 +95,12 @@ type sleeper struct {
 
 func startSleeper(t *testing.T, cred *syscall.Credential, args ...string) *sleeper {
 	t.Helper()
-	cmd := exec.Command(sleeperBinary(t), args...)
+	return startProgram(t, sleeperBinary(t), cred, args...)
+}
+
+func startProgram(t *testing.T, bin string, cred *syscall.Credential, args ...string) *sleeper {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -438,6 +443,50 @@ func traceFor(t *testing.T, pid int) func() {
 		close(done)
 		<-ready
 	}
+}
+
+// TestDeletedExecutable snapshots a program whose executable was deleted
+// after it started (a library or php-fpm upgraded under a running pool):
+// its frames are still named, from the file the process runs.
+func TestDeletedExecutable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (/proc/PID/map_files)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sleeper")
+	b, err := os.ReadFile(sleeperBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startProgram(t, bin, nil)
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	p, err := liveproc.Attach(s.pid, liveproc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if hp := p.HostPath(bin); !strings.HasPrefix(hp, fmt.Sprintf("/proc/%d/map_files/", s.pid)) {
+		t.Errorf("HostPath of the deleted executable: %s", hp)
+	}
+	rep := analyze.Process(p, p.Path(), analyze.Options{NoPHP: true})
+	if main := threadByTID(rep, s.pid); main == nil || !hasSeq(functions(main), "inner_sleep", "middle_sleep", "main") {
+		t.Fatalf("main thread of the deleted program: %v", main)
+	}
+	deleted := false
+	for _, m := range rep.Modules {
+		if m.Path == bin && m.Deleted && !m.Missing {
+			deleted = true
+		}
+	}
+	if !deleted {
+		t.Errorf("modules %+v: want %s deleted and read", rep.Modules, bin)
+	}
+	s.goesOn(t)
 }
 
 // TestKilledWhileStopped kills a coroner-like process (this test binary

@@ -389,7 +389,21 @@ func (p *Process) Executable() string { return p.exe }
 
 // HostPath returns where coroner opens a file the process mapped: through
 // /proc/PID/root when the process runs in a chroot, else the path itself.
+//
+// A file deleted or replaced since the process mapped it (a library
+// upgraded under a running php-fpm) is opened through
+// /proc/PID/map_files, which still reaches the file the process runs.
 func (p *Process) HostPath(path string) string {
+	for _, m := range p.maps {
+		if m.Path == path && m.Deleted && m.Offset == 0 {
+			mf := fmt.Sprintf("/proc/%d/map_files/%x-%x", p.pid, m.Start, m.End)
+			if f, err := os.Open(mf); err == nil {
+				f.Close()
+				return mf
+			}
+			break
+		}
+	}
 	if p.root != "" && path != "" && filepath.IsAbs(path) {
 		return p.root + path
 	}
