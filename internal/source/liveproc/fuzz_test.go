@@ -1,7 +1,10 @@
 package liveproc
 
 import (
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const mapsSample = `55d0c8a00000-55d0c8a4a000 r--p 00000000 08:01 1835033                    /usr/sbin/php-fpm8.2
@@ -64,4 +67,26 @@ func FuzzParseStat(f *testing.F) {
 		_, _ = ParseStat(b)
 		_ = parseStatus(b)
 	})
+}
+
+// TestRefusalWords covers the refusals this machine cannot produce (it has
+// no Yama): each says why in words.
+func TestRefusalWords(t *testing.T) {
+	www := &status{UID: 33}
+	for _, c := range []struct {
+		f    refusal
+		want string
+	}{
+		{refusal{err: unix.EPERM, scope: 1, selfUID: 33, target: www, dumpable: true}, "ptrace_scope is 1: without CAP_SYS_PTRACE a process may trace only its own descendants"},
+		{refusal{err: unix.EPERM, scope: 2, selfUID: 33, target: www, dumpable: true}, "ptrace_scope is 2: only a process with CAP_SYS_PTRACE"},
+		{refusal{err: unix.EPERM, scope: 3, capPtrace: true, target: www}, "ptrace_scope is 3: no process may be traced, not even by root"},
+		{refusal{err: unix.EPERM, scope: 1, capPtrace: true, target: www, dumpable: true}, "refused even with CAP_SYS_PTRACE"},
+		{refusal{err: unix.EPERM, scope: 0, selfUID: 1000, target: www, dumpable: true}, "runs as uid 33 and coroner as uid 1000"},
+		{refusal{err: unix.EPERM, scope: -1, selfUID: 33, target: www, dumpable: false}, "process.dumpable = yes"},
+		{refusal{err: unix.ESRCH}, "does not exist"},
+	} {
+		if got := c.f.explain(); !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q, want %q in it", c.f, got, c.want)
+		}
+	}
 }

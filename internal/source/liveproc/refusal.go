@@ -63,41 +63,56 @@ func (e *TracedError) Unwrap() error { return ErrTraced }
 // explain turns a refusal of ptrace or of a /proc file into words: the
 // capability, Yama's ptrace_scope, the target's owner and dumpable flag.
 func explain(pid int, err error) string {
-	var why []string
 	self := readSelfStatus()
-	root := self.CapEff&(1<<capSysPtrace) != 0
-	scope := yamaScope()
-	if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrNotExist) {
-		return "the process does not exist (any more)"
-	}
-	target, terr := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	var ts status
-	if terr == nil {
-		ts = parseStatus(target)
-		if ts.TracerPID != 0 {
-			return tracedBy(pid, ts.TracerPID).Error()
+	f := refusal{err: err, scope: yamaScope(), capPtrace: self.CapEff&(1<<capSysPtrace) != 0, selfUID: self.UID, dumpable: true}
+	if b, terr := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); terr == nil {
+		st := parseStatus(b)
+		f.target = &st
+		f.dumpable = dumpable(pid)
+		if st.TracerPID != 0 {
+			return tracedBy(pid, st.TracerPID).Error()
 		}
 	}
-	switch scope {
+	return f.explain()
+}
+
+// refusal is what explains a refusal: the error, Yama's ptrace_scope (-1
+// without Yama), whether coroner has CAP_SYS_PTRACE, its uid, and the
+// target's status (nil when unreadable) and dumpable flag.
+type refusal struct {
+	err       error
+	scope     int
+	capPtrace bool
+	selfUID   int
+	target    *status
+	dumpable  bool
+}
+
+func (f refusal) explain() string {
+	if errors.Is(f.err, unix.ESRCH) || errors.Is(f.err, os.ErrNotExist) {
+		return "the process does not exist (any more)"
+	}
+	var why []string
+	switch f.scope {
 	case 3:
 		return "kernel.yama.ptrace_scope is 3: no process may be traced, not even by root, until the next boot"
 	case 2:
-		if !root {
+		if !f.capPtrace {
 			why = append(why, "kernel.yama.ptrace_scope is 2: only a process with CAP_SYS_PTRACE may trace (run coroner as root)")
 		}
 	case 1:
-		if !root {
+		if !f.capPtrace {
 			why = append(why, "kernel.yama.ptrace_scope is 1: without CAP_SYS_PTRACE a process may trace only its own descendants (run coroner as root, or set kernel.yama.ptrace_scope=0)")
 		}
 	}
-	if !root && terr == nil {
-		if ts.UID != int(self.UID) {
-			why = append(why, fmt.Sprintf("the process runs as uid %d and coroner as uid %d: run coroner as root or as that user", ts.UID, self.UID))
-		} else if !dumpable(pid) {
+	if !f.capPtrace && f.target != nil {
+		if f.target.UID != f.selfUID {
+			why = append(why, fmt.Sprintf("the process runs as uid %d and coroner as uid %d: run coroner as root or as that user", f.target.UID, f.selfUID))
+		} else if !f.dumpable {
 			why = append(why, "the process is not dumpable (PR_SET_DUMPABLE 0: PHP-FPM workers are, since they change uid at start, unless the pool sets process.dumpable = yes): only root (CAP_SYS_PTRACE) may trace it")
 		}
 	}
-	if root && len(why) == 0 && errors.Is(err, syscall.EPERM) {
+	if f.capPtrace && len(why) == 0 && (errors.Is(f.err, syscall.EPERM) || errors.Is(f.err, syscall.EACCES)) {
 		why = append(why, "refused even with CAP_SYS_PTRACE (a security module such as AppArmor or SELinux, or a process in another user namespace)")
 	}
 	if len(why) == 0 {
