@@ -394,6 +394,7 @@ php_num=$((php_major * 100 + php_minor))
 
 # --- configuration ---------------------------------------------------------
 port=18080
+[ "$hang" = yes ] && port=18180 # hang labs and crash labs may start at the same time: not on the same ports
 while (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
 
 {
