@@ -25,7 +25,7 @@ if [ -z "$coroner" ]; then
   (cd "$root" && CGO_ENABLED=0 go build -o bin/coroner ./cmd/coroner)
   coroner=$root/bin/coroner
 fi
-lab=$(mktemp -d /tmp/coroner-bench-snapshot-XXXXXX)
+lab=$(mktemp -d -t coroner-bench-snapshot-XXXXXX)
 trap '"$root/lab/run.sh" --stop "$lab" > /dev/null 2>&1; rm -rf "$lab"' EXIT
 "$root/lab/run.sh" --hang --out "$lab" --scenario sleep --repeat "$n" > "$lab.log" 2>&1 || { tail -20 "$lab.log"; exit 1; }
 rm -f "$lab.log"
