@@ -58,6 +58,68 @@ type Report struct {
 	Fingerprint string     `json:"fingerprint,omitempty"`
 	Warnings    []string   `json:"warnings"`
 	Timings     []Duration `json:"timings,omitempty"`
+	// Live is set for a snapshot of a process that is still running
+	// (coroner snapshot): nothing died, Signal and Fault are empty, and
+	// the first thread is the main thread rather than a crashed one.
+	Live *Live `json:"live,omitempty"`
+}
+
+// Live describes a snapshot of a running process: when it was taken, how
+// long the process was stopped for it, and what the process was doing.
+type Live struct {
+	// Time is when the process was stopped (RFC 3339 with fractions).
+	Time string `json:"time"`
+	// PauseMS is how long the process was stopped, in milliseconds;
+	// RegistersMS the part of it until every thread was stopped and its
+	// registers read (the rest copied memory).
+	PauseMS     float64 `json:"pause_ms"`
+	RegistersMS float64 `json:"registers_ms"`
+	// PauseCPUMS is the CPU time coroner used during the pause; on a busy
+	// host the rest of PauseMS is time spent waiting for a CPU.
+	PauseCPUMS float64 `json:"pause_cpu_ms"`
+	// Threads is the number of threads stopped.
+	Threads int `json:"threads"`
+	// Memory says how memory was read: "frozen" (all private memory
+	// copied while stopped, so the PHP state matches the registers) or
+	// "live" (only the stacks copied, the rest read after the process
+	// resumed); CopiedBytes is what was copied while stopped.
+	Memory      string `json:"memory"`
+	CopiedBytes int64  `json:"copied_bytes"`
+	// State is the process state before the stop ("R" running, "S"
+	// sleeping, "D" uninterruptible sleep).
+	State string `json:"state"`
+	// Syscall is the system call the main thread was blocked in
+	// ("nanosleep", "poll", "flock"...), "" when it was running user code.
+	Syscall string `json:"syscall,omitempty"`
+	// CPUSeconds is the CPU time the process has used (user + system).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Worker is what PHP-FPM says of the worker, when it is one.
+	Worker *Worker `json:"worker,omitempty"`
+	// CorePath is the core file written of the snapshot, if any.
+	CorePath string `json:"core_path,omitempty"`
+}
+
+// Worker is a PHP-FPM worker as its pool's status page (or /proc) shows it.
+type Worker struct {
+	Pool string `json:"pool"`
+	PID  int    `json:"pid"`
+	// State is FPM's ("Idle", "Running", "Reading headers", "Finishing"...),
+	// or for workers found through /proc only "busy" or "idle".
+	State string `json:"state"`
+	// RequestMS is how long the current request has been running (the last
+	// one's duration for an idle worker), in milliseconds; -1 when unknown.
+	RequestMS float64 `json:"request_ms"`
+	// Method, URI and Script are the current request's, as FPM saw them.
+	Method string `json:"method,omitempty"`
+	URI    string `json:"uri,omitempty"`
+	Script string `json:"script,omitempty"`
+	// Requests is the number of requests the worker has served.
+	Requests int `json:"requests"`
+	// CPUSeconds is the worker's CPU time (user + system).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Source is where this came from: "fpm-status" (the pool's
+	// pm.status_path) or "proc" (/proc only).
+	Source string `json:"source"`
 }
 
 // Duration records how long one analysis stage took, in milliseconds.

@@ -65,6 +65,8 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
 	f.BoolVar(&opts.AllProcesses, "all-processes", false, "group and diagnose the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
+	f.BoolVar(&opts.NoLive, "no-live", false, "do not look at the workers that are busy right now")
+	f.DurationVar(&opts.BusyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (default: the pool's request_slowlog_timeout, else 10s)")
 	rootCmd.AddCommand(cmd)
 }
 

@@ -48,6 +48,11 @@ type Options struct {
 	// default only PHP processes are (php-fpm, php, Apache with mod_php,
 	// FrankenPHP) and the others are summed up in Result.Others.
 	AllProcesses bool
+	// NoLive skips the running workers; BusyOver is how long a request
+	// must have run for its worker to be looked at (default: the pool's
+	// request_slowlog_timeout, else 10 s).
+	NoLive   bool
+	BusyOver time.Duration
 	// Sources supply the evidence; nil means Host(options).
 	Sources Sources
 }
@@ -76,6 +81,9 @@ type Result struct {
 	Missing []string `json:"missing"`
 	// Warnings are problems met along the way.
 	Warnings []string `json:"warnings"`
+	// Busy are the workers serving one request for too long right now,
+	// with their snapshots (hangs, slow requests).
+	Busy []*BusyWorker `json:"busy,omitempty"`
 }
 
 // Group is one crash family on this host: the crashes that share a
@@ -247,6 +255,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
 	r.res.Groups = r.order
 	r.res.Missing = missingEvidence(r.res, incidents)
+	r.lookAtBusyWorkers(ctx)
 	return r.res, nil
 }
 

@@ -87,6 +87,7 @@ func write(w io.Writer, r *Result, md bool) error {
 	for i, g := range r.Groups {
 		p.group(i+1, g)
 	}
+	p.busy(r)
 	p.capture(r)
 	if len(r.Missing) > 0 {
 		p.heading("Missing evidence")

@@ -7,6 +7,7 @@ package analyze
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -34,11 +35,44 @@ type Options struct {
 	// host (by default one found by build-id is used): the analysis then
 	// depends only on the files below Sysroot.
 	NoHostDebugFiles bool
+	// Live says the target is a running process (a snapshot): there is no
+	// fault to explain, and its first thread is the main thread.
+	Live bool
+}
+
+// Target is the process an analysis reads: a core file (*elfcore.File) or
+// a live process (*liveproc.Process), through the same methods, so that
+// every stage runs unchanged on both.
+type Target interface {
+	io.ReaderAt
+	// ReadUint64 reads a little-endian word of the process's memory.
+	ReadUint64(addr uint64) (uint64, error)
+	// ReadDumped reads only memory the process really had (for a core:
+	// not the files on disk).
+	ReadDumped(p []byte, addr uint64) (int, error)
+	Mappings() []elfcore.Mapping
+	Mapping(addr uint64) *elfcore.Mapping
+	// Threads are the threads with their registers; Crashed the one the
+	// analysis starts from (the PHP runtime is read with its registers).
+	Threads() []elfcore.Thread
+	Crashed() *elfcore.Thread
+	Signal() elfcore.Siginfo
+	Process() elfcore.Psinfo
+	Auxv() map[uint64]uint64
+	Executable() string
+	// HostPath maps a path of the process to where this host opens it.
+	HostPath(p string) string
+	Size() int64
+	// ExpectedSize is the size a core's program headers claim (0 for a
+	// live process); Truncated says the file is shorter.
+	ExpectedSize() int64
+	Truncated() bool
+	Warnings() []string
 }
 
 type analysis struct {
 	opts    Options
-	core    *elfcore.File
+	core    Target
 	modules []*module
 	space   space
 	report  *crash.Report
@@ -78,10 +112,22 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 		return nil, fmt.Errorf("analyse %s: the core has no NT_PRSTATUS note (%s): no thread, register or signal to analyse", path, why)
 	}
+	abs, _ := filepath.Abs(path)
+	return run(c, abs, opts, start), nil
+}
+
+// Process analyses a target that is already open (a live process); name
+// is what the report calls it (Process.CorePath). Its memory is read
+// through t, so an error of t's reads becomes a warning, never a failure.
+func Process(t Target, name string, opts Options) *crash.Report {
+	return run(t, name, opts, time.Now())
+}
+
+func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
-	a.fillProcess(path)
+	a.fillProcess(name)
 	a.stage("core", start)
 
 	t := time.Now()
@@ -111,9 +157,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.symbolize()
 	a.stage("symbolize", t)
 
-	t = time.Now()
-	a.explainFault()
-	a.stage("fault", t)
+	if !opts.Live {
+		t = time.Now()
+		a.explainFault()
+		a.stage("fault", t)
+	}
 	a.noteTruncation()
 
 	for _, m := range a.modules {
@@ -128,7 +176,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 	}
 	a.stage("total", start)
-	return a.report, nil
+	return a.report
 }
 
 func kindOf(label string) crash.ModuleKind {
@@ -145,11 +193,10 @@ func (a *analysis) stage(name string, t time.Time) {
 	a.report.Timings = append(a.report.Timings, crash.Duration{Stage: name, MS: float64(time.Since(t).Microseconds()) / 1000})
 }
 
-func (a *analysis) fillProcess(path string) {
+func (a *analysis) fillProcess(corePath string) {
 	ps := a.core.Process()
-	abs, _ := filepath.Abs(path)
 	a.report.Process = crash.Process{
-		CorePath: abs, CoreSize: a.core.Size(), PID: ps.PID, PPID: ps.PPID, UID: ps.UID, GID: ps.GID,
+		CorePath: corePath, CoreSize: a.core.Size(), PID: ps.PID, PPID: ps.PPID, UID: ps.UID, GID: ps.GID,
 		Comm: ps.Comm, Args: ps.Args, Executable: a.core.Executable(), Truncated: a.core.Truncated(),
 	}
 	si := a.core.Signal()

@@ -43,7 +43,7 @@ type region struct {
 
 // space implements unwind.AddressSpace over a core.
 type space struct {
-	core    *elfcore.File
+	core    Target
 	regions []region // executable mappings, sorted
 }
 
