@@ -174,17 +174,59 @@ type Module struct {
 
 // PHP is the state of the PHP runtime at the crash.
 type PHP struct {
-	Version    string            `json:"version"`
-	SAPI       string            `json:"sapi,omitempty"`
-	ZTS        bool              `json:"zts"`
-	Layout     string            `json:"layout,omitempty"`
-	Frames     []PHPFrame        `json:"frames"`
-	Cycles     []Cycle           `json:"cycles"`
-	Request    *Request          `json:"request,omitempty"`
-	INI        map[string]string `json:"ini,omitempty"`
-	JIT        *JIT              `json:"jit,omitempty"`
-	Extensions []Extension       `json:"extensions,omitempty"`
-	Warnings   []string          `json:"warnings,omitempty"`
+	Version string `json:"version"`
+	SAPI    string `json:"sapi,omitempty"`
+	ZTS     bool   `json:"zts"`
+	// Layout names the structure layout used: "derived" (read from the
+	// binary's code), "php-8.2" (the table's entry), or "derived+php-8.2"
+	// (derived, cross-checked with the table).
+	Layout string `json:"layout,omitempty"`
+	// LayoutMode is how the layout was asked for: "auto", "derived" or
+	// "table" (the --layout option).
+	LayoutMode string `json:"layout_mode,omitempty"`
+	// LayoutBinary is the PHP binary the layout was derived from.
+	LayoutBinary string `json:"layout_binary,omitempty"`
+	// LayoutFields gives every structure offset the readers used, where it
+	// came from and what checked it on this core.
+	LayoutFields []PHPLayoutField  `json:"layout_fields,omitempty"`
+	Frames       []PHPFrame        `json:"frames"`
+	Cycles       []Cycle           `json:"cycles"`
+	Request      *Request          `json:"request,omitempty"`
+	INI          map[string]string `json:"ini,omitempty"`
+	JIT          *JIT              `json:"jit,omitempty"`
+	Extensions   []Extension       `json:"extensions,omitempty"`
+	Warnings     []string          `json:"warnings,omitempty"`
+}
+
+// PHPLayoutField is one field of the PHP structure layout: its value and
+// its provenance.
+type PHPLayoutField struct {
+	// Field is coroner's name of the field ("eg.current_execute_data") and
+	// What its C expression ("EG(current_execute_data)").
+	Field string `json:"field"`
+	What  string `json:"what"`
+	// Value is the offset or size in bytes (or the constant: an API
+	// number, a type number).
+	Value uint64 `json:"value"`
+	// Source says where Value came from.
+	Source LayoutSource `json:"source"`
+	// Anchor is the exported function whose code gave a derived value,
+	// Instruction the instruction read (Intel syntax) and PC its link-time
+	// address in LayoutBinary; Rule says what the code does with the field.
+	Anchor      string `json:"anchor,omitempty"`
+	Instruction string `json:"instruction,omitempty"`
+	PC          Addr   `json:"pc,omitempty"`
+	Rule        string `json:"rule,omitempty"`
+	// Agree lists other anchors that gave the same value.
+	Agree []string `json:"agree,omitempty"`
+	// Table is the value of coroner's table (or the constant) the derived
+	// value was compared with, when there is one.
+	Table *uint64 `json:"table,omitempty"`
+	// Validated says what checked the value on this core's data ("" when
+	// nothing in this core exercised it).
+	Validated string `json:"validated,omitempty"`
+	// Note explains a disagreement or a fallback.
+	Note string `json:"note,omitempty"`
 }
 
 // PHPFrame is one PHP call frame, innermost first.

@@ -12,6 +12,8 @@ import (
 
 func init() {
 	var asJSON, showSecrets bool
+	var layout string
+	var opts analyze.Options
 	var sel coreFlags
 	cmd := &cobra.Command{
 		Use:   "php [CORE]",
@@ -21,10 +23,18 @@ libphp: the PHP version and build, the PHP call stack with the current line of e
 frame (deep recursion folded), the request being served (the real REQUEST_URI, method,
 host, client; cookies and credentials redacted unless --show-secrets), the effective
 INI at crash time (opcache.jit, pcre.jit, memory_limit, ...) and the loaded extensions.
-No gdb and no debug symbols are needed.`,
+No gdb and no debug symbols are needed: the offsets of PHP's structures are derived from
+the machine code of the PHP binary's exported functions and checked on the core's data.
+--layout prints that layout instead: every offset, where it came from (derived from which
+function and instruction, coroner's table, or a constant since PHP 7.0) and what checked it.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runEngine(cmd, &sel, analyze.Options{ShowSecrets: showSecrets}, nil, args, false)
+			mode, err := parseLayout(layout)
+			if err != nil {
+				return err
+			}
+			opts.ShowSecrets, opts.PHPLayout = showSecrets, mode
+			rep, err := runEngine(cmd, &sel, opts, nil, args, false)
 			if err != nil {
 				return err
 			}
@@ -32,9 +42,14 @@ No gdb and no debug symbols are needed.`,
 			if res == nil {
 				return &exitCodeError{code: 2, err: fmt.Errorf("%s: the process is not PHP (no executor_globals exported by a mapped php binary)", rep.Process.CorePath)}
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			switch {
+			case layoutGiven(cmd) && asJSON:
+				return enc.Encode(render.PHPLayoutOf(res))
+			case layoutGiven(cmd):
+				return render.PHPLayoutText(cmd.OutOrStdout(), res)
+			case asJSON:
 				return enc.Encode(res)
 			}
 			return render.PHPText(cmd.OutOrStdout(), res)
@@ -42,6 +57,9 @@ No gdb and no debug symbols are needed.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (the \"php\" object of docs/json-schema.md)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
+	cmd.Flags().StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
+	cmd.Flags().StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	registerLayout(cmd, &layout, true)
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

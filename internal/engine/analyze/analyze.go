@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/engine/php"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
@@ -30,6 +31,10 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// PHPLayout says how the PHP structure layout is made (see
+	// php.LayoutMode; "" is auto: derived from the binary, the table as the
+	// cross-check).
+	PHPLayout php.LayoutMode
 }
 
 type analysis struct {
@@ -40,6 +45,9 @@ type analysis struct {
 	report  *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
+	// phpLayout is told the time deriving the PHP layout took (0: not
+	// derived now); it runs concurrently with unwinding (preparePHP).
+	phpLayout chan time.Duration
 }
 
 func (a *analysis) warn(format string, args ...any) {
@@ -75,6 +83,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.loadModules()
 	a.buildRegions()
 	a.stage("modules", t)
+	a.preparePHP()
 
 	t = time.Now()
 	a.unwindThreads()
