@@ -1,7 +1,6 @@
 package php
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,56 +12,47 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
-// releaseLab is one output of `lab/run.sh --release SUITE` (or --fpm BIN):
-// the crashes of one PHP build, with the sysroot its php-fpm ran in.
-type releaseLab struct {
-	*labtest.Lab
-	Release, Sysroot, JIT string
-	ZTS                   bool
-}
+// labsDir, when set (CORONER_LAB_RELEASES=DIR), holds lab outputs to read
+// instead of running the labs: DIR/*/manifest.json (lab/run.sh --release
+// SUITE --out DIR/SUITE, or --fpm BIN).
+func labsDir() string { return os.Getenv("CORONER_LAB_RELEASES") }
 
-// labReleasesRoot is where the release labs are kept.
-func labReleasesRoot() string {
-	if d := os.Getenv("CORONER_LAB_RELEASES"); d != "" {
-		return d
-	}
-	return "/var/cache/coroner/lab/out"
-}
-
-// releaseLabs loads every lab output under labReleasesRoot(), skipping
-// the test with a clear message when there is none.
-func releaseLabs(t *testing.T) []*releaseLab {
+// releaseLabs returns the crashes of every PHP build the lab runs: the
+// host's php-fpm (labtest.Get) and each Debian release in its chroot
+// (labtest.Release), or the outputs under labsDir() when it is set.
+func releaseLabs(t *testing.T) []*labtest.Lab {
 	t.Helper()
-	root := labReleasesRoot()
-	manifests, _ := filepath.Glob(filepath.Join(root, "*", "manifest.json"))
-	var out []*releaseLab
-	for _, mf := range manifests {
-		dir := filepath.Dir(mf)
-		l, err := labtest.Read(dir)
-		if err != nil {
-			t.Errorf("%s: %v", dir, err)
-			continue
+	var out []*labtest.Lab
+	if root := labsDir(); root != "" {
+		manifests, _ := filepath.Glob(filepath.Join(root, "*", "manifest.json"))
+		for _, mf := range manifests {
+			l, err := labtest.Read(filepath.Dir(mf))
+			if err != nil {
+				t.Errorf("%s: %v", mf, err)
+				continue
+			}
+			if l.Release == "" {
+				l.Release = filepath.Base(filepath.Dir(mf))
+			}
+			out = append(out, l)
 		}
-		var meta struct {
-			Release, Sysroot, JIT string
-			ZTS                   bool
+		if len(out) == 0 {
+			t.Skipf("no lab output under CORONER_LAB_RELEASES=%s", root)
 		}
-		b, err := os.ReadFile(mf)
-		if err == nil {
-			err = json.Unmarshal(b, &meta)
+	} else {
+		host := labtest.Get(t)
+		if host.Release == "" {
+			host.Release = "host"
 		}
-		if err != nil {
-			t.Errorf("%s: %v", mf, err)
-			continue
+		out = append(out, host)
+		suites := make([]string, 0, len(labtest.Releases))
+		for s := range labtest.Releases {
+			suites = append(suites, s)
 		}
-		r := &releaseLab{Lab: l, Release: meta.Release, Sysroot: meta.Sysroot, ZTS: meta.ZTS, JIT: meta.JIT}
-		if r.Release == "" {
-			r.Release = filepath.Base(dir)
+		sort.Strings(suites)
+		for _, s := range suites {
+			out = append(out, labtest.Release(t, s))
 		}
-		out = append(out, r)
-	}
-	if len(out) == 0 {
-		t.Skipf("no release lab under %s (run lab/run.sh --release SUITE --out %s/SUITE, or set CORONER_LAB_RELEASES)", root, root)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
 	return out
@@ -131,7 +121,7 @@ func TestReleaseLabs(t *testing.T) {
 }
 
 // checkReleaseScenario compares one analysis with the scenario's truth.
-func checkReleaseScenario(t *testing.T, lab *releaseLab, name string, sc *labtest.Scenario, res *crash.PHP, mode LayoutMode) {
+func checkReleaseScenario(t *testing.T, lab *labtest.Lab, name string, sc *labtest.Scenario, res *crash.PHP, mode LayoutMode) {
 	t.Helper()
 	if res.Version != lab.PHPVersion {
 		t.Errorf("%s: version %q, lab ran %q", name, res.Version, lab.PHPVersion)
