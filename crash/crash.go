@@ -265,6 +265,10 @@ type JIT struct {
 	Description string `json:"description"`
 	BufferSize  int64  `json:"buffer_size"`
 	Active      bool   `json:"active"`
+	// BufferStart and BufferEnd bound the JIT buffer in the process
+	// (dasm_buf and dasm_end, located through zend_jit_status), when known.
+	BufferStart Addr `json:"buffer_start,omitempty"`
+	BufferEnd   Addr `json:"buffer_end,omitempty"`
 }
 
 // Extension is one loaded PHP extension (module registry entry).

@@ -2,6 +2,7 @@ package php
 
 import (
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -20,11 +21,17 @@ type engineInfo struct {
 	dErr error
 }
 
+// jitInfo is the JIT bookkeeping of an opcache.so.
+type jitInfo struct {
+	jit *jitSymbols
+}
+
 var cache = struct {
 	sync.Mutex
 	engines map[string]*engineInfo
+	jits    map[string]*jitInfo
 	order   []string
-}{engines: map[string]*engineInfo{}}
+}{engines: map[string]*engineInfo{}, jits: map[string]*jitInfo{}}
 
 // remember stores an entry and forgets the oldest beyond maxCached.
 func remember(key string, put func()) {
@@ -34,6 +41,7 @@ func remember(key string, put func()) {
 		old := cache.order[0]
 		cache.order = cache.order[1:]
 		delete(cache.engines, old)
+		delete(cache.jits, old)
 	}
 }
 
@@ -42,6 +50,7 @@ func resetCache() {
 	cache.Lock()
 	defer cache.Unlock()
 	cache.engines = map[string]*engineInfo{}
+	cache.jits = map[string]*jitInfo{}
 	cache.order = nil
 }
 
@@ -87,4 +96,33 @@ func safeDerive(o *object, sym engineSymbols) (d *derivation, err error) {
 		}
 	}()
 	return deriveLayout(o, sym), nil
+}
+
+// jitAt returns the JIT bookkeeping of an opcache.so (8.0-8.4), or nil.
+func jitAt(path string) *jitSymbols {
+	if filepath.Base(path) != "opcache.so" {
+		return nil
+	}
+	o, err := openObject(path)
+	if err != nil {
+		return nil
+	}
+	defer o.close()
+	key := fileKey(o)
+	cache.Lock()
+	defer cache.Unlock()
+	if j, ok := cache.jits[key]; ok {
+		return j.jit
+	}
+	x := &deriver{o: o, d: &derivation{fields: map[string]derived{}, conflicts: map[string]string{}}, anchors: map[string]*anchor{}, dataSymbols: map[uint64]string{}}
+	j := func() (j *jitSymbols) {
+		defer func() {
+			if recover() != nil {
+				j = nil
+			}
+		}()
+		return jitFromCode(x)
+	}()
+	remember(key, func() { cache.jits[key] = &jitInfo{jit: j} })
+	return j
 }

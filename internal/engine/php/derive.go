@@ -40,6 +40,8 @@ type derivation struct {
 	// opArraySize is sizeof(zend_op_array) (ecalloc in
 	// zend_get_call_trampoline_func), a bound for its offsets.
 	opArraySize uint64
+	// jit is the JIT buffer's bookkeeping, when the binary holds the JIT.
+	jit *jitSymbols
 	// took is how long the derivation took.
 	took time.Duration
 }
@@ -124,6 +126,7 @@ func deriveLayout(o *object, sym engineSymbols) *derivation {
 	x.sapiRules()
 	x.moduleRules()
 	x.versionRules()
+	d.jit = jitFromCode(x)
 	x.checkConsistency()
 	for name, a := range x.anchors {
 		if a.err != nil {

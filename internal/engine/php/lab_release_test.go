@@ -171,6 +171,9 @@ func checkReleaseScenario(t *testing.T, lab *labtest.Lab, name string, sc *labte
 	if res.INI["pcre.jit"] != "1" {
 		t.Errorf("%s: pcre.jit = %q", name, res.INI["pcre.jit"])
 	}
+	if lab.JIT != "" && (res.JIT == nil || res.JIT.BufferStart == 0 || res.JIT.BufferEnd <= res.JIT.BufferStart) {
+		t.Errorf("%s: JIT buffer not located: %+v", name, res.JIT)
+	}
 	for _, f := range res.LayoutFields {
 		if mode == LayoutDerived && f.Source == crash.LayoutTable {
 			t.Errorf("%s: --layout=derived used the table for %s", name, f.Field)

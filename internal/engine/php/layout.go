@@ -250,6 +250,9 @@ var table = []tableEntry{
 	{"8.4", map[string]uint64{"zend_api": 20240924, "eg.symbol_table": 304, "eg.current_execute_data": 488, "eg.ini_directives": 832,
 		"oa.last": 96, "oa.opcodes": 104, "oa.filename": 168, "oa.line_start": 176, "oa.line_end": 180,
 		"ht.packed_elem": 16, "IS_INDIRECT": 12, "IS_PTR": 13, "fe.size": 48}},
+	{"8.5", map[string]uint64{"zend_api": 20250925, "eg.symbol_table": 304, "eg.current_execute_data": 512, "eg.ini_directives": 856,
+		"oa.last": 96, "oa.opcodes": 104, "oa.filename": 168, "oa.line_start": 176, "oa.line_end": 180,
+		"ht.packed_elem": 16, "IS_INDIRECT": 12, "IS_PTR": 13, "fe.size": 48}},
 }
 
 // tableVersions lists the versions of the built-in table ("7.4, 8.0-8.5").

@@ -57,7 +57,7 @@ func TestLayoutTable(t *testing.T) {
 			t.Errorf("LayoutFor(%s.7-1+deb12u1) = %v, %v", e.version, got.Version, err)
 		}
 	}
-	for _, v := range []string{"7.4", "8.0", "8.1", "8.2", "8.3", "8.4"} {
+	for _, v := range []string{"7.4", "8.0", "8.1", "8.2", "8.3", "8.4", "8.5"} {
 		if !seen[v] {
 			t.Errorf("no layout for PHP %s", v)
 		}

@@ -200,6 +200,9 @@ func Analyze(in Input) (*crash.PHP, error) {
 		res.Warnings = append(res.Warnings, rw...)
 		ev.req = &st
 	}
+	if res.JIT != nil {
+		readJITBuffer(in, e, res.JIT)
+	}
 	p.validate(ev)
 	res.Layout = p.name()
 	res.LayoutFields = p.fields()
@@ -241,6 +244,33 @@ func (p *plan) setScanned(id string, v uint64) {
 	c.value, c.have, c.source, c.d, c.missing = v, true, crash.LayoutCore, nil, ""
 	c.validated = "found by scanning executor_globals for the table of INI entries"
 	*c.def.ptr(&p.l) = v
+}
+
+// readJITBuffer reads the bounds of the OPcache JIT buffer (dasm_buf,
+// dasm_end) from the core, through the module that holds the JIT.
+func readJITBuffer(in Input, e *engine, j *crash.JIT) {
+	var js *jitSymbols
+	var bias uint64
+	if e.info.d != nil && e.info.d.jit != nil {
+		js, bias = e.info.d.jit, e.mod.Bias
+	} else {
+		for _, mod := range in.Modules {
+			if s := jitAt(mod.Path); s != nil {
+				js, bias = s, mod.Bias
+				break
+			}
+		}
+	}
+	if js == nil {
+		return
+	}
+	m := &mem{r: in.Memory, l: &Layout{}}
+	buf, err1 := m.u64(js.dasmBuf + bias)
+	end, err2 := m.u64(js.dasmEnd + bias)
+	if err1 != nil || err2 != nil || buf == 0 || end <= buf || end-buf > 1<<36 || !validPtr(buf) {
+		return
+	}
+	j.BufferStart, j.BufferEnd = crash.Addr(buf), crash.Addr(end)
 }
 
 // foldFrames folds repeated runs of PHP frames (recursion) into cycles.

@@ -115,7 +115,15 @@ func TestReleaseDerive(t *testing.T) {
 				if !strings.HasPrefix(d.moduleBuildID, "API") || !strings.HasSuffix(d.moduleBuildID, ",NTS") {
 					t.Errorf("%s %s: ZEND_MODULE_BUILD_ID %q", r.suite, name, d.moduleBuildID)
 				}
+				if strings.HasPrefix(version, "8.5") && (d.jit == nil || d.jit.dasmBuf == 0) {
+					t.Errorf("%s %s: PHP 8.5 holds the JIT, but zend_jit_status gave no buffer", r.suite, name)
+				}
 				t.Logf("PHP %s %s: %d fields derived in %v", version, name, len(d.fields), d.took)
+			}
+			if r.opcache != "" && !strings.HasPrefix(version, "7.") { // the JIT came with PHP 8.0
+				if j := jitAt(r.opcache); j == nil || j.dasmBuf == 0 || j.dasmEnd == 0 || j.dasmPtr == 0 {
+					t.Errorf("%s: zend_jit_status of opcache.so gave %+v", r.suite, j)
+				}
 			}
 		})
 	}
