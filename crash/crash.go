@@ -188,14 +188,24 @@ type PHP struct {
 	LayoutBinary string `json:"layout_binary,omitempty"`
 	// LayoutFields gives every structure offset the readers used, where it
 	// came from and what checked it on this core.
-	LayoutFields []PHPLayoutField  `json:"layout_fields,omitempty"`
-	Frames       []PHPFrame        `json:"frames"`
-	Cycles       []Cycle           `json:"cycles"`
-	Request      *Request          `json:"request,omitempty"`
-	INI          map[string]string `json:"ini,omitempty"`
-	JIT          *JIT              `json:"jit,omitempty"`
-	Extensions   []Extension       `json:"extensions,omitempty"`
-	Warnings     []string          `json:"warnings,omitempty"`
+	LayoutFields []PHPLayoutField `json:"layout_fields,omitempty"`
+	// TSRM says, for a thread-safe (ZTS) build, how each thread's globals
+	// were found (the TLS slot of its TSRM block, read from the code).
+	TSRM string `json:"tsrm,omitempty"`
+	// Thread is the thread whose PHP state Frames and Request describe, in
+	// a thread-safe (ZTS) process: the crashed thread when it ran PHP
+	// (0 for NTS builds).
+	Thread int `json:"thread,omitempty"`
+	// Threads are the other threads of a ZTS process that were running
+	// PHP, each with its own stack and request.
+	Threads    []PHPThread       `json:"threads,omitempty"`
+	Frames     []PHPFrame        `json:"frames"`
+	Cycles     []Cycle           `json:"cycles"`
+	Request    *Request          `json:"request,omitempty"`
+	INI        map[string]string `json:"ini,omitempty"`
+	JIT        *JIT              `json:"jit,omitempty"`
+	Extensions []Extension       `json:"extensions,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
 }
 
 // PHPLayoutField is one field of the PHP structure layout: its value and
@@ -227,6 +237,17 @@ type PHPLayoutField struct {
 	Validated string `json:"validated,omitempty"`
 	// Note explains a disagreement or a fallback.
 	Note string `json:"note,omitempty"`
+}
+
+// PHPThread is the PHP state of one more thread of a thread-safe (ZTS)
+// process.
+type PHPThread struct {
+	// TID is the thread id (the pid of its NT_PRSTATUS note).
+	TID      int        `json:"tid"`
+	Frames   []PHPFrame `json:"frames"`
+	Cycles   []Cycle    `json:"cycles"`
+	Request  *Request   `json:"request,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
 }
 
 // PHPFrame is one PHP call frame, innermost first.

@@ -21,6 +21,9 @@ func PHPText(w io.Writer, ph *crash.PHP) error {
 	if s := layoutSummary(ph); s != "" {
 		p("%s", s)
 	}
+	if ph.TSRM != "" {
+		p("thread %d: %s", ph.Thread, ph.TSRM)
+	}
 	if q := ph.Request; q != nil {
 		p("request (from %s):", q.Source)
 		for _, kv := range [][2]string{{"method", q.Method}, {"uri", q.URI}, {"query", q.Query}, {"script", q.Script},
@@ -45,18 +48,17 @@ func PHPText(w io.Writer, ph *crash.PHP) error {
 		}
 	}
 	p("PHP stack (%d frames, innermost first):", len(ph.Frames))
-	ci := 0
-	for i := 0; i < len(ph.Frames); i++ {
-		if ci < len(ph.Cycles) && ph.Cycles[ci].Start == i {
-			c := ph.Cycles[ci]
-			for j := c.Start; j < c.Start+c.Length; j++ {
-				p("  %s", phpFrame(j, &ph.Frames[j]))
-			}
-			p("  ... frames #%d-#%d repeat %d times in all (cycle of %d) ...", c.Start, c.End, c.Repeats, c.Length)
-			i, ci = c.End, ci+1
-			continue
+	phpStack(p, ph.Frames, ph.Cycles)
+	for _, th := range ph.Threads {
+		what := ""
+		if q := th.Request; q != nil && q.URI != "" {
+			what = ", serving " + strings.TrimSpace(q.Method+" "+q.URI)
 		}
-		p("  %s", phpFrame(i, &ph.Frames[i]))
+		p("PHP stack of thread %d (%d frames%s):", th.TID, len(th.Frames), what)
+		phpStack(p, th.Frames, th.Cycles)
+		for _, wn := range th.Warnings {
+			p("  warning: %s", wn)
+		}
 	}
 	if len(ph.Extensions) > 0 {
 		var names []string
@@ -70,6 +72,23 @@ func PHPText(w io.Writer, ph *crash.PHP) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// phpStack prints PHP frames with their repeats folded.
+func phpStack(p func(string, ...any), frames []crash.PHPFrame, cycles []crash.Cycle) {
+	ci := 0
+	for i := 0; i < len(frames); i++ {
+		if ci < len(cycles) && cycles[ci].Start == i {
+			c := cycles[ci]
+			for j := c.Start; j < c.Start+c.Length; j++ {
+				p("  %s", phpFrame(j, &frames[j]))
+			}
+			p("  ... frames #%d-#%d repeat %d times in all (cycle of %d) ...", c.Start, c.End, c.Repeats, c.Length)
+			i, ci = c.End, ci+1
+			continue
+		}
+		p("  %s", phpFrame(i, &frames[i]))
+	}
 }
 
 func phpFrame(i int, f *crash.PHPFrame) string {
@@ -140,6 +159,9 @@ func PHPLayoutText(w io.Writer, ph *crash.PHP) error {
 	p("PHP %s: layout %s (--layout=%s)", ph.Version, ph.Layout, ph.LayoutMode)
 	if ph.LayoutBinary != "" {
 		p("derived from the code of %s", ph.LayoutBinary)
+	}
+	if ph.TSRM != "" {
+		p("ZTS: %s", ph.TSRM)
 	}
 	for _, f := range ph.LayoutFields {
 		src := string(f.Source)

@@ -120,7 +120,12 @@ func (a *analysis) runPHP() {
 		return
 	}
 	regs := a.report.Threads[0].Registers
-	res, err := php.Analyze(php.Input{Memory: a.core, Modules: a.phpModules(), Registers: regs, ShowSecrets: a.opts.ShowSecrets, Layout: a.opts.PHPLayout})
+	threads := make([]php.Thread, 0, len(a.report.Threads))
+	for i, th := range a.report.Threads {
+		threads = append(threads, php.Thread{TID: th.TID, Crashed: i == 0, Registers: th.Registers})
+	}
+	res, err := php.Analyze(php.Input{Memory: a.core, Modules: a.phpModules(), Registers: regs, Threads: threads,
+		ShowSecrets: a.opts.ShowSecrets, Layout: a.opts.PHPLayout})
 	if err != nil {
 		a.warn("PHP runtime: %v", err)
 		return

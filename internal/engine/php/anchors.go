@@ -25,10 +25,12 @@ type anchor struct {
 // anchorAt evaluates an exported function once per derivation.
 func (x *deriver) anchorAt(name string) *anchor {
 	if a, ok := x.anchors[name]; ok {
+		x.cur = a
 		return a
 	}
 	a := &anchor{name: name, data: x.dataSymbols}
 	x.anchors[name] = a
+	x.cur = a
 	fn, err := x.o.function(name)
 	if err != nil {
 		a.err = err
@@ -140,8 +142,10 @@ func (x *deriver) tsrmRoot(v x86sym.Value) string {
 		}
 		switch x.dataSymbols[addr] {
 		case "executor_globals_offset":
+			x.noteTSRM(pair[1])
 			return rootEG
 		case "sapi_globals_offset":
+			x.noteTSRM(pair[1])
 			return rootSG
 		}
 	}

@@ -30,7 +30,10 @@ type globals struct {
 	zendExts   uint64 // zend_extensions (zend_llist)
 	sapiModule uint64 // sapi_module (sapi_module_struct; name first)
 	zts        bool   // executor_globals_offset exported instead (ZTS build)
-	version    string // from the binary's rodata, when found
+	// egOffset, sgOffset are the run-time addresses of
+	// executor_globals_offset and sapi_globals_offset (ZTS).
+	egOffset, sgOffset uint64
+	version            string // from the binary's rodata, when found
 }
 
 // phpCandidate reports whether a mapped object may hold the PHP engine.
@@ -163,6 +166,9 @@ func (o *object) function(name string) (x86sym.Func, error) {
 
 // read reads size bytes at link-time address addr from the file.
 func (o *object) read(addr, size uint64) ([]byte, error) {
+	if o.f == nil {
+		return nil, fmt.Errorf("address %#x: no file", addr)
+	}
 	for _, p := range o.f.Progs {
 		if p.Type != elf.PT_LOAD || addr < p.Vaddr || addr-p.Vaddr >= p.Filesz {
 			continue
@@ -202,7 +208,11 @@ func (o *object) symbol(name string) (addr, size uint64, ok bool) {
 type engineSymbols struct {
 	eg, sg, pg, egSize, registry, zendExts, sapiModule uint64
 	zts                                                bool
-	version                                            string
+	// egOffset and sgOffset are the addresses of executor_globals_offset
+	// and sapi_globals_offset (ZTS): variables holding where the globals
+	// are in each thread's TSRM block.
+	egOffset, sgOffset uint64
+	version            string
 }
 
 // readEngineSymbols reads the globals an engine binary exports; ok is false
@@ -215,7 +225,9 @@ func readEngineSymbols(o *object) (engineSymbols, bool) {
 		case "executor_globals":
 			e.eg, e.egSize, found = s.Value, s.Size, true
 		case "executor_globals_offset":
-			e.zts, found = true, true
+			e.zts, e.egOffset, found = true, s.Value, true
+		case "sapi_globals_offset":
+			e.sgOffset = s.Value
 		case "sapi_globals":
 			e.sg = s.Value
 		case "core_globals":
@@ -243,7 +255,8 @@ func (e engineSymbols) at(mod Module) *globals {
 		return a + mod.Bias
 	}
 	return &globals{module: mod, eg: rel(e.eg), sg: rel(e.sg), pg: rel(e.pg), egSize: e.egSize, registry: rel(e.registry),
-		zendExts: rel(e.zendExts), sapiModule: rel(e.sapiModule), zts: e.zts, version: e.version}
+		zendExts: rel(e.zendExts), sapiModule: rel(e.sapiModule), zts: e.zts, egOffset: rel(e.egOffset), sgOffset: rel(e.sgOffset),
+		version: e.version}
 }
 
 // binaryVersion finds "X-Powered-By: PHP/x.y.z" in the read-only data.

@@ -54,19 +54,28 @@ func cliCore(t testing.TB, env ...string) (corePath, truthPath string) {
 		coreDir = filepath.Dir(pattern)
 	}
 	truthPath = filepath.Join(dir, "truth.json")
-	start := time.Now().Add(-time.Second)
 	cmd := exec.Command("sh", "-c", `ulimit -c unlimited && exec "$0" -d opcache.enable_cli=1 -d opcache.jit=tracing -d opcache.jit_buffer_size=16M -d ffi.enable=1 main.php`, phpBin)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append(env, "CORONER_TRUTH="+truthPath)...)
+	return crashForCore(t, cmd, coreDir, pattern), truthPath
+}
+
+// crashForCore runs cmd (a shell that raises its core limit and execs the
+// program, in cmd.Dir), which must crash, and returns its core, found in
+// coreDir as kernel.core_pattern (pattern) names it. It skips when no core
+// appears.
+func crashForCore(t testing.TB, cmd *exec.Cmd, coreDir, pattern string) string {
+	t.Helper()
+	start := time.Now().Add(-time.Second)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start php: %v", err)
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
-	pid := strconv.Itoa(cmd.Process.Pid) // sh execs php: same pid
-	err = cmd.Wait()
+	pid := strconv.Itoa(cmd.Process.Pid) // sh execs the program: same pid
+	err := cmd.Wait()
 	if err == nil {
-		t.Fatalf("php did not crash: %s", out.String())
+		t.Fatalf("%s did not crash: %s", cmd.Path, out.String())
 	}
 	// The kernel writes the core before the parent sees the exit status.
 	ents, _ := os.ReadDir(coreDir)
@@ -75,17 +84,17 @@ func cliCore(t testing.TB, env ...string) (corePath, truthPath string) {
 		if err != nil || !info.Mode().IsRegular() || info.ModTime().Before(start) || !strings.Contains(e.Name(), "core") {
 			continue
 		}
-		if coreDir != dir && !strings.Contains(e.Name(), pid) {
+		if coreDir != cmd.Dir && !strings.Contains(e.Name(), pid) {
 			continue // a shared core directory: only this process's core
 		}
 		p := filepath.Join(coreDir, e.Name())
-		if coreDir != dir {
+		if coreDir != cmd.Dir {
 			t.Cleanup(func() { os.Remove(p) })
 		}
-		return p, truthPath
+		return p
 	}
-	t.Skipf("php crashed (%v) but no core appeared in %s (core_pattern %q, ulimit?)", err, coreDir, pattern)
-	return "", ""
+	t.Skipf("%s crashed (%v) but no core appeared in %s (core_pattern %q, ulimit?): %s", cmd.Path, err, coreDir, pattern, out.String())
+	return ""
 }
 
 // comparable reduces PHP frames to what debug_backtrace shows, skipping the

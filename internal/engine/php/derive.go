@@ -42,6 +42,8 @@ type derivation struct {
 	opArraySize uint64
 	// jit is the JIT buffer's bookkeeping, when the binary holds the JIT.
 	jit *jitSymbols
+	// tsrm says how code reaches the thread's TSRM block (ZTS builds).
+	tsrm *tsrmAccess
 	// took is how long the derivation took.
 	took time.Duration
 }
@@ -53,6 +55,8 @@ type deriver struct {
 	d           *derivation
 	anchors     map[string]*anchor
 	dataSymbols map[uint64]string // link-time address -> exported data symbol
+	// cur is the anchor the rules are looking at.
+	cur *anchor
 }
 
 // fieldAnchors lists, for each field the rules can derive, the exported
@@ -119,6 +123,14 @@ func deriveLayout(o *object, sym engineSymbols) *derivation {
 			x.dataSymbols[s.Value] = name
 		}
 	}
+	x.run()
+	d.took = time.Since(start)
+	return d
+}
+
+// run applies every rule to the anchors (evaluated on first use).
+func (x *deriver) run() {
+	d := x.d
 	x.executorRules()
 	x.functionRules()
 	x.hashRules()
@@ -133,8 +145,6 @@ func deriveLayout(o *object, sym engineSymbols) *derivation {
 			d.anchorErrs[name] = a.err.Error()
 		}
 	}
-	d.took = time.Since(start)
-	return d
 }
 
 // set records a field value read from anchor a at pc.

@@ -77,9 +77,7 @@ func inputFromSysrootCore(t testing.TB, path, sysroot string) Input {
 		return filepath.Join(sysroot, p)
 	}
 	in := Input{Memory: c, Modules: modulesFromMappings(maps, host)}
-	if th := c.Crashed(); th != nil {
-		in.Registers = th.Regs.Registers()
-	}
+	addThreads(&in, c)
 	return in
 }
 
@@ -92,9 +90,6 @@ func TestReleaseLabs(t *testing.T) {
 	for _, lab := range releaseLabs(t) {
 		for _, mode := range []LayoutMode{LayoutAuto, LayoutDerived, LayoutTable} {
 			t.Run(lab.Release+"/"+string(mode), func(t *testing.T) {
-				if lab.ZTS {
-					t.Skip("ZTS: TODO")
-				}
 				if mode == LayoutTable {
 					if _, ok := tableFor(lab.PHPVersion); !ok {
 						t.Skipf("PHP %s is not in the table", lab.PHPVersion)
@@ -123,6 +118,9 @@ func TestReleaseLabs(t *testing.T) {
 // checkReleaseScenario compares one analysis with the scenario's truth.
 func checkReleaseScenario(t *testing.T, lab *labtest.Lab, name string, sc *labtest.Scenario, res *crash.PHP, mode LayoutMode) {
 	t.Helper()
+	if lab.ZTS && (!res.ZTS || res.TSRM == "" || res.Thread == 0) {
+		t.Errorf("%s: ZTS build: zts %v, thread %d, tsrm %q", name, res.ZTS, res.Thread, res.TSRM)
+	}
 	if res.Version != lab.PHPVersion {
 		t.Errorf("%s: version %q, lab ran %q", name, res.Version, lab.PHPVersion)
 	}

@@ -151,3 +151,37 @@ func TestLayoutDisagreement(t *testing.T) {
 	g.info.d.fields["eg.current_execute_data"] = f
 	check("wrong derivation", crash.LayoutTable, "the derived one does not")
 }
+
+// TestUnknownRelease reads a lab core as if its PHP release were not in
+// the table (a PHP coroner has never seen): the default mode reads it
+// through derivation alone, with no warning.
+func TestUnknownRelease(t *testing.T) {
+	lab := labtest.Get(t)
+	sc := lab.Scenarios["method-closure-include"]
+	if sc == nil {
+		t.Fatal("no method-closure-include scenario")
+	}
+	saved := table
+	defer func() { table = saved }()
+	table = nil
+	for _, e := range saved {
+		if e.version != minorVersion(lab.PHPVersion) {
+			table = append(table, e)
+		}
+	}
+	res, err := Analyze(inputFromCore(t, sc.Core))
+	if err != nil || res == nil {
+		t.Fatalf("Analyze = %v, %v", res, err)
+	}
+	if res.Layout != "derived" || len(res.Warnings) != 0 {
+		t.Errorf("layout %q, warnings %q", res.Layout, res.Warnings)
+	}
+	if n := len(res.Frames); n != len(sc.Truth.Frames)+1 || res.Frames[n-1].Line != sc.Truth.Frames[len(sc.Truth.Frames)-1].Line {
+		t.Errorf("frames %+v, truth %+v", res.Frames, sc.Truth.Frames)
+	}
+	for _, f := range res.LayoutFields {
+		if f.Source == crash.LayoutTable {
+			t.Errorf("%s from the table", f.Field)
+		}
+	}
+}

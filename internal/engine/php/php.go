@@ -33,6 +33,17 @@ type Input struct {
 	ShowSecrets bool
 	// Layout says how the structure layout is made (default LayoutAuto).
 	Layout LayoutMode
+	// Threads are the process's threads (ZTS builds keep the globals of
+	// each thread in its own TSRM block, found from its fs_base); when
+	// empty, Registers stand for the crashed thread.
+	Threads []Thread
+}
+
+// Thread is one thread of the dumped process.
+type Thread struct {
+	TID       int
+	Crashed   bool
+	Registers crash.Registers
 }
 
 // Module is one mapped ELF object.
@@ -104,6 +115,13 @@ func Analyze(in Input) (*crash.PHP, error) {
 	if e == nil {
 		return nil, nil
 	}
+	if mode == LayoutTable && e.info.sym.zts {
+		// A ZTS build needs its code read even with the table: how it
+		// reaches the thread's globals is not a structure offset.
+		if info, _, err := engineAt(e.mod.Path, true); err == nil && info != nil {
+			e.info = info
+		}
+	}
 	g := e.info.sym.at(e.mod)
 	res := &crash.PHP{Version: g.version, ZTS: g.zts, Frames: []crash.PHPFrame{}, Cycles: []crash.Cycle{}, LayoutMode: string(mode)}
 	res.Warnings = append(res.Warnings, warns...)
@@ -128,12 +146,10 @@ func Analyze(in Input) (*crash.PHP, error) {
 			}
 		}
 	}
-	if g.zts {
-		res.Warnings = append(res.Warnings, "this PHP is a thread-safe (ZTS) build: its globals live in thread-local storage, which coroner does not read yet; PHP stack, request and INI are not available")
-		return res, nil
-	}
-
 	p := makePlan(mode, d, res.Version)
+	if mode == LayoutTable {
+		p = makePlan(mode, nil, res.Version)
+	}
 	if res.Version == "" {
 		// no version string in the binary: the Core module's version
 		m := &mem{r: in.Memory, l: &p.l}
@@ -142,8 +158,22 @@ func Analyze(in Input) (*crash.PHP, error) {
 		p = makePlan(mode, d, res.Version)
 	}
 	m := &mem{r: in.Memory, l: &p.l}
-	p.registryPtrType(m, g)
 	var ev evidence
+	threads := in.Threads
+	if len(threads) == 0 {
+		threads = []Thread{{Crashed: true, Registers: in.Registers}}
+	}
+	php, others, tsrm, err := phpThreads(m, g, d, threads)
+	if err != nil {
+		res.Warnings = append(res.Warnings, err.Error())
+		res.Layout, res.LayoutFields = p.name(), p.fields()
+		return res, nil
+	}
+	g.eg, g.sg = php.eg, php.sg
+	if g.zts {
+		res.Thread, res.TSRM = php.tid, tsrm
+	}
+	p.registryPtrType(m, g)
 	if miss := p.missingFor([]string{groupModules, groupHash, groupNames}); len(miss) > 0 {
 		res.Warnings = append(res.Warnings, "extensions not read: layout: "+strings.Join(miss, "; "))
 	} else {
@@ -163,13 +193,16 @@ func Analyze(in Input) (*crash.PHP, error) {
 	}
 	p.resolve(in.Memory, g)
 
+	stackOK := true
 	if miss := p.missingFor([]string{groupFrames, groupNames}); len(miss) > 0 {
 		res.Warnings = append(res.Warnings, "PHP stack not read: layout: "+strings.Join(miss, "; "))
+		stackOK = false
 	} else if g.egSize != 0 && g.egSize < p.l.EGCurrentExecuteData+8 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("executor_globals is %d bytes, too small for EG(current_execute_data) at %d", g.egSize, p.l.EGCurrentExecuteData))
+		stackOK = false
 	} else {
 		w := newWalker(m, &p.l)
-		res.Frames = w.walk(g.eg, &in.Registers)
+		res.Frames = w.walk(g.eg, &php.regs)
 		if res.Frames == nil {
 			res.Frames = []crash.PHPFrame{}
 		}
@@ -199,6 +232,9 @@ func Analyze(in Input) (*crash.PHP, error) {
 		res.Request = req
 		res.Warnings = append(res.Warnings, rw...)
 		ev.req = &st
+	}
+	for _, t := range others {
+		res.Threads = append(res.Threads, t.read(m, g, res.SAPI, in.ShowSecrets, stackOK))
 	}
 	if res.JIT != nil {
 		readJITBuffer(in, e, res.JIT)

@@ -137,7 +137,11 @@ func (p *plan) whyMissing(id, version string, haveTable bool) string {
 		}
 	}
 	if p.mode != LayoutDerived && !haveTable {
-		parts = append(parts, fmt.Sprintf("PHP %s is not in coroner's table (%s)", version, tableVersions()))
+		if version == "" {
+			parts = append(parts, "the PHP version is unknown, so coroner's table cannot be used")
+		} else {
+			parts = append(parts, fmt.Sprintf("PHP %s is not in coroner's table (%s)", version, tableVersions()))
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -50,11 +50,55 @@ func releases(t *testing.T) []release {
 			out = append(out, r)
 		}
 	}
+	if z := ztsBuild(); z != nil {
+		out = append(out, *z)
+	}
 	if len(out) == 0 {
 		t.Skipf("no PHP release unpacked under %s (run lab/php-dev-headers.sh SUITE, or set CORONER_PHP_DEV)", root)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].suite < out[j].suite })
 	return out
+}
+
+// ztsBuild is the thread-safe PHP the lab builds (lab/zts/build.sh writes
+// coroner-zts.env next to it), as a release named "zts", or nil.
+func ztsBuild() *release {
+	root := os.Getenv("CORONER_PHP_ZTS")
+	if root == "" {
+		root = "/var/cache/coroner/php-zts"
+	}
+	envs, _ := filepath.Glob(filepath.Join(root, "*", "coroner-zts.env"))
+	if len(envs) == 0 {
+		return nil
+	}
+	b, err := os.ReadFile(envs[0])
+	if err != nil {
+		return nil
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = v
+		}
+	}
+	r := release{suite: "zts", dir: filepath.Dir(envs[0])}
+	if m, _ := filepath.Glob(filepath.Join(vars["PHP_ZTS_INCLUDE_DIR"], "*", "main", "php_config.h")); len(m) > 0 {
+		r.include = filepath.Dir(filepath.Dir(m[0])) // include/php/API/main (Debian's layout)
+	} else if _, err := os.Stat(filepath.Join(vars["PHP_ZTS_INCLUDE_DIR"], "main", "php_config.h")); err == nil {
+		r.include = vars["PHP_ZTS_INCLUDE_DIR"]
+	}
+	for _, k := range []string{"PHP_ZTS_FPM", "PHP_ZTS_CLI"} {
+		if st, err := os.Stat(vars[k]); err == nil && st.Mode().IsRegular() {
+			r.bins = append(r.bins, vars[k])
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(vars["PHP_ZTS_EXTENSION_DIR"], "opcache.so")); len(m) > 0 {
+		r.opcache = m[0]
+	}
+	if r.include == "" || len(r.bins) == 0 {
+		return nil
+	}
+	return &r
 }
 
 // deriveFile derives the layout of the engine binary at path.
@@ -112,8 +156,15 @@ func TestReleaseDerive(t *testing.T) {
 				if len(missing) > 0 {
 					t.Errorf("%s %s: not derived: %s", r.suite, name, strings.Join(missing, "; "))
 				}
-				if !strings.HasPrefix(d.moduleBuildID, "API") || !strings.HasSuffix(d.moduleBuildID, ",NTS") {
-					t.Errorf("%s %s: ZEND_MODULE_BUILD_ID %q", r.suite, name, d.moduleBuildID)
+				build := ",NTS"
+				if want["ZTS"] == 1 {
+					build = ",TS"
+					if d.tsrm == nil {
+						t.Errorf("%s %s: ZTS build, but no anchor shows how the TSRM block is reached", r.suite, name)
+					}
+				}
+				if !strings.HasPrefix(d.moduleBuildID, "API") || !strings.HasSuffix(d.moduleBuildID, build) {
+					t.Errorf("%s %s: ZEND_MODULE_BUILD_ID %q, want API...%s", r.suite, name, d.moduleBuildID, build)
 				}
 				if strings.HasPrefix(version, "8.5") && (d.jit == nil || d.jit.dasmBuf == 0) {
 					t.Errorf("%s %s: PHP 8.5 holds the JIT, but zend_jit_status gave no buffer", r.suite, name)

@@ -190,23 +190,26 @@ func (x *deriver) functionRules() {
 			}
 		}
 	}
-	// zend_init_func_execute_data(ex, op_array, rv): EX_NUM_ARGS() > op_array->num_args
-	if a := x.anchorAt("zend_init_func_execute_data"); a.facts != nil {
-		for _, acc := range a.facts.Accesses {
-			r, c := x.chainOf(acc.Addr)
-			ro, co := x.chainOf(acc.Other)
-			if acc.Op == "CMP" && acc.Size == 4 && r == "arg1" && c.Depth() == 0 && ro == "arg0" && co.Depth() == 1 && co.Final == 0 {
-				const rule = "EX_NUM_ARGS() compared with op_array->num_args"
-				x.set("fn.num_args", c.Final, a, acc.PC, rule)
-				x.set("ex.this.u2.num_args", co.Offs[0], a, acc.PC, rule)
-			}
-		}
-	}
 	// get_function_arg_name(func, arg_num) (8.0+): arg_num > func->common.num_args
 	if a := x.anchorAt("get_function_arg_name"); a.facts != nil {
 		for _, acc := range a.facts.Accesses {
 			if r, c := x.chainOf(acc.Addr); acc.Op == "CMP" && acc.Size == 4 && r == "arg0" && c.Depth() == 0 && x.isArg(acc.Other, 1) {
 				x.set("fn.num_args", c.Final, a, acc.PC, "func->common.num_args compared with arg_num")
+			}
+		}
+	}
+	// zend_init_func_execute_data(ex, op_array, rv): EX_NUM_ARGS() > op_array->num_args
+	// (a larger function: read only when get_function_arg_name, 8.0+, did not give it)
+	if _, ok := x.get("fn.num_args"); !ok {
+		if a := x.anchorAt("zend_init_func_execute_data"); a.facts != nil {
+			for _, acc := range a.facts.Accesses {
+				r, c := x.chainOf(acc.Addr)
+				ro, co := x.chainOf(acc.Other)
+				if acc.Op == "CMP" && acc.Size == 4 && r == "arg1" && c.Depth() == 0 && ro == "arg0" && co.Depth() == 1 && co.Final == 0 {
+					const rule = "EX_NUM_ARGS() compared with op_array->num_args"
+					x.set("fn.num_args", c.Final, a, acc.PC, rule)
+					x.set("ex.this.u2.num_args", co.Offs[0], a, acc.PC, rule)
+				}
 			}
 		}
 	}
