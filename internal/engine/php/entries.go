@@ -152,6 +152,12 @@ func (im *image) entrySize() uint64 {
 					votes[size]++
 				}
 			}
+			if decided(votes) {
+				break
+			}
+		}
+		if decided(votes) {
+			break
 		}
 	}
 	best := entrySizes[0]
@@ -161,6 +167,13 @@ func (im *image) entrySize() uint64 {
 		}
 	}
 	return best
+}
+
+// decided reports whether the entry-size votes are clear enough to stop:
+// 64 tables agree, with at most one in eight against.
+func decided(votes map[uint64]int) bool {
+	a, b := votes[entrySizes[0]], votes[entrySizes[1]]
+	return max(a, b) >= 64 && min(a, b)*8 <= max(a, b)
 }
 
 // methodTable is a zend_function_entry table of methods (names without

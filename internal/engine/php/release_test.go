@@ -170,6 +170,21 @@ func TestReleaseDerive(t *testing.T) {
 					t.Errorf("%s %s: PHP 8.5 holds the JIT, but zend_jit_status gave no buffer", r.suite, name)
 				}
 				t.Logf("PHP %s %s: %d fields derived in %v", version, name, len(d.fields), d.took)
+				if strings.Contains(name, "fpm") {
+					// method tables are read whole with the entry size their
+					// entries show (48 bytes from 8.4: the 32 of before cut
+					// them after their first method)
+					fns, err := FunctionEntries(bin)
+					methods := 0
+					for _, f := range fns {
+						if strings.HasPrefix(f.Name, "zim_") {
+							methods++
+						}
+					}
+					if err != nil || methods < 400 {
+						t.Errorf("%s %s: %d method handlers named (%v)", r.suite, name, methods, err)
+					}
+				}
 			}
 			if r.opcache != "" && !strings.HasPrefix(version, "7.") { // the JIT came with PHP 8.0
 				if j := jitAt(r.opcache); j == nil || j.dasmBuf == 0 || j.dasmEnd == 0 || j.dasmPtr == 0 {
