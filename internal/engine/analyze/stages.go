@@ -119,10 +119,16 @@ func (a *analysis) runPHP() {
 	if a.opts.NoPHP || len(a.report.Threads) == 0 {
 		return
 	}
+	// Every thread with its registers (the report keeps only the crashed
+	// thread's): a thread-safe PHP has globals per thread, found from its
+	// fs_base.
 	regs := a.report.Threads[0].Registers
-	threads := make([]php.Thread, 0, len(a.report.Threads))
-	for i, th := range a.report.Threads {
-		threads = append(threads, php.Thread{TID: th.TID, Crashed: i == 0, Registers: th.Registers})
+	crashedTID := a.report.Threads[0].TID
+	threads := []php.Thread{{TID: crashedTID, Crashed: true, Registers: regs}}
+	for _, th := range a.core.Threads() {
+		if th.TID != crashedTID {
+			threads = append(threads, php.Thread{TID: th.TID, Registers: th.Regs.Registers()})
+		}
 	}
 	res, err := php.Analyze(php.Input{Memory: a.core, Modules: a.phpModules(), Registers: regs, Threads: threads,
 		ShowSecrets: a.opts.ShowSecrets, Layout: a.opts.PHPLayout})

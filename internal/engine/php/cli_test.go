@@ -73,7 +73,12 @@ func crashForCore(t testing.TB, cmd *exec.Cmd, coreDir, pattern string) string {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	pid := strconv.Itoa(cmd.Process.Pid) // sh execs the program: same pid
+	const limit = 2 * time.Minute
+	timer := time.AfterFunc(limit, func() { cmd.Process.Kill() })
 	err := cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("%s did not crash within %v (killed): %s", cmd.Path, limit, out.String())
+	}
 	if err == nil {
 		t.Fatalf("%s did not crash: %s", cmd.Path, out.String())
 	}
