@@ -28,9 +28,15 @@ func (x *deriver) anchorAt(name string) *anchor {
 		x.cur = a
 		return a
 	}
-	a := &anchor{name: name, data: x.dataSymbols}
+	a := x.evaluate(name)
 	x.anchors[name] = a
 	x.cur = a
+	return a
+}
+
+// evaluate reads and evaluates one anchor.
+func (x *deriver) evaluate(name string) *anchor {
+	a := &anchor{name: name, data: x.dataSymbols}
 	fn, err := x.o.function(name)
 	if err != nil {
 		a.err = err

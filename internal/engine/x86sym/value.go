@@ -75,7 +75,14 @@ type Value struct {
 	Off  int64
 }
 
-func newNode(n Node) *Node {
+func newNode(n Node) *Node { return &n }
+
+// nodeKey is the canonical text of a node, computed on first use (most
+// intermediate values are never compared).
+func (n *Node) nodeKey() string {
+	if n.key != "" {
+		return n.key
+	}
 	switch n.Kind {
 	case Unknown:
 		n.key = "?"
@@ -99,7 +106,6 @@ func newNode(n Node) *Node {
 		a, b := n.From.Key(), n.Other.Key()
 		if b < a {
 			a, b = b, a
-			n.From, n.Other = n.Other, n.From
 		}
 		n.key = "(" + a + "+" + b + ")"
 	case Diff:
@@ -110,11 +116,13 @@ func newNode(n Node) *Node {
 		n.key = "(" + n.From.Key() + "&" + strconv.FormatUint(n.Mask, 16) + ")"
 	case Opaque:
 		n.key = "O" + strconv.FormatUint(n.Addr, 16)
+	default:
+		n.key = "?"
 	}
-	return &n
+	return n.key
 }
 
-var unknownNode = newNode(Node{Kind: Unknown})
+var unknownNode = &Node{Kind: Unknown, key: "?"} // shared: its key is set here, not lazily
 
 // threadPointer is the thread pointer plus a variable offset (the zero
 // Value for none): "mov rax,[rip+GOTTPOFF]; mov rdx,fs:[rax]" reads the
@@ -146,7 +154,7 @@ func sub(a, b Value) Value {
 		a.Off -= b.Off
 		return a
 	}
-	if a.Base != nil && a.Base.key == b.Base.key {
+	if a.Base != nil && a.Base.nodeKey() == b.Base.nodeKey() {
 		return Value{Off: a.Off - b.Off}
 	}
 	x, y := Value{Base: a.Base}, Value{Base: b.Base}
@@ -211,9 +219,9 @@ func (v Value) Key() string {
 		return "#" + strconv.FormatInt(v.Off, 16)
 	}
 	if v.Off == 0 {
-		return v.Base.key
+		return v.Base.nodeKey()
 	}
-	return v.Base.key + "+" + strconv.FormatInt(v.Off, 16)
+	return v.Base.nodeKey() + "+" + strconv.FormatInt(v.Off, 16)
 }
 
 // String is Key, for messages.
