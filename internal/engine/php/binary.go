@@ -50,25 +50,37 @@ type object struct {
 	buildID string
 	f       *elf.File
 	syms    []elf.Symbol
-	byName  map[string]elf.Symbol // defined symbols
+	byName  map[string]elf.Symbol // defined symbols (loadSymbols)
+	symErr  error                 // why the symbols could not be read
 	links   *x86sym.Links         // read on first use
 }
 
-// openObject opens an ELF object and reads its dynamic symbols.
+// openObject opens an ELF object: its headers and build-id only; the
+// dynamic symbols are read on first use (loadSymbols).
 func openObject(path string) (*object, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	o := &object{path: path, f: f, byName: map[string]elf.Symbol{}}
-	if ds := f.Section(".dynsym"); ds != nil && ds.Entsize > 0 && ds.Size/ds.Entsize > maxDynSymbols {
-		f.Close()
-		return nil, fmt.Errorf(".dynsym: %d entries is more than coroner reads", ds.Size/ds.Entsize)
+	o := &object{path: path, f: f}
+	o.buildID = buildID(f)
+	return o, nil
+}
+
+// loadSymbols reads the dynamic symbols once.
+func (o *object) loadSymbols() error {
+	if o.byName != nil || o.f == nil {
+		return o.symErr
 	}
-	syms, err := f.DynamicSymbols()
+	o.byName = map[string]elf.Symbol{}
+	if ds := o.f.Section(".dynsym"); ds != nil && ds.Entsize > 0 && ds.Size/ds.Entsize > maxDynSymbols {
+		o.symErr = fmt.Errorf(".dynsym: %d entries is more than coroner reads", ds.Size/ds.Entsize)
+		return o.symErr
+	}
+	syms, err := o.f.DynamicSymbols()
 	if err != nil && err != elf.ErrNoSymbols {
-		f.Close()
-		return nil, fmt.Errorf("read .dynsym: %w", err)
+		o.symErr = fmt.Errorf("read .dynsym: %w", err)
+		return o.symErr
 	}
 	o.syms = syms
 	for _, s := range syms {
@@ -76,8 +88,7 @@ func openObject(path string) (*object, error) {
 			o.byName[s.Name] = s
 		}
 	}
-	o.buildID = buildID(f)
-	return o, nil
+	return nil
 }
 
 func (o *object) close() { o.f.Close() }
@@ -132,6 +143,9 @@ func (o *object) linksOf() (*x86sym.Links, error) {
 	if o.links != nil {
 		return o.links, nil
 	}
+	if err := o.loadSymbols(); err != nil {
+		return nil, err
+	}
 	l, err := x86sym.ReadLinks(o.f, o.syms, func(name string) bool { return calleeNames[name] })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.path, err)
@@ -142,6 +156,9 @@ func (o *object) linksOf() (*x86sym.Links, error) {
 
 // function reads the code of an exported function for the evaluator.
 func (o *object) function(name string) (x86sym.Func, error) {
+	if err := o.loadSymbols(); err != nil {
+		return x86sym.Func{}, err
+	}
 	s, ok := o.byName[name]
 	if !ok || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
 		return x86sym.Func{}, fmt.Errorf("%s is not exported", name)
@@ -199,6 +216,9 @@ func (o *object) cstring(addr uint64) string {
 
 // symbol returns the address and size of a defined dynamic symbol.
 func (o *object) symbol(name string) (addr, size uint64, ok bool) {
+	if o.loadSymbols() != nil {
+		return 0, 0, false
+	}
 	s, ok := o.byName[name]
 	return s.Value, s.Size, ok
 }
@@ -219,6 +239,9 @@ type engineSymbols struct {
 // when it exports neither executor_globals nor executor_globals_offset.
 func readEngineSymbols(o *object) (engineSymbols, bool) {
 	var e engineSymbols
+	if o.loadSymbols() != nil {
+		return e, false
+	}
 	found := false
 	for name, s := range o.byName {
 		switch name {

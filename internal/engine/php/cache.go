@@ -70,17 +70,26 @@ func engineAt(path string, derive bool) (info *engineInfo, took time.Duration, e
 	defer cache.Unlock()
 	info = cache.engines[key]
 	if info == nil {
+		info = loadDisk(o)
+	}
+	if info == nil {
+		if err := o.loadSymbols(); err != nil {
+			return nil, 0, err
+		}
 		sym, ok := readEngineSymbols(o)
 		if !ok {
 			return nil, 0, nil
 		}
 		info = &engineInfo{path: path, sym: sym}
+	}
+	if cache.engines[key] == nil {
 		remember(key, func() { cache.engines[key] = info })
 	}
 	if derive && info.d == nil && info.dErr == nil {
 		info.d, info.dErr = safeDerive(o, info.sym)
 		if info.d != nil {
 			took = info.d.took
+			storeDisk(o, info)
 		}
 	}
 	return info, took, nil

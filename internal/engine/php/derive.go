@@ -118,6 +118,7 @@ func deriveLayout(o *object, sym engineSymbols) *derivation {
 	start := time.Now()
 	d := &derivation{path: o.path, buildID: o.buildID, fields: map[string]derived{}, conflicts: map[string]string{}, anchorErrs: map[string]string{}}
 	x := &deriver{o: o, sym: sym, d: d, anchors: map[string]*anchor{}, dataSymbols: map[uint64]string{}}
+	_ = o.loadSymbols() // a failure shows in every anchor's error
 	for name, s := range o.byName {
 		if t := elf.ST_TYPE(s.Info); t == elf.STT_OBJECT || t == elf.STT_TLS {
 			x.dataSymbols[s.Value] = name

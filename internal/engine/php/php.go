@@ -82,13 +82,17 @@ func findEngine(mods []Module, derive bool) (e *engine, warns []string, took tim
 	return nil, warns, 0
 }
 
-// Prepare derives the structure layout of the PHP binary among mods, if
-// any, ahead of Analyze (which then finds it in the cache). It returns the
-// time the derivation took (0 when there is no PHP binary, or when its
-// layout was derived before: once per binary and process).
+// Prepare gets the structure layout of the PHP binary among mods, if any,
+// ahead of Analyze (which then finds it in memory): derived from the binary
+// once per build, kept in memory and on disk (see diskcache.go). It returns
+// the time that took (0 when the process is not PHP).
 func Prepare(mods []Module) time.Duration {
-	_, _, took := findEngine(mods, true)
-	return took
+	start := time.Now()
+	e, _, _ := findEngine(mods, true)
+	if e == nil {
+		return 0
+	}
+	return max(time.Since(start), time.Microsecond)
 }
 
 // findGlobals returns the runtime addresses of the engine's globals (for
