@@ -264,10 +264,31 @@ type Module struct {
 
 // PHP is the state of the PHP runtime at the crash.
 type PHP struct {
-	Version    string            `json:"version"`
-	SAPI       string            `json:"sapi,omitempty"`
-	ZTS        bool              `json:"zts"`
-	Layout     string            `json:"layout,omitempty"`
+	Version string `json:"version"`
+	SAPI    string `json:"sapi,omitempty"`
+	ZTS     bool   `json:"zts"`
+	// Layout names the structure layout used: "derived" (read from the
+	// binary's code), "php-8.2" (the table's entry), or "derived+php-8.2"
+	// (derived, cross-checked with the table).
+	Layout string `json:"layout,omitempty"`
+	// LayoutMode is how the layout was asked for: "auto", "derived" or
+	// "table" (the --layout option).
+	LayoutMode string `json:"layout_mode,omitempty"`
+	// LayoutBinary is the PHP binary the layout was derived from.
+	LayoutBinary string `json:"layout_binary,omitempty"`
+	// LayoutFields gives every structure offset the readers used, where it
+	// came from and what checked it on this core.
+	LayoutFields []PHPLayoutField `json:"layout_fields,omitempty"`
+	// TSRM says, for a thread-safe (ZTS) build, how each thread's globals
+	// were found (the TLS slot of its TSRM block, read from the code).
+	TSRM string `json:"tsrm,omitempty"`
+	// Thread is the thread whose PHP state Frames and Request describe, in
+	// a thread-safe (ZTS) process: the crashed thread when it ran PHP
+	// (0 for NTS builds).
+	Thread int `json:"thread,omitempty"`
+	// Threads are the other threads of a ZTS process that were running
+	// PHP, each with its own stack and request.
+	Threads    []PHPThread       `json:"threads,omitempty"`
 	Frames     []PHPFrame        `json:"frames"`
 	Cycles     []Cycle           `json:"cycles"`
 	Request    *Request          `json:"request,omitempty"`
@@ -319,6 +340,48 @@ const (
 	RecursionVaries  RecursionArgs = "vary"   // other arguments at every level: deep but finite
 )
 
+// PHPLayoutField is one field of the PHP structure layout: its value and
+// its provenance.
+type PHPLayoutField struct {
+	// Field is coroner's name of the field ("eg.current_execute_data") and
+	// What its C expression ("EG(current_execute_data)").
+	Field string `json:"field"`
+	What  string `json:"what"`
+	// Value is the offset or size in bytes (or the constant: an API
+	// number, a type number).
+	Value uint64 `json:"value"`
+	// Source says where Value came from.
+	Source LayoutSource `json:"source"`
+	// Anchor is the exported function whose code gave a derived value,
+	// Instruction the instruction read (Intel syntax) and PC its link-time
+	// address in LayoutBinary; Rule says what the code does with the field.
+	Anchor      string `json:"anchor,omitempty"`
+	Instruction string `json:"instruction,omitempty"`
+	PC          Addr   `json:"pc,omitempty"`
+	Rule        string `json:"rule,omitempty"`
+	// Agree lists other anchors that gave the same value.
+	Agree []string `json:"agree,omitempty"`
+	// Table is the value of coroner's table (or the constant) the derived
+	// value was compared with, when there is one.
+	Table *uint64 `json:"table,omitempty"`
+	// Validated says what checked the value on this core's data ("" when
+	// nothing in this core exercised it).
+	Validated string `json:"validated,omitempty"`
+	// Note explains a disagreement or a fallback.
+	Note string `json:"note,omitempty"`
+}
+
+// PHPThread is the PHP state of one more thread of a thread-safe (ZTS)
+// process.
+type PHPThread struct {
+	// TID is the thread id (the pid of its NT_PRSTATUS note).
+	TID      int        `json:"tid"`
+	Frames   []PHPFrame `json:"frames"`
+	Cycles   []Cycle    `json:"cycles"`
+	Request  *Request   `json:"request,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
 // PHPFrame is one PHP call frame, innermost first.
 type PHPFrame struct {
 	Function string `json:"function"`
@@ -355,6 +418,10 @@ type JIT struct {
 	Description string `json:"description"`
 	BufferSize  int64  `json:"buffer_size"`
 	Active      bool   `json:"active"`
+	// BufferStart and BufferEnd bound the JIT buffer in the process
+	// (dasm_buf and dasm_end, located through zend_jit_status), when known.
+	BufferStart Addr `json:"buffer_start,omitempty"`
+	BufferEnd   Addr `json:"buffer_end,omitempty"`
 }
 
 // Extension is one loaded PHP extension (module registry entry).

@@ -53,6 +53,7 @@ func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules [
 func init() {
 	var opts analyze.Options
 	var asJSON, regs, timings, allThreads bool
+	var layout string
 	var rules []string
 	var sel coreFlags
 	cmd := &cobra.Command{
@@ -65,6 +66,11 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, err := parseLayout(layout)
+			if err != nil {
+				return err
+			}
+			opts.PHPLayout = mode
 			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
 			if err != nil {
 				return err
@@ -89,6 +95,7 @@ No gdb and no debug symbols are needed.`,
 	f.BoolVar(&timings, "timings", false, "show how long each analysis stage took")
 	f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
 	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
+	registerLayout(cmd, &layout, false)
 	registerRules(cmd, &rules)
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)

@@ -259,27 +259,47 @@ func (t *textWriter) php(r *crash.Report) {
 		t.p("  ini:      %s", wrap(strings.Join(parts, "  "), 100, "            "))
 	}
 	if len(ph.Frames) > 0 {
-		t.p("  PHP stack (%d frames):", len(ph.Frames))
-		printFolded(Fold(len(ph.Frames), nil, ph.Cycles), -1, func(i int) {
-			f := &ph.Frames[i]
-			name := f.QualifiedName()
-			loc := ""
-			if f.File != "" {
-				loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
-			}
-			args := ""
-			if len(f.Args) > 0 {
-				args = strings.Join(f.Args, ", ")
-			}
-			t.p("    #%-4d %s(%s)%s", i, name, args, loc)
-		}, func(c crash.Cycle) {
-			t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
-		})
+		if ph.ZTS && ph.Thread != 0 {
+			t.p("  PHP stack of thread %d (%d frames):", ph.Thread, len(ph.Frames))
+		} else {
+			t.p("  PHP stack (%d frames):", len(ph.Frames))
+		}
+		t.phpFrames(ph.Frames, ph.Cycles)
+	}
+	for _, th := range ph.Threads {
+		what := ""
+		if q := th.Request; q != nil && q.URI != "" {
+			what = ", serving " + strings.TrimSpace(q.Method+" "+q.URI)
+		}
+		t.p("  PHP stack of thread %d (%d frames%s):", th.TID, len(th.Frames), what)
+		t.phpFrames(th.Frames, th.Cycles)
+	}
+	if ph.Layout != "" {
+		t.p("  layout:   %s", ph.Layout)
 	}
 	for _, w := range ph.Warnings {
 		t.p("  warning: %s", w)
 	}
 	t.p("")
+}
+
+// phpFrames prints PHP frames, repeats folded.
+func (t *textWriter) phpFrames(frames []crash.PHPFrame, cycles []crash.Cycle) {
+	printFolded(Fold(len(frames), nil, cycles), -1, func(i int) {
+		f := &frames[i]
+		name := f.QualifiedName()
+		loc := ""
+		if f.File != "" {
+			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+		}
+		args := ""
+		if len(f.Args) > 0 {
+			args = strings.Join(f.Args, ", ")
+		}
+		t.p("    #%-4d %s(%s)%s", i, name, args, loc)
+	}, func(c crash.Cycle) {
+		t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
+	})
 }
 
 func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/engine/php"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
@@ -38,6 +39,10 @@ type Options struct {
 	// Live says the target is a running process (a snapshot): there is no
 	// fault to explain, and its first thread is the main thread.
 	Live bool
+	// PHPLayout says how the PHP structure layout is made (see
+	// php.LayoutMode; "" is auto: derived from the binary, the table as the
+	// cross-check).
+	PHPLayout php.LayoutMode
 }
 
 // Target is the process an analysis reads: a core file (*elfcore.File) or
@@ -78,6 +83,9 @@ type analysis struct {
 	report  *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
+	// phpLayout is told the time deriving the PHP layout took (0: not
+	// derived now); it runs concurrently with unwinding (preparePHP).
+	phpLayout chan time.Duration
 }
 
 func (a *analysis) warn(format string, args ...any) {
@@ -134,6 +142,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a.loadModules()
 	a.buildRegions()
 	a.stage("modules", t)
+	a.preparePHP()
 
 	t = time.Now()
 	a.unwindThreads()

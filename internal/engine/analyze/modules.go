@@ -286,10 +286,26 @@ func (a *analysis) buildRegions() {
 }
 
 // labelJIT marks the OPcache JIT buffer among the anonymous executable
-// regions once PHP is known to be present: the buffer is one large region
-// (opcache.jit_buffer_size, at least 1 MiB in practice) carved out of the
-// OPcache shared memory, while PCRE2's JIT allocates 64 KiB chunks.
+// regions once PHP is known to be present. Where the PHP stage located the
+// buffer (dasm_buf and dasm_end, found through zend_jit_status), exactly
+// the regions inside it are the JIT; otherwise the buffer is recognised as
+// one large region (opcache.jit_buffer_size, at least 1 MiB in practice)
+// carved out of the OPcache shared memory, while PCRE2's JIT allocates
+// 64 KiB chunks.
 func (a *analysis) labelJIT() {
+	if ph := a.report.PHP; ph != nil && ph.JIT != nil && ph.JIT.BufferEnd > ph.JIT.BufferStart {
+		start, end := uint64(ph.JIT.BufferStart), uint64(ph.JIT.BufferEnd)
+		found := false
+		for i := range a.space.regions {
+			r := &a.space.regions[i]
+			if r.label == crash.LabelAnonExec && r.start < end && start < r.end {
+				r.label, found = crash.LabelPHPJIT, true
+			}
+		}
+		if found {
+			return
+		}
+	}
 	for i := range a.space.regions {
 		r := &a.space.regions[i]
 		if r.label != crash.LabelAnonExec {
