@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // globals are the runtime addresses of the PHP engine's exported globals.
@@ -47,7 +49,7 @@ func findGlobals(mods []Module) (*globals, []string) {
 }
 
 func readGlobals(mod Module) (*globals, error) {
-	f, err := elf.Open(mod.Path)
+	f, err := regular.OpenELF(mod.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
@@ -83,7 +85,7 @@ func readGlobals(mod Module) (*globals, error) {
 	if !found {
 		return nil, nil
 	}
-	g.version = binaryVersion(f)
+	g.version = binaryVersion(f.File)
 	return g, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -284,7 +285,7 @@ func short(id string) string {
 // peekCompressed reads the notes of a compressed core from a bounded
 // decompressed prefix.
 func peekCompressed(path string, format compressed.Format) (*CoreInfo, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +304,7 @@ func peekCompressed(path string, format compressed.Format) (*CoreInfo, error) {
 
 // peekCrash reads the notes of the core embedded in an Apport report.
 func peekCrash(e *Entry) (*CoreInfo, error) {
-	f, err := os.Open(e.Path)
+	f, err := regular.Open(e.Path)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // PatternGlob turns a kernel.core_pattern (not a |pipe) into a shell glob
@@ -117,7 +119,7 @@ func workDirs() []workDir {
 		for _, g := range globs {
 			files, _ := filepath.Glob(g)
 			for _, file := range files {
-				f, err := os.Open(file)
+				f, err := regular.Open(file)
 				if err != nil {
 					continue
 				}

@@ -16,6 +16,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Input is one log to read.
@@ -36,7 +38,7 @@ func openLog(path string, stdin io.Reader) (io.ReadCloser, error) {
 	if path == "-" {
 		f = io.NopCloser(stdin)
 	} else {
-		o, err := os.Open(path)
+		o, err := regular.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}
