@@ -79,8 +79,8 @@ func FuzzParseNotes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		notes, _ := ParseNotes(b)
 		c := &File{backing: map[string]*backingFile{}}
-		c.decodeNotes(notes)
 		for _, n := range notes {
+			c.decodeNote(n)
 			_, _ = DecodeFileNote(n.Desc)
 			_, _ = DecodePrstatus(n.Desc)
 			_, _ = DecodePrpsinfo(n.Desc)
