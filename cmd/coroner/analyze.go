@@ -1,14 +1,19 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/budget"
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/render"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // coreFlags select a core: a path (plain or compressed), an Apport .crash
@@ -17,12 +22,46 @@ type coreFlags struct {
 	pid    int
 	latest bool
 	dirs   []string
+	budget budgetFlags
+}
+
+// budgetFlags are the bounds of one analysis: --timeout, --max-memory and
+// --max-core-size.
+type budgetFlags struct {
+	timeout             time.Duration
+	maxMemory, coreSize string
+}
+
+func (b *budgetFlags) register(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&b.timeout, "timeout", budget.DefaultTimeout, "stop an analysis after this long, with a partial report (0: no limit)")
+	cmd.Flags().StringVar(&b.maxMemory, "max-memory", units.Format(budget.DefaultMaxMemory), "stop an analysis whose heap grows past this size, with a partial report (0: no limit)")
+	cmd.Flags().StringVar(&b.coreSize, "max-core-size", units.Format(compressed.DefaultMaxBytes), "decompress at most this much of a compressed core (the rest reads as truncated)")
+}
+
+// apply sets the bounds in the analysis and engine options.
+func (b *budgetFlags) apply(opts *analyze.Options, eng *engine.Options) error {
+	opts.Timeout = b.timeout
+	n, err := units.ParseBytes(b.maxMemory)
+	if err != nil {
+		return fmt.Errorf("--max-memory: %w", err)
+	}
+	opts.MaxMemory = n
+	if eng != nil {
+		if eng.MaxCoreSize, err = units.ParseBytes(b.coreSize); err != nil {
+			return fmt.Errorf("--max-core-size: %w", err)
+		}
+		if eng.MaxCoreSize == 0 {
+			eng.MaxCoreSize = -1
+		}
+	}
+	return nil
 }
 
 func (c *coreFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&c.pid, "pid", 0, "analyse the newest core of this process id")
 	cmd.Flags().BoolVar(&c.latest, "latest", false, "analyse the newest core on this host")
 	cmd.Flags().StringArrayVar(&c.dirs, "dir", nil, "also look for cores in this directory (with --pid/--latest)")
+	c.budget.register(cmd)
 }
 
 // core returns the core the arguments and flags name.
@@ -46,7 +85,11 @@ func (c *coreFlags) engineOptions(opts analyze.Options, rules []string) engine.O
 // common part of analyze, report and php.
 func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules []string, args []string, diagnose bool) (*crash.Report, error) {
 	tuneGCForOneShot()
-	eng := engine.New(sel.engineOptions(opts, rules))
+	eopts := sel.engineOptions(opts, rules)
+	if err := sel.budget.apply(&eopts.Analyze, &eopts); err != nil {
+		return nil, err
+	}
+	eng := engine.New(eopts)
 	return eng.Run(cmd.Context(), engine.Request{Core: sel.core(args), NoDiagnosis: !diagnose})
 }
 

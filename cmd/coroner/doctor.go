@@ -7,12 +7,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/internal/doctor"
+	"github.com/coroner-dev/coroner/internal/engine"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
 )
 
 func init() {
 	var opts doctor.Options
 	var asJSON, asMarkdown bool
 	var since, until string
+	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "doctor [LOG...]",
 		Short: "From \"502s\" to \"this is why, change this line\": logs + config + cores + diagnosis",
@@ -25,6 +28,12 @@ with no logs (cores only).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGCForOneShot()
 			opts.Logs = args
+			var aopts analyze.Options
+			var eopts engine.Options
+			if err := bf.apply(&aopts, &eopts); err != nil {
+				return err
+			}
+			opts.Timeout, opts.MaxMemory, opts.MaxCoreSize = aopts.Timeout, aopts.MaxMemory, eopts.MaxCoreSize
 			var err error
 			if opts.Since, err = parseTime(since); err != nil {
 				return err
@@ -60,6 +69,7 @@ with no logs (cores only).`,
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
+	bf.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
 

@@ -4,15 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/replay"
 )
+
+// maxBodyFile bounds --body-file (PHP's post_max_size is 8M by default).
+const maxBodyFile = 64 << 20
 
 func init() {
 	var (
@@ -48,7 +53,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 				spec.Params[k] = v
 			}
 			if bodyFile != "" {
-				b, err := os.ReadFile(bodyFile)
+				b, err := regular.ReadFile(bodyFile, maxBodyFile)
 				if err != nil {
 					return fmt.Errorf("--body-file: %w", err)
 				}
@@ -57,7 +62,10 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			var req *replay.Request
 			var err error
 			if len(args) == 1 {
-				rep, aerr := analyze.Core(args[0], analyze.Options{ShowSecrets: true})
+				tuneGCForOneShot()
+				eng := engine.New(engine.Options{Analyze: analyze.Options{ShowSecrets: true,
+					Timeout: budget.DefaultTimeout, MaxMemory: budget.DefaultMaxMemory}})
+				rep, aerr := eng.Run(cmd.Context(), engine.Request{Core: engine.Core{Path: args[0]}, NoDiagnosis: true})
 				if aerr != nil {
 					return fmt.Errorf("analyse %s: %w", args[0], aerr)
 				}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/budget"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
@@ -30,16 +31,45 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// Timeout and MaxMemory are the analysis budget: its wall-clock time
+	// and Go heap (0: unbounded). The engine starts a Budget from them
+	// for each run; when it is used up, the analysis ends with a partial
+	// report that says so.
+	Timeout   time.Duration
+	MaxMemory int64
+	// Budget is the running budget of this analysis (nil: unbounded).
+	Budget *budget.Budget
+	// Name is how errors and the report name the core when path is a
+	// temporary copy (a decompressed core); "" means path.
+	Name string
 }
 
 type analysis struct {
 	opts    Options
 	core    *elfcore.File
 	modules []*module
-	space   space
-	report  *crash.Report
+	// byPath lists the mappings of each mapped object read.
+	byPath map[string][]*elfcore.Mapping
+	space  space
+	report *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
+	// stopped is set once the budget was found used up.
+	stopped bool
+}
+
+// over reports whether the budget is used up, and says once, before the
+// named stage, that the report is partial.
+func (a *analysis) over(stage string) bool {
+	err := a.opts.Budget.Err()
+	if err == nil {
+		return false
+	}
+	if !a.stopped {
+		a.stopped = true
+		a.warn("%v before the %s stage: the report is partial", err, stage)
+	}
+	return true
 }
 
 func (a *analysis) warn(format string, args ...any) {
@@ -60,7 +90,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 	}()
 	start := time.Now()
-	c, err := elfcore.OpenWithOptions(path, elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe})
+	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name}
+	if opts.Budget != nil {
+		copts.Stop = opts.Budget.Err
+	}
+	c, err := elfcore.OpenWithOptions(path, copts)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +102,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
-	a.fillProcess(path)
+	if opts.Name != "" {
+		a.fillProcess(opts.Name)
+	} else {
+		a.fillProcess(path)
+	}
 	a.stage("core", start)
 
 	t := time.Now()
@@ -85,22 +123,29 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 
 	// Name PHP's internals (reading its function tables) while the PHP
 	// runtime is read from memory: the two are independent.
-	t = time.Now()
-	names := make(chan []string, 1)
-	go func() { names <- a.nameInternals() }()
-	a.runPHP()
-	a.stage("php", t)
-	a.report.Warnings = append(a.report.Warnings, <-names...)
-	a.annotatePHP()
-	a.stage("internals", t)
+	if !a.over("PHP") {
+		t = time.Now()
+		names := make(chan []string, 1)
+		go func() { names <- a.nameInternals() }()
+		a.runPHP()
+		a.stage("php", t)
+		a.report.Warnings = append(a.report.Warnings, <-names...)
+		a.annotatePHP()
+		a.stage("internals", t)
+	}
 
 	t = time.Now()
 	a.symbolize()
 	a.stage("symbolize", t)
 
-	t = time.Now()
-	a.explainFault()
-	a.stage("fault", t)
+	if !a.over("fault") {
+		t = time.Now()
+		a.explainFault()
+		a.stage("fault", t)
+	}
+	if err := opts.Budget.Err(); err != nil && !a.stopped {
+		a.warn("%v: the report is partial", err)
+	}
 
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
@@ -113,8 +158,35 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 			a.report.Modules = append(a.report.Modules, crash.Module{Path: r.label, Start: crash.Addr(r.start), End: crash.Addr(r.end), Kind: kindOf(r.label)})
 		}
 	}
+	a.report.Warnings = capWarnings(a.report.Warnings)
 	a.stage("total", start)
 	return a.report, nil
+}
+
+// maxWarnings bounds the warnings of a report: a crafted core can make
+// one per mapped file or segment.
+const maxWarnings = 100
+
+// capWarnings drops repeated warnings and keeps the first maxWarnings.
+func capWarnings(ws []string) []string {
+	seen := make(map[string]bool, len(ws))
+	out := ws[:0]
+	dropped := 0
+	for _, w := range ws {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		if len(out) == maxWarnings {
+			dropped++
+			continue
+		}
+		out = append(out, w)
+	}
+	if dropped > 0 {
+		out = append(out, fmt.Sprintf("... and %d more warnings", dropped))
+	}
+	return out
 }
 
 func kindOf(label string) crash.ModuleKind {
