@@ -58,6 +58,11 @@ func (s *streamReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("negative offset")
 	}
+	if len(b) == 0 {
+		// Nothing to read, wherever off is (debug/elf reads the zero
+		// program headers of e_phnum = 0 at any e_phoff): like a file.
+		return 0, nil
+	}
 	end := off + int64(len(b))
 	if end <= peekHead {
 		s.fill(end)

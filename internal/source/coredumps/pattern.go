@@ -2,6 +2,7 @@ package coredumps
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,7 +60,12 @@ func PatternGlob(pattern string, usesPID bool) string {
 
 // readSysctl reads a /proc/sys file, trimmed.
 func readSysctl(path string) string {
-	b, err := readSmall(path, 4096)
+	f, err := regular.OpenHostFile(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return ""
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,6 +40,9 @@ func openLog(path string, stdin io.Reader) (io.ReadCloser, error) {
 		f = io.NopCloser(stdin)
 	} else {
 		o, err := regular.Open(path)
+		if errors.Is(err, regular.ErrNotRegular) {
+			return nil, fmt.Errorf("open log: %w (a pipe is read as standard input: -)", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}
