@@ -9,6 +9,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/doctor"
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/redact"
 )
 
 func init() {
@@ -44,6 +45,9 @@ with no logs (cores only).`,
 			res, err := doctor.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			if !opts.ShowSecrets {
+				res = redact.Value(res) // log lines and URLs (the cores' reports already are)
 			}
 			switch {
 			case asJSON:

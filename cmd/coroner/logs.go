@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
@@ -21,7 +22,7 @@ type logsFlags struct {
 	cores                              []string
 	asJSON, follow, evidence, events   bool
 	noDiscover, rotated, noSymbolize   bool
-	fromStart                          bool
+	fromStart, showSecrets             bool
 	top                                int
 }
 
@@ -56,6 +57,7 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
 	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
 	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
+	fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
 	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
 	rootCmd.AddCommand(cmd)
 }
@@ -147,6 +149,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 			fo.Cores = func() []*coredumps.Entry { return discoverCores(cores) }
 		}
 		return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+			if !lf.showSecrets {
+				inc = redact.Value(inc)
+			}
 			if lf.asJSON {
 				_ = enc.Encode(inc)
 				return
@@ -163,6 +168,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	}
 	if !lf.events {
 		res.Events = nil
+	}
+	if !lf.showSecrets {
+		res = redact.Value(res)
 	}
 	if lf.asJSON {
 		enc := json.NewEncoder(out)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -81,12 +82,16 @@ func init() {
 }
 
 func main() {
+	// The last guard: no control character reaches the terminal from
+	// any command, whatever a renderer forgot (package sanitize).
+	rootCmd.SetOut(sanitize.Writer(os.Stdout))
+	rootCmd.SetErr(sanitize.Writer(os.Stderr))
 	err := rootCmd.Execute()
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "coroner:", err)
+		fmt.Fprintln(os.Stderr, "coroner:", sanitize.Text(err.Error()))
 		os.Exit(exitCode(err))
 	}
 }

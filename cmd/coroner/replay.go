@@ -26,6 +26,7 @@ func init() {
 		params         []string
 		bodyFile       string
 		dryRun, asJSON bool
+		showSecrets    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay [CORE] --socket unix:/path/php-fpm.sock|tcp:127.0.0.1:9000",
@@ -80,19 +81,26 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			if err != nil {
 				return err
 			}
+			shown := req
+			if !showSecrets {
+				shown = req.Redacted()
+			}
 			if dryRun {
 				if asJSON {
 					return replayJSON(out, struct {
 						Socket  string          `json:"socket"`
 						Request *replay.Request `json:"request"`
-					}{network + ":" + address, req})
+					}{network + ":" + address, shown})
 				}
-				replay.WritePlan(out, network+":"+address, req)
+				replay.WritePlan(out, network+":"+address, shown)
 				return nil
 			}
 			res, err := replay.Run(cmd.Context(), req, opts)
 			if err != nil {
 				return err
+			}
+			if !showSecrets {
+				res = res.Redacted()
 			}
 			if asJSON {
 				if err := replayJSON(out, res); err != nil {
@@ -122,6 +130,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 	f.StringVar(&bodyFile, "body-file", "", "request body to send (a core does not keep it)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the parameters that would be sent, send nothing")
 	f.BoolVar(&asJSON, "json", false, "JSON output")
+	f.BoolVar(&showSecrets, "show-secrets", false, "show credential-like parameters (password=, token=...) in what is printed (they are sent either way; cookies and Authorization never are)")
 	_ = cmd.MarkFlagRequired("socket")
 	rootCmd.AddCommand(cmd)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/budget"
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
@@ -109,7 +110,9 @@ var ErrNoCore = errors.New("name a core (a file, .crash report, systemd-coredump
 // Run resolves, analyses, diagnoses and fingerprints the core the request
 // names. The report's Process.CorePath is the file or entry that was named
 // (not a temporary decompressed copy). An error means there was no core to
-// analyse; problems of the analysis are warnings in the report.
+// analyse; problems of the analysis are warnings in the report. Unless
+// Analyze.ShowSecrets, credentials in the report are redacted (package
+// redact), so that every output and the store see them redacted.
 func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -137,15 +140,18 @@ func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	}
 	rep.Warnings = append(warnings, rep.Warnings...)
 	rep.Process.CorePath = origin
-	if req.NoDiagnosis {
-		return rep, nil
+	if !req.NoDiagnosis {
+		var ev diagnose.Evidence
+		if req.Evidence != nil {
+			ev = req.Evidence(rep)
+		}
+		if err := e.Diagnose(rep, ev); err != nil {
+			return nil, err
+		}
 	}
-	var ev diagnose.Evidence
-	if req.Evidence != nil {
-		ev = req.Evidence(rep)
-	}
-	if err := e.Diagnose(rep, ev); err != nil {
-		return nil, err
+	if !aopts.ShowSecrets {
+		// After the diagnosis, which sees the request as it was.
+		redact.InPlace(rep)
 	}
 	return rep, nil
 }

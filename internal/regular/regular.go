@@ -102,15 +102,15 @@ func openRetry(path string, flags int) (int, error) {
 func kind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return "a directory"
+		return "it is a directory"
 	case unix.S_IFIFO:
-		return "a named pipe"
+		return "it is a named pipe"
 	case unix.S_IFCHR:
-		return "a character device"
+		return "it is a character device"
 	case unix.S_IFBLK:
-		return "a block device"
+		return "it is a block device"
 	case unix.S_IFSOCK:
-		return "a socket"
+		return "it is a socket"
 	}
 	return fmt.Sprintf("file type %#o", mode&unix.S_IFMT)
 }

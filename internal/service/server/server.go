@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ import (
 	"github.com/coroner-dev/coroner/internal/units"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
@@ -181,7 +182,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// render executes a page; html/template escapes markup, sanitize.Copy the
+// control characters of every string the page shows (which came from
+// cores and logs).
 func (s *Server) render(w http.ResponseWriter, page string, data any) {
+	data = sanitize.Copy(data)
 	var b strings.Builder
 	if err := s.tmpl[page].ExecuteTemplate(&b, "layout", data); err != nil {
 		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
@@ -211,6 +216,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
+	for i, p := range problems {
+		problems[i] = sanitize.Text(p)
+	}
 	io.WriteString(w, "degraded\n"+strings.Join(problems, "\n")+"\n")
 }
 
@@ -247,6 +255,9 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.opts.ShowSecrets {
+		gs = redact.Value(gs)
+	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
 	if err != nil {
@@ -262,6 +273,9 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
 	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs}
 	colours := map[string]string{}
@@ -290,10 +304,16 @@ func (s *Server) group(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.opts.ShowSecrets {
+		g = redact.Value(g)
+	}
 	cs, err := s.opts.Store.Crashes(ctx, fp, 200)
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		cs = redact.Value(cs)
 	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
@@ -364,13 +384,11 @@ func foldedRows(lines []render.Line, n int, row func(pos int) stackRow) []stackR
 
 type kv struct{ K, V string }
 
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key|auth|cookie|session|credential|salt|dsn|(^|[._])pw$`)
-
 func (s *Server) redact(m map[string]string) []kv {
 	var out []kv
 	for k, v := range m {
-		if !s.opts.ShowSecrets && secretKey.MatchString(k) && v != "" {
-			v = "[redacted]"
+		if !s.opts.ShowSecrets {
+			v = redact.String(k, v)
 		}
 		out = append(out, kv{k, v})
 	}
@@ -388,6 +406,11 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		// Rows written by a watcher with --show-secrets, or before
+		// redaction was everywhere, are redacted when shown.
+		c = redact.Value(c)
 	}
 	p := crashPage{Title: fmt.Sprintf("Crash #%d: %s pid %d", c.ID, c.SignalName, c.PID), Crash: c, Report: c.Report}
 	if rep := c.Report; rep != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/coroner-dev/coroner/internal/regular"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
@@ -367,7 +368,7 @@ func ToTempWith(src io.Reader, f Format, name string, total int64, opts Options)
 // toTempIn decompresses into a new file in dir; cut is true when opts
 // stopped the decompression before the end of the stream.
 func toTempIn(dir string, src io.Reader, f Format, name string, total int64, opts Options) (string, func(), bool, error) {
-	out, err := os.CreateTemp(dir, "coroner-"+sanitize(TrimExtension(filepath.Base(name)))+"-*.core")
+	out, err := os.CreateTemp(dir, "coroner-"+safeName(TrimExtension(filepath.Base(name)))+"-*.core")
 	if err != nil {
 		return "", nil, false, fmt.Errorf("create temp file for decompressed %s: %w", name, err)
 	}
@@ -375,7 +376,7 @@ func toTempIn(dir string, src io.Reader, f Format, name string, total int64, opt
 	cleanup := func() { untrack(out.Name()); _ = os.Remove(out.Name()) }
 	var bar *Progress
 	if opts.Progress != nil {
-		bar = NewProgress(opts.Progress, "decompressing "+filepath.Base(name), total)
+		bar = NewProgress(opts.Progress, "decompressing "+sanitize.Text(filepath.Base(name)), total)
 	}
 	sw := &sparseWriter{f: out}
 	bw := bufio.NewWriterSize(markedWriter{sw}, 1<<20)
@@ -488,7 +489,7 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 // finish gives the file its full size (a hole at the end is not written).
 func (w *sparseWriter) finish() error { return w.f.Truncate(w.off) }
 
-func sanitize(s string) string {
+func safeName(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
