@@ -40,7 +40,7 @@ func init() {
 	var (
 		cfg                    watch.Config
 		db, listen, token      string
-		logFiles               []string
+		logFiles, hosts        []string
 		maxBytes, spoolMax     string
 		stateDir               string
 		dbWait                 time.Duration
@@ -121,7 +121,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			}
 			errc := make(chan error, 1)
 			if !noDashboard {
-				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets,
+				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts,
 					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) },
 					Health: func(ctx context.Context) (bool, []string) {
 						h := w.Health(ctx)
@@ -160,6 +160,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.StringVar(&spoolMax, "spool-max-bytes", "256M", "bound of the spool that keeps crashes while the database is unavailable")
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
 	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
+	f.StringArrayVar(&hosts, "allowed-host", nil, "host name the dashboard answers to, besides IP addresses and localhost (repeatable)")
 	f.BoolVar(&noDashboard, "no-dashboard", false, "do not serve the dashboard")
 	f.StringArrayVar(&cfg.CoreDirs, "cores", nil, "managed core directory (repeatable): analysed and kept within retention")
 	f.BoolVar(&cfg.Discover, "discover", true, "also analyse cores found by discovery (never deleted)")

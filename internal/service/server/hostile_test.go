@@ -11,6 +11,31 @@ import (
 	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
+// TestHostHeader: a request whose Host names another site (a page of
+// evil.example whose name now resolves to 127.0.0.1: DNS rebinding) is
+// refused; IP literals, localhost and the configured names are served.
+func TestHostHeader(t *testing.T) {
+	ts, _ := newTestServer(t, Options{Hosts: []string{"coroner.internal"}})
+	for host, want := range map[string]int{
+		"evil.example:7070":      http.StatusMisdirectedRequest,
+		"evil.example":           http.StatusMisdirectedRequest,
+		"127.0.0.1.nip.io:7070":  http.StatusMisdirectedRequest,
+		"127.0.0.1:7070":         http.StatusOK,
+		"[::1]:7070":             http.StatusOK,
+		"localhost:7070":         http.StatusOK,
+		"LOCALHOST.":             http.StatusOK,
+		"10.0.0.5":               http.StatusOK,
+		"coroner.internal:7070":  http.StatusOK,
+		"coroner.internal.:7070": http.StatusOK,
+	} {
+		req, _ := http.NewRequest("GET", ts.URL+"/", nil)
+		req.Host = host
+		if code, _ := fetch(t, req); code != want {
+			t.Errorf("Host %q: %d, want %d", host, code, want)
+		}
+	}
+}
+
 // TestHostileStrings: strings with escape sequences and secrets in the
 // database (written by an older watcher, or one with --show-secrets) are
 // shown escaped and redacted on every page.

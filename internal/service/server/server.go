@@ -48,6 +48,11 @@ type Options struct {
 	Health func(ctx context.Context) (dbUp bool, problems []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Hosts are the host names the dashboard answers to besides IP
+	// literals and "localhost" (--allowed-host). A request naming another
+	// host in its Host header is refused: a page of another site that made
+	// its name resolve to this machine (DNS rebinding) cannot read it.
+	Hosts []string
 }
 
 // Server serves the dashboard.
@@ -127,8 +132,13 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler, checking the token first.
+// ServeHTTP implements http.Handler, checking the Host header and the
+// token first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		http.Error(w, "misdirected request: this dashboard answers to IP addresses, localhost and --allowed-host names", http.StatusMisdirectedRequest)
+		return
+	}
 	if s.opts.Token != "" && !s.authorised(w, r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="coroner"`)
 		http.Error(w, "unauthorised: a bearer token is required", http.StatusUnauthorized)
@@ -138,6 +148,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether a Host header names this dashboard: an IP
+// literal (a rebinding attack needs a name), localhost, or a configured
+// name.
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "" {
+		return false // HTTP/1.1 requires a Host
+	}
+	if net.ParseIP(host) != nil || host == "localhost" {
+		return true
+	}
+	for _, h := range s.opts.Hosts {
+		if strings.EqualFold(strings.TrimSuffix(h, "."), host) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) authorised(w http.ResponseWriter, r *http.Request) bool {
