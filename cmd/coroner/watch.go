@@ -78,6 +78,11 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 					return err
 				}
 			}
+			if cfg.Webhook != "" {
+				if _, err := watch.ValidateWebhook(cfg.Webhook); err != nil {
+					return err
+				}
+			}
 			if maxBytes != "" {
 				n, err := units.ParseBytes(maxBytes)
 				if err != nil {
@@ -173,7 +178,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.IntVar(&cfg.KeepCores, "keep-cores", 50, "keep at most N cores in the managed directories (0: no limit)")
 	f.StringVar(&maxBytes, "max-core-bytes", "10G", "keep at most this many bytes of cores in the managed directories (0: no limit)")
 	f.DurationVar(&cfg.MaxCoreAge, "max-core-age", 14*24*time.Hour, "delete managed cores older than this (0: no limit)")
-	f.StringVar(&cfg.Webhook, "webhook", "", "URL to POST a JSON alert to for every new crash group")
+	f.StringVar(&cfg.Webhook, "webhook", "", "http(s) URL to POST a JSON alert to for every new crash group (redirects are not followed)")
 	f.StringVar(&cfg.OnNewGroup, "on-new-group", "", "command run (sh -c) for every new crash group, with CORONER_* variables and the JSON alert on stdin")
 	f.StringVar(&cfg.Host, "host", "", "host name recorded with each crash (default: this host's)")
 	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")

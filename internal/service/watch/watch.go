@@ -137,6 +137,11 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
 	}
+	if cfg.Webhook != "" {
+		if _, err := ValidateWebhook(cfg.Webhook); err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+	}
 	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules})
 	if _, err := eng.KnowledgeBase(); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
