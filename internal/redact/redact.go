@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/coroner-dev/coroner/internal/sanitize"
@@ -46,6 +48,26 @@ var secretParts = []string{"passw", "passwd", "secret", "token", "apikey", "api_
 // Key reports whether a parameter, header, query or INI name holds a
 // credential whose value is redacted.
 func Key(name string) bool {
+	if v, ok := keyCache.Load(name); ok {
+		return v.(bool)
+	}
+	secret := key(name)
+	if keyCacheSize.Add(1) < maxKeyCache {
+		keyCache.Store(name, secret)
+	}
+	return secret
+}
+
+// keyCache remembers Key for the names seen (struct fields, parameters),
+// a few thousand at most.
+var (
+	keyCache     sync.Map
+	keyCacheSize atomic.Int64
+)
+
+const maxKeyCache = 4096
+
+func key(name string) bool {
 	n := strings.ToLower(strings.TrimSpace(name))
 	if n == "" {
 		return false

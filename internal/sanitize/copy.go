@@ -61,14 +61,14 @@ func (m *mapper) value(v reflect.Value, key string) reflect.Value {
 		p.Elem().Set(m.value(v.Elem(), key))
 		return p
 	case reflect.Struct:
+		fields := stringFields(v.Type())
+		if len(fields) == 0 {
+			return v
+		}
 		out := reflect.New(v.Type()).Elem()
 		out.Set(v) // unexported fields as they are
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			if !t.Field(i).IsExported() {
-				continue
-			}
-			out.Field(i).Set(m.value(v.Field(i), t.Field(i).Name))
+		for _, f := range fields {
+			out.Field(f.index).Set(m.value(v.Field(f.index), f.name))
 		}
 		return out
 	case reflect.Slice:
@@ -129,6 +129,31 @@ func holdsStrings(t reflect.Type) bool {
 
 var holdsCache sync.Map // reflect.Type -> bool
 
+// field is an exported struct field that may hold a string.
+type field struct {
+	index int
+	name  string
+}
+
+// stringFields returns the exported fields of struct type t that may hold
+// strings (computed once per type: reports have millions of fields).
+func stringFields(t reflect.Type) []field {
+	if v, ok := fieldsCache.Load(t); ok {
+		return v.([]field)
+	}
+	var fs []field
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.IsExported() && holdsStrings(f.Type) {
+			fs = append(fs, field{i, f.Name})
+		}
+	}
+	fieldsCache.Store(t, fs)
+	return fs
+}
+
+var fieldsCache sync.Map // reflect.Type -> []field
+
 func holds(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if seen[t] {
 		return false
@@ -183,11 +208,8 @@ func (m *mapper) rewrite(v reflect.Value, key string, seen map[ptrKey]bool) {
 		seen[k] = true
 		m.rewrite(v.Elem(), key, seen)
 	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			if t.Field(i).IsExported() {
-				m.rewrite(v.Field(i), t.Field(i).Name, seen)
-			}
+		for _, f := range stringFields(v.Type()) {
+			m.rewrite(v.Field(f.index), f.name, seen)
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.IsNil() || !holdsStrings(v.Type().Elem()) || v.Type().Elem().Kind() == reflect.Uint8 {
