@@ -174,6 +174,10 @@ const (
 	anonCode   = 0x7f0000000000
 )
 
+// retAddr returns the k-th return address of the synthetic code: the
+// address after its k-th call instruction.
+func retAddr(k int) uint64 { return anonCode + 0x100 + 5*uint64(k%100) + 5 }
+
 // base returns a small core every other case starts from: one thread
 // faulting on a NULL read in anonymous code, its stack, NT_PRPSINFO,
 // NT_SIGINFO, NT_AUXV, and an NT_FILE naming files that do not exist.
@@ -193,7 +197,7 @@ func base(comm, args string, files []fileEntry) *core {
 	for i, fp := 0, rsp+0x40; i < 8; i++ {
 		next := fp + 0x40
 		le.PutUint64(stack[fp-stackStart:], next)
-		le.PutUint64(stack[fp-stackStart+8:], anonCode+0x100+uint64(i))
+		le.PutUint64(stack[fp-stackStart+8:], retAddr(i))
 		fp = next
 	}
 	code := make([]byte, 0x1000)
@@ -201,6 +205,11 @@ func base(comm, args string, files []fileEntry) *core {
 		code[i] = 0x90 // nop
 	}
 	copy(code[0x10:], []byte{0x48, 0x8b, 0x07}) // mov rax, [rdi]
+	// From 0x100 on, calls (e8 rel32): the return addresses of the stacks
+	// follow one, as real return addresses do.
+	for off := 0x100; off+5 <= len(code); off += 5 {
+		copy(code[off:], []byte{0xe8, 0, 0, 0, 0})
+	}
 	c.segs = append(c.segs,
 		segment{vaddr: anonCode, memsz: 0x1000, flags: pfR | pfX, data: code},
 		segment{vaddr: stackStart, memsz: stackEnd - stackStart, flags: pfR | pfW, data: stack},
@@ -422,7 +431,7 @@ func genStackLoop(c *Corpus) error {
 	for i := 0; i+16 <= len(stack); i += 16 {
 		fp := uint64(stackStart + i)
 		le.PutUint64(stack[i:], fp) // saved rbp = this frame: a cycle
-		le.PutUint64(stack[i+8:], anonCode+0x13)
+		le.PutUint64(stack[i+8:], retAddr(0))
 	}
 	return k.write(c.add("stack-loop", "core", "frame-pointer chain pointing to itself, a stack full of return addresses"))
 }

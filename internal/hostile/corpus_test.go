@@ -70,3 +70,46 @@ func TestZstdFrames(t *testing.T) {
 		t.Fatalf("decoded %d bytes, want %d", len(got), len(plain))
 	}
 }
+
+// TestDeepCores: the real deep core has one thread 80,000 frames deep (as
+// debug/elf and the note layout tell), and its copy 4,096 such threads.
+func TestDeepCores(t *testing.T) {
+	valid, many, err := DeepCores(t.TempDir())
+	if err == ErrNoTools {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(path string) int {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		n := 0
+		for _, p := range f.Progs {
+			if p.Type != elf.PT_NOTE {
+				continue
+			}
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; off+12 <= len(b); {
+				namesz, descsz := int(le.Uint32(b[off:])), int(le.Uint32(b[off+4:]))
+				if le.Uint32(b[off+8:]) == ntPRSTATUS {
+					n++
+				}
+				off += 12 + align4(namesz) + align4(descsz)
+			}
+		}
+		return n
+	}
+	if n := count(valid.Path); n != 1 {
+		t.Errorf("valid core: %d threads", n)
+	}
+	if n := count(many.Path); n != 4096 {
+		t.Errorf("multiplied core: %d threads", n)
+	}
+}
