@@ -11,6 +11,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/units"
@@ -95,7 +96,7 @@ func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules [
 
 func init() {
 	var opts analyze.Options
-	var asJSON, regs, timings, allThreads bool
+	var asJSON, regs, timings, allThreads, isolated, noDiagnosis bool
 	var rules []string
 	var sel coreFlags
 	cmd := &cobra.Command{
@@ -108,9 +109,23 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
+			if isolated {
+				mem, err := units.ParseBytes(sel.budget.maxMemory)
+				if err != nil {
+					return fmt.Errorf("--max-memory: %w", err)
+				}
+				if len(args) == 1 {
+					if err := enterIsolation(args[0], mem); err != nil {
+						return err
+					}
+				}
+			}
+			rep, err := runEngine(cmd, &sel, opts, rules, args, !noDiagnosis)
 			if err != nil {
 				return err
+			}
+			if isolated {
+				watch.TrimForStore(rep)
 			}
 			if asJSON {
 				return render.JSON(cmd.OutOrStdout(), rep)
@@ -131,6 +146,10 @@ No gdb and no debug symbols are needed.`,
 	f.BoolVar(&timings, "timings", false, "show how long each analysis stage took")
 	f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
 	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
+	f.BoolVar(&isolated, "isolated", false, "analyse on behalf of coroner watch: bounded address space, first to be killed, stacks trimmed as stored")
+	f.BoolVar(&noDiagnosis, "no-diagnosis", false, "stop after the analysis (the caller diagnoses)")
+	_ = f.MarkHidden("isolated")
+	_ = f.MarkHidden("no-diagnosis")
 	registerRules(cmd, &rules)
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)

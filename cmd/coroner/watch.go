@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
@@ -46,6 +48,8 @@ func init() {
 		dbWait                 time.Duration
 		noLogs, noDashboard    bool
 		showSecrets, fromStart bool
+		analysisTimeout        time.Duration
+		analysisMemory         string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -107,7 +111,21 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			}
 			cfg.LogsFromStart = fromStart
 			cfg.Analyze.ShowSecrets = showSecrets
-			cfg.Logger = log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
+			// Messages name cores and log lines: escaped, one line each.
+			cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the coroner executable for the analysis processes: %w", err)
+			}
+			mem, err := units.ParseBytes(analysisMemory)
+			if err != nil {
+				return fmt.Errorf("--analysis-memory: %w", err)
+			}
+			cfg.Isolate = &watch.Isolation{Executable: exe, Timeout: analysisTimeout, MaxMemory: mem,
+				QuarantineFile: filepath.Join(stateDir, "quarantine.json")}
+			if err := os.MkdirAll(stateDir, 0o700); err != nil {
+				return fmt.Errorf("--state-dir: %w", err)
+			}
 			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: cfg.Logger.Printf})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -173,6 +191,8 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")
 	f.BoolVar(&fromStart, "logs-from-start", false, "read the logs from their beginning instead of their end")
 	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")
+	f.DurationVar(&analysisTimeout, "analysis-timeout", budget.DefaultTimeout, "time budget of one analysis (a partial report after it; the analysis process is killed 30s later)")
+	f.StringVar(&analysisMemory, "analysis-memory", units.Format(budget.DefaultMaxMemory), "heap budget of one analysis (a partial report past it); each core is analysed in a process of its own")
 	f.IntVar(&cfg.Queue, "queue", 64, "cores waiting for analysis at most (the rest wait on disk)")
 	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often core directories are listed")
 	f.IntVar(&cfg.KeepCores, "keep-cores", 50, "keep at most N cores in the managed directories (0: no limit)")

@@ -131,6 +131,10 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		markDone()
 		return
 	}
+	if w.quar != nil && w.quar.held(path, size, mtime) {
+		markDone()
+		return
+	}
 	if has, err := w.cfg.Store.HasCore(ctx, path, mtime); err != nil {
 		if !errors.Is(err, errSpoolFull) { // else: waits on disk for the database
 			w.log.Printf("watch: %v", err)
