@@ -116,6 +116,9 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 
 	t = time.Now()
 	a.unwindThreads()
+	if a.opts.Budget.Exceeded() {
+		a.trimOtherThreads()
+	}
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
@@ -161,6 +164,33 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.report.Warnings = capWarnings(a.report.Warnings)
 	a.stage("total", start)
 	return a.report, nil
+}
+
+// keptWhenOver is how many frames each thread that did not crash keeps
+// when the budget was used up during unwinding: what was unwound of them
+// should not take the rest of the analysis (and the report) with it.
+const keptWhenOver = 64
+
+// trimOtherThreads cuts the stacks of the threads that did not crash to
+// keptWhenOver frames.
+func (a *analysis) trimOtherThreads() {
+	cut := 0
+	for i := range a.report.Threads {
+		t := &a.report.Threads[i]
+		if t.Crashed || len(t.Frames) <= keptWhenOver {
+			continue
+		}
+		t.Frames = t.Frames[:keptWhenOver:keptWhenOver]
+		t.Cycles = crash.FoldCycles(len(t.Frames), func(x, y int) bool { return t.Frames[x].PC == t.Frames[y].PC }, 3)
+		if t.Cycles == nil {
+			t.Cycles = []crash.Cycle{}
+		}
+		a.raw[i] = a.raw[i][:keptWhenOver:keptWhenOver]
+		cut++
+	}
+	if cut > 0 {
+		a.warn("the analysis budget was used up while unwinding: %d threads that did not crash keep their first %d frames", cut, keptWhenOver)
+	}
 }
 
 // maxWarnings bounds the warnings of a report: a crafted core can make
