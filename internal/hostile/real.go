@@ -132,3 +132,68 @@ func firstNote(notes []byte, typ uint32) ([]byte, error) {
 	}
 	return nil, io.ErrUnexpectedEOF
 }
+
+// PatchStrings copies the file src to dst with every occurrence of each
+// pair's first string replaced by its second, which must have the same
+// length (so a real core keeps its layout: a request URI of a php-fpm core
+// gets escape sequences and a password, where PHP reads it). Pairs are
+// applied in order; it returns how many replacements were made.
+func PatchStrings(dst, src string, pairs [][2]string) (int, error) {
+	maxLen := 0
+	for _, p := range pairs {
+		if len(p[0]) != len(p[1]) || p[0] == "" {
+			return 0, fmt.Errorf("patch %q -> %q: not the same length", p[0], p[1])
+		}
+		maxLen = max(maxLen, len(p[0]))
+	}
+	if err := copyFile(dst, src, -1); err != nil {
+		return 0, err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	// Find the occurrences in chunks that overlap by maxLen-1 bytes, in
+	// the original; write the replacements into the copy.
+	const chunk = 8 << 20
+	buf := make([]byte, chunk+maxLen)
+	done := map[int64]bool{} // bytes already replaced
+	n := 0
+	for base := int64(0); ; base += chunk {
+		k, err := in.ReadAt(buf, base)
+		data := buf[:k]
+		for _, p := range pairs {
+			for i := 0; ; {
+				j := bytes.Index(data[i:], []byte(p[0]))
+				if j < 0 {
+					break
+				}
+				at := base + int64(i+j)
+				free := true
+				for o := at; o < at+int64(len(p[0])); o++ {
+					free = free && !done[o]
+				}
+				if free { // not inside an earlier pair's occurrence
+					for o := at; o < at+int64(len(p[0])); o++ {
+						done[o] = true
+					}
+					if _, err := out.WriteAt([]byte(p[1]), at); err != nil {
+						return n, err
+					}
+					n++
+				}
+				i += j + 1
+			}
+		}
+		if err != nil || k < len(buf) {
+			break
+		}
+	}
+	return n, out.Close()
+}
