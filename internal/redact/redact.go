@@ -124,8 +124,10 @@ func words(name string) []string {
 
 // pairRe finds name=value pairs in free text: query parameters (after ?,
 // & or ;), command-line options (--password=x, after a space), and
-// key=value words. The value ends at a separator, a quote or a space.
-var pairRe = regexp.MustCompile(`(^|[?&;\s,("'])(-{0,2}[A-Za-z0-9_.%\-\[\]]{1,64})=([^&;\s"'<>,)]*)`)
+// key=value words. The value ends at a separator, a quote, a space, a "?"
+// or a "=" (so that "a=1?password=x" and "x=password=y" show their second
+// pair; base64 padding after a redacted token stays).
+var pairRe = regexp.MustCompile(`(^|[?&;\s,("'=])(-{0,2}[A-Za-z0-9_.%\-\[\]]{1,64})=([^&;\s"'<>,)?=]*)`)
 
 // jsonRe finds "name": "value" pairs (JSON in a log line or a body).
 var jsonRe = regexp.MustCompile(`"([A-Za-z0-9_.\-]{1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"`)

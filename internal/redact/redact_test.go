@@ -63,3 +63,24 @@ func TestValue(t *testing.T) {
 		t.Error("the original was changed")
 	}
 }
+
+// FuzzText: Text never panics, is idempotent, and leaves no value of a
+// password= pair it was given.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"/a?password=x&b=1", "--token=abc def", "Cookie: a=b", `{"secret":"v"}`, "redis://u:p@h", "bearer abcdefghijk", "=", "a=", "?=&=;"} {
+		f.Add(s, "hunter2")
+	}
+	f.Fuzz(func(t *testing.T, s, secret string) {
+		once := Text(s)
+		if twice := Text(once); twice != once {
+			t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
+		}
+		if secret == "" || strings.ContainsAny(secret, "&;\\s\"'<>,)=?[](% \t\n\r\f\v") {
+			return
+		}
+		in := s + "?password=" + secret
+		if out := Text(in); strings.HasSuffix(out, "password="+secret) {
+			t.Fatalf("Text(%q) = %q keeps the password", in, out)
+		}
+	})
+}

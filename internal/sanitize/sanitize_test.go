@@ -129,3 +129,31 @@ func TestRewrite(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+// FuzzText: whatever the input, Text and Writer emit no character a
+// terminal acts on, Lines keeps only newlines, and text with nothing to
+// escape passes unchanged.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"", "plain", "\x1b[2J\x1b]0;t\x07", "a\nb\r", "\u009b\x9b\xff\u202e", "é日本🎉", "\xe6\x97"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, out := range map[string]string{"Text": Text(s), "Lines": strings.ReplaceAll(Lines(s), "\n", "")} {
+			if i := firstUnsafe(out); i >= 0 {
+				t.Fatalf("%s(%q) = %q keeps an unsafe character at %d", name, s, out, i)
+			}
+		}
+		if firstUnsafe(s) < 0 && Text(s) != s {
+			t.Fatalf("Text changed safe text %q", s)
+		}
+		var b bytes.Buffer
+		w := Writer(&b)
+		half := len(s) / 2
+		w.Write([]byte(s[:half]))
+		w.Write([]byte(s[half:]))
+		out := strings.NewReplacer("\n", "", "\t", "").Replace(b.String())
+		if i := firstUnsafe(out); i >= 0 {
+			t.Fatalf("Writer(%q) = %q keeps an unsafe character at %d", s, b.String(), i)
+		}
+	})
+}
