@@ -19,10 +19,13 @@ import (
 // streamed: structs and slices are written element by element, so a report
 // of a million frames is not held a second time (and a third, while the
 // buffer grows) as one JSON document in memory.
-func JSON(w io.Writer, r *crash.Report) error {
+func JSON(w io.Writer, r *crash.Report) error { return streamJSON(w, r) }
+
+// streamJSON writes v as JSON indented by two spaces, as JSON does.
+func streamJSON(w io.Writer, v any) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	e := &jsonStream{w: bw}
-	e.value(reflect.ValueOf(r), "")
+	e.value(reflect.ValueOf(v), "")
 	if e.err == nil {
 		e.err = bw.WriteByte('\n')
 	}
@@ -132,6 +135,7 @@ type jsonField struct {
 	index     int
 	name      string // quoted
 	omitEmpty bool
+	omitZero  bool
 }
 
 func jsonFields(t reflect.Type) ([]jsonField, bool) {
@@ -156,7 +160,8 @@ func jsonFields(t reflect.Type) ([]jsonField, bool) {
 			return nil, false
 		}
 		q, _ := json.Marshal(name)
-		out = append(out, jsonField{index: i, name: string(q), omitEmpty: strings.Contains(","+opts+",", ",omitempty,")})
+		out = append(out, jsonField{index: i, name: string(q), omitEmpty: strings.Contains(","+opts+",", ",omitempty,"),
+			omitZero: strings.Contains(","+opts+",", ",omitzero,")})
 	}
 	return out, true
 }
@@ -171,7 +176,7 @@ func (e *jsonStream) object(v reflect.Value, prefix string) {
 	n := 0
 	for _, f := range fields {
 		fv := v.Field(f.index)
-		if f.omitEmpty && isEmpty(fv) {
+		if f.omitEmpty && isEmpty(fv) || f.omitZero && isZero(fv) {
 			continue
 		}
 		if n == 0 {
@@ -188,6 +193,31 @@ func (e *jsonStream) object(v reflect.Value, prefix string) {
 		return
 	}
 	e.write("\n" + prefix + "}")
+}
+
+type zeroer interface{ IsZero() bool }
+
+var zeroerType = reflect.TypeFor[zeroer]()
+
+// isZero is encoding/json's test for omitzero: the type's IsZero method
+// when it has one, else the zero value.
+func isZero(v reflect.Value) bool {
+	t := v.Type()
+	switch {
+	case t.Implements(zeroerType):
+		if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
+			return true
+		}
+		return v.Interface().(zeroer).IsZero()
+	case reflect.PointerTo(t).Implements(zeroerType):
+		if !v.CanAddr() {
+			c := reflect.New(t).Elem()
+			c.Set(v)
+			v = c
+		}
+		return v.Addr().Interface().(zeroer).IsZero()
+	}
+	return v.IsZero()
 }
 
 // isEmpty is encoding/json's test for omitempty.

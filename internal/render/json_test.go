@@ -34,3 +34,43 @@ func TestJSONLikeEncoder(t *testing.T) {
 		}
 	}
 }
+
+type zeroable struct{ set bool }
+
+func (z zeroable) IsZero() bool                 { return !z.set }
+func (z zeroable) MarshalJSON() ([]byte, error) { return []byte(`{"set":true}`), nil }
+
+type ptrZeroable struct{ N int }
+
+func (z *ptrZeroable) IsZero() bool { return z.N < 0 }
+
+// omitted has the field options encoding/json knows, set and unset.
+type omitted struct {
+	A zeroable    `json:"a,omitzero"`
+	B ptrZeroable `json:"b,omitzero"`
+	C int         `json:"c,omitzero"`
+	D []int       `json:"d,omitempty"`
+	E *int        `json:"e,omitempty"`
+	F string      `json:"-"`
+	G map[string]int
+	H [2]string `json:"h"`
+	i int
+}
+
+func TestJSONFieldOptions(t *testing.T) {
+	n := 0
+	for _, v := range []omitted{{}, {A: zeroable{true}, B: ptrZeroable{-1}, C: 1, D: []int{1}, E: &n, F: "x", G: map[string]int{"k": 1}, H: [2]string{"<", ">"}, i: 1}} {
+		var want, got bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(&v); err != nil {
+			t.Fatal(err)
+		}
+		if err := streamJSON(&got, &v); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("streamed:\n%s\nencoding/json:\n%s", got.String(), want.String())
+		}
+	}
+}

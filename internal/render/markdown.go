@@ -542,7 +542,7 @@ func mdCode(s string) string {
 // emphasis, no link, no code fence.
 func mdText(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.NewReplacer("<", "&lt;", ">", "&gt;", "&", "&amp;", "*", `\*`, "__", `\_\_`, "```", "'''",
+	return strings.NewReplacer("<", "&lt;", "*", `\*`, "__", `\_\_`, "```", "'''",
 		"[", `\[`, "]", `\]`).Replace(s)
 }
 

@@ -416,6 +416,9 @@ func (c *File) warn(format string, args ...any) {
 	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
 }
 
+// Name returns how errors name the core (Options.Name, else its path).
+func (c *File) Name() string { return c.name }
+
 // Path returns the path the core was opened from.
 func (c *File) Path() string { return c.path }
 
