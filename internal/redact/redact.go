@@ -217,8 +217,31 @@ var nonSecretField = map[string]bool{"Key": true, "Keys": true}
 
 // InPlace applies the policy to every string reachable from ptr, in place
 // (a report the caller owns and others already hold).
-func InPlace(ptr any) { sanitize.Rewrite(ptr, String) }
+func InPlace(ptr any) { sanitize.Rewrite(ptr, memoized()) }
 
 // Value returns a copy of v (a report, a log result, an incident, a replay
 // request) with the policy applied to every string in it.
-func Value[T any](v T) T { return sanitize.MapStrings(v, String) }
+func Value[T any](v T) T { return sanitize.MapStrings(v, memoized()) }
+
+// memoized returns String with the free-text policy remembered per
+// string for one walk: a deep recursion repeats the same PHP arguments and
+// function names thousands of times.
+func memoized() func(key, s string) string {
+	memo := map[string]string{}
+	return func(key, s string) string {
+		if s == "" || strings.HasPrefix(s, "[redacted") {
+			return s
+		}
+		if key != "" && Key(key) && !nonSecretField[key] {
+			return Marker
+		}
+		if r, ok := memo[s]; ok {
+			return r
+		}
+		r := Text(s)
+		if len(memo) < 1<<16 {
+			memo[s] = r
+		}
+		return r
+	}
+}

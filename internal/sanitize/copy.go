@@ -5,11 +5,14 @@ import (
 	"sync"
 )
 
-// Copy returns a deep copy of v with every string escaped by Text (map
-// keys included): what text and Markdown renderers format, so that no
-// field they compose into a line can break it.
+// Copy returns v with every string escaped by Text (map keys included):
+// what text and Markdown renderers format, so that no field they compose
+// into a line can break it. Parts of v with nothing to escape are shared
+// with it, not copied (a report of 40,000 clean frames costs nothing);
+// neither must be modified afterwards.
 func Copy[T any](v T) T {
-	return MapStrings(v, func(_, s string) string { return Text(s) })
+	m := &mapper{f: func(_, s string) string { return Text(s) }, seen: map[ptrKey]mapped{}, share: true}
+	return m.top(v).(T)
 }
 
 // MapStrings returns a deep copy of v in which every string s (of a struct
@@ -20,11 +23,16 @@ func Copy[T any](v T) T {
 // unexported fields, functions and channels are copied as they are; shared
 // pointers stay shared in the copy, and cycles are followed once.
 func MapStrings[T any](v T, f func(key, s string) string) T {
-	m := &mapper{f: f, seen: map[ptrKey]reflect.Value{}}
+	m := &mapper{f: f, seen: map[ptrKey]mapped{}}
+	return m.top(v).(T)
+}
+
+func (m *mapper) top(v any) any {
 	rv := reflect.ValueOf(&v).Elem()
 	out := reflect.New(rv.Type()).Elem()
-	out.Set(m.value(rv, ""))
-	return out.Interface().(T)
+	nv, _ := m.value(rv, "")
+	out.Set(nv)
+	return out.Interface()
 }
 
 type ptrKey struct {
@@ -32,68 +40,106 @@ type ptrKey struct {
 	t reflect.Type
 }
 
-type mapper struct {
-	f    func(key, s string) string
-	seen map[ptrKey]reflect.Value
+type mapped struct {
+	v       reflect.Value
+	changed bool
 }
 
-func (m *mapper) value(v reflect.Value, key string) reflect.Value {
+type mapper struct {
+	f    func(key, s string) string
+	seen map[ptrKey]mapped
+	// share returns the original of a part in which no string changed,
+	// instead of a copy.
+	share bool
+}
+
+// value returns v mapped, and whether a string in it changed.
+func (m *mapper) value(v reflect.Value, key string) (reflect.Value, bool) {
 	switch v.Kind() {
 	case reflect.String:
 		s := v.String()
 		t := m.f(key, s)
 		if t == s {
-			return v
+			return v, false
 		}
 		out := reflect.New(v.Type()).Elem()
 		out.SetString(t)
-		return out
+		return out, true
 	case reflect.Pointer:
 		if v.IsNil() {
-			return v
+			return v, false
 		}
 		k := ptrKey{v.Pointer(), v.Type()}
 		if p, ok := m.seen[k]; ok {
-			return p
+			return p.v, p.changed
 		}
 		p := reflect.New(v.Type().Elem())
-		m.seen[k] = p
-		p.Elem().Set(m.value(v.Elem(), key))
-		return p
+		m.seen[k] = mapped{p, true} // a cycle back here: assume changed
+		inner, changed := m.value(v.Elem(), key)
+		if m.share && !changed {
+			m.seen[k] = mapped{v, false}
+			return v, false
+		}
+		p.Elem().Set(inner)
+		m.seen[k] = mapped{p, changed}
+		return p, changed
 	case reflect.Struct:
 		fields := stringFields(v.Type())
 		if len(fields) == 0 {
-			return v
+			return v, false
 		}
-		out := reflect.New(v.Type()).Elem()
-		out.Set(v) // unexported fields as they are
+		var out reflect.Value
+		changed := false
 		for _, f := range fields {
-			out.Field(f.index).Set(m.value(v.Field(f.index), f.name))
+			fv, c := m.value(v.Field(f.index), f.name)
+			if !c && m.share {
+				continue
+			}
+			if !out.IsValid() {
+				out = reflect.New(v.Type()).Elem()
+				out.Set(v) // unexported fields as they are
+			}
+			out.Field(f.index).Set(fv)
+			changed = changed || c
 		}
-		return out
-	case reflect.Slice:
-		if v.IsNil() || v.Type().Elem().Kind() == reflect.Uint8 || !holdsStrings(v.Type().Elem()) {
-			return v
+		if !out.IsValid() {
+			return v, false
 		}
-		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		return out, changed
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() || v.Type().Elem().Kind() == reflect.Uint8 || !holdsStrings(v.Type().Elem()) {
+			return v, false
+		}
+		var out reflect.Value
+		changed := false
 		for i := 0; i < v.Len(); i++ {
-			out.Index(i).Set(m.value(v.Index(i), key))
+			ev, c := m.value(v.Index(i), key)
+			if !c && m.share && !out.IsValid() {
+				continue
+			}
+			if !out.IsValid() {
+				if v.Kind() == reflect.Slice {
+					out = reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+				} else {
+					out = reflect.New(v.Type()).Elem()
+				}
+				for j := 0; j < i; j++ {
+					out.Index(j).Set(v.Index(j))
+				}
+			}
+			out.Index(i).Set(ev)
+			changed = changed || c
 		}
-		return out
-	case reflect.Array:
-		if !holdsStrings(v.Type().Elem()) {
-			return v
+		if !out.IsValid() {
+			return v, false
 		}
-		out := reflect.New(v.Type()).Elem()
-		for i := 0; i < v.Len(); i++ {
-			out.Index(i).Set(m.value(v.Index(i), key))
-		}
-		return out
+		return out, changed
 	case reflect.Map:
 		if v.IsNil() || (!holdsStrings(v.Type().Key()) && !holdsStrings(v.Type().Elem())) {
-			return v
+			return v, false
 		}
 		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		changed := false
 		it := v.MapRange()
 		for it.Next() {
 			k := it.Key()
@@ -101,19 +147,28 @@ func (m *mapper) value(v reflect.Value, key string) reflect.Value {
 			if k.Kind() == reflect.String {
 				name = k.String()
 			}
-			out.SetMapIndex(m.value(k, key), m.value(it.Value(), name))
+			nk, c1 := m.value(k, key)
+			nv, c2 := m.value(it.Value(), name)
+			out.SetMapIndex(nk, nv)
+			changed = changed || c1 || c2
 		}
-		return out
+		if m.share && !changed {
+			return v, false
+		}
+		return out, changed
 	case reflect.Interface:
 		if v.IsNil() {
-			return v
+			return v, false
 		}
-		inner := m.value(v.Elem(), key)
+		inner, changed := m.value(v.Elem(), key)
+		if m.share && !changed {
+			return v, false
+		}
 		out := reflect.New(v.Type()).Elem()
 		out.Set(inner)
-		return out
+		return out, changed
 	}
-	return v
+	return v, false
 }
 
 // holdsStrings reports whether a value of type t may contain a string
@@ -185,7 +240,7 @@ func Rewrite(ptr any, f func(key, s string) string) {
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return
 	}
-	m := &mapper{f: f, seen: map[ptrKey]reflect.Value{}}
+	m := &mapper{f: f, seen: map[ptrKey]mapped{}}
 	m.rewrite(v.Elem(), "", map[ptrKey]bool{})
 }
 
@@ -228,8 +283,8 @@ func (m *mapper) rewrite(v reflect.Value, key string, seen map[ptrKey]bool) {
 			if k.Kind() == reflect.String {
 				name = k.String()
 			}
-			val := m.value(v.MapIndex(k), name)
-			nk := m.value(k, key)
+			val, _ := m.value(v.MapIndex(k), name)
+			nk, _ := m.value(k, key)
 			if !nk.Equal(k) {
 				v.SetMapIndex(k, reflect.Value{})
 			}
@@ -239,6 +294,7 @@ func (m *mapper) rewrite(v reflect.Value, key string, seen map[ptrKey]bool) {
 		if v.IsNil() || !v.CanSet() {
 			return
 		}
-		v.Set(m.value(v.Elem(), key))
+		nv, _ := m.value(v.Elem(), key)
+		v.Set(nv)
 	}
 }
