@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 //go:embed rules.yaml
@@ -254,7 +254,7 @@ func (kb *KnowledgeBase) add(r *rule) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}

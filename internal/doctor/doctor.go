@@ -53,6 +53,13 @@ type Options struct {
 	// request_slowlog_timeout, else 10 s).
 	NoLive   bool
 	BusyOver time.Duration
+	// Timeout and MaxMemory bound each core's analysis (see
+	// analyze.Options; 0: unbounded).
+	Timeout   time.Duration
+	MaxMemory int64
+	// MaxCoreSize bounds the decompression of a compressed core (see
+	// engine.Options).
+	MaxCoreSize int64
 	// Sources supply the evidence; nil means Host(options).
 	Sources Sources
 }
@@ -216,8 +223,9 @@ func newEngine(opts Options) *engine.Engine {
 		sysroot = opts.Root
 	}
 	return engine.New(engine.Options{
-		Analyze: analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets},
-		Rules:   opts.Rules,
+		Analyze:     analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets, Timeout: opts.Timeout, MaxMemory: opts.MaxMemory},
+		Rules:       opts.Rules,
+		MaxCoreSize: opts.MaxCoreSize,
 	})
 }
 

@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 )
 
 // PHPText writes the PHP state of a crash (coroner php) as text.
 func PHPText(w io.Writer, ph *crash.PHP) error {
+	ph = sanitize.Copy(ph)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	build := "NTS"

@@ -2,13 +2,14 @@ package render
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/sanitize"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // TextOptions tune the text report.
@@ -22,8 +23,10 @@ type TextOptions struct {
 	Timings bool
 }
 
-// Text writes a human-readable post-mortem.
+// Text writes a human-readable post-mortem. Every string of the report
+// is shown with its control characters escaped (package sanitize).
 func Text(w io.Writer, r *crash.Report, opts TextOptions) error {
+	r = sanitize.Copy(r)
 	if opts.OtherThreadFrames == 0 {
 		opts.OtherThreadFrames = 8
 	}

@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -99,11 +99,23 @@ func isObjectPath(p string) bool {
 func (a *analysis) loadModules() {
 	byPath := map[string]*module{}
 	var order []*module
-	for _, m := range a.core.Mappings() {
+	a.byPath = map[string][]*elfcore.Mapping{}
+	skipped := 0
+	maps := a.core.Mappings()
+	for i := range maps {
+		m := &maps[i]
 		if !isObjectPath(m.Path) {
 			continue
 		}
 		mod := byPath[m.Path]
+		if mod == nil && len(order) >= elfcore.MaxObjects {
+			if _, seen := a.byPath[m.Path]; !seen {
+				a.byPath[m.Path] = nil
+				skipped++
+			}
+			continue
+		}
+		a.byPath[m.Path] = append(a.byPath[m.Path], m)
 		if mod == nil {
 			mod = &module{path: m.Path, hostPath: a.core.HostPath(m.Path), start: m.Start, end: m.End}
 			mod.info = crash.Module{Path: m.Path, Start: crash.Addr(m.Start), Deleted: m.Deleted, Kind: crash.ModuleLib}
@@ -119,6 +131,9 @@ func (a *analysis) loadModules() {
 		if m.Deleted {
 			mod.info.Deleted = true
 		}
+	}
+	if skipped > 0 {
+		a.warn("the core maps %d more files than the %d read; their frames are named by address only", skipped, elfcore.MaxObjects)
 	}
 	exe := a.core.Executable()
 	for _, mod := range order {
@@ -166,7 +181,7 @@ func (a *analysis) loadModules() {
 // looksLikeELF reports whether path starts with the ELF magic; a file that
 // cannot be opened counts as ELF so that its absence is reported.
 func looksLikeELF(path string) bool {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return true
 	}
@@ -181,10 +196,7 @@ func looksLikeELF(path string) bool {
 // computeBias finds the load bias from a mapping whose file offset matches
 // a PT_LOAD segment.
 func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
-	for _, m := range a.core.Mappings() {
-		if m.Path != mod.path {
-			continue
-		}
+	for _, m := range a.byPath[mod.path] {
 		for _, p := range obj.Loads() {
 			if p.Off&^(pageSize-1) == m.Offset {
 				return m.Start - (p.Vaddr &^ (pageSize - 1))

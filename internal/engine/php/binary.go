@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/coroner-dev/coroner/internal/engine/x86sym"
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Bounds on what is read from an ELF object on disk.
@@ -49,21 +51,20 @@ type object struct {
 	path    string
 	buildID string
 	f       *elf.File
+	file    io.Closer // the opened file behind f
 	syms    []elf.Symbol
 	byName  map[string]elf.Symbol // defined symbols (loadSymbols)
 	symErr  error                 // why the symbols could not be read
 	links   *x86sym.Links         // read on first use
 }
 
-// openObject opens an ELF object: its headers and build-id only; the
-// dynamic symbols are read on first use (loadSymbols).
 func openObject(path string) (*object, error) {
-	f, err := elf.Open(path)
+	rf, err := regular.OpenELF(path)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	o := &object{path: path, f: f}
-	o.buildID = buildID(f)
+	o := &object{path: path, f: rf.File, file: rf}
+	o.buildID = buildID(rf.File)
 	return o, nil
 }
 
@@ -91,7 +92,7 @@ func (o *object) loadSymbols() error {
 	return nil
 }
 
-func (o *object) close() { o.f.Close() }
+func (o *object) close() { o.file.Close() }
 
 // buildID returns the GNU build-id of an ELF file in hex, or "".
 func buildID(f *elf.File) string {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // NamedFunction is a function of a PHP binary or extension named after
@@ -222,12 +224,12 @@ func (im *image) entryAt(a uint64) (name string, handler uint64, flags uint32, o
 // link-time. A handler implementing several PHP names (aliases) is listed
 // once, under the first name found.
 func FunctionEntries(path string) ([]NamedFunction, error) {
-	f, err := elf.Open(path)
+	f, err := regular.OpenELF(path)
 	if err != nil {
 		return nil, fmt.Errorf("function entries: %w", err)
 	}
 	defer f.Close()
-	return functionEntries(f), nil
+	return functionEntries(f.File), nil
 }
 
 // functionEntries does the work of FunctionEntries on an open ELF file.
