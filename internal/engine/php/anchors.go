@@ -2,7 +2,10 @@ package php
 
 import (
 	"fmt"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -34,7 +37,57 @@ func (x *deriver) anchorAt(name string) *anchor {
 	return a
 }
 
-// evaluate reads and evaluates one anchor.
+// anchorNames lists every function the rules read, in a fixed order:
+// fieldAnchors' functions, and those of the rules that derive no field
+// (the JIT's state, the version). TestAnchorNamesComplete checks it against
+// the rules' code; an anchor it missed is still evaluated on first use.
+func anchorNames() []string {
+	seen := map[string]bool{"zend_jit_status": true, "php_version": true}
+	for _, fns := range fieldAnchors {
+		for _, f := range fns {
+			seen[f] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for f := range seen {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// prefetch evaluates the anchors on every CPU before the rules run: the
+// evaluations are independent, and the first analysis of a build waits
+// for them. The object's symbols and relocations are loaded first, so the
+// workers only read.
+func (x *deriver) prefetch(names []string) {
+	if _, err := x.o.linksOf(); err != nil {
+		return // every anchor reports the error when the rules ask for it
+	}
+	out := make([]*anchor, len(names))
+	next := make(chan int, len(names))
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(names)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = x.evaluate(names[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, a := range out {
+		x.anchors[names[i]] = a
+	}
+}
+
+// evaluate reads and evaluates one anchor. It only reads the deriver, so
+// that prefetch may call it from several goroutines.
 func (x *deriver) evaluate(name string) *anchor {
 	a := &anchor{name: name, data: x.dataSymbols}
 	fn, err := x.o.function(name)

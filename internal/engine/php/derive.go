@@ -132,6 +132,7 @@ func deriveLayout(o *object, sym engineSymbols) *derivation {
 // run applies every rule to the anchors (evaluated on first use).
 func (x *deriver) run() {
 	d := x.d
+	x.prefetch(anchorNames())
 	x.executorRules()
 	x.functionRules()
 	x.hashRules()

@@ -7,21 +7,6 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine/x86sym"
 )
 
-// anchorNames lists every function the rules read.
-func anchorNames() []string {
-	seen := map[string]bool{"zend_jit_status": true, "php_version": true}
-	for _, fns := range fieldAnchors {
-		for _, f := range fns {
-			seen[f] = true
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for f := range seen {
-		out = append(out, f)
-	}
-	return out
-}
-
 // FuzzDeriveRules gives every anchor the same arbitrary machine code and
 // runs all the rules on what it evaluates to: whatever the code of a
 // binary, the derivation must end without panicking, and a value it gives

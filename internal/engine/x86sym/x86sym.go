@@ -225,7 +225,7 @@ func Evaluate(f Func) (*Facts, error) {
 		code = code[:maxCode]
 	}
 	e := &evaluator{f: Func{Code: code, Addr: f.Addr, Pointers: f.Pointers, Callees: f.Callees}, facts: &Facts{},
-		seen: map[factKey]bool{}, visits: make([]uint8, len(code)), index: make([]int32, len(code)), decoded: make([]decoded, 0, len(code)/4+8)}
+		seen: map[factKey]bool{}, visits: make([]uint8, len(code)), index: make([]int32, len(code)), decoded: make([]decoded, 0, min(len(code)/4+8, 256))} // grown on need: paths rarely reach most of a large function
 	if _, err := e.decode(f.Addr); err != nil {
 		return nil, fmt.Errorf("x86sym: decode entry at %#x: %w", f.Addr, err)
 	}
