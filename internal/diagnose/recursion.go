@@ -42,7 +42,10 @@ func PHPRecursion(ph *crash.PHP) *crash.Recursion {
 		a, b := &frames[i], &frames[j]
 		return a.Function == b.Function && a.Class == b.Class && a.File == b.File && a.Line == b.Line
 	}
-	in, out := c.Start, c.Start+c.Repeats*L-1
+	// A stored report keeps the innermost and outermost frames of a deep
+	// stack and the cycle as it was on the full one: its turns may run past
+	// the frames held, so the loop is bounded by them.
+	in, out := c.Start, min(c.Start+c.Repeats*L-1, len(frames)-1)
 	if c.End > out && c.End < len(frames) {
 		out = c.End
 	}
@@ -52,7 +55,7 @@ func PHPRecursion(ph *crash.PHP) *crash.Recursion {
 	for out+1 < len(frames) && out+1-L >= 0 && same(out+1, out+1-L) {
 		out++
 	}
-	r := &crash.Recursion{Length: L, Repeats: (out - in + 1) / L, Innermost: in, Outermost: out, Entry: out}
+	r := &crash.Recursion{Length: L, Repeats: max((out-in+1)/L, c.Repeats), Innermost: in, Outermost: out, Entry: out}
 	for k := 0; k < L && out-k >= 0; k++ {
 		r.Calls = append(r.Calls, out-k)
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
@@ -165,11 +166,28 @@ func (e *Engine) Diagnose(rep *crash.Report, ev diagnose.Evidence) error {
 		return err
 	}
 	if rep.PHP != nil && rep.PHP.Recursion == nil {
-		rep.PHP.Recursion = diagnose.PHPRecursion(rep.PHP)
+		guarded(rep, "PHP recursion", func() { rep.PHP.Recursion = diagnose.PHPRecursion(rep.PHP) })
 	}
-	rep.Diagnosis = kb.Diagnose(rep, ev)
-	rep.Fingerprint = diagnose.Fingerprint(rep)
+	guarded(rep, "diagnosis", func() { rep.Diagnosis = kb.Diagnose(rep, ev) })
+	guarded(rep, "fingerprint", func() { rep.Fingerprint = diagnose.Fingerprint(rep) })
 	return nil
+}
+
+// guarded runs one stage of the diagnosis; a bug in it (a panic) costs that
+// stage, noted in the report's warnings with where it happened, and not the
+// report: the watcher keeps recording crashes and the CLI still prints the
+// stack, the request and the INI.
+func guarded(rep *crash.Report, stage string, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			if len(stack) > 2000 {
+				stack = stack[:2000]
+			}
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s failed: internal error: %v (a bug in coroner: please report it with this trace)\n%s", stage, v, stack))
+		}
+	}()
+	fn()
 }
 
 // Resolve turns the core the request names into a plain core file to open,
