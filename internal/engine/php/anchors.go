@@ -66,8 +66,10 @@ func (x *deriver) prefetch(names []string) {
 	}
 	out := make([]*anchor, len(names))
 	next := make(chan int, len(names))
-	for i := range names {
-		next <- i
+	for i, name := range names {
+		if _, done := x.anchors[name]; !done {
+			next <- i
+		}
 	}
 	close(next)
 	var wg sync.WaitGroup
@@ -82,7 +84,9 @@ func (x *deriver) prefetch(names []string) {
 	}
 	wg.Wait()
 	for i, a := range out {
-		x.anchors[names[i]] = a
+		if a != nil {
+			x.anchors[names[i]] = a
+		}
 	}
 }
 

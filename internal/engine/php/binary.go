@@ -147,6 +147,9 @@ func (o *object) linksOf() (*x86sym.Links, error) {
 	if err := o.loadSymbols(); err != nil {
 		return nil, err
 	}
+	if o.f == nil {
+		return nil, fmt.Errorf("%s: no file to read relocations from", o.path)
+	}
 	l, err := x86sym.ReadLinks(o.f, o.syms, func(name string) bool { return calleeNames[name] })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.path, err)

@@ -383,9 +383,14 @@ func TestRefusals(t *testing.T) {
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), fmt.Sprintf("LIVEPROC_HELPER=%d", pid))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
-		out, err := cmd.CombinedOutput()
+		// stdout only: a test binary built with -cover warns on stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("helper: %v\n%s", err, out)
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("helper: %v\n%s%s", err, out, stderr)
 		}
 		return strings.TrimSpace(string(out))
 	}
