@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 BIN      := bin/coroner
 LAB_OUT  ?= lab-out
 
-.PHONY: all build deps demo test unit lint fuzz bench clean
+.PHONY: all build deps releases demo test unit lint fuzz bench clean
 
 all: build
 
@@ -16,13 +16,17 @@ build:
 deps:
 	scripts/deps.sh
 
+# The release chroots and the ZTS PHP the multi-release tests crash (cached, built once per machine).
+releases: deps
+	scripts/releases.sh
+
 # Build coroner, crash real php-fpm workers behind nginx (the lab), and diagnose what died.
 demo: deps build
 	lab/run.sh --out $(LAB_OUT)
 	scripts/demo.sh $(BIN) $(LAB_OUT)
 
 # Unit tests, then integration tests on the lab's real cores (run once, shared by all packages).
-test: deps
+test: deps releases
 	CGO_ENABLED=0 $(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m ./...
 

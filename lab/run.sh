@@ -7,6 +7,7 @@
 #
 # usage: lab/run.sh --out DIR [--scenario NAME]... [--repeat N] [--ini KEY=VALUE]...
 #                   [--no-dumpable] [--no-c] [--keep]
+#                   [--release SUITE | --fpm BIN [--php-ini FILE]]
 #        lab/run.sh --stop DIR        (stop what --keep left running)
 #
 # Scenarios: ffi-null-code shortcode-recursion kill-segv abort method-closure-include
@@ -15,11 +16,39 @@
 # A scenario listed twice (or --repeat N) runs again: the first run of NAME is
 # scenarios/NAME, later ones scenarios/NAME-2, NAME-3, ... (distinct pids).
 #
+# Which PHP crashes:
+#   (default)        the host's Debian php8.2-fpm, installed when missing.
+#   --release SUITE  the php-fpm of another Debian release (bullseye: 7.4, bookworm:
+#                    8.2, trixie: 8.4, sid: 8.4, experimental: 8.5) in a chroot that
+#                    lab/chroot.sh builds once per machine under
+#                    /var/cache/coroner/lab/chroots/SUITE. nginx stays on the host
+#                    (the same nginx and configuration for every release); only
+#                    php-fpm runs inside the chroot. DIR is bind-mounted at the same
+#                    absolute path inside the chroot, so the document root, the FPM
+#                    socket, logs, truth files and kernel.core_pattern's DIR/cores
+#                    are the same paths inside and out (a chrooted process writes
+#                    its core relative to its own root). /proc and /dev are mounted
+#                    in the chroot only while the lab runs (listed in DIR/mounts)
+#                    and unmounted on every exit path (with --keep: by --stop).
+#                    gdb (the oracle) runs inside the chroot, with its libraries.
+#                    The C programs are skipped (--no-c). Analyse the cores with
+#                    coroner analyze --sysroot CHROOT (manifest: "sysroot").
+#   --fpm BIN        a php-fpm built elsewhere, run on the host with its own php.ini
+#                    (or --php-ini FILE) and its own conf.d; OPcache is loaded from
+#                    its extension_dir when not already loaded.
+# PHP 8.3+ run with zend.max_allowed_stack_size=-1 (so that shortcode-recursion
+# overflows the C stack instead of throwing an Error); PHP 7.4 has no JIT, every
+# later PHP must really run the tracing JIT (the lab fails otherwise).
+#
 # It points kernel.core_pattern (machine-wide) at DIR/cores/core.%e.%p.%t only
 # around each crash and puts the previous value back right after, on every exit
 # path, and only if it still holds the lab's value (someone else may have
-# changed it meanwhile). With --keep, nginx and php-fpm keep running (pids in
-# DIR/pids) and core_pattern stays pointed at DIR/cores until --stop DIR.
+# changed it meanwhile). Each of these windows (and any other change of
+# core_pattern) holds an exclusive flock on /run/lock/coroner-lab-core-pattern.lock,
+# so that labs running at the same time take turns. With --keep, nginx and
+# php-fpm keep running (pids in DIR/pids) and core_pattern stays pointed at
+# DIR/cores until --stop DIR; such a lab holds the lock from its start until
+# --stop (other labs wait for it, at most 15 minutes).
 # It stops only the processes it started (by pid). Run as root.
 set -euo pipefail
 
@@ -27,7 +56,7 @@ LAB_DIR=$(cd "$(dirname "$0")" && pwd)
 ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-include)
 ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace go-panic)
 
-out="" repeat=1 dumpable=yes keep=no with_c=yes stop=""
+out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini=""
 scenarios=() inis=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +68,10 @@ while [ $# -gt 0 ]; do
     --no-c) with_c=no; shift ;;
     --keep) keep=yes; shift ;;
     --stop) stop=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --release) release=$2; shift 2 ;;
+    --fpm) custom_fpm=$2; shift 2 ;;
+    --php-ini) custom_ini=$2; shift 2 ;;
+    -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
     *) echo "lab: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +82,7 @@ die() { log "ERROR: $*"; exit 1; }
 ours_pid() { # PID NAME -> true when PID is still the nginx/php-fpm master we started
   local exe
   exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  case "$2:$exe" in php-fpm:*php-fpm*|nginx:*nginx*) return 0 ;; esac
+  case "$2:$exe" in php-fpm:*fpm*|nginx:*nginx*) return 0 ;; esac
   return 1
 }
 
@@ -64,6 +96,35 @@ restore_core_pattern() { # DIR: put back the saved kernel.core_pattern if it sti
     log "kernel.core_pattern was changed by someone else meanwhile ($cur): left as it is"
   fi
   rm -f "$d/core_pattern.saved" "$d/core_pattern.ours"
+}
+
+# Labs running at the same time (other outputs, other trees) take turns: every change of
+# kernel.core_pattern, and each crash window, holds an exclusive lock on this file. A lab kept
+# with --keep holds it from its start until --stop (its php-fpm and nginx inherit it), so that
+# the crashes of its kept workers land in its own cores/ directory.
+CP_LOCK=/run/lock/coroner-lab-core-pattern.lock
+cp_fd="" cp_keep=no
+lock_core_pattern() { # [SECS]: without SECS, dies after 15 minutes; with SECS, returns 1 after SECS
+  [ -z "$cp_fd" ] || return 0
+  mkdir -p "$(dirname "$CP_LOCK")"
+  exec {cp_fd}>>"$CP_LOCK"
+  if ! flock -n "$cp_fd"; then
+    log "waiting for $CP_LOCK, held by the lab in $(cat "$CP_LOCK" 2>/dev/null || echo '?') (a lab kept with --keep holds it until lab/run.sh --stop DIR)"
+    if ! flock -w "${1:-900}" "$cp_fd"; then
+      exec {cp_fd}>&-
+      cp_fd=""
+      [ -n "${1:-}" ] || die "$CP_LOCK still held after 15 minutes"
+      return 1
+    fi
+  fi
+  printf '%s (pid %s, %s)\n' "${out:-?}" "$$" "$(date '+%F %T')" > "$CP_LOCK" # for the message above
+}
+unlock_core_pattern() {
+  [ -n "$cp_fd" ] || return 0
+  [ "$cp_keep" = no ] || return 0 # --keep: released when --stop ends the kept processes
+  flock -u "$cp_fd"
+  exec {cp_fd}>&-
+  cp_fd=""
 }
 
 set_core_pattern() { # DIR: point kernel.core_pattern at DIR/cores (saving the previous value once)
@@ -92,7 +153,30 @@ stop_lab() { # DIR
     done < "$d/pids"
     rm -f "$d/pids"
   fi
-  restore_core_pattern "$d"
+  if [ -f "$d/core_pattern.saved" ]; then
+    local held=$cp_fd
+    # (orphaned workers of a php-fpm killed with -9 may still hold the lock: restore anyway after a minute)
+    lock_core_pattern 60 || log "restoring kernel.core_pattern without $CP_LOCK"
+    restore_core_pattern "$d"
+    [ -n "$held" ] || unlock_core_pattern
+  fi
+  unmount_all "$d"
+}
+
+unmount_all() { # DIR: unmount what DIR/mounts lists (mounted by the lab inside a chroot), last first
+  local d=$1 m i ms=()
+  [ -f "$d/mounts" ] || return 0
+  while read -r m; do [ -n "$m" ] && ms+=("$m"); done < "$d/mounts"
+  for ((i = ${#ms[@]} - 1; i >= 0; i--)); do
+    m=${ms[$i]}
+    mountpoint -q "$m" 2>/dev/null || continue
+    if ! umount "$m" 2>/dev/null; then
+      sleep 0.5
+      umount "$m" 2>/dev/null || { umount -l "$m" && log "$m was busy: detached it (umount -l)"; } || log "could not unmount $m"
+    fi
+    case "$m" in */proc | */dev) ;; *) rmdir "$m" 2>/dev/null || true ;; esac
+  done
+  rm -f "$d/mounts"
 }
 
 if [ -n "$stop" ]; then
@@ -106,23 +190,76 @@ fi
 for s in "${scenarios[@]}"; do
   case " ${ALL_SCENARIOS[*]} " in *" $s "*) ;; *) die "unknown scenario $s" ;; esac
 done
+if [ -n "$custom_fpm" ]; then
+  [ "$release" = host ] || die "--fpm and --release exclude each other"
+  [ -x "$custom_fpm" ] || die "--fpm $custom_fpm: not an executable file"
+  custom_fpm=$(cd "$(dirname "$custom_fpm")" && pwd)/$(basename "$custom_fpm")
+  release=custom
+  if [ -n "$custom_ini" ]; then
+    [ -f "$custom_ini" ] || die "--php-ini $custom_ini: no such file"
+    custom_ini=$(cd "$(dirname "$custom_ini")" && pwd)/$(basename "$custom_ini")
+  fi
+elif [ -n "$custom_ini" ]; then
+  die "--php-ini goes with --fpm"
+fi
+case "$release" in
+  host | custom) ;;
+  *)
+    "$LAB_DIR/chroot.sh" --list | awk -v r="$release" '$1 == r { found = 1 } END { exit !found }' ||
+      die "unknown release $release (one of: $("$LAB_DIR/chroot.sh" --list | awk '{printf "%s ", $1}')host)"
+    with_c=no ;; # the C programs are host programs: only the host lab runs them
+esac
 t_start=$(date +%s.%N)
 
 # --- packages --------------------------------------------------------------
-need=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils libpcre2-dev gdb gcc g++ curl)
+case "$release" in
+  host) need=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils libpcre2-dev gdb gcc g++ curl) ;;
+  custom) need=(nginx elfutils libpcre2-dev gdb gcc g++ curl) ;;
+  *) need=(nginx curl) ;; # php-fpm and gdb come from the chroot
+esac
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 t_packages=$(date +%s.%N)
-FPM=$(command -v php-fpm8.2 || echo /usr/sbin/php-fpm8.2)
+
+# --- the PHP that crashes ----------------------------------------------------
+# FPM is the php-fpm binary as the host sees it, FPM_IN as the crashing process sees it
+# (inside CH, the chroot, for --release); PHP_INI is its php.ini (-c), as FPM_IN sees it.
+CH="" ch_fd="" PHP_INI=""
+case "$release" in
+  host)
+    FPM=$(command -v php-fpm8.2 || echo /usr/sbin/php-fpm8.2)
+    PHP_INI=/etc/php/8.2/fpm/php.ini ;;
+  custom)
+    FPM=$custom_fpm
+    PHP_INI=$custom_ini ;;
+  *)
+    # build or reuse the chroot, then hold a shared lock on it for as long as the lab
+    # (and, with --keep, its php-fpm and nginx, which inherit the descriptor) use it:
+    # lab/chroot.sh takes an exclusive one to build, so it never rebuilds under a lab
+    for attempt in 1 2 3; do
+      CH=$("$LAB_DIR/chroot.sh" "$release") || die "lab/chroot.sh $release failed"
+      exec {ch_fd}>>"$CH.lock"
+      flock -s -w 3600 "$ch_fd" || die "could not lock $CH.lock"
+      "$LAB_DIR/chroot.sh" --check "$release" && break
+      exec {ch_fd}>&-
+      [ "$attempt" -lt 3 ] || die "the chroot $CH keeps changing under the lab"
+    done
+    FPM_IN=""
+    for f in "$CH"/usr/sbin/php-fpm*; do [ -x "$f" ] && FPM_IN=${f#"$CH"} && break; done
+    [ -n "$FPM_IN" ] || die "no php-fpm in $CH/usr/sbin"
+    FPM=$CH$FPM_IN
+    PHP_INI=/etc/php/${FPM_IN#/usr/sbin/php-fpm}/fpm/php.ini ;;
+esac
+[ -n "$CH" ] || FPM_IN=$FPM
+t_chroot=$(date +%s.%N)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-PHP_INI=/etc/php/8.2/fpm/php.ini
 WORKER_USER=www-data
 id "$WORKER_USER" >/dev/null 2>&1 || WORKER_USER=nobody
 WORKER_GROUP=$(id -gn "$WORKER_USER")
@@ -130,7 +267,11 @@ WORKER_GROUP=$(id -gn "$WORKER_USER")
 # --- directories -----------------------------------------------------------
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-if [ -f "$out/pids" ]; then stop_lab "$out"; fi
+if [ -n "$CH" ]; then
+  case "$out/" in "$CH/"*) die "--out $out is inside the chroot $CH" ;; esac
+  case "$CH/" in "$out/"*) die "the chroot $CH is inside --out $out" ;; esac
+fi
+if [ -f "$out/pids" ] || [ -f "$out/mounts" ]; then stop_lab "$out"; fi
 rm -rf "$out/conf" "$out/run" "$out/log" "$out/cores" "$out/truth" "$out/www" "$out/scenarios" "$out/c" "$out/manifest.json"
 mkdir -p "$out"/{conf/php.d,run,log,cores,scenarios,c}
 cp -r "$LAB_DIR/www" "$out/www"
@@ -152,7 +293,11 @@ runuser -u "$WORKER_USER" -- test -w "$out/cores" -a -r "$out/www/index.php" ||
 # --- core_pattern, restored on every exit path ---------------------------
 # kernel.core_pattern is machine-wide: it points at $out/cores only around each crash (and, with
 # --keep, from the end of the run until --stop), and is put back only if it still holds ours.
-restore_core_pattern "$out" # a leftover of a run that was killed with SIGKILL
+if [ -f "$out/core_pattern.saved" ]; then # a leftover of a run that was killed with SIGKILL
+  lock_core_pattern
+  restore_core_pattern "$out"
+  unlock_core_pattern
+fi
 pattern="$out/cores/core.%e.%p.%t"
 [ ${#pattern} -lt 128 ] || die "core pattern $pattern is too long for the kernel (128 bytes): use a shorter --out"
 gdb_jobs=() c_builds=()
@@ -170,6 +315,36 @@ trap 'exit 143' TERM
 trap 'exit $?' ERR
 ulimit -c unlimited
 
+# --- the chroot's mounts (--release), listed in DIR/mounts, undone by stop_lab --
+# /proc and /dev for php-fpm and gdb, and DIR itself at the same absolute path.
+if [ -n "$CH" ]; then
+  : > "$out/mounts"
+  mount -t proc proc "$CH/proc" || die "cannot mount /proc in $CH"
+  echo "$CH/proc" >> "$out/mounts"
+  mount --bind /dev "$CH/dev" || die "cannot bind /dev in $CH"
+  echo "$CH/dev" >> "$out/mounts"
+  mkdir -p "$CH$out"
+  mount --bind "$out" "$CH$out" || die "cannot bind $out at $CH$out"
+  echo "$CH$out" >> "$out/mounts"
+  [ -f "$CH$out/mounts" ] || die "bind mount of $out at $CH$out failed"
+fi
+# fpm: the php-fpm command (in the chroot, with a clean environment, for --release)
+# with the lab's PHP_INI_SCAN_DIR: Debian's conf.d (the empty element: the
+# compiled-in directory), then the lab's, whose 99-lab.ini sorts last.
+ini_args=()
+[ -z "$PHP_INI" ] || ini_args=(-c "$PHP_INI")
+if [ -n "$CH" ]; then
+  fpm=(chroot "$CH" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PHP_INI_SCAN_DIR=":$out/conf/php.d" "$FPM_IN")
+  gdb=(chroot "$CH" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root gdb)
+else
+  fpm=(env PHP_INI_SCAN_DIR=":$out/conf/php.d" "$FPM")
+  gdb=(gdb)
+fi
+php_full=$("${fpm[@]}" -n -v 2>/dev/null | sed -n 's/^PHP \([0-9][0-9.]*\).*/\1/p' | head -1)
+[ -n "$php_full" ] || die "$FPM -n -v does not say its version: $("${fpm[@]}" -n -v 2>&1 | head -3)"
+php_major=${php_full%%.*} php_minor=${php_full#*.} php_minor=${php_minor%%.*}
+php_num=$((php_major * 100 + php_minor))
+
 # --- configuration ---------------------------------------------------------
 port=18080
 while (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
@@ -178,13 +353,32 @@ while (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
   echo "; written by coroner's lab/run.sh: read after Debian's conf.d (10-opcache.ini sets opcache.jit=off)"
   echo "opcache.enable=1"
   echo "opcache.memory_consumption=128"
-  echo "opcache.jit=tracing"
-  echo "opcache.jit_buffer_size=64M"
+  if [ "$php_num" -ge 800 ]; then # PHP 7.4 has no JIT
+    echo "opcache.jit=tracing"
+    echo "opcache.jit_buffer_size=64M"
+  fi
+  if [ "$php_num" -ge 803 ]; then
+    echo "; PHP 8.3+ turn deep recursion into an Error: shortcode-recursion must overflow the C stack"
+    echo "zend.max_allowed_stack_size=-1"
+  fi
   echo "pcre.jit=1"
   echo "ffi.enable=1"
   echo "memory_limit=-1"
+  echo "display_errors=0"
   for kv in "${inis[@]}"; do echo "$kv"; done
 } > "$out/conf/php.d/99-lab.ini"
+# OPcache: Debian loads it in conf.d (built into 8.5); a PHP built elsewhere may have it
+# as a shared extension that nothing loads yet. FFI and posix are needed by the scenarios.
+modules=$("${fpm[@]}" "${ini_args[@]}" -m 2>/dev/null || true)
+if ! printf '%s\n' "$modules" | grep -qx 'Zend OPcache'; then
+  echo "zend_extension=opcache" > "$out/conf/php.d/00-lab-opcache.ini"
+  modules=$("${fpm[@]}" "${ini_args[@]}" -m 2>/dev/null || true)
+  printf '%s\n' "$modules" | grep -qx 'Zend OPcache' || die "$FPM cannot load OPcache: $("${fpm[@]}" "${ini_args[@]}" -m 2>&1 | grep -i opcache | head -3)"
+  log "OPcache was not loaded by $FPM's own configuration: the lab loads it (conf/php.d/00-lab-opcache.ini)"
+fi
+for m in FFI posix; do
+  printf '%s\n' "$modules" | grep -qx "$m" || die "$FPM has no $m extension (the scenarios need FFI and posix)"
+done
 
 cat > "$out/conf/php-fpm.conf" <<EOF
 [global]
@@ -246,9 +440,12 @@ http {
 EOF
 
 # --- start -----------------------------------------------------------------
+if [ "$keep" = yes ]; then
+  lock_core_pattern # held until --stop: php-fpm and nginx, started below, inherit it
+  cp_keep=yes
+fi
 : > "$out/pids"
-PHP_INI_SCAN_DIR=":$out/conf/php.d" "$FPM" --nodaemonize -y "$out/conf/php-fpm.conf" -c "$PHP_INI" \
-  > "$out/log/fpm-stdout.log" 2>&1 &
+"${fpm[@]}" --nodaemonize -y "$out/conf/php-fpm.conf" "${ini_args[@]}" > "$out/log/fpm-stdout.log" 2>&1 &
 echo "php-fpm $!" >> "$out/pids"
 "$NGINX" -e "$out/log/nginx-startup.log" -c "$out/conf/nginx.conf" -g 'daemon off;' > "$out/log/nginx-stdout.log" 2>&1 &
 echo "nginx $!" >> "$out/pids"
@@ -262,15 +459,25 @@ base="http://127.0.0.1:$port"
 status=$(curl -fsS "$base/status.php") || die "status request failed"
 echo "$status" > "$out/status.json"
 jit_wanted=tracing
+[ "$php_num" -ge 800 ] || jit_wanted="" # PHP 7.4: no JIT to check
 for kv in "${inis[@]}"; do case "$kv" in opcache.jit=*) jit_wanted=${kv#opcache.jit=} ;; esac; done
-case "$status" in
-  *"\"jit\":\"$jit_wanted\""*) ;;
-  *) die "opcache.jit is not $jit_wanted in the pool: $status" ;;
-esac
+if [ -n "$jit_wanted" ]; then
+  case "$status" in
+    *"\"jit\":\"$jit_wanted\""*) ;;
+    *) die "opcache.jit is not $jit_wanted in the pool: $status" ;;
+  esac
+fi
 if [ "$jit_wanted" = tracing ]; then
   case "$status" in *'"jit_on":true'*) ;; *) die "the OPcache JIT is not on: $status" ;; esac
 fi
+opcache_wanted=yes
+for kv in "${inis[@]}"; do case "$kv" in opcache.enable=0 | opcache.enable=[Oo]ff) opcache_wanted=no ;; esac; done
+if [ $opcache_wanted = yes ]; then
+  case "$status" in *'"opcache":true'*) ;; *) die "OPcache is not enabled in the pool: $status" ;; esac
+fi
 php_version=$(printf '%s' "$status" | sed 's/.*"version":"\([^"]*\)".*/\1/')
+zts=false
+case "$status" in *'"zts":true'*) zts=true ;; esac
 log "php-fpm $php_version and nginx on 127.0.0.1:$port (JIT: $status)"
 t_started=$(date +%s.%N)
 
@@ -306,15 +513,18 @@ json_lines() { # FILE -> JSON array of its lines
   fi
   printf ']'
 }
-gdb_oracle() { # EXE CORE OUT [all-threads]
-  # the crashed thread's bt comes first; then, for threaded programs, all threads
+gdb_oracle() { # EXE CORE OUT [all-threads]: run in the background (it execs: $! is timeout's pid)
+  # the crashed thread's bt comes first; then, for threaded programs, all threads.
+  # For --release, gdb of the chroot reads the core there, with the chroot's libraries.
   local all=()
   [ "${4:-}" = all ] && all=(-ex "thread apply all bt")
-  timeout 120 gdb -nx -batch -ex bt -ex 'info registers' -ex 'x/6i $pc' "${all[@]}" "$1" "$2" > "$3" 2>&1 || true
+  # shellcheck disable=SC2016 # $pc is gdb's
+  exec timeout 120 "${gdb[@]}" -nx -batch -ex bt -ex 'info registers' -ex 'x/6i $pc' "${all[@]}" "$1" "$2" > "$3" 2>&1
 }
 wait_core() { # PID -> path of the finished core in the cores dir
   local pid=$1 f="" size=-1 prev=-2
   for _ in $(seq 200); do
+    # shellcheck disable=SC2012 # kernel-made names
     f=$(ls "$out"/cores/core.*."$pid".* 2>/dev/null | head -1 || true)
     if [ -n "$f" ]; then
       size=$(stat -c %s "$f")
@@ -356,6 +566,7 @@ run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scena
   while [ "$(date +%s)" -le "$last_crash_second" ]; do sleep 0.05; done
   n0=$(lines "$out/log/nginx-error.log"); f0=$(lines "$out/log/fpm.log"); k0=$(kmsg_mark)
   t0=$(date +%s.%N)
+  lock_core_pattern
   set_core_pattern "$out"
   scenario_request "$name"
   # wait for the FPM master to report the death of the worker (the core is complete by then)
@@ -364,6 +575,7 @@ run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scena
     sleep 0.1
   done
   restore_core_pattern "$out"
+  unlock_core_pattern
   last_crash_second=$(date +%s)
   line=$(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | grep -m1 'exited on signal' || true)
   [ -n "$line" ] || die "scenario $name: no worker died ($(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | tail -3))"
@@ -375,7 +587,7 @@ run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scena
     [ -n "$core" ] || die "scenario $name: worker $pid dumped core but not into $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern): changed by someone else?)"
     mv "$core" "$dir/"
     core="$dir/$(basename "$core")"
-    gdb_oracle "$FPM" "$core" "$dir/gdb.txt" &
+    gdb_oracle "$FPM_IN" "$core" "$dir/gdb.txt" &
     gdb_jobs+=($!)
   fi
   sleep 0.1
@@ -441,11 +653,13 @@ if [ "$with_c" = yes ]; then
     [ -n "$prog" ] || continue
     dir="$out/c/$prog"
     k0=$(kmsg_mark)
+    lock_core_pattern
     set_core_pattern "$out"
     # run through sh so that bash's job control does not print "Segmentation fault" for it
     # (GOTRACEBACK=crash makes the Go program dump core; C programs ignore it)
     read -r cpid crc < <(cd "$dir" && GOTRACEBACK=crash sh -c './"$1" > /dev/null 2>&1 & p=$!; wait $p; echo "$p $?"' sh "$prog" 2> /dev/null)
     restore_core_pattern "$out"
+    unlock_core_pattern
     core=$(wait_core "$cpid")
     [ -n "$core" ] || die "C program $prog (pid $cpid, exit $crc) left no core in $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern))"
     mv "$core" "$dir/"
@@ -469,8 +683,13 @@ join() { local IFS=,; printf '%s' "$*"; }
 cat > "$out/manifest.json" <<EOF
 {
   "dir": "$out",
+  "release": "$release",
   "php_version": "$php_version",
   "php_fpm": "$FPM",
+  "sysroot": "$CH",
+  "php_fpm_in_sysroot": "$FPM_IN",
+  "zts": $zts,
+  "jit": "$jit_wanted",
   "fpm_config": "$out/conf/php-fpm.conf",
   "php_ini_dir": ":$out/conf/php.d",
   "nginx_config": "$out/conf/nginx.conf",
@@ -480,7 +699,7 @@ cat > "$out/manifest.json" <<EOF
   "nginx_access_log": "$out/log/nginx-access.log",
   "fpm_log": "$out/log/fpm.log",
   "kernel_log": "$out/log/kernel.log",
-  "timings": {"packages": $(awk -v a="$t_start" -v b="$t_packages" 'BEGIN{printf "%.2f", b-a}'), "start": $(awk -v a="$t_packages" -v b="$t_started" 'BEGIN{printf "%.2f", b-a}'), "scenarios": $(awk -v a="$t_started" -v b="$t_scenarios" 'BEGIN{printf "%.2f", b-a}'), "c_programs": $(awk -v a="$t_scenarios" -v b="$t_c" 'BEGIN{printf "%.2f", b-a}')},
+  "timings": {"packages": $(awk -v a="$t_start" -v b="$t_packages" 'BEGIN{printf "%.2f", b-a}'), "chroot": $(awk -v a="$t_packages" -v b="$t_chroot" 'BEGIN{printf "%.2f", b-a}'), "start": $(awk -v a="$t_chroot" -v b="$t_started" 'BEGIN{printf "%.2f", b-a}'), "scenarios": $(awk -v a="$t_started" -v b="$t_scenarios" 'BEGIN{printf "%.2f", b-a}'), "c_programs": $(awk -v a="$t_scenarios" -v b="$t_c" 'BEGIN{printf "%.2f", b-a}')},
   "scenarios": {$(join "${manifest_scenarios[@]}")},
   "c_programs": {$(join "${manifest_c[@]}")}
 }

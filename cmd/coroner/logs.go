@@ -15,15 +15,18 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
+// logsFlags are the options of `coroner logs`.
+type logsFlags struct {
+	format, since, until, tz, bootTime string
+	cores                              []string
+	asJSON, follow, evidence, events   bool
+	noDiscover, rotated, noSymbolize   bool
+	fromStart                          bool
+	top                                int
+}
+
 func init() {
-	var (
-		format, since, until, tz, bootTime string
-		cores                              []string
-		asJSON, follow, evidence, events   bool
-		noDiscover, rotated, noSymbolize   bool
-		fromStart                          bool
-		top                                int
-	)
+	var lf logsFlags
 	cmd := &cobra.Command{
 		Use:   "logs [FILE|-]...",
 		Short: "Turn nginx, PHP-FPM, kernel, journal and Apache logs into crash incidents",
@@ -36,118 +39,137 @@ lines are symbolized with the library on disk, no core needed) and its core file
 Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
 PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
 time order; "-" reads standard input.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			loc := time.Local
-			if tz != "" {
-				l, err := time.LoadLocation(tz)
-				if err != nil {
-					return fmt.Errorf("--tz: %w", err)
-				}
-				loc = l
-			}
-			opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin()}
-			// Cores to link crashes with: the given directories, else (when
-			// the logs are discovered too) the host's cores.
-			var coreOpts *coredumps.DiscoverOptions
-			if len(cores) > 0 {
-				coreOpts = &coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir}, Dirs: cores, NoJournal: true, Quick: true}
-			}
-			var err error
-			if opts.Since, err = parseWhen(since, loc); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if opts.Until, err = parseWhen(until, loc); err != nil {
-				return fmt.Errorf("--until: %w", err)
-			}
-			if opts.BootTime, err = parseWhen(bootTime, loc); err != nil {
-				return fmt.Errorf("--boot-time: %w", err)
-			}
-			f := logs.Format(format)
-			if len(args) > 0 {
-				paths := args
-				if rotated {
-					var all []string
-					for _, a := range args {
-						if a == "-" {
-							all = append(all, a)
-						} else {
-							all = append(all, logs.Rotations(a)...)
-						}
-					}
-					paths = all
-				}
-				for _, p := range logs.SortRotated(paths) {
-					opts.Inputs = append(opts.Inputs, logs.Input{Path: p, Format: f, Why: "given"})
-				}
-			} else if !noDiscover {
-				opts.Inputs = logs.Discover(logs.DiscoverOptions{})
-				if coreOpts == nil {
-					coreOpts = &coredumps.DiscoverOptions{NoJournal: true, Quick: true}
-				}
-			}
-			if len(opts.Inputs) == 0 {
-				return fmt.Errorf("no logs given and none found; pass files (or - for standard input)")
-			}
-			if !noSymbolize {
-				s := logs.NewObjectSymbolizer()
-				defer s.Close()
-				opts.Symbolizer = s
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			out := cmd.OutOrStdout()
-			if follow {
-				for _, in := range opts.Inputs {
-					fmt.Fprintf(cmd.ErrOrStderr(), "following %s\n", in.Path)
-				}
-				enc := json.NewEncoder(out)
-				fo := logs.FollowOptions{FromStart: fromStart}
-				if coreOpts != nil {
-					fo.Cores = func() []*coredumps.Entry { return discoverCores(coreOpts) }
-				}
-				return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
-					if asJSON {
-						_ = enc.Encode(inc)
-						return
-					}
-					_ = logs.WriteIncident(out, inc, loc, evidence)
-				})
-			}
-			if coreOpts != nil {
-				opts.Cores = discoverCores(coreOpts)
-			}
-			res, err := logs.Analyze(ctx, opts)
-			if err != nil {
-				return err
-			}
-			if !events {
-				res.Events = nil
-			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			return logs.WriteText(out, res, logs.TextOptions{Top: top, Evidence: evidence, Location: loc})
-		},
+		RunE: lf.run,
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error")
-	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", a date, or a duration ago like 2h)")
-	fl.StringVar(&until, "until", "", "only events before this time (same forms as --since)")
-	fl.StringVar(&tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
-	fl.StringVar(&bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
-	fl.StringArrayVar(&cores, "cores", nil, "core directory or file to match against crashes (repeatable; default: the host's cores when the logs are discovered)")
-	fl.BoolVar(&asJSON, "json", false, "print JSON")
-	fl.BoolVar(&follow, "follow", false, "watch the logs and print incidents as they happen")
-	fl.BoolVar(&fromStart, "from-start", false, "with --follow, read the files from the beginning")
-	fl.BoolVar(&evidence, "evidence", false, "print every linked log line with its confidence")
-	fl.BoolVar(&events, "events", false, "include all parsed events in the JSON output")
-	fl.BoolVar(&noDiscover, "no-discover", false, "do not discover logs")
-	fl.BoolVar(&rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
-	fl.BoolVar(&noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
-	fl.IntVar(&top, "top", 10, "rows per summary breakdown")
+	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error")
+	fl.StringVar(&lf.since, "since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", a date, or a duration ago like 2h)")
+	fl.StringVar(&lf.until, "until", "", "only events before this time (same forms as --since)")
+	fl.StringVar(&lf.tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
+	fl.StringVar(&lf.bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
+	fl.StringArrayVar(&lf.cores, "cores", nil, "core directory or file to match against crashes (repeatable; default: the host's cores when the logs are discovered)")
+	fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
+	fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
+	fl.BoolVar(&lf.fromStart, "from-start", false, "with --follow, read the files from the beginning")
+	fl.BoolVar(&lf.evidence, "evidence", false, "print every linked log line with its confidence")
+	fl.BoolVar(&lf.events, "events", false, "include all parsed events in the JSON output")
+	fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
+	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
+	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
+	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
 	rootCmd.AddCommand(cmd)
+}
+
+// options turns the flags and arguments into what logs.Analyze and
+// logs.Follow take, and where the cores to link are looked for (nil: no
+// cores): the given directories, else the host's cores when the logs are
+// discovered too.
+func (lf *logsFlags) options(cmd *cobra.Command, args []string) (logs.Options, *coredumps.DiscoverOptions, error) {
+	loc := time.Local
+	if lf.tz != "" {
+		l, err := time.LoadLocation(lf.tz)
+		if err != nil {
+			return logs.Options{}, nil, fmt.Errorf("--tz: %w", err)
+		}
+		loc = l
+	}
+	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin()}
+	var err error
+	if opts.Since, err = parseWhen(lf.since, loc); err != nil {
+		return opts, nil, fmt.Errorf("--since: %w", err)
+	}
+	if opts.Until, err = parseWhen(lf.until, loc); err != nil {
+		return opts, nil, fmt.Errorf("--until: %w", err)
+	}
+	if opts.BootTime, err = parseWhen(lf.bootTime, loc); err != nil {
+		return opts, nil, fmt.Errorf("--boot-time: %w", err)
+	}
+	var cores *coredumps.DiscoverOptions
+	if len(lf.cores) > 0 {
+		cores = &coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir}, Dirs: lf.cores, NoJournal: true, Quick: true}
+	}
+	switch {
+	case len(args) > 0:
+		opts.Inputs = lf.given(args)
+	case !lf.noDiscover:
+		opts.Inputs = logs.Discover(logs.DiscoverOptions{})
+		if cores == nil {
+			cores = &coredumps.DiscoverOptions{NoJournal: true, Quick: true}
+		}
+	}
+	if len(opts.Inputs) == 0 {
+		return opts, nil, fmt.Errorf("no logs given and none found; pass files (or - for standard input)")
+	}
+	return opts, cores, nil
+}
+
+// given returns the inputs of the files named as arguments (with their
+// rotations when asked), oldest first.
+func (lf *logsFlags) given(args []string) []logs.Input {
+	paths := args
+	if lf.rotated {
+		paths = nil
+		for _, a := range args {
+			if a == "-" {
+				paths = append(paths, a)
+			} else {
+				paths = append(paths, logs.Rotations(a)...)
+			}
+		}
+	}
+	var inputs []logs.Input
+	for _, p := range logs.SortRotated(paths) {
+		inputs = append(inputs, logs.Input{Path: p, Format: logs.Format(lf.format), Why: "given"})
+	}
+	return inputs
+}
+
+func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
+	opts, cores, err := lf.options(cmd, args)
+	if err != nil {
+		return err
+	}
+	if !lf.noSymbolize {
+		s := logs.NewObjectSymbolizer()
+		defer s.Close()
+		opts.Symbolizer = s
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	out := cmd.OutOrStdout()
+	if lf.follow {
+		for _, in := range opts.Inputs {
+			fmt.Fprintf(cmd.ErrOrStderr(), "following %s\n", in.Path)
+		}
+		enc := json.NewEncoder(out)
+		fo := logs.FollowOptions{FromStart: lf.fromStart}
+		if cores != nil {
+			fo.Cores = func() []*coredumps.Entry { return discoverCores(cores) }
+		}
+		return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+			if lf.asJSON {
+				_ = enc.Encode(inc)
+				return
+			}
+			_ = logs.WriteIncident(out, inc, opts.Location, lf.evidence)
+		})
+	}
+	if cores != nil {
+		opts.Cores = discoverCores(cores)
+	}
+	res, err := logs.Analyze(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if !lf.events {
+		res.Events = nil
+	}
+	if lf.asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return logs.WriteText(out, res, logs.TextOptions{Top: lf.top, Evidence: lf.evidence, Location: opts.Location})
 }
 
 // discoverCores lists the cores the options name (places that cannot be

@@ -38,8 +38,28 @@ type Lab struct {
 	Dir string `json:"dir"`
 	// PHPVersion is the version of the php-fpm that crashed ("8.2.29").
 	PHPVersion string `json:"php_version"`
-	// PHPFPM is the path of the php-fpm binary.
+	// PHPFPM is the path of the php-fpm binary, as seen from the host (inside
+	// Sysroot when there is one).
 	PHPFPM string `json:"php_fpm"`
+	// Release says which PHP ran: "host" (the host's Debian php-fpm; also
+	// when empty, in manifests older than this field), a Debian suite
+	// ("bullseye", "bookworm", "trixie", "sid", "experimental") whose
+	// php-fpm ran in a chroot (lab/run.sh --release SUITE, see Sysroot), or
+	// "custom" (lab/run.sh --fpm BIN, on the host).
+	Release string `json:"release,omitempty"`
+	// Sysroot is the chroot the php-fpm ran in ("" on the host): the paths
+	// a core names are inside it, so analyse with coroner --sysroot Sysroot.
+	Sysroot string `json:"sysroot,omitempty"`
+	// PHPFPMInSysroot is the path of the php-fpm binary as the crashed
+	// process saw it ("/usr/sbin/php-fpm8.4" inside Sysroot); the same as
+	// PHPFPM without a sysroot.
+	PHPFPMInSysroot string `json:"php_fpm_in_sysroot,omitempty"`
+	// ZTS is true when the php-fpm is a thread-safe (ZTS) build.
+	ZTS bool `json:"zts,omitempty"`
+	// JIT is the opcache.jit mode the lab required of the pool ("tracing"
+	// unless --ini opcache.jit=...; "" for PHP 7.4, which has no JIT, and in
+	// manifests older than this field).
+	JIT string `json:"jit,omitempty"`
 	// FPMConfig is the php-fpm.conf used (global section and pool).
 	FPMConfig string `json:"fpm_config"`
 	// PHPIniDir is the PHP_INI_SCAN_DIR value the pool ran with.
@@ -65,8 +85,8 @@ type Lab struct {
 	// KernelLog holds the kernel (dmesg) lines about the lab's crashed
 	// processes, captured during the run.
 	KernelLog string `json:"kernel_log"`
-	// Timings are the seconds spent per phase (packages, start, scenarios,
-	// c_programs).
+	// Timings are the seconds spent per phase (packages, chroot, start,
+	// scenarios, c_programs).
 	Timings map[string]float64 `json:"timings"`
 }
 
@@ -168,7 +188,10 @@ var (
 	cached  *Lab
 	errLab  error
 	skipMsg string
-	inUse   *os.File // shared lock on the cache dir, held while this process lives
+	// inUse holds a shared lock on each cache dir this process uses, for
+	// as long as it lives.
+	inUse   = map[string]*os.File{}
+	inUseMu sync.Mutex
 )
 
 // Get runs the crash lab at most once per `go test` invocation (shared
@@ -220,9 +243,83 @@ func load() (*Lab, string, error) {
 	return l, "", nil
 }
 
+// Releases are the Debian suites whose PHP the multi-release lab runs in a
+// chroot (lab/run.sh --release SUITE), with the PHP version each ships.
+var Releases = map[string]string{
+	"bullseye":     "7.4",
+	"trixie":       "8.4",
+	"experimental": "8.5",
+}
+
+// releaseArgs are the lab/run.sh arguments of a release lab (besides --out
+// and --release): every PHP scenario once (no C programs in a chroot).
+var releaseArgs = []string{"--scenario", "ffi-null-code", "--scenario", "shortcode-recursion", "--scenario", "kill-segv",
+	"--scenario", "abort", "--scenario", "method-closure-include"}
+
+var (
+	releaseMu   sync.Mutex
+	releaseLabs = map[string]*Lab{}
+)
+
+// Release runs the crash lab's PHP scenarios on the php-fpm of another
+// Debian release, inside its chroot (lab/chroot.sh builds it once per
+// machine; `make test` prepares all of them first), at most once per
+// machine and lab version, and returns the artifacts; analyse its cores
+// with Sysroot. Like Get, it skips when not root or when CORONER_NO_LAB is
+// set; a release that cannot be set up is t.Fatal with the reason, never a
+// silent skip.
+func Release(t testing.TB, suite string) *Lab {
+	t.Helper()
+	if _, ok := Releases[suite]; !ok {
+		t.Fatalf("labtest.Release: unknown release %q", suite)
+	}
+	if os.Getenv("CORONER_NO_LAB") != "" {
+		t.Skip("CORONER_NO_LAB is set: integration tests on the crash lab are skipped")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the crash lab needs root (chroots, php-fpm workers, kernel.core_pattern): run the tests as root")
+	}
+	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	if l := releaseLabs[suite]; l != nil {
+		return l
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--release", suite}, releaseArgs...)
+	stamp, _ := os.ReadFile(filepath.Join(chrootRoot(), suite, ".coroner-chroot"))
+	key, err := cacheKey(filepath.Join(root, "lab"), append(args, string(stamp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.TempDir(), "coroner-lab-"+suite+"-"+key)
+	l, err := runLockedArgs(filepath.Join(root, "lab", "run.sh"), dir, args, 30*time.Minute)
+	if err != nil {
+		t.Fatalf("crash lab on %s: %v", suite, err)
+	}
+	removeStale(dir)
+	releaseLabs[suite] = l
+	return l
+}
+
+// chrootRoot is where lab/chroot.sh keeps the release chroots.
+func chrootRoot() string {
+	if d := os.Getenv("CORONER_LAB_CHROOTS"); d != "" {
+		return d
+	}
+	return "/var/cache/coroner/lab/chroots"
+}
+
 // runLocked runs the lab into dir unless a complete output is there, under
 // an exclusive lock on dir.lock, then takes the shared in-use lock.
 func runLocked(script, dir string) (*Lab, error) {
+	return runLockedArgs(script, dir, runArgs, 15*time.Minute)
+}
+
+// runLockedArgs is runLocked with the lab's arguments and a time limit.
+func runLockedArgs(script, dir string, args []string, limit time.Duration) (*Lab, error) {
 	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock lab cache: %w", err)
@@ -242,9 +339,9 @@ func runLocked(script, dir string) (*Lab, error) {
 		return nil, fmt.Errorf("create lab log: %w", err)
 	}
 	defer logf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, script, append([]string{"--out", dir}, runArgs...)...)
+	cmd := exec.CommandContext(ctx, script, append([]string{"--out", dir}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// run.sh restores kernel.core_pattern on SIGTERM; give it time to.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -267,7 +364,9 @@ func runLocked(script, dir string) (*Lab, error) {
 // holdInUse takes a shared lock on dir.use for the life of the process, so
 // that removeStale of another test process never deletes a lab in use.
 func holdInUse(dir string) {
-	if inUse != nil {
+	inUseMu.Lock()
+	defer inUseMu.Unlock()
+	if inUse[dir] != nil {
 		return
 	}
 	f, err := os.OpenFile(dir+".use", os.O_CREATE|os.O_RDWR, 0o600)
@@ -278,19 +377,30 @@ func holdInUse(dir string) {
 		f.Close()
 		return
 	}
-	inUse = f
+	inUse[dir] = f
 }
 
 // staleAfter is how old another key's lab output must be before removeStale
 // deletes it (test binaries built before the in-use lock existed do not hold it).
 const staleAfter = time.Hour
 
-// removeStale deletes lab outputs of other keys (older lab versions, ~1-2 GB
-// each) that no process is using or producing.
+// labKind is the release part of a lab cache dir's name: "" for the host's
+// lab (coroner-lab-KEY), the suite for a release lab (coroner-lab-SUITE-KEY).
+func labKind(dir string) string {
+	name := strings.TrimPrefix(filepath.Base(dir), "coroner-lab-")
+	if i := strings.LastIndexByte(name, '-'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// removeStale deletes lab outputs of the same kind as keep (the host's lab,
+// or one release) with other keys (older lab versions, ~1-2 GB each) that
+// no process is using or producing.
 func removeStale(keep string) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "coroner-lab-*"))
 	for _, d := range dirs {
-		if d == keep || strings.Contains(filepath.Base(d), ".") {
+		if d == keep || strings.Contains(filepath.Base(d), ".") || labKind(d) != labKind(keep) {
 			continue
 		}
 		st, err := os.Stat(d)
@@ -374,6 +484,10 @@ func Read(dir string) (*Lab, error) {
 	return &l, nil
 }
 
+// hostRelease reports whether the lab ran the host's own php-fpm (the
+// C programs are built and crashed only then).
+func (l *Lab) hostRelease() bool { return l.Release == "" || l.Release == "host" }
+
 // Complete reports what is missing for the tests: every scenario of
 // ScenarioNames with a non-empty core (when Dumpable), gdb output and ground
 // truth with frames, and every C program of CProgramNames with its binary,
@@ -403,7 +517,7 @@ func (l *Lab) Complete() error {
 			errs = append(errs, fmt.Errorf("scenario %s: pid %d signal %d", name, s.PID, s.Signal))
 		}
 	}
-	if len(l.CPrograms) > 0 || l.Dumpable {
+	if l.hostRelease() && (len(l.CPrograms) > 0 || l.Dumpable) {
 		for _, name := range CProgramNames {
 			c := l.CPrograms[name]
 			if c == nil {

@@ -205,3 +205,30 @@ func TestReadRelativeManifest(t *testing.T) {
 		t.Error("Read accepted a null scenario")
 	}
 }
+
+// TestReleaseLabs runs the lab on every release's PHP in its chroot: each
+// scenario crashed a worker of that PHP version with a core, PHP's own
+// backtrace and gdb's view, and kernel.core_pattern was put back.
+func TestReleaseLabs(t *testing.T) {
+	for suite, version := range Releases {
+		t.Run(suite, func(t *testing.T) {
+			l := Release(t, suite)
+			if err := l.Complete(); err != nil {
+				t.Fatal(err)
+			}
+			if l.Release != suite || l.Sysroot == "" || !strings.HasPrefix(l.PHPVersion, version+".") {
+				t.Errorf("release %q sysroot %q php %q, want %s with PHP %s", l.Release, l.Sysroot, l.PHPVersion, suite, version)
+			}
+			if _, err := os.Stat(filepath.Join(l.Sysroot, l.PHPFPMInSysroot)); err != nil {
+				t.Errorf("php-fpm in the sysroot: %v", err)
+			}
+			after, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+			if strings.Contains(string(after), l.Dir) {
+				t.Errorf("kernel.core_pattern still points into the lab: %q", after)
+			}
+			for _, name := range ScenarioNames {
+				checkScenario(t, name, l.Scenarios[name])
+			}
+		})
+	}
+}

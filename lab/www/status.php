@@ -1,5 +1,5 @@
 <?php
-// Lab health check: is the tracing JIT really on?
+// Lab health check: is the tracing JIT really on? (OPcache on, which PHP)
 header('Content-Type: application/json');
 $s = function_exists('opcache_get_status') ? opcache_get_status(false) : false;
 echo json_encode([
@@ -9,4 +9,6 @@ echo json_encode([
     'pcre_jit' => ini_get('pcre.jit'),
     'ffi' => ini_get('ffi.enable'),
     'version' => PHP_VERSION,
+    'opcache' => (bool) ($s['opcache_enabled'] ?? false),
+    'zts' => (bool) PHP_ZTS,
 ]);

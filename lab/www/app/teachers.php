@@ -2,19 +2,23 @@
 // The teacher directory. Its "related teachers" widget lists colleagues
 // with the same subject, and each card shows its related teachers again:
 // a teacher tagged as her own colleague nests cards without end, until the
-// C stack of the worker overflows (PHP < 8.3 has no stack limit for this).
+// C stack of the worker overflows (PHP 8.3+ detect it unless zend.max_allowed_stack_size=-1).
 
 final class TeacherPage
 {
-    public function __construct(private string $slug)
+    public function __construct(string $slug)
     {
+        $this->slug = $slug;
     }
-
     public function render(): string
     {
         $content = '<h1>Profile</h1>[teacher_card name="' . $this->slug . '"]';
         return do_shortcode($content);
     }
+
+    // Declared down here (no constructor promotion: the lab runs on PHP 7.4 too)
+    // so that the lines above stay where the ground truth of older runs has them.
+    private string $slug;
 }
 
 function lab_truth_once(): void
