@@ -653,3 +653,14 @@ func (lt *lineTable) lookup(addr uint64) (string, int, bool) {
 	}
 	return "", 0, false
 }
+
+// parseUnitLineTable decodes the one line program at off in .debug_line:
+// the lines of one compilation unit, found through .debug_info.
+func parseUnitLineTable(b, lineStr []byte, str func() []byte, off uint64) (*lineTable, error) {
+	lt := &lineTable{}
+	if _, err := lt.parseUnit(b, off, lineStr, str); err != nil && len(lt.rows) == 0 {
+		return nil, err
+	}
+	lt.sortBySequence()
+	return lt, nil
+}

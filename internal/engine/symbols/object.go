@@ -71,6 +71,16 @@ type Object struct {
 	lines       *lineTable
 	lineSrcOnce sync.Once
 	lineSrc     []lineSource
+
+	// secs and debugSecs read the sections of the object and of its
+	// debug file.
+	secs, debugSecs *sectionCache
+	infoOnce        sync.Once
+	info            *dwarfInfo
+	altF            *os.File
+	opts            Options
+	tailMu          sync.Mutex
+	tails           map[uint64][]callSite
 }
 
 // Open opens the ELF object at path and loads its symbol tables.
@@ -87,7 +97,8 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 		f.Close()
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
 	}
-	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type}
+	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, tails: map[uint64][]callSite{}, opts: opts}
+	o.secs = newSectionCache(f, ef)
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
 			o.loads = append(o.loads, p.ProgHeader)
@@ -102,6 +113,9 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 func (o *Object) Close() error {
 	if o.debugF != nil {
 		o.debugF.Close()
+	}
+	if o.altF != nil {
+		o.altF.Close()
 	}
 	return o.file.Close()
 }
@@ -190,6 +204,27 @@ func sectionData(s *elf.Section, max uint64) []byte {
 	return b
 }
 
+// debugDirs returns the directories searched for debug files by build-id:
+// each of Options.DebugDirs under the sysroot and, as a file found by
+// build-id is the right one wherever it lives, on this host.
+func (o *Object) debugDirs() []string {
+	dirs := o.opts.DebugDirs
+	if len(dirs) == 0 {
+		dirs = []string{"/usr/lib/debug"}
+	}
+	roots := []string{o.opts.Sysroot}
+	if o.opts.Sysroot != "" {
+		roots = append(roots, "")
+	}
+	var out []string
+	for _, root := range roots {
+		for _, d := range dirs {
+			out = append(out, filepath.Join(root, d))
+		}
+	}
+	return out
+}
+
 // findDebugFile looks for a separate debug file by build-id, then by
 // .gnu_debuglink, and keeps it only when its build-id matches.
 func (o *Object) findDebugFile(opts Options) {
@@ -198,18 +233,9 @@ func (o *Object) findDebugFile(opts Options) {
 		dirs = []string{"/usr/lib/debug"}
 	}
 	var cands []string
-	roots := []string{opts.Sysroot}
-	if opts.Sysroot != "" {
-		// A debug file found by build-id is the right one wherever it
-		// lives: also look on this host.
-		roots = append(roots, "")
-	}
-	for _, root := range roots {
-		for _, d := range dirs {
-			d = filepath.Join(root, d)
-			if len(o.BuildID) > 2 {
-				cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
-			}
+	for _, d := range o.debugDirs() {
+		if len(o.BuildID) > 2 {
+			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
 		}
 	}
 	if s := o.elf.Section(".gnu_debuglink"); s != nil {
@@ -242,6 +268,7 @@ func (o *Object) findDebugFile(opts Options) {
 			continue
 		}
 		o.DebugFile, o.debugElf, o.debugF = c, ef, f
+		o.debugSecs = newSectionCache(f, ef)
 		return
 	}
 }
@@ -475,30 +502,17 @@ type lineSource struct {
 	str           func() []byte // .debug_str, read only when needed
 }
 
-// lineSources decompresses (once) the line sections of the debug file and
-// of the object itself.
+// lineSources returns the line sections of the debug file and of the
+// object itself (decompressed once, shared with .debug_info lookups).
 func (o *Object) lineSources() []lineSource {
 	o.lineSrcOnce.Do(func() {
-		for _, ef := range []*elf.File{o.debugElf, o.elf} {
-			if ef == nil || ef.Section(".debug_line") == nil {
+		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
+			if !c.has(".debug_line") {
 				continue
 			}
-			f := o.file
-			if ef == o.debugElf {
-				f = o.debugF
-			}
-			get := func(name string) []byte {
-				b, err := readSection(f, ef.Section(name))
-				if err != nil {
-					return nil
-				}
-				return b
-			}
-			var str []byte
-			var strOnce sync.Once
 			o.lineSrc = append(o.lineSrc, lineSource{
-				line: get(".debug_line"), lineStr: get(".debug_line_str"),
-				str: func() []byte { strOnce.Do(func() { str = get(".debug_str") }); return str },
+				line: c.get(".debug_line"), lineStr: c.get(".debug_line_str"),
+				str: func() []byte { return c.get(".debug_str") },
 			})
 		}
 	})

@@ -1,0 +1,182 @@
+package symbols
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+)
+
+// dwarf returns the .debug_info of the debug file, else of the object
+// itself (read once), or nil when neither has one.
+func (o *Object) dwarf() *dwarfInfo {
+	o.infoOnce.Do(func() {
+		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
+			if !c.has(".debug_info") {
+				continue
+			}
+			o.info = newDWARFInfo(readDWARFSections(c))
+			if o.info == nil {
+				continue
+			}
+			if alt := o.altFile(c); alt != nil {
+				o.info.alt = newDWARFInfo(readDWARFSections(alt))
+			}
+			return
+		}
+	})
+	return o.info
+}
+
+// HasDebugInfo reports whether the object or its debug file has
+// .debug_info (without reading it).
+func (o *Object) HasDebugInfo() bool {
+	return o.secs.has(".debug_info") || o.debugSecs.has(".debug_info")
+}
+
+func readDWARFSections(c *sectionCache) dwarfSections {
+	return dwarfSections{
+		info: c.get(".debug_info"), abbrev: c.get(".debug_abbrev"), str: c.get(".debug_str"),
+		lineStr: c.get(".debug_line_str"), addr: c.get(".debug_addr"), strOffsets: c.get(".debug_str_offsets"),
+		ranges: c.get(".debug_ranges"), rnglists: c.get(".debug_rnglists"), aranges: c.get(".debug_aranges"),
+		line: c.get(".debug_line"),
+	}
+}
+
+// altFile opens the dwz supplementary file a debug file names in
+// .gnu_debugaltlink (a path, then the build-id of the file it must be).
+func (o *Object) altFile(c *sectionCache) *sectionCache {
+	link := c.get(".gnu_debugaltlink")
+	i := bytes.IndexByte(link, 0)
+	if i <= 0 || i+1 >= len(link) {
+		return nil
+	}
+	name, id := string(link[:i]), hex.EncodeToString(link[i+1:])
+	self := o.Path
+	if c == o.debugSecs {
+		self = o.DebugFile
+	}
+	var cands []string
+	if filepath.IsAbs(name) {
+		cands = append(cands, filepath.Join(o.opts.Sysroot, name), name)
+	} else {
+		cands = append(cands, filepath.Join(filepath.Dir(self), name))
+	}
+	for _, d := range o.debugDirs() {
+		if len(id) > 2 {
+			cands = append(cands, filepath.Join(d, ".build-id", id[:2], id[2:]+".debug"))
+		}
+	}
+	for _, p := range cands {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		ef, err := elf.NewFile(f)
+		if err != nil || ReadBuildID(ef) != id {
+			f.Close()
+			continue
+		}
+		o.altF = f
+		return newSectionCache(f, ef)
+	}
+	return nil
+}
+
+// files returns the file table of the line program at off in .debug_line
+// (what DW_AT_call_file numbers), decoded once.
+func (d *dwarfInfo) files(off uint64) []fileName {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if f, ok := d.fileTables[off]; ok {
+		return f
+	}
+	var files []fileName
+	if h, err := parseLineHeader(d.sec.line, off); err == nil {
+		str := d.sec.str
+		u := unitFiles{r: lineReader{b: d.sec.line, pos: h.filesAt, end: h.progStart}, version: h.version,
+			offSize: h.offSize, lineStr: d.sec.lineStr, str: func() []byte { return str }}
+		files = u.decode()
+	}
+	if d.fileTables == nil {
+		d.fileTables = map[uint64][]fileName{}
+	}
+	d.fileTables[off] = files
+	return files
+}
+
+// unitLines returns the decoded line program of unit u (once per program).
+func (d *dwarfInfo) unitLines(u *unit) *lineTable {
+	if u.load() != nil || !u.root.hasStmtList {
+		return nil
+	}
+	off := u.root.stmtList
+	d.mu.Lock()
+	lt, ok := d.lineTables[off]
+	d.mu.Unlock()
+	if ok {
+		return lt
+	}
+	str := d.sec.str
+	lt, _ = parseUnitLineTable(d.sec.line, d.sec.lineStr, func() []byte { return str }, off)
+	d.mu.Lock()
+	if d.lineTables == nil {
+		d.lineTables = map[uint64]*lineTable{}
+	}
+	d.lineTables[off] = lt
+	d.mu.Unlock()
+	return lt
+}
+
+// Location is what the debug information says about an address.
+type Location struct {
+	// File and Line are the source position (from the line table).
+	File string
+	Line int
+	// Scopes are the functions active there, innermost first (see Scopes).
+	Scopes []Scope
+}
+
+// Locations returns the source position and the functions (inlined ones
+// included) of link-time addresses. With .debug_info, each address costs
+// the line program of its own compilation unit and the path to its
+// function; without, it is Lines. Addresses nothing is known about are
+// absent from the map.
+func (o *Object) Locations(addrs []uint64) map[uint64]Location {
+	out := map[uint64]Location{}
+	var rest []uint64
+	d := (*dwarfInfo)(nil)
+	if o.HasDebugInfo() {
+		d = o.dwarf()
+	}
+	for _, a := range addrs {
+		if d == nil {
+			rest = append(rest, a)
+			continue
+		}
+		u := d.unitFor(a)
+		if u == nil {
+			rest = append(rest, a)
+			continue
+		}
+		var loc Location
+		if lt := d.unitLines(u); lt != nil {
+			if file, line, ok := lt.lookup(a); ok {
+				loc.File, loc.Line = file, line
+			}
+		}
+		loc.Scopes = o.Scopes(a)
+		if loc.Line == 0 && loc.Scopes == nil {
+			rest = append(rest, a)
+			continue
+		}
+		out[a] = loc
+	}
+	if len(rest) > 0 && o.HasLineTable() {
+		for a, p := range o.Lines(rest) {
+			out[a] = Location{File: p.File, Line: p.Line}
+		}
+	}
+	return out
+}
