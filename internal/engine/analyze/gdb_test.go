@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,32 +97,166 @@ func parseGDBBacktrace(path string) ([]gdbFrame, error) {
 	return out, sc.Err()
 }
 
-// sameFunction compares a gdb function name with coroner's, ignoring C++
-// parameter lists.
+// sameFunction compares a gdb function name with coroner's, ignoring the
+// parameter lists that end demangled C++ names (gdb prints them for
+// functions named by symbols, and "(void)" for some named by DWARF).
 func sameFunction(gdb, ours string) bool {
-	if i := strings.IndexByte(ours, '('); i > 0 {
-		ours = ours[:i]
-	}
-	if i := strings.IndexByte(gdb, '('); i > 0 {
-		gdb = gdb[:i]
-	}
-	return strings.TrimSpace(gdb) == strings.TrimSpace(ours)
+	return stripParams(gdb) == stripParams(ours)
 }
 
-// isAlias reports whether name is another symbol at the start of frame f's
-// function (gdb prefers debug-info names such as __GI_kill for kill).
-func isAlias(rep *crash.Report, f *crash.Frame, name string) bool {
-	for _, m := range rep.Modules {
-		if filepath.Base(m.Path) != f.Module {
+// stripParams removes the parameter list (and cv-qualifiers) that ends a
+// C++ name: "ns::f(int) const" is "ns::f", "S::operator()(int)" is
+// "S::operator()", "S<main()::<lambda()> >::run(void)" is "S<...>::run".
+func stripParams(name string) string {
+	s := strings.TrimSpace(name)
+	for _, q := range []string{" const", " volatile", " &&", " &"} {
+		s = strings.TrimSuffix(s, q)
+	}
+	if !strings.HasSuffix(s, ")") {
+		return s
+	}
+	depth := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		switch s[i] {
+		case ')':
+			depth++
+		case '(':
+			depth--
+			if depth == 0 {
+				if strings.HasSuffix(s[:i], "operator") {
+					return s
+				}
+				return strings.TrimSpace(s[:i])
+			}
+		}
+	}
+	return s
+}
+
+// flatFrame is a frame as gdb lists them: each inlined function and each
+// tail call is a frame of its own.
+type flatFrame struct {
+	name   string
+	source string // function_source of the physical frame; "inline", "tail-call"
+	pc     uint64 // the physical frame's pc, or the tail call's
+	module string
+	offset uint64 // module offset of the physical frame's function start
+	index  int    // index of the physical frame
+}
+
+// flatten lists a thread's frames the way gdb's backtrace does.
+func flatten(th *crash.Thread) []flatFrame {
+	var out []flatFrame
+	for i := range th.Frames {
+		f := &th.Frames[i]
+		for _, v := range f.Inlined {
+			out = append(out, flatFrame{name: v.Function, source: "inline", pc: uint64(f.PC), module: f.Module, index: i})
+		}
+		out = append(out, flatFrame{name: f.Function, source: f.FunctionSource, pc: uint64(f.PC), module: f.Module,
+			offset: uint64(f.ModuleOffset) - uint64(f.FunctionOffset), index: i})
+		for _, v := range f.TailCalls {
+			out = append(out, flatFrame{name: v.Function, source: "tail-call", pc: uint64(v.PC), module: f.Module, index: i})
+		}
+	}
+	return out
+}
+
+// gdbComparison is how coroner's frames compare with gdb's backtrace.
+type gdbComparison struct {
+	gdbFrames  int // frames gdb listed (to where its unwinding diverged)
+	gdbNamed   int // of those, the ones gdb named
+	same       int // named the same by coroner
+	alias      int // named by coroner from debug information gdb lacked, gdb by a symbol alias
+	ourNamed   int // frames coroner named (its whole flat list)
+	ourFrames  int
+	diverged   bool // gdb's unwinding left the real stack (PHP JIT)
+	diffs      []string
+	moduleDiff []string
+}
+
+// compareWithGDB aligns coroner's flattened frames with gdb's backtrace:
+// a gdb frame with an address matches the first of coroner's frames (a
+// few ahead at most) with that pc; one without (an inlined function, or
+// frame 0 at the start of a line) matches the next one by name. Names are
+// compared without C++ parameter lists.
+func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, sysroot string) gdbComparison {
+	ours := flatten(th)
+	c := gdbComparison{ourFrames: len(ours)}
+	for _, f := range ours {
+		if f.name != "" {
+			c.ourNamed++
+		}
+	}
+	next := 0
+	for _, g := range gdb {
+		j := -1
+		if g.pc != 0 {
+			for k := next; k < len(ours) && k < next+8; k++ {
+				if ours[k].pc == g.pc {
+					j = k
+					break
+				}
+			}
+			if j < 0 {
+				c.diverged = true
+				break
+			}
+		} else {
+			for k := next; k < len(ours) && k < next+4; k++ {
+				if sameFunction(g.function, ours[k].name) {
+					j = k
+					break
+				}
+			}
+			if j < 0 {
+				j = next
+			}
+			if j >= len(ours) {
+				break
+			}
+		}
+		next = j + 1
+		c.gdbFrames++
+		f := ours[j]
+		if g.lib != "" {
+			want := g.lib
+			if real, err := filepath.EvalSymlinks(filepath.Join(sysroot, g.lib)); err == nil {
+				want = real
+			}
+			if filepath.Base(want) != f.module {
+				c.moduleDiff = append(c.moduleDiff, fmt.Sprintf("#%d: gdb module %s, coroner %s", f.index, filepath.Base(want), f.module))
+			}
+		}
+		if g.function == "" {
 			continue
 		}
-		obj, err := symbols.Open(m.Path)
+		c.gdbNamed++
+		switch {
+		case sameFunction(g.function, f.name):
+			c.same++
+		case f.source == "dwarf" && isAlias(rep, f, g.function, sysroot):
+			c.alias++
+		default:
+			c.diffs = append(c.diffs, fmt.Sprintf("#%d (%s): gdb %q, coroner %q", f.index, f.source, g.function, f.name))
+		}
+	}
+	return c
+}
+
+// isAlias reports whether name is another symbol at the start of the
+// function of frame f (gdb without debug information names a function by
+// a symbol, coroner with it by its DWARF name: raise and __GI_raise).
+func isAlias(rep *crash.Report, f flatFrame, name, sysroot string) bool {
+	for _, m := range rep.Modules {
+		if filepath.Base(m.Path) != f.module {
+			continue
+		}
+		obj, err := symbols.OpenWithOptions(filepath.Join(sysroot, m.Path), symbols.Options{Sysroot: sysroot})
 		if err != nil {
 			return false
 		}
 		defer obj.Close()
-		start := uint64(f.ModuleOffset) - uint64(f.FunctionOffset)
-		for _, a := range obj.Aliases(start) {
+		for _, a := range obj.Aliases(f.offset) {
 			if sameFunction(name, symbols.Demangle(a)) {
 				return true
 			}

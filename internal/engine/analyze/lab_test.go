@@ -30,12 +30,10 @@ func labCores(t *testing.T) []labCore {
 	return out
 }
 
-// TestNativeFramesMatchGDB: wherever gdb names a frame's function, coroner
-// names the same function in the same module, until gdb's own unwinding
-// leaves the real stack (it does at PHP JIT frames); and coroner names at
-// least as many frames, strictly more on php-fpm cores. gdb's inlined frames
-// (printed without an address) are matched by name when they fall on a
-// physical frame and skipped otherwise.
+// TestNativeFramesMatchGDB: every frame gdb names (inlined functions and
+// tail calls included) coroner names the same, until gdb's own unwinding
+// leaves the real stack (it does at PHP JIT frames); coroner names at
+// least as many frames, strictly more on php-fpm cores.
 func TestNativeFramesMatchGDB(t *testing.T) {
 	for _, lc := range labCores(t) {
 		t.Run(lc.name, func(t *testing.T) {
@@ -43,103 +41,44 @@ func TestNativeFramesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gdb, err := parseGDBBacktrace(lc.gdb)
-			if err != nil || len(gdb) == 0 {
-				t.Fatalf("gdb oracle %s: %d frames, %v", lc.gdb, len(gdb), err)
-			}
-			th := rep.CrashedThread()
-			if th == nil {
-				t.Fatal("no crashed thread")
-			}
-			gdbNamed := map[int]bool{} // coroner frame indexes gdb named
-			next := 0                  // coroner frame expected for gdb's next physical frame
-			diverged := false
-			find := func(pc uint64, from int) int {
-				for k := from; k < len(th.Frames) && k < from+4; k++ {
-					if uint64(th.Frames[k].PC) == pc {
-						return k
-					}
-				}
-				return -1
-			}
-			for gi, g := range gdb {
-				j := -1
-				switch {
-				case g.pc != 0:
-					j = find(g.pc, next)
-					if j < 0 {
-						// gdb synthesizes frames for tail calls from DWARF
-						// call-site information (their pc follows a jmp and is
-						// on no stack); skip one such frame, stop at two.
-						if gi+1 < len(gdb) && gdb[gi+1].pc != 0 && find(gdb[gi+1].pc, next) >= 0 {
-							t.Logf("gdb frame #%d %s (pc %#x) is not a physical frame (tail call synthesized by gdb)", g.index, g.function, g.pc)
-							continue
-						}
-						t.Logf("gdb frame #%d pc %#x not on coroner's stack near #%d: gdb's unwinding diverges; comparison stops", g.index, g.pc, next)
-						diverged = true
-					}
-				case next < len(th.Frames) && sameFunction(g.function, th.Frames[next].Function):
-					j = next // frame 0 at the start of a source line: gdb prints no address
-				default:
-					continue // an inlined frame: not a physical frame
-				}
-				if diverged {
-					break
-				}
-				next = j + 1
-				f := th.Frames[j]
-				if g.function == "" {
-					continue
-				}
-				if !sameFunction(g.function, f.Function) && !isAlias(rep, &f, g.function) {
-					// With inlined code at pc, gdb prints the innermost inlined
-					// function with the address and the functions containing it
-					// (the physical one last) as the following address-less frames.
-					matched := false
-					for _, h := range gdb[gi+1:] {
-						if h.pc != 0 {
-							break
-						}
-						if sameFunction(h.function, f.Function) || isAlias(rep, &f, h.function) {
-							matched = true
-							break
-						}
-					}
-					if !matched {
-						t.Errorf("frame #%d %s: gdb says %q, coroner %q (%s)", j, f.PC, g.function, f.Function, f.FunctionSource)
-					}
-				}
-				gdbNamed[j] = true
-				if g.lib != "" {
-					want := g.lib
-					if real, err := filepath.EvalSymlinks(g.lib); err == nil {
-						want = real
-					}
-					if filepath.Base(want) != f.Module {
-						t.Errorf("frame #%d: gdb module %s, coroner %s", j, filepath.Base(want), f.Module)
-					}
-				}
-			}
-			ourNamed := 0
-			for _, f := range th.Frames {
-				if f.Function != "" {
-					ourNamed++
-				}
-			}
-			t.Logf("%d frames (gdb %d, diverged %v); named: coroner %d, gdb %d", len(th.Frames), len(gdb), diverged, ourNamed, len(gdbNamed))
-			if ourNamed < len(gdbNamed) {
-				t.Errorf("coroner names %d frames, gdb %d", ourNamed, len(gdbNamed))
-			}
-			if lc.php && ourNamed <= len(gdbNamed) {
-				t.Errorf("on a php-fpm core coroner must name strictly more frames than gdb: %d vs %d", ourNamed, len(gdbNamed))
-			}
-			last := th.Frames[len(th.Frames)-1]
-			if last.Function != "_start" && last.Function != "clone" && last.Function != "clone3" && !strings.Contains(last.Function, "start_thread") &&
-				!strings.HasPrefix(last.Function, "runtime.goexit") {
-				t.Errorf("unwinding ends at %q (%s), not at _start/clone", last.Function, last.Module)
-			}
+			checkAgainstGDB(t, rep, lc.gdb, "", lc.php)
 		})
 	}
+}
+
+// checkAgainstGDB compares the crashed thread with gdb's backtrace in the
+// file gdbOut and logs the counts (see compareWithGDB).
+func checkAgainstGDB(t *testing.T, rep *crash.Report, gdbOut, sysroot string, morePHP bool) gdbComparison {
+	t.Helper()
+	gdb, err := parseGDBBacktrace(gdbOut)
+	if err != nil || len(gdb) == 0 {
+		t.Fatalf("gdb oracle %s: %d frames, %v", gdbOut, len(gdb), err)
+	}
+	th := rep.CrashedThread()
+	if th == nil {
+		t.Fatal("no crashed thread")
+	}
+	c := compareWithGDB(rep, th, gdb, sysroot)
+	t.Logf("gdb: %d frames, %d named (diverged %v); coroner: %d frames, %d named; same names %d, gdb's alias of coroner's DWARF name %d, different %d",
+		c.gdbFrames, c.gdbNamed, c.diverged, c.ourFrames, c.ourNamed, c.same, c.alias, len(c.diffs))
+	for _, d := range c.diffs {
+		t.Errorf("%s", d)
+	}
+	for _, d := range c.moduleDiff {
+		t.Errorf("%s", d)
+	}
+	if c.ourNamed < c.gdbNamed {
+		t.Errorf("coroner names %d frames, gdb %d", c.ourNamed, c.gdbNamed)
+	}
+	if morePHP && c.ourNamed <= c.gdbNamed {
+		t.Errorf("on a php-fpm core coroner must name strictly more frames than gdb: %d vs %d", c.ourNamed, c.gdbNamed)
+	}
+	last := th.Frames[len(th.Frames)-1]
+	if last.Function != "_start" && last.Function != "clone" && last.Function != "clone3" && last.Function != "__clone3" &&
+		!strings.Contains(last.Function, "start_thread") && !strings.HasPrefix(last.Function, "runtime.goexit") {
+		t.Errorf("unwinding ends at %q (%s), not at _start/clone", last.Function, last.Module)
+	}
+	return c
 }
 
 func TestFaultExplained(t *testing.T) {

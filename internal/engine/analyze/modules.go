@@ -27,10 +27,26 @@ type module struct {
 	obj      *symbols.Object
 	unwind   *unwind.Module
 	info     crash.Module
-	// lines receives the source positions of the module's frame
-	// addresses (see startLines); nil when the module has no line table.
-	lines   chan map[uint64]symbols.Position
-	lineMap map[uint64]symbols.Position
+	// debug receives what the debug information says about the module's
+	// frame addresses (see startLines); nil when it has none.
+	debug chan moduleDebug
+	moduleDebug
+}
+
+// moduleDebug is what a module's debug information says about the frame
+// addresses in it.
+type moduleDebug struct {
+	// locs are the source positions and functions of lookup addresses.
+	locs map[uint64]symbols.Location
+	// calls are the functions called by the calls returning to return
+	// addresses (from DW_TAG_call_site).
+	calls map[uint64]callTarget
+}
+
+// callTarget is the function a call site calls.
+type callTarget struct {
+	entry uint64 // link-time, in the caller's module; 0 when not defined there
+	name  string
 }
 
 // region is an executable mapping, with the module that owns it (nil for
