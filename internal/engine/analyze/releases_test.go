@@ -1,0 +1,82 @@
+package analyze
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// releaseLab is what these tests need of a lab run made inside a chroot of
+// another Debian release (lab/run.sh --release SUITE): the chroot is the
+// sysroot the cores are analysed with, gdb.txt was made inside it.
+type releaseLab struct {
+	Release   string `json:"release"`
+	Sysroot   string `json:"sysroot"`
+	Scenarios map[string]struct {
+		Core string `json:"core"`
+		GDB  string `json:"gdb"`
+	} `json:"scenarios"`
+	CPrograms map[string]struct {
+		Core string `json:"core"`
+		GDB  string `json:"gdb"`
+	} `json:"c_programs"`
+}
+
+// releaseLabs returns the lab runs of other releases found under
+// $CORONER_LAB_RELEASES (default: where lab/run.sh --release writes them).
+func releaseLabs(t *testing.T) []releaseLab {
+	root := os.Getenv("CORONER_LAB_RELEASES")
+	if root == "" {
+		root = "/var/cache/coroner/lab/out"
+	}
+	paths, _ := filepath.Glob(filepath.Join(root, "*", "manifest.json"))
+	var out []releaseLab
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var l releaseLab
+		if json.Unmarshal(b, &l) != nil || l.Sysroot == "" {
+			continue
+		}
+		if _, err := os.Stat(l.Sysroot); err != nil {
+			continue
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		t.Skipf("no lab runs of other releases under %s (lab/run.sh --release SUITE; CORONER_LAB_RELEASES)", root)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	return out
+}
+
+// TestReleaseLabsMatchGDB: on cores of php-fpm workers of other Debian
+// releases (7.4 to 8.5, glibc 2.31 to 2.42), analysed from outside their
+// chroot with a sysroot, every frame gdb names inside the chroot is named
+// the same, and coroner names more.
+func TestReleaseLabsMatchGDB(t *testing.T) {
+	for _, l := range releaseLabs(t) {
+		names := make([]string, 0, len(l.Scenarios))
+		for n := range l.Scenarios {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			s := l.Scenarios[n]
+			t.Run(l.Release+"/"+n, func(t *testing.T) {
+				if s.Core == "" || s.GDB == "" {
+					t.Skip("no core")
+				}
+				rep, err := Core(s.Core, Options{Sysroot: l.Sysroot})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAgainstGDB(t, rep, s.GDB, l.Sysroot, true)
+			})
+		}
+	}
+}
