@@ -13,6 +13,13 @@ import (
 // set); it returns the core and gdb's backtrace of it.
 func crashUnderGDB(t *testing.T, src string, flags ...string) (core, gdbOut string) {
 	t.Helper()
+	return crashUnderGDBAfter(t, nil, src, flags...)
+}
+
+// crashUnderGDBAfter is crashUnderGDB with a step that changes the built
+// program (strips it, adds sections) before it runs.
+func crashUnderGDBAfter(t *testing.T, prepare func(bin string), src string, flags ...string) (core, gdbOut string) {
+	t.Helper()
 	cc := "gcc"
 	if strings.HasSuffix(src, ".cpp") {
 		cc = "g++"
@@ -28,6 +35,9 @@ func crashUnderGDB(t *testing.T, src string, flags ...string) (core, gdbOut stri
 	args := append(append([]string{}, flags...), "-o", bin, filepath.Join("testdata", src))
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
+	}
+	if prepare != nil {
+		prepare(bin)
 	}
 	core = filepath.Join(dir, "core")
 	out, err := exec.Command("gdb", "-nx", "-batch", "-ex", "run", "-ex", "generate-core-file "+core, bin).CombinedOutput()

@@ -87,6 +87,9 @@ func (a *analysis) symbolize() {
 	}
 	for _, m := range a.modulesWithFrames() {
 		m.info.Symbols = m.obj.SymbolSource()
+		for _, w := range m.obj.Warnings() {
+			a.warn("%s", w)
+		}
 	}
 	cache := map[symKey]crash.Frame{}
 	tails := map[tailKey][]crash.VirtualFrame{}

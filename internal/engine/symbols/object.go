@@ -75,6 +75,9 @@ type Object struct {
 	// secs and debugSecs read the sections of the object and of its
 	// debug file.
 	secs, debugSecs *sectionCache
+	miniOnce        sync.Once
+	mini            *elf.File
+	miniErr         error
 	infoOnce        sync.Once
 	info            *dwarfInfo
 	altF            *os.File
@@ -109,6 +112,16 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 	return o, nil
 }
 
+// Warnings returns what could not be read of the object's symbols (a
+// damaged .gnu_debugdata).
+func (o *Object) Warnings() []string {
+	o.symsOnce.Do(o.loadSymbols)
+	if o.miniErr != nil {
+		return []string{o.miniErr.Error()}
+	}
+	return nil
+}
+
 // Close closes the object's files.
 func (o *Object) Close() error {
 	if o.debugF != nil {
@@ -124,7 +137,7 @@ func (o *Object) Close() error {
 func (o *Object) ELF() *elf.File { return o.elf }
 
 // SymbolSource tells which table the names come from ("symtab", "dynsym",
-// "debuginfo", or "none").
+// "debuginfo", "minidebuginfo" (with .dynsym), or "none").
 func (o *Object) SymbolSource() string {
 	o.symsOnce.Do(o.loadSymbols)
 	return o.source
@@ -297,6 +310,8 @@ func (o *Object) loadSymbols() {
 		o.source = "debuginfo"
 	case add(o.elf, false, "symtab"):
 		o.source = "symtab"
+	case o.miniDebugInfo() != nil && add(o.mini, false, "minidebuginfo"):
+		o.source = "minidebuginfo"
 	}
 	if add(o.elf, true, "dynsym") && o.source == "" {
 		o.source = "dynsym"
@@ -403,7 +418,10 @@ func (o *Object) Symbols() []Symbol { return o.symbols() }
 // .dynsym or the debug file) with the given name.
 func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 	want := []byte(name)
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+	for i, ef := range []*elf.File{o.debugElf, o.elf, nil} {
+		if i == 2 {
+			ef = o.miniDebugInfo() // decompressed only when needed
+		}
 		if ef == nil || ef.Class != elf.ELFCLASS64 {
 			continue
 		}
@@ -601,7 +619,7 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 func (o *Object) Aliases(addr uint64) []string {
 	var names []string
 	seen := map[string]bool{}
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+	for _, ef := range []*elf.File{o.debugElf, o.elf, o.miniDebugInfo()} {
 		if ef == nil {
 			continue
 		}

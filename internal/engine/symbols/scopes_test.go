@@ -381,3 +381,48 @@ func FuzzDebugInfo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMiniDebugInfo: any .gnu_debugdata content gives an ELF file or an
+// error, never a panic.
+func FuzzMiniDebugInfo(f *testing.F) {
+	// An xz stream of an empty input, and of a truncated ELF header.
+	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 4, 0xe6, 0xd6, 0xb4, 0x46, 0, 0, 0, 0, 0x1c, 0xdf, 0x44, 0x21, 0x1f, 0xb6, 0xf3, 0x7d, 1, 0, 0, 0, 0, 4, 0x59, 0x5a})
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ef, err := readMiniDebugInfo(bytes.NewReader(b), int64(len(b))); err == nil {
+			ef.Symbols()
+		}
+	})
+}
+
+// TestXZDictionaryCheck: streams xz writes at every preset pass; a block
+// announcing a 4 GiB dictionary (which the decoder would allocate) fails.
+func TestXZDictionaryCheck(t *testing.T) {
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("xz not installed")
+	}
+	for _, preset := range []string{"-0", "-6", "-9", "-9e"} {
+		cmd := exec.Command("xz", preset, "--stdout")
+		cmd.Stdin = strings.NewReader(strings.Repeat("MiniDebugInfo ", 1000))
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkXZDictionaries(b, maxXZDictionary); err != nil {
+			t.Errorf("xz %s: %v", preset, err)
+		}
+		if preset == "-6" {
+			bad := append([]byte(nil), b...)
+			if bad[14] != 0x21 || bad[15] != 1 {
+				t.Fatalf("unexpected block header % x", bad[12:20])
+			}
+			bad[16] = 40
+			if err := checkXZDictionaries(bad, maxXZDictionary); err == nil {
+				t.Error("a 4 GiB dictionary passed")
+			}
+			if err := checkXZDictionaries(b[:len(b)-1], maxXZDictionary); err == nil {
+				t.Error("a truncated stream passed")
+			}
+		}
+	}
+}
