@@ -55,6 +55,7 @@ func init() {
 	var asJSON, regs, timings, allThreads bool
 	var rules []string
 	var sel coreFlags
+	var syms symbolFlags
 	cmd := &cobra.Command{
 		Use:   "analyze [CORE]",
 		Short: "Post-mortem of a core file: fault, native and PHP stacks, request, INI, diagnosis",
@@ -65,6 +66,9 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := syms.apply(&opts); err != nil {
+				return err
+			}
 			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
 			if err != nil {
 				return err
@@ -90,6 +94,7 @@ No gdb and no debug symbols are needed.`,
 	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
 	registerRules(cmd, &rules)
 	sel.register(cmd)
+	syms.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
 

@@ -13,6 +13,7 @@ import (
 func init() {
 	var asJSON, showSecrets bool
 	var sel coreFlags
+	var syms symbolFlags
 	cmd := &cobra.Command{
 		Use:   "php [CORE]",
 		Short: "The PHP runtime in a core: PHP stack, request, INI, extensions",
@@ -24,7 +25,11 @@ INI at crash time (opcache.jit, pcre.jit, memory_limit, ...) and the loaded exte
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runEngine(cmd, &sel, analyze.Options{ShowSecrets: showSecrets}, nil, args, false)
+			opts := analyze.Options{ShowSecrets: showSecrets}
+			if err := syms.apply(&opts); err != nil {
+				return err
+			}
+			rep, err := runEngine(cmd, &sel, opts, nil, args, false)
 			if err != nil {
 				return err
 			}
@@ -43,5 +48,6 @@ No gdb and no debug symbols are needed.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (the \"php\" object of docs/json-schema.md)")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
 	sel.register(cmd)
+	syms.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

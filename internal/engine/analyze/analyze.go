@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/engine/diskcache"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
@@ -30,10 +31,27 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// DebugDirs are searched for separate debug files (by build-id, and by
+	// .gnu_debuglink) before /usr/lib/debug.
+	DebugDirs []string
+	// Debuginfod are debuginfod servers asked for the debug files of the
+	// modules that hold frames and have none here; none are contacted when
+	// it is empty.
+	Debuginfod []string
+	// DebuginfodTimeout bounds each request (debuginfod.DefaultTimeout
+	// when 0).
+	DebuginfodTimeout time.Duration
+	// CacheDir is the disk cache of what depends only on binaries (symbol
+	// indexes, PHP's function tables, debug information at frame
+	// addresses, debuginfod downloads); "" disables it.
+	CacheDir string
+	// CacheMaxBytes bounds the disk cache (diskcache.DefaultMaxBytes when 0).
+	CacheMaxBytes int64
 }
 
 type analysis struct {
 	opts    Options
+	cache   *diskcache.Cache
 	core    *elfcore.File
 	modules []*module
 	space   space
@@ -68,6 +86,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
+	if opts.CacheDir != "" {
+		if a.cache, err = diskcache.Open(opts.CacheDir, opts.CacheMaxBytes); err != nil {
+			a.warn("disk cache not used: %v", err)
+		}
+	}
 	a.fillProcess(path)
 	a.stage("core", start)
 
@@ -78,6 +101,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 
 	t = time.Now()
 	a.unwindThreads()
+	a.fetchDebugFiles()
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()

@@ -12,6 +12,7 @@ import (
 // itself (read once), or nil when neither has one.
 func (o *Object) dwarf() *dwarfInfo {
 	o.infoOnce.Do(func() {
+		o.used.Store(true)
 		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
 			if !c.has(".debug_info") {
 				continue

@@ -84,6 +84,9 @@ type Object struct {
 	opts            Options
 	tailMu          sync.Mutex
 	tails           map[uint64][]callSite
+	// used is set once symbols, lines or .debug_info are read (see
+	// UseDebugFile).
+	used atomic.Bool
 }
 
 // Open opens the ELF object at path and loads its symbol tables.
@@ -286,7 +289,36 @@ func (o *Object) findDebugFile(opts Options) {
 	}
 }
 
+// UseDebugFile makes path (a debug file fetched from elsewhere, such as a
+// debuginfod server) the object's debug file. It must be called before
+// any lookup; the file's build-id must be the object's.
+func (o *Object) UseDebugFile(path string) error {
+	if o.used.Load() {
+		return fmt.Errorf("%s: debug file given after lookups began", o.Path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open debug file: %w", err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read debug file %s: %w", path, err)
+	}
+	if id := ReadBuildID(ef); id != o.BuildID {
+		f.Close()
+		return fmt.Errorf("debug file %s has build-id %s, %s has %s", path, id, o.Path, o.BuildID)
+	}
+	if o.debugF != nil {
+		o.debugF.Close()
+	}
+	o.DebugFile, o.debugElf, o.debugF = path, ef, f
+	o.debugSecs = newSectionCache(f, ef)
+	return nil
+}
+
 func (o *Object) loadSymbols() {
+	o.used.Store(true)
 	var syms []Symbol
 	add := func(ef *elf.File, dyn bool, source string) bool {
 		typ := elf.SHT_SYMTAB
@@ -524,6 +556,7 @@ type lineSource struct {
 // object itself (decompressed once, shared with .debug_info lookups).
 func (o *Object) lineSources() []lineSource {
 	o.lineSrcOnce.Do(func() {
+		o.used.Store(true)
 		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
 			if !c.has(".debug_line") {
 				continue
