@@ -8,17 +8,28 @@ import (
 	"testing"
 )
 
-// crashUnderGDB builds a test program, runs it under gdb until it faults
-// and has gdb write a core there (kernel.core_pattern is the lab's to
-// set); it returns the core and gdb's backtrace of it.
+// crashUnderGDB builds a test program (testdata/SRC, or a path), runs it
+// under gdb until it faults and has gdb write a core there
+// (kernel.core_pattern is the lab's to set); it returns the core and
+// gdb's backtrace of it.
 func crashUnderGDB(t *testing.T, src string, flags ...string) (core, gdbOut string) {
 	t.Helper()
-	return crashUnderGDBAfter(t, nil, src, flags...)
+	return crashUnderGDBWith(t, crashSetup{}, src, flags...)
 }
 
-// crashUnderGDBAfter is crashUnderGDB with a step that changes the built
-// program (strips it, adds sections) before it runs.
-func crashUnderGDBAfter(t *testing.T, prepare func(bin string), src string, flags ...string) (core, gdbOut string) {
+// crashSetup changes how crashUnderGDBWith builds and reads the program.
+type crashSetup struct {
+	// prepare changes the built program (strips it, adds sections)
+	// before it runs.
+	prepare func(bin string)
+	// gdbInit are gdb commands run before the files are read for the
+	// oracle ("set debug-file-directory DIR").
+	gdbInit []string
+	// libs are linker flags given after the source.
+	libs []string
+}
+
+func crashUnderGDBWith(t *testing.T, setup crashSetup, src string, flags ...string) (core, gdbOut string) {
 	t.Helper()
 	cc := "gcc"
 	if strings.HasSuffix(src, ".cpp") {
@@ -30,21 +41,29 @@ func crashUnderGDBAfter(t *testing.T, prepare func(bin string), src string, flag
 			t.Skipf("%s not installed", tool)
 		}
 	}
+	path := src
+	if !strings.Contains(src, "/") {
+		path = filepath.Join("testdata", src)
+	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, strings.TrimSuffix(src, filepath.Ext(src)))
-	args := append(append([]string{}, flags...), "-o", bin, filepath.Join("testdata", src))
+	bin := filepath.Join(dir, strings.TrimSuffix(filepath.Base(src), filepath.Ext(src)))
+	args := append(append(append([]string{}, flags...), "-o", bin, path), setup.libs...)
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
 	}
-	if prepare != nil {
-		prepare(bin)
+	if setup.prepare != nil {
+		setup.prepare(bin)
 	}
 	core = filepath.Join(dir, "core")
 	out, err := exec.Command("gdb", "-nx", "-batch", "-ex", "run", "-ex", "generate-core-file "+core, bin).CombinedOutput()
 	if _, statErr := os.Stat(core); statErr != nil {
 		t.Skipf("gdb could not run the program and dump it (no ptrace?): %v\n%s", err, out)
 	}
-	out, _ = exec.Command("gdb", "-nx", "-batch", "-ex", "bt", bin, core).CombinedOutput()
+	gargs := []string{"-nx", "-batch"}
+	for _, c := range setup.gdbInit {
+		gargs = append(gargs, "-iex", c)
+	}
+	out, _ = exec.Command("gdb", append(gargs, "-ex", "bt", bin, core)...).CombinedOutput()
 	gdbOut = filepath.Join(dir, "gdb.txt")
 	if err := os.WriteFile(gdbOut, out, 0o644); err != nil {
 		t.Fatal(err)

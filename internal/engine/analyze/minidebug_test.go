@@ -66,7 +66,7 @@ func addMiniDebugInfo(t *testing.T, bin string) {
 // TestMiniDebugInfoMatchesGDB: a stripped program with MiniDebugInfo has
 // its static functions named from .gnu_debugdata, as gdb names them.
 func TestMiniDebugInfoMatchesGDB(t *testing.T) {
-	core, gdbOut := crashUnderGDBAfter(t, func(bin string) { addMiniDebugInfo(t, bin) }, "tailcall.c", "-O2", "-g")
+	core, gdbOut := crashUnderGDBWith(t, crashSetup{prepare: func(bin string) { addMiniDebugInfo(t, bin) }}, "tailcall.c", "-O2", "-g")
 	rep, err := Core(core, Options{})
 	if err != nil {
 		t.Fatal(err)
