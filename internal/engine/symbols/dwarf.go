@@ -146,6 +146,34 @@ type Location struct {
 // absent from the map.
 func (o *Object) Locations(addrs []uint64) map[uint64]Location {
 	out := map[uint64]Location{}
+	var todo []uint64
+	for _, a := range addrs {
+		if l, ok := o.cache.location(a); ok {
+			if l != nil {
+				out[a] = *l
+			}
+			continue
+		}
+		todo = append(todo, a)
+	}
+	if len(todo) == 0 {
+		return out
+	}
+	found := o.locations(todo)
+	for _, a := range todo {
+		if l, ok := found[a]; ok {
+			out[a] = l
+			o.cache.setLocation(a, &l)
+		} else {
+			o.cache.setLocation(a, nil)
+		}
+	}
+	return out
+}
+
+// locations looks addresses up in the debug information.
+func (o *Object) locations(addrs []uint64) map[uint64]Location {
+	out := map[uint64]Location{}
 	var rest []uint64
 	d := (*dwarfInfo)(nil)
 	if o.HasDebugInfo() {

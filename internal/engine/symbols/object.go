@@ -82,8 +82,11 @@ type Object struct {
 	info            *dwarfInfo
 	altF            *os.File
 	opts            Options
-	tailMu          sync.Mutex
-	tails           map[uint64][]callSite
+	// cache holds what is known about addresses, from a previous run (see
+	// UseCacheRecord) and this one.
+	cache *cacheRecord
+	// baseSyms is the symbol table as read, before AddSymbols.
+	baseSyms atomic.Pointer[[]Symbol]
 	// used is set once symbols, lines or .debug_info are read (see
 	// UseDebugFile).
 	used atomic.Bool
@@ -103,7 +106,7 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 		f.Close()
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
 	}
-	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, tails: map[uint64][]callSite{}, opts: opts}
+	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, opts: opts, cache: newCacheRecord()}
 	o.secs = newSectionCache(f, ef)
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
@@ -314,11 +317,23 @@ func (o *Object) UseDebugFile(path string) error {
 	}
 	o.DebugFile, o.debugElf, o.debugF = path, ef, f
 	o.debugSecs = newSectionCache(f, ef)
+	o.cache = newCacheRecord() // the CacheKey changed
 	return nil
 }
 
 func (o *Object) loadSymbols() {
 	o.used.Store(true)
+	c := o.cache
+	c.mu.Lock()
+	cached, source := c.syms, c.source
+	c.mu.Unlock()
+	if cached != nil {
+		syms := append([]Symbol(nil), cached...)
+		o.source = source
+		o.baseSyms.Store(&cached)
+		o.syms.Store(&syms)
+		return
+	}
 	var syms []Symbol
 	add := func(ef *elf.File, dyn bool, source string) bool {
 		typ := elf.SHT_SYMTAB
@@ -352,6 +367,8 @@ func (o *Object) loadSymbols() {
 		o.source = "none"
 	}
 	syms = dedupe(syms)
+	base := append([]Symbol(nil), syms...)
+	o.baseSyms.Store(&base)
 	o.syms.Store(&syms)
 }
 

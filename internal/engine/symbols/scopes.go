@@ -297,8 +297,20 @@ func (o *Object) siteOf(x die) (callSite, bool) {
 // address ret called, from the caller's DW_TAG_call_site: its entry in
 // this object when it is defined here, and its (linkage) name.
 func (o *Object) CallTarget(ret uint64) (entry uint64, name string, ok bool) {
+	if c, ok := o.cache.call(ret); ok {
+		return c.entry, c.name, c.ok
+	}
+	entry, name, ok = o.callTarget(ret)
+	o.cache.setCall(ret, cachedCall{entry, name, ok})
+	return entry, name, ok
+}
+
+func (o *Object) callTarget(ret uint64) (entry uint64, name string, ok bool) {
+	if !o.HasDebugInfo() || ret == 0 {
+		return 0, "", false
+	}
 	d := o.dwarf()
-	if d == nil || ret == 0 {
+	if d == nil {
 		return 0, "", false
 	}
 	_, _, sites := d.scopesAt(ret - 1)
@@ -326,12 +338,9 @@ func (o *Object) FunctionEntry(name string) (uint64, bool) {
 // tailSites returns the tail calls (jumps to other functions) made by the
 // function entered at entry.
 func (o *Object) tailSites(entry uint64) []callSite {
-	o.tailMu.Lock()
-	if s, ok := o.tails[entry]; ok {
-		o.tailMu.Unlock()
+	if s, ok := o.cache.tailSites(entry); ok {
 		return s
 	}
-	o.tailMu.Unlock()
 	var out []callSite
 	if d := o.dwarf(); d != nil {
 		u, chain, _ := d.scopesAt(entry)
@@ -359,9 +368,7 @@ func (o *Object) tailSites(entry uint64) []callSite {
 			}
 		}
 	}
-	o.tailMu.Lock()
-	o.tails[entry] = out
-	o.tailMu.Unlock()
+	o.cache.setTailSites(entry, out)
 	return out
 }
 
@@ -378,7 +385,7 @@ const (
 // to to first. When several chains are possible only the calls they all
 // share at either end are returned, as gdb does; nil when there is none.
 func (o *Object) TailCallChain(from, to uint64) []uint64 {
-	if from == to || o.dwarf() == nil {
+	if from == to || !o.HasDebugInfo() {
 		return nil
 	}
 	var paths [][]uint64 // each from the caller's side

@@ -372,7 +372,9 @@ func FuzzDebugInfo(f *testing.F) {
 		if d == nil {
 			return
 		}
-		o := &Object{info: d, tails: map[uint64][]callSite{}}
+		// An object whose .debug_info is d.
+		fake := &elf.File{Sections: []*elf.Section{{SectionHeader: elf.SectionHeader{Name: ".debug_info"}}}}
+		o := &Object{info: d, cache: newCacheRecord(), secs: &sectionCache{ef: fake}}
 		o.infoOnce.Do(func() {})
 		for _, a := range []uint64{addr, 0x1005, 0x1008} {
 			o.Scopes(a)
