@@ -102,6 +102,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	t = time.Now()
 	a.unwindThreads()
 	a.fetchDebugFiles()
+	a.loadCacheRecords()
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
@@ -126,6 +127,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	a.explainFault()
 	a.stage("fault", t)
 
+	a.saveCacheRecords()
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
 		if m.obj != nil {

@@ -158,7 +158,6 @@ func (a *analysis) loadModules() {
 			continue
 		}
 		mod.obj = obj
-		obj.PrefetchLineSections() // usually only libc (with libc6-dbg) has line tables
 		mod.info.FileBuildID = obj.BuildID
 		mod.info.DebugFile = obj.DebugFile
 		mod.bias = a.computeBias(mod, obj)
@@ -169,7 +168,7 @@ func (a *analysis) loadModules() {
 		} else if mod.info.Deleted {
 			a.warn("%s was deleted or replaced while the process ran (mapped \"(deleted)\"): the process ran old code, typically a library upgraded without restarting php-fpm", mod.path)
 		}
-		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Tables: cfiTables(obj)}
+		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Load: func() []*unwind.Table { return cfiTables(obj) }}
 	}
 	kept := order[:0]
 	for _, m := range order {

@@ -250,7 +250,7 @@ func (a *analysis) fdeStart(mod *module, link uint64) (uint64, bool) {
 	if mod.unwind == nil {
 		return 0, false
 	}
-	for _, t := range mod.unwind.Tables {
+	for _, t := range mod.unwind.CFI() {
 		if fde, err := t.FDEFor(link); err == nil {
 			return fde.Start, true
 		}
