@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -182,7 +181,7 @@ func (a *analysis) loadModules() {
 // looksLikeELF reports whether path starts with the ELF magic; a file that
 // cannot be opened counts as ELF so that its absence is reported.
 func looksLikeELF(path string) bool {
-	f, err := os.Open(path)
+	f, err := symbols.OpenFile(path)
 	if err != nil {
 		return true
 	}

@@ -86,6 +86,7 @@ func (o *Object) UseCacheRecord(b []byte) error {
 
 // CacheRecord returns the object's record and whether it holds anything
 // the record it was loaded from (if any) did not.
+// (A record that holds nothing new is not encoded: nil, false.)
 func (o *Object) CacheRecord() ([]byte, bool) {
 	c := o.cache
 	c.mu.Lock()
@@ -95,7 +96,10 @@ func (o *Object) CacheRecord() ([]byte, bool) {
 			c.syms, c.source, c.dirty = *base, o.source, true
 		}
 	}
-	return encodeCacheRecord(c), c.dirty
+	if !c.dirty {
+		return nil, false
+	}
+	return encodeCacheRecord(c), true
 }
 
 // cachedLocation returns what the record says about addr.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 )
 
@@ -70,7 +69,7 @@ func (o *Object) altFile(c *sectionCache) *sectionCache {
 		}
 	}
 	for _, p := range cands {
-		f, err := os.Open(p)
+		f, err := OpenFile(p)
 		if err != nil {
 			continue
 		}

@@ -97,7 +97,7 @@ func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}
 
 // OpenWithOptions opens the ELF object at path with options.
 func OpenWithOptions(path string, opts Options) (*Object, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
@@ -273,7 +273,7 @@ func (o *Object) findDebugFile(opts Options) {
 		}
 	}
 	for _, c := range cands {
-		f, err := os.Open(c)
+		f, err := OpenFile(c)
 		if err != nil {
 			continue
 		}
@@ -299,7 +299,7 @@ func (o *Object) UseDebugFile(path string) error {
 	if o.used.Load() {
 		return fmt.Errorf("%s: debug file given after lookups began", o.Path)
 	}
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return fmt.Errorf("open debug file: %w", err)
 	}
