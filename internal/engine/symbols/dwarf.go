@@ -79,7 +79,8 @@ func (o *Object) altFile(c *sectionCache) *sectionCache {
 			continue
 		}
 		o.altF = f
-		return newSectionCache(f, ef)
+		o.altSecs = newSectionCache(f, ef)
+		return o.altSecs
 	}
 	return nil
 }

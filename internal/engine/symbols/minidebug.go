@@ -24,12 +24,12 @@ func (o *Object) miniDebugInfo() *elf.File {
 		if s == nil || s.Type == elf.SHT_NOBITS {
 			return
 		}
-		ef, err := readMiniDebugInfo(s, int64(s.Size))
+		ef, b, err := readMiniDebugInfo(s, int64(s.Size))
 		if err != nil {
 			o.miniErr = fmt.Errorf("read .gnu_debugdata of %s: %w", o.Path, err)
 			return
 		}
-		o.mini = ef
+		o.mini, o.miniSecs = ef, newSectionCacheBytes(b, ef)
 	})
 	return o.mini
 }
@@ -37,34 +37,34 @@ func (o *Object) miniDebugInfo() *elf.File {
 // readMiniDebugInfo decompresses an xz stream of size bytes holding an
 // ELF file. The dictionary sizes its blocks announce are checked first:
 // the decoder allocates them whole.
-func readMiniDebugInfo(r io.ReaderAt, size int64) (*elf.File, error) {
+func readMiniDebugInfo(r io.ReaderAt, size int64) (*elf.File, []byte, error) {
 	if size <= 0 || size > maxMiniDebugInfo {
-		return nil, fmt.Errorf("implausible size %d", size)
+		return nil, nil, fmt.Errorf("implausible size %d", size)
 	}
 	raw := make([]byte, size)
 	if _, err := r.ReadAt(raw, 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkXZDictionaries(raw, maxXZDictionary); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	x, err := compressed.NewReader(bytes.NewReader(raw), compressed.XZ)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer x.Close()
 	b, err := io.ReadAll(io.LimitReader(x, maxMiniDebugInfo+1))
 	if err != nil {
-		return nil, fmt.Errorf("decompress: %w", err)
+		return nil, nil, fmt.Errorf("decompress: %w", err)
 	}
 	if len(b) > maxMiniDebugInfo {
-		return nil, fmt.Errorf("more than %d bytes", maxMiniDebugInfo)
+		return nil, nil, fmt.Errorf("more than %d bytes", maxMiniDebugInfo)
 	}
 	ef, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("embedded ELF: %w", err)
+		return nil, nil, fmt.Errorf("embedded ELF: %w", err)
 	}
-	return ef, nil
+	return ef, b, nil
 }
 
 // maxXZDictionary is the largest LZMA2 dictionary accepted: xz -9's.

@@ -77,6 +77,8 @@ type Object struct {
 	secs, debugSecs *sectionCache
 	miniOnce        sync.Once
 	mini            *elf.File
+	miniSecs        *sectionCache
+	altSecs         *sectionCache
 	miniErr         error
 	infoOnce        sync.Once
 	info            *dwarfInfo
@@ -130,6 +132,9 @@ func (o *Object) Warnings() []string {
 
 // Close closes the object's files.
 func (o *Object) Close() error {
+	o.secs.close()
+	o.debugSecs.close()
+	o.altSecs.close()
 	if o.debugF != nil {
 		o.debugF.Close()
 	}
@@ -313,6 +318,7 @@ func (o *Object) UseDebugFile(path string) error {
 		return fmt.Errorf("debug file %s has build-id %s, %s has %s", path, id, o.Path, o.BuildID)
 	}
 	if o.debugF != nil {
+		o.debugSecs.close()
 		o.debugF.Close()
 	}
 	o.DebugFile, o.debugElf, o.debugF = path, ef, f
@@ -335,17 +341,20 @@ func (o *Object) loadSymbols() {
 		return
 	}
 	var syms []Symbol
-	add := func(ef *elf.File, dyn bool, source string) bool {
+	add := func(c *sectionCache, dyn bool, source string) bool {
+		if c == nil {
+			return false
+		}
 		typ := elf.SHT_SYMTAB
 		if dyn {
 			typ = elf.SHT_DYNSYM
 		}
 		n := 0
-		for _, sec := range ef.Sections {
+		for _, sec := range c.ef.Sections {
 			if sec.Type != typ {
 				continue
 			}
-			found := functionSymbols(ef, sec, func(name string, value, size uint64) {
+			found := functionSymbols(c, sec, func(name string, value, size uint64) {
 				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source})
 			})
 			n += found
@@ -353,14 +362,14 @@ func (o *Object) loadSymbols() {
 		return n > 0
 	}
 	switch {
-	case o.debugElf != nil && add(o.debugElf, false, "debuginfo"):
+	case add(o.debugSecs, false, "debuginfo"):
 		o.source = "debuginfo"
-	case add(o.elf, false, "symtab"):
+	case add(o.secs, false, "symtab"):
 		o.source = "symtab"
-	case o.miniDebugInfo() != nil && add(o.mini, false, "minidebuginfo"):
+	case o.miniDebugInfo() != nil && add(o.miniSecs, false, "minidebuginfo"):
 		o.source = "minidebuginfo"
 	}
-	if add(o.elf, true, "dynsym") && o.source == "" {
+	if add(o.secs, true, "dynsym") && o.source == "" {
 		o.source = "dynsym"
 	}
 	if o.source == "" {
@@ -467,19 +476,20 @@ func (o *Object) Symbols() []Symbol { return o.symbols() }
 // .dynsym or the debug file) with the given name.
 func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 	want := []byte(name)
-	for i, ef := range []*elf.File{o.debugElf, o.elf, nil} {
-		if i == 2 {
-			ef = o.miniDebugInfo() // decompressed only when needed
+	for i, c := range []*sectionCache{o.debugSecs, o.secs, nil} {
+		if i == 2 && o.miniDebugInfo() != nil { // decompressed only when needed
+			c = o.miniSecs
 		}
-		if ef == nil || ef.Class != elf.ELFCLASS64 {
+		if c == nil || c.ef.Class != elf.ELFCLASS64 {
 			continue
 		}
+		ef := c.ef
 		for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 			for _, sec := range ef.Sections {
 				if sec.Type != typ || sec.Link == 0 || int(sec.Link) >= len(ef.Sections) {
 					continue
 				}
-				if s, ok := findSymbol(sec, ef.Sections[sec.Link], want); ok {
+				if s, ok := findSymbol(c, sec, ef.Sections[sec.Link], want); ok {
 					return s, true
 				}
 			}
@@ -490,9 +500,9 @@ func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 
 // findSymbol scans a raw symbol table for a defined symbol named want,
 // comparing bytes in place (debug/elf's Symbols allocates every name).
-func findSymbol(symtab, strtab *elf.Section, want []byte) (elf.Symbol, bool) {
-	data := sectionData(symtab, 256<<20)
-	strs := sectionData(strtab, 256<<20)
+func findSymbol(c *sectionCache, symtab, strtab *elf.Section, want []byte) (elf.Symbol, bool) {
+	data := c.raw(symtab, 256<<20)
+	strs := c.raw(strtab, 256<<20)
 	const entSize = 24
 	for off := entSize; off+entSize <= len(data); off += entSize {
 		e := data[off : off+entSize]
@@ -524,12 +534,12 @@ func (o *Object) FileOffsetToAddr(off uint64) (uint64, bool) {
 // object or, when the object lacks it, of its debug file. Sections larger
 // than 512 MiB are refused.
 func (o *Object) Section(name string) ([]byte, uint64, bool) {
-	for _, ef := range []*elf.File{o.elf, o.debugElf} {
-		if ef == nil {
+	for _, c := range []*sectionCache{o.secs, o.debugSecs} {
+		if c == nil {
 			continue
 		}
-		s := ef.Section(name)
-		if b := sectionData(s, 512<<20); b != nil {
+		s := c.ef.Section(name)
+		if b := c.raw(s, 512<<20); b != nil {
 			return b, s.Addr, true
 		}
 	}
@@ -697,12 +707,13 @@ func (o *Object) Aliases(addr uint64) []string {
 // directly (debug/elf's Symbols allocates every name of every symbol, which
 // dominates the cost on large debug files) and calls fn for each. It
 // returns how many it found.
-func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, value, size uint64)) int {
+func functionSymbols(c *sectionCache, symtab *elf.Section, fn func(name string, value, size uint64)) int {
+	ef := c.ef
 	if ef.Class != elf.ELFCLASS64 || symtab.Link == 0 || int(symtab.Link) >= len(ef.Sections) {
 		return 0
 	}
-	data := sectionData(symtab, 256<<20)
-	strs := sectionData(ef.Sections[symtab.Link], 256<<20)
+	data := c.raw(symtab, 256<<20)
+	strs := c.raw(ef.Sections[symtab.Link], 256<<20)
 	if data == nil || strs == nil {
 		return 0
 	}

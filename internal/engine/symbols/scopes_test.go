@@ -391,7 +391,7 @@ func FuzzMiniDebugInfo(f *testing.F) {
 	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 4, 0xe6, 0xd6, 0xb4, 0x46, 0, 0, 0, 0, 0x1c, 0xdf, 0x44, 0x21, 0x1f, 0xb6, 0xf3, 0x7d, 1, 0, 0, 0, 0, 4, 0x59, 0x5a})
 	f.Add([]byte("\x7fELF\x02\x01\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if ef, err := readMiniDebugInfo(bytes.NewReader(b), int64(len(b))); err == nil {
+		if ef, _, err := readMiniDebugInfo(bytes.NewReader(b), int64(len(b))); err == nil {
 			ef.Symbols()
 		}
 	})

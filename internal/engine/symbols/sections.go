@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"syscall"
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
@@ -17,20 +19,26 @@ const maxSectionSize = 1 << 30
 
 // readSection returns the contents of a section, decompressing
 // SHF_COMPRESSED sections (zlib or zstd) with faster decoders than
-// debug/elf's.
-func readSection(r io.ReaderAt, s *elf.Section) ([]byte, error) {
+// debug/elf's. mapped, when not nil, is the whole file in memory.
+func readSection(r io.ReaderAt, mapped []byte, s *elf.Section) ([]byte, error) {
 	if s == nil || s.Type == elf.SHT_NOBITS {
 		return nil, nil
 	}
 	if s.Flags&elf.SHF_COMPRESSED == 0 {
+		if b, ok := mappedSection(mapped, s.Offset, s.Size); ok {
+			return b, nil
+		}
 		return s.Data()
 	}
 	if s.FileSize < 24 || s.FileSize > maxSectionSize {
 		return nil, fmt.Errorf("section %s: implausible compressed size %d", s.Name, s.FileSize)
 	}
-	raw := make([]byte, s.FileSize)
-	if _, err := r.ReadAt(raw, int64(s.Offset)); err != nil {
-		return nil, fmt.Errorf("read section %s: %w", s.Name, err)
+	raw, ok := mappedSection(mapped, s.Offset, s.FileSize)
+	if !ok {
+		raw = make([]byte, s.FileSize)
+		if _, err := r.ReadAt(raw, int64(s.Offset)); err != nil {
+			return nil, fmt.Errorf("read section %s: %w", s.Name, err)
+		}
 	}
 	typ := binary.LittleEndian.Uint32(raw[0:])
 	size := binary.LittleEndian.Uint64(raw[8:])
@@ -77,14 +85,28 @@ func readSection(r io.ReaderAt, s *elf.Section) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// mappedSection returns the bytes [off, off+size) of a mapped file.
+func mappedSection(mapped []byte, off, size uint64) ([]byte, bool) {
+	if mapped == nil || off > uint64(len(mapped)) || size > uint64(len(mapped))-off {
+		return nil, false
+	}
+	return mapped[off : off+size : off+size], true
+}
+
 // sectionCache reads (and decompresses) each section of one ELF file at
-// most once, for the line tables and .debug_info alike. It is safe for
-// concurrent use; two callers wanting the same section wait for one read.
+// most once, for the symbol tables, the CFI, the line tables and
+// .debug_info alike. The file is memory-mapped when it can be: a section
+// that is not compressed is then read in place, and only the pages used
+// (a binary search of .eh_frame_hdr touches a few) are read at all. It is
+// safe for concurrent use; two callers wanting the same section wait for
+// one read.
 type sectionCache struct {
-	r  io.ReaderAt
-	ef *elf.File
-	mu sync.Mutex
-	m  map[string]*cachedSection
+	r      io.ReaderAt
+	ef     *elf.File
+	mapped []byte // the whole file, or nil
+	unmap  bool   // mapped is an mmap to undo on close
+	mu     sync.Mutex
+	m      map[string]*cachedSection
 }
 
 type cachedSection struct {
@@ -92,11 +114,47 @@ type cachedSection struct {
 	b    []byte
 }
 
-func newSectionCache(r io.ReaderAt, ef *elf.File) *sectionCache {
+// newSectionCache reads the sections of ef, the ELF file f; f is mapped
+// into memory when it can be.
+func newSectionCache(f *os.File, ef *elf.File) *sectionCache {
 	if ef == nil {
 		return nil
 	}
-	return &sectionCache{r: r, ef: ef, m: map[string]*cachedSection{}}
+	c := &sectionCache{r: f, ef: ef, m: map[string]*cachedSection{}}
+	if f != nil {
+		if b, err := mmapFile(f); err == nil {
+			c.mapped, c.unmap = b, true
+		}
+	}
+	return c
+}
+
+// newSectionCacheBytes reads the sections of ef, whose bytes are b.
+func newSectionCacheBytes(b []byte, ef *elf.File) *sectionCache {
+	return &sectionCache{r: bytes.NewReader(b), ef: ef, mapped: b, m: map[string]*cachedSection{}}
+}
+
+// close unmaps the file; no section read from it may be used after.
+func (c *sectionCache) close() {
+	if c != nil && c.unmap {
+		_ = syscall.Munmap(c.mapped)
+		c.mapped, c.unmap = nil, false
+	}
+}
+
+// maxMapped bounds the files that are memory-mapped.
+const maxMapped = 1 << 34
+
+func mmapFile(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if size <= 0 || size > maxMapped || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not mapped: %d bytes", size)
+	}
+	return syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_PRIVATE)
 }
 
 // has reports whether the file has a section (without reading it).
@@ -104,8 +162,23 @@ func (c *sectionCache) has(name string) bool {
 	return c != nil && c.ef.Section(name) != nil
 }
 
-// get returns the contents of a section, nil when it is absent or cannot
-// be read.
+// raw returns the contents of section s of this file as stored (nil when
+// it is absent, empty, larger than max, or cannot be read): in place when
+// the file is mapped.
+func (c *sectionCache) raw(s *elf.Section, max uint64) []byte {
+	if c == nil || s == nil || s.Type == elf.SHT_NOBITS || s.Size > max {
+		return nil
+	}
+	if s.Flags&elf.SHF_COMPRESSED == 0 {
+		if b, ok := mappedSection(c.mapped, s.Offset, s.Size); ok {
+			return b
+		}
+	}
+	return sectionData(s, max)
+}
+
+// get returns the contents of a section, decompressed, nil when it is
+// absent or cannot be read.
 func (c *sectionCache) get(name string) []byte {
 	if c == nil {
 		return nil
@@ -119,7 +192,7 @@ func (c *sectionCache) get(name string) []byte {
 	c.mu.Unlock()
 	s.once.Do(func() {
 		if sec := c.ef.Section(name); sec != nil {
-			s.b, _ = readSection(c.r, sec)
+			s.b, _ = readSection(c.r, c.mapped, sec)
 		}
 	})
 	return s.b
