@@ -24,7 +24,7 @@ func (a *analysis) fetchDebugFiles() {
 	client := &debuginfod.Client{URLs: a.opts.Debuginfod, Cache: a.cache, Timeout: a.opts.DebuginfodTimeout}
 	var want []*module
 	for _, m := range a.modulesWithFrames() {
-		if m.obj.DebugFile == "" && !m.obj.HasDebugInfo() && m.obj.BuildID != "" {
+		if m.obj.DebugFile() == "" && !m.obj.HasDebugInfo() && m.obj.BuildID != "" {
 			want = append(want, m)
 		}
 	}

@@ -158,7 +158,6 @@ func (a *analysis) loadModules() {
 		}
 		mod.obj = obj
 		mod.info.FileBuildID = obj.BuildID
-		mod.info.DebugFile = obj.DebugFile
 		mod.bias = a.computeBias(mod, obj)
 		mod.info.Bias = crash.Addr(mod.bias)
 		if mod.info.BuildID != "" && obj.BuildID != "" && mod.info.BuildID != obj.BuildID {

@@ -87,6 +87,7 @@ func (a *analysis) symbolize() {
 	}
 	for _, m := range a.modulesWithFrames() {
 		m.info.Symbols = m.obj.SymbolSource()
+		m.info.DebugFile = m.obj.DebugFile()
 		for _, w := range m.obj.Warnings() {
 			a.warn("%s", w)
 		}

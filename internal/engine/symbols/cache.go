@@ -20,7 +20,7 @@ import (
 // debug section.
 
 // cacheFormat changes whenever a record's layout or meaning changes.
-const cacheFormat = "coroner-symbols-4"
+const cacheFormat = "coroner-symbols-5"
 
 // cacheRecord is what is known, from a previous run or this one.
 type cacheRecord struct {
@@ -60,7 +60,7 @@ func (o *Object) CacheKey() string {
 	} else {
 		fmt.Fprintf(h, "path %s\n", o.Path)
 	}
-	if o.debugElf != nil {
+	if o.dbg() != nil {
 		fmt.Fprintf(h, "debug %s\n", ReadBuildID(o.debugElf))
 		if fi, err := o.debugF.Stat(); err == nil {
 			fmt.Fprintf(h, "debug-size %d\n", fi.Size())
@@ -251,13 +251,20 @@ func encodeCacheRecord(c *cacheRecord) []byte {
 			w.u(flags)
 		}
 	}
-	// header and string table first
-	out := make([]byte, 0, len(w.buf)+len(cacheFormat)+16)
+	// Header, then the string table (lengths, then the bytes of all
+	// strings: one allocation when decoded), then the sections.
+	total := 0
+	for _, s := range w.strList {
+		total += len(s)
+	}
+	out := make([]byte, 0, len(w.buf)+total+3*len(w.strList)+len(cacheFormat)+16)
 	out = append(out, cacheFormat...)
 	out = append(out, '\n')
 	out = binary.AppendUvarint(out, uint64(len(w.strList)))
 	for _, s := range w.strList {
 		out = binary.AppendUvarint(out, uint64(len(s)))
+	}
+	for _, s := range w.strList {
 		out = append(out, s...)
 	}
 	return append(out, w.buf...)
@@ -313,14 +320,26 @@ func decodeCacheRecord(b []byte) (*cacheRecord, error) {
 	}
 	r := &recReader{b: b, pos: len(cacheFormat) + 1}
 	n := r.count(1)
-	r.strs = make([]string, 0, n)
+	lens := make([]uint64, 0, n)
+	var total uint64
 	for i := 0; i < n && r.err == nil; i++ {
 		l := r.u()
-		if r.err != nil || l > uint64(len(b)-r.pos) {
+		lens = append(lens, l)
+		total += l
+		if total > uint64(len(b)) {
 			return nil, errRecord
 		}
-		r.strs = append(r.strs, string(b[r.pos:r.pos+int(l)]))
-		r.pos += int(l)
+	}
+	if r.err != nil || total > uint64(len(b)-r.pos) {
+		return nil, errRecord
+	}
+	all := string(b[r.pos : r.pos+int(total)])
+	r.pos += int(total)
+	r.strs = make([]string, 0, n)
+	off := 0
+	for _, l := range lens {
+		r.strs = append(r.strs, all[off:off+int(l)])
+		off += int(l)
 	}
 	c := newCacheRecord()
 	c.source = r.s()

@@ -12,7 +12,7 @@ import (
 func (o *Object) dwarf() *dwarfInfo {
 	o.infoOnce.Do(func() {
 		o.used.Store(true)
-		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
+		for _, c := range []*sectionCache{o.dbg(), o.secs} {
 			if !c.has(".debug_info") {
 				continue
 			}
@@ -32,7 +32,7 @@ func (o *Object) dwarf() *dwarfInfo {
 // HasDebugInfo reports whether the object or its debug file has
 // .debug_info (without reading it).
 func (o *Object) HasDebugInfo() bool {
-	return o.secs.has(".debug_info") || o.debugSecs.has(".debug_info")
+	return o.secs.has(".debug_info") || o.dbg().has(".debug_info")
 }
 
 func readDWARFSections(c *sectionCache) dwarfSections {
@@ -55,7 +55,7 @@ func (o *Object) altFile(c *sectionCache) *sectionCache {
 	name, id := string(link[:i]), hex.EncodeToString(link[i+1:])
 	self := o.Path
 	if c == o.debugSecs {
-		self = o.DebugFile
+		self = o.debugFile
 	}
 	var cands []string
 	if filepath.IsAbs(name) {

@@ -47,10 +47,10 @@ func TestLineTableLibcDebugInfo(t *testing.T) {
 		t.Skip(err)
 	}
 	defer o.Close()
-	if o.DebugFile == "" {
+	if o.DebugFile() == "" {
 		t.Skip("libc6-dbg is not installed")
 	}
-	compareLines(t, o.DebugFile, 2000)
+	compareLines(t, o.DebugFile(), 2000)
 }
 
 func compareLines(t *testing.T, path string, limit int) {
@@ -144,7 +144,7 @@ func TestLinesBatchMatchesFullTable(t *testing.T) {
 		t.Skip(err)
 	}
 	defer o.Close()
-	if o.DebugFile == "" {
+	if o.DebugFile() == "" {
 		t.Skip("libc6-dbg is not installed")
 	}
 	var addrs []uint64

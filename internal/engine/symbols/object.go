@@ -48,15 +48,16 @@ type Object struct {
 	Path string
 	// BuildID is the hex GNU build-id, or "".
 	BuildID string
-	// DebugFile is the separate debug file used, or "".
-	DebugFile string
 	// Type is the ELF type (ET_EXEC, ET_DYN).
 	Type elf.Type
 
 	file     *os.File
 	elf      *elf.File
-	debugElf *elf.File
-	debugF   *os.File
+	// the separate debug file, looked for on first need (dbg)
+	debugOnce sync.Once
+	debugFile string
+	debugElf  *elf.File
+	debugF    *os.File
 	symsOnce sync.Once
 	// syms holds the function symbols sorted by address. A list, once
 	// published, is never changed: AddSymbols publishes a new one (writers
@@ -116,7 +117,6 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 		}
 	}
 	o.BuildID = ReadBuildID(ef)
-	o.findDebugFile(opts)
 	return o, nil
 }
 
@@ -252,6 +252,9 @@ func (o *Object) debugDirs() []string {
 // findDebugFile looks for a separate debug file by build-id, then by
 // .gnu_debuglink, and keeps it only when its build-id matches.
 func (o *Object) findDebugFile(opts Options) {
+	if o.elf == nil {
+		return
+	}
 	dirs := opts.DebugDirs
 	if len(dirs) == 0 {
 		dirs = []string{"/usr/lib/debug"}
@@ -291,10 +294,24 @@ func (o *Object) findDebugFile(opts Options) {
 			f.Close()
 			continue
 		}
-		o.DebugFile, o.debugElf, o.debugF = c, ef, f
+		o.debugFile, o.debugElf, o.debugF = c, ef, f
 		o.debugSecs = newSectionCache(f, ef)
 		return
 	}
+}
+
+// dbg looks for the separate debug file (once) and returns its sections,
+// nil when there is none.
+func (o *Object) dbg() *sectionCache {
+	o.debugOnce.Do(func() { o.findDebugFile(o.opts) })
+	return o.debugSecs
+}
+
+// DebugFile returns the separate debug file of the object (looking for it
+// the first time), or "".
+func (o *Object) DebugFile() string {
+	o.dbg()
+	return o.debugFile
 }
 
 // UseDebugFile makes path (a debug file fetched from elsewhere, such as a
@@ -317,11 +334,12 @@ func (o *Object) UseDebugFile(path string) error {
 		f.Close()
 		return fmt.Errorf("debug file %s has build-id %s, %s has %s", path, id, o.Path, o.BuildID)
 	}
+	o.debugOnce.Do(func() {}) // no lookup after this
 	if o.debugF != nil {
 		o.debugSecs.close()
 		o.debugF.Close()
 	}
-	o.DebugFile, o.debugElf, o.debugF = path, ef, f
+	o.debugFile, o.debugElf, o.debugF = path, ef, f
 	o.debugSecs = newSectionCache(f, ef)
 	o.cache = newCacheRecord() // the CacheKey changed
 	return nil
@@ -362,7 +380,7 @@ func (o *Object) loadSymbols() {
 		return n > 0
 	}
 	switch {
-	case add(o.debugSecs, false, "debuginfo"):
+	case add(o.dbg(), false, "debuginfo"):
 		o.source = "debuginfo"
 	case add(o.secs, false, "symtab"):
 		o.source = "symtab"
@@ -476,7 +494,7 @@ func (o *Object) Symbols() []Symbol { return o.symbols() }
 // .dynsym or the debug file) with the given name.
 func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 	want := []byte(name)
-	for i, c := range []*sectionCache{o.debugSecs, o.secs, nil} {
+	for i, c := range []*sectionCache{o.dbg(), o.secs, nil} {
 		if i == 2 && o.miniDebugInfo() != nil { // decompressed only when needed
 			c = o.miniSecs
 		}
@@ -534,7 +552,7 @@ func (o *Object) FileOffsetToAddr(off uint64) (uint64, bool) {
 // object or, when the object lacks it, of its debug file. Sections larger
 // than 512 MiB are refused.
 func (o *Object) Section(name string) ([]byte, uint64, bool) {
-	for _, c := range []*sectionCache{o.secs, o.debugSecs} {
+	for _, c := range []*sectionCache{o.secs, o.dbg()} {
 		if c == nil {
 			continue
 		}
@@ -584,7 +602,7 @@ type lineSource struct {
 func (o *Object) lineSources() []lineSource {
 	o.lineSrcOnce.Do(func() {
 		o.used.Store(true)
-		for _, c := range []*sectionCache{o.debugSecs, o.secs} {
+		for _, c := range []*sectionCache{o.dbg(), o.secs} {
 			if !c.has(".debug_line") {
 				continue
 			}
@@ -643,7 +661,7 @@ func (o *Object) Lines(addrs []uint64) map[uint64]Position {
 // PrefetchDWARF starts decoding the line tables in the background so that
 // a later Line call does not wait for section decompression.
 func (o *Object) PrefetchDWARF() {
-	if o.elf.Section(".debug_line") == nil && (o.debugElf == nil || o.debugElf.Section(".debug_line") == nil) {
+	if !o.HasLineTable() {
 		return
 	}
 	go o.lineData()
@@ -652,7 +670,7 @@ func (o *Object) PrefetchDWARF() {
 // HasLineTable reports whether the object or its debug file has a
 // .debug_line section (without decoding it).
 func (o *Object) HasLineTable() bool {
-	return o.elf.Section(".debug_line") != nil || (o.debugElf != nil && o.debugElf.Section(".debug_line") != nil)
+	return o.secs.has(".debug_line") || o.dbg().has(".debug_line")
 }
 
 // HasDWARF reports whether line information is available.
@@ -679,6 +697,7 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 func (o *Object) Aliases(addr uint64) []string {
 	var names []string
 	seen := map[string]bool{}
+	o.dbg()
 	for _, ef := range []*elf.File{o.debugElf, o.elf, o.miniDebugInfo()} {
 		if ef == nil {
 			continue

@@ -162,10 +162,10 @@ func TestScopesLibcDebugInfo(t *testing.T) {
 		t.Skip(err)
 	}
 	defer o.Close()
-	if o.DebugFile == "" {
+	if o.DebugFile() == "" {
 		t.Skip("libc6-dbg is not installed")
 	}
-	compareScopes(t, o.DebugFile, 1500)
+	compareScopes(t, o.DebugFile(), 1500)
 }
 
 func compareScopes(t *testing.T, path string, max int) {
