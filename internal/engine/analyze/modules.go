@@ -3,7 +3,7 @@ package analyze
 import (
 	"debug/elf"
 	"encoding/binary"
-	"io"
+	"errors"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -142,11 +142,11 @@ func (a *analysis) loadModules() {
 			mod.info.Kind = crash.ModuleExe
 		}
 		mod.info.BuildID = a.coreBuildID(mod)
-		if !looksLikeELF(mod.hostPath) {
-			continue // locale archives, caches and other mapped data files
-		}
 		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
 		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, DebugDirs: dirs})
+		if errors.Is(err, symbols.ErrNotELF) {
+			continue // locale archives, caches and other mapped data files
+		}
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)
@@ -175,21 +175,6 @@ func (a *analysis) loadModules() {
 		}
 	}
 	a.modules = kept
-}
-
-// looksLikeELF reports whether path starts with the ELF magic; a file that
-// cannot be opened counts as ELF so that its absence is reported.
-func looksLikeELF(path string) bool {
-	f, err := symbols.OpenFile(path)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
-		return false
-	}
-	return string(magic[:]) == "\x7fELF"
 }
 
 // computeBias finds the load bias from a mapping whose file offset matches

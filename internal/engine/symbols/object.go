@@ -95,6 +95,10 @@ type Object struct {
 	used atomic.Bool
 }
 
+// ErrNotELF is returned by Open for a file that is not ELF (locale
+// archives, caches and other mapped data files).
+var ErrNotELF = errors.New("not an ELF file")
+
 // Open opens the ELF object at path and loads its symbol tables.
 func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}) }
 
@@ -103,6 +107,11 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 	f, err := OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
+	}
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotELF)
 	}
 	ef, err := elf.NewFile(f)
 	if err != nil {

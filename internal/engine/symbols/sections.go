@@ -101,12 +101,16 @@ func mappedSection(mapped []byte, off, size uint64) ([]byte, bool) {
 // safe for concurrent use; two callers wanting the same section wait for
 // one read.
 type sectionCache struct {
-	r      io.ReaderAt
-	ef     *elf.File
-	mapped []byte // the whole file, or nil
-	unmap  bool   // mapped is an mmap to undo on close
-	mu     sync.Mutex
-	m      map[string]*cachedSection
+	r  io.ReaderAt
+	ef *elf.File
+	// f is mapped on first use: mapped is the whole file (nil when it
+	// could not be mapped), unmap says it is an mmap to undo on close.
+	f       *os.File
+	mapOnce sync.Once
+	mapped  []byte
+	unmap   bool
+	mu      sync.Mutex
+	m       map[string]*cachedSection
 }
 
 type cachedSection struct {
@@ -120,23 +124,35 @@ func newSectionCache(f *os.File, ef *elf.File) *sectionCache {
 	if ef == nil {
 		return nil
 	}
-	c := &sectionCache{r: f, ef: ef, m: map[string]*cachedSection{}}
-	if f != nil {
-		if b, err := mmapFile(f); err == nil {
-			c.mapped, c.unmap = b, true
-		}
-	}
-	return c
+	return &sectionCache{r: f, ef: ef, f: f, m: map[string]*cachedSection{}}
 }
 
 // newSectionCacheBytes reads the sections of ef, whose bytes are b.
 func newSectionCacheBytes(b []byte, ef *elf.File) *sectionCache {
-	return &sectionCache{r: bytes.NewReader(b), ef: ef, mapped: b, m: map[string]*cachedSection{}}
+	c := &sectionCache{r: bytes.NewReader(b), ef: ef, mapped: b, m: map[string]*cachedSection{}}
+	c.mapOnce.Do(func() {})
+	return c
+}
+
+// data returns the mapped file (mapping it the first time), or nil.
+func (c *sectionCache) data() []byte {
+	c.mapOnce.Do(func() {
+		if c.f != nil {
+			if b, err := mmapFile(c.f); err == nil {
+				c.mapped, c.unmap = b, true
+			}
+		}
+	})
+	return c.mapped
 }
 
 // close unmaps the file; no section read from it may be used after.
 func (c *sectionCache) close() {
-	if c != nil && c.unmap {
+	if c == nil {
+		return
+	}
+	c.mapOnce.Do(func() {}) // no mapping after this
+	if c.unmap {
 		_ = syscall.Munmap(c.mapped)
 		c.mapped, c.unmap = nil, false
 	}
@@ -170,7 +186,7 @@ func (c *sectionCache) raw(s *elf.Section, max uint64) []byte {
 		return nil
 	}
 	if s.Flags&elf.SHF_COMPRESSED == 0 {
-		if b, ok := mappedSection(c.mapped, s.Offset, s.Size); ok {
+		if b, ok := mappedSection(c.data(), s.Offset, s.Size); ok {
 			return b
 		}
 	}
@@ -192,7 +208,7 @@ func (c *sectionCache) get(name string) []byte {
 	c.mu.Unlock()
 	s.once.Do(func() {
 		if sec := c.ef.Section(name); sec != nil {
-			s.b, _ = readSection(c.r, c.mapped, sec)
+			s.b, _ = readSection(c.r, c.data(), sec)
 		}
 	})
 	return s.b
