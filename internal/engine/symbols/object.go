@@ -51,14 +51,14 @@ type Object struct {
 	// Type is the ELF type (ET_EXEC, ET_DYN).
 	Type elf.Type
 
-	file     *os.File
-	elf      *elf.File
+	file *os.File
+	elf  *elf.File
 	// the separate debug file, looked for on first need (dbg)
 	debugOnce sync.Once
 	debugFile string
 	debugElf  *elf.File
 	debugF    *os.File
-	symsOnce sync.Once
+	symsOnce  sync.Once
 	// syms holds the function symbols sorted by address. A list, once
 	// published, is never changed: AddSymbols publishes a new one (writers
 	// are serialised by addMu), so lookups need no lock while line tables
