@@ -361,10 +361,11 @@ func (o *Object) loadSymbols() {
 	cached, source := c.syms, c.source
 	c.mu.Unlock()
 	if cached != nil {
-		syms := append([]Symbol(nil), cached...)
+		// Published lists are never changed (AddSymbols makes a new
+		// one): the cached list is the table and its base alike.
 		o.source = source
 		o.baseSyms.Store(&cached)
-		o.syms.Store(&syms)
+		o.syms.Store(&cached)
 		return
 	}
 	var syms []Symbol
@@ -403,8 +404,7 @@ func (o *Object) loadSymbols() {
 		o.source = "none"
 	}
 	syms = dedupe(syms)
-	base := append([]Symbol(nil), syms...)
-	o.baseSyms.Store(&base)
+	o.baseSyms.Store(&syms)
 	o.syms.Store(&syms)
 }
 
