@@ -3,6 +3,7 @@ package symbols
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"path/filepath"
 )
@@ -37,11 +38,29 @@ func (o *Object) HasDebugInfo() bool {
 
 func readDWARFSections(c *sectionCache) dwarfSections {
 	return dwarfSections{
-		info: c.get(".debug_info"), abbrev: c.get(".debug_abbrev"), str: c.get(".debug_str"),
-		lineStr: c.get(".debug_line_str"), addr: c.get(".debug_addr"), strOffsets: c.get(".debug_str_offsets"),
-		ranges: c.get(".debug_ranges"), rnglists: c.get(".debug_rnglists"), aranges: c.get(".debug_aranges"),
-		line: c.get(".debug_line"),
+		info: c.progressive(".debug_info"), abbrev: c.progressive(".debug_abbrev"), line: c.progressive(".debug_line"),
+		str: c.get(".debug_str"), lineStr: c.get(".debug_line_str"), addr: c.get(".debug_addr"),
+		strOffsets: c.get(".debug_str_offsets"), ranges: c.get(".debug_ranges"), rnglists: c.get(".debug_rnglists"),
+		aranges: c.get(".debug_aranges"),
 	}
+}
+
+// lineProgram returns .debug_line decompressed up to the end of the line
+// program at off.
+func (d *dwarfInfo) lineProgram(off uint64) []byte {
+	b := d.sec.line.prefix(off + 12)
+	if off+4 > uint64(len(b)) {
+		return b
+	}
+	length := uint64(binary.LittleEndian.Uint32(b[off:]))
+	end := off + 4 + length
+	if length == 0xffffffff && off+12 <= uint64(len(b)) {
+		end = off + 12 + binary.LittleEndian.Uint64(b[off+4:])
+	}
+	if end < off {
+		return b
+	}
+	return d.sec.line.prefix(end)
 }
 
 // altFile opens the dwz supplementary file a debug file names in
@@ -94,9 +113,10 @@ func (d *dwarfInfo) files(off uint64) []fileName {
 		return f
 	}
 	var files []fileName
-	if h, err := parseLineHeader(d.sec.line, off); err == nil {
+	line := d.lineProgram(off)
+	if h, err := parseLineHeader(line, off); err == nil {
 		str := d.sec.str
-		u := unitFiles{r: lineReader{b: d.sec.line, pos: h.filesAt, end: h.progStart}, version: h.version,
+		u := unitFiles{r: lineReader{b: line, pos: h.filesAt, end: h.progStart}, version: h.version,
 			offSize: h.offSize, lineStr: d.sec.lineStr, str: func() []byte { return str }}
 		files = u.decode()
 	}
@@ -120,7 +140,7 @@ func (d *dwarfInfo) unitLines(u *unit) *lineTable {
 		return lt
 	}
 	str := d.sec.str
-	lt, _ = parseUnitLineTable(d.sec.line, d.sec.lineStr, func() []byte { return str }, off)
+	lt, _ = parseUnitLineTable(d.lineProgram(off), d.sec.lineStr, func() []byte { return str }, off)
 	d.mu.Lock()
 	if d.lineTables == nil {
 		d.lineTables = map[uint64]*lineTable{}

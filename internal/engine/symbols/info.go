@@ -106,9 +106,11 @@ const (
 
 var errInfo = errors.New("malformed .debug_info")
 
-// dwarfSections are the decompressed sections .debug_info lookups need.
+// dwarfSections are the sections .debug_info lookups need: the three
+// large ones decompressed as far as lookups reach, the others whole.
 type dwarfSections struct {
-	info, abbrev, str, lineStr, addr, strOffsets, ranges, rnglists, aranges, line []byte
+	info, abbrev, line                                          *progressive
+	str, lineStr, addr, strOffsets, ranges, rnglists, aranges []byte
 }
 
 // dwarfInfo is the .debug_info of one file, decoded lazily. Its methods
@@ -118,9 +120,14 @@ type dwarfInfo struct {
 	// alt is the dwz supplementary file (.gnu_debugaltlink), or nil.
 	alt *dwarfInfo
 
-	mu     sync.Mutex
-	units  []*unit // every unit, by offset
-	byAddr []unitRange
+	mu sync.Mutex
+	// units are the units read so far, by the offset of their header;
+	// seq holds those read in order from the start, to seqEnd.
+	units   map[uint64]*unit
+	seq     []*unit
+	seqEnd  uint64
+	seqDone bool
+	byAddr  []unitRange
 	// indexed is true once byAddr holds the units' own ranges (not only
 	// .debug_aranges').
 	indexed bool
@@ -136,10 +143,11 @@ type dieKey struct {
 	lang uint16
 }
 
-// unitRange is an address range of a unit.
+// unitRange is an address range of a unit (at the offset off: units are
+// read only when an address in them is looked up).
 type unitRange struct {
 	lo, hi uint64
-	u      *unit
+	off    uint64
 }
 
 // unit is one unit header and what its root DIE says about the others.
@@ -148,6 +156,7 @@ type unit struct {
 	off      uint64 // of the header
 	dieOff   uint64 // first DIE
 	end      uint64
+	data     []byte // .debug_info up to end (set by load)
 	version  uint16
 	addrSize uint8
 	offSize  uint8
@@ -250,10 +259,10 @@ type die struct {
 
 // newDWARFInfo returns a lazily decoded .debug_info, or nil when there is none.
 func newDWARFInfo(sec dwarfSections) *dwarfInfo {
-	if len(sec.info) == 0 || len(sec.abbrev) == 0 {
+	if sec.info.size() == 0 || sec.abbrev.size() == 0 {
 		return nil
 	}
-	return &dwarfInfo{sec: sec, names: map[dieKey]string{}}
+	return &dwarfInfo{sec: sec, names: map[dieKey]string{}, units: map[uint64]*unit{}}
 }
 
 // infoReader reads little-endian DWARF values; an out-of-bounds read sets
@@ -353,28 +362,28 @@ func (r *infoReader) cstrEnd() {
 	r.fail()
 }
 
-// unitHeaders reads every unit header of .debug_info (once).
-func (d *dwarfInfo) unitHeaders() []*unit {
+// unitStarting returns the unit whose header is at off (an offset
+// .debug_aranges gives), reading that header only.
+func (d *dwarfInfo) unitStarting(off uint64) *unit {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.units != nil {
-		return d.units
+	return d.unitStartingLocked(off)
+}
+
+func (d *dwarfInfo) unitStartingLocked(off uint64) *unit {
+	if u, ok := d.units[off]; ok {
+		return u
 	}
-	d.units = []*unit{}
-	b := d.sec.info
-	for off := uint64(0); off+11 <= uint64(len(b)); {
-		u, err := d.parseUnitHeader(off)
-		if err != nil {
-			break
-		}
-		d.units = append(d.units, u)
-		off = u.end
+	u, err := d.parseUnitHeader(off)
+	if err != nil {
+		u = nil
 	}
-	return d.units
+	d.units[off] = u
+	return u
 }
 
 func (d *dwarfInfo) parseUnitHeader(off uint64) (*unit, error) {
-	r := &infoReader{b: d.sec.info, pos: off}
+	r := &infoReader{b: d.sec.info.prefix(off + 64), pos: off}
 	length := r.fixed(4)
 	u := &unit{d: d, off: off, offSize: 4}
 	if length == 0xffffffff {
@@ -384,7 +393,7 @@ func (d *dwarfInfo) parseUnitHeader(off uint64) (*unit, error) {
 		return nil, errInfo
 	}
 	u.end = r.pos + length
-	if r.err != nil || u.end > uint64(len(d.sec.info)) || u.end < r.pos {
+	if r.err != nil || u.end > d.sec.info.size() || u.end < r.pos {
 		return nil, errInfo
 	}
 	u.version = uint16(r.fixed(2))
@@ -417,19 +426,57 @@ func (d *dwarfInfo) parseUnitHeader(off uint64) (*unit, error) {
 
 // unitAt returns the unit holding the .debug_info offset off (of its
 // header or of one of its DIEs).
+// The units before off are read in order to find it (and the section
+// decompressed that far): references between units are rare.
 func (d *dwarfInfo) unitAt(off uint64) *unit {
-	units := d.unitHeaders()
-	i := sort.Search(len(units), func(i int) bool { return units[i].end > off })
-	if i < len(units) && units[i].off <= off {
-		return units[i]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for !d.seqDone && d.seqEnd <= off && d.seqEnd+11 <= d.sec.info.size() {
+		u := d.unitStartingLocked(d.seqEnd)
+		if u == nil {
+			d.seqDone = true
+			break
+		}
+		d.seq = append(d.seq, u)
+		d.seqEnd = u.end
+	}
+	i := sort.Search(len(d.seq), func(i int) bool { return d.seq[i].end > off })
+	if i < len(d.seq) && d.seq[i].off <= off {
+		return d.seq[i]
 	}
 	return nil
+}
+
+// allUnits reads every unit header.
+func (d *dwarfInfo) allUnits() []*unit {
+	d.unitAt(^uint64(0) - 1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq
+}
+
+// abbrevTable reads the abbreviation table at off, decompressing
+// .debug_abbrev as far as the table goes.
+func (d *dwarfInfo) abbrevTable(off uint64) (*abbrevTable, error) {
+	for n := off + 8192; ; n = off + 2*(n-off) {
+		b := d.sec.abbrev.prefix(n)
+		t, err := parseAbbrevs(b, off)
+		if err == nil || uint64(len(b)) >= d.sec.abbrev.size() || uint64(len(b)) < n {
+			return t, err
+		}
+	}
 }
 
 // load reads the unit's abbreviations and root DIE (once).
 func (u *unit) load() error {
 	u.rootOnce.Do(func() {
-		u.abbrevs, u.rootErr = parseAbbrevs(u.d.sec.abbrev, u.abbrevAt)
+		data := u.d.sec.info.prefix(u.end)
+		if uint64(len(data)) < u.end {
+			u.rootErr = fmt.Errorf("%w: unit at %#x is cut short", errInfo, u.off)
+			return
+		}
+		u.data = data[:u.end:u.end]
+		u.abbrevs, u.rootErr = u.d.abbrevTable(u.abbrevAt)
 		if u.rootErr != nil {
 			return
 		}
@@ -510,7 +557,7 @@ func (u *unit) readDIE(off uint64) (die, error) {
 	if off >= u.end {
 		return d, errInfo
 	}
-	r := &infoReader{b: u.d.sec.info[:u.end], pos: off}
+	r := &infoReader{b: u.data, pos: off}
 	code := r.uleb()
 	if r.err != nil {
 		return d, r.err
@@ -725,7 +772,7 @@ func (u *unit) str(s strVal) string {
 	case 0:
 		return ""
 	case formString:
-		return cstrAt(d.sec.info[:u.end], s.val)
+		return cstrAt(u.data, s.val)
 	case formStrp:
 		return cstrAt(d.sec.str, s.val)
 	case formLineStrp:
@@ -777,7 +824,10 @@ func (x *die) follow(ref dieRef) (die, bool) {
 	if dd == nil || ref.kind == refNone {
 		return die{}, false
 	}
-	u := dd.unitAt(ref.off)
+	u := x.u // most references stay in their unit
+	if ref.kind == refAlt || ref.off < u.off || ref.off >= u.end {
+		u = dd.unitAt(ref.off)
+	}
 	if u == nil || u.load() != nil {
 		return die{}, false
 	}

@@ -160,7 +160,6 @@ func (u *unit) subtreeEnd(d *die) (uint64, error) {
 
 // unitFor returns the unit whose code covers the address a.
 func (d *dwarfInfo) unitFor(a uint64) *unit {
-	d.unitHeaders()
 	d.mu.Lock()
 	byAddr, indexed := d.byAddr, d.indexed
 	d.mu.Unlock()
@@ -173,37 +172,44 @@ func (d *dwarfInfo) unitFor(a uint64) *unit {
 		byAddr, indexed = d.byAddr, d.indexed
 		d.mu.Unlock()
 	}
-	if u := searchUnits(byAddr, a); u != nil || indexed {
-		return u
+	if off, ok := searchUnits(byAddr, a); ok || indexed {
+		if !ok {
+			return nil
+		}
+		return d.unitStarting(off)
 	}
 	// Not every producer writes .debug_aranges (clang does not): index
 	// the units' own ranges once.
 	var idx []unitRange
-	for _, u := range d.unitHeaders() {
+	for _, u := range d.allUnits() {
 		if u.load() != nil || (u.root.tag != tagCompileUnit && u.root.tag != tagSkeletonUnit) {
 			continue
 		}
 		for _, r := range u.rangesOf(&u.root) {
-			idx = append(idx, unitRange{r.lo, r.hi, u})
+			idx = append(idx, unitRange{r.lo, r.hi, u.off})
 		}
 	}
 	sort.Slice(idx, func(i, j int) bool { return idx[i].lo < idx[j].lo })
 	d.mu.Lock()
 	d.byAddr, d.indexed = idx, true
 	d.mu.Unlock()
-	return searchUnits(idx, a)
+	if off, ok := searchUnits(idx, a); ok {
+		return d.unitStarting(off)
+	}
+	return nil
 }
 
-func searchUnits(rs []unitRange, a uint64) *unit {
+// searchUnits returns the offset of the unit whose range holds a.
+func searchUnits(rs []unitRange, a uint64) (uint64, bool) {
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].lo > a }) - 1
 	// Ranges of different units do not overlap in practice, but a few
 	// nested or zero-based ones (discarded code) may: look back a little.
 	for k := i; k >= 0 && k > i-8; k-- {
 		if a >= rs[k].lo && a < rs[k].hi {
-			return rs[k].u
+			return rs[k].off, true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // parseAranges reads .debug_aranges into ranges sorted by address.
@@ -233,7 +239,6 @@ func (d *dwarfInfo) parseAranges() []unitRange {
 		if r.err != nil || (addrSize != 4 && addrSize != 8) {
 			break
 		}
-		u := d.unitAt(infoOff)
 		// Tuples are aligned to twice the address size from the set's start.
 		if rem := (r.pos - off) % (2 * addrSize); rem != 0 {
 			r.skip(2*addrSize - rem)
@@ -243,8 +248,8 @@ func (d *dwarfInfo) parseAranges() []unitRange {
 			if lo == 0 && n == 0 {
 				break
 			}
-			if u != nil && n > 0 && lo+n > lo {
-				out = append(out, unitRange{lo, lo + n, u})
+			if n > 0 && lo+n > lo {
+				out = append(out, unitRange{lo, lo + n, infoOff})
 			}
 		}
 		off = end

@@ -3,87 +3,15 @@ package symbols
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"syscall"
-
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 )
 
 // maxSectionSize bounds the decompressed size of one section.
 const maxSectionSize = 1 << 30
-
-// readSection returns the contents of a section, decompressing
-// SHF_COMPRESSED sections (zlib or zstd) with faster decoders than
-// debug/elf's. mapped, when not nil, is the whole file in memory.
-func readSection(r io.ReaderAt, mapped []byte, s *elf.Section) ([]byte, error) {
-	if s == nil || s.Type == elf.SHT_NOBITS {
-		return nil, nil
-	}
-	if s.Flags&elf.SHF_COMPRESSED == 0 {
-		if b, ok := mappedSection(mapped, s.Offset, s.Size); ok {
-			return b, nil
-		}
-		return s.Data()
-	}
-	if s.FileSize < 24 || s.FileSize > maxSectionSize {
-		return nil, fmt.Errorf("section %s: implausible compressed size %d", s.Name, s.FileSize)
-	}
-	raw, ok := mappedSection(mapped, s.Offset, s.FileSize)
-	if !ok {
-		raw = make([]byte, s.FileSize)
-		if _, err := r.ReadAt(raw, int64(s.Offset)); err != nil {
-			return nil, fmt.Errorf("read section %s: %w", s.Name, err)
-		}
-	}
-	typ := binary.LittleEndian.Uint32(raw[0:])
-	size := binary.LittleEndian.Uint64(raw[8:])
-	if size > maxSectionSize {
-		return nil, fmt.Errorf("section %s: decompressed size %d too large", s.Name, size)
-	}
-	var dec io.Reader
-	switch elf.CompressionType(typ) {
-	case elf.COMPRESS_ZLIB:
-		zr, err := zlib.NewReader(bytes.NewReader(raw[24:]))
-		if err != nil {
-			return nil, fmt.Errorf("section %s: %w", s.Name, err)
-		}
-		defer zr.Close()
-		dec = zr
-	case elf.COMPRESS_ZSTD:
-		zr, err := zstd.NewReader(bytes.NewReader(raw[24:]), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("section %s: %w", s.Name, err)
-		}
-		defer zr.Close()
-		dec = zr
-	default:
-		return s.Data()
-	}
-	// The header's size is a claim: trust it up to a ratio that real
-	// debug sections stay far below (zlib cannot exceed about 1000:1),
-	// else grow the buffer with the data that really arrives.
-	if size <= 64*uint64(len(raw)) {
-		out := make([]byte, size)
-		if _, err := io.ReadFull(dec, out); err != nil {
-			return nil, fmt.Errorf("decompress section %s: %w", s.Name, err)
-		}
-		return out, nil
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, 8*uint64(len(raw))))
-	n, err := io.Copy(buf, io.LimitReader(dec, int64(size)))
-	if err != nil {
-		return nil, fmt.Errorf("decompress section %s: %w", s.Name, err)
-	}
-	if uint64(n) != size {
-		return nil, fmt.Errorf("decompress section %s: %d of %d bytes", s.Name, n, size)
-	}
-	return buf.Bytes(), nil
-}
 
 // mappedSection returns the bytes [off, off+size) of a mapped file.
 func mappedSection(mapped []byte, off, size uint64) ([]byte, bool) {
@@ -115,7 +43,7 @@ type sectionCache struct {
 
 type cachedSection struct {
 	once sync.Once
-	b    []byte
+	p    *progressive
 }
 
 // newSectionCache reads the sections of ef, the ELF file f; f is mapped
@@ -195,7 +123,11 @@ func (c *sectionCache) raw(s *elf.Section, max uint64) []byte {
 
 // get returns the contents of a section, decompressed, nil when it is
 // absent or cannot be read.
-func (c *sectionCache) get(name string) []byte {
+func (c *sectionCache) get(name string) []byte { return c.progressive(name).all() }
+
+// progressive returns a section to decompress as far as it is needed,
+// nil when it is absent or cannot be read.
+func (c *sectionCache) progressive(name string) *progressive {
 	if c == nil {
 		return nil
 	}
@@ -207,9 +139,32 @@ func (c *sectionCache) get(name string) []byte {
 	}
 	c.mu.Unlock()
 	s.once.Do(func() {
-		if sec := c.ef.Section(name); sec != nil {
-			s.b, _ = readSection(c.r, c.data(), sec)
+		sec := c.ef.Section(name)
+		if sec == nil || sec.Type == elf.SHT_NOBITS {
+			return
 		}
+		size := sec.Size
+		if sec.Flags&elf.SHF_COMPRESSED != 0 {
+			size = sec.FileSize
+		}
+		raw, ok := mappedSection(c.data(), sec.Offset, size)
+		if !ok {
+			if sec.Flags&elf.SHF_COMPRESSED == 0 {
+				b, err := sec.Data()
+				if err == nil {
+					s.p = wholeSection(b)
+				}
+				return
+			}
+			if size > maxSectionSize {
+				return
+			}
+			raw = make([]byte, size)
+			if _, err := c.r.ReadAt(raw, int64(sec.Offset)); err != nil {
+				return
+			}
+		}
+		s.p, _ = openProgressive(sec, raw)
 	})
-	return s.b
+	return s.p
 }
