@@ -147,7 +147,11 @@ func (a *analysis) symbolizePC(pc uint64, caller bool) crash.Frame {
 	if caller {
 		lookup--
 	}
-	if s, ok := mod.obj.Lookup(lookup); ok {
+	loc := mod.locs[lookup]
+	if len(loc.Scopes) > 0 {
+		// named from the debug information below: the symbol table of a
+		// library named so is not read at all
+	} else if s, ok := mod.obj.Lookup(lookup); ok {
 		f.Function = symbols.Demangle(s.Name)
 		f.FunctionOffset = crash.Addr(link - s.Value)
 		f.FunctionSource = s.Source
@@ -155,7 +159,6 @@ func (a *analysis) symbolizePC(pc uint64, caller bool) crash.Frame {
 		f.FunctionOffset = crash.Addr(link - start)
 		f.FunctionSource = "eh-frame"
 	}
-	loc := mod.locs[lookup]
 	if loc.Line > 0 {
 		f.File, f.Line = loc.File, loc.Line
 	}

@@ -158,9 +158,41 @@ func (o *Object) ELF() *elf.File { return o.elf }
 
 // SymbolSource tells which table the names come from ("symtab", "dynsym",
 // "debuginfo", "minidebuginfo" (with .dynsym), or "none").
+// It does not read the tables when they have not been read yet.
 func (o *Object) SymbolSource() string {
-	o.symsOnce.Do(o.loadSymbols)
-	return o.source
+	if o.syms.Load() != nil {
+		o.symsOnce.Do(func() {})
+		return o.source
+	}
+	c := o.cache
+	c.mu.Lock()
+	cached, source := c.syms, c.source
+	c.mu.Unlock()
+	if cached != nil {
+		return source
+	}
+	hasFuncs := func(sc *sectionCache, typ elf.SectionType) bool {
+		if sc == nil {
+			return false
+		}
+		for _, s := range sc.ef.Sections {
+			if s.Type == typ && s.Size > s.Entsize {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case hasFuncs(o.dbg(), elf.SHT_SYMTAB):
+		return "debuginfo"
+	case hasFuncs(o.secs, elf.SHT_SYMTAB):
+		return "symtab"
+	case o.elf.Section(".gnu_debugdata") != nil:
+		return "minidebuginfo"
+	case hasFuncs(o.secs, elf.SHT_DYNSYM):
+		return "dynsym"
+	}
+	return "none"
 }
 
 // Loads returns the PT_LOAD program headers.
