@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +79,48 @@ func TestReleaseLabsMatchGDB(t *testing.T) {
 				checkAgainstGDB(t, rep, s.GDB, l.Sysroot, true)
 			})
 		}
+	}
+}
+
+// TestPHPDebugSymbolsMatchGDB: on a core of a php-fpm built with Debian's
+// flags and its debug file kept apart (lab/zts, when it has been run), the
+// VM handler that was running shows as the function inlined into
+// execute_ex (ZEND_..._HANDLER), and every frame gdb names with the debug
+// file is named the same.
+func TestPHPDebugSymbolsMatchGDB(t *testing.T) {
+	root := os.Getenv("CORONER_PHP_ZTS")
+	if root == "" {
+		root = "/var/cache/coroner/php-zts" // where lab/zts builds it
+	}
+	cores, _ := filepath.Glob(filepath.Join(root, "cores", "*", "core.*"))
+	if len(cores) == 0 {
+		t.Skipf("no cores of a PHP built with debug information under %s (lab/zts; CORONER_PHP_ZTS)", root)
+	}
+	for _, core := range cores {
+		dir := filepath.Dir(core)
+		version := filepath.Base(dir)
+		debug := filepath.Join(root, version, "debug")
+		gdbOut := filepath.Join(dir, "gdb.txt")
+		if _, err := os.Stat(gdbOut); err != nil {
+			continue
+		}
+		t.Run(version, func(t *testing.T) {
+			rep, err := Core(core, Options{DebugDirs: []string{debug}, NoPHP: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstGDB(t, rep, gdbOut, "", false)
+			handler := false
+			for _, f := range rep.CrashedThread().Frames {
+				for _, v := range f.Inlined {
+					if f.Function == "execute_ex" && strings.HasPrefix(v.Function, "ZEND_") && strings.HasSuffix(v.Function, "_HANDLER") {
+						handler = true
+					}
+				}
+			}
+			if !handler {
+				t.Error("no VM handler inlined in execute_ex")
+			}
+		})
 	}
 }
