@@ -109,7 +109,7 @@ var errInfo = errors.New("malformed .debug_info")
 // dwarfSections are the sections .debug_info lookups need: the three
 // large ones decompressed as far as lookups reach, the others whole.
 type dwarfSections struct {
-	info, abbrev, line                                          *progressive
+	info, abbrev, line                                        *progressive
 	str, lineStr, addr, strOffsets, ranges, rnglists, aranges []byte
 }
 
