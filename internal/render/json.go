@@ -30,6 +30,9 @@ func JSON(w io.Writer, r *crash.Report) error {
 		marker string
 		n      int
 		elem   func(i int) any
+		// fast appends element i the way encoding/json writes it, or
+		// reports that it cannot
+		fast func(b []byte, i int, ind string) ([]byte, bool)
 	}
 	var splices []splice
 	if len(r.Threads) > 0 {
@@ -41,7 +44,8 @@ func JSON(w io.Writer, r *crash.Report) error {
 			}
 			m := fmt.Sprintf("coroner-json-splice-%d", len(splices))
 			shallow.Threads[i].Frames = []crash.Frame{{Function: m}}
-			splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] }})
+			splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },
+				func(b []byte, k int, ind string) ([]byte, bool) { return appendFrame(b, &fr[k], ind) }})
 		}
 	}
 	if r.PHP != nil && len(r.PHP.Frames) >= spliceMin {
@@ -50,7 +54,8 @@ func JSON(w io.Writer, r *crash.Report) error {
 		m := fmt.Sprintf("coroner-json-splice-%d", len(splices))
 		php.Frames = []crash.PHPFrame{{Function: m}}
 		shallow.PHP = &php
-		splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] }})
+		splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },
+			func(b []byte, k int, ind string) ([]byte, bool) { return appendPHPFrame(b, &fr[k], ind) }})
 	}
 	var doc bytes.Buffer
 	enc := json.NewEncoder(&doc)
@@ -86,19 +91,24 @@ func JSON(w io.Writer, r *crash.Report) error {
 		ind := string(prefix) + "  "
 		ee := json.NewEncoder(&elem)
 		ee.SetIndent(ind, "  ")
+		var fast []byte
 		for k := 0; k < s.n; k++ {
-			elem.Reset()
-			if err := ee.Encode(s.elem(k)); err != nil {
-				return err
-			}
-			out := bytes.TrimSuffix(elem.Bytes(), []byte("\n"))
 			sep := ",\n"
 			if k == 0 {
 				sep = "\n"
 			}
 			bw.WriteString(sep)
 			bw.WriteString(ind)
-			bw.Write(out)
+			var ok bool
+			if fast, ok = s.fast(fast[:0], k, ind); ok {
+				bw.Write(fast)
+				continue
+			}
+			elem.Reset()
+			if err := ee.Encode(s.elem(k)); err != nil {
+				return err
+			}
+			bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
 		}
 		bw.WriteString("\n")
 		bw.Write(prefix)
