@@ -96,3 +96,53 @@ func TestDbgsymDebugFilesMatchGDB(t *testing.T) {
 		})
 	}
 }
+
+// TestDwzDebugFilesMatchGDB: debug files that dwz has rewritten, as
+// Debian's dh_dwz does for -dbgsym packages: what two programs share moves
+// into a supplementary file (.gnu_debugaltlink, found here by its build-id
+// under the debug directory), and the DIEs refer into it (DW_FORM_GNU_ref_alt,
+// DW_FORM_GNU_strp_alt, partial units). The names are gdb's still.
+func TestDwzDebugFilesMatchGDB(t *testing.T) {
+	if _, err := exec.LookPath("dwz"); err != nil {
+		t.Skip("dwz not installed")
+	}
+	dir := t.TempDir()
+	prepare := func(bin string) {
+		// A second program sharing most of its types, for dwz -m.
+		other := bin + "-variant"
+		if out, err := exec.Command("g++", "-O2", "-g", "-pthread", "-DVARIANT=2", "-o", other, filepath.Join("testdata", "inlines.cpp")).CombinedOutput(); err != nil {
+			t.Fatalf("g++: %v\n%s", err, out)
+		}
+		multi := filepath.Join(filepath.Dir(bin), "common.debug")
+		// -M names where Debian installs it: not on this host, so that the
+		// supplementary file is found by its build-id.
+		if out, err := exec.Command("dwz", "-m", multi, "-M", "/usr/lib/debug/.dwz/x86_64-linux-gnu/coroner-test.debug", bin, other).CombinedOutput(); err != nil {
+			t.Fatalf("dwz: %v\n%s", err, out)
+		}
+		o, err := symbols.Open(multi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := o.BuildID
+		o.Close()
+		dst := filepath.Join(dir, ".build-id", id[:2], id[2:]+".debug")
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(multi, dst); err != nil {
+			t.Fatal(err)
+		}
+		splitDebugFile(t, bin, dir, false)
+	}
+	setup := crashSetup{prepare: prepare, gdbInit: []string{"set debug-file-directory " + dir + ":/usr/lib/debug"}}
+	core, gdbOut := crashUnderGDBWith(t, setup, "inlines.cpp", "-O2", "-g")
+	rep, err := Core(core, Options{DebugDirs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := checkAgainstGDB(t, rep, gdbOut, "", false)
+	f0 := rep.CrashedThread().Frames[0]
+	if len(f0.Inlined) < 6 || c.same < 8 {
+		t.Errorf("frame #0 %q with %d inlined functions; %d names the same as gdb", f0.Function, len(f0.Inlined), c.same)
+	}
+}
