@@ -27,6 +27,8 @@ type crashSetup struct {
 	gdbInit []string
 	// libs are linker flags given after the source.
 	libs []string
+	// cc is the compiler (default gcc, or g++ for C++).
+	cc string
 }
 
 func crashUnderGDBWith(t *testing.T, setup crashSetup, src string, flags ...string) (core, gdbOut string) {
@@ -35,6 +37,9 @@ func crashUnderGDBWith(t *testing.T, setup crashSetup, src string, flags ...stri
 	if strings.HasSuffix(src, ".cpp") {
 		cc = "g++"
 		flags = append(flags, "-pthread")
+	}
+	if setup.cc != "" {
+		cc = setup.cc
 	}
 	for _, tool := range []string{cc, "gdb"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -99,6 +104,33 @@ func TestInlinedFramesMatchGDB(t *testing.T) {
 			}
 			if f0.Inlined[0].Line == 0 || f0.File == "" || !strings.HasSuffix(f0.File, "std_thread.h") {
 				t.Errorf("positions: innermost %s:%d, physical %s:%d", f0.Inlined[0].File, f0.Inlined[0].Line, f0.File, f0.Line)
+			}
+		})
+	}
+}
+
+// TestClangFramesMatchGDB: clang writes DWARF differently (no
+// .debug_aranges, no DW_AT_sibling, indexed strings and addresses,
+// linkage names on every function, which gdb prints demangled:
+// main::$_0::operator()); the inlined and physical frames are still gdb's.
+func TestClangFramesMatchGDB(t *testing.T) {
+	for _, p := range []struct{ cc, src string }{{"clang++", "inlines.cpp"}, {"clang", "tailcall.c"}} {
+		t.Run(p.src, func(t *testing.T) {
+			if _, err := exec.LookPath(p.cc); err != nil {
+				t.Skipf("%s not installed", p.cc)
+			}
+			core, gdbOut := crashUnderGDBWith(t, crashSetup{cc: p.cc}, p.src, "-O2", "-g")
+			rep, err := Core(core, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := checkAgainstGDB(t, rep, gdbOut, "", false)
+			inlined := 0
+			for _, f := range rep.CrashedThread().Frames {
+				inlined += len(f.Inlined)
+			}
+			if inlined == 0 || c.same < 4 {
+				t.Errorf("%d inlined functions, %d names the same as gdb's", inlined, c.same)
 			}
 		})
 	}

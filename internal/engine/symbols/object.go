@@ -617,6 +617,16 @@ func Demangle(name string) string {
 	return name
 }
 
+// demangleNoParams demangles a C++ name without its return type and
+// parameters, as gdb prints functions ("std::__invoke_impl<void, main::$_0>").
+func demangleNoParams(name string) (string, bool) {
+	if !strings.HasPrefix(name, "_Z") {
+		return "", false
+	}
+	d, err := demangle.ToString(name, demangle.NoParams)
+	return d, err == nil
+}
+
 // errNoDWARF is returned by Line when the object has no line table.
 var errNoDWARF = errors.New("no DWARF line information")
 

@@ -17,6 +17,10 @@ type Scope struct {
 	CallLine int
 }
 
+// langRust is DW_LANG_Rust: gdb names Rust functions from DW_AT_name
+// and their scopes, not from their linkage names.
+const langRust = 0x1c
+
 // DWARF languages whose names gdb qualifies with their scopes.
 func qualifiedLanguage(lang uint16) bool {
 	switch lang {
@@ -170,6 +174,15 @@ func (d *dwarfInfo) functionName(x die, lang uint16) string {
 		if linkage != "" {
 			n = linkage
 		}
+	case linkage != "" && lang != langRust:
+		// gdb's physname: the demangled linkage name without return
+		// type and parameters (clang names every function so; gcc not
+		// those of local types such as lambdas).
+		if dm, ok := demangleNoParams(linkage); ok {
+			n = dm
+			break
+		}
+		fallthrough
 	case name != "":
 		n = joinScope(d.prefix(decl, lang, 0), name)
 	default:
