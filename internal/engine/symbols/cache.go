@@ -19,8 +19,10 @@ import (
 // core of the same programs reads no symbol table and decompresses no
 // debug section.
 
-// cacheFormat changes whenever a record's layout or meaning changes.
-const cacheFormat = "coroner-symbols-5"
+// cacheFormat changes whenever a record's layout or meaning changes, and
+// so whenever what a name, a line or a call site resolves to changes:
+// records of an older coroner are then not used.
+const cacheFormat = "coroner-symbols-6"
 
 // cacheRecord is what is known, from a previous run or this one.
 type cacheRecord struct {
