@@ -93,7 +93,12 @@ func (t *textWriter) fault(r *crash.Report) {
 	if f.Instruction != "" {
 		where := ""
 		if ct := r.CrashedThread(); ct != nil && len(ct.Frames) > 0 {
-			where = "  at " + frameName(&ct.Frames[0])
+			f0 := &ct.Frames[0]
+			where = "  at " + frameName(f0)
+			if len(f0.Inlined) > 0 {
+				// the code that faulted is the innermost inlined function
+				where = "  in " + f0.Inlined[0].Function + " (inlined) at " + frameName(f0)
+			}
 		}
 		t.p("  %s%s", f.Instruction, where)
 	}
