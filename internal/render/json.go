@@ -5,6 +5,8 @@ package render
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +37,12 @@ func JSON(w io.Writer, r *crash.Report) error {
 		fast func(b []byte, i int, ind string) ([]byte, bool)
 	}
 	var splices []splice
+	// The placeholders are found again by their text: a random part keeps
+	// a string of the report (a function name read from a core) from
+	// passing for one.
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	nonce := hex.EncodeToString(rnd[:])
 	if len(r.Threads) > 0 {
 		shallow.Threads = append([]crash.Thread(nil), r.Threads...)
 		for i := range shallow.Threads {
@@ -42,7 +50,7 @@ func JSON(w io.Writer, r *crash.Report) error {
 			if len(fr) < spliceMin {
 				continue
 			}
-			m := fmt.Sprintf("coroner-json-splice-%d", len(splices))
+			m := fmt.Sprintf("coroner-json-splice-%s-%d", nonce, len(splices))
 			shallow.Threads[i].Frames = []crash.Frame{{Function: m}}
 			splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },
 				func(b []byte, k int, ind string) ([]byte, bool) { return appendFrame(b, &fr[k], ind) }})
@@ -51,7 +59,7 @@ func JSON(w io.Writer, r *crash.Report) error {
 	if r.PHP != nil && len(r.PHP.Frames) >= spliceMin {
 		php := *r.PHP
 		fr := r.PHP.Frames
-		m := fmt.Sprintf("coroner-json-splice-%d", len(splices))
+		m := fmt.Sprintf("coroner-json-splice-%s-%d", nonce, len(splices))
 		php.Frames = []crash.PHPFrame{{Function: m}}
 		shallow.PHP = &php
 		splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },

@@ -13,7 +13,7 @@ import (
 // time gives exactly what json.Encoder writes for the whole report.
 func TestJSONSplicedEqualsEncoder(t *testing.T) {
 	for _, n := range []int{0, 3, spliceMin, 3000} {
-		r := &crash.Report{Schema: crash.SchemaVersion, Warnings: []string{"a <warning> & more"}}
+		r := &crash.Report{Schema: crash.SchemaVersion, Warnings: []string{"a <warning> & more", "coroner-json-splice-0", `"coroner-json-splice-1"`}}
 		for ti := 0; ti < 3; ti++ {
 			th := crash.Thread{TID: 100 + ti, Crashed: ti == 1, Cycles: []crash.Cycle{{Start: 1, End: 5, Length: 2, Repeats: 2}}}
 			for i := 0; i < n/(ti+1); i++ {
