@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 BIN      := bin/coroner
 LAB_OUT  ?= lab-out
 
-.PHONY: all build deps releases demo test unit lint fuzz bench clean
+.PHONY: all build deps releases demo test unit race golden lint fuzz bench clean
 
 all: build
 
@@ -25,14 +25,32 @@ demo: deps build
 	lab/run.sh --out $(LAB_OUT)
 	scripts/demo.sh $(BIN) $(LAB_OUT)
 
-# Unit tests, then integration tests on the lab's real cores (run once, shared by all packages).
+# Unit tests, integration tests on the lab's real cores (run once, shared by all packages;
+# skipped with CORONER_NO_LAB=1 or when not root), then the race detector on the packages
+# that run goroutines.
 test: deps releases
 	CGO_ENABLED=0 $(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory race
 
 # Unit tests only (no lab, no root needed).
 unit:
 	CORONER_NO_LAB=1 CGO_ENABLED=0 $(GO) test -count=1 ./...
+
+# The packages that run goroutines (background analysis and line decoding, the CLI's
+# preloading, watch, the dashboard, the store, core discovery, log following, decompression)
+# under the race detector, on the checked-in cores (no lab). -race needs cgo and gcc.
+RACE_PKGS := ./cmd/coroner ./internal/engine/analyze ./internal/engine/symbols ./internal/service/... \
+	./internal/source/coredumps ./internal/source/logs ./internal/source/compressed
+race:
+	@if command -v gcc > /dev/null; then \
+		echo "CORONER_NO_LAB=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)"; \
+		CORONER_NO_LAB=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS); \
+	else echo "race: gcc is not installed (go test -race needs cgo): skipped"; fi
+
+# Rewrite the golden reports and script outputs of the checked-in cores; review the diff.
+golden:
+	CORONER_NO_LAB=1 CGO_ENABLED=0 $(GO) test -count=1 -run Golden ./internal/engine/analyze ./cmd/coroner -update
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what coroner's tests and crash lab need on Debian/Ubuntu (as root).
-# Go itself (1.26+) must already be installed.
+# Installs what coroner's tests and crash lab need on Debian/Ubuntu (as root; as another
+# user it only lists what is missing). Go itself (1.26+) must already be installed.
 set -euo pipefail
 pkgs=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils debuginfod dwz libpcre2-dev gdb gcc g++ clang binutils curl zstd lz4 xz-utils postgresql chromium)
 missing=()
@@ -9,8 +9,9 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "missing packages: ${missing[*]} (run as root to install them)" >&2
-    exit 1
+    # Not root: nothing can be installed. The tests that need a missing tool skip and say so.
+    echo "deps: not root, so not installing: ${missing[*]} (tests that need them will be skipped; run make deps as root)" >&2
+    exit 0
   fi
   echo "installing: ${missing[*]}"
   apt-get update -qq

@@ -11,18 +11,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
 // logsFlags are the options of `coroner logs`.
 type logsFlags struct {
-	format, since, until, tz, bootTime string
-	cores                              []string
-	asJSON, follow, evidence, events   bool
-	noDiscover, rotated, noSymbolize   bool
-	fromStart                          bool
-	top                                int
+	format, since, until, tz, bootTime   string
+	cores                                []string
+	asJSON, follow, evidence, events     bool
+	noDiscover, rotated, noSymbolize     bool
+	fromStart, allProcesses, showSecrets bool
+	top                                  int
 }
 
 func init() {
@@ -35,6 +36,11 @@ lines (dmesg, kern.log, syslog, journalctl -o json / -o short-iso), systemd-core
 and Apache mod_proxy_fcgi errors, and links the lines of each dead worker into one incident:
 the URL it was serving, its pid, pool and signal, the native crash site (kernel segfault
 lines are symbolized with the library on disk, no core needed) and its core file.
+
+PHP first: the kernel logs every crashing program of the host; only deaths of PHP
+processes (PHP-FPM workers, php, php-cgi, Apache children with mod_php, FrankenPHP) are
+counted and listed, the others are summed up in one line (--all-processes treats them
+equally). Cores are linked by the pid, threads, command and time their own notes record.
 
 Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
 PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
@@ -56,7 +62,9 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
 	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
 	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
+	fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
 	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
+	fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -73,7 +81,7 @@ func (lf *logsFlags) options(cmd *cobra.Command, args []string) (logs.Options, *
 		}
 		loc = l
 	}
-	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin()}
+	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin(), AllProcesses: lf.allProcesses}
 	var err error
 	if opts.Since, err = parseWhen(lf.since, loc); err != nil {
 		return opts, nil, fmt.Errorf("--since: %w", err)
@@ -147,6 +155,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 			fo.Cores = func() []*coredumps.Entry { return discoverCores(cores) }
 		}
 		return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+			if !lf.showSecrets {
+				inc = redact.Value(inc)
+			}
 			if lf.asJSON {
 				_ = enc.Encode(inc)
 				return
@@ -163,6 +174,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	}
 	if !lf.events {
 		res.Events = nil
+	}
+	if !lf.showSecrets {
+		res = redact.Value(res)
 	}
 	if lf.asJSON {
 		enc := json.NewEncoder(out)

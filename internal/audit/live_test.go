@@ -64,7 +64,7 @@ func corePattern(t *testing.T) string {
 func liveFPM(t *testing.T, bin string, dumpable bool) {
 	pat := corePattern(t)
 	if strings.HasPrefix(pat, "/") || strings.HasPrefix(pat, "|") || strings.Contains(pat, "/") {
-		t.Skipf("kernel.core_pattern is %q (changed by someone else?); this test needs a relative name", pat)
+		t.Skipf("kernel.core_pattern is %q: this test checks that the kernel writes a worker's core exactly when the audit says it will, into the pool's chdir, which needs a relative pattern (such as Debian's default \"core\"); it does not change the machine-wide pattern (only the lab does)", pat)
 	}
 	dir := t.TempDir()
 	// the workers (user nobody) must reach their chdir

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
 )
 
@@ -48,7 +49,7 @@ func init() {
 	conditions = []condition{
 		signalCond, phpProcessCond, sentCond, faultCond, nativeCond, phpFrameCond, versionCond, iniCond, jitCond,
 		extensionCond, cycleCond, minFramesCond, moduleCond, kernelCond, messageCond, oomKillCond, repeatedCond,
-		anyCond, noneCond,
+		truncatedCond, recursionCond, processCond, anyCond, noneCond,
 	}
 }
 
@@ -487,6 +488,49 @@ func oomKillCond(s *Cond, _ string) (check, error) {
 	}, nil
 }
 
+// truncated: the core is truncated (true) or whole (false).
+func truncatedCond(s *Cond, _ string) (check, error) {
+	if s.Truncated == nil {
+		return nil, nil
+	}
+	want := *s.Truncated
+	return func(f *facts, _ *capture) (bool, []string) {
+		if want != f.r.Process.Truncated {
+			return false, nil
+		}
+		if !want {
+			return true, nil
+		}
+		return true, []string{"the core is truncated"}
+	}, nil
+}
+
+// recursion: the PHP stack's recursion passes the same arguments at every
+// level (unbounded) or other ones (finite).
+func recursionCond(s *Cond, where string) (check, error) {
+	var want crash.RecursionArgs
+	switch s.Recursion {
+	case "":
+		return nil, nil
+	case "unbounded":
+		want = crash.RecursionRepeats
+	case "finite":
+		want = crash.RecursionVaries
+	default:
+		return nil, fmt.Errorf("%s.recursion: %q: want unbounded or finite", where, s.Recursion)
+	}
+	return func(f *facts, _ *capture) (bool, []string) {
+		r := f.recursion
+		if r == nil || r.Args != want {
+			return false, nil
+		}
+		if want == crash.RecursionRepeats {
+			return true, []string{"PHP recursion with the same arguments at every level"}
+		}
+		return true, []string{"PHP recursion whose arguments change from level to level"}
+	}, nil
+}
+
 // repeated: at least this many crashes had the same fingerprint.
 func repeatedCond(s *Cond, _ string) (check, error) {
 	if s.Repeated == 0 {
@@ -538,6 +582,26 @@ func anyCond(s *Cond, where string) (check, error) {
 }
 
 // none: none of the conditions holds.
+// needsStack reports whether a condition looks at the crashed thread's
+// stack or the PHP stack (frames, cycles, modules on the stack): facts a
+// truncated core may have lost.
+func needsStack(c *Cond) bool {
+	if len(c.Native) > 0 || len(c.PHP) > 0 || c.Cycle != nil || c.MinFrames > 0 || c.Recursion != "" || (c.Module != nil && c.Module.OnStack) {
+		return true
+	}
+	for i := range c.Any {
+		if needsStack(&c.Any[i]) {
+			return true
+		}
+	}
+	for i := range c.None {
+		if needsStack(&c.None[i]) {
+			return true
+		}
+	}
+	return false
+}
+
 func noneCond(s *Cond, where string) (check, error) {
 	if len(s.None) == 0 {
 		return nil, nil
@@ -546,7 +610,16 @@ func noneCond(s *Cond, where string) (check, error) {
 	if err != nil {
 		return nil, err
 	}
+	onStack := false
+	for i := range s.None {
+		onStack = onStack || needsStack(&s.None[i])
+	}
 	return func(f *facts, _ *capture) (bool, []string) {
+		if onStack && f.incomplete {
+			// The frames that would make it hold may be the ones a
+			// truncated core lost: absence cannot be shown.
+			return false, nil
+		}
 		for _, sub := range subs {
 			var scratch capture
 			if ok, _ := sub.holds(f, &scratch); ok {
@@ -554,5 +627,39 @@ func noneCond(s *Cond, where string) (check, error) {
 			}
 		}
 		return true, nil
+	}, nil
+}
+
+// process: what a running process was doing when it was snapshotted.
+func processCond(s *Cond, where string) (check, error) {
+	if s.Process == nil {
+		return nil, nil
+	}
+	re, err := compileRE(s.Process.Syscall, where+".process.syscall")
+	if err != nil {
+		return nil, err
+	}
+	running := s.Process.Running
+	return func(f *facts, _ *capture) (bool, []string) {
+		l := f.r.Live
+		if l == nil {
+			return false, nil
+		}
+		var words []string
+		if re != nil {
+			if l.Syscall == "" || !re.MatchString(l.Syscall) {
+				return false, nil
+			}
+			words = append(words, "blocked in "+l.Syscall)
+		}
+		if running != nil {
+			if *running != (l.Syscall == "") {
+				return false, nil
+			}
+			if *running {
+				words = append(words, "running user code")
+			}
+		}
+		return true, words
 	}, nil
 }

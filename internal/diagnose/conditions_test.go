@@ -30,6 +30,9 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"Message":    {Message: "x"},
 		"OOMKill":    {OOMKill: &yes},
 		"Repeated":   {Repeated: 2},
+		"Truncated":  {Truncated: &yes},
+		"Recursion":  {Recursion: "unbounded"},
+		"Process":    {Process: &ProcessCond{Running: &yes}},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},
 	}

@@ -89,17 +89,17 @@ func TestEmbeddedRules(t *testing.T) {
 	if len(rules) < 12 {
 		t.Errorf("%d rules, want at least 12", len(rules))
 	}
-	fallbacks := 0
+	fallbacks := map[bool]int{} // one for crashes, one for live processes (hangs)
 	for _, r := range rules {
 		if r.Fallback {
-			fallbacks++
+			fallbacks[r.Live]++
 			if r.Confidence != "low" {
 				t.Errorf("fallback rule %s has confidence %s, want low", r.ID, r.Confidence)
 			}
 		}
 	}
-	if fallbacks != 1 {
-		t.Errorf("%d fallback rules, want 1", fallbacks)
+	if fallbacks[false] != 1 || fallbacks[true] != 1 {
+		t.Errorf("fallback rules: %d for crashes, %d for live processes; want 1 each", fallbacks[false], fallbacks[true])
 	}
 	// Every explanation renders without facts (a report from logs alone).
 	for _, r := range kb.rules {
@@ -133,7 +133,7 @@ func TestRuleCases(t *testing.T) {
 				strings.Contains(d.Explanation, "()()") || strings.TrimSpace(d.Explanation) == "" {
 				t.Errorf("explanation badly rendered: %q", d.Explanation)
 			}
-			if len(d.Matched) == 0 && tc.rule != "unknown-crash" {
+			if len(d.Matched) == 0 && tc.rule != "unknown-crash" && tc.rule != "unknown-hang" {
 				t.Errorf("no matched conditions reported")
 			}
 			if len(d.Fix) == 0 {
@@ -159,14 +159,14 @@ func TestExplanationFacts(t *testing.T) {
 	kb := mustLoad(t)
 	want := map[string][]string{
 		"pcre-jit-fault":                    {"SIGSEGV", "pcre2_jit_match_8 in libpcre2-8.so.0.11.2", "preg_match() at /var/www/app/src/Router.php:88"},
-		"callback-recursion-stack-overflow": {"zif_preg_replace_callback", "repeated 40 times", "PHP 8.2.29", "/teachers/profile-sarah/"},
+		"callback-recursion-stack-overflow": {"{closure}() at shortcodes.php:31 calls do_shortcode() again", "repeated 40 times", "through preg_replace_callback()", "PHP 8.2.29", "/teachers/profile-sarah/"},
 		"signal-sent-by-process":            {"sent SIGSEGV to itself", "posix_kill()"},
 		"jit-apm-extension":                 {"ddtrace", "tracing"},
 		"opcache-shm-corruption":            {"7 workers"},
 		"stale-libraries":                   {"libpcre2-8.so.0.11.2 (deleted)"},
 		"heap-corruption":                   {"malloc(): corrupted top size"},
 		"mbstring-bug":                      {"encoding_translation is on here"},
-		"unknown-crash":                     {"SIGFPE", "arithmetic", "divided by zero", "stats.php:8"},
+		"unknown-crash":                     {"SIGFPE", "arithmetic", "stats.php:8"},
 	}
 	for _, tc := range loadCases(t) {
 		words, ok := want[tc.name]
@@ -183,6 +183,29 @@ func TestExplanationFacts(t *testing.T) {
 				t.Errorf("%s: explanation lacks %q: %s", tc.name, w, ds[0].Explanation)
 			}
 		}
+	}
+}
+
+// TestExplanationsDoNotRepeatTheFault: every renderer shows the fault's
+// explanation on its own; a diagnosis that repeats it says everything
+// twice.
+func TestExplanationsDoNotRepeatTheFault(t *testing.T) {
+	kb := mustLoad(t)
+	n := 0
+	for _, tc := range loadCases(t) {
+		fe := tc.report.Fault.Explanation
+		if len(fe) < 20 {
+			continue
+		}
+		n++
+		for _, d := range kb.Diagnose(tc.report, tc.ev) {
+			if strings.Contains(d.Explanation, fe[:min(60, len(fe))]) {
+				t.Errorf("%s: %s repeats the fault text: %s", tc.name, d.Rule, d.Explanation)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d cases with a fault explanation", n)
 	}
 }
 

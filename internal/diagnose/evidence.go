@@ -31,6 +31,10 @@ type Evidence struct {
 	// this one) share this crash's fingerprint since the FPM master last
 	// started; 0 when unknown.
 	RepeatedCrashes int `json:"repeated_crashes,omitempty"`
+	// PHPProcess says whether the logs found the process to be PHP (an FPM
+	// worker, php, php-cgi ...) or not (a python crash in the kernel log),
+	// for diagnoses without a core; nil when unknown.
+	PHPProcess *bool `json:"php_process,omitempty"`
 }
 
 // KernelFault is the kernel's report of a fault.

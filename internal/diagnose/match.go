@@ -32,28 +32,57 @@ type facts struct {
 	jit       string
 	exts      []string
 	messages  []string
+	// incomplete: the core is truncated and the stack (native or PHP)
+	// is partly unknown, so the absence of a frame proves nothing.
+	incomplete bool
+	// recursion is the PHP stack's recursion, nil when it has none.
+	recursion *crash.Recursion
 }
 
-// isPHP reports whether the crashed process is PHP: a PHP runtime was read
-// from the core, a PHP binary (php-fpm, php, libphp) is mapped, or the
-// evidence carries PHP facts (logs and configuration only).
+// isPHP reports whether the crashed process is PHP. A core decides by
+// itself (IsPHPProcess); the configuration audit's PHP facts, which every
+// crash on the host gets as evidence, do not make a python core PHP.
+// Without a core, the evidence says it (the logs' classification), and
+// failing that the process is taken to be PHP: coroner is pointed at
+// PHP-FPM hosts and diagnoses non-PHP processes only when asked.
 func (f *facts) isPHP() bool {
-	if f.r.PHP != nil || f.ev.PHPVersion != "" || len(f.ev.INI) > 0 {
+	if f.r.PHP != nil || len(f.r.Modules) > 0 || f.r.Process.Executable != "" {
+		return IsPHPProcess(f.r)
+	}
+	if f.ev.PHPProcess != nil {
+		return *f.ev.PHPProcess
+	}
+	return true
+}
+
+// phpBinaryRE matches the executables and libraries of PHP: php-fpm8.2,
+// php-fpm, php8.3, php, php-cgi, lsphp, frankenphp, libphp8.2.so,
+// libphp.so, mod_php.
+var phpBinaryRE = regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|lsphp[0-9.]*|frankenphp|libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+
+// IsPHPProcess reports whether the process of a core runs PHP: a PHP
+// runtime was read from it, its executable is a PHP binary, or it maps
+// PHP's library (Apache's mod_php, FrankenPHP).
+func IsPHPProcess(r *crash.Report) bool {
+	if r == nil {
+		return false
+	}
+	if r.PHP != nil {
 		return true
 	}
-	for _, m := range f.r.Modules {
-		base := filepath.Base(m.Path)
-		if strings.HasPrefix(base, "php") || strings.HasPrefix(base, "libphp") || strings.HasPrefix(base, "mod_php") {
+	if exe := r.Process.Executable; exe != "" && phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(exe, " (deleted)"))) {
+		return true
+	}
+	for _, m := range r.Modules {
+		if phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(m.Path, " (deleted)"))) {
 			return true
 		}
 	}
-	// Without a core (logs only) nothing says it is not PHP: coroner is
-	// pointed at PHP-FPM hosts.
-	return len(f.r.Modules) == 0
+	return false
 }
 
 func newFacts(r *crash.Report, ev *Evidence) *facts {
-	f := &facts{r: r, ev: ev, ini: map[string]string{}}
+	f := &facts{r: r, ev: ev, ini: map[string]string{}, incomplete: r.Process.Truncation.Incomplete()}
 	f.signal = r.Signal.Number
 	if f.signal == 0 {
 		f.signal = ev.ExitSignal
@@ -87,6 +116,10 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 			f.phpCycles = detectCycles(phpNames(f.php), 3)
 		}
 		f.version = r.PHP.Version
+		f.recursion = r.PHP.Recursion
+		if f.recursion == nil {
+			f.recursion = PHPRecursion(r.PHP)
+		}
 		for k, v := range r.PHP.INI {
 			f.ini[k] = v
 		}
@@ -113,6 +146,10 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 	s := r.Signal
 	switch sig := signals.Signal(s.Number); {
 	case sig == 0:
+		return ""
+	case len(r.Threads) == 0 && (sig == signals.SIGSEGV || sig == signals.SIGBUS):
+		// A report made from logs: the signal is known, not the address
+		// (0 here means unknown, not NULL).
 		return ""
 	case s.Sent && sig != signals.SIGABRT:
 		return crash.FaultSignalSent
@@ -477,7 +514,7 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 	var hits []hit
 	try := func(fallback bool) {
 		for i, ru := range kb.rules {
-			if ru.Fallback != fallback {
+			if ru.Fallback != fallback || ru.Live != (r.Live != nil) {
 				continue
 			}
 			var cp capture
@@ -494,6 +531,22 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 	try(false)
 	if len(hits) == 0 {
 		try(true)
+	}
+	if r.Process.Truncated {
+		// Part of the evidence is missing: no diagnosis of a truncated
+		// core is as sure as it would be on the whole core.
+		for i := range hits {
+			d := &hits[i].d
+			if rank := d.Confidence.Rank(); rank > 1 {
+				d.Confidence = confidenceOf(rank - 1)
+				hits[i].score = rank - 1
+			}
+			why := "the core is truncated"
+			if t := r.Process.Truncation; t != nil && t.Summary != "" {
+				why = t.Summary
+			}
+			d.Matched = append(d.Matched, "confidence lowered: "+why)
+		}
 	}
 	sort.SliceStable(hits, func(i, j int) bool {
 		a, b := hits[i], hits[j]
@@ -520,7 +573,12 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 		Explanation: ru.explain(f, cp),
 		Matched:     words,
 	}
-	for _, fx := range ru.Fix {
+	for i, fx := range ru.Fix {
+		if c := ru.fixWhen[i]; c != nil {
+			if ok, _ := c.holds(f, &capture{}); !ok {
+				continue
+			}
+		}
 		d.Fix = append(d.Fix, crash.Fix{
 			Description: fx.Description, Kind: fx.Kind, Setting: fx.Setting,
 			Value: fx.Value, Mitigation: fx.Mitigation,
@@ -530,6 +588,17 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 		d.References = append(d.References, referenceURL(ref))
 	}
 	return d
+}
+
+// confidenceOf is the confidence of a rank (see crash.Confidence.Rank).
+func confidenceOf(rank int) crash.Confidence {
+	switch rank {
+	case 3:
+		return crash.ConfidenceHigh
+	case 2:
+		return crash.ConfidenceMedium
+	}
+	return crash.ConfidenceLow
 }
 
 // referenceURL expands "owner/repo#N" to the GitHub issue URL.

@@ -1,21 +1,19 @@
 package diagnose_test
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/labtest"
 )
 
 // realCrash compiles testdata/c/NAME.c with gcc, runs it until it crashes
-// and dumps core (the kernel writes the core into the program's directory;
-// kernel.core_pattern is read, never changed), and analyses the core with
-// the real pipeline.
+// (under gdb, which dumps the core: labtest.CrashCore; kernel.core_pattern
+// does not matter), and analyses the core with the real pipeline.
 func realCrash(t *testing.T, name string, cflags ...string) *crash.Report {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
@@ -27,9 +25,8 @@ func realCrash(t *testing.T, name string, cflags ...string) *crash.Report {
 	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("gcc %s: %v\n%s", name, err, out)
 	}
-	cmd := exec.Command("sh", "-c", "ulimit -c unlimited && exec ./prog-"+name)
-	cmd.Dir = dir
-	return crashAndAnalyse(t, cmd, dir, name, analyze.Options{NoPHP: true})
+	core, _ := labtest.CrashCore(t, dir, nil, bin)
+	return analyse(t, core, name, analyze.Options{NoPHP: true})
 }
 
 // phpCrash runs testdata/php/NAME.php with the PHP CLI (no php.ini, only
@@ -45,33 +42,18 @@ func phpCrash(t *testing.T, name string, ini ...string) *crash.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-n"}
+	args := []string{php, "-n"}
 	for _, kv := range ini {
 		args = append(args, "-d", kv)
 	}
 	args = append(args, script)
-	cmd := exec.Command("sh", append([]string{"-c", `ulimit -c unlimited && exec "$0" "$@"`, php}, args...)...)
-	cmd.Dir = dir
-	return crashAndAnalyse(t, cmd, dir, name, analyze.Options{})
+	core, _ := labtest.CrashCore(t, dir, nil, args...)
+	return analyse(t, core, name, analyze.Options{})
 }
 
-func crashAndAnalyse(t *testing.T, cmd *exec.Cmd, dir, name string, opts analyze.Options) *crash.Report {
+func analyse(t *testing.T, core, name string, opts analyze.Options) *crash.Report {
 	t.Helper()
-	pattern, err := os.ReadFile("/proc/sys/kernel/core_pattern")
-	if err != nil {
-		t.Skipf("read core_pattern: %v", err)
-	}
-	if p := strings.TrimSpace(string(pattern)); p == "" || strings.ContainsAny(p, "|/") {
-		t.Skipf("kernel.core_pattern is %q: cores do not land in the crashing program's directory (this test never changes it)", p)
-	}
-	if out, err := cmd.CombinedOutput(); err == nil {
-		t.Fatalf("%s did not crash: %s", name, out)
-	}
-	cores, _ := filepath.Glob(filepath.Join(dir, "core*"))
-	if len(cores) != 1 {
-		t.Skipf("%s: %d core files in %s (core_pattern %q, RLIMIT_CORE may be capped)", name, len(cores), dir, strings.TrimSpace(string(pattern)))
-	}
-	r, err := analyze.Core(cores[0], opts)
+	r, err := analyze.Core(core, opts)
 	if err != nil {
 		t.Fatalf("analyze %s: %v", name, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,10 +21,17 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 //go:embed rules.yaml
 var embeddedRules []byte
+
+// embeddedHangRules are the live rules: hangs and slow requests of running
+// workers (coroner snapshot).
+//
+//go:embed hangs.yaml
+var embeddedHangRules []byte
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -46,6 +52,10 @@ type Rule struct {
 	Confidence crash.Confidence `yaml:"confidence"`
 	// Fallback rules are tried only when no other rule matches.
 	Fallback bool `yaml:"fallback"`
+	// Live rules are about processes that are still running (hangs, slow
+	// requests: snapshots by coroner snapshot); they apply only to
+	// snapshots, and the other rules (crashes) never do.
+	Live bool `yaml:"live"`
 	// When holds the conditions; all of them must hold.
 	When Cond `yaml:"when"`
 	// Explanation is a text/template over the matched facts (see docs/rules.md).
@@ -64,6 +74,10 @@ type FixSpec struct {
 	Value   string        `yaml:"value"`
 	// Mitigation is the `coroner fix --mitigate` profile that applies it.
 	Mitigation crash.Mitigation `yaml:"mitigation"`
+	// When, if set, are conditions this fix needs besides the rule's (a
+	// php.ini fix only for PHP processes, a bigger stack only for a
+	// recursion that ends): the fix is left out when they do not hold.
+	When *Cond `yaml:"when"`
 }
 
 // Cond is a set of conditions that must all hold. An empty Cond holds.
@@ -106,10 +120,29 @@ type Cond struct {
 	OOMKill *bool `yaml:"oom_kill"`
 	// Repeated requires at least this many crashes with the same fingerprint.
 	Repeated int `yaml:"repeated"`
+	// Truncated requires the core to be truncated (true) or whole (false).
+	Truncated *bool `yaml:"truncated"`
+	// Recursion requires a PHP recursion whose arguments repeat at every
+	// level ("unbounded": it cannot end by itself) or change ("finite").
+	Recursion string `yaml:"recursion"`
+	// Process conditions on what a running process was doing when it was
+	// snapshotted (live rules only).
+	Process *ProcessCond `yaml:"process"`
 	// Any holds when at least one of its conditions holds.
 	Any []Cond `yaml:"any"`
 	// None holds when none of its conditions holds.
 	None []Cond `yaml:"none"`
+}
+
+// ProcessCond conditions on what a running process was doing when its
+// snapshot was taken; it never holds for a core.
+type ProcessCond struct {
+	// Syscall is a regular expression on the system call the main thread
+	// was blocked in ("nanosleep", "poll", "flock"...).
+	Syscall string `yaml:"syscall"`
+	// Running requires the main thread to have been running user code
+	// (true: burning CPU) or blocked in a system call (false).
+	Running *bool `yaml:"running"`
 }
 
 // FramePattern matches one stack frame.
@@ -199,7 +232,15 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	return parse(embeddedRules, "embedded rules.yaml")
+	crashes, err := parse(embeddedRules, "embedded rules.yaml")
+	if err != nil {
+		return nil, err
+	}
+	hangs, err := parse(embeddedHangRules, "embedded hangs.yaml")
+	if err != nil {
+		return nil, err
+	}
+	return append(crashes, hangs...), nil
 })
 
 func (kb *KnowledgeBase) add(r *rule) {
@@ -213,7 +254,7 @@ func (kb *KnowledgeBase) add(r *rule) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}
@@ -263,7 +304,9 @@ func parse(data []byte, name string) ([]*rule, error) {
 type rule struct {
 	Rule
 	when *cond
-	tmpl *template.Template
+	// fixWhen are the compiled conditions of the fixes (nil: always).
+	fixWhen []*cond
+	tmpl    *template.Template
 }
 
 var (
@@ -298,6 +341,17 @@ func compileRule(r Rule) (*rule, error) {
 			return nil, fmt.Errorf("fix %d: kind %s needs a setting", i+1, f.Kind)
 		}
 	}
+	fixWhen := make([]*cond, len(r.Fix))
+	for i, f := range r.Fix {
+		if f.When == nil {
+			continue
+		}
+		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1))
+		if err != nil {
+			return nil, err
+		}
+		fixWhen[i] = c
+	}
 	for _, ref := range r.References {
 		if !refRE.MatchString(ref) && !strings.HasPrefix(ref, "https://") {
 			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
@@ -317,7 +371,7 @@ func compileRule(r Rule) (*rule, error) {
 	if err := tmpl.Execute(io.Discard, templateData{INI: map[string]string{}}); err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
-	return &rule{Rule: r, when: c, tmpl: tmpl}, nil
+	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
 }
 
 // verConstraint is one comparison of a PHP version range.

@@ -39,19 +39,37 @@ type templateData struct {
 	Message      string
 	Repeated     int
 	URL          string // request URI
+	// Syscall is the system call a running process was blocked in, and
+	// Running how long its request had run ("14.2 s"), for live rules.
+	Syscall, Running string
 	// Subject is "The worker" for PHP processes, "The process" otherwise;
 	// SubjectLower is the same in lower case.
 	Subject, SubjectLower string
+	// PHP is true when the crashed process runs PHP (texts about php.ini,
+	// FPM or PHP versions only make sense then).
+	PHP bool
+	// Truncated says what a truncated core lacks ("" for a whole core).
+	Truncated string
+	// PHPLoop names the PHP stack's recursion in words: the frame that
+	// calls the entered function again, at its file and line, and the
+	// loop's functions; PHPLoopArgs is "unbounded" (the same arguments at
+	// every level), "finite" (they change) or ""; PHPLoopArgsText says
+	// what that means, with the calls that show it.
+	PHPLoop, PHPLoopArgs, PHPLoopArgsText string
+	// PHPLoopCallback is the internal function the loop calls back
+	// through (preg_replace_callback, array_map ...), "" when none.
+	PHPLoopCallback string
 }
 
 func (ru *rule) explain(f *facts, cp *capture) string {
 	r := f.r
 	subject := "worker"
-	if !f.isPHP() {
+	php := f.isPHP()
+	if !php {
 		subject = "process"
 	}
 	d := templateData{
-		Subject: "The " + subject, SubjectLower: "the " + subject,
+		Subject: "The " + subject, SubjectLower: "the " + subject, PHP: php,
 		Signal:       signals.Name(f.signal),
 		Sent:         f.sent,
 		SenderPID:    r.Signal.SenderPID,
@@ -81,6 +99,12 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 	}
 	if d.FaultText == "" && f.ev.Kernel != nil {
 		d.FaultAddress = fmt.Sprintf("%#x", f.ev.Kernel.Address)
+	}
+	if r.Process.Truncated {
+		d.Truncated = "the core is truncated"
+		if t := r.Process.Truncation; t != nil && t.Summary != "" {
+			d.Truncated = t.Summary
+		}
 	}
 	if cp.frame != nil {
 		d.Frame = describeFrame(cp.frame)
@@ -131,6 +155,27 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 	}
 	if r.PHP != nil && r.PHP.Request != nil {
 		d.URL = r.PHP.Request.URI
+	}
+	if rec := f.recursion; rec != nil {
+		d.PHPLoop = loopText(r.PHP, rec)
+		for _, i := range rec.Calls {
+			if fr := &r.PHP.Frames[i]; fr.Kind == crash.PHPInternal && d.PHPLoopCallback == "" {
+				d.PHPLoopCallback = fr.QualifiedName()
+			}
+		}
+		d.PHPLoopArgsText = argsText(rec)
+		switch rec.Args {
+		case crash.RecursionRepeats:
+			d.PHPLoopArgs = "unbounded"
+		case crash.RecursionVaries:
+			d.PHPLoopArgs = "finite"
+		}
+	}
+	if l := r.Live; l != nil {
+		d.Syscall = l.Syscall
+		if l.Worker != nil && l.Worker.RequestMS >= 0 {
+			d.Running = fmt.Sprintf("%.1f s", l.Worker.RequestMS/1000)
+		}
 	}
 	var b strings.Builder
 	if err := ru.tmpl.Execute(&b, d); err != nil {

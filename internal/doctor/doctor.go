@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,22 @@ type Options struct {
 	NoAudit, NoLogs, NoCores bool
 	// ShowSecrets disables redaction of cookies and credentials.
 	ShowSecrets bool
+	// AllProcesses groups and diagnoses the crashes of every process; by
+	// default only PHP processes are (php-fpm, php, Apache with mod_php,
+	// FrankenPHP) and the others are summed up in Result.Others.
+	AllProcesses bool
+	// NoLive skips the running workers; BusyOver is how long a request
+	// must have run for its worker to be looked at (default: the pool's
+	// request_slowlog_timeout, else 10 s).
+	NoLive   bool
+	BusyOver time.Duration
+	// Timeout and MaxMemory bound each core's analysis (see
+	// analyze.Options; 0: unbounded).
+	Timeout   time.Duration
+	MaxMemory int64
+	// MaxCoreSize bounds the decompression of a compressed core (see
+	// engine.Options).
+	MaxCoreSize int64
 	// Sources supply the evidence; nil means Host(options).
 	Sources Sources
 }
@@ -61,10 +78,19 @@ type Result struct {
 	Analysed int `json:"analysed"`
 	// Groups are the crash groups, most frequent first.
 	Groups []*Group `json:"groups"`
+	// Others are the crashes of processes that are not PHP, one line per
+	// program, neither grouped nor diagnosed (unless AllProcesses).
+	Others []*OtherProcess `json:"other_processes"`
+	// Pools are the FPM pools that crashed, as the audit sees them, with
+	// where the crashes contradict it.
+	Pools []*CrashedPool `json:"crashed_pools"`
 	// Missing says which evidence is missing and how to get it.
 	Missing []string `json:"missing"`
 	// Warnings are problems met along the way.
 	Warnings []string `json:"warnings"`
+	// Busy are the workers serving one request for too long right now,
+	// with their snapshots (hangs, slow requests).
+	Busy []*BusyWorker `json:"busy,omitempty"`
 }
 
 // Group is one crash family on this host: the crashes that share a
@@ -90,6 +116,22 @@ type Group struct {
 	First, Last time.Time    `json:"-"`
 	FirstSeen   string       `json:"first_seen,omitempty"`
 	LastSeen    string       `json:"last_seen,omitempty"`
+	// Loops are the crash loops of the group: deaths of one pool from
+	// this group's cause in a short time.
+	Loops []logs.Loop `json:"crash_loops,omitempty"`
+}
+
+// OtherProcess sums up the crashes of one program that is not PHP.
+type OtherProcess struct {
+	// Name is the program's command name (or its executable's base name).
+	Name    string       `json:"name"`
+	Crashes int          `json:"crashes"`
+	Signals []logs.Count `json:"signals,omitempty"`
+	Last    time.Time    `json:"last,omitzero"`
+	// Cores are its core files found on the host.
+	Cores []string `json:"cores,omitempty"`
+	// Why says how it is known not to be PHP.
+	Why string `json:"why,omitempty"`
 }
 
 // Sources is where Run gets its evidence, the way pprof's driver takes its
@@ -122,6 +164,9 @@ type LogQuery struct {
 	Since, Until time.Time
 	// Cores are linked to the crashes (by pid and time).
 	Cores []*coredumps.Entry
+	// AllProcesses counts every process's crashes in the summary, not
+	// only PHP processes'.
+	AllProcesses bool
 }
 
 // Host returns the Sources of this machine, or of the host tree at
@@ -159,7 +204,7 @@ func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
 	}
 	sym := logs.NewObjectSymbolizer()
 	defer sym.Close()
-	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym})
+	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym, AllProcesses: q.AllProcesses})
 }
 
 func (h *host) Analyze(ctx context.Context, req engine.Request) (*crash.Report, error) {
@@ -178,8 +223,9 @@ func newEngine(opts Options) *engine.Engine {
 		sysroot = opts.Root
 	}
 	return engine.New(engine.Options{
-		Analyze: analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets},
-		Rules:   opts.Rules,
+		Analyze:     analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets, Timeout: opts.Timeout, MaxMemory: opts.MaxMemory},
+		Rules:       opts.Rules,
+		MaxCoreSize: opts.MaxCoreSize,
 	})
 }
 
@@ -195,24 +241,29 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	r := &run{opts: opts, src: src, groups: map[string]*Group{}, assigned: map[*logs.Incident]bool{},
-		res: &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Missing: []string{}, Warnings: []string{}}}
+	r := &run{opts: opts, src: src, groups: map[string]*Group{}, assigned: map[*logs.Incident]bool{}, others: map[string]*OtherProcess{},
+		res: &Result{Time: time.Now(), Cores: []*coredumps.Entry{}, Groups: []*Group{}, Others: []*OtherProcess{}, Pools: []*CrashedPool{},
+			Missing: []string{}, Warnings: []string{}}}
 	r.res.Host, _ = src.Hostname()
 	r.audit()
 	r.findCores()
 	r.readLogs(ctx) // after the cores: the logs link crashes to them
 	r.base = evidenceFromAudit(r.res.Audit)
-	incidents := crashIncidents(r.res.Logs)
+	incidents := r.crashIncidents()
 	r.analyseCores(ctx, incidents)
 	if err := r.groupIncidents(incidents); err != nil {
 		return nil, err
 	}
+	r.otherCores()
 	for _, g := range r.order {
 		g.summarise()
 	}
+	r.res.Others = sortOthers(r.others)
+	r.crashedPools()
 	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
 	r.res.Groups = r.order
 	r.res.Missing = missingEvidence(r.res, incidents)
+	r.lookAtBusyWorkers(ctx)
 	return r.res, nil
 }
 
@@ -226,6 +277,10 @@ type run struct {
 	groups   map[string]*Group
 	order    []*Group
 	assigned map[*logs.Incident]bool
+	// others are the non-PHP crashes by program; otherCore marks the
+	// cores counted there.
+	others    map[string]*OtherProcess
+	otherCore map[string]bool
 }
 
 func (r *run) warn(format string, args ...any) {
@@ -274,12 +329,24 @@ func (r *run) readLogs(ctx context.Context) {
 	if r.opts.NoLogs {
 		return
 	}
-	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until, Cores: r.res.Cores})
+	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until, Cores: r.res.Cores,
+		AllProcesses: r.opts.AllProcesses})
 	if err != nil {
 		r.warn("logs: %v", err)
 		return
 	}
 	r.res.Logs = lr
+	if lr == nil {
+		return
+	}
+	// A core of a PHP program that no crash in the logs took is worth a
+	// word: the logs may not reach back that far, or another process's
+	// death was logged under the pid.
+	for _, u := range lr.CoreLinks.Unlinked {
+		if u.PHP {
+			r.warn("core %s (pid %d, %s) is linked to no crash in the logs: %s", u.Path, u.PID, u.Comm, u.Why)
+		}
+	}
 }
 
 // analyseCores analyses the newest cores, preferring those linked to
@@ -292,13 +359,17 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 	for _, inc := range incidents {
 		byPID[inc.PID] = inc
 	}
-	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores) {
+	var partial []partialCore
+	defer func() { r.addPartial(partial) }()
+	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores, r.opts.AllProcesses) {
 		var inc *logs.Incident
 		rep, err := r.src.Analyze(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
-			if inc = byPID[rep.Process.PID]; inc == nil {
-				return r.base
+			inc = byPID[rep.Process.PID]
+			ev := r.evidenceFor(poolOf(inc, rep))
+			if inc == nil {
+				return ev
 			}
-			return withIncident(r.base, inc)
+			return withIncident(ev, inc)
 		}})
 		if err != nil {
 			r.warn("analyse %s: %v", path, err)
@@ -306,8 +377,95 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 		}
 		rep.Process.CorePath = path
 		r.res.Analysed++
+		if rep.Process.Truncation.Incomplete() {
+			partial = append(partial, partialCore{path, rep, inc})
+			continue
+		}
+		if !r.opts.AllProcesses && !diagnose.IsPHPProcess(rep) {
+			// Its entry did not say (a core of unknown executable): now
+			// the analysis does.
+			r.addOther(otherName(rep.Process.Comm, rep.Process.Executable), rep.Signal.Name, fileTime(r.res.Cores, path), path,
+				"the core's executable "+rep.Process.Executable+" is not PHP")
+			continue
+		}
 		r.addCore(path, rep, inc)
 	}
+}
+
+// partialCore is the analysis of a truncated core whose stack is partly
+// unknown.
+type partialCore struct {
+	path string
+	rep  *crash.Report
+	inc  *logs.Incident
+}
+
+// addPartial puts the analyses of truncated cores in groups, once the
+// whole cores are grouped: their fingerprint is made of the frames that
+// were read, so it differs from the same crash's on a whole core. A
+// truncated core whose frames are the innermost frames of a group's crash
+// (same signal) joins that group; else it is a group of its own.
+func (r *run) addPartial(partial []partialCore) {
+	for _, pc := range partial {
+		if !r.opts.AllProcesses && !diagnose.IsPHPProcess(pc.rep) && !isPHPExe(pc.rep.Process.Executable) {
+			r.addOther(otherName(pc.rep.Process.Comm, pc.rep.Process.Executable), pc.rep.Signal.Name, fileTime(r.res.Cores, pc.path), pc.path,
+				"the core's executable "+pc.rep.Process.Executable+" is not PHP")
+			continue
+		}
+		frames := nativeTokens(pc.rep)
+		var into *Group
+		if len(frames) > 0 {
+			for _, g := range r.order {
+				if g.Report == nil || g.Report.Process.Truncation.Incomplete() || g.Report.Signal.Number != pc.rep.Signal.Number {
+					continue
+				}
+				if hasPrefix(nativeTokens(g.Report), frames) {
+					into = g
+					break
+				}
+			}
+		}
+		if into == nil {
+			r.addCore(pc.path, pc.rep, pc.inc)
+			continue
+		}
+		r.warn("%s is truncated (%s); its %d frame(s) begin the crashes of group %s, which it joins", pc.path,
+			pc.rep.Process.Truncation.Summary, len(frames), into.Key)
+		into.Cores = append(into.Cores, pc.path)
+		if pc.inc != nil && !r.assigned[pc.inc] {
+			into.Incidents = append(into.Incidents, pc.inc)
+			r.assigned[pc.inc] = true
+		}
+	}
+}
+
+// nativeTokens are the normalised native frames of a report's fingerprint.
+func nativeTokens(rep *crash.Report) []string {
+	var out []string
+	for _, t := range diagnose.FingerprintFrames(rep) {
+		if strings.HasPrefix(t, "n ") {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func hasPrefix(s, prefix []string) bool {
+	if len(prefix) > len(s) {
+		return false
+	}
+	for i := range prefix {
+		if s[i] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isPHPExe reports whether an executable's name is a PHP binary (for a
+// truncated core whose PHP state could not be read).
+func isPHPExe(path string) bool {
+	return logs.IsPHPCommand(path)
 }
 
 // addCore puts an analysed core (and the incident of its pid) in the group
@@ -365,7 +523,7 @@ func (r *run) groupIncidents(incidents []*logs.Incident) error {
 			g = r.group(key)
 			if g.Diagnosis == nil {
 				rep := &crash.Report{Signal: crash.Signal{Number: inc.Signal, Name: inc.SignalName}}
-				if err := r.src.Diagnose(rep, withIncident(r.base, inc)); err != nil {
+				if err := r.src.Diagnose(rep, withIncident(r.evidenceFor(inc.Pool), inc)); err != nil {
 					return err
 				}
 				g.Diagnosis = rep.Diagnosis
@@ -393,23 +551,136 @@ func inWindow(t, since, until time.Time) bool {
 	return true
 }
 
-// crashIncidents returns the incidents of processes killed by a signal.
-func crashIncidents(lr *logs.Result) []*logs.Incident {
+// crashIncidents returns the incidents of processes killed by a signal:
+// those of PHP processes (all processes with AllProcesses); the others are
+// summed up apart.
+func (r *run) crashIncidents() []*logs.Incident {
+	lr := r.res.Logs
 	if lr == nil {
 		return nil
 	}
 	var out []*logs.Incident
 	for _, inc := range lr.Incidents {
-		if inc.Signal != 0 || inc.Kind == "crash" {
-			out = append(out, inc)
+		if inc.Signal == 0 && inc.Kind != "crash" {
+			continue
 		}
+		if !inc.PHP && !r.opts.AllProcesses {
+			r.addOther(otherName(inc.Comm, inc.Exe), inc.SignalName, inc.Time, inc.Core, inc.ProcessWhy)
+			continue
+		}
+		out = append(out, inc)
 	}
 	return out
 }
 
+// otherName names a program in the others' section.
+func otherName(comm, exe string) string {
+	switch {
+	case comm != "":
+		return comm
+	case exe != "":
+		return filepath.Base(exe)
+	}
+	return "(unknown program)"
+}
+
+// addOther counts one crash of a program that is not PHP.
+func (r *run) addOther(name, signal string, t time.Time, core, why string) {
+	o := r.others[name]
+	if o == nil {
+		o = &OtherProcess{Name: name, Why: why}
+		r.others[name] = o
+	}
+	o.Crashes++
+	if t.After(o.Last) {
+		o.Last = t
+	}
+	if signal != "" {
+		found := false
+		for i := range o.Signals {
+			if o.Signals[i].Key == signal {
+				o.Signals[i].N++
+				found = true
+			}
+		}
+		if !found {
+			o.Signals = append(o.Signals, logs.Count{Key: signal, N: 1})
+		}
+	}
+	if core != "" {
+		if r.otherCore == nil {
+			r.otherCore = map[string]bool{}
+		}
+		if !r.otherCore[core] {
+			r.otherCore[core] = true
+			o.Cores = append(o.Cores, core)
+		}
+	}
+}
+
+// otherCores counts the cores of programs that are not PHP which no log
+// incident named: each is a crash of its own.
+func (r *run) otherCores() {
+	if r.opts.AllProcesses {
+		return
+	}
+	for _, e := range r.res.Cores {
+		if e.Path == "" || r.otherCore[e.Path] || !knownNotPHP(e) {
+			continue
+		}
+		r.addOther(otherName(e.Comm, e.Exe), e.SignalName(), e.Time, e.Path, "its executable "+firstOf(e.Exe, e.Comm)+" is not PHP")
+	}
+}
+
+// knownNotPHP reports whether a core entry is known to be of a program
+// that is not PHP (its executable or command is known and not PHP).
+func knownNotPHP(e *coredumps.Entry) bool {
+	if e.Exe == "" && e.Comm == "" {
+		return false
+	}
+	return !logs.IsPHPCommand(e.Exe) && !logs.IsPHPCommand(e.Comm)
+}
+
+func firstOf(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// fileTime is the time of the core entry at path.
+func fileTime(entries []*coredumps.Entry, path string) time.Time {
+	for _, e := range entries {
+		if e.Path == path {
+			return e.Time
+		}
+	}
+	return time.Time{}
+}
+
+// sortOthers lists the other programs, most crashes first.
+func sortOthers(m map[string]*OtherProcess) []*OtherProcess {
+	out := make([]*OtherProcess, 0, len(m))
+	for _, o := range m {
+		sort.Slice(o.Signals, func(i, j int) bool { return o.Signals[i].N > o.Signals[j].N })
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Crashes != out[j].Crashes {
+			return out[i].Crashes > out[j].Crashes
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
 // pickCores chooses which cores to analyse: those linked to incidents
-// first (newest first), then the newest analysable others, up to max.
-func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int) []string {
+// first (newest first), then the newest analysable others of PHP programs,
+// then those whose program is unknown, up to max. Cores known to be of
+// other programs are analysed only when all is set.
+func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int, all bool) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(p string) {
@@ -421,9 +692,16 @@ func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int) 
 	for i := len(incidents) - 1; i >= 0; i-- {
 		add(incidents[i].Core)
 	}
-	for _, e := range entries {
-		if e.Analysable != coredumps.No {
-			add(e.Path)
+	for pass := 0; pass < 3; pass++ {
+		for _, e := range entries {
+			if e.Analysable == coredumps.No {
+				continue
+			}
+			php := logs.IsPHPCommand(e.Exe) || logs.IsPHPCommand(e.Comm)
+			switch {
+			case pass == 0 && php, pass == 1 && !php && !knownNotPHP(e), pass == 2 && all && knownNotPHP(e):
+				add(e.Path)
+			}
 		}
 	}
 	return out
@@ -457,6 +735,8 @@ func evidenceFromAudit(a *audit.Report) diagnose.Evidence {
 // withIncident adds what the logs say about one crash.
 func withIncident(ev diagnose.Evidence, inc *logs.Incident) diagnose.Evidence {
 	ev.ExitSignal = inc.Signal
+	php := inc.PHP
+	ev.PHPProcess = &php
 	ev.Messages = append(append([]string(nil), ev.Messages...), inc.Stderr...)
 	if f := inc.Fault; f != nil {
 		kind := "segfault"
@@ -523,6 +803,11 @@ func (g *Group) summarise() {
 	}
 	g.URIs = sortCounts(uris)
 	g.Signals = sortCounts(sigs)
+	cause := g.Key
+	if len(g.Diagnosis) > 0 {
+		cause = g.Diagnosis[0].Title
+	}
+	g.Loops = logs.FindLoops(g.Incidents, func(*logs.Incident) (string, bool) { return cause, true })
 	if !g.First.IsZero() {
 		g.FirstSeen = g.First.Format(time.RFC3339)
 		g.LastSeen = g.Last.Format(time.RFC3339)

@@ -62,6 +62,23 @@ func TestDoctorOnLab(t *testing.T) {
 	if res.Audit == nil {
 		t.Errorf("no audit: %v", res.Warnings)
 	}
+	// The lab's pool is audited from the lab's php-fpm.conf; its workers
+	// dumped core into the lab's directory while the lab held
+	// kernel.core_pattern, whatever the audit says of the pattern now.
+	if len(res.Pools) != 1 || res.Pools[0].Pool != "www" || res.Pools[0].Config != l.FPMConfig || res.Pools[0].CoresWritten == nil {
+		t.Fatalf("crashed pools %+v", res.Pools)
+	}
+	www := res.Pools[0]
+	notes := strings.Join(www.Notes, "\n")
+	if www.CoresDumped != len(l.Scenarios) {
+		t.Errorf("pool www: %d deaths logged \"core dumped\", want %d", www.CoresDumped, len(l.Scenarios))
+	}
+	if !*www.CoresWritten && !strings.Contains(notes, "will NOT be written, but the FPM master logged \"core dumped\"") {
+		t.Errorf("the audit says no cores, the FPM log says core dumped: no mismatch in %q", www.Notes)
+	}
+	if www.CoreDir == "(cwd)" && !strings.Contains(notes, filepath.Join(l.Dir, "www")+" (from the cores' requests), which the audit did not check") {
+		t.Errorf("relative core_pattern: the lab's document root is not named in %q", www.Notes)
+	}
 	for name, s := range l.Scenarios {
 		exp := want.Scenarios[s.Name]
 		var found *Group
@@ -109,10 +126,15 @@ func TestDoctorOnLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := text.String()
-	for _, w := range []string{"WHAT IS CRASHING", "/teachers/profile-sarah/", "Fix:", "WILL THE NEXT CRASH LEAVE EVIDENCE?"} {
+	for _, w := range []string{"WHAT IS CRASHING", "/teachers/profile-sarah/", "Fix:", "WILL THE NEXT CRASH LEAVE EVIDENCE?",
+		// the PHP loop once, in call order, and the frames outside it down to {main}
+		"a loop of 12 frames", "one turn, in call order:", "TeacherPage->render()", "{main}()"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("text report lacks %q", w)
 		}
+	}
+	if strings.Contains(out, "more PHP frames") {
+		t.Errorf("text report cuts a PHP stack with \"more PHP frames\"")
 	}
 	var md bytes.Buffer
 	if err := Markdown(&md, res); err != nil || !strings.Contains(md.String(), "## What is crashing") {

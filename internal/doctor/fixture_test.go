@@ -158,10 +158,12 @@ func TestRunOnFixtures(t *testing.T) {
 	if len(res.Cores) != 2 {
 		t.Errorf("%d cores in the time window, want 2 (core.old is older than --since)", len(res.Cores))
 	}
-	// The cores linked to incidents first, newest first (the journal's
-	// core of 4104 is not a fixture: its analysis fails), then the others.
-	if len(f.analysed) != 3 || !strings.HasSuffix(f.analysed[0], ".4104.1798758140000000.zst") || f.analysed[1] != "/cores/core.php-fpm8.2.4101" {
-		t.Errorf("analysed %v, want the core of 4104, then of 4101, then the other", f.analysed)
+	// The cores linked to incidents first, newest incident first: the
+	// core of 4101 goes to the FPM death of 4101 dumped at the same second
+	// (not to the kernel line of 4101 an hour earlier), then the journal's
+	// core of 4104 (not a fixture: its analysis fails), then the others.
+	if len(f.analysed) != 3 || f.analysed[0] != "/cores/core.php-fpm8.2.4101" || !strings.HasSuffix(f.analysed[1], ".4104.1798758140000000.zst") {
+		t.Errorf("analysed %v, want the core of 4101, then of 4104, then the other", f.analysed)
 	}
 	if res.Analysed != 2 {
 		t.Errorf("analysed %d cores, want 2", res.Analysed)
@@ -224,6 +226,18 @@ func TestRunOnFixtures(t *testing.T) {
 		if strings.Contains(m, "no logs") || strings.Contains(m, "not audited") {
 			t.Errorf("missing evidence: %s", m)
 		}
+	}
+	// The pools that crashed, as the audit sees them: www is audited,
+	// api (the abort of 4104) is not in the audited tree.
+	pools := map[string]*CrashedPool{}
+	for _, cp := range res.Pools {
+		pools[cp.Pool] = cp
+	}
+	if www := pools["www"]; www == nil || www.CoresWritten == nil || !strings.HasSuffix(www.Config, "www.conf") || www.Deaths == 0 {
+		t.Errorf("crashed pool www: %+v", www)
+	}
+	if api := pools["api"]; api == nil || api.CoresWritten != nil || len(api.Notes) != 1 || !strings.Contains(api.Notes[0], "no pool of that name") {
+		t.Errorf("crashed pool api: %+v", api)
 	}
 
 	// The renderers.
@@ -326,10 +340,22 @@ func TestPickCores(t *testing.T) {
 		{Path: "/c/oldest", Analysable: coredumps.Yes},
 	}
 	incidents := []*logs.Incident{{PID: 1, Core: "/c/linked-old"}, {PID: 2}, {PID: 3, Core: "/c/linked-new"}}
-	got := pickCores(entries, incidents, 4)
+	got := pickCores(entries, incidents, 4, false)
 	want := []string{"/c/linked-new", "/c/linked-old", "/c/new", "/c/older"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("got %v, want %v", got, want)
+	}
+	// PHP programs' cores come before cores of unknown programs; cores of
+	// other programs only with all processes.
+	entries = []*coredumps.Entry{
+		{Path: "/c/python", Exe: "/usr/bin/python3.11", Analysable: coredumps.Yes},
+		{Path: "/c/unknown", Analysable: coredumps.Yes},
+		{Path: "/c/fpm", Exe: "/usr/sbin/php-fpm8.2", Analysable: coredumps.Yes},
+	}
+	for all, want := range map[bool]string{false: "/c/fpm /c/unknown", true: "/c/fpm /c/unknown /c/python"} {
+		if got := pickCores(entries, nil, 5, all); strings.Join(got, " ") != want {
+			t.Errorf("all=%v: got %v, want %s", all, got, want)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
@@ -20,15 +21,23 @@ func JSON(w io.Writer, r *Result) error {
 	return enc.Encode(r)
 }
 
-// Text writes the diagnosis for a person at a terminal.
+// Text writes the diagnosis for a person at a terminal; every string from
+// logs, cores and configuration is shown with its control characters
+// escaped (package sanitize).
 func Text(w io.Writer, r *Result) error {
-	return write(w, r, false)
+	return write(w, sanitize.Copy(r), false)
 }
 
-// Markdown writes the diagnosis as Markdown (for a ticket or a chat).
+// Markdown writes the diagnosis as Markdown (for a ticket or a chat): what
+// came from logs, cores and configuration is escaped as text (no tag, no
+// link, no emphasis) or fenced as code.
 func Markdown(w io.Writer, r *Result) error {
-	return write(w, r, true)
+	return write(w, sanitize.Copy(r), true)
 }
+
+// mdRaw is an argument of writer.line that is Markdown already (a fix
+// text with its code spans): not escaped again.
+type mdRaw string
 
 type writer struct {
 	w   io.Writer
@@ -36,10 +45,23 @@ type writer struct {
 	err error
 }
 
+// line writes one line; in Markdown, its string arguments are escaped as
+// text (the format is markup of ours).
 func (p *writer) line(format string, args ...any) {
-	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	if p.err != nil {
+		return
 	}
+	if p.md {
+		for i, a := range args {
+			switch v := a.(type) {
+			case string:
+				args[i] = sanitize.MarkdownText(v)
+			case mdRaw:
+				args[i] = string(v)
+			}
+		}
+	}
+	_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
 }
 
 func (p *writer) heading(s string) {
@@ -51,18 +73,19 @@ func (p *writer) heading(s string) {
 }
 
 func (p *writer) code(lines []string) {
+	fence := mdRaw(sanitize.CodeFence(lines...)) // longer than any run of backticks inside
 	if p.md {
-		p.line("```")
+		p.line("%s", fence)
 	}
 	for _, l := range lines {
 		if p.md {
-			p.line("%s", l)
+			p.line("%s", mdRaw(l))
 		} else {
 			p.line("    %s", l)
 		}
 	}
 	if p.md {
-		p.line("```")
+		p.line("%s", fence)
 	}
 }
 
@@ -87,6 +110,7 @@ func write(w io.Writer, r *Result, md bool) error {
 	for i, g := range r.Groups {
 		p.group(i+1, g)
 	}
+	p.busy(r)
 	p.capture(r)
 	if len(r.Missing) > 0 {
 		p.heading("Missing evidence")
@@ -120,7 +144,11 @@ func (p *writer) sources(r *Result) {
 	} else {
 		parts = append(parts, "no logs")
 	}
-	parts = append(parts, fmt.Sprintf("%d cores found, %d analysed", len(r.Cores), r.Analysed))
+	cores := fmt.Sprintf("%d cores found", len(r.Cores))
+	if r.Logs != nil && r.Logs.CoreLinks.Cores > 0 {
+		cores += fmt.Sprintf(" (%d linked to crashes in the logs)", r.Logs.CoreLinks.Linked)
+	}
+	parts = append(parts, fmt.Sprintf("%s, %d analysed", cores, r.Analysed))
 	if r.Audit != nil {
 		parts = append(parts, fmt.Sprintf("%d PHP-FPM installations audited", len(r.Audit.Installations)))
 	}
@@ -135,13 +163,18 @@ func (p *writer) crashing(r *Result) {
 	}
 	if r.Logs != nil {
 		s := r.Logs.Summary
+		what := "PHP worker deaths"
+		if s.Scope == "all" {
+			what = "process deaths (all processes)"
+		}
 		if s.Incidents == 0 && len(r.Groups) == 0 {
-			p.line("no worker deaths in the logs read")
+			p.line("no %s in the logs read", what)
+			p.others(r)
 			return
 		}
 		if s.Incidents > 0 {
-			p.line("%d worker deaths (%d crashes) from %s to %s, %.1f per hour", s.Incidents, s.Crashes,
-				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), s.PerHour)
+			p.line("%d %s (%d crashes) from %s to %s (%s)%s", s.Incidents, what, s.Crashes,
+				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
 		}
 		if len(s.BySignal) > 0 {
 			p.item("signals: %s", countList(s.BySignal, 5))
@@ -152,15 +185,17 @@ func (p *writer) crashing(r *Result) {
 		if len(s.ByPool) > 0 {
 			p.item("pools: %s", countList(s.ByPool, 5))
 		}
-		if len(s.Loops) > 0 {
-			l := s.Loops[0]
-			p.item("crash loop: %d deaths of pool %s between %s and %s", l.N, l.Pool, l.Start.Format("15:04:05"), l.End.Format("15:04:05"))
-		}
 		if s.EmergencyRestarts > 0 {
 			p.item("emergency restarts of the FPM master: %d", s.EmergencyRestarts)
 		}
 		if n := s.HTTPStatus[502]; n > 0 {
 			p.item("HTTP 502 responses in the access log: %d", n)
+		}
+	}
+	for _, g := range r.Groups {
+		for _, l := range g.Loops {
+			p.item("crash loop: %d deaths of pool %s from one cause (%s) between %s and %s", l.N, l.Pool, l.Cause,
+				l.Start.Format("15:04:05"), l.End.Format("15:04:05"))
 		}
 	}
 	p.line("%d crash group(s):", len(r.Groups))
@@ -175,6 +210,43 @@ func (p *writer) crashing(r *Result) {
 		}
 		p.item("#%d %s: %d x%s", i+1, title, g.Count, uri)
 	}
+	p.others(r)
+}
+
+// others sums up the crashes of programs that are not PHP in one short
+// list: they are not what coroner explains, but they happened.
+func (p *writer) others(r *Result) {
+	if len(r.Others) == 0 {
+		return
+	}
+	n := 0
+	var parts []string
+	for i, o := range r.Others {
+		n += o.Crashes
+		if i < 8 {
+			parts = append(parts, otherText(o))
+		}
+	}
+	if len(r.Others) > 8 {
+		parts = append(parts, fmt.Sprintf("and %d more programs", len(r.Others)-8))
+	}
+	p.line("Other programs crashed too (not PHP, not counted above; --all-processes diagnoses them): %d crashes: %s", n, strings.Join(parts, ", "))
+}
+
+// otherText is one program's crashes: "python3 (2 x SIGSEGV)",
+// "perl (3: SIGSEGV 2, SIGABRT 1)".
+func otherText(o *OtherProcess) string {
+	switch len(o.Signals) {
+	case 0:
+		return fmt.Sprintf("%s (%d)", o.Name, o.Crashes)
+	case 1:
+		return fmt.Sprintf("%s (%d x %s)", o.Name, o.Crashes, o.Signals[0].Key)
+	}
+	var sigs []string
+	for _, c := range o.Signals {
+		sigs = append(sigs, fmt.Sprintf("%s %d", c.Key, c.N))
+	}
+	return fmt.Sprintf("%s (%d: %s)", o.Name, o.Crashes, strings.Join(sigs, ", "))
 }
 
 // countList formats the first n rows of a breakdown: "GET /a (3), GET /b (1)".
@@ -219,7 +291,7 @@ func (p *writer) group(n int, g *Group) {
 			p.line("")
 			p.line("Fix:")
 			for _, f := range d.Fix {
-				p.item("%s", render.FixText(f, p.md))
+				p.item("%s", mdRaw(render.FixText(f, p.md)))
 			}
 		}
 		if len(d.References) > 0 {
@@ -232,7 +304,10 @@ func (p *writer) group(n int, g *Group) {
 	p.line("")
 	p.line("Evidence:")
 	if rep := g.Report; rep != nil {
-		p.item("core %s: %s, %s", rep.Process.CorePath, rep.Signal.Name, rep.Fault.Kind)
+		p.item("core %s: %s, %s", rep.Process.CorePath, render.SignalText(rep.Signal), rep.Fault.Kind)
+		if t := rep.Process.Truncation; t != nil {
+			p.item("%s", t.Summary)
+		}
 		if rep.Fault.Explanation != "" {
 			p.item("fault: %s", rep.Fault.Explanation)
 		}
@@ -306,18 +381,79 @@ func topFrames(rep *crash.Report, n int) []string {
 	return out
 }
 
+// phpFrames shows a PHP stack the way a person reads a crash: the
+// innermost frames (where the stack ran out), the loop of a recursion once,
+// in call order, with how often it repeats, and the outermost frames (the
+// request's entry point), instead of the first frames and "... N more".
 func phpFrames(ph *crash.PHP, n int) []string {
 	var out []string
-	for i, f := range ph.Frames {
-		if i == n {
-			out = append(out, fmt.Sprintf("... %d more PHP frames", len(ph.Frames)-n))
-			break
-		}
+	line := func(i int) {
+		f := &ph.Frames[i]
 		loc := ""
 		if f.File != "" {
 			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
 		}
-		out = append(out, fmt.Sprintf("php #%-3d %s%s", i, f.QualifiedName()+"()", loc))
+		out = append(out, fmt.Sprintf("php #%-5d %s%s", i, f.QualifiedName()+"()", loc))
+	}
+	total := len(ph.Frames)
+	rec := ph.Recursion
+	if rec == nil || rec.Outermost >= total || rec.Innermost < 0 {
+		if total <= n+3 {
+			for i := 0; i < total; i++ {
+				line(i)
+			}
+			return out
+		}
+		for i := 0; i < n; i++ {
+			line(i)
+		}
+		out = append(out, fmt.Sprintf("... %d frames ...", total-n-3))
+		for i := total - 3; i < total; i++ {
+			line(i)
+		}
+		return out
+	}
+	// Innermost: where the stack ran out (inside the loop or not).
+	inner := min(3, total)
+	if rec.Innermost > inner && rec.Innermost <= n {
+		inner = rec.Innermost
+	}
+	for i := 0; i < inner; i++ {
+		line(i)
+	}
+	out = append(out, fmt.Sprintf("... frames #%d-#%d: a loop of %d frames, %d times; one turn, in call order:",
+		rec.Innermost, rec.Outermost, rec.Length, rec.Repeats))
+	calls := rec.Calls
+	if len(calls) > 12 {
+		calls = append(append(calls[:6:6], -1), calls[len(calls)-5:]...)
+	}
+	for _, i := range calls {
+		if i < 0 {
+			out = append(out, "    ...")
+			continue
+		}
+		f := &ph.Frames[i]
+		loc := ""
+		if f.File != "" {
+			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+		}
+		out = append(out, fmt.Sprintf("    %s%s", f.QualifiedName()+"()", loc))
+	}
+	// Outermost: from the loop's caller to {main}.
+	rest := total - rec.Outermost - 1
+	switch {
+	case rest <= 6:
+		for i := rec.Outermost + 1; i < total; i++ {
+			line(i)
+		}
+	default:
+		for i := rec.Outermost + 1; i < rec.Outermost+4; i++ {
+			line(i)
+		}
+		out = append(out, fmt.Sprintf("... %d frames ...", rest-6))
+		for i := total - 3; i < total; i++ {
+			line(i)
+		}
 	}
 	return out
 }
@@ -327,11 +463,36 @@ func (p *writer) capture(r *Result) {
 		return
 	}
 	p.heading("Will the next crash leave evidence?")
-	blocks, risky := 0, 0
+	// The pools that crashed first: the audit of another pool says
+	// nothing about them.
+	crashed := map[string]bool{}
+	for _, cp := range r.Pools {
+		crashed[cp.Pool] = true
+		verdict := "not in the audited configuration"
+		if cp.CoresWritten != nil {
+			verdict = "cores will NOT be written"
+			if *cp.CoresWritten {
+				verdict = "cores will be written"
+			}
+			if cp.CoreDir != "" {
+				verdict += " -> " + cp.CoreDir
+			}
+			verdict += " (" + cp.Config + ")"
+		}
+		p.line("pool %s (crashed %d times): %s", cp.Pool, cp.Deaths, verdict)
+		for _, n := range cp.Notes {
+			p.item("MISMATCH: %s", n)
+		}
+	}
+	blocks, risky, elsewhere := 0, 0, 0
 	var lines []string
 	for _, f := range r.Audit.Findings {
 		switch f.Status {
 		case audit.StatusBlocks, audit.StatusRisky, audit.StatusPending:
+			if len(crashed) > 0 && f.Pool != "" && !crashed[f.Pool] {
+				elsewhere++ // about a pool that did not crash
+				continue
+			}
 			where := ""
 			if len(f.Evidence) > 0 {
 				where = " (" + f.Evidence[0].String() + ")"
@@ -358,5 +519,8 @@ func (p *writer) capture(r *Result) {
 			break
 		}
 		p.item("%s", l)
+	}
+	if elsewhere > 0 {
+		p.item("and %d finding(s) about pools that did not crash (see `coroner audit`)", elsewhere)
 	}
 }

@@ -1,6 +1,8 @@
 package labtest
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestLabArtifacts checks what the lab produced: every scenario has a core,
@@ -216,11 +220,17 @@ func TestReleaseLabs(t *testing.T) {
 			if err := l.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if l.Release != suite || l.Sysroot == "" || !strings.HasPrefix(l.PHPVersion, version+".") {
-				t.Errorf("release %q sysroot %q php %q, want %s with PHP %s", l.Release, l.Sysroot, l.PHPVersion, suite, version)
-			}
-			if _, err := os.Stat(filepath.Join(l.Sysroot, l.PHPFPMInSysroot)); err != nil {
-				t.Errorf("php-fpm in the sysroot: %v", err)
+			if suite == "zts" {
+				if l.Release != "custom" || !l.ZTS || !strings.HasPrefix(l.PHPVersion, version+".") {
+					t.Errorf("release %q zts %v php %q, want a custom ZTS PHP %s", l.Release, l.ZTS, l.PHPVersion, version)
+				}
+			} else {
+				if l.Release != suite || l.Sysroot == "" || !strings.HasPrefix(l.PHPVersion, version+".") {
+					t.Errorf("release %q sysroot %q php %q, want %s with PHP %s", l.Release, l.Sysroot, l.PHPVersion, suite, version)
+				}
+				if _, err := os.Stat(filepath.Join(l.Sysroot, l.PHPFPMInSysroot)); err != nil {
+					t.Errorf("php-fpm in the sysroot: %v", err)
+				}
 			}
 			after, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
 			if strings.Contains(string(after), l.Dir) {
@@ -230,5 +240,69 @@ func TestReleaseLabs(t *testing.T) {
 				checkScenario(t, name, l.Scenarios[name])
 			}
 		})
+	}
+}
+
+// TestExtractTar: archives are extracted with pages of zeros as holes and
+// the right sizes, and entries that would leave the directory are refused.
+func TestExtractTar(t *testing.T) {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	data := make([]byte, 3*4096+100)
+	copy(data[4096:], "middle page")
+	copy(data[len(data)-3:], "end")
+	files := map[string][]byte{"usr/lib/a.so": data, "zero": make([]byte, 8192), "empty": nil}
+	for _, name := range []string{"usr/lib/a.so", "zero", "empty"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(files[name])
+	}
+	tw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	archive := enc.EncodeAll(plain.Bytes(), nil)
+	dir := t.TempDir()
+	if err := ExtractTar(bytes.NewReader(archive), dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes (%v), want %d", name, len(got), err, len(want))
+		}
+	}
+	// An uncompressed archive is read too; "../" entries are refused.
+	var evil bytes.Buffer
+	tw = tar.NewWriter(&evil)
+	tw.WriteHeader(&tar.Header{Name: "../escape", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte{1})
+	tw.Close()
+	if err := ExtractTar(bytes.NewReader(evil.Bytes()), dir); err == nil || !strings.Contains(err.Error(), "leaves the directory") {
+		t.Errorf("../escape: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "..", "escape")); err == nil {
+		t.Error("../escape was written")
+	}
+}
+
+// TestFixtures: the checked-in cores are found and extracted.
+func TestFixtures(t *testing.T) {
+	fs := Fixtures(t)
+	if len(fs) < 4 {
+		t.Fatalf("%d fixtures", len(fs))
+	}
+	for _, f := range fs {
+		if _, err := os.Stat(f.PlainCore(t)); err != nil {
+			t.Errorf("%s: %v", f.Name, err)
+		}
+		if f.GDB == "" {
+			t.Errorf("%s has no gdb.txt", f.Name)
+		}
+		if strings.HasPrefix(f.Name, "php-") && f.Truth == nil {
+			t.Errorf("%s has no truth.json", f.Name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(fs[0].Sysroot, "usr/lib/x86_64-linux-gnu/libc.so.6")); err != nil {
+		t.Errorf("libc not in the sysroot: %v", err)
 	}
 }

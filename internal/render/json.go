@@ -5,125 +5,270 @@ package render
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding"
 	"encoding/json"
-	"fmt"
 	"io"
-	"sort"
+	"reflect"
+	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
 )
 
-// spliceMin is the number of frames from which a frame list is written
-// element by element instead of as part of the one marshalled document.
-const spliceMin = 256
+// JSON writes the report as indented JSON (schema crash.SchemaVersion),
+// byte for byte what encoding/json's indenting Encoder writes, but
+// streamed: structs and slices are written element by element, so a report
+// of a million frames is not held a second time (and a third, while the
+// buffer grows) as one JSON document in memory.
+func JSON(w io.Writer, r *crash.Report) error { return streamJSON(w, r) }
 
-// JSON writes the report as indented JSON (schema crash.SchemaVersion).
-//
-// The output is what json.Encoder with SetIndent("", "  ") writes, but the
-// long frame lists (a 40,000-frame recursion makes 30 MB of JSON) are
-// written one frame at a time: the rest of the report is marshalled with a
-// placeholder frame in each such list, and each placeholder list is
-// replaced by the frames as it is written out.
-func JSON(w io.Writer, r *crash.Report) error {
-	shallow := *r
-	type splice struct {
-		marker string
-		n      int
-		elem   func(i int) any
-		// fast appends element i the way encoding/json writes it, or
-		// reports that it cannot
-		fast func(b []byte, i int, ind string) ([]byte, bool)
+// streamJSON writes v as JSON indented by two spaces, as JSON does.
+func streamJSON(w io.Writer, v any) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	e := &jsonStream{w: bw}
+	e.value(reflect.ValueOf(v), "")
+	if e.err == nil {
+		e.err = bw.WriteByte('\n')
 	}
-	var splices []splice
-	// The placeholders are found again by their text: a random part keeps
-	// a string of the report (a function name read from a core) from
-	// passing for one.
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	nonce := hex.EncodeToString(rnd[:])
-	if len(r.Threads) > 0 {
-		shallow.Threads = append([]crash.Thread(nil), r.Threads...)
-		for i := range shallow.Threads {
-			fr := r.Threads[i].Frames
-			if len(fr) < spliceMin {
-				continue
+	if e.err == nil {
+		e.err = bw.Flush()
+	}
+	return e.err
+}
+
+type jsonStream struct {
+	w   *bufio.Writer
+	err error
+	buf bytes.Buffer
+	// fast is the buffer of the field-by-field frame writers
+	// (jsonframes.go).
+	fast []byte
+}
+
+var (
+	frameType    = reflect.TypeFor[crash.Frame]()
+	phpFrameType = reflect.TypeFor[crash.PHPFrame]()
+)
+
+// frame writes a native or PHP frame field by field (the bulk of a long
+// report); ok is false when v is neither or its writer cannot.
+func (e *jsonStream) frame(v reflect.Value, prefix string) (ok bool) {
+	t := v.Type()
+	if t != frameType && t != phpFrameType {
+		return false
+	}
+	if !v.CanAddr() {
+		c := reflect.New(t).Elem()
+		c.Set(v)
+		v = c
+	}
+	switch f := v.Addr().Interface().(type) {
+	case *crash.Frame:
+		e.fast, ok = appendFrame(e.fast[:0], f, prefix)
+	case *crash.PHPFrame:
+		e.fast, ok = appendPHPFrame(e.fast[:0], f, prefix)
+	}
+	if ok && e.err == nil {
+		_, e.err = e.w.Write(e.fast)
+	}
+	return ok
+}
+
+var (
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// custom reports whether t (or *t) marshals itself.
+func custom(t reflect.Type) bool {
+	return t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
+		reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+}
+
+func (e *jsonStream) write(s string) {
+	if e.err == nil {
+		_, e.err = e.w.WriteString(s)
+	}
+}
+
+// leaf writes v as encoding/json does, indented under prefix.
+func (e *jsonStream) leaf(v reflect.Value, prefix string) {
+	if e.err != nil {
+		return
+	}
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		e.err = err
+		return
+	}
+	e.buf.Reset()
+	if err := json.Indent(&e.buf, b, prefix, "  "); err != nil {
+		e.err = err
+		return
+	}
+	_, e.err = e.w.Write(e.buf.Bytes())
+}
+
+func (e *jsonStream) value(v reflect.Value, prefix string) {
+	if e.err != nil {
+		return
+	}
+	if !v.IsValid() {
+		e.write("null")
+		return
+	}
+	t := v.Type()
+	if custom(t) && (v.Kind() != reflect.Pointer || !v.IsNil()) {
+		// Types that marshal themselves are encoding/json's business
+		// (through the interface, as it would see them).
+		e.leaf(v, prefix)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			e.write("null")
+			return
+		}
+		e.value(v.Elem(), prefix)
+	case reflect.Struct:
+		if !e.frame(v, prefix) {
+			e.object(v, prefix)
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			e.write("null")
+			return
+		}
+		if t.Elem().Kind() == reflect.Uint8 {
+			e.leaf(v, prefix)
+			return
+		}
+		fallthrough
+	case reflect.Array:
+		if v.Len() == 0 {
+			e.write("[]")
+			return
+		}
+		inner := prefix + "  "
+		e.write("[\n")
+		for i := 0; i < v.Len(); i++ {
+			if i > 0 {
+				e.write(",\n")
 			}
-			m := fmt.Sprintf("coroner-json-splice-%s-%d", nonce, len(splices))
-			shallow.Threads[i].Frames = []crash.Frame{{Function: m}}
-			splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },
-				func(b []byte, k int, ind string) ([]byte, bool) { return appendFrame(b, &fr[k], ind) }})
+			e.write(inner)
+			e.value(v.Index(i), inner)
 		}
+		e.write("\n" + prefix + "]")
+	default:
+		e.leaf(v, prefix)
 	}
-	if r.PHP != nil && len(r.PHP.Frames) >= spliceMin {
-		php := *r.PHP
-		fr := r.PHP.Frames
-		m := fmt.Sprintf("coroner-json-splice-%s-%d", nonce, len(splices))
-		php.Frames = []crash.PHPFrame{{Function: m}}
-		shallow.PHP = &php
-		splices = append(splices, splice{m, len(fr), func(k int) any { return &fr[k] },
-			func(b []byte, k int, ind string) ([]byte, bool) { return appendPHPFrame(b, &fr[k], ind) }})
-	}
-	var doc bytes.Buffer
-	enc := json.NewEncoder(&doc)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(&shallow); err != nil {
-		return err
-	}
-	b := doc.Bytes()
-	// Write the lists in the order they appear in the document.
-	sort.Slice(splices, func(i, j int) bool {
-		return bytes.Index(b, []byte(splices[i].marker)) < bytes.Index(b, []byte(splices[j].marker))
-	})
-	bw := bufio.NewWriterSize(w, 256<<10)
-	var elem bytes.Buffer
-	for _, s := range splices {
-		at := bytes.Index(b, []byte(`"`+s.marker+`"`))
-		if at < 0 {
-			return fmt.Errorf("render JSON: lost frame list %s", s.marker)
+}
+
+// jsonField is a struct field as encoding/json sees it.
+type jsonField struct {
+	index     int
+	name      string // quoted
+	omitEmpty bool
+	omitZero  bool
+}
+
+func jsonFields(t reflect.Type) ([]jsonField, bool) {
+	var out []jsonField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous {
+			return nil, false // embedded structs: left to encoding/json
 		}
-		// The placeholder list: from the '[' before the marker (no list
-		// comes before the function field of a frame) to the first ']'
-		// after it (none comes after in a zero frame).
-		open := bytes.LastIndexByte(b[:at], '[')
-		closeAt := bytes.IndexByte(b[at:], ']')
-		if open < 0 || closeAt < 0 {
-			return fmt.Errorf("render JSON: frame list %s not found", s.marker)
+		if !f.IsExported() {
+			continue
 		}
-		closeAt += at
-		prefix := b[bytes.LastIndexByte(b[:closeAt], '\n')+1 : closeAt]
-		if _, err := bw.Write(b[:open+1]); err != nil {
-			return err
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
 		}
-		ind := string(prefix) + "  "
-		ee := json.NewEncoder(&elem)
-		ee.SetIndent(ind, "  ")
-		var fast []byte
-		for k := 0; k < s.n; k++ {
-			sep := ",\n"
-			if k == 0 {
-				sep = "\n"
-			}
-			bw.WriteString(sep)
-			bw.WriteString(ind)
-			var ok bool
-			if fast, ok = s.fast(fast[:0], k, ind); ok {
-				bw.Write(fast)
-				continue
-			}
-			elem.Reset()
-			if err := ee.Encode(s.elem(k)); err != nil {
-				return err
-			}
-			bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
 		}
-		bw.WriteString("\n")
-		bw.Write(prefix)
-		b = b[closeAt:] // from the ']'
+		if strings.Contains(","+opts+",", ",string,") {
+			return nil, false
+		}
+		q, _ := json.Marshal(name)
+		out = append(out, jsonField{index: i, name: string(q), omitEmpty: strings.Contains(","+opts+",", ",omitempty,"),
+			omitZero: strings.Contains(","+opts+",", ",omitzero,")})
 	}
-	if _, err := bw.Write(b); err != nil {
-		return err
+	return out, true
+}
+
+func (e *jsonStream) object(v reflect.Value, prefix string) {
+	fields, ok := jsonFields(v.Type())
+	if !ok {
+		e.leaf(v, prefix)
+		return
 	}
-	return bw.Flush()
+	inner := prefix + "  "
+	n := 0
+	for _, f := range fields {
+		fv := v.Field(f.index)
+		if f.omitEmpty && isEmpty(fv) || f.omitZero && isZero(fv) {
+			continue
+		}
+		if n == 0 {
+			e.write("{\n")
+		} else {
+			e.write(",\n")
+		}
+		n++
+		e.write(inner + f.name + ": ")
+		e.value(fv, inner)
+	}
+	if n == 0 {
+		e.write("{}")
+		return
+	}
+	e.write("\n" + prefix + "}")
+}
+
+type zeroer interface{ IsZero() bool }
+
+var zeroerType = reflect.TypeFor[zeroer]()
+
+// isZero is encoding/json's test for omitzero: the type's IsZero method
+// when it has one, else the zero value.
+func isZero(v reflect.Value) bool {
+	t := v.Type()
+	switch {
+	case t.Implements(zeroerType):
+		if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
+			return true
+		}
+		return v.Interface().(zeroer).IsZero()
+	case reflect.PointerTo(t).Implements(zeroerType):
+		if !v.CanAddr() {
+			c := reflect.New(t).Elem()
+			c.Set(v)
+			v = c
+		}
+		return v.Addr().Interface().(zeroer).IsZero()
+	}
+	return v.IsZero()
+}
+
+// isEmpty is encoding/json's test for omitempty.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Interface, reflect.Pointer:
+		return v.IsNil()
+	}
+	return false
 }

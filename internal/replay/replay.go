@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/replay/fastcgi"
 )
 
@@ -86,12 +87,35 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Summary is the one-line verdict: "reproduced 3/3" or "did not reproduce (0/3)".
+// Summary is the one-line verdict: "reproduced 3/3", "did not reproduce
+// (0/3)", or "could not replay: ..." when no attempt reached a worker.
 func (r *Result) Summary() string {
 	if r.Reproduced {
 		return fmt.Sprintf("reproduced %d/%d", r.Died, len(r.Attempts))
 	}
+	if err := r.Err(); err != nil {
+		return "could not replay: " + err.Error()
+	}
 	return fmt.Sprintf("did not reproduce (0/%d)", len(r.Attempts))
+}
+
+// Err is the error that kept the replay from reaching a worker (nothing
+// listens on the socket, it does not speak FastCGI), nil when an attempt
+// was served or killed its worker: a replay that could not be made says
+// nothing about whether the crash reproduces.
+func (r *Result) Err() error {
+	if r.Died > 0 {
+		return nil
+	}
+	for _, a := range r.Attempts {
+		if a.Outcome != OutcomeError {
+			return nil
+		}
+	}
+	if len(r.Attempts) == 0 {
+		return errors.New("no attempt was made")
+	}
+	return errors.New(r.Attempts[0].Error)
 }
 
 // ParseSocket turns "unix:/path", "/path", "tcp:host:port" or "host:port"
@@ -303,7 +327,7 @@ func (f *logFollower) read() ([]string, error) {
 	if st.Size() == f.off {
 		return nil, nil
 	}
-	fh, err := os.Open(f.path)
+	fh, err := regular.Open(f.path)
 	if err != nil {
 		return nil, err
 	}

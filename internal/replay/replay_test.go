@@ -161,6 +161,10 @@ func TestRunConnectError(t *testing.T) {
 	if len(res.Attempts) != 1 || res.Attempts[0].Outcome != OutcomeError || res.Reproduced {
 		t.Fatalf("%+v", res)
 	}
+	// Not a verdict on the crash: an error (exit status 1, not 3).
+	if res.Err() == nil || !strings.HasPrefix(res.Summary(), "could not replay: ") || strings.Contains(res.Summary(), "did not reproduce") {
+		t.Errorf("connection refused: err %v, summary %q", res.Err(), res.Summary())
+	}
 	if _, err := Run(context.Background(), req, Options{Socket: "tcp:192.0.2.1:9000"}); err == nil {
 		t.Fatal("a non-loopback socket was used")
 	}

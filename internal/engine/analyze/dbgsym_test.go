@@ -83,7 +83,7 @@ func TestDbgsymDebugFilesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := checkAgainstGDB(t, rep, gdbOut, "", false)
+			c := checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 			if c.same == 0 {
 				t.Errorf("no frame compared")
 			}
@@ -140,7 +140,7 @@ func TestDwzDebugFilesMatchGDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := checkAgainstGDB(t, rep, gdbOut, "", false)
+	c := checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 	f0 := rep.CrashedThread().Frames[0]
 	if len(f0.Inlined) < 6 || c.same < 8 {
 		t.Errorf("frame #0 %q with %d inlined functions; %d names the same as gdb", f0.Function, len(f0.Inlined), c.same)

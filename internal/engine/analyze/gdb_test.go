@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
@@ -20,6 +21,7 @@ type gdbFrame struct {
 	pc       uint64 // 0 when gdb printed none (frame 0 at a line start)
 	function string // "" for ??
 	lib      string // "from LIB" path, "" for the main executable
+	file     string // "at FILE:LINE" source file, "" without debug info
 }
 
 var gdbFrameRE = regexp.MustCompile(`^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$`)
@@ -92,7 +94,11 @@ func parseGDBBacktrace(path string) ([]gdbFrame, error) {
 		if fn == "??" || strings.Contains(line, "<signal handler called>") {
 			fn = ""
 		}
-		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: lib})
+		file := ""
+		if i := strings.LastIndex(m[3], ") at "); i >= 0 {
+			file, _, _ = strings.Cut(m[3][i+len(") at "):], ":")
+		}
+		out = append(out, gdbFrame{index: idx, pc: pc, function: fn, lib: lib, file: file})
 	}
 	return out, sc.Err()
 }
@@ -179,7 +185,8 @@ type gdbComparison struct {
 // few ahead at most) with that pc; one without (an inlined function, or
 // frame 0 at the start of a line) matches the next one by name. Names are
 // compared without C++ parameter lists.
-func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, sysroot string) gdbComparison {
+func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, opt gdbCheck) gdbComparison {
+	sysroot := opt.sysroot
 	ours := flatten(th)
 	c := gdbComparison{ourFrames: len(ours)}
 	for _, f := range ours {
@@ -188,7 +195,8 @@ func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, sysroot
 		}
 	}
 	next := 0
-	for _, g := range gdb {
+	for gi := 0; gi < len(gdb); gi++ {
+		g := gdb[gi]
 		j := -1
 		if g.pc != 0 {
 			for k := next; k < len(ours) && k < next+8; k++ {
@@ -219,15 +227,17 @@ func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, sysroot
 		c.gdbFrames++
 		f := ours[j]
 		if g.lib != "" {
-			want := g.lib
-			if real, err := filepath.EvalSymlinks(filepath.Join(sysroot, g.lib)); err == nil {
-				want = real
+			want := filepath.Base(g.lib)
+			if real, err := filepath.EvalSymlinks(filepath.Join("/", sysroot, g.lib)); err == nil {
+				want = filepath.Base(real)
 			}
-			if filepath.Base(want) != f.module {
-				c.moduleDiff = append(c.moduleDiff, fmt.Sprintf("#%d: gdb module %s, coroner %s", f.index, filepath.Base(want), f.module))
+			// gdb names a library by its soname link (libpcre2-8.so.0),
+			// the core by the file (libpcre2-8.so.0.11.2).
+			if f.module != want && !strings.HasPrefix(f.module, want+".") {
+				c.moduleDiff = append(c.moduleDiff, fmt.Sprintf("#%d: gdb module %s, coroner %s", f.index, want, f.module))
 			}
 		}
-		if g.function == "" {
+		if g.function == "" || (opt.skip != nil && opt.skip(g)) {
 			continue
 		}
 		c.gdbNamed++
@@ -236,11 +246,32 @@ func compareWithGDB(rep *crash.Report, th *crash.Thread, gdb []gdbFrame, sysroot
 			c.same++
 		case f.source == "dwarf" && isAlias(rep, f, g.function, sysroot):
 			c.alias++
+		case opt.noDebugInfo && f.source != "dwarf" && inlinedBy(gdb[gi+1:], f.name) > 0:
+			// gdb shows the functions inlined at the pc, which the debug
+			// information here does not say: its frames up to the
+			// physical function are that one frame of coroner's.
+			c.same++
+			gi += inlinedBy(gdb[gi+1:], f.name)
 		default:
 			c.diffs = append(c.diffs, fmt.Sprintf("#%d (%s): gdb %q, coroner %q", f.index, f.source, g.function, f.name))
 		}
 	}
 	return c
+}
+
+// inlinedBy returns how many of gdb's address-less frames that follow a
+// frame (the functions it is inlined in) go up to the one named name, 0
+// when none is.
+func inlinedBy(rest []gdbFrame, name string) int {
+	for i, h := range rest {
+		if h.pc != 0 {
+			break
+		}
+		if sameFunction(h.function, name) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // isAlias reports whether name is another symbol at the start of the
@@ -263,4 +294,70 @@ func isAlias(rep *crash.Report, f flatFrame, name, sysroot string) bool {
 		}
 	}
 	return false
+}
+
+// gdbCheck adapts checkAgainstGDB to where the core is analysed.
+type gdbCheck struct {
+	// sysroot holds the modules ("" for this host).
+	sysroot string
+	// skip leaves out gdb frames the analysis cannot name the same way
+	// (gdb had debug files it does not have).
+	skip func(gdbFrame) bool
+	// noDebugInfo says gdb read debug information that the files here do
+	// not hold (the pages of a trimmed fixture's sysroot): where coroner
+	// names a frame without it, gdb's inlined functions at that pc are
+	// one frame.
+	noDebugInfo bool
+}
+
+// checkAgainstGDB checks the crashed thread of rep against gdb's backtrace
+// in the file gdbOut (see compareWithGDB): wherever gdb names a frame's
+// function (inlined functions and tail calls included), coroner names the
+// same function in the same module, until gdb's own unwinding leaves the
+// real stack (it does at PHP JIT frames); coroner names at least as many
+// frames, strictly more on php-fpm cores (php); and the stack ends at
+// _start or the thread's start.
+func checkAgainstGDB(t *testing.T, rep *crash.Report, gdbOut string, php bool, opt gdbCheck) gdbComparison {
+	t.Helper()
+	gdb, err := parseGDBBacktrace(gdbOut)
+	if err != nil || len(gdb) == 0 {
+		t.Fatalf("gdb oracle %s: %d frames, %v", gdbOut, len(gdb), err)
+	}
+	th := rep.CrashedThread()
+	if th == nil {
+		t.Fatal("no crashed thread")
+	}
+	c := compareWithGDB(rep, th, gdb, opt)
+	t.Logf("gdb: %d frames, %d named (diverged %v); coroner: %d frames, %d named; same names %d, gdb's alias of coroner's DWARF name %d, different %d",
+		c.gdbFrames, c.gdbNamed, c.diverged, c.ourFrames, c.ourNamed, c.same, c.alias, len(c.diffs))
+	for _, d := range c.diffs {
+		t.Errorf("%s", d)
+	}
+	for _, d := range c.moduleDiff {
+		t.Errorf("%s", d)
+	}
+	if c.ourNamed < c.gdbNamed {
+		t.Errorf("coroner names %d frames, gdb %d", c.ourNamed, c.gdbNamed)
+	}
+	if php && c.ourNamed <= c.gdbNamed {
+		t.Errorf("on a php-fpm core coroner must name strictly more frames than gdb: %d vs %d", c.ourNamed, c.gdbNamed)
+	}
+	last := th.Frames[len(th.Frames)-1]
+	ends := last.Function == "_start" || last.Function == "clone" || last.Function == "clone3" || last.Function == "__clone3" ||
+		strings.Contains(last.Function, "start_thread") || strings.HasPrefix(last.Function, "runtime.goexit")
+	if !ends && last.Function == "" && strings.HasPrefix(last.Module, "libc.so") && opt.sysroot != "" {
+		// Without libc6-dbg, libc's clone3 and start_thread have no name
+		// (they are not in .dynsym): the walk must still have reached the
+		// outermost frame, which CFI marks.
+		ends = true
+		for _, w := range th.Warnings {
+			if strings.HasPrefix(w, "unwinding stopped") {
+				ends = false
+			}
+		}
+	}
+	if !ends {
+		t.Errorf("unwinding ends at %q (%s), not at _start/clone (warnings %q)", last.Function, last.Module, th.Warnings)
+	}
+	return c
 }

@@ -89,7 +89,7 @@ func TestInlinedFramesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkAgainstGDB(t, rep, gdbOut, "", false)
+			checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 			f0 := rep.CrashedThread().Frames[0]
 			var names []string
 			for _, v := range f0.Inlined {
@@ -124,7 +124,7 @@ func TestClangFramesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := checkAgainstGDB(t, rep, gdbOut, "", false)
+			c := checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 			inlined := 0
 			for _, f := range rep.CrashedThread().Frames {
 				inlined += len(f.Inlined)
@@ -147,7 +147,7 @@ func TestTailCallFramesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkAgainstGDB(t, rep, gdbOut, "", false)
+			checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 			fr := rep.CrashedThread().Frames
 			if len(fr) < 2 || fr[0].Function != "leaf" || len(fr[0].TailCalls) != 1 || fr[0].TailCalls[0].Function != "middle" {
 				t.Fatalf("frame #0 %q with tail calls %+v, want leaf reached from middle by a jump", fr[0].Function, fr[0].TailCalls)

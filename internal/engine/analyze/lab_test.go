@@ -43,44 +43,9 @@ func TestNativeFramesMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkAgainstGDB(t, rep, lc.gdb, "", lc.php)
+			checkAgainstGDB(t, rep, lc.gdb, lc.php, gdbCheck{})
 		})
 	}
-}
-
-// checkAgainstGDB compares the crashed thread with gdb's backtrace in the
-// file gdbOut and logs the counts (see compareWithGDB).
-func checkAgainstGDB(t *testing.T, rep *crash.Report, gdbOut, sysroot string, morePHP bool) gdbComparison {
-	t.Helper()
-	gdb, err := parseGDBBacktrace(gdbOut)
-	if err != nil || len(gdb) == 0 {
-		t.Fatalf("gdb oracle %s: %d frames, %v", gdbOut, len(gdb), err)
-	}
-	th := rep.CrashedThread()
-	if th == nil {
-		t.Fatal("no crashed thread")
-	}
-	c := compareWithGDB(rep, th, gdb, sysroot)
-	t.Logf("gdb: %d frames, %d named (diverged %v); coroner: %d frames, %d named; same names %d, gdb's alias of coroner's DWARF name %d, different %d",
-		c.gdbFrames, c.gdbNamed, c.diverged, c.ourFrames, c.ourNamed, c.same, c.alias, len(c.diffs))
-	for _, d := range c.diffs {
-		t.Errorf("%s", d)
-	}
-	for _, d := range c.moduleDiff {
-		t.Errorf("%s", d)
-	}
-	if c.ourNamed < c.gdbNamed {
-		t.Errorf("coroner names %d frames, gdb %d", c.ourNamed, c.gdbNamed)
-	}
-	if morePHP && c.ourNamed <= c.gdbNamed {
-		t.Errorf("on a php-fpm core coroner must name strictly more frames than gdb: %d vs %d", c.ourNamed, c.gdbNamed)
-	}
-	last := th.Frames[len(th.Frames)-1]
-	if last.Function != "_start" && last.Function != "clone" && last.Function != "clone3" && last.Function != "__clone3" &&
-		!strings.Contains(last.Function, "start_thread") && !strings.HasPrefix(last.Function, "runtime.goexit") {
-		t.Errorf("unwinding ends at %q (%s), not at _start/clone", last.Function, last.Module)
-	}
-	return c
 }
 
 func TestFaultExplained(t *testing.T) {

@@ -71,7 +71,7 @@ func TestMiniDebugInfoMatchesGDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := checkAgainstGDB(t, rep, gdbOut, "", false)
+	c := checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 	fr := rep.CrashedThread().Frames
 	if fr[0].Function != "leaf" || fr[0].FunctionSource != "minidebuginfo" {
 		t.Errorf("frame #0 %q from %q, want leaf from minidebuginfo", fr[0].Function, fr[0].FunctionSource)

@@ -58,7 +58,7 @@ type region struct {
 
 // space implements unwind.AddressSpace over a core.
 type space struct {
-	core    *elfcore.File
+	core    Target
 	regions []region // executable mappings, sorted
 }
 
@@ -114,11 +114,23 @@ func isObjectPath(p string) bool {
 func (a *analysis) loadModules() {
 	byPath := map[string]*module{}
 	var order []*module
-	for _, m := range a.core.Mappings() {
+	a.byPath = map[string][]*elfcore.Mapping{}
+	skipped := 0
+	maps := a.core.Mappings()
+	for i := range maps {
+		m := &maps[i]
 		if !isObjectPath(m.Path) {
 			continue
 		}
 		mod := byPath[m.Path]
+		if mod == nil && len(order) >= elfcore.MaxObjects {
+			if _, seen := a.byPath[m.Path]; !seen {
+				a.byPath[m.Path] = nil
+				skipped++
+			}
+			continue
+		}
+		a.byPath[m.Path] = append(a.byPath[m.Path], m)
 		if mod == nil {
 			mod = &module{path: m.Path, hostPath: a.core.HostPath(m.Path), start: m.Start, end: m.End}
 			mod.info = crash.Module{Path: m.Path, Start: crash.Addr(m.Start), Deleted: m.Deleted, Kind: crash.ModuleLib}
@@ -135,6 +147,9 @@ func (a *analysis) loadModules() {
 			mod.info.Deleted = true
 		}
 	}
+	if skipped > 0 {
+		a.warn("the core maps %d more files than the %d read; their frames are named by address only", skipped, elfcore.MaxObjects)
+	}
 	exe := a.core.Executable()
 	for _, mod := range order {
 		mod.info.Start, mod.info.End = crash.Addr(mod.start), crash.Addr(mod.end)
@@ -143,7 +158,7 @@ func (a *analysis) loadModules() {
 		}
 		mod.info.BuildID = a.coreBuildID(mod)
 		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, DebugDirs: dirs})
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
 		if errors.Is(err, symbols.ErrNotELF) {
 			continue // locale archives, caches and other mapped data files
 		}
@@ -180,10 +195,7 @@ func (a *analysis) loadModules() {
 // computeBias finds the load bias from a mapping whose file offset matches
 // a PT_LOAD segment.
 func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
-	for _, m := range a.core.Mappings() {
-		if m.Path != mod.path {
-			continue
-		}
+	for _, m := range a.byPath[mod.path] {
 		for _, p := range obj.Loads() {
 			if p.Off&^(pageSize-1) == m.Offset {
 				return m.Start - (p.Vaddr &^ (pageSize - 1))
@@ -285,10 +297,26 @@ func (a *analysis) buildRegions() {
 }
 
 // labelJIT marks the OPcache JIT buffer among the anonymous executable
-// regions once PHP is known to be present: the buffer is one large region
-// (opcache.jit_buffer_size, at least 1 MiB in practice) carved out of the
-// OPcache shared memory, while PCRE2's JIT allocates 64 KiB chunks.
+// regions once PHP is known to be present. Where the PHP stage located the
+// buffer (dasm_buf and dasm_end, found through zend_jit_status), exactly
+// the regions inside it are the JIT; otherwise the buffer is recognised as
+// one large region (opcache.jit_buffer_size, at least 1 MiB in practice)
+// carved out of the OPcache shared memory, while PCRE2's JIT allocates
+// 64 KiB chunks.
 func (a *analysis) labelJIT() {
+	if ph := a.report.PHP; ph != nil && ph.JIT != nil && ph.JIT.BufferEnd > ph.JIT.BufferStart {
+		start, end := uint64(ph.JIT.BufferStart), uint64(ph.JIT.BufferEnd)
+		found := false
+		for i := range a.space.regions {
+			r := &a.space.regions[i]
+			if r.label == crash.LabelAnonExec && r.start < end && start < r.end {
+				r.label, found = crash.LabelPHPJIT, true
+			}
+		}
+		if found {
+			return
+		}
+	}
 	for i := range a.space.regions {
 		r := &a.space.regions[i]
 		if r.label != crash.LabelAnonExec {

@@ -76,7 +76,7 @@ func TestReleaseLabsMatchGDB(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkAgainstGDB(t, rep, s.GDB, l.Sysroot, true)
+				checkAgainstGDB(t, rep, s.GDB, true, gdbCheck{sysroot: l.Sysroot})
 			})
 		}
 	}
@@ -109,7 +109,7 @@ func TestPHPDebugSymbolsMatchGDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkAgainstGDB(t, rep, gdbOut, "", false)
+			checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 			handler := false
 			for _, f := range rep.CrashedThread().Frames {
 				for _, v := range f.Inlined {

@@ -67,7 +67,7 @@ func TestSignalFrameAndGcore(t *testing.T) {
 			sawTrampoline = true
 		}
 	}
-	checkAgainstGDB(t, rep, gdbOut, "", false)
+	checkAgainstGDB(t, rep, gdbOut, false, gdbCheck{})
 	if !sawTrampoline {
 		t.Error("no signal trampoline frame")
 	}

@@ -208,17 +208,10 @@ func (e *explainer) detail(format string, args ...any) {
 	e.f.Details = append(e.f.Details, fmt.Sprintf(format, args...))
 }
 
-// isFFI reports whether a frame belongs to a foreign-function-call bridge:
-// libffi, or PHP's FFI extension (ffi.so) that called it.
-func isFFI(module string) bool {
-	b := filepath.Base(module)
-	return strings.HasPrefix(b, "libffi") || b == "ffi.so"
-}
-
-// callerLabel names frames[i] as a caller. A call made through libffi (PHP's
-// FFI extension, ctypes...) is named after the first frame beyond the bridge:
-// "libffi (a foreign-function call, e.g. PHP's FFI extension) from
-// execute_ex (php-fpm8.2)".
+// callerLabel names frames[i] as a caller. A call made through libffi is
+// named after the first frame beyond libffi, the code that made the
+// foreign call: "PHP's FFI extension (ffi.so), through libffi" for PHP's
+// FFI, the ctypes module for python.
 func callerLabel(frames []crash.Frame, i int) string {
 	if i < 0 || i >= len(frames) {
 		return ""
@@ -227,12 +220,15 @@ func callerLabel(frames []crash.Frame, i int) string {
 		return frameLabel(&frames[i])
 	}
 	j := i
-	for j < len(frames) && isFFI(frames[j].Module) {
+	for j < len(frames) && strings.HasPrefix(filepath.Base(frames[j].Module), "libffi") {
 		j++
 	}
-	const bridge = "libffi (a foreign-function call, e.g. PHP's FFI extension)"
-	if j == len(frames) {
+	const bridge = "libffi (a foreign-function call)"
+	switch {
+	case j == len(frames):
 		return bridge
+	case filepath.Base(frames[j].Module) == "ffi.so" && frames[j].Function == "":
+		return "PHP's FFI extension (ffi.so), through " + bridge
 	}
 	return frameLabel(&frames[j]) + ", through " + bridge
 }
@@ -544,6 +540,8 @@ func (e *explainer) other() {
 		e.f.Explanation = "The process tried to grow a file beyond its file size limit (SIGXFSZ, RLIMIT_FSIZE / ulimit -f), e.g. a log file; this was not a memory fault."
 	case signals.SIGSYS:
 		e.f.Explanation = fmt.Sprintf("The process made a forbidden system call (SIGSYS, usually a seccomp filter such as systemd's SystemCallFilter=)%s.", e.where())
+	case 0:
+		e.f.Explanation = "The core records no signal (no NT_SIGINFO note, and the thread's current signal is 0: a dump of a live process, such as gdb's gcore, or damaged notes); what ended the process is unknown."
 	default:
 		e.f.Explanation = fmt.Sprintf("The process was killed by %s%s.", name, e.where())
 	}

@@ -1,15 +1,14 @@
 package php
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/coroner-dev/coroner/internal/labtest"
 )
 
 // truthFrame is one frame of testdata/cli/lib.php's truth().
@@ -19,21 +18,14 @@ type truthFrame struct {
 }
 
 // cliCore runs testdata/cli/main.php with php-cli (OPcache and the tracing
-// JIT on) until it dies of SIGSEGV and returns the core and the truth file.
-// It skips when php is missing or cores are not written as plain files.
+// JIT on) until it dies of SIGSEGV and returns the core (dumped by gdb:
+// labtest.CrashCore, whatever kernel.core_pattern is) and the truth file.
+// It skips when php is missing.
 func cliCore(t testing.TB, env ...string) (corePath, truthPath string) {
 	t.Helper()
 	phpBin, err := exec.LookPath("php")
 	if err != nil {
 		t.Skip("php (CLI) not installed")
-	}
-	pat, err := os.ReadFile("/proc/sys/kernel/core_pattern")
-	if err != nil {
-		t.Skipf("read core_pattern: %v", err)
-	}
-	pattern := strings.TrimSpace(string(pat))
-	if strings.HasPrefix(pattern, "|") {
-		t.Skipf("kernel.core_pattern pipes cores to a program (%s): no core file to read", pattern)
 	}
 	src, err := filepath.Abs("testdata/cli")
 	if err != nil {
@@ -49,43 +41,10 @@ func cliCore(t testing.TB, env ...string) (corePath, truthPath string) {
 			t.Fatal(err)
 		}
 	}
-	coreDir := dir
-	if strings.HasPrefix(pattern, "/") {
-		coreDir = filepath.Dir(pattern)
-	}
 	truthPath = filepath.Join(dir, "truth.json")
-	start := time.Now().Add(-time.Second)
-	cmd := exec.Command("sh", "-c", `ulimit -c unlimited && exec "$0" -d opcache.enable_cli=1 -d opcache.jit=tracing -d opcache.jit_buffer_size=16M -d ffi.enable=1 main.php`, phpBin)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append(env, "CORONER_TRUTH="+truthPath)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start php: %v", err)
-	}
-	pid := strconv.Itoa(cmd.Process.Pid) // sh execs php: same pid
-	err = cmd.Wait()
-	if err == nil {
-		t.Fatalf("php did not crash: %s", out.String())
-	}
-	// The kernel writes the core before the parent sees the exit status.
-	ents, _ := os.ReadDir(coreDir)
-	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || info.ModTime().Before(start) || !strings.Contains(e.Name(), "core") {
-			continue
-		}
-		if coreDir != dir && !strings.Contains(e.Name(), pid) {
-			continue // a shared core directory: only this process's core
-		}
-		p := filepath.Join(coreDir, e.Name())
-		if coreDir != dir {
-			t.Cleanup(func() { os.Remove(p) })
-		}
-		return p, truthPath
-	}
-	t.Skipf("php crashed (%v) but no core appeared in %s (core_pattern %q, ulimit?)", err, coreDir, pattern)
-	return "", ""
+	corePath, _ = labtest.CrashCore(t, dir, append(env, "CORONER_TRUTH="+truthPath),
+		phpBin, "-d", "opcache.enable_cli=1", "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "ffi.enable=1", "main.php")
+	return corePath, truthPath
 }
 
 // comparable reduces PHP frames to what debug_backtrace shows, skipping the
@@ -166,11 +125,11 @@ func TestCLICore(t *testing.T) {
 	in := inputFromCore(t, corePath)
 	g, _ := findGlobals(in.Modules)
 	l, _ := LayoutFor(res.Version)
-	m := &mem{r: in.Memory}
-	byTable, err1 := iniDirectives(m, g, l)
+	m := &mem{r: in.Memory, l: &l}
+	byTable, _, scanned1, err1 := iniDirectives(m, g)
 	l.EGIniDirectives = 0
-	byScan, err2 := iniDirectives(m, g, l)
-	if err1 != nil || err2 != nil || byTable != byScan {
+	byScan, _, scanned2, err2 := iniDirectives(m, g)
+	if err1 != nil || err2 != nil || byTable != byScan || scanned1 || !scanned2 {
 		t.Errorf("EG(ini_directives): table %#x (%v), scan %#x (%v)", byTable, err1, byScan, err2)
 	}
 }

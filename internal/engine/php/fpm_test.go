@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/labtest"
 )
 
 // fcgiRequest sends one FastCGI request over a unix socket and reads until
@@ -58,24 +60,18 @@ func fcgiRequest(sock string, params map[string]string) error {
 	return nil
 }
 
-// fpmCore runs php-fpm with one pool in a temporary directory, sends it a
-// request for testdata/cli/main.php and returns the core of the worker
-// that crashed.
+// fpmCore runs php-fpm with one pool in a temporary directory (as the
+// current user, root included), attaches gdb to its worker, sends it a request for testdata/cli/main.php and
+// returns the core gdb dumped when the worker crashed (labtest.AttachCore:
+// kernel.core_pattern does not matter; the pool's rlimit_core = 0 keeps the
+// kernel from writing one anywhere).
 func fpmCore(t testing.TB, params map[string]string) (corePath, truthPath string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("php-fpm workers need root here to run as a dumpable user")
-	}
 	var fpm string
 	if m, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(m) > 0 {
 		fpm = m[0]
 	} else {
 		t.Skip("php-fpm not installed")
-	}
-	pat, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
-	pattern := strings.TrimSpace(string(pat))
-	if pattern == "" || strings.HasPrefix(pattern, "|") {
-		t.Skipf("kernel.core_pattern %q: no core file to read", pattern)
 	}
 	dir := t.TempDir()
 	src, _ := filepath.Abs("testdata/cli")
@@ -88,20 +84,28 @@ func fpmCore(t testing.TB, params map[string]string) (corePath, truthPath string
 	}
 	sock := filepath.Join(dir, "fpm.sock")
 	conf := filepath.Join(dir, "fpm.conf")
+	// As root the pool runs as root (-R); as another user, workers stay
+	// that user (php-fpm ignores no user line then) and gdb may attach.
+	poolUser := ""
+	if os.Geteuid() == 0 {
+		poolUser = "user = root\n"
+	}
 	os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
 error_log = %s/fpm.log
 daemonize = no
 [t]
-user = root
-listen = %s
+%slisten = %s
 pm = static
 pm.max_children = 1
-rlimit_core = unlimited
-process.dumpable = yes
+rlimit_core = 0
 chdir = %s
 clear_env = no
-`, dir, sock, dir)), 0o644)
-	cmd := exec.Command(fpm, "-R", "--nodaemonize", "-y", conf, "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "opcache.enable=1")
+`, dir, poolUser, sock, dir)), 0o644)
+	args := []string{"--nodaemonize", "-y", conf, "-d", "opcache.jit=tracing", "-d", "opcache.jit_buffer_size=16M", "-d", "opcache.enable=1"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-R"}, args...) // the pool runs as root
+	}
+	cmd := exec.Command(fpm, args...)
 	cmd.Dir = dir
 	out, err := os.Create(filepath.Join(dir, "fpm.out"))
 	if err != nil {
@@ -134,45 +138,49 @@ clear_env = no
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	worker := 0
+	for i := 0; i < 100 && worker == 0; i++ {
+		worker = childOf(pgid)
+		if worker == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if worker == 0 {
+		b, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+		t.Fatalf("php-fpm started no worker; fpm log:\n%s", b)
+	}
+	corePath = filepath.Join(dir, "core")
+	wait := labtest.AttachCore(t, worker, corePath)
 	truthPath = filepath.Join(dir, "truth.json")
 	params["SCRIPT_FILENAME"] = filepath.Join(dir, "main.php")
 	params["CORONER_TRUTH"] = truthPath
-	start := time.Now().Add(-time.Second)
 	if err := fcgiRequest(sock, params); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "fpm.out"))
 		t.Fatalf("FastCGI request: %v\n%s", err, b)
 	}
-	coreDir := dir
-	if strings.HasPrefix(pattern, "/") {
-		coreDir = filepath.Dir(pattern)
-	}
-	for i := 0; i < 100; i++ {
-		ents, _ := os.ReadDir(coreDir)
-		for _, e := range ents {
-			info, err := e.Info()
-			if err != nil || !info.Mode().IsRegular() || info.ModTime().Before(start) || !strings.Contains(e.Name(), "core") {
-				continue
-			}
-			// the worker is dead once the master has logged it
-			b, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
-			m := regexp.MustCompile(`child (\d+) exited on signal`).FindSubmatch(b)
-			if m == nil {
-				continue
-			}
-			if coreDir != dir && !strings.Contains(e.Name(), string(m[1])) {
-				continue // a shared core directory: only this worker's core
-			}
-			p := filepath.Join(coreDir, e.Name())
-			if coreDir != dir {
-				t.Cleanup(func() { os.Remove(p) })
-			}
-			return p, truthPath
+	wait()
+	return corePath, truthPath
+}
+
+// childOf returns a child process of pid (0 when there is none yet).
+func childOf(pid int) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
 		}
-		time.Sleep(100 * time.Millisecond)
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			return child
+		}
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
-	t.Skipf("no worker core appeared in %s (core_pattern %q); fpm log:\n%s", coreDir, pattern, b)
-	return "", ""
+	return 0
 }
 
 func TestFPMCore(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"path/filepath"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // dwarf returns the .debug_info of the debug file, else of the object
@@ -78,7 +80,10 @@ func (o *Object) altFile(c *sectionCache) *sectionCache {
 	}
 	var cands []string
 	if filepath.IsAbs(name) {
-		cands = append(cands, filepath.Join(o.opts.Sysroot, name), name)
+		cands = append(cands, filepath.Join(o.opts.Sysroot, name))
+		if o.opts.Sysroot != "" && !o.opts.NoHostDebug {
+			cands = append(cands, name)
+		}
 	} else {
 		cands = append(cands, filepath.Join(filepath.Dir(self), name))
 	}
@@ -88,7 +93,7 @@ func (o *Object) altFile(c *sectionCache) *sectionCache {
 		}
 	}
 	for _, p := range cands {
-		f, err := OpenFile(p)
+		f, err := regular.Open(p)
 		if err != nil {
 			continue
 		}

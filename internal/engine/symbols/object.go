@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ianlancetaylor/demangle"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Symbol is a named function.
@@ -40,6 +42,9 @@ type Options struct {
 	DebugDirs []string
 	// Sysroot is prepended to DebugDirs.
 	Sysroot string
+	// NoHostDebug keeps the search below Sysroot: a debug file of this
+	// host found by build-id is not used (the default uses it).
+	NoHostDebug bool
 }
 
 // Object is one opened ELF file with its symbols.
@@ -104,7 +109,7 @@ func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}
 
 // OpenWithOptions opens the ELF object at path with options.
 func OpenWithOptions(path string, opts Options) (*Object, error) {
-	f, err := OpenFile(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
@@ -278,7 +283,9 @@ func (o *Object) debugDirs() []string {
 		dirs = []string{"/usr/lib/debug"}
 	}
 	roots := []string{o.opts.Sysroot}
-	if o.opts.Sysroot != "" {
+	if o.opts.Sysroot != "" && !o.opts.NoHostDebug {
+		// A debug file found by build-id is the right one wherever it
+		// lives: also look on this host.
 		roots = append(roots, "")
 	}
 	var out []string
@@ -322,7 +329,7 @@ func (o *Object) findDebugFile(opts Options) {
 		}
 	}
 	for _, c := range cands {
-		f, err := OpenFile(c)
+		f, err := regular.Open(c)
 		if err != nil {
 			continue
 		}
@@ -362,7 +369,7 @@ func (o *Object) UseDebugFile(path string) error {
 	if o.used.Load() {
 		return fmt.Errorf("%s: debug file given after lookups began", o.Path)
 	}
-	f, err := OpenFile(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return fmt.Errorf("open debug file: %w", err)
 	}

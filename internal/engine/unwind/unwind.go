@@ -247,6 +247,14 @@ func (u *unwinder) step(cur *Frame, first bool) (Frame, bool) {
 			return Frame{}, false
 		}
 	}
+	if first && mod == nil && !u.space.Executable(cur.PC) {
+		// A call through a NULL or dangling function pointer: the call
+		// pushed its return address at [rsp] and the caller's rbp is
+		// intact, so following rbp would skip the caller.
+		if next, ok := u.stepScan(cur); ok {
+			return next, true
+		}
+	}
 	if next, ok := u.stepFP(cur); ok {
 		return next, true
 	}

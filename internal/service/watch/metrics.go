@@ -20,6 +20,7 @@ type Metrics struct {
 	recorded          atomic.Int64
 	groups            atomic.Int64
 	incidents         atomic.Int64
+	others            atomic.Int64
 	deleted           atomic.Int64
 	deletedUnanalysed atomic.Int64
 	alertsFailed      atomic.Int64
@@ -33,6 +34,10 @@ type Metrics struct {
 	// spool reports the records and bytes waiting in the spool and the
 	// damaged regions it skipped (nil: no spool).
 	spool func() (records int, bytes int64, damaged int64)
+	// childFailures counts analysis processes that died; quarantined
+	// reports the cores quarantined (nil: no isolation).
+	childFailures atomic.Int64
+	quarantined   func() int
 
 	mu      sync.Mutex
 	buckets []uint64
@@ -70,12 +75,19 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	g("coroner_recorded_crashes_total", "Crashes recorded by this process.", "counter", m.recorded.Load())
 	g("coroner_new_groups_total", "New crash groups seen by this process.", "counter", m.groups.Load())
 	g("coroner_log_incidents_total", "Incidents read from the logs by this process.", "counter", m.incidents.Load())
+	g("coroner_other_process_crashes_total", "Cores of processes that are not PHP, analysed but not recorded (watch --all-processes records them).", "counter", m.others.Load())
 	g("coroner_cores_deleted_total", "Cores deleted by the retention policy.", "counter", m.deleted.Load())
 	g("coroner_cores_deleted_unanalysed_total", "Cores deleted by retention before they were analysed.", "counter", m.deletedUnanalysed.Load())
 	g("coroner_alert_failures_total", "Alert hooks that failed.", "counter", m.alertsFailed.Load())
 	g("coroner_cores_on_disk", "Cores in the managed core directories.", "gauge", m.coresOnDisk.Load())
 	g("coroner_cores_on_disk_bytes", "Bytes of the cores in the managed core directories.", "gauge", m.coreBytes.Load())
 	g("coroner_database_errors_total", "Database operations that failed because the database was unavailable.", "counter", m.dbErrors.Load())
+	g("coroner_analysis_process_failures_total", "Analysis processes that died (out of memory, killed) instead of ending with a report.", "counter", m.childFailures.Load())
+	q := 0
+	if m.quarantined != nil {
+		q = m.quarantined()
+	}
+	g("coroner_cores_quarantined", "Cores not analysed any more: their analysis made the analysis process die repeatedly.", "gauge", int64(q))
 	var records int
 	var bytes, damaged int64
 	if m.spool != nil {

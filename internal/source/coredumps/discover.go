@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -376,7 +377,7 @@ func (d *discoverer) addFile(path, source string, explicit bool) {
 // sniffCore returns "core" for an ELF core, the compression format for a
 // compressed stream whose first decompressed bytes are an ELF core, else "".
 func sniffCore(path string) string {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return ""
 	}
@@ -434,8 +435,11 @@ func (d *discoverer) inspectAll() {
 	close(work)
 	wg.Wait()
 	for _, e := range d.entries {
-		if e.PID == 0 {
-			e.PID = e.namePID
+		switch {
+		case e.PID != 0 && e.PIDFrom == "":
+			e.PIDFrom = "store"
+		case e.PID == 0 && e.namePID != 0:
+			e.PID, e.PIDFrom = e.namePID, "name"
 		}
 		if e.Truncated == "" {
 			e.Truncated = Unknown

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -18,13 +18,19 @@ const (
 	maxNoteSize = 64 << 20 // bound on one PT_NOTE segment of a core
 	// maxNoteSegments bounds the PT_NOTE segments read (Linux writes one).
 	maxNoteSegments = 8
+	// maxTIDs bounds the thread ids kept per core.
+	maxTIDs = 4096
 )
 
 // CoreInfo is what a core's own ELF headers and notes say about the process.
 type CoreInfo struct {
 	PID, PPID, UID, GID int
-	Comm, Args          string
-	Signal, SigCode     int
+	// TIDs are the threads of the process (NT_PRSTATUS), the thread that
+	// dumped first: the kernel's segfault line names that thread, not the
+	// process, when a thread other than the main one crashed.
+	TIDs            []int
+	Comm, Args      string
+	Signal, SigCode int
 	// Exe is the executable's path from NT_FILE (the mapping that holds the
 	// entry point), "" when the core has no NT_FILE note.
 	Exe string
@@ -100,7 +106,14 @@ func ReadCoreInfo(r io.ReaderAt) (*CoreInfo, error) {
 					info.Signal, info.SigCode = si.Signo, si.Code
 				}
 			case elfcore.NT_PRSTATUS:
-				if th, err := elfcore.DecodePrstatus(n.Desc); err == nil && !sawStatus {
+				th, err := elfcore.DecodePrstatus(n.Desc)
+				if err != nil {
+					continue
+				}
+				if len(info.TIDs) < maxTIDs {
+					info.TIDs = append(info.TIDs, th.TID)
+				}
+				if !sawStatus {
 					sawStatus = true
 					if info.Signal == 0 {
 						info.Signal = th.Signal
@@ -130,7 +143,7 @@ func ReadCoreInfo(r io.ReaderAt) (*CoreInfo, error) {
 // ReadCoreInfoFile is ReadCoreInfo on a plain core file; it also reports
 // whether the file is shorter than its program headers say (truncated).
 func ReadCoreInfoFile(path string) (info *CoreInfo, size int64, err error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -258,7 +271,7 @@ func buildIDFromImage(readAt func(off, n uint64) []byte) string {
 
 // FileBuildID returns the GNU build-id of the ELF file at path ("" when it has none).
 func FileBuildID(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return "", err
 	}

@@ -45,6 +45,13 @@ type Entry struct {
 	// Report is the .crash file or ABRT directory the entry came from.
 	Report string `json:"report,omitempty"`
 	PID    int    `json:"pid,omitempty"`
+	// PIDFrom says where PID comes from: "store" (the store's metadata),
+	// "core" (the core's own notes) or "name" (only the file name, when
+	// the core's notes were not read: least sure).
+	PIDFrom string `json:"pid_from,omitempty"`
+	// TIDs are the process's threads as the core's notes list them (the
+	// thread that dumped first), when the notes were read.
+	TIDs   []int  `json:"tids,omitempty"`
 	UID    int    `json:"uid"`
 	GID    int    `json:"gid,omitempty"`
 	Exe    string `json:"exe,omitempty"`

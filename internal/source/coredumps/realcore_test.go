@@ -1,15 +1,14 @@
 package coredumps
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/coroner-dev/coroner/internal/labtest"
 )
 
 // crashSource is a small program that dies with SIGSEGV writing through a
@@ -36,10 +35,9 @@ type realCore struct {
 }
 
 var (
-	coreOnce sync.Once
-	coreVal  *realCore
-	coreErr  error
-	coreDir  string
+	coreMu  sync.Mutex
+	coreVal *realCore
+	coreDir string
 )
 
 func TestMain(m *testing.M) {
@@ -50,74 +48,48 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// getRealCore compiles crashSource with gcc and crashes it with
-// `ulimit -c unlimited`. kernel.core_pattern is not changed: the core is
-// looked for where the current pattern puts it (waiting while another
-// process temporarily pipes cores elsewhere).
+// getRealCore compiles crashSource with gcc and crashes it under gdb,
+// which dumps its core (labtest.CrashCore: kernel.core_pattern, which only
+// the lab may change, and RLIMIT_CORE do not matter).
 func getRealCore(t testing.TB) *realCore {
 	t.Helper()
-	coreOnce.Do(func() { coreVal, coreErr = makeRealCore() })
-	if coreErr != nil {
-		t.Fatalf("make a real core: %v", coreErr)
+	coreMu.Lock()
+	defer coreMu.Unlock()
+	if coreVal != nil {
+		return coreVal
 	}
+	if coreDir == "" {
+		dir, err := os.MkdirTemp("", "coroner-cores-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		coreDir = dir
+	}
+	coreVal = crashIn(t, coreDir, crashSource)
 	return coreVal
 }
 
-func makeRealCore() (*realCore, error) {
-	dir, err := os.MkdirTemp("", "coroner-cores-test-")
-	if err != nil {
-		return nil, err
-	}
-	coreDir = dir
-	return crashIn(dir, crashSource)
-}
-
-// crashIn compiles source to dir/crash, runs it until it dumps core and
-// returns the core (dir/core.raw).
-func crashIn(dir, source string) (*realCore, error) {
+// crashIn compiles source to dir/crash, runs it until it crashes and
+// returns its core (dir/core.raw).
+func crashIn(t testing.TB, dir, source string) *realCore {
+	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
-		return nil, fmt.Errorf("gcc is needed: %w", err)
+		t.Skip("gcc is not installed")
 	}
 	src := filepath.Join(dir, "crash.c")
 	exe := filepath.Join(dir, "crash")
 	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
 	if out, err := exec.Command("gcc", "-O0", "-o", exe, src).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("gcc: %v: %s", err, out)
+		t.Fatalf("gcc: %v: %s", err, out)
 	}
-	for attempt := 0; attempt < 60; attempt++ {
-		pattern := readSysctl("/proc/sys/kernel/core_pattern")
-		if strings.HasPrefix(pattern, "|") {
-			time.Sleep(time.Second) // someone pipes cores elsewhere for a while
-			continue
-		}
-		cmd := exec.Command("sh", "-c", "ulimit -c unlimited; exec ./crash")
-		cmd.Dir = dir
-		_ = cmd.Run()
-		pid := cmd.Process.Pid
-		g := strings.ReplaceAll(pattern, "%p", strconv.Itoa(pid))
-		g = PatternGlob(g, readSysctl("/proc/sys/kernel/core_uses_pid") == "1")
-		if !filepath.IsAbs(g) {
-			g = filepath.Join(dir, g)
-		}
-		matches, _ := filepath.Glob(g)
-		for _, m := range matches {
-			info, _, err := ReadCoreInfoFile(m)
-			if err == nil && info.PID == pid {
-				core := filepath.Join(dir, "core.raw")
-				if err := os.Rename(m, core); err != nil {
-					if err := copyFile(m, core); err != nil {
-						return nil, err
-					}
-					os.Remove(m)
-				}
-				return &realCore{Core: core, Exe: exe, PID: pid}, nil
-			}
-		}
-		time.Sleep(time.Second)
+	core, pid := labtest.CrashCore(t, dir, nil, exe)
+	raw := filepath.Join(dir, "core.raw")
+	if err := os.Rename(core, raw); err != nil {
+		t.Fatal(err)
 	}
-	return nil, fmt.Errorf("no core appeared for the crashing program (core_pattern %q)", readSysctl("/proc/sys/kernel/core_pattern"))
+	return &realCore{Core: raw, Exe: exe, PID: pid}
 }
 
 func copyFile(from, to string) error {
@@ -161,10 +133,7 @@ func TestReadCoreInfoRealCore(t *testing.T) {
 // the reason.
 func TestAnalysableVerdicts(t *testing.T) {
 	dir := t.TempDir()
-	rc, err := crashIn(dir, crashSource)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := crashIn(t, dir, crashSource)
 	opts := DiscoverOptions{Sources: []string{SourceDir}, Dirs: []string{rc.Core}, NoJournal: true}
 	verdict := func() *Entry {
 		es, _ := Discover(opts)

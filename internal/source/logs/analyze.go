@@ -41,6 +41,10 @@ type Options struct {
 	Stdin io.Reader
 	// Workers is the number of files read concurrently (default GOMAXPROCS).
 	Workers int
+	// AllProcesses counts the crashes of every process in the summary; by
+	// default only PHP processes are counted and the others are listed
+	// apart (Summary.Others).
+	AllProcesses bool
 }
 
 // InputStat says what was read from one input.
@@ -63,7 +67,10 @@ type Result struct {
 	Summary   Summary            `json:"summary"`
 	Incidents []*Incident        `json:"incidents"`
 	Cores     []*coredumps.Entry `json:"cores,omitempty"`
-	Warnings  []string           `json:"warnings"`
+	// CoreLinks says which cores were linked to incidents and why the
+	// others were not.
+	CoreLinks CoreLinks `json:"core_links"`
+	Warnings  []string  `json:"warnings"`
 	// Events are all parsed events, time-ordered (not in JSON by default:
 	// the CLI adds them with --events).
 	Events []Event `json:"events,omitempty"`
@@ -252,11 +259,11 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Cores = opts.Cores
-	res.Incidents = correlate(events, res.Cores)
+	res.Incidents, res.CoreLinks = correlate(events, res.Cores)
 	if res.Incidents == nil {
 		res.Incidents = []*Incident{}
 	}
-	res.Summary = summarize(events, res.Incidents, all)
+	res.Summary = summarize(events, res.Incidents, all, opts.AllProcesses)
 	res.Events = events
 	return res, nil
 }

@@ -29,6 +29,7 @@ type Incident struct {
 	Kind       string  `json:"kind"`
 	PID        int     `json:"pid"`
 	Comm       string  `json:"comm,omitempty"`
+	Exe        string  `json:"exe,omitempty"`
 	Pool       string  `json:"pool,omitempty"`
 	Signal     int     `json:"signal,omitempty"`
 	SignalName string  `json:"signal_name,omitempty"`
@@ -60,8 +61,15 @@ type Incident struct {
 	// Links are the log lines that make up this incident, each with the
 	// confidence that it belongs here and why.
 	Links []Link `json:"links"`
+	// PHP is true when the process that died runs PHP (a PHP-FPM worker,
+	// php, php-cgi, FrankenPHP, an Apache child with mod_php); ProcessWhy
+	// says how that is known. Summaries count PHP processes only unless
+	// Options.AllProcesses is set.
+	PHP        bool   `json:"php"`
+	ProcessWhy string `json:"process_why,omitempty"`
 
 	buildIDs map[string]string // from a linked systemd-coredump record
+	apache   bool              // anchored on Apache's record of a child death
 }
 
 // Link is one piece of evidence attached to an incident.
@@ -122,8 +130,9 @@ func signalKind(sig int) string {
 	return "signal"
 }
 
-// correlate builds incidents from time-sorted events and core files.
-func correlate(events []Event, cores []*coredumps.Entry) []*Incident {
+// correlate builds incidents from time-sorted events and core files, and
+// says which cores it linked.
+func correlate(events []Event, cores []*coredumps.Entry) ([]*Incident, CoreLinks) {
 	c := &correlator{events: events, byPID: map[int][]int{}, usedKernel: map[int]bool{}, usedCoredump: map[int]bool{}}
 	for i := range events {
 		if events[i].PID > 0 {
@@ -154,15 +163,18 @@ func correlate(events []Event, cores []*coredumps.Entry) []*Incident {
 	incs := c.incs
 	sort.SliceStable(incs, func(i, j int) bool { return incs[i].Time.Before(incs[j].Time) })
 	linkFront(events, incs)
-	linkCores(incs, cores)
 	for i, inc := range incs {
 		inc.ID = i + 1
+	}
+	byInc, links := linkCores(incs, cores)
+	for _, inc := range incs {
 		if inc.Site == "" && inc.Fault != nil {
 			inc.Site = inc.Fault.Site()
 		}
 		checkBuildID(inc)
+		classify(inc, byInc[inc])
 	}
-	return incs
+	return incs, links
 }
 
 // correlator holds the events being joined into incidents and which
@@ -178,7 +190,7 @@ type correlator struct {
 // Apache) logged, with the other records of the same pid around it.
 func (c *correlator) fromDeath(e *Event) *Incident {
 	inc := &Incident{Time: e.Time, PID: e.PID, Pool: e.Pool, Signal: e.Signal, SignalName: e.SignalName,
-		CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal)}
+		CoreDumped: e.CoreDumped, Lifetime: e.Lifetime, Kind: signalKind(e.Signal), apache: e.Kind == KindApacheChild}
 	inc.Links = append(inc.Links, linkOf(e, ConfHigh, "anchor: the master's record of the death"))
 	for _, j := range c.byPID[e.PID] {
 		o := &c.events[j]
@@ -190,6 +202,12 @@ func (c *correlator) fromDeath(e *Event) *Incident {
 			if absDur(d) <= coreWindow && !c.usedCoredump[j] {
 				c.usedCoredump[j] = true
 				inc.buildIDs = o.BuildIDs
+				if inc.Exe == "" {
+					inc.Exe = o.Exe
+				}
+				if inc.Comm == "" {
+					inc.Comm = o.Comm
+				}
 				if inc.Site == "" && o.Message != "" {
 					inc.Site = o.Message
 				}
@@ -284,6 +302,7 @@ func (c *correlator) fromKernel(i int) *Incident {
 		}
 		if o.Kind == KindCoredump && !c.usedCoredump[j] && absDur(o.Time.Sub(e.Time)) <= coreWindow {
 			c.usedCoredump[j] = true
+			inc.buildIDs, inc.Exe = o.BuildIDs, o.Exe
 			addCoredump(inc, o, "systemd-coredump, same pid")
 		}
 	}
@@ -295,8 +314,8 @@ func (c *correlator) fromKernel(i int) *Incident {
 func (c *correlator) fromCoredump(i int) *Incident {
 	e := &c.events[i]
 	c.usedCoredump[i] = true
-	inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Signal: e.Signal, SignalName: signals.Name(e.Signal),
-		Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message}
+	inc := &Incident{Time: e.Time, PID: e.PID, Comm: e.Comm, Exe: e.Exe, Signal: e.Signal, SignalName: signals.Name(e.Signal),
+		Kind: signalKind(e.Signal), CoreDumped: true, Core: e.CoreFile, Site: e.Message, buildIDs: e.BuildIDs}
 	if inc.Core != "" {
 		inc.CoreConfidence = ConfHigh
 	}
@@ -541,76 +560,6 @@ func sameRequest(a, f *Event) bool {
 // frontRelevant reports whether an incident can have caused a front-end
 // error: PHP-FPM and Apache workers, and kernel-only crashes of PHP processes.
 func frontRelevant(inc *Incident) bool {
-	return inc.Pool != "" || strings.Contains(inc.Comm, "php") || strings.Contains(inc.Comm, "apache") ||
-		strings.Contains(inc.Comm, "httpd") || (inc.Comm == "" && inc.PID > 0)
-}
-
-// linkCores attaches core files by pid (and time), then cores of unknown
-// pid (a bare "core") by time alone. Entries without a core file (a store
-// that recorded the crash but did not keep the core) are not linked.
-func linkCores(incs []*Incident, cores []*coredumps.Entry) {
-	used := map[int]bool{}
-	for i, c := range cores {
-		if c.Path == "" {
-			used[i] = true
-		}
-	}
-	for _, inc := range incs {
-		if inc.Core != "" {
-			for i, c := range cores {
-				if c.Path == inc.Core {
-					used[i] = true
-				}
-			}
-		}
-	}
-	for _, inc := range incs {
-		if inc.Core != "" {
-			continue
-		}
-		best, bestD := -1, time.Duration(0)
-		for i, c := range cores {
-			if used[i] || c.PID != inc.PID || c.PID == 0 {
-				continue
-			}
-			d := absDur(c.Time.Sub(inc.Time))
-			if best < 0 || d < bestD {
-				best, bestD = i, d
-			}
-		}
-		if best >= 0 {
-			used[best] = true
-			c := cores[best]
-			inc.Core = c.Path
-			inc.CoreConfidence = ConfHigh
-			reason := fmt.Sprintf("core of pid %d (%s), dumped %s from the crash", inc.PID, c.Source, roundDur(bestD))
-			if bestD > coreWindow || inc.Time.IsZero() {
-				inc.CoreConfidence = ConfMedium
-				reason = fmt.Sprintf("core of pid %d (%s), but dumped %s away (pid reuse is possible)", inc.PID, c.Source, roundDur(bestD))
-			}
-			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: c.Time, File: c.Path, Confidence: inc.CoreConfidence, Reason: reason})
-		}
-	}
-	for _, inc := range incs {
-		if inc.Core != "" || inc.Time.IsZero() || (!inc.CoreDumped && inc.Pool != "") {
-			continue
-		}
-		best, bestD := -1, time.Duration(0)
-		for i, c := range cores {
-			if used[i] || c.PID != 0 {
-				continue
-			}
-			d := absDur(c.Time.Sub(inc.Time))
-			if d <= 10*time.Second && (best < 0 || d < bestD) {
-				best, bestD = i, d
-			}
-		}
-		if best >= 0 {
-			used[best] = true
-			inc.Core = cores[best].Path
-			inc.CoreConfidence = ConfLow
-			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: ConfLow,
-				Reason: fmt.Sprintf("core file of unknown pid, modified %s from the crash", roundDur(bestD))})
-		}
-	}
+	return inc.Pool != "" || inc.apache || IsPHPCommand(inc.Comm) || webServerCommRE.MatchString(inc.Comm) ||
+		(inc.Comm == "" && inc.PID > 0)
 }

@@ -67,6 +67,9 @@ type Event struct {
 
 	PID  int    `json:"pid,omitempty"`
 	Comm string `json:"comm,omitempty"`
+	// Exe is the crashed program's executable (systemd-coredump's
+	// COREDUMP_EXE), when the log names it.
+	Exe  string `json:"exe,omitempty"`
 	Pool string `json:"pool,omitempty"`
 
 	Signal     int     `json:"signal,omitempty"`

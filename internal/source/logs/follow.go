@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
@@ -122,7 +123,11 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 			if fo.Cores != nil {
 				cores = fo.Cores()
 			}
-			for _, inc := range correlate(evs, cores) {
+			incs, _ := correlate(evs, cores)
+			for _, inc := range incs {
+				if !inc.PHP && !opts.AllProcesses {
+					continue
+				}
 				a := inc.Links[0]
 				key := fmt.Sprintf("%s:%d:%d:%d", a.File, a.Line, inc.PID, a.Time.UnixNano())
 				if !emitted[key] {
@@ -225,7 +230,7 @@ func followFile(ctx context.Context, idx int, path string, fo FollowOptions, out
 				if f != nil {
 					f.Close()
 				}
-				f, err = os.Open(path)
+				f, err = regular.Open(path)
 				if err == nil {
 					ino, off, lineNo, partial = cur, 0, 0, nil
 					if first && !fo.FromStart {

@@ -281,16 +281,55 @@ func TestTruncatedGzip(t *testing.T) {
 
 func TestCrashLoop(t *testing.T) {
 	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	site := "libpcre2-8.so.0.11.2!pcre2_jit_match_8+0x41"
 	var incs []*Incident
 	for i, d := range []int{0, 5, 10, 15, 20, 25, 200, 400, 410, 420, 430, 440} {
-		incs = append(incs, &Incident{ID: i + 1, Pool: "www", PID: 100 + i, Time: base.Add(time.Duration(d) * time.Second), Kind: "crash", Signal: 11, SignalName: "SIGSEGV"})
+		incs = append(incs, &Incident{ID: i + 1, Pool: "www", PID: 100 + i, Time: base.Add(time.Duration(d) * time.Second), Kind: "crash",
+			Signal: 11, SignalName: "SIGSEGV", Site: site, PHP: true})
 	}
-	s := summarize(nil, incs, nil)
-	if len(s.Loops) != 2 || s.Loops[0].N != 6 || s.Loops[1].N != 5 || !s.Loops[1].Start.Equal(base.Add(400*time.Second)) {
+	s := summarize(nil, incs, nil, false)
+	if len(s.Loops) != 2 || s.Loops[0].N != 6 || s.Loops[1].N != 5 || !s.Loops[1].Start.Equal(base.Add(400*time.Second)) ||
+		!s.Loops[0].CauseKnown || s.Loops[0].Cause != site {
 		t.Errorf("loops %+v", s.Loops)
 	}
-	if s.PerHour != 12 || s.Crashes != 12 || s.BySignal[0].Key != "SIGSEGV" {
-		t.Errorf("per hour %v crashes %d", s.PerHour, s.Crashes)
+	// 12 deaths in 440 seconds: no rate (a rate over 7 minutes means nothing).
+	if s.PerHour != 0 || s.SpanSeconds != 440 || s.Crashes != 12 || s.BySignal[0].Key != "SIGSEGV" {
+		t.Errorf("per hour %v span %v crashes %d", s.PerHour, s.SpanSeconds, s.Crashes)
+	}
+	// The same deaths spread over two hours have a rate.
+	for i, inc := range incs {
+		inc.Time = base.Add(time.Duration(i) * 12 * time.Minute)
+	}
+	s = summarize(nil, incs, nil, false)
+	if want := 12 / (11 * 12.0 / 60); s.PerHour < want-0.01 || s.PerHour > want+0.01 || len(s.Loops) != 0 {
+		t.Errorf("per hour %v (want %.2f), loops %+v", s.PerHour, want, s.Loops)
+	}
+}
+
+// TestCrashLoopNeedsOneCause: deaths of one pool in a minute from
+// different crash sites are not a crash loop; deaths whose site is unknown
+// are a burst whose cause is not known.
+func TestCrashLoopNeedsOneCause(t *testing.T) {
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	sites := []string{"libpcre2-8.so.0.11.2!pcre2_jit_match_8+0x41", "opcache.so+0xc8fec", "libc.so.6!__strlen_evex+0x18",
+		"libpcre2-8.so.0.11.2!pcre2_jit_match_8+0x41", "opcache.so+0xc8fec", "libc.so.6!__strlen_evex+0x18"}
+	var incs []*Incident
+	for i, site := range sites {
+		incs = append(incs, &Incident{ID: i + 1, Pool: "www", PID: 100 + i, Time: base.Add(time.Duration(i) * 5 * time.Second),
+			Kind: "crash", Signal: 11, SignalName: "SIGSEGV", Site: site, PHP: true})
+	}
+	if s := summarize(nil, incs, nil, false); len(s.Loops) != 0 {
+		t.Errorf("6 deaths from 3 causes: loops %+v", s.Loops)
+	}
+	for _, inc := range incs {
+		inc.Site = ""
+	}
+	s := summarize(nil, incs, nil, false)
+	if len(s.Loops) != 1 || s.Loops[0].CauseKnown || s.Loops[0].N != 6 {
+		t.Errorf("6 deaths of unknown site: loops %+v", s.Loops)
+	}
+	if txt := LoopText(s.Loops[0], func(t time.Time) string { return t.Format("15:04:05") }); !strings.Contains(txt, "not known") {
+		t.Errorf("loop text %q", txt)
 	}
 }
 

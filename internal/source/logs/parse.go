@@ -219,6 +219,7 @@ func parseJournalJSON(line []byte) (Event, bool) {
 		ev.Signal, _ = strconv.Atoi(je.CoreSignal)
 		ev.SignalName = signals.Name(ev.Signal)
 		ev.Comm = je.CoreComm
+		ev.Exe = string(bounded([]byte(je.CoreExe), 1024))
 		ev.CoreFile = je.CoreFile
 		if m, ok2 := parseCoredumpMessage(msg); ok2 {
 			ev.Message, ev.BuildIDs = m.Message, m.BuildIDs

@@ -42,8 +42,18 @@ int main(void) { return pcre2_jit_match(NULL, (PCRE2_SPTR)"x", 1, 0, 0, NULL, NU
 	if out, err := exec.Command("gcc", "-O0", "-o", bin, src, "-lpcre2-8").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
+	// The core is looked for only when kernel.core_pattern writes it into
+	// the program's directory (a relative name): a core this test made must
+	// not land in the host's crash directory or systemd-coredump's store.
+	pat, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+	limit := "0"
+	if p := strings.TrimSpace(string(pat)); p != "" && !strings.ContainsAny(p, "/|") {
+		limit = "unlimited"
+	} else {
+		t.Logf("kernel.core_pattern %q does not write into the program's directory: the core link is not checked", p)
+	}
 	start := time.Now()
-	cmd := exec.Command("sh", "-c", "ulimit -c unlimited; exec "+bin)
+	cmd := exec.Command("sh", "-c", "ulimit -c "+limit+"; exec "+bin)
 	cmd.Dir = dir
 	err := cmd.Run()
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -99,7 +109,7 @@ int main(void) { return pcre2_jit_match(NULL, (PCRE2_SPTR)"x", 1, 0, 0, NULL, NU
 	if d := inc.Time.Sub(start); d < -2*time.Minute || d > 2*time.Minute {
 		t.Errorf("incident time %s, program ran at %s (boot time %s from %s)", inc.Time, start, res.BootTime, res.BootFrom)
 	}
-	// A core, if the host's core_pattern wrote one next to the program.
+	// The core, when kernel.core_pattern wrote one next to the program.
 	ms, _ := filepath.Glob(filepath.Join(dir, "core*"))
 	if len(ms) == 1 && inc.Core != ms[0] {
 		t.Errorf("core %q not matched (incident core %q)", ms[0], inc.Core)

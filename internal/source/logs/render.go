@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
@@ -20,8 +21,10 @@ type TextOptions struct {
 	Location *time.Location
 }
 
-// WriteText renders a Result for people.
+// WriteText renders a Result for people; what came from the logs is shown
+// with its control characters escaped (package sanitize).
 func WriteText(w io.Writer, r *Result, o TextOptions) error {
+	r = sanitize.Copy(r)
 	if o.Top <= 0 {
 		o.Top = 10
 	}
@@ -52,10 +55,19 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 	}
 	s := &r.Summary
 	ew.printf("\nSummary\n")
+	what := "PHP process deaths"
+	if s.Scope == "all" {
+		what = "incidents (all processes)"
+	}
 	if s.Incidents == 0 {
-		ew.printf("  no worker deaths found\n")
+		if s.Scope == "all" {
+			ew.printf("  no process deaths found\n")
+		} else {
+			ew.printf("  no deaths of PHP processes found\n")
+		}
 	} else {
-		ew.printf("  %d incidents (%d crashes) from %s to %s, %.1f per hour\n", s.Incidents, s.Crashes, tf(s.First), tf(s.Last), s.PerHour)
+		ew.printf("  %d %s (%d crashes) from %s to %s (%s)%s\n", s.Incidents, what, s.Crashes, tf(s.First), tf(s.Last),
+			SpanText(s.SpanSeconds), RateText(s))
 		table := func(title string, rows []Count) {
 			if len(rows) == 0 {
 				return
@@ -77,8 +89,12 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 			table("by hour", s.ByHour)
 		}
 		for _, l := range s.Loops {
-			ew.printf("  CRASH LOOP: pool %s, %d deaths between %s and %s\n", l.Pool, l.N, tf(l.Start), tf(l.End))
+			ew.printf("  %s\n", LoopText(l, tf))
 		}
+	}
+	if s.Scope != "all" && s.OtherIncidents > 0 {
+		ew.printf("  other processes (not PHP, not counted above; --all-processes counts them): %d crashes: %s\n",
+			s.OtherIncidents, countList(s.Others, o.Top))
 	}
 	if s.EmergencyRestarts > 0 {
 		ew.printf("  emergency restarts (failed processes threshold reached): %d\n", s.EmergencyRestarts)
@@ -105,10 +121,16 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 	if s.Unexplained > 0 {
 		ew.printf("  front-end upstream resets/closes with no matching worker death: %d\n", s.Unexplained)
 	}
-	if len(r.Incidents) > 0 {
-		ew.printf("\nIncidents\n")
-	}
+	writeCoreLinks(ew, &r.CoreLinks, tf, o.Top)
+	shown := 0
 	for _, inc := range r.Incidents {
+		if !inc.PHP && s.Scope != "all" {
+			continue
+		}
+		if shown == 0 {
+			ew.printf("\nIncidents\n")
+		}
+		shown++
 		writeIncident(ew, inc, tf, o.Evidence)
 	}
 	if len(r.Warnings) > 0 {
@@ -154,7 +176,11 @@ func writeIncident(ew *errWriter, inc *Incident, tf func(time.Time) string, evid
 	if inc.Lifetime > 0 {
 		life = fmt.Sprintf(" after %.2fs", inc.Lifetime)
 	}
-	ew.printf("#%d %s  %s  %s  %s%s\n", inc.ID, tf(inc.Time), inc.Kind, who, sig, life)
+	notPHP := ""
+	if !inc.PHP {
+		notPHP = "  [not PHP]"
+	}
+	ew.printf("#%d %s  %s  %s  %s%s%s\n", inc.ID, tf(inc.Time), inc.Kind, who, sig, life, notPHP)
 	if inc.URI != "" || inc.Script != "" {
 		req := strings.TrimSpace(inc.Method + " " + inc.URI)
 		if inc.Host != "" {
@@ -217,6 +243,74 @@ func writeIncident(ew *errWriter, inc *Incident, tf func(time.Time) string, evid
 			ew.printf("   linked:  %s\n", strings.Join(parts, ", "))
 		}
 	}
+}
+
+// writeCoreLinks says how many cores were found and linked, and why each
+// of the others was not.
+func writeCoreLinks(ew *errWriter, cl *CoreLinks, tf func(time.Time) string, top int) {
+	if cl.Cores == 0 && cl.NotKept == 0 {
+		return
+	}
+	ew.printf("\nCores: %d found, %d linked to incidents", cl.Cores, cl.Linked)
+	if cl.NotKept > 0 {
+		ew.printf(" (and %d crashes recorded by a store that did not keep the core)", cl.NotKept)
+	}
+	ew.printf("\n")
+	for i, u := range cl.Unlinked {
+		if i == top {
+			ew.printf("  ... %d more not linked (see --json)\n", len(cl.Unlinked)-top)
+			break
+		}
+		who := fmt.Sprintf("pid %d", u.PID)
+		if u.Comm != "" {
+			who += " " + u.Comm
+		}
+		ew.printf("  not linked: %s (%s, %s): %s\n", u.Path, who, tf(u.Time), u.Why)
+	}
+}
+
+// SpanText says a time span in words: "17s", "42m", "3.5h", "2.0 days".
+func SpanText(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second))
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%.0fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%.0fm", d.Minutes())
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%.1fh", d.Hours())
+	}
+	return fmt.Sprintf("%.1f days", d.Hours()/24)
+}
+
+// RateText is ", N per hour" when the summary's window is long enough for
+// a rate to mean something, else "".
+func RateText(s *Summary) string {
+	if s.PerHour <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.1f per hour", s.PerHour)
+}
+
+// LoopText describes a crash loop in one line.
+func LoopText(l Loop, tf func(time.Time) string) string {
+	if l.CauseKnown {
+		return fmt.Sprintf("CRASH LOOP: pool %s, %d deaths at %s between %s and %s", l.Pool, l.N, l.Cause, tf(l.Start), tf(l.End))
+	}
+	return fmt.Sprintf("BURST: pool %s, %d deaths by %s between %s and %s (whether they share a cause is not known)", l.Pool, l.N, l.Cause, tf(l.Start), tf(l.End))
+}
+
+// countList formats the first n rows of a breakdown: "python3 (3), perl (1)".
+func countList(cs []Count, n int) string {
+	var parts []string
+	for i, c := range cs {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more", len(cs)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", c.Key, c.N))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sortedKeys(m map[int]int) []int {

@@ -7,20 +7,32 @@ import (
 
 // Summary aggregates the incidents and events.
 type Summary struct {
-	// Incidents counts all incidents; Crashes those killed by a crash
-	// signal (SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP, SIGSYS).
+	// Scope is what the counts below are about: "php" (deaths of PHP
+	// processes only, the default) or "all" (Options.AllProcesses).
+	Scope string `json:"scope"`
+	// Incidents counts the incidents in scope; Crashes those killed by a
+	// crash signal (SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP, SIGSYS).
 	Incidents int       `json:"incidents"`
 	Crashes   int       `json:"crashes"`
 	First     time.Time `json:"first,omitzero"`
 	Last      time.Time `json:"last,omitzero"`
-	// PerHour is incidents per hour between First and Last (at least one
-	// hour).
-	PerHour  float64 `json:"per_hour"`
-	ByURI    []Count `json:"by_uri"`
-	BySignal []Count `json:"by_signal"`
-	BySite   []Count `json:"by_site"`
-	ByPool   []Count `json:"by_pool"`
-	ByHour   []Count `json:"by_hour"`
+	// SpanSeconds is the time from First to Last.
+	SpanSeconds float64 `json:"span_seconds"`
+	// PerHour is incidents per hour between First and Last, only when they
+	// are at least MinRateSpan apart (a rate over a shorter window means
+	// nothing); 0 otherwise.
+	PerHour float64 `json:"per_hour,omitempty"`
+	// Others counts, by command, the crashes of processes that are not
+	// PHP (kernel and systemd-coredump log every program of the host);
+	// they are not in the counts above unless Scope is "all".
+	Others []Count `json:"other_processes"`
+	// OtherIncidents is the number of those crashes.
+	OtherIncidents int     `json:"other_incidents"`
+	ByURI          []Count `json:"by_uri"`
+	BySignal       []Count `json:"by_signal"`
+	BySite         []Count `json:"by_site"`
+	ByPool         []Count `json:"by_pool"`
+	ByHour         []Count `json:"by_hour"`
 	// Loops are bursts of at least LoopMin incidents of one pool within
 	// LoopWindow.
 	Loops []Loop `json:"crash_loops"`
@@ -49,18 +61,26 @@ type Count struct {
 	Last  time.Time `json:"last,omitzero"`
 }
 
-// Loop is a crash loop: many deaths of one pool in a short time.
+// Loop is a crash loop: many deaths of one pool from one cause in a short
+// time.
 type Loop struct {
-	Pool  string    `json:"pool"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	N     int       `json:"n"`
+	Pool string `json:"pool"`
+	// Cause is what the deaths share: their native crash site, else their
+	// signal; CauseKnown is false in the second case (then whether they
+	// share a cause is not known).
+	Cause      string    `json:"cause"`
+	CauseKnown bool      `json:"cause_known"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	N          int       `json:"n"`
 }
 
-// Crash loop detection parameters.
+// Crash loop detection parameters, and the shortest window a rate is given
+// for.
 const (
-	LoopMin    = 5
-	LoopWindow = time.Minute
+	LoopMin     = 5
+	LoopWindow  = time.Minute
+	MinRateSpan = time.Hour
 )
 
 type counter struct {
@@ -132,14 +152,28 @@ func orUnknown(s string) string {
 	return s
 }
 
-func summarize(events []Event, incs []*Incident, t *tally) Summary {
-	s := Summary{HTTPStatus: map[int]int{}, FrontErrors: map[Kind]int{}}
-	var byURI, bySig, bySite, byPool, byHour counter
+// summarize counts the incidents in scope (PHP processes, or all when all
+// is set), lists the other processes' crashes apart, and tallies the events.
+func summarize(events []Event, incs []*Incident, t *tally, all bool) Summary {
+	s := Summary{Scope: "php", HTTPStatus: map[int]int{}, FrontErrors: map[Kind]int{}}
+	if all {
+		s.Scope = "all"
+	}
+	var byURI, bySig, bySite, byPool, byHour, others counter
 	linked := map[string]bool{}
+	var counted []*Incident
 	for _, inc := range incs {
 		for _, l := range inc.Links {
 			linked[l.File+"\x00"+itoa(l.Line)] = true
 		}
+		if !inc.PHP {
+			s.OtherIncidents++
+			others.add(processName(inc), inc.Time)
+			if !all {
+				continue
+			}
+		}
+		counted = append(counted, inc)
 		s.Incidents++
 		if inc.Kind == "crash" {
 			s.Crashes++
@@ -164,20 +198,16 @@ func summarize(events []Event, incs []*Incident, t *tally) Summary {
 		}
 		bySig.add(orUnknown(sig), inc.Time)
 		bySite.add(orUnknown(inc.Site), inc.Time)
-		pool := inc.Pool
-		if pool == "" && inc.Comm != "" {
-			pool = "comm:" + inc.Comm
-		}
-		byPool.add(orUnknown(pool), inc.Time)
+		byPool.add(orUnknown(poolKey(inc)), inc.Time)
 	}
-	if s.Incidents > 0 {
-		hours := s.Last.Sub(s.First).Hours()
-		if hours < 1 {
-			hours = 1
+	if span := s.Last.Sub(s.First); s.Incidents > 0 {
+		s.SpanSeconds = span.Seconds()
+		if span >= MinRateSpan {
+			s.PerHour = float64(s.Incidents) / span.Hours()
 		}
-		s.PerHour = float64(s.Incidents) / hours
 	}
 	s.ByURI, s.BySignal, s.BySite, s.ByPool, s.ByHour = byURI.sorted(), bySig.sorted(), bySite.sorted(), byPool.sorted(), byHour.sorted()
+	s.Others = others.sorted()
 	sort.Slice(s.ByHour, func(i, j int) bool { return s.ByHour[i].Key < s.ByHour[j].Key })
 	if t == nil {
 		t = newTally()
@@ -203,39 +233,70 @@ func summarize(events []Event, incs []*Incident, t *tally) Summary {
 	if len(s.HTTP5xxByURI) > 50 {
 		s.HTTP5xxByURI = s.HTTP5xxByURI[:50]
 	}
-	s.Loops = findLoops(incs)
+	s.Loops = FindLoops(counted, nil)
 	if s.Loops == nil {
 		s.Loops = []Loop{}
 	}
 	return s
 }
 
-// findLoops finds bursts of at least LoopMin incidents of one pool within
-// LoopWindow, merging overlapping bursts.
-func findLoops(incs []*Incident) []Loop {
-	byPool := map[string][]time.Time{}
-	var pools []string
+// poolKey is the pool an incident belongs to, or "comm:NAME" for a
+// process without one.
+func poolKey(inc *Incident) string {
+	if inc.Pool != "" {
+		return inc.Pool
+	}
+	if inc.Comm != "" {
+		return "comm:" + inc.Comm
+	}
+	return ""
+}
+
+// CrashCause is the cause an incident is grouped by for crash loops: its
+// native crash site when known, else its signal (known false).
+func CrashCause(inc *Incident) (cause string, known bool) {
+	if inc.Site != "" {
+		return inc.Site, true
+	}
+	sig := inc.SignalName
+	if sig == "" {
+		sig = "signal " + itoa(int64(inc.Signal))
+	}
+	return sig + ", crash site unknown", false
+}
+
+// FindLoops finds bursts of at least LoopMin incidents of one pool and one
+// cause within LoopWindow, merging overlapping bursts. cause names the
+// cause of an incident (nil: CrashCause); deaths of one pool from
+// different causes are not a loop.
+func FindLoops(incs []*Incident, cause func(*Incident) (string, bool)) []Loop {
+	if cause == nil {
+		cause = CrashCause
+	}
+	type key struct{ pool, cause string }
+	byKey := map[key][]time.Time{}
+	known := map[key]bool{}
+	var keys []key
 	for _, inc := range incs {
 		if inc.Time.IsZero() {
 			continue
 		}
-		p := inc.Pool
-		if p == "" {
-			p = "comm:" + inc.Comm
+		c, ok := cause(inc)
+		k := key{poolKey(inc), c}
+		if _, seen := byKey[k]; !seen {
+			keys = append(keys, k)
+			known[k] = ok
 		}
-		if _, ok := byPool[p]; !ok {
-			pools = append(pools, p)
-		}
-		byPool[p] = append(byPool[p], inc.Time)
+		byKey[k] = append(byKey[k], inc.Time)
 	}
 	var loops []Loop
-	for _, p := range pools {
-		ts := byPool[p]
+	for _, k := range keys {
+		ts := byKey[k]
 		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 		start, end := -1, -1
 		emit := func() {
 			if start >= 0 {
-				loops = append(loops, Loop{Pool: p, Start: ts[start], End: ts[end], N: end - start + 1})
+				loops = append(loops, Loop{Pool: k.pool, Cause: k.cause, CauseKnown: known[k], Start: ts[start], End: ts[end], N: end - start + 1})
 			}
 		}
 		for i := 0; i+LoopMin-1 < len(ts); i++ {
@@ -252,6 +313,7 @@ func findLoops(incs []*Incident) []Loop {
 		}
 		emit()
 	}
+	sort.SliceStable(loops, func(i, j int) bool { return loops[i].Start.Before(loops[j].Start) })
 	return loops
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +55,8 @@ type Server struct {
 
 // NewServer creates (initdb) a PostgreSQL cluster from Debian's postgresql
 // package, installing the package with apt-get when it is missing and the
-// test runs as root, in a temporary directory owned by the postgres user,
+// test runs as root, in a temporary directory owned by the user it runs as
+// (postgres for root, else the current user),
 // and picks a free 127.0.0.1 port. It does not start the server. The
 // server, if running, is stopped and the directory removed when the test
 // ends. It calls t.Skip with a clear message when no server can be had.
@@ -71,17 +73,18 @@ func NewServer(t testing.TB) *Server {
 	if bin == "" {
 		t.Skip("PostgreSQL server binaries (Debian package postgresql) not found under /usr/lib/postgresql")
 	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skipf("no postgres user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	// PostgreSQL refuses to run as root: root runs it as the postgres
+	// user, anyone else as themselves.
+	uid, gid := os.Geteuid(), os.Getegid()
 	cred := &syscall.SysProcAttr{}
-	if os.Geteuid() == 0 {
+	if uid == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("running as root and there is no postgres user to run PostgreSQL as: %v", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
 		cred.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	} else if strconv.Itoa(os.Geteuid()) != u.Uid {
-		t.Skip("starting PostgreSQL needs root (to run as the postgres user)")
 	}
 	dir, err := os.MkdirTemp("", "coroner-pg-")
 	if err != nil {
@@ -134,11 +137,22 @@ func (s *Server) StartStandby() {
 // waits until it accepts queries.
 func (s *Server) Promote() {
 	s.t.Helper()
-	cmd := exec.Command(filepath.Join(s.bin, "pg_ctl"), "promote", "-w", "-t", "60", "-D", s.data)
-	cmd.SysProcAttr = s.cred
-	cmd.Dir = s.dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		s.t.Fatalf("pg_ctl promote: %v\n%s\n%s", err, out, s.log())
+	// A server that has just started refuses connections with 57P03
+	// before it has entered standby mode, and pg_ctl then answers "server
+	// is not in standby mode": try again until it is.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cmd := exec.Command(filepath.Join(s.bin, "pg_ctl"), "promote", "-w", "-t", "60", "-D", s.data)
+		cmd.SysProcAttr = s.cred
+		cmd.Dir = s.dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(string(out), "not in standby mode") || time.Now().After(deadline) {
+			s.t.Fatalf("pg_ctl promote: %v\n%s\n%s", err, out, s.log())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	s.WaitReady()
 }
