@@ -43,6 +43,18 @@ func (s *symbolFlags) apply(opts *analyze.Options) error {
 	if s.cacheDir != "off" {
 		opts.CacheDir = s.cacheDir
 	}
+	// PHP's derived structure layouts are cached by the php package in
+	// $CORONER_CACHE_DIR/php-layouts: unless that is set, they go where
+	// the rest of the cache goes (nowhere with --cache-dir off).
+	if os.Getenv("CORONER_CACHE_DIR") == "" {
+		dir := opts.CacheDir
+		if dir == "" {
+			dir = "off"
+		}
+		if err := os.Setenv("CORONER_CACHE_DIR", dir); err != nil {
+			return fmt.Errorf("--cache-dir: %w", err)
+		}
+	}
 	n, err := units.ParseBytes(s.cacheSize)
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
