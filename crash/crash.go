@@ -226,15 +226,42 @@ type Frame struct {
 	ModuleOffset   Addr   `json:"module_offset"`
 	Function       string `json:"function"`
 	FunctionOffset Addr   `json:"function_offset"`
-	// FunctionSource tells where Function came from: symtab, dynsym,
-	// debuginfo, zend-function-entry, eh-frame (start only), jit.
+	// FunctionSource tells where Function came from: dwarf (.debug_info),
+	// symtab, dynsym, debuginfo (the debug file's .symtab), minidebuginfo
+	// (.gnu_debugdata), zend-function-entry, entry-point, eh-frame (start
+	// only), jit.
 	FunctionSource string `json:"function_source,omitempty"`
-	File           string `json:"file"`
-	Line           int    `json:"line"`
-	Trust          Trust  `json:"trust"`
+	// File and Line are the source position in Function: with Inlined
+	// frames, the call of the outermost of them.
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	Trust Trust  `json:"trust"`
 	// PHPFrame is the index into PHP.Frames of the PHP function this native
 	// frame is executing (VM, JIT and call frames), or nil.
 	PHPFrame *int `json:"php_frame,omitempty"`
+	// Inlined are the functions the compiler inlined into Function that
+	// were running at PC, innermost first (from .debug_info, as gdb and
+	// addr2line -i show them): each has no stack frame of its own.
+	Inlined []VirtualFrame `json:"inlined,omitempty"`
+	// TailCalls are functions between this frame and the next (its
+	// caller) that passed control on by a jump instead of a call, so that
+	// no return address of theirs is on the stack, innermost first. They
+	// are reconstructed from DWARF call-site information, as gdb does.
+	TailCalls []VirtualFrame `json:"tail_calls,omitempty"`
+}
+
+// VirtualFrame is a function call with no frame of its own on the stack:
+// an inlined function or a tail call.
+type VirtualFrame struct {
+	Function string `json:"function"`
+	// File and Line: the current position in Function (for an inlined
+	// function not the innermost, the call of the next inner one).
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// PC and ModuleOffset (tail calls only) are the address after the jump,
+	// the one gdb shows for such a frame.
+	PC           Addr `json:"pc,omitzero"`
+	ModuleOffset Addr `json:"module_offset,omitzero"`
 }
 
 // Cycle is a run of frames that repeats: frames [Start, Start+Length) repeat

@@ -100,6 +100,7 @@ func init() {
 	var layout string
 	var rules []string
 	var sel coreFlags
+	var syms symbolFlags
 	cmd := &cobra.Command{
 		Use:   "analyze [CORE]",
 		Short: "Post-mortem of a core file: fault, native and PHP stacks, request, INI, diagnosis",
@@ -110,6 +111,9 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := syms.apply(&opts); err != nil {
+				return err
+			}
 			mode, err := parseLayout(layout)
 			if err != nil {
 				return err
@@ -160,6 +164,7 @@ No gdb and no debug symbols are needed.`,
 	_ = f.MarkHidden("no-diagnosis")
 	registerRules(cmd, &rules)
 	sel.register(cmd)
+	syms.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
 

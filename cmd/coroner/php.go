@@ -15,6 +15,7 @@ func init() {
 	var layout string
 	var opts analyze.Options
 	var sel coreFlags
+	var syms symbolFlags
 	cmd := &cobra.Command{
 		Use:   "php [CORE]",
 		Short: "The PHP runtime in a core: PHP stack, request, INI, extensions",
@@ -29,6 +30,9 @@ the machine code of the PHP binary's exported functions and checked on the core'
 function and instruction, coroner's table, or a constant since PHP 7.0) and what checked it.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := syms.apply(&opts); err != nil {
+				return err
+			}
 			mode, err := parseLayout(layout)
 			if err != nil {
 				return err
@@ -62,5 +66,6 @@ function and instruction, coroner's table, or a constant since PHP 7.0) and what
 	cmd.Flags().BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	registerLayout(cmd, &layout, true)
 	sel.register(cmd)
+	syms.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

@@ -12,6 +12,7 @@ func init() {
 	var asJSON bool
 	var rules []string
 	var sel coreFlags
+	var syms symbolFlags
 	cmd := &cobra.Command{
 		Use:   "report [CORE]",
 		Short: "A bug report for a crash, ready to paste into a php-src issue (Markdown)",
@@ -20,6 +21,9 @@ extensions, the INI directives that matter, native and PHP backtraces (repeats f
 explained, the request (secrets redacted), the diagnosis with its fix, and reproduction hints.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := syms.apply(&opts); err != nil {
+				return err
+			}
 			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
 			if err != nil {
 				return err
@@ -38,5 +42,6 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 	f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	registerRules(cmd, &rules)
 	sel.register(cmd)
+	syms.register(cmd)
 	rootCmd.AddCommand(cmd)
 }

@@ -39,6 +39,38 @@ type jsonStream struct {
 	w   *bufio.Writer
 	err error
 	buf bytes.Buffer
+	// fast is the buffer of the field-by-field frame writers
+	// (jsonframes.go).
+	fast []byte
+}
+
+var (
+	frameType    = reflect.TypeFor[crash.Frame]()
+	phpFrameType = reflect.TypeFor[crash.PHPFrame]()
+)
+
+// frame writes a native or PHP frame field by field (the bulk of a long
+// report); ok is false when v is neither or its writer cannot.
+func (e *jsonStream) frame(v reflect.Value, prefix string) (ok bool) {
+	t := v.Type()
+	if t != frameType && t != phpFrameType {
+		return false
+	}
+	if !v.CanAddr() {
+		c := reflect.New(t).Elem()
+		c.Set(v)
+		v = c
+	}
+	switch f := v.Addr().Interface().(type) {
+	case *crash.Frame:
+		e.fast, ok = appendFrame(e.fast[:0], f, prefix)
+	case *crash.PHPFrame:
+		e.fast, ok = appendPHPFrame(e.fast[:0], f, prefix)
+	}
+	if ok && e.err == nil {
+		_, e.err = e.w.Write(e.fast)
+	}
+	return ok
 }
 
 var (
@@ -99,7 +131,9 @@ func (e *jsonStream) value(v reflect.Value, prefix string) {
 		}
 		e.value(v.Elem(), prefix)
 	case reflect.Struct:
-		e.object(v, prefix)
+		if !e.frame(v, prefix) {
+			e.object(v, prefix)
+		}
 	case reflect.Slice:
 		if v.IsNil() {
 			e.write("null")

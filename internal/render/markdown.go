@@ -282,7 +282,14 @@ func (m *mdWriter) native(r *crash.Report) {
 			return false
 		}
 		lines++
-		m.p("%s", mdNativeLine(r, &th.Frames[i]))
+		f := &th.Frames[i]
+		for _, v := range f.Inlined {
+			m.p("%s", mdCode(fmt.Sprintf("#%-4d %s  [inlined]%s", f.Index, v.Function, at(v.File, v.Line))))
+		}
+		m.p("%s", mdNativeLine(r, f))
+		for _, v := range f.TailCalls {
+			m.p("%s", mdCode(fmt.Sprintf("      %s  [tail call]%s", v.Function, at(v.File, v.Line))))
+		}
 		return true
 	}, func(c crash.Cycle) {
 		lines++
@@ -511,6 +518,8 @@ func mdFrameName(f *crash.Frame) string {
 		return fmt.Sprintf("%s+%s", f.Function, f.FunctionOffset)
 	case f.Function != "":
 		return f.Function
+	case f.FunctionSource == "eh-frame":
+		return fmt.Sprintf("%s+%s", UnnamedFunction(f), f.FunctionOffset)
 	case f.Module == "[php-jit]":
 		return "[PHP JIT code]"
 	case f.Module == "[anon-exec]":

@@ -181,7 +181,12 @@ func (t *textWriter) fault(r *crash.Report) {
 	if f.Instruction != "" {
 		where := ""
 		if ct := r.CrashedThread(); ct != nil && len(ct.Frames) > 0 {
-			where = "  at " + frameName(&ct.Frames[0])
+			f0 := &ct.Frames[0]
+			where = "  at " + frameName(f0)
+			if len(f0.Inlined) > 0 {
+				// the code that faulted is the innermost inlined function
+				where = "  in " + f0.Inlined[0].Function + " (inlined) at " + frameName(f0)
+			}
 		}
 		t.p("  %s%s", f.Instruction, where)
 	}
@@ -324,7 +329,16 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 		if f.File != "" {
 			src = fmt.Sprintf(" at %s:%d", f.File, f.Line)
 		}
+		// As gdb: the functions inlined at the pc first (innermost
+		// first), then the function whose frame it is, then the
+		// functions that left by a tail call before its caller.
+		for _, v := range f.Inlined {
+			t.p("  #%-4d %s  %-40s %s+%s [inlined]%s", f.Index, f.PC, v.Function, f.Module, f.ModuleOffset, at(v.File, v.Line))
+		}
 		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", f.Index, f.PC, frameName(f), f.Module, f.ModuleOffset, f.Trust, src, php)
+		for _, v := range f.TailCalls {
+			t.p("        %s  %-40s %s+%s [tail call]%s", v.PC, v.Function, f.Module, v.ModuleOffset, at(v.File, v.Line))
+		}
 	}, func(c crash.Cycle) {
 		t.p("  #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
 	})
@@ -362,11 +376,28 @@ func frameName(f *crash.Frame) string {
 		}
 		return f.Function
 	case f.FunctionSource == "eh-frame":
-		return fmt.Sprintf("?? (function at -%s)", f.FunctionOffset)
+		// A function without a name whose start .eh_frame gives: named
+		// after that start, as disassemblers do (sub_6f28+0x52 is 0x52
+		// bytes into the function at module offset 0x6f28).
+		return fmt.Sprintf("%s+%s", UnnamedFunction(f), f.FunctionOffset)
 	case f.Module != "":
 		return f.Module
 	}
 	return "??"
+}
+
+// UnnamedFunction names a function that has no symbol by the module
+// offset of its start ("sub_171d70"), for frames whose function_source is
+// eh-frame.
+func UnnamedFunction(f *crash.Frame) string {
+	return fmt.Sprintf("sub_%x", uint64(f.ModuleOffset)-uint64(f.FunctionOffset))
+}
+
+func at(file string, line int) string {
+	if file == "" {
+		return ""
+	}
+	return fmt.Sprintf(" at %s:%d", file, line)
 }
 
 // registerOrder is the order registers are shown in, as gdb's `info

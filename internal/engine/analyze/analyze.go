@@ -14,6 +14,7 @@ import (
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/engine/diskcache"
 	"github.com/coroner-dev/coroner/internal/engine/php"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
@@ -33,6 +34,22 @@ type Options struct {
 	ShowSecrets bool
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
+	// DebugDirs are searched for separate debug files (by build-id, and by
+	// .gnu_debuglink) before /usr/lib/debug.
+	DebugDirs []string
+	// Debuginfod are debuginfod servers asked for the debug files of the
+	// modules that hold frames and have none here; none are contacted when
+	// it is empty.
+	Debuginfod []string
+	// DebuginfodTimeout bounds each request (debuginfod.DefaultTimeout
+	// when 0).
+	DebuginfodTimeout time.Duration
+	// CacheDir is the disk cache of what depends only on binaries (symbol
+	// indexes, PHP's function tables, debug information at frame
+	// addresses, debuginfod downloads); "" disables it.
+	CacheDir string
+	// CacheMaxBytes bounds the disk cache (diskcache.DefaultMaxBytes when 0).
+	CacheMaxBytes int64
 	// NoHostDebugFiles, with Sysroot, uses no separate debug file of this
 	// host (by default one found by build-id is used): the analysis then
 	// depends only on the files below Sysroot.
@@ -89,6 +106,7 @@ type Target interface {
 
 type analysis struct {
 	opts    Options
+	cache   *diskcache.Cache
 	core    Target
 	modules []*module
 	// byPath lists the mappings of each mapped object read.
@@ -173,6 +191,12 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
+	if opts.CacheDir != "" {
+		var err error
+		if a.cache, err = diskcache.Open(opts.CacheDir, opts.CacheMaxBytes); err != nil {
+			a.warn("disk cache not used: %v", err)
+		}
+	}
 	if opts.Name != "" {
 		a.fillProcess(opts.Name)
 	} else {
@@ -191,6 +215,8 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	if a.opts.Budget.Exceeded() {
 		a.trimOtherThreads()
 	}
+	a.fetchDebugFiles()
+	a.loadCacheRecords()
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
@@ -223,6 +249,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 		a.warn("%v: the report is partial", err)
 	}
 
+	a.saveCacheRecords()
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
 		if m.obj != nil {

@@ -236,7 +236,11 @@ func TestFixturesMatchOracles(t *testing.T) {
 			// functions have names there (from ../sysdeps/... sources)
 			// that the checked-in libc's .dynsym does not have.
 			distro := func(g gdbFrame) bool { return strings.HasPrefix(g.file, "../") || strings.HasPrefix(g.file, "./") }
-			checkAgainstGDB(t, rep, f.GDB, rep.PHP != nil, gdbCheck{sysroot: f.Sysroot, skip: distro})
+			// The sysroot keeps only the pages of the files that coroner
+			// read when the fixture was made: where the debug information
+			// of a frame's code was not read then, gdb's inlined frames
+			// there are that one frame.
+			checkAgainstGDB(t, rep, f.GDB, rep.PHP != nil, gdbCheck{sysroot: f.Sysroot, skip: distro, noDebugInfo: true})
 			for _, m := range rep.Modules {
 				if m.Missing || m.Mismatch {
 					t.Errorf("module %s: missing %v, build-id mismatch %v", m.Path, m.Missing, m.Mismatch)

@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -30,12 +32,10 @@ func labCores(t *testing.T) []labCore {
 	return out
 }
 
-// TestNativeFramesMatchGDB: wherever gdb names a frame's function, coroner
-// names the same function in the same module, until gdb's own unwinding
-// leaves the real stack (it does at PHP JIT frames); and coroner names at
-// least as many frames, strictly more on php-fpm cores. gdb's inlined frames
-// (printed without an address) are matched by name when they fall on a
-// physical frame and skipped otherwise.
+// TestNativeFramesMatchGDB: every frame gdb names (inlined functions and
+// tail calls included) coroner names the same, until gdb's own unwinding
+// leaves the real stack (it does at PHP JIT frames); coroner names at
+// least as many frames, strictly more on php-fpm cores.
 func TestNativeFramesMatchGDB(t *testing.T) {
 	for _, lc := range labCores(t) {
 		t.Run(lc.name, func(t *testing.T) {
@@ -162,5 +162,93 @@ func BenchmarkAnalyzeLab(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAnalyzeLabWarm analyses the same cores with a disk cache that
+// earlier runs filled (the usual case of a host whose php-fpm crashes
+// again).
+func BenchmarkAnalyzeLabWarm(b *testing.B) {
+	lab := labtest.Get(b)
+	cache := b.TempDir()
+	for _, name := range []string{"ffi-null-code", "shortcode-recursion"} {
+		s := lab.Scenarios[name]
+		if s == nil {
+			continue
+		}
+		b.Run(name, func(b *testing.B) { benchStages(b, s.Core, Options{CacheDir: cache}, true) })
+	}
+}
+
+// BenchmarkStages reports the time of each stage of the analysis of the
+// lab's PHP cores (the report's own timings, as -timings prints them):
+// cold, without a disk cache, and warm, with one earlier runs filled.
+func BenchmarkStages(b *testing.B) {
+	lab := labtest.Get(b)
+	for _, name := range []string{"ffi-null-code", "shortcode-recursion", "abort"} {
+		s := lab.Scenarios[name]
+		if s == nil {
+			continue
+		}
+		b.Run(name+"/cold", func(b *testing.B) { benchStages(b, s.Core, Options{}, false) })
+		cache := b.TempDir()
+		b.Run(name+"/warm", func(b *testing.B) { benchStages(b, s.Core, Options{CacheDir: cache}, true) })
+	}
+}
+
+// benchStages runs Core b.N times and reports each stage's mean time in
+// ms as a metric ("unwind-ms", ...).
+func benchStages(b *testing.B, core string, opts Options, warm bool) {
+	if warm {
+		if _, err := Core(core, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sums := map[string]float64{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := Core(core, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range rep.Timings {
+			sums[t.Stage] += t.MS
+		}
+	}
+	for stage, ms := range sums {
+		b.ReportMetric(ms/float64(b.N), stage+"-ms")
+	}
+}
+
+// TestDiskCacheSameReport: an analysis that finds the disk cache filled
+// by an earlier one reports the same frames, names and positions as one
+// without a cache, and writes nothing new.
+func TestDiskCacheSameReport(t *testing.T) {
+	cache := t.TempDir()
+	for _, lc := range labCores(t) {
+		t.Run(lc.name, func(t *testing.T) {
+			cold, err := Core(lc.core, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for run := 0; run < 2; run++ { // fills the cache, then reads it
+				warm, err := Core(lc.core, Options{CacheDir: cache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, _ := json.Marshal(cold.Threads)
+				b, _ := json.Marshal(warm.Threads)
+				if !bytes.Equal(a, b) {
+					t.Fatalf("run %d: threads differ from the analysis without a cache", run)
+				}
+				if len(warm.Warnings) != len(cold.Warnings) {
+					t.Errorf("run %d: warnings %q, without a cache %q", run, warm.Warnings, cold.Warnings)
+				}
+			}
+		})
+	}
+	entries, _ := filepath.Glob(filepath.Join(cache, "symbols", "*", "*"))
+	if len(entries) == 0 {
+		t.Error("nothing was cached")
 	}
 }

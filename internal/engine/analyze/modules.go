@@ -3,7 +3,7 @@ package analyze
 import (
 	"debug/elf"
 	"encoding/binary"
-	"io"
+	"errors"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,7 +11,6 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
-	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -27,10 +26,26 @@ type module struct {
 	obj      *symbols.Object
 	unwind   *unwind.Module
 	info     crash.Module
-	// lines receives the source positions of the module's frame
-	// addresses (see startLines); nil when the module has no line table.
-	lines   chan map[uint64]symbols.Position
-	lineMap map[uint64]symbols.Position
+	// debug receives what the debug information says about the module's
+	// frame addresses (see startLines); nil when it has none.
+	debug chan moduleDebug
+	moduleDebug
+}
+
+// moduleDebug is what a module's debug information says about the frame
+// addresses in it.
+type moduleDebug struct {
+	// locs are the source positions and functions of lookup addresses.
+	locs map[uint64]symbols.Location
+	// calls are the functions called by the calls returning to return
+	// addresses (from DW_TAG_call_site).
+	calls map[uint64]callTarget
+}
+
+// callTarget is the function a call site calls.
+type callTarget struct {
+	entry uint64 // link-time, in the caller's module; 0 when not defined there
+	name  string
 }
 
 // region is an executable mapping, with the module that owns it (nil for
@@ -142,10 +157,11 @@ func (a *analysis) loadModules() {
 			mod.info.Kind = crash.ModuleExe
 		}
 		mod.info.BuildID = a.coreBuildID(mod)
-		if !looksLikeELF(mod.hostPath) {
+		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
+		if errors.Is(err, symbols.ErrNotELF) {
 			continue // locale archives, caches and other mapped data files
 		}
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, NoHostDebug: a.opts.NoHostDebugFiles})
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)
@@ -156,9 +172,7 @@ func (a *analysis) loadModules() {
 			continue
 		}
 		mod.obj = obj
-		obj.PrefetchLineSections() // usually only libc (with libc6-dbg) has line tables
 		mod.info.FileBuildID = obj.BuildID
-		mod.info.DebugFile = obj.DebugFile
 		mod.bias = a.computeBias(mod, obj)
 		mod.info.Bias = crash.Addr(mod.bias)
 		if mod.info.BuildID != "" && obj.BuildID != "" && mod.info.BuildID != obj.BuildID {
@@ -167,7 +181,7 @@ func (a *analysis) loadModules() {
 		} else if mod.info.Deleted {
 			a.warn("%s was deleted or replaced while the process ran (mapped \"(deleted)\"): the process ran old code, typically a library upgraded without restarting php-fpm", mod.path)
 		}
-		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Tables: cfiTables(obj)}
+		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Load: func() []*unwind.Table { return cfiTables(obj) }}
 	}
 	kept := order[:0]
 	for _, m := range order {
@@ -176,21 +190,6 @@ func (a *analysis) loadModules() {
 		}
 	}
 	a.modules = kept
-}
-
-// looksLikeELF reports whether path starts with the ELF magic; a file that
-// cannot be opened counts as ELF so that its absence is reported.
-func looksLikeELF(path string) bool {
-	f, err := regular.Open(path)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
-		return false
-	}
-	return string(magic[:]) == "\x7fELF"
 }
 
 // computeBias finds the load bias from a mapping whose file offset matches

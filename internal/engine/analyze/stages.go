@@ -23,6 +23,13 @@ func (a *analysis) nameInternals() []string {
 		if !isPHPModule(mod) || !a.hasUnnamedFrames(mod) {
 			continue // reading the tables costs ~15 ms on php-fpm: only when useful
 		}
+		key := mod.obj.CacheKey()
+		if b, ok := a.cache.Get("php-names", key); ok {
+			if extra, err := decodePHPNames(b); err == nil {
+				mod.obj.AddSymbols(extra)
+				continue
+			}
+		}
 		entries, err := php.FunctionEntries(mod.hostPath)
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("read PHP function tables of %s: %v", mod.path, err))
@@ -37,6 +44,11 @@ func (a *analysis) nameInternals() []string {
 			extra = append(extra, s)
 		}
 		mod.obj.AddSymbols(extra)
+		if a.cache != nil {
+			if err := a.cache.Put("php-names", key, encodePHPNames(extra)); err != nil {
+				warnings = append(warnings, fmt.Sprintf("disk cache: %v", err))
+			}
+		}
 	}
 	return warnings
 }
@@ -76,7 +88,7 @@ func (a *analysis) fdeAt(mod *module, link uint64) *unwind.FDE {
 	if mod.unwind == nil {
 		return nil
 	}
-	for _, t := range mod.unwind.Tables {
+	for _, t := range mod.unwind.CFI() {
 		if fde, err := t.FDEFor(link); err == nil {
 			return fde
 		}

@@ -57,7 +57,7 @@ func TestDebugFileSearch(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer o.Close()
-		return o.DebugFile
+		return o.DebugFile()
 	}
 	if got := open(Options{DebugDirs: []string{hostDebug}, Sysroot: sysroot}); got != dbg {
 		t.Errorf("default search: debug file %q, want the host's %q", got, dbg)

@@ -15,6 +15,7 @@ type lineRow struct {
 	file int32 // index into the unit's files
 	line int32
 	end  bool // end_sequence: no code at and after addr in this sequence
+	stmt bool // is_stmt: a recommended breakpoint location
 }
 
 // lineTable is the whole .debug_line of an object, decoded once and sorted,
@@ -411,6 +412,7 @@ type lineHeader struct {
 	// program; filesAt the start of its directory and file tables.
 	end, progStart, filesAt uint64
 	minInst                 uint64
+	defaultStmt             bool
 	lineBase                int64
 	lineRange, opcodeBase   uint8
 	// stdLens are the operand counts of the standard opcodes.
@@ -462,7 +464,8 @@ func parseLineHeader(b []byte, off uint64) (lineHeader, error) {
 	if h.version >= 4 {
 		r.u8() // maximum_operations_per_instruction (VLIW only)
 	}
-	r.u8() // default_is_stmt
+	defStmt, _ := r.u8()
+	h.defaultStmt = defStmt != 0
 	lb, _ := r.u8()
 	h.lineBase = int64(int8(lb))
 	h.lineRange, _ = r.u8()
@@ -490,13 +493,14 @@ type lineMachine struct {
 	addr uint64
 	file uint64
 	line int64
+	stmt bool
 	// seqStart is the first row of the current sequence.
 	seqStart int
 }
 
 // reset starts a new sequence.
 func (m *lineMachine) reset() {
-	m.addr, m.file, m.line = 0, 1, 1
+	m.addr, m.file, m.line, m.stmt = 0, 1, 1, m.h.defaultStmt
 	m.seqStart = len(m.lt.rows)
 }
 
@@ -530,7 +534,7 @@ func (m *lineMachine) emit(endSeq bool) error {
 	if m.file < 1<<31 {
 		file = int32(m.file)
 	}
-	lt.rows = append(lt.rows, lineRow{addr: m.addr, unit: m.unit, file: file, line: int32(m.line), end: endSeq})
+	lt.rows = append(lt.rows, lineRow{addr: m.addr, unit: m.unit, file: file, line: int32(m.line), end: endSeq, stmt: m.stmt})
 	if endSeq && lt.want != nil {
 		if m.seqStart < len(lt.rows) && !lt.wanted(lt.rows[m.seqStart].addr, m.addr) {
 			lt.rows = lt.rows[:m.seqStart]
@@ -596,7 +600,9 @@ func (m *lineMachine) standard(op uint8) error {
 		}
 	case 5, 12: // set_column, set_isa
 		_, err = r.uleb()
-	case 6, 7, 10, 11: // negate_stmt, basic_block, prologue_end, epilogue_begin
+	case 6: // negate_stmt
+		m.stmt = !m.stmt
+	case 7, 10, 11: // basic_block, prologue_end, epilogue_begin
 	case 8: // const_add_pc
 		m.addr += (uint64(255-m.h.opcodeBase) / uint64(m.h.lineRange)) * m.h.minInst
 	case 9: // fixed_advance_pc
@@ -611,18 +617,50 @@ func (m *lineMachine) standard(op uint8) error {
 	return err
 }
 
-// lookup returns the file and line of addr.
+// lookup returns the file and line of addr as gdb finds them: the last
+// row at or before addr; when several rows share its address and that
+// one is not a statement (is_stmt), the last statement row among them.
 func (lt *lineTable) lookup(addr uint64) (string, int, bool) {
 	i := sort.Search(len(lt.rows), func(i int) bool { return lt.rows[i].addr > addr }) - 1
+	if i < 0 {
+		return "", 0, false
+	}
+	at := lt.rows[i].addr
+	best := -1
 	// Several sequences may share an address (an end_sequence and the
-	// start of the next): prefer a row that is not an end marker.
-	for k := i; k >= 0 && k > i-4 && lt.rows[k].addr == lt.rows[i].addr; k-- {
+	// start of the next): an end marker has no line.
+	for k := i; k >= 0 && k > i-64 && lt.rows[k].addr == at; k-- {
 		row := lt.rows[k]
-		if !row.end && row.file >= 0 && int(row.unit) < len(lt.units) {
-			if files := lt.units[row.unit].decode(); int(row.file) < len(files) {
-				return files[row.file].String(), int(row.line), true
-			}
+		if row.end || row.line == 0 {
+			continue
+		}
+		if best < 0 {
+			best = k
+		}
+		if row.stmt {
+			best = k
+			break
+		}
+	}
+	if best < 0 {
+		return "", 0, false
+	}
+	row := lt.rows[best]
+	if row.file >= 0 && int(row.unit) < len(lt.units) {
+		if files := lt.units[row.unit].decode(); int(row.file) < len(files) {
+			return files[row.file].String(), int(row.line), true
 		}
 	}
 	return "", 0, false
+}
+
+// parseUnitLineTable decodes the one line program at off in .debug_line:
+// the lines of one compilation unit, found through .debug_info.
+func parseUnitLineTable(b, lineStr []byte, str func() []byte, off uint64) (*lineTable, error) {
+	lt := &lineTable{}
+	if _, err := lt.parseUnit(b, off, lineStr, str); err != nil && len(lt.rows) == 0 {
+		return nil, err
+	}
+	lt.sortBySequence()
+	return lt, nil
 }

@@ -33,7 +33,6 @@ type Symbol struct {
 	// Source is where the name came from: "symtab", "dynsym", "debuginfo",
 	// or a source added with AddSymbols (e.g. "zend-function-entry").
 	Source string
-	global bool
 }
 
 // Options control where separate debug files are searched.
@@ -54,16 +53,17 @@ type Object struct {
 	Path string
 	// BuildID is the hex GNU build-id, or "".
 	BuildID string
-	// DebugFile is the separate debug file used, or "".
-	DebugFile string
 	// Type is the ELF type (ET_EXEC, ET_DYN).
 	Type elf.Type
 
-	file     *os.File
-	elf      *elf.File
-	debugElf *elf.File
-	debugF   *os.File
-	symsOnce sync.Once
+	file *os.File
+	elf  *elf.File
+	// the separate debug file, looked for on first need (dbg)
+	debugOnce sync.Once
+	debugFile string
+	debugElf  *elf.File
+	debugF    *os.File
+	symsOnce  sync.Once
 	// syms holds the function symbols sorted by address. A list, once
 	// published, is never changed: AddSymbols publishes a new one (writers
 	// are serialised by addMu), so lookups need no lock while line tables
@@ -77,7 +77,32 @@ type Object struct {
 	lines       *lineTable
 	lineSrcOnce sync.Once
 	lineSrc     []lineSource
+
+	// secs and debugSecs read the sections of the object and of its
+	// debug file.
+	secs, debugSecs *sectionCache
+	miniOnce        sync.Once
+	mini            *elf.File
+	miniSecs        *sectionCache
+	altSecs         *sectionCache
+	miniErr         error
+	infoOnce        sync.Once
+	info            *dwarfInfo
+	altF            *os.File
+	opts            Options
+	// cache holds what is known about addresses, from a previous run (see
+	// UseCacheRecord) and this one.
+	cache *cacheRecord
+	// baseSyms is the symbol table as read, before AddSymbols.
+	baseSyms atomic.Pointer[[]Symbol]
+	// used is set once symbols, lines or .debug_info are read (see
+	// UseDebugFile).
+	used atomic.Bool
 }
+
+// ErrNotELF is returned by Open for a file that is not ELF (locale
+// archives, caches and other mapped data files).
+var ErrNotELF = errors.New("not an ELF file")
 
 // Open opens the ELF object at path and loads its symbol tables.
 func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}) }
@@ -88,26 +113,47 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrNotELF)
+	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
 	}
-	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type}
+	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, opts: opts, cache: newCacheRecord()}
+	o.secs = newSectionCache(f, ef)
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
 			o.loads = append(o.loads, p.ProgHeader)
 		}
 	}
 	o.BuildID = ReadBuildID(ef)
-	o.findDebugFile(opts)
 	return o, nil
+}
+
+// Warnings returns what could not be read of the object's symbols (a
+// damaged .gnu_debugdata).
+func (o *Object) Warnings() []string {
+	o.symsOnce.Do(o.loadSymbols)
+	if o.miniErr != nil {
+		return []string{o.miniErr.Error()}
+	}
+	return nil
 }
 
 // Close closes the object's files.
 func (o *Object) Close() error {
+	o.secs.close()
+	o.debugSecs.close()
+	o.altSecs.close()
 	if o.debugF != nil {
 		o.debugF.Close()
+	}
+	if o.altF != nil {
+		o.altF.Close()
 	}
 	return o.file.Close()
 }
@@ -116,10 +162,42 @@ func (o *Object) Close() error {
 func (o *Object) ELF() *elf.File { return o.elf }
 
 // SymbolSource tells which table the names come from ("symtab", "dynsym",
-// "debuginfo", or "none").
+// "debuginfo", "minidebuginfo" (with .dynsym), or "none").
+// It does not read the tables when they have not been read yet.
 func (o *Object) SymbolSource() string {
-	o.symsOnce.Do(o.loadSymbols)
-	return o.source
+	if o.syms.Load() != nil {
+		o.symsOnce.Do(func() {})
+		return o.source
+	}
+	c := o.cache
+	c.mu.Lock()
+	cached, source := c.syms, c.source
+	c.mu.Unlock()
+	if cached != nil {
+		return source
+	}
+	hasFuncs := func(sc *sectionCache, typ elf.SectionType) bool {
+		if sc == nil {
+			return false
+		}
+		for _, s := range sc.ef.Sections {
+			if s.Type == typ && s.Size > s.Entsize {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case hasFuncs(o.dbg(), elf.SHT_SYMTAB):
+		return "debuginfo"
+	case hasFuncs(o.secs, elf.SHT_SYMTAB):
+		return "symtab"
+	case o.elf.Section(".gnu_debugdata") != nil:
+		return "minidebuginfo"
+	case hasFuncs(o.secs, elf.SHT_DYNSYM):
+		return "dynsym"
+	}
+	return "none"
 }
 
 // Loads returns the PT_LOAD program headers.
@@ -196,26 +274,43 @@ func sectionData(s *elf.Section, max uint64) []byte {
 	return b
 }
 
+// debugDirs returns the directories searched for debug files by build-id:
+// each of Options.DebugDirs under the sysroot and, as a file found by
+// build-id is the right one wherever it lives, on this host.
+func (o *Object) debugDirs() []string {
+	dirs := o.opts.DebugDirs
+	if len(dirs) == 0 {
+		dirs = []string{"/usr/lib/debug"}
+	}
+	roots := []string{o.opts.Sysroot}
+	if o.opts.Sysroot != "" && !o.opts.NoHostDebug {
+		// A debug file found by build-id is the right one wherever it
+		// lives: also look on this host.
+		roots = append(roots, "")
+	}
+	var out []string
+	for _, root := range roots {
+		for _, d := range dirs {
+			out = append(out, filepath.Join(root, d))
+		}
+	}
+	return out
+}
+
 // findDebugFile looks for a separate debug file by build-id, then by
 // .gnu_debuglink, and keeps it only when its build-id matches.
 func (o *Object) findDebugFile(opts Options) {
+	if o.elf == nil {
+		return
+	}
 	dirs := opts.DebugDirs
 	if len(dirs) == 0 {
 		dirs = []string{"/usr/lib/debug"}
 	}
 	var cands []string
-	roots := []string{opts.Sysroot}
-	if opts.Sysroot != "" && !opts.NoHostDebug {
-		// A debug file found by build-id is the right one wherever it
-		// lives: also look on this host.
-		roots = append(roots, "")
-	}
-	for _, root := range roots {
-		for _, d := range dirs {
-			d = filepath.Join(root, d)
-			if len(o.BuildID) > 2 {
-				cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
-			}
+	for _, d := range o.debugDirs() {
+		if len(o.BuildID) > 2 {
+			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
 		}
 	}
 	if s := o.elf.Section(".gnu_debuglink"); s != nil {
@@ -247,43 +342,108 @@ func (o *Object) findDebugFile(opts Options) {
 			f.Close()
 			continue
 		}
-		o.DebugFile, o.debugElf, o.debugF = c, ef, f
+		o.debugFile, o.debugElf, o.debugF = c, ef, f
+		o.debugSecs = newSectionCache(f, ef)
 		return
 	}
 }
 
+// dbg looks for the separate debug file (once) and returns its sections,
+// nil when there is none.
+func (o *Object) dbg() *sectionCache {
+	o.debugOnce.Do(func() { o.findDebugFile(o.opts) })
+	return o.debugSecs
+}
+
+// DebugFile returns the separate debug file of the object (looking for it
+// the first time), or "".
+func (o *Object) DebugFile() string {
+	o.dbg()
+	return o.debugFile
+}
+
+// UseDebugFile makes path (a debug file fetched from elsewhere, such as a
+// debuginfod server) the object's debug file. It must be called before
+// any lookup; the file's build-id must be the object's.
+func (o *Object) UseDebugFile(path string) error {
+	if o.used.Load() {
+		return fmt.Errorf("%s: debug file given after lookups began", o.Path)
+	}
+	f, err := regular.Open(path)
+	if err != nil {
+		return fmt.Errorf("open debug file: %w", err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read debug file %s: %w", path, err)
+	}
+	if id := ReadBuildID(ef); id != o.BuildID {
+		f.Close()
+		return fmt.Errorf("debug file %s has build-id %s, %s has %s", path, id, o.Path, o.BuildID)
+	}
+	o.debugOnce.Do(func() {}) // no lookup after this
+	if o.debugF != nil {
+		o.debugSecs.close()
+		o.debugF.Close()
+	}
+	o.debugFile, o.debugElf, o.debugF = path, ef, f
+	o.debugSecs = newSectionCache(f, ef)
+	o.cache = newCacheRecord() // the CacheKey changed
+	return nil
+}
+
 func (o *Object) loadSymbols() {
+	o.used.Store(true)
+	c := o.cache
+	c.mu.Lock()
+	cached, source := c.syms, c.source
+	c.mu.Unlock()
+	if cached != nil {
+		// Published lists are never changed (AddSymbols makes a new
+		// one): the cached list is the table and its base alike.
+		o.source = source
+		o.baseSyms.Store(&cached)
+		o.syms.Store(&cached)
+		return
+	}
 	var syms []Symbol
-	add := func(ef *elf.File, dyn bool, source string) bool {
+	add := func(c *sectionCache, dyn bool, source string) bool {
+		if c == nil {
+			return false
+		}
 		typ := elf.SHT_SYMTAB
 		if dyn {
 			typ = elf.SHT_DYNSYM
 		}
 		n := 0
-		for _, sec := range ef.Sections {
+		for _, sec := range c.ef.Sections {
 			if sec.Type != typ {
 				continue
 			}
-			found := functionSymbols(ef, sec, func(name string, value, size uint64, global bool) {
-				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source, global: global})
+			found := functionSymbols(c, sec, func(name string, value, size uint64) {
+				syms = append(syms, Symbol{Name: name, Value: value, Size: size, Source: source})
 			})
 			n += found
 		}
 		return n > 0
 	}
 	switch {
-	case o.debugElf != nil && add(o.debugElf, false, "debuginfo"):
+	case add(o.dbg(), false, "debuginfo"):
 		o.source = "debuginfo"
-	case add(o.elf, false, "symtab"):
+	case add(o.secs, false, "symtab"):
 		o.source = "symtab"
+	case o.miniDebugInfo() != nil && add(o.miniSecs, false, "minidebuginfo"):
+		o.source = "minidebuginfo"
 	}
-	if add(o.elf, true, "dynsym") && o.source == "" {
+	if add(o.secs, true, "dynsym") && o.source == "" {
 		o.source = "dynsym"
 	}
 	if o.source == "" {
 		o.source = "none"
 	}
 	syms = dedupe(syms)
+	o.baseSyms.Store(&syms)
 	o.syms.Store(&syms)
 }
 
@@ -293,35 +453,31 @@ func (o *Object) symbols() []Symbol {
 	return *o.syms.Load()
 }
 
-// dedupe sorts symbols by address and keeps one per address, preferring
-// global names over local ones and debug/symtab names over dynsym.
+// dedupe sorts symbols by address and keeps one name per address, the one
+// gdb shows: of the aliases at an address (raise and gsignal, close and
+// __close, __libc_start_main and __libc_start_main_impl) gdb takes the
+// last in strcmp order of the sized ones (its minimal symbol table is
+// sorted by address, then name, and a lookup takes the last entry at an
+// address), whatever their binding. Measured against gdb on the .dynsym of
+// glibc 2.31, 2.41 and 2.42: 180 of 180 aliased addresses agree; "global
+// over weak" would agree on 68.
 func dedupe(syms []Symbol) []Symbol {
-	rank := func(s Symbol) int {
-		r := 0
-		if s.global {
-			r += 2
+	better := func(a, b Symbol) bool { // a is preferred to b
+		if (a.Size > 0) != (b.Size > 0) {
+			return a.Size > 0
 		}
-		if strings.HasPrefix(s.Name, "__GI_") || strings.HasPrefix(s.Name, "__") {
-			r--
-		}
-		return r
+		return a.Name > b.Name
 	}
 	sort.Slice(syms, func(i, j int) bool {
 		if syms[i].Value != syms[j].Value {
 			return syms[i].Value < syms[j].Value
 		}
-		return rank(syms[i]) > rank(syms[j])
+		return better(syms[i], syms[j])
 	})
 	out := syms[:0]
 	for _, s := range syms {
 		if n := len(out); n > 0 && out[n-1].Value == s.Value {
-			if rank(s) > rank(out[n-1]) || (out[n-1].Size == 0 && s.Size > 0) {
-				if s.Size == 0 {
-					s.Size = out[n-1].Size
-				}
-				out[n-1] = s
-			}
-			continue
+			continue // sorted best first
 		}
 		out = append(out, s)
 	}
@@ -386,16 +542,20 @@ func (o *Object) Symbols() []Symbol { return o.symbols() }
 // .dynsym or the debug file) with the given name.
 func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 	want := []byte(name)
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
-		if ef == nil || ef.Class != elf.ELFCLASS64 {
+	for i, c := range []*sectionCache{o.dbg(), o.secs, nil} {
+		if i == 2 && o.miniDebugInfo() != nil { // decompressed only when needed
+			c = o.miniSecs
+		}
+		if c == nil || c.ef.Class != elf.ELFCLASS64 {
 			continue
 		}
+		ef := c.ef
 		for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 			for _, sec := range ef.Sections {
 				if sec.Type != typ || sec.Link == 0 || int(sec.Link) >= len(ef.Sections) {
 					continue
 				}
-				if s, ok := findSymbol(sec, ef.Sections[sec.Link], want); ok {
+				if s, ok := findSymbol(c, sec, ef.Sections[sec.Link], want); ok {
 					return s, true
 				}
 			}
@@ -406,9 +566,9 @@ func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 
 // findSymbol scans a raw symbol table for a defined symbol named want,
 // comparing bytes in place (debug/elf's Symbols allocates every name).
-func findSymbol(symtab, strtab *elf.Section, want []byte) (elf.Symbol, bool) {
-	data := sectionData(symtab, 256<<20)
-	strs := sectionData(strtab, 256<<20)
+func findSymbol(c *sectionCache, symtab, strtab *elf.Section, want []byte) (elf.Symbol, bool) {
+	data := c.raw(symtab, 256<<20)
+	strs := c.raw(strtab, 256<<20)
 	const entSize = 24
 	for off := entSize; off+entSize <= len(data); off += entSize {
 		e := data[off : off+entSize]
@@ -440,12 +600,12 @@ func (o *Object) FileOffsetToAddr(off uint64) (uint64, bool) {
 // object or, when the object lacks it, of its debug file. Sections larger
 // than 512 MiB are refused.
 func (o *Object) Section(name string) ([]byte, uint64, bool) {
-	for _, ef := range []*elf.File{o.elf, o.debugElf} {
-		if ef == nil {
+	for _, c := range []*sectionCache{o.secs, o.dbg()} {
+		if c == nil {
 			continue
 		}
-		s := ef.Section(name)
-		if b := sectionData(s, 512<<20); b != nil {
+		s := c.ef.Section(name)
+		if b := c.raw(s, 512<<20); b != nil {
 			return b, s.Addr, true
 		}
 	}
@@ -462,6 +622,16 @@ func Demangle(name string) string {
 		return d
 	}
 	return name
+}
+
+// demangleNoParams demangles a C++ name without its return type and
+// parameters, as gdb prints functions ("std::__invoke_impl<void, main::$_0>").
+func demangleNoParams(name string) (string, bool) {
+	if !strings.HasPrefix(name, "_Z") {
+		return "", false
+	}
+	d, err := demangle.ToString(name, demangle.NoParams)
+	return d, err == nil
 }
 
 // errNoDWARF is returned by Line when the object has no line table.
@@ -485,30 +655,18 @@ type lineSource struct {
 	str           func() []byte // .debug_str, read only when needed
 }
 
-// lineSources decompresses (once) the line sections of the debug file and
-// of the object itself.
+// lineSources returns the line sections of the debug file and of the
+// object itself (decompressed once, shared with .debug_info lookups).
 func (o *Object) lineSources() []lineSource {
 	o.lineSrcOnce.Do(func() {
-		for _, ef := range []*elf.File{o.debugElf, o.elf} {
-			if ef == nil || ef.Section(".debug_line") == nil {
+		o.used.Store(true)
+		for _, c := range []*sectionCache{o.dbg(), o.secs} {
+			if !c.has(".debug_line") {
 				continue
 			}
-			f := o.file
-			if ef == o.debugElf {
-				f = o.debugF
-			}
-			get := func(name string) []byte {
-				b, err := readSection(f, ef.Section(name))
-				if err != nil {
-					return nil
-				}
-				return b
-			}
-			var str []byte
-			var strOnce sync.Once
 			o.lineSrc = append(o.lineSrc, lineSource{
-				line: get(".debug_line"), lineStr: get(".debug_line_str"),
-				str: func() []byte { strOnce.Do(func() { str = get(".debug_str") }); return str },
+				line: c.get(".debug_line"), lineStr: c.get(".debug_line_str"),
+				str: func() []byte { return c.get(".debug_str") },
 			})
 		}
 	})
@@ -561,7 +719,7 @@ func (o *Object) Lines(addrs []uint64) map[uint64]Position {
 // PrefetchDWARF starts decoding the line tables in the background so that
 // a later Line call does not wait for section decompression.
 func (o *Object) PrefetchDWARF() {
-	if o.elf.Section(".debug_line") == nil && (o.debugElf == nil || o.debugElf.Section(".debug_line") == nil) {
+	if !o.HasLineTable() {
 		return
 	}
 	go o.lineData()
@@ -570,7 +728,7 @@ func (o *Object) PrefetchDWARF() {
 // HasLineTable reports whether the object or its debug file has a
 // .debug_line section (without decoding it).
 func (o *Object) HasLineTable() bool {
-	return o.elf.Section(".debug_line") != nil || (o.debugElf != nil && o.debugElf.Section(".debug_line") != nil)
+	return o.secs.has(".debug_line") || o.dbg().has(".debug_line")
 }
 
 // HasDWARF reports whether line information is available.
@@ -597,7 +755,8 @@ func (o *Object) Line(addr uint64) (string, int, error) {
 func (o *Object) Aliases(addr uint64) []string {
 	var names []string
 	seen := map[string]bool{}
-	for _, ef := range []*elf.File{o.debugElf, o.elf} {
+	o.dbg()
+	for _, ef := range []*elf.File{o.debugElf, o.elf, o.miniDebugInfo()} {
 		if ef == nil {
 			continue
 		}
@@ -625,12 +784,13 @@ func (o *Object) Aliases(addr uint64) []string {
 // directly (debug/elf's Symbols allocates every name of every symbol, which
 // dominates the cost on large debug files) and calls fn for each. It
 // returns how many it found.
-func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, value, size uint64, global bool)) int {
+func functionSymbols(c *sectionCache, symtab *elf.Section, fn func(name string, value, size uint64)) int {
+	ef := c.ef
 	if ef.Class != elf.ELFCLASS64 || symtab.Link == 0 || int(symtab.Link) >= len(ef.Sections) {
 		return 0
 	}
-	data := sectionData(symtab, 256<<20)
-	strs := sectionData(ef.Sections[symtab.Link], 256<<20)
+	data := c.raw(symtab, 256<<20)
+	strs := c.raw(ef.Sections[symtab.Link], 256<<20)
 	if data == nil || strs == nil {
 		return 0
 	}
@@ -663,8 +823,7 @@ func functionSymbols(ef *elf.File, symtab *elf.Section, fn func(name string, val
 		// Go marks assembly functions with an ABI suffix that its DWARF
 		// (and gdb) leave out: runtime.sigtramp.abi0 is runtime.sigtramp.
 		name = bytes.TrimSuffix(name, []byte(".abi0"))
-		bind := elf.SymBind(info >> 4)
-		fn(string(name), value, le64(e[16:]), bind == elf.STB_GLOBAL || bind == elf.STB_WEAK)
+		fn(string(name), value, le64(e[16:]))
 		n++
 	}
 	return n

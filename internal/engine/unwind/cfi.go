@@ -99,6 +99,51 @@ type Table struct {
 	hdrRaw     []byte
 	hdrAddr    uint64
 	hdrPending bool
+	// fast is the search table read in place when it has the usual
+	// encoding (sorted pairs of 4-byte offsets from .eh_frame_hdr).
+	fast *hdrTable
+}
+
+// hdrTable is an .eh_frame_hdr search table of DW_EH_PE_datarel |
+// DW_EH_PE_sdata4 pairs, searched where it lies instead of decoded.
+type hdrTable struct {
+	b     []byte // the pairs
+	n     int
+	base  uint64 // the .eh_frame_hdr's address, which the offsets are from
+	ehLen uint64
+	eh    uint64
+}
+
+func (h *hdrTable) start(i int) uint64 {
+	return h.base + uint64(int64(int32(binary.LittleEndian.Uint32(h.b[8*i:]))))
+}
+
+func (h *hdrTable) fde(i int) uint64 {
+	return h.base + uint64(int64(int32(binary.LittleEndian.Uint32(h.b[8*i+4:]))))
+}
+
+// fastHdr returns the search table of b when it can be searched in place
+// (datarel|sdata4 entries, sorted), else nil.
+func fastHdr(b []byte, hdrAddr, ehAddr, ehLen uint64) *hdrTable {
+	const datarelSdata4 = peDatarel | peSdata4
+	if len(b) < 4 || b[0] != 1 || b[3] != datarelSdata4 {
+		return nil
+	}
+	r := &reader{b: b, pos: 4, base: hdrAddr}
+	if _, err := r.encoded(b[1]); err != nil || b[2] == peOmit {
+		return nil
+	}
+	count, err := r.encoded(b[2])
+	if err != nil || r.pos > uint64(len(b)) || count > (uint64(len(b))-r.pos)/8 {
+		return nil
+	}
+	h := &hdrTable{b: b[r.pos : r.pos+count*8], n: int(count), base: hdrAddr, eh: ehAddr, ehLen: ehLen}
+	for i := 1; i < h.n; i++ { // sorted, as the format requires: else decode and sort
+		if h.start(i) < h.start(i-1) {
+			return nil
+		}
+	}
+	return h
 }
 
 type hdrEntry struct {
@@ -161,7 +206,27 @@ func parseHdr(b []byte, hdrAddr, ehAddr, ehLen uint64) []hdrEntry {
 func (t *Table) FDEFor(pc uint64) (*FDE, error) {
 	if t.hdrPending {
 		t.hdrPending = false
-		t.hdr = parseHdr(t.hdrRaw, t.hdrAddr, t.addr, uint64(len(t.data)))
+		if t.fast = fastHdr(t.hdrRaw, t.hdrAddr, t.addr, uint64(len(t.data))); t.fast == nil {
+			t.hdr = parseHdr(t.hdrRaw, t.hdrAddr, t.addr, uint64(len(t.data)))
+		}
+	}
+	if h := t.fast; h != nil {
+		i := sort.Search(h.n, func(i int) bool { return h.start(i) > pc }) - 1
+		if i < 0 {
+			return nil, fmt.Errorf("no FDE for %#x", pc)
+		}
+		fde := h.fde(i)
+		if fde < h.eh || fde-h.eh >= h.ehLen {
+			return nil, fmt.Errorf("%w: search table entry %d points outside .eh_frame", errCFI, i)
+		}
+		f, err := t.parseFDEAt(fde - h.eh)
+		if err != nil {
+			return nil, err
+		}
+		if pc < f.Start || pc >= f.End {
+			return nil, fmt.Errorf("no FDE for %#x", pc)
+		}
+		return f, nil
 	}
 	if t.hdr != nil {
 		i := sort.Search(len(t.hdr), func(i int) bool { return t.hdr[i].start > pc }) - 1

@@ -170,3 +170,37 @@ func (zeroMem) ReadAt(p []byte, _ int64) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestSearchTableInPlace: the .eh_frame_hdr table searched where it lies
+// finds the FDE the decoded table finds, for pcs all over real libraries.
+func TestSearchTableInPlace(t *testing.T) {
+	for _, lib := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/usr/sbin/php-fpm8.2"} {
+		ef, err := elf.Open(lib)
+		if err != nil {
+			t.Logf("skip %s: %v", lib, err)
+			continue
+		}
+		eh, hdr := ef.Section(".eh_frame"), ef.Section(".eh_frame_hdr")
+		text := ef.Section(".text")
+		ehb, _ := eh.Data()
+		hdrb, _ := hdr.Data()
+		if fastHdr(hdrb, hdr.Addr, eh.Addr, uint64(len(ehb))) == nil {
+			t.Fatalf("%s: the search table is not read in place", lib)
+		}
+		fast := NewTable(ehb, eh.Addr, hdrb, hdr.Addr)
+		slow := NewTable(ehb, eh.Addr, hdrb, hdr.Addr)
+		slow.hdrPending = false
+		slow.hdr = parseHdr(hdrb, hdr.Addr, eh.Addr, uint64(len(ehb)))
+		n := 0
+		for pc := text.Addr; pc < text.Addr+text.Size; pc += 997 {
+			f1, err1 := fast.FDEFor(pc)
+			f2, err2 := slow.FDEFor(pc)
+			if (err1 == nil) != (err2 == nil) || (err1 == nil && (f1.Start != f2.Start || f1.End != f2.End)) {
+				t.Fatalf("%s %#x: in place %+v %v, decoded %+v %v", lib, pc, f1, err1, f2, err2)
+			}
+			n++
+		}
+		ef.Close()
+		t.Logf("%s: %d pcs agree", lib, n)
+	}
+}

@@ -11,6 +11,7 @@ package unwind
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
 )
@@ -27,8 +28,23 @@ type Module struct {
 	Name string
 	// Bias is added to link-time addresses to get runtime addresses.
 	Bias uint64
-	// Tables are the object's CFI tables, searched in order.
+	// Tables are the object's CFI tables, searched in order; when nil,
+	// Load (if set) gives them on first use, so that only the modules a
+	// stack passes through have their tables read.
 	Tables []*Table
+	Load   func() []*Table
+
+	once sync.Once
+}
+
+// CFI returns the module's CFI tables, loading them on first use.
+func (m *Module) CFI() []*Table {
+	m.once.Do(func() {
+		if m.Tables == nil && m.Load != nil {
+			m.Tables = m.Load()
+		}
+	})
+	return m.Tables
 }
 
 // AddressSpace tells the unwinder what is where.
@@ -157,23 +173,51 @@ func (u *unwinder) warn(format string, args ...any) {
 	}
 }
 
+// frameChunk is how many frames are collected per block: a deep stack
+// grows by blocks and is copied once at the end, instead of being copied
+// at every doubling of one slice (frames carry their registers).
+const frameChunk = 2048
+
 func (u *unwinder) run(regs crash.Registers) Result {
 	pc := regs.Value(crash.RegRIP)
 	sp := regs.Value(crash.RegRSP)
 	cur := Frame{PC: pc, SP: sp, Trust: crash.TrustContext, Regs: regs, Signal: true}
-	u.res.Frames = append(u.res.Frames, cur)
-	for len(u.res.Frames) < u.opts.MaxFrames {
-		next, ok := u.step(&cur, len(u.res.Frames) == 1)
-		u.res.Frames[len(u.res.Frames)-1].Trampoline = cur.Trampoline
-		if !ok {
+	var full [][]Frame
+	block := make([]Frame, 0, 64)
+	n := 0
+	add := func(f Frame) {
+		if len(block) == cap(block) {
+			full = append(full, block)
+			block = make([]Frame, 0, frameChunk)
+		}
+		block = append(block, f)
+		n++
+	}
+	done := func() Result {
+		if len(full) == 0 {
+			u.res.Frames = block
 			return u.res
 		}
-		u.res.Frames = append(u.res.Frames, next)
+		u.res.Frames = make([]Frame, 0, n)
+		for _, b := range full {
+			u.res.Frames = append(u.res.Frames, b...)
+		}
+		u.res.Frames = append(u.res.Frames, block...)
+		return u.res
+	}
+	add(cur)
+	for n < u.opts.MaxFrames {
+		next, ok := u.step(&cur, n == 1)
+		block[len(block)-1].Trampoline = cur.Trampoline
+		if !ok {
+			return done()
+		}
+		add(next)
 		cur = next
 	}
 	u.res.Stop = Stop{Reason: StopLimit, Limit: u.opts.MaxFrames}
 	u.warn("%s", u.res.Stop)
-	return u.res
+	return done()
 }
 
 // step recovers the caller of cur.
@@ -239,7 +283,7 @@ func (u *unwinder) stepCFI(cur *Frame, mod *Module) (Frame, cfiStatus) {
 		lookup-- // a return address may be past the end of the call's function
 	}
 	link := lookup - mod.Bias
-	for _, t := range mod.Tables {
+	for _, t := range mod.CFI() {
 		fde, err := t.FDEFor(link)
 		if err != nil {
 			continue

@@ -1,0 +1,105 @@
+package symbols
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// progressive is a section decompressed on demand from its start: a
+// lookup in glibc's debug file needs the units of a few source files, and
+// when they come early in .debug_info the rest (megabytes) is never
+// decompressed. A section that is not compressed is whole from the start.
+type progressive struct {
+	mu    sync.Mutex
+	buf   []byte // as long as the section; buf[:have] is decompressed
+	have  int
+	dec   io.Reader
+	close func()
+	err   error
+}
+
+// progressiveChunk is the least that is decompressed at a time.
+const progressiveChunk = 128 << 10
+
+// wholeSection returns a progressive over bytes already in memory.
+func wholeSection(b []byte) *progressive { return &progressive{buf: b, have: len(b)} }
+
+// size is the section's (decompressed) size.
+func (p *progressive) size() uint64 {
+	if p == nil {
+		return 0
+	}
+	return uint64(len(p.buf))
+}
+
+// prefix returns the section's first n bytes (fewer when it is shorter or
+// damaged).
+func (p *progressive) prefix(n uint64) []byte {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n > uint64(len(p.buf)) {
+		n = uint64(len(p.buf))
+	}
+	if uint64(p.have) < n && p.dec != nil {
+		end := min(uint64(len(p.buf)), max(n, uint64(p.have)+progressiveChunk))
+		m, err := io.ReadFull(p.dec, p.buf[p.have:end])
+		p.have += m
+		if err != nil || p.have == len(p.buf) {
+			if err != nil {
+				p.err = err
+			}
+			p.close()
+			p.dec = nil
+		}
+	}
+	return p.buf[:p.have]
+}
+
+// all returns the whole section.
+func (p *progressive) all() []byte { return p.prefix(^uint64(0)) }
+
+// openProgressive prepares section s (raw: its bytes as stored) for
+// progressive reading; nil when it cannot be read.
+func openProgressive(s *elf.Section, raw []byte) (*progressive, error) {
+	if s.Flags&elf.SHF_COMPRESSED == 0 {
+		return wholeSection(raw), nil
+	}
+	if len(raw) < 24 || uint64(len(raw)) > maxSectionSize {
+		return nil, fmt.Errorf("section %s: implausible compressed size %d", s.Name, len(raw))
+	}
+	typ := binary.LittleEndian.Uint32(raw[0:])
+	size := binary.LittleEndian.Uint64(raw[8:])
+	// The header's size is a claim: trust it up to a ratio that real
+	// debug sections stay far below (zlib cannot exceed about 1000:1).
+	if size > maxSectionSize || size > 64*uint64(len(raw)) {
+		return nil, fmt.Errorf("section %s: implausible decompressed size %d", s.Name, size)
+	}
+	p := &progressive{buf: make([]byte, size)}
+	switch elf.CompressionType(typ) {
+	case elf.COMPRESS_ZLIB:
+		zr, err := zlib.NewReader(bytes.NewReader(raw[24:]))
+		if err != nil {
+			return nil, fmt.Errorf("section %s: %w", s.Name, err)
+		}
+		p.dec, p.close = zr, func() { zr.Close() }
+	case elf.COMPRESS_ZSTD:
+		zr, err := zstd.NewReader(bytes.NewReader(raw[24:]), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("section %s: %w", s.Name, err)
+		}
+		p.dec, p.close = zr, zr.Close
+	default:
+		return nil, fmt.Errorf("section %s: unknown compression %d", s.Name, typ)
+	}
+	return p, nil
+}
