@@ -147,6 +147,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			errc := make(chan error, 1)
 			if !noDashboard {
 				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts,
+					MetricsHost: w.Host(), Version: version,
 					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) },
 					Health: func(ctx context.Context) (bool, []string) {
 						h := w.Health(ctx)

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,13 @@ type Options struct {
 	Health func(ctx context.Context) (dbUp bool, problems []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MetricsHost limits the crash and worker death series of /metrics to
+	// one host (a watcher exports its own host only, so that watchers
+	// sharing one database do not count each other's crashes); "" exports
+	// every host (coroner serve).
+	MetricsHost string
+	// Version is coroner's version, for coroner_build_info.
+	Version string
 	// Hosts are the host names the dashboard answers to besides IP
 	// literals and "localhost" (--allowed-host). A request naming another
 	// host in its Host header is refused: a page of another site that made
@@ -472,15 +480,21 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	s.render(w, "crash", p)
 }
 
-// metrics writes the crash counts from the database and the watcher's
-// metrics. Without a database the counts are left out (a comment says
-// why) and the rest is still served: that is when the spool metrics matter.
+// metrics writes the crash and worker death counts from the database
+// (of MetricsHost only, when set) and the watcher's metrics. Without a
+// database the counts are left out (a comment says why) and the rest is
+// still served: that is when the spool metrics matter.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	up, _ := s.opts.Health(r.Context())
+	ctx := r.Context()
+	up, _ := s.opts.Health(ctx)
 	var rows []store.MetricRow
+	var deaths []store.DeathRow
 	var err error
 	if up {
-		rows, err = s.opts.Store.CrashCounts(r.Context())
+		rows, err = s.opts.Store.CrashCounts(ctx, s.opts.MetricsHost)
+		if err == nil {
+			deaths, err = s.opts.Store.DeathCounts(ctx, s.opts.MetricsHost)
+		}
 		if err != nil && !store.Unavailable(err) {
 			fail(w, err)
 			return
@@ -488,22 +502,86 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		up = err == nil
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	var b strings.Builder
+	head := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	head("coroner_build_info", "gauge", "The coroner version serving these metrics (always 1).")
+	fmt.Fprintf(&b, "coroner_build_info{version=\"%s\",goversion=\"%s\"} 1\n", promLabel(orDev(s.opts.Version)), promLabel(runtime.Version()))
 	v := 0
 	if up {
 		v = 1
 	}
-	fmt.Fprintf(w, "# HELP coroner_database_up Whether the database answers and takes writes.\n# TYPE coroner_database_up gauge\ncoroner_database_up %d\n", v)
-	fmt.Fprint(w, "# HELP coroner_crashes_total Crashes recorded in the database.\n# TYPE coroner_crashes_total counter\n")
-	if err != nil {
-		fmt.Fprintf(w, "# coroner_crashes_total unavailable: database %s\n", store.Reason(err))
+	head("coroner_database_up", "gauge", "Whether the database answers and takes writes.")
+	fmt.Fprintf(&b, "coroner_database_up %d\n", v)
+	unavailable := func(name string) {
+		if err != nil {
+			fmt.Fprintf(&b, "# %s unavailable: database %s\n", name, store.Reason(err))
+		}
 	}
+
+	head("coroner_crashes_total", "counter", "Analysed crashes (cores) in the database, by host, crash group (fingerprint), diagnosis rule, signal and pool.")
+	unavailable("coroner_crashes_total")
+	type group struct{ title, rule string }
+	groups := map[string]group{}
+	last := map[string]time.Time{}
 	for _, m := range rows {
-		fmt.Fprintf(w, "coroner_crashes_total{fingerprint=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
-			promLabel(m.Fingerprint), promLabel(m.Signal), promLabel(m.Pool), m.N)
+		fmt.Fprintf(&b, "coroner_crashes_total{host=\"%s\",fingerprint=\"%s\",rule=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
+			promLabel(m.Host), promLabel(m.Fingerprint), promLabel(m.Rule), promLabel(m.Signal), promLabel(m.Pool), m.N)
+		if g, ok := groups[m.Fingerprint]; !ok || g.rule == "" && m.Rule != "" {
+			groups[m.Fingerprint] = group{title: m.Title, rule: m.Rule}
+		}
+		if m.Last.After(last[m.Host]) {
+			last[m.Host] = m.Last
+		}
 	}
+	head("coroner_group_info", "gauge", "One series per crash group (always 1): its fingerprint, title and diagnosis rule, to join with coroner_crashes_total on fingerprint.")
+	unavailable("coroner_group_info")
+	for _, fp := range sortedKeys(groups) {
+		g := groups[fp]
+		fmt.Fprintf(&b, "coroner_group_info{fingerprint=\"%s\",title=\"%s\",rule=\"%s\"} 1\n", promLabel(fp), promLabel(g.title), promLabel(g.rule))
+	}
+	head("coroner_last_crash_timestamp_seconds", "gauge", "Unix time of the last analysed crash of each host.")
+	unavailable("coroner_last_crash_timestamp_seconds")
+	for _, h := range sortedKeys(last) {
+		fmt.Fprintf(&b, "coroner_last_crash_timestamp_seconds{host=\"%s\"} %d\n", promLabel(h), last[h].Unix())
+	}
+
+	head("coroner_worker_deaths_total", "counter", "Worker deaths the logs recorded (with or without a core), by host, pool, signal and the log that recorded them.")
+	unavailable("coroner_worker_deaths_total")
+	lastDeath := map[string]time.Time{}
+	for _, d := range deaths {
+		fmt.Fprintf(&b, "coroner_worker_deaths_total{host=\"%s\",pool=\"%s\",signal=\"%s\",source=\"%s\"} %d\n",
+			promLabel(d.Host), promLabel(d.Pool), promLabel(d.Signal), promLabel(d.Source), d.N)
+		if d.Last.After(lastDeath[d.Host]) {
+			lastDeath[d.Host] = d.Last
+		}
+	}
+	head("coroner_last_worker_death_timestamp_seconds", "gauge", "Unix time of the last worker death the logs of each host recorded.")
+	unavailable("coroner_last_worker_death_timestamp_seconds")
+	for _, h := range sortedKeys(lastDeath) {
+		fmt.Fprintf(&b, "coroner_last_worker_death_timestamp_seconds{host=\"%s\"} %d\n", promLabel(h), lastDeath[h].Unix())
+	}
+	io.WriteString(w, b.String())
 	if s.opts.Metrics != nil {
 		s.opts.Metrics(w)
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func orDev(v string) string {
+	if v == "" {
+		return "dev"
+	}
+	return v
 }
 
 // promLabel escapes a label value for the text format, which knows only

@@ -164,6 +164,8 @@ var schema = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS crashes_key ON crashes(crash_key)`,
 	`ALTER TABLE incidents ADD COLUMN incident_key TEXT`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS incidents_key ON incidents(incident_key)`,
+	// The log that recorded a death, a label of coroner_worker_deaths_total.
+	`ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises the
@@ -389,10 +391,10 @@ func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
 	}
 	defer tx.Rollback()
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO incidents
-		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, incident_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_key) DO NOTHING RETURNING id`),
+		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, incident_key, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_key) DO NOTHING RETURNING id`),
 		in.Host, unix(in.Time), in.Kind, in.PID, in.Pool, in.Signal, in.SignalName, in.Method, in.URI, in.Status,
-		in.Site, in.Core, in.JSON, in.Key).Scan(&in.ID)
+		in.Site, in.Core, in.JSON, in.Key, in.Source).Scan(&in.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Already recorded (a replay), and its request already linked.
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM incidents WHERE incident_key = ?`), in.Key).Scan(&in.ID); err != nil {
@@ -422,13 +424,13 @@ func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
 	return nil
 }
 
-const incidentCols = `id, host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body`
+const incidentCols = `id, host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, source`
 
 func scanIncident(sc interface{ Scan(...any) error }) (*Incident, error) {
 	var in Incident
 	var t int64
 	err := sc.Scan(&in.ID, &in.Host, &t, &in.Kind, &in.PID, &in.Pool, &in.Signal, &in.SignalName, &in.Method,
-		&in.URI, &in.Status, &in.Site, &in.Core, &in.JSON)
+		&in.URI, &in.Status, &in.Site, &in.Core, &in.JSON, &in.Source)
 	in.Time = fromUnix(t)
 	return &in, err
 }
@@ -633,9 +635,10 @@ func (s *sqlStore) Hourly(ctx context.Context, since time.Time) ([]HourCount, er
 }
 
 // CrashCounts implements Store.
-func (s *sqlStore) CrashCounts(ctx context.Context) ([]MetricRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fingerprint, signal_name, pool, count(*) FROM crashes
-		GROUP BY fingerprint, signal_name, pool ORDER BY 1, 2, 3`)
+func (s *sqlStore) CrashCounts(ctx context.Context, host string) ([]MetricRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, fingerprint, rule, max(title), signal_name, pool, count(*), max(t)
+		FROM crashes WHERE ? = '' OR host = ?
+		GROUP BY host, fingerprint, rule, signal_name, pool ORDER BY 1, 2, 3, 5, 6`), host, host)
 	if err != nil {
 		return nil, fmt.Errorf("crash counts: %w", err)
 	}
@@ -643,10 +646,34 @@ func (s *sqlStore) CrashCounts(ctx context.Context) ([]MetricRow, error) {
 	var out []MetricRow
 	for rows.Next() {
 		var m MetricRow
-		if err := rows.Scan(&m.Fingerprint, &m.Signal, &m.Pool, &m.N); err != nil {
+		var last int64
+		if err := rows.Scan(&m.Host, &m.Fingerprint, &m.Rule, &m.Title, &m.Signal, &m.Pool, &m.N, &last); err != nil {
 			return nil, fmt.Errorf("crash counts: %w", err)
 		}
+		m.Last = fromUnix(last)
 		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DeathCounts implements Store.
+func (s *sqlStore) DeathCounts(ctx context.Context, host string) ([]DeathRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, pool, signal_name, source, count(*), max(t)
+		FROM incidents WHERE ? = '' OR host = ?
+		GROUP BY host, pool, signal_name, source ORDER BY 1, 2, 3, 4`), host, host)
+	if err != nil {
+		return nil, fmt.Errorf("worker death counts: %w", err)
+	}
+	defer rows.Close()
+	var out []DeathRow
+	for rows.Next() {
+		var d DeathRow
+		var last int64
+		if err := rows.Scan(&d.Host, &d.Pool, &d.Signal, &d.Source, &d.N, &last); err != nil {
+			return nil, fmt.Errorf("worker death counts: %w", err)
+		}
+		d.Last = fromUnix(last)
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }

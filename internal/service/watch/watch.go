@@ -218,6 +218,9 @@ func New(cfg Config) (*Watcher, error) {
 // is believed up) and what waits in the spool.
 func (w *Watcher) Health(ctx context.Context) DBHealth { return w.db.health(ctx) }
 
+// Host is the host name recorded with this watcher's crashes.
+func (w *Watcher) Host() string { return w.cfg.Host }
+
 // Run watches until ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.cfg.Nice >= 0 {
@@ -482,6 +485,9 @@ func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error 
 		Host: w.cfg.Host, Time: inc.Time, Kind: inc.Kind, PID: inc.PID, Pool: inc.Pool, Signal: inc.Signal,
 		SignalName: inc.SignalName, Method: inc.Method, URI: inc.URI, Status: inc.Status, Site: inc.Site,
 		Core: inc.Core, JSON: string(body),
+	}
+	if len(inc.Links) > 0 {
+		in.Source = string(inc.Links[0].Source) // the anchor: the record of the death
 	}
 	if err := w.cfg.Store.RecordIncident(ctx, in); err != nil {
 		return err
