@@ -204,6 +204,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.DurationVar(&cfg.MaxCoreAge, "max-core-age", 14*24*time.Hour, "delete managed cores older than this (0: no limit)")
 	f.StringVar(&cfg.Webhook, "webhook", "", "http(s) URL to POST a JSON alert to for every new crash group (redirects are not followed)")
 	f.StringVar(&cfg.OnNewGroup, "on-new-group", "", "command run (sh -c) for every new crash group, with CORONER_* variables and the JSON alert on stdin")
+	f.StringVar(&cfg.HookUser, "hook-user", "nobody", "user --on-new-group runs as when coroner runs as root (\"root\" keeps root)")
 	f.StringVar(&cfg.Host, "host", "", "host name recorded with each crash (default: this host's)")
 	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")
 	f.IntVar(&cfg.Nice, "nice", 10, "CPU priority (nice) to run at; -1 keeps the current one")

@@ -7,13 +7,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
@@ -263,5 +266,141 @@ func TestAlertRules(t *testing.T) {
 	sort.Strings(untested)
 	if len(untested) > 0 {
 		t.Errorf("alerts without a promtool test: %v", untested)
+	}
+}
+
+// unitDirectives returns the values of a directive of
+// dist/coroner-watch.service (every occurrence).
+func unitDirectives(t *testing.T, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(distDir, "coroner-watch.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+"="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestUnitHardening: systemd's own rating of dist/coroner-watch.service
+// is 2.5 or better, and the sandbox keeps what the watcher needs.
+func TestUnitHardening(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := filepath.Abs(filepath.Join(distDir, "coroner-watch.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "security", "--offline=yes", unit).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for coroner-watch.service: (\d+\.\d)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	if string(m[1]) > "2.5" || len(m[1]) != 3 {
+		t.Errorf("exposure %s, want 2.5 or better:\n%s", m[1], out)
+	}
+	t.Logf("systemd-analyze security --offline=yes: exposure %s", m[1])
+	for name, want := range map[string]string{"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
+		"ProtectHome": "read-only", "SystemCallFilter": "@system-service", "StateDirectory": "coroner"} {
+		if got := unitDirectives(t, name); len(got) != 1 || got[0] != want {
+			t.Errorf("%s=%v, want %s", name, got, want)
+		}
+	}
+	if caps := unitDirectives(t, "CapabilityBoundingSet"); len(caps) != 1 || strings.Contains(caps[0], "CAP_SYS_ADMIN") || strings.Contains(caps[0], "CAP_DAC_OVERRIDE") {
+		t.Errorf("CapabilityBoundingSet=%v", caps)
+	}
+}
+
+// TestWatcherWithUnitCapabilities runs the real `coroner watch` as root
+// with only the capabilities of the unit's CapabilityBoundingSet (setpriv)
+// and no new privileges, on a core owned by another user (mode 0600) in a
+// world-writable sticky directory like /var/crash: the core is analysed and
+// recorded, retention deletes the older core, and the --on-new-group hook
+// runs as nobody.
+func TestWatcherWithUnitCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	var bounding []string
+	for _, c := range strings.Fields(unitDirectives(t, "CapabilityBoundingSet")[0]) {
+		bounding = append(bounding, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+	}
+	wrapper := []string{setpriv, "--bounding-set=-all," + strings.Join(bounding, ","), "--inh-caps=-all", "--no-new-privs", "--"}
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "segv.c")
+	if err := os.WriteFile(src, []byte("int main(void) { volatile int *p = 0; return *p; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(dir, "segv")
+	if out, err := exec.Command("gcc", "-g", "-O0", "-o", prog, src).CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v %s", err, out)
+	}
+	core, _ := labtest.CrashCore(t, dir, nil, prog)
+	cores := filepath.Join(dir, "crash")
+	if err := os.Mkdir(cores, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cores, 0o1733); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"core.segv.100", "core.segv.200"} {
+		p := filepath.Join(cores, name)
+		b, err := os.ReadFile(core)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Now().Add(time.Duration(i-10) * time.Minute)
+		os.Chtimes(p, mt, mt)
+	}
+	// The sandbox is real: without CAP_DAC_READ_SEARCH root cannot read the core.
+	if out, err := exec.Command(setpriv, "--bounding-set=-all", "--inh-caps=-all", "--", "head", "-c1", filepath.Join(cores, "core.segv.100")).CombinedOutput(); err == nil {
+		t.Fatalf("root without capabilities read a core of nobody's: %s", out)
+	}
+	p := startWatchUnder(t, wrapper, buildCoroner(t), "--db", "sqlite:"+filepath.Join(dir, "coroner.db"),
+		"--state-dir", filepath.Join(dir, "state"), "--cores", cores, "--no-logs", "--discover=false", "--poll", "200ms",
+		"--nice", "-1", "--all-processes", "--keep-cores", "1",
+		"--on-new-group", `echo "hook uid=$(id -u) fp=$CORONER_FINGERPRINT"; exit 3`)
+	p.waitLine("hook uid=" + nobody.Uid + " fp=")
+	for deadline := time.Now().Add(2 * time.Minute); p.metric("coroner_recorded_crashes_total") < 2; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cores were not recorded (recorded %d, failures %d)", p.metric("coroner_recorded_crashes_total"), p.metric("coroner_analysis_failures_total"))
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(cores, "core.segv.100")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("retention did not delete the older core of nobody's in the sticky directory")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cores, "core.segv.200")); err != nil {
+		t.Errorf("retention deleted the newest core: %v", err)
 	}
 }

@@ -79,6 +79,12 @@ type Config struct {
 	// OnNewGroup is run with sh -c for every new crash group, with the group
 	// in CORONER_* environment variables.
 	OnNewGroup string
+	// HookUser is the user OnNewGroup runs as when the watcher runs as
+	// root (default "nobody"; "root" keeps root): with that user's uid,
+	// primary group and no supplementary groups, its home as HOME and "/"
+	// as working directory. A watcher that is not root runs the hook as
+	// itself.
+	HookUser string
 	// Analyze are the analysis options (ShowSecrets etc.).
 	Analyze analyze.Options
 	// Isolate, when set, analyses each core in a child process with its
@@ -149,6 +155,14 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
+	}
+	if cfg.OnNewGroup != "" {
+		if cfg.HookUser == "" {
+			cfg.HookUser = "nobody"
+		}
+		if _, err := hookCredential(cfg.HookUser); err != nil {
+			return nil, fmt.Errorf("watch: --hook-user: %w", err)
+		}
 	}
 	if cfg.Webhook != "" {
 		if _, err := ValidateWebhook(cfg.Webhook); err != nil {
