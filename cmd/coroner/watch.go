@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +52,7 @@ func init() {
 		allProcesses           bool
 		analysisTimeout        time.Duration
 		analysisMemory         string
+		logFormat              string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -114,7 +116,17 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			cfg.AllProcesses = allProcesses
 			cfg.Analyze.ShowSecrets = showSecrets
 			// Messages name cores and log lines: escaped, one line each.
-			cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			switch logFormat {
+			case "text":
+				cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			case "json":
+				// One JSON object a line; the encoder escapes control characters.
+				h := slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+				cfg.Logger = slog.NewLogLogger(h, slog.LevelInfo)
+				cfg.Events = slog.New(h)
+			default:
+				return fmt.Errorf("--log-format %q: want text or json", logFormat)
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find the coroner executable for the analysis processes: %w", err)
@@ -209,5 +221,6 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")
 	f.IntVar(&cfg.Nice, "nice", 10, "CPU priority (nice) to run at; -1 keeps the current one")
 	f.BoolVar(&showSecrets, "show-secrets", false, "keep cookies, credentials and secret-looking values in analyses and on the dashboard")
+	f.StringVar(&logFormat, "log-format", "text", "log lines: text (key=value events) or json (one object a line)")
 	rootCmd.AddCommand(cmd)
 }

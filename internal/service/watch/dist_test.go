@@ -325,7 +325,7 @@ func TestUnitHardening(t *testing.T) {
 // and no new privileges, on a core owned by another user (mode 0600) in a
 // world-writable sticky directory like /var/crash: the core is analysed and
 // recorded, retention deletes the older core, and the --on-new-group hook
-// runs as nobody.
+// runs as nobody. With --log-format json, each of those is one JSON line.
 func TestWatcherWithUnitCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("not root")
@@ -384,7 +384,7 @@ func TestWatcherWithUnitCapabilities(t *testing.T) {
 	}
 	p := startWatchUnder(t, wrapper, buildCoroner(t), "--db", "sqlite:"+filepath.Join(dir, "coroner.db"),
 		"--state-dir", filepath.Join(dir, "state"), "--cores", cores, "--no-logs", "--discover=false", "--poll", "200ms",
-		"--nice", "-1", "--all-processes", "--keep-cores", "1",
+		"--nice", "-1", "--all-processes", "--keep-cores", "1", "--log-format", "json",
 		"--on-new-group", `echo "hook uid=$(id -u) fp=$CORONER_FINGERPRINT"; exit 3`)
 	p.waitLine("hook uid=" + nobody.Uid + " fp=")
 	for deadline := time.Now().Add(2 * time.Minute); p.metric("coroner_recorded_crashes_total") < 2; time.Sleep(200 * time.Millisecond) {
@@ -402,5 +402,37 @@ func TestWatcherWithUnitCapabilities(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cores, "core.segv.200")); err != nil {
 		t.Errorf("retention deleted the newest core: %v", err)
+	}
+
+	// The log: one JSON object a line, one event per analysis, new group
+	// and deletion.
+	p.waitLine(`"event":"core-deleted"`)
+	p.mu.Lock()
+	lines := append([]string(nil), p.lines...)
+	p.mu.Unlock()
+	events := map[string][]map[string]any{}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Errorf("not a JSON line: %s", l)
+			continue
+		}
+		if m["time"] == nil || m["level"] == nil || m["msg"] == nil {
+			t.Errorf("JSON line without time, level or msg: %s", l)
+		}
+		if ev, ok := m["event"].(string); ok {
+			events[ev] = append(events[ev], m)
+		}
+	}
+	if rec := events[watch.EventCrashRecorded]; len(rec) != 2 || rec[0]["fingerprint"] == "" || rec[0]["signal"] != "SIGSEGV" ||
+		rec[0]["crash_id"] == nil || rec[0]["analysis_ms"] == nil || rec[0]["new_group"] != true || rec[1]["new_group"] != false {
+		t.Errorf("crash-recorded events: %v", rec)
+	}
+	if ng := events[watch.EventNewGroup]; len(ng) != 1 || ng[0]["fingerprint"] != events[watch.EventCrashRecorded][0]["fingerprint"] {
+		t.Errorf("new-group events: %v", ng)
+	}
+	if del := events[watch.EventCoreDeleted]; len(del) != 1 || del[0]["core"] != filepath.Join(cores, "core.segv.100") ||
+		del[0]["reason"] != "keep-cores" || del[0]["analysed"] != true {
+		t.Errorf("core-deleted events: %v", del)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -236,14 +237,22 @@ func (w *Watcher) retain(files []coreFile, now time.Time) {
 		if busy || (!st.done && !overBytes && !tooOld) {
 			continue
 		}
+		if err := os.Remove(f.path); err != nil {
+			w.event(slog.LevelError, "retention: cannot delete core", EventCoreDeleted, slog.String("core", f.path), slog.String("error", err.Error()))
+			continue
+		}
 		if !st.done {
 			w.Metrics.deletedUnanalysed.Add(1)
 		}
-		if err := os.Remove(f.path); err != nil {
-			w.log.Printf("watch: retention: %v", err)
-			continue
+		reason := "keep-cores"
+		switch {
+		case tooOld:
+			reason = "max-core-age"
+		case overBytes:
+			reason = "max-core-bytes"
 		}
-		w.log.Printf("watch: retention: deleted %s (%d bytes)", f.path, f.size)
+		w.event(slog.LevelInfo, "retention: core deleted", EventCoreDeleted, slog.String("core", f.path), slog.Int64("bytes", f.size),
+			slog.String("reason", reason), slog.Bool("analysed", st.done))
 		w.Metrics.deleted.Add(1)
 		n--
 		total -= f.size

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,6 +100,11 @@ type Config struct {
 	Nice int
 	// Logger receives operational messages (default: standard logger).
 	Logger *log.Logger
+	// Events receives the structured log: one line per analysis, new
+	// group, failure, quarantine, retention deletion and worker death,
+	// each with an "event" attribute (EventCrashRecorded...). Default:
+	// key=value text through Logger.
+	Events *slog.Logger
 }
 
 // Watcher runs the watch loop. Create it with New, run it with Run.
@@ -108,6 +114,7 @@ type Watcher struct {
 	queue   chan job
 	Metrics *Metrics
 	log     *log.Logger
+	ev      *slog.Logger
 	db      *durable
 	quar    *quarantine
 
@@ -187,9 +194,13 @@ func New(cfg Config) (*Watcher, error) {
 		queue:    make(chan job, cfg.Queue),
 		Metrics:  newMetrics(),
 		log:      cfg.Logger,
+		ev:       cfg.Events,
 		inflight: map[string]bool{},
 		seen:     map[string]fileState{},
 		alerts:   make(chan Alert, 16),
+	}
+	if w.ev == nil {
+		w.ev = textLogger(cfg.Logger)
 	}
 	var sp *spool.Spool
 	var err error
@@ -200,7 +211,8 @@ func New(cfg Config) (*Watcher, error) {
 		q := w.quar
 		w.Metrics.quarantined = func() int { return len(q.list()) }
 		for _, e := range q.list() {
-			w.log.Printf("watch: %s stays quarantined (%d failed analyses: %s)", e.Path, e.Failures, e.Reason)
+			w.event(slog.LevelWarn, "core stays quarantined", EventQuarantined, slog.String("core", e.Path),
+				slog.Int("failures", e.Failures), slog.String("reason", e.Reason))
 		}
 	}
 	if cfg.SpoolDir != "" {
@@ -221,6 +233,7 @@ func New(cfg Config) (*Watcher, error) {
 	w.db.onReplay = func(c *store.Crash, newGroup bool) {
 		if newGroup {
 			w.Metrics.groups.Add(1)
+			w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
 			w.enqueueAlert(c)
 		}
 	}
@@ -311,7 +324,8 @@ func (w *Watcher) worker(ctx context.Context) {
 			w.mu.Unlock()
 			if err != nil && !errors.Is(err, errSpoolFull) {
 				w.Metrics.failures.Add(1)
-				w.log.Printf("watch: %v", err)
+				w.event(slog.LevelError, "analysis failed", EventAnalysisFailed, slog.String("core", j.path),
+					slog.Bool("retry", errors.Is(err, errRetry)), slog.String("error", err.Error()))
 			}
 		}
 	}
@@ -345,6 +359,8 @@ func (w *Watcher) analyse(ctx context.Context, j job) error {
 	if !w.cfg.AllProcesses && !diagnose.IsPHPProcess(rep) {
 		// Not a PHP process: counted, not recorded (remembered as done).
 		w.Metrics.others.Add(1)
+		w.event(slog.LevelInfo, "core skipped: not a PHP process", EventCoreSkipped, slog.String("core", j.path),
+			slog.Int("pid", rep.Process.PID), slog.String("signal", rep.Signal.Name))
 		w.mu.Lock()
 		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
 		w.mu.Unlock()
@@ -374,7 +390,8 @@ func (w *Watcher) analyseApart(ctx context.Context, j job) error {
 		w.Metrics.childFailures.Add(1)
 		e := w.quar.fail(j.path, j.size, j.mtime, err.Error())
 		if e.Quarantined {
-			w.log.Printf("watch: quarantined %s: its analysis failed %d times (%v); it is not analysed again while it is unchanged", j.path, e.Failures, err)
+			w.event(slog.LevelWarn, "core quarantined: it is not analysed again while it is unchanged", EventQuarantined,
+				slog.String("core", j.path), slog.Int("failures", e.Failures), slog.String("reason", err.Error()))
 			return nil
 		}
 		return fmt.Errorf("analyse %s (failure %d of %d before quarantine): %w: %w", j.path, e.Failures, w.cfg.Isolate.MaxFailures, err, errRetry)
@@ -479,8 +496,11 @@ func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incid
 		return nil, err
 	}
 	w.Metrics.recorded.Add(1)
+	attrs := append(crashAttrs(c), slog.Bool("new_group", isNew), slog.Float64("analysis_ms", float64(int64(ms*10))/10))
+	w.event(slog.LevelInfo, "crash recorded", EventCrashRecorded, attrs...)
 	if isNew {
 		w.Metrics.groups.Add(1)
+		w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
 		w.enqueueAlert(c)
 	}
 	return c, nil
@@ -507,6 +527,17 @@ func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error 
 		return err
 	}
 	w.Metrics.incidents.Add(1)
+	attrs := []slog.Attr{slog.String("kind", in.Kind), slog.Int("pid", in.PID), slog.String("signal", in.SignalName), slog.String("source", in.Source)}
+	if in.Pool != "" {
+		attrs = append(attrs, slog.String("pool", in.Pool))
+	}
+	if in.URI != "" {
+		attrs = append(attrs, slog.String("uri", in.URI))
+	}
+	if in.Core != "" {
+		attrs = append(attrs, slog.String("core", in.Core))
+	}
+	w.event(slog.LevelInfo, "worker died", EventWorkerDeath, attrs...)
 	return nil
 }
 
