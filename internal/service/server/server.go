@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sort"
 	"strconv"
@@ -135,6 +136,10 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.groups)
 	s.mux.HandleFunc("GET /group/{fp}", s.group)
 	s.mux.HandleFunc("GET /crash/{id}", s.crash)
+	s.mux.HandleFunc("GET /api/v1/groups", s.apiGroups)
+	s.mux.HandleFunc("GET /api/v1/groups/{fp}", s.apiGroup)
+	s.mux.HandleFunc("GET /api/v1/crashes", s.apiCrashes)
+	s.mux.HandleFunc("GET /api/v1/crashes/{id}", s.apiCrash)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	return s, nil
@@ -282,6 +287,14 @@ type groupsPage struct {
 	Total    int
 	Recent   []store.Crash
 	Incident []store.Incident
+	// Filter is the value of each filter parameter (filterParams), for
+	// the form; Filtered says whether one is set; API is the JSON of the
+	// same selection (auto-refresh polls it).
+	Filter   map[string]string
+	Filtered bool
+	API      string
+	// Last is the last crash of the selection (RFC 3339), for the poll.
+	Last string
 }
 
 type groupRow struct {
@@ -289,15 +302,20 @@ type groupRow struct {
 	Colour string
 }
 
+// groups is the groups page: the groups and latest crashes a filter
+// selects (the same query as /api/v1/groups), the chart of the last 48
+// hours and the latest log incidents.
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	gs, err := s.opts.Store.Groups(ctx)
+	gs, _, f, err := s.findGroups(r)
+	var bad *badRequest
+	if errors.As(err, &bad) {
+		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	if err != nil {
 		fail(w, err)
 		return
-	}
-	if !s.opts.ShowSecrets {
-		gs = redact.Value(gs)
 	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
@@ -305,7 +323,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	recent, err := s.opts.Store.Crashes(ctx, "", 15)
+	recent, err := s.opts.Store.FindCrashes(ctx, f, 15)
 	if err != nil {
 		fail(w, err)
 		return
@@ -318,16 +336,41 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.ShowSecrets {
 		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
-	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs}
+	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups"}
+	q := url.Values{}
+	for _, k := range filterParams {
+		if v := r.URL.Query().Get(k); v != "" {
+			p.Filter[k] = v
+			q.Set(k, v)
+			p.Filtered = true
+		}
+	}
+	if len(q) > 0 {
+		p.API += "?" + q.Encode()
+	}
 	colours := map[string]string{}
+	var shown []store.HourCount
 	for i, g := range gs {
 		c := palette[i%len(palette)]
 		colours[g.Fingerprint] = c
 		p.Groups = append(p.Groups, groupRow{Group: g, Colour: c})
 		p.Total += g.Count
+		if g.LastSeen.After(parseRFC3339(p.Last)) {
+			p.Last = g.LastSeen.UTC().Format(time.RFC3339)
+		}
 	}
-	p.Timeline = buildTimeline(hours, colours, now, 48)
+	for _, h := range hours {
+		if _, ok := colours[h.Fingerprint]; ok {
+			shown = append(shown, h)
+		}
+	}
+	p.Timeline = buildTimeline(shown, colours, now, 48)
 	s.render(w, "groups", p)
+}
+
+func parseRFC3339(v string) time.Time {
+	t, _ := time.Parse(time.RFC3339, v)
+	return t
 }
 
 type groupPage struct {

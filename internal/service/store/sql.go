@@ -613,6 +613,107 @@ func (s *sqlStore) Crash(ctx context.Context, id int64) (*Crash, error) {
 	return c, nil
 }
 
+// where turns a filter into a WHERE clause on crashes (aliased c) and
+// its arguments.
+func (s *sqlStore) where(f Filter) (string, []any) {
+	var conds []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			conds = append(conds, "c."+col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("fingerprint", f.Fingerprint)
+	eq("host", f.Host)
+	eq("pool", f.Pool)
+	eq("rule", f.Rule)
+	eq("signal_name", f.Signal)
+	contains := "instr(%s, ?) > 0"
+	if s.dialect == dialectPostgres {
+		contains = "strpos(%s, ?) > 0"
+	}
+	if f.URI != "" {
+		conds = append(conds, fmt.Sprintf(contains, "c.uri"))
+		args = append(args, f.URI)
+	}
+	if f.Text != "" {
+		var or []string
+		for _, col := range []string{"c.title", "c.rule", "c.fingerprint", "c.uri"} {
+			or = append(or, fmt.Sprintf(contains, "lower("+col+")"))
+			args = append(args, strings.ToLower(f.Text))
+		}
+		conds = append(conds, "("+strings.Join(or, " OR ")+")")
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "c.t >= ?")
+		args = append(args, f.Since.Unix())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "c.t < ?")
+		args = append(args, f.Until.Unix())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// FindGroups implements Store.
+func (s *sqlStore) FindGroups(ctx context.Context, f Filter) ([]Group, error) {
+	where, args := s.where(f)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT g.fingerprint, g.rule, g.title, g.signal_name, g.frame, g.diagnosis,
+		m.n, m.first, m.last FROM crash_groups g JOIN
+		(SELECT c.fingerprint AS fp, count(*) AS n, min(c.t) AS first, max(c.t) AS last FROM crashes c`+where+`
+		 GROUP BY c.fingerprint) m ON m.fp = g.fingerprint
+		ORDER BY m.last DESC, g.fingerprint`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("find groups: %w", err)
+	}
+	defer rows.Close()
+	var out []Group
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find groups: %w", err)
+		}
+		out = append(out, *g)
+	}
+	return out, rows.Err()
+}
+
+// FindCrashes implements Store.
+func (s *sqlStore) FindCrashes(ctx context.Context, f Filter, limit int) ([]Crash, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := s.where(f)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("c.", crashCols)+` FROM crashes c`+where+`
+		ORDER BY c.t DESC, c.id DESC LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("find crashes: %w", err)
+	}
+	defer rows.Close()
+	var out []Crash
+	for rows.Next() {
+		c, err := scanCrash(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find crashes: %w", err)
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, p := range parts {
+		parts[i] = prefix + p
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Hourly implements Store.
 func (s *sqlStore) Hourly(ctx context.Context, since time.Time) ([]HourCount, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT fingerprint, t / 3600, count(*) FROM crashes WHERE t >= ?

@@ -121,6 +121,21 @@ type DeathRow struct {
 	Last                       time.Time
 }
 
+// Filter selects crashes; its zero value selects every crash. Groups
+// found with a filter count only the crashes it selects.
+type Filter struct {
+	// Fingerprint, Host, Pool, Rule and Signal (a name: "SIGSEGV") must
+	// match exactly when set.
+	Fingerprint, Host, Pool, Rule, Signal string
+	// URI must be contained in the crash's request URI.
+	URI string
+	// Text must be contained (case-insensitively) in the title, rule,
+	// fingerprint or URI.
+	Text string
+	// Since and Until bound the crash time (Until excluded).
+	Since, Until time.Time
+}
+
 // Store is coroner's persistence.
 type Store interface {
 	// RecordCrash stores c (its ID is set), upserts its group and reports
@@ -157,6 +172,11 @@ type Store interface {
 	// DeathCounts counts the log incidents (worker deaths) of host ("" =
 	// every host) by host, pool, signal and source.
 	DeathCounts(ctx context.Context, host string) ([]DeathRow, error)
+	// FindGroups lists the groups of the crashes f selects, most recently
+	// seen first, with their count, first and last seen among those.
+	FindGroups(ctx context.Context, f Filter) ([]Group, error)
+	// FindCrashes lists the crashes f selects, newest first, at most limit.
+	FindCrashes(ctx context.Context, f Filter, limit int) ([]Crash, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close closes the database.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,6 +209,49 @@ func exercise(t *testing.T, dsn string) {
 	}
 	if mc, err := s.CrashCounts(ctx, "nowhere"); err != nil || len(mc) != 0 {
 		t.Errorf("crash counts of an unknown host = %+v %v", mc, err)
+	}
+
+	// Filters: groups count only the crashes selected.
+	fps := func(f store.Filter) string {
+		t.Helper()
+		gs, err := s.FindGroups(ctx, f)
+		if err != nil {
+			t.Fatalf("FindGroups(%+v): %v", f, err)
+		}
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.Fingerprint+":"+strconv.Itoa(g.Count))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		f    store.Filter
+		want string
+	}{
+		{store.Filter{}, "aaaa:3 bbbb:1 cccc:2"},
+		{store.Filter{URI: "/b"}, "aaaa:1"},
+		{store.Filter{Host: "web2"}, "cccc:2"},
+		{store.Filter{Pool: "www", Signal: "SIGSEGV"}, "aaaa:3 bbbb:1"},
+		{store.Filter{Rule: "rule-bbbb"}, "bbbb:1"},
+		{store.Filter{Text: "TITLE BBBB"}, "bbbb:1"},
+		{store.Filter{Text: "from-LOG"}, "cccc:2"},
+		{store.Filter{Since: base, Until: base.Add(90 * time.Minute)}, "bbbb:1 cccc:2 aaaa:1"},
+		{store.Filter{Text: "'; DROP TABLE crashes; --"}, ""},
+	} {
+		if got := fps(c.f); got != c.want {
+			t.Errorf("FindGroups(%+v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+	gs, _ = s.FindGroups(ctx, store.Filter{URI: "/b"})
+	if len(gs) != 1 || !gs[0].FirstSeen.Equal(base.Add(2*time.Hour)) || !gs[0].LastSeen.Equal(base.Add(2*time.Hour)) || gs[0].Title != "Title aaaa" {
+		t.Errorf("filtered group = %+v", gs)
+	}
+	fc, err := s.FindCrashes(ctx, store.Filter{Fingerprint: "aaaa", URI: "/a"}, 10)
+	if err != nil || len(fc) != 2 || fc[0].PID != 100 || fc[1].PID != 103 || fc[0].Report != nil {
+		t.Errorf("FindCrashes = %+v %v", fc, err)
+	}
+	if fc, _ := s.FindCrashes(ctx, store.Filter{}, 2); len(fc) != 2 {
+		t.Errorf("FindCrashes limit: %d", len(fc))
 	}
 }
 
