@@ -53,6 +53,19 @@ func (w *Watcher) scanLoop(ctx context.Context) {
 	}
 }
 
+// isApportReport reports whether the file starts like an Apport report
+// (its CoreDump field embeds the core; the analysis extracts it).
+func isApportReport(path string) bool {
+	f, err := regular.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [12]byte
+	_, err = io.ReadFull(f, h[:])
+	return err == nil && string(h[:]) == "ProblemType:"
+}
+
 // isCore reports whether the file starts like an ELF core (ET_CORE) or is a
 // compressed file named like a core.
 func isCore(path string) bool {
@@ -128,7 +141,7 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		w.seen[path] = fileState{size: size, mtime: mtime, done: true}
 		w.mu.Unlock()
 	}
-	if !isCore(path) {
+	if !isCore(path) && !isApportReport(path) {
 		markDone()
 		return
 	}
@@ -186,14 +199,16 @@ func (w *Watcher) managed(path string) bool {
 	return false
 }
 
-// scanDiscovered queues plain cores found by cores.Discover outside the
-// managed directories.
+// scanDiscovered queues the cores found by cores.Discover outside the
+// managed directories: plain, compressed, or in an Apport .crash report
+// (the analysis resolves each as `coroner analyze` does).
 func (w *Watcher) scanDiscovered(ctx context.Context) {
-	entries, _ := coredumps.Discover(coredumps.DiscoverOptions{NoJournal: true, Quick: true})
+	opts := w.cfg.Stores
+	opts.NoJournal, opts.Quick = true, true
+	entries, _ := coredumps.Discover(opts)
 	now := time.Now()
 	for _, e := range entries {
-		// .crash reports embed their core in base64: left to `coroner analyze`.
-		if e.Path == "" || strings.HasSuffix(e.Path, ".crash") || w.managed(e.Path) {
+		if e.Path == "" || w.managed(e.Path) {
 			continue
 		}
 		fi, err := os.Stat(e.Path)

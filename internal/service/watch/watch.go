@@ -48,8 +48,14 @@ type Config struct {
 	// them are analysed and retention may delete cores there (and only there).
 	CoreDirs []string
 	// Discover also analyses cores that cores.Discover finds on the host
-	// (core_pattern, systemd-coredump, Apport, ABRT); those are never deleted.
+	// (core_pattern, systemd-coredump, Apport, ABRT): plain, compressed
+	// (systemd-coredump's .zst) or embedded in an Apport .crash report;
+	// those are never deleted.
 	Discover bool
+	// Stores overrides where discovery looks (SystemdDir, ApportCrashDir,
+	// ApportCoreDir, ABRTDirs, Sources; tests); the zero value is the
+	// host's usual places.
+	Stores coredumps.DiscoverOptions
 	// DiscoverEvery is how often discovery runs (default 30s).
 	DiscoverEvery time.Duration
 	// Logs are followed for incidents; empty disables log following.
