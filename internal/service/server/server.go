@@ -295,6 +295,9 @@ type groupsPage struct {
 	API      string
 	// Last is the last crash of the selection (RFC 3339), for the poll.
 	Last string
+	// Refresh is the poll interval in milliseconds (?refresh=SECONDS,
+	// default 30 s, at least 2 s).
+	Refresh int
 }
 
 type groupRow struct {
@@ -336,7 +339,10 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.ShowSecrets {
 		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
-	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups"}
+	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups", Refresh: 30000}
+	if v, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && v >= 2 && v <= 3600 {
+		p.Refresh = v * 1000
+	}
 	q := url.Values{}
 	for _, k := range filterParams {
 		if v := r.URL.Query().Get(k); v != "" {
