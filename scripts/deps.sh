@@ -17,4 +17,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# promtool checks dist/prometheus/alerts.yml. Debian ships it in the prometheus package, whose
+# install would start a Prometheus server: take promtool alone out of the package instead.
+if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1); then
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >/usr/local/bin/promtool
+    chmod 755 /usr/local/bin/promtool
+  else
+    echo "deps: could not download Debian's prometheus package: promtool missing (TestAlertRules skips its checks)" >&2
+  fi
+  rm -rf "$tmp"
+fi
 command -v go >/dev/null || { echo "Go 1.26+ is required (https://go.dev/dl/)" >&2; exit 1; }

@@ -41,7 +41,7 @@ requires --token. At start it waits up to --db-wait for a database that is not r
 				return err
 			}
 			defer st.Close()
-			srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts})
+			srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts, Version: version})
 			if err != nil {
 				return err
 			}

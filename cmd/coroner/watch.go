@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +52,7 @@ func init() {
 		allProcesses           bool
 		analysisTimeout        time.Duration
 		analysisMemory         string
+		logFormat              string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -114,7 +116,17 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			cfg.AllProcesses = allProcesses
 			cfg.Analyze.ShowSecrets = showSecrets
 			// Messages name cores and log lines: escaped, one line each.
-			cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			switch logFormat {
+			case "text":
+				cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			case "json":
+				// One JSON object a line; the encoder escapes control characters.
+				h := slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+				cfg.Logger = slog.NewLogLogger(h, slog.LevelInfo)
+				cfg.Events = slog.New(h)
+			default:
+				return fmt.Errorf("--log-format %q: want text or json", logFormat)
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find the coroner executable for the analysis processes: %w", err)
@@ -147,6 +159,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			errc := make(chan error, 1)
 			if !noDashboard {
 				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts,
+					MetricsHost: w.Host(), Version: version,
 					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) },
 					Health: func(ctx context.Context) (bool, []string) {
 						h := w.Health(ctx)
@@ -203,9 +216,11 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.DurationVar(&cfg.MaxCoreAge, "max-core-age", 14*24*time.Hour, "delete managed cores older than this (0: no limit)")
 	f.StringVar(&cfg.Webhook, "webhook", "", "http(s) URL to POST a JSON alert to for every new crash group (redirects are not followed)")
 	f.StringVar(&cfg.OnNewGroup, "on-new-group", "", "command run (sh -c) for every new crash group, with CORONER_* variables and the JSON alert on stdin")
+	f.StringVar(&cfg.HookUser, "hook-user", "nobody", "user --on-new-group runs as when coroner runs as root (\"root\" keeps root)")
 	f.StringVar(&cfg.Host, "host", "", "host name recorded with each crash (default: this host's)")
 	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")
 	f.IntVar(&cfg.Nice, "nice", 10, "CPU priority (nice) to run at; -1 keeps the current one")
 	f.BoolVar(&showSecrets, "show-secrets", false, "keep cookies, credentials and secret-looking values in analyses and on the dashboard")
+	f.StringVar(&logFormat, "log-format", "text", "log lines: text (key=value events) or json (one object a line)")
 	rootCmd.AddCommand(cmd)
 }

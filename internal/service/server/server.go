@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +50,13 @@ type Options struct {
 	Health func(ctx context.Context) (dbUp bool, problems []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MetricsHost limits the crash and worker death series of /metrics to
+	// one host (a watcher exports its own host only, so that watchers
+	// sharing one database do not count each other's crashes); "" exports
+	// every host (coroner serve).
+	MetricsHost string
+	// Version is coroner's version, for coroner_build_info.
+	Version string
 	// Hosts are the host names the dashboard answers to besides IP
 	// literals and "localhost" (--allowed-host). A request naming another
 	// host in its Host header is refused: a page of another site that made
@@ -127,6 +136,10 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.groups)
 	s.mux.HandleFunc("GET /group/{fp}", s.group)
 	s.mux.HandleFunc("GET /crash/{id}", s.crash)
+	s.mux.HandleFunc("GET /api/v1/groups", s.apiGroups)
+	s.mux.HandleFunc("GET /api/v1/groups/{fp}", s.apiGroup)
+	s.mux.HandleFunc("GET /api/v1/crashes", s.apiCrashes)
+	s.mux.HandleFunc("GET /api/v1/crashes/{id}", s.apiCrash)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	return s, nil
@@ -274,6 +287,17 @@ type groupsPage struct {
 	Total    int
 	Recent   []store.Crash
 	Incident []store.Incident
+	// Filter is the value of each filter parameter (filterParams), for
+	// the form; Filtered says whether one is set; API is the JSON of the
+	// same selection (auto-refresh polls it).
+	Filter   map[string]string
+	Filtered bool
+	API      string
+	// Last is the last crash of the selection (RFC 3339), for the poll.
+	Last string
+	// Refresh is the poll interval in milliseconds (?refresh=SECONDS,
+	// default 30 s, at least 2 s).
+	Refresh int
 }
 
 type groupRow struct {
@@ -281,15 +305,20 @@ type groupRow struct {
 	Colour string
 }
 
+// groups is the groups page: the groups and latest crashes a filter
+// selects (the same query as /api/v1/groups), the chart of the last 48
+// hours and the latest log incidents.
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	gs, err := s.opts.Store.Groups(ctx)
+	gs, _, f, err := s.findGroups(r)
+	var bad *badRequest
+	if errors.As(err, &bad) {
+		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	if err != nil {
 		fail(w, err)
 		return
-	}
-	if !s.opts.ShowSecrets {
-		gs = redact.Value(gs)
 	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
@@ -297,7 +326,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	recent, err := s.opts.Store.Crashes(ctx, "", 15)
+	recent, err := s.opts.Store.FindCrashes(ctx, f, 15)
 	if err != nil {
 		fail(w, err)
 		return
@@ -310,16 +339,44 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.ShowSecrets {
 		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
-	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs}
+	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups", Refresh: 30000}
+	if v, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && v >= 2 && v <= 3600 {
+		p.Refresh = v * 1000
+	}
+	q := url.Values{}
+	for _, k := range filterParams {
+		if v := r.URL.Query().Get(k); v != "" {
+			p.Filter[k] = v
+			q.Set(k, v)
+			p.Filtered = true
+		}
+	}
+	if len(q) > 0 {
+		p.API += "?" + q.Encode()
+	}
 	colours := map[string]string{}
+	var shown []store.HourCount
 	for i, g := range gs {
 		c := palette[i%len(palette)]
 		colours[g.Fingerprint] = c
 		p.Groups = append(p.Groups, groupRow{Group: g, Colour: c})
 		p.Total += g.Count
+		if g.LastSeen.After(parseRFC3339(p.Last)) {
+			p.Last = g.LastSeen.UTC().Format(time.RFC3339)
+		}
 	}
-	p.Timeline = buildTimeline(hours, colours, now, 48)
+	for _, h := range hours {
+		if _, ok := colours[h.Fingerprint]; ok {
+			shown = append(shown, h)
+		}
+	}
+	p.Timeline = buildTimeline(shown, colours, now, 48)
 	s.render(w, "groups", p)
+}
+
+func parseRFC3339(v string) time.Time {
+	t, _ := time.Parse(time.RFC3339, v)
+	return t
 }
 
 type groupPage struct {
@@ -472,15 +529,21 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	s.render(w, "crash", p)
 }
 
-// metrics writes the crash counts from the database and the watcher's
-// metrics. Without a database the counts are left out (a comment says
-// why) and the rest is still served: that is when the spool metrics matter.
+// metrics writes the crash and worker death counts from the database
+// (of MetricsHost only, when set) and the watcher's metrics. Without a
+// database the counts are left out (a comment says why) and the rest is
+// still served: that is when the spool metrics matter.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	up, _ := s.opts.Health(r.Context())
+	ctx := r.Context()
+	up, _ := s.opts.Health(ctx)
 	var rows []store.MetricRow
+	var deaths []store.DeathRow
 	var err error
 	if up {
-		rows, err = s.opts.Store.CrashCounts(r.Context())
+		rows, err = s.opts.Store.CrashCounts(ctx, s.opts.MetricsHost)
+		if err == nil {
+			deaths, err = s.opts.Store.DeathCounts(ctx, s.opts.MetricsHost)
+		}
 		if err != nil && !store.Unavailable(err) {
 			fail(w, err)
 			return
@@ -488,22 +551,86 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		up = err == nil
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	var b strings.Builder
+	head := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	head("coroner_build_info", "gauge", "The coroner version serving these metrics (always 1).")
+	fmt.Fprintf(&b, "coroner_build_info{version=\"%s\",goversion=\"%s\"} 1\n", promLabel(orDev(s.opts.Version)), promLabel(runtime.Version()))
 	v := 0
 	if up {
 		v = 1
 	}
-	fmt.Fprintf(w, "# HELP coroner_database_up Whether the database answers and takes writes.\n# TYPE coroner_database_up gauge\ncoroner_database_up %d\n", v)
-	fmt.Fprint(w, "# HELP coroner_crashes_total Crashes recorded in the database.\n# TYPE coroner_crashes_total counter\n")
-	if err != nil {
-		fmt.Fprintf(w, "# coroner_crashes_total unavailable: database %s\n", store.Reason(err))
+	head("coroner_database_up", "gauge", "Whether the database answers and takes writes.")
+	fmt.Fprintf(&b, "coroner_database_up %d\n", v)
+	unavailable := func(name string) {
+		if err != nil {
+			fmt.Fprintf(&b, "# %s unavailable: database %s\n", name, store.Reason(err))
+		}
 	}
+
+	head("coroner_crashes_total", "counter", "Analysed crashes (cores) in the database, by host, crash group (fingerprint), diagnosis rule, signal and pool.")
+	unavailable("coroner_crashes_total")
+	type group struct{ title, rule string }
+	groups := map[string]group{}
+	last := map[string]time.Time{}
 	for _, m := range rows {
-		fmt.Fprintf(w, "coroner_crashes_total{fingerprint=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
-			promLabel(m.Fingerprint), promLabel(m.Signal), promLabel(m.Pool), m.N)
+		fmt.Fprintf(&b, "coroner_crashes_total{host=\"%s\",fingerprint=\"%s\",rule=\"%s\",signal=\"%s\",pool=\"%s\"} %d\n",
+			promLabel(m.Host), promLabel(m.Fingerprint), promLabel(m.Rule), promLabel(m.Signal), promLabel(m.Pool), m.N)
+		if g, ok := groups[m.Fingerprint]; !ok || g.rule == "" && m.Rule != "" {
+			groups[m.Fingerprint] = group{title: m.Title, rule: m.Rule}
+		}
+		if m.Last.After(last[m.Host]) {
+			last[m.Host] = m.Last
+		}
 	}
+	head("coroner_group_info", "gauge", "One series per crash group (always 1): its fingerprint, title and diagnosis rule, to join with coroner_crashes_total on fingerprint.")
+	unavailable("coroner_group_info")
+	for _, fp := range sortedKeys(groups) {
+		g := groups[fp]
+		fmt.Fprintf(&b, "coroner_group_info{fingerprint=\"%s\",title=\"%s\",rule=\"%s\"} 1\n", promLabel(fp), promLabel(g.title), promLabel(g.rule))
+	}
+	head("coroner_last_crash_timestamp_seconds", "gauge", "Unix time of the last analysed crash of each host.")
+	unavailable("coroner_last_crash_timestamp_seconds")
+	for _, h := range sortedKeys(last) {
+		fmt.Fprintf(&b, "coroner_last_crash_timestamp_seconds{host=\"%s\"} %d\n", promLabel(h), last[h].Unix())
+	}
+
+	head("coroner_worker_deaths_total", "counter", "Worker deaths the logs recorded (with or without a core), by host, pool, signal and the log that recorded them.")
+	unavailable("coroner_worker_deaths_total")
+	lastDeath := map[string]time.Time{}
+	for _, d := range deaths {
+		fmt.Fprintf(&b, "coroner_worker_deaths_total{host=\"%s\",pool=\"%s\",signal=\"%s\",source=\"%s\"} %d\n",
+			promLabel(d.Host), promLabel(d.Pool), promLabel(d.Signal), promLabel(d.Source), d.N)
+		if d.Last.After(lastDeath[d.Host]) {
+			lastDeath[d.Host] = d.Last
+		}
+	}
+	head("coroner_last_worker_death_timestamp_seconds", "gauge", "Unix time of the last worker death the logs of each host recorded.")
+	unavailable("coroner_last_worker_death_timestamp_seconds")
+	for _, h := range sortedKeys(lastDeath) {
+		fmt.Fprintf(&b, "coroner_last_worker_death_timestamp_seconds{host=\"%s\"} %d\n", promLabel(h), lastDeath[h].Unix())
+	}
+	io.WriteString(w, b.String())
 	if s.opts.Metrics != nil {
 		s.opts.Metrics(w)
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func orDev(v string) string {
+	if v == "" {
+		return "dev"
+	}
+	return v
 }
 
 // promLabel escapes a label value for the text format, which knows only

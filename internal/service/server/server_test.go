@@ -145,7 +145,7 @@ func TestPagesAndRedaction(t *testing.T) {
 			t.Errorf("static css: %d", code)
 		}
 		_, m := get("/metrics")
-		if !strings.Contains(m, `coroner_crashes_total{fingerprint="fp\"1",signal="SIGSEGV",pool="www\nx"} 1`) {
+		if !strings.Contains(m, `coroner_crashes_total{host="h",fingerprint="fp\"1",rule="",signal="SIGSEGV",pool="www\nx"} 1`) {
 			t.Errorf("metrics escaping:\n%s", m)
 		}
 		_, home := get("/")
@@ -153,6 +153,91 @@ func TestPagesAndRedaction(t *testing.T) {
 			t.Error("dashboard references an external resource")
 		}
 	}
+}
+
+// TestMetricsHosts checks the series a Grafana user builds on: a watcher
+// (MetricsHost set) exports its own host's crashes and deaths only, so that
+// watchers sharing one database do not count each other's; serve exports
+// every host with a host label.
+func TestMetricsHosts(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i, host := range []string{"web1", "web1", "web2"} {
+		c := &store.Crash{Host: host, Time: at.Add(time.Duration(i) * time.Minute), PID: 100 + i, Signal: 11, SignalName: "SIGSEGV",
+			Pool: "www", Fingerprint: "ab12", Rule: "opcache-jit", Title: `JIT "tracing" crash`}
+		if _, err := st.RecordCrash(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		in := &store.Incident{Host: host, Time: c.Time, Kind: "crash", PID: c.PID, Pool: "www", Signal: 11, SignalName: "SIGSEGV",
+			Source: "php-fpm", JSON: "{}"}
+		if err := st.RecordIncident(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A death without a core: counted as a worker death, not as a crash.
+	if err := st.RecordIncident(ctx, &store.Incident{Host: "web1", Time: at.Add(time.Hour), Kind: "killed", PID: 300, Pool: "api",
+		Signal: 9, SignalName: "SIGKILL", Source: "kernel", JSON: "{}"}); err != nil {
+		t.Fatal(err)
+	}
+	scrape := func(opts Options) string {
+		opts.Store = st
+		s, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s)
+		defer ts.Close()
+		code, body := fetch(t, mustRequest(t, ts.URL+"/metrics"))
+		if code != 200 {
+			t.Fatalf("/metrics: %d %s", code, body)
+		}
+		return body
+	}
+	watcher := scrape(Options{MetricsHost: "web1", Version: "1.2.3"})
+	for _, want := range []string{
+		`coroner_build_info{version="1.2.3",goversion="go`,
+		`coroner_crashes_total{host="web1",fingerprint="ab12",rule="opcache-jit",signal="SIGSEGV",pool="www"} 2` + "\n",
+		`coroner_group_info{fingerprint="ab12",title="JIT \"tracing\" crash",rule="opcache-jit"} 1` + "\n",
+		`coroner_last_crash_timestamp_seconds{host="web1"} ` + strconv.FormatInt(at.Add(time.Minute).Unix(), 10) + "\n",
+		`coroner_worker_deaths_total{host="web1",pool="www",signal="SIGSEGV",source="php-fpm"} 2` + "\n",
+		`coroner_worker_deaths_total{host="web1",pool="api",signal="SIGKILL",source="kernel"} 1` + "\n",
+		`coroner_last_worker_death_timestamp_seconds{host="web1"} ` + strconv.FormatInt(at.Add(time.Hour).Unix(), 10) + "\n",
+	} {
+		if !strings.Contains(watcher, want) {
+			t.Errorf("watcher's /metrics lacks %s:\n%s", want, watcher)
+		}
+	}
+	if strings.Contains(watcher, "web2") {
+		t.Errorf("a watcher exports another host's crashes:\n%s", watcher)
+	}
+	all := scrape(Options{})
+	for _, want := range []string{
+		`coroner_build_info{version="dev",`,
+		`coroner_crashes_total{host="web2",fingerprint="ab12",rule="opcache-jit",signal="SIGSEGV",pool="www"} 1` + "\n",
+		`coroner_crashes_total{host="web1",`,
+		`coroner_worker_deaths_total{host="web2",`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("serve's /metrics lacks %s:\n%s", want, all)
+		}
+	}
+	if n := strings.Count(all, "coroner_group_info{"); n != 1 {
+		t.Errorf("%d coroner_group_info series, want 1 (one group on two hosts)", n)
+	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func itoa64(v int64) string { return strconv.FormatInt(v, 10) }

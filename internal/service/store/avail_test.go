@@ -192,7 +192,8 @@ func TestReason(t *testing.T) {
 }
 
 // downgrade turns a database of the current schema back into version 9
-// (before crash and incident identities), as an older coroner left it.
+// (before crash and incident identities and incident sources), as an
+// older coroner left it.
 func downgrade(t *testing.T, driver, dsn string) {
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -201,6 +202,7 @@ func downgrade(t *testing.T, driver, dsn string) {
 	defer db.Close()
 	for _, q := range []string{`DROP INDEX crashes_key`, `DROP INDEX incidents_key`,
 		`ALTER TABLE crashes DROP COLUMN crash_key`, `ALTER TABLE incidents DROP COLUMN incident_key`,
+		`ALTER TABLE incidents DROP COLUMN source`,
 		`UPDATE schema_version SET version = 9`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

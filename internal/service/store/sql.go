@@ -164,6 +164,8 @@ var schema = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS crashes_key ON crashes(crash_key)`,
 	`ALTER TABLE incidents ADD COLUMN incident_key TEXT`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS incidents_key ON incidents(incident_key)`,
+	// The log that recorded a death, a label of coroner_worker_deaths_total.
+	`ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises the
@@ -389,10 +391,10 @@ func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
 	}
 	defer tx.Rollback()
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO incidents
-		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, incident_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_key) DO NOTHING RETURNING id`),
+		(host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, incident_key, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_key) DO NOTHING RETURNING id`),
 		in.Host, unix(in.Time), in.Kind, in.PID, in.Pool, in.Signal, in.SignalName, in.Method, in.URI, in.Status,
-		in.Site, in.Core, in.JSON, in.Key).Scan(&in.ID)
+		in.Site, in.Core, in.JSON, in.Key, in.Source).Scan(&in.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Already recorded (a replay), and its request already linked.
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM incidents WHERE incident_key = ?`), in.Key).Scan(&in.ID); err != nil {
@@ -422,13 +424,13 @@ func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
 	return nil
 }
 
-const incidentCols = `id, host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body`
+const incidentCols = `id, host, t, kind, pid, pool, signal, signal_name, method, uri, status, site, core, body, source`
 
 func scanIncident(sc interface{ Scan(...any) error }) (*Incident, error) {
 	var in Incident
 	var t int64
 	err := sc.Scan(&in.ID, &in.Host, &t, &in.Kind, &in.PID, &in.Pool, &in.Signal, &in.SignalName, &in.Method,
-		&in.URI, &in.Status, &in.Site, &in.Core, &in.JSON)
+		&in.URI, &in.Status, &in.Site, &in.Core, &in.JSON, &in.Source)
 	in.Time = fromUnix(t)
 	return &in, err
 }
@@ -611,6 +613,107 @@ func (s *sqlStore) Crash(ctx context.Context, id int64) (*Crash, error) {
 	return c, nil
 }
 
+// where turns a filter into a WHERE clause on crashes (aliased c) and
+// its arguments.
+func (s *sqlStore) where(f Filter) (string, []any) {
+	var conds []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			conds = append(conds, "c."+col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("fingerprint", f.Fingerprint)
+	eq("host", f.Host)
+	eq("pool", f.Pool)
+	eq("rule", f.Rule)
+	eq("signal_name", f.Signal)
+	contains := "instr(%s, ?) > 0"
+	if s.dialect == dialectPostgres {
+		contains = "strpos(%s, ?) > 0"
+	}
+	if f.URI != "" {
+		conds = append(conds, fmt.Sprintf(contains, "c.uri"))
+		args = append(args, f.URI)
+	}
+	if f.Text != "" {
+		var or []string
+		for _, col := range []string{"c.title", "c.rule", "c.fingerprint", "c.uri"} {
+			or = append(or, fmt.Sprintf(contains, "lower("+col+")"))
+			args = append(args, strings.ToLower(f.Text))
+		}
+		conds = append(conds, "("+strings.Join(or, " OR ")+")")
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "c.t >= ?")
+		args = append(args, f.Since.Unix())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "c.t < ?")
+		args = append(args, f.Until.Unix())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// FindGroups implements Store.
+func (s *sqlStore) FindGroups(ctx context.Context, f Filter) ([]Group, error) {
+	where, args := s.where(f)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT g.fingerprint, g.rule, g.title, g.signal_name, g.frame, g.diagnosis,
+		m.n, m.first, m.last FROM crash_groups g JOIN
+		(SELECT c.fingerprint AS fp, count(*) AS n, min(c.t) AS first, max(c.t) AS last FROM crashes c`+where+`
+		 GROUP BY c.fingerprint) m ON m.fp = g.fingerprint
+		ORDER BY m.last DESC, g.fingerprint`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("find groups: %w", err)
+	}
+	defer rows.Close()
+	var out []Group
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find groups: %w", err)
+		}
+		out = append(out, *g)
+	}
+	return out, rows.Err()
+}
+
+// FindCrashes implements Store.
+func (s *sqlStore) FindCrashes(ctx context.Context, f Filter, limit int) ([]Crash, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := s.where(f)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("c.", crashCols)+` FROM crashes c`+where+`
+		ORDER BY c.t DESC, c.id DESC LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("find crashes: %w", err)
+	}
+	defer rows.Close()
+	var out []Crash
+	for rows.Next() {
+		c, err := scanCrash(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find crashes: %w", err)
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, p := range parts {
+		parts[i] = prefix + p
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Hourly implements Store.
 func (s *sqlStore) Hourly(ctx context.Context, since time.Time) ([]HourCount, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT fingerprint, t / 3600, count(*) FROM crashes WHERE t >= ?
@@ -633,9 +736,10 @@ func (s *sqlStore) Hourly(ctx context.Context, since time.Time) ([]HourCount, er
 }
 
 // CrashCounts implements Store.
-func (s *sqlStore) CrashCounts(ctx context.Context) ([]MetricRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fingerprint, signal_name, pool, count(*) FROM crashes
-		GROUP BY fingerprint, signal_name, pool ORDER BY 1, 2, 3`)
+func (s *sqlStore) CrashCounts(ctx context.Context, host string) ([]MetricRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, fingerprint, rule, max(title), signal_name, pool, count(*), max(t)
+		FROM crashes WHERE ? = '' OR host = ?
+		GROUP BY host, fingerprint, rule, signal_name, pool ORDER BY 1, 2, 3, 5, 6`), host, host)
 	if err != nil {
 		return nil, fmt.Errorf("crash counts: %w", err)
 	}
@@ -643,10 +747,34 @@ func (s *sqlStore) CrashCounts(ctx context.Context) ([]MetricRow, error) {
 	var out []MetricRow
 	for rows.Next() {
 		var m MetricRow
-		if err := rows.Scan(&m.Fingerprint, &m.Signal, &m.Pool, &m.N); err != nil {
+		var last int64
+		if err := rows.Scan(&m.Host, &m.Fingerprint, &m.Rule, &m.Title, &m.Signal, &m.Pool, &m.N, &last); err != nil {
 			return nil, fmt.Errorf("crash counts: %w", err)
 		}
+		m.Last = fromUnix(last)
 		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DeathCounts implements Store.
+func (s *sqlStore) DeathCounts(ctx context.Context, host string) ([]DeathRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, pool, signal_name, source, count(*), max(t)
+		FROM incidents WHERE ? = '' OR host = ?
+		GROUP BY host, pool, signal_name, source ORDER BY 1, 2, 3, 4`), host, host)
+	if err != nil {
+		return nil, fmt.Errorf("worker death counts: %w", err)
+	}
+	defer rows.Close()
+	var out []DeathRow
+	for rows.Next() {
+		var d DeathRow
+		var last int64
+		if err := rows.Scan(&d.Host, &d.Pool, &d.Signal, &d.Source, &d.N, &last); err != nil {
+			return nil, fmt.Errorf("worker death counts: %w", err)
+		}
+		d.Last = fromUnix(last)
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }

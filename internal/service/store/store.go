@@ -87,6 +87,9 @@ type Incident struct {
 	Status     int
 	Site       string
 	Core       string
+	// Source is the log that recorded the death (the incident's anchor:
+	// "php-fpm", "kernel", "systemd-coredump", "apache-error").
+	Source string
 	// JSON is the logs.Incident as JSON.
 	JSON string
 	// Key is the incident's identity (see IncidentKey); RecordIncident
@@ -102,10 +105,35 @@ type HourCount struct {
 	N           int
 }
 
-// MetricRow is a crash count by fingerprint, signal and pool.
+// MetricRow is a crash count by host, fingerprint, rule, signal and pool,
+// with the group's title and the time of the last of those crashes.
 type MetricRow struct {
-	Fingerprint, Signal, Pool string
-	N                         int
+	Host, Fingerprint, Rule, Title, Signal, Pool string
+	N                                            int
+	Last                                         time.Time
+}
+
+// DeathRow is a count of worker deaths the logs recorded, by host, pool,
+// signal and log source, with the time of the last one.
+type DeathRow struct {
+	Host, Pool, Signal, Source string
+	N                          int
+	Last                       time.Time
+}
+
+// Filter selects crashes; its zero value selects every crash. Groups
+// found with a filter count only the crashes it selects.
+type Filter struct {
+	// Fingerprint, Host, Pool, Rule and Signal (a name: "SIGSEGV") must
+	// match exactly when set.
+	Fingerprint, Host, Pool, Rule, Signal string
+	// URI must be contained in the crash's request URI.
+	URI string
+	// Text must be contained (case-insensitively) in the title, rule,
+	// fingerprint or URI.
+	Text string
+	// Since and Until bound the crash time (Until excluded).
+	Since, Until time.Time
 }
 
 // Store is coroner's persistence.
@@ -138,8 +166,17 @@ type Store interface {
 	Incidents(ctx context.Context, limit int) ([]Incident, error)
 	// Hourly counts crashes per hour per group since t.
 	Hourly(ctx context.Context, since time.Time) ([]HourCount, error)
-	// CrashCounts counts all crashes by fingerprint, signal and pool.
-	CrashCounts(ctx context.Context) ([]MetricRow, error)
+	// CrashCounts counts the crashes of host ("" = every host) by host,
+	// fingerprint, rule, signal and pool.
+	CrashCounts(ctx context.Context, host string) ([]MetricRow, error)
+	// DeathCounts counts the log incidents (worker deaths) of host ("" =
+	// every host) by host, pool, signal and source.
+	DeathCounts(ctx context.Context, host string) ([]DeathRow, error)
+	// FindGroups lists the groups of the crashes f selects, most recently
+	// seen first, with their count, first and last seen among those.
+	FindGroups(ctx context.Context, f Filter) ([]Group, error)
+	// FindCrashes lists the crashes f selects, newest first, at most limit.
+	FindCrashes(ctx context.Context, f Filter, limit int) ([]Crash, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close closes the database.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,9 +146,11 @@ func exercise(t *testing.T, dsn string) {
 	if len(hs) != 4 || hs[0].Hour != base.Add(-time.Hour).Truncate(time.Hour) || hs[0].N != 1 {
 		t.Errorf("hourly = %+v", hs)
 	}
-	mc, err := s.CrashCounts(ctx)
-	if err != nil || len(mc) != 2 || mc[0] != (store.MetricRow{Fingerprint: "aaaa", Signal: "SIGSEGV", Pool: "www", N: 3}) {
-		t.Errorf("crash counts = %+v %v", mc, err)
+	mc, err := s.CrashCounts(ctx, "web1")
+	want := store.MetricRow{Host: "web1", Fingerprint: "aaaa", Rule: "rule-aaaa", Title: "Title aaaa", Signal: "SIGSEGV",
+		Pool: "www", N: 3, Last: base.Add(2 * time.Hour)}
+	if err != nil || len(mc) != 2 || mc[0] != want {
+		t.Errorf("crash counts = %+v %v, want first %+v", mc, err, want)
 	}
 
 	// A log incident for a crash recorded without a URI fills it in.
@@ -181,6 +185,73 @@ func exercise(t *testing.T, dsn string) {
 	ins, err := s.Incidents(ctx, 10)
 	if err != nil || len(ins) != 1 {
 		t.Errorf("incidents = %+v %v", ins, err)
+	}
+
+	// Counts for /metrics: one host's, or every host's.
+	in2 := &store.Incident{Host: "web1", Time: base.Add(time.Minute), Kind: "crash", PID: 556, Pool: "www",
+		Signal: 11, SignalName: "SIGSEGV", Source: "kernel", JSON: `{"pid":556}`}
+	if err := s.RecordIncident(ctx, in2); err != nil {
+		t.Fatal(err)
+	}
+	if in2.Source != "kernel" {
+		t.Errorf("source lost: %+v", in2)
+	}
+	ds, err := s.DeathCounts(ctx, "web1")
+	wantD := store.DeathRow{Host: "web1", Pool: "www", Signal: "SIGSEGV", Source: "kernel", N: 1, Last: base.Add(time.Minute)}
+	if err != nil || len(ds) != 1 || ds[0] != wantD {
+		t.Errorf("death counts of web1 = %+v %v, want %+v", ds, err, wantD)
+	}
+	if ds, err := s.DeathCounts(ctx, ""); err != nil || len(ds) != 2 || ds[1].Host != "web2" || ds[1].Source != "" {
+		t.Errorf("death counts of every host = %+v %v", ds, err)
+	}
+	if mc, err := s.CrashCounts(ctx, ""); err != nil || len(mc) != 3 || mc[2].Host != "web2" || mc[2].N != 2 {
+		t.Errorf("crash counts of every host = %+v %v", mc, err)
+	}
+	if mc, err := s.CrashCounts(ctx, "nowhere"); err != nil || len(mc) != 0 {
+		t.Errorf("crash counts of an unknown host = %+v %v", mc, err)
+	}
+
+	// Filters: groups count only the crashes selected.
+	fps := func(f store.Filter) string {
+		t.Helper()
+		gs, err := s.FindGroups(ctx, f)
+		if err != nil {
+			t.Fatalf("FindGroups(%+v): %v", f, err)
+		}
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.Fingerprint+":"+strconv.Itoa(g.Count))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		f    store.Filter
+		want string
+	}{
+		{store.Filter{}, "aaaa:3 bbbb:1 cccc:2"},
+		{store.Filter{URI: "/b"}, "aaaa:1"},
+		{store.Filter{Host: "web2"}, "cccc:2"},
+		{store.Filter{Pool: "www", Signal: "SIGSEGV"}, "aaaa:3 bbbb:1"},
+		{store.Filter{Rule: "rule-bbbb"}, "bbbb:1"},
+		{store.Filter{Text: "TITLE BBBB"}, "bbbb:1"},
+		{store.Filter{Text: "from-LOG"}, "cccc:2"},
+		{store.Filter{Since: base, Until: base.Add(90 * time.Minute)}, "bbbb:1 cccc:2 aaaa:1"},
+		{store.Filter{Text: "'; DROP TABLE crashes; --"}, ""},
+	} {
+		if got := fps(c.f); got != c.want {
+			t.Errorf("FindGroups(%+v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+	gs, _ = s.FindGroups(ctx, store.Filter{URI: "/b"})
+	if len(gs) != 1 || !gs[0].FirstSeen.Equal(base.Add(2*time.Hour)) || !gs[0].LastSeen.Equal(base.Add(2*time.Hour)) || gs[0].Title != "Title aaaa" {
+		t.Errorf("filtered group = %+v", gs)
+	}
+	fc, err := s.FindCrashes(ctx, store.Filter{Fingerprint: "aaaa", URI: "/a"}, 10)
+	if err != nil || len(fc) != 2 || fc[0].PID != 100 || fc[1].PID != 103 || fc[0].Report != nil {
+		t.Errorf("FindCrashes = %+v %v", fc, err)
+	}
+	if fc, _ := s.FindCrashes(ctx, store.Filter{}, 2); len(fc) != 2 {
+		t.Errorf("FindCrashes limit: %d", len(fc))
 	}
 }
 

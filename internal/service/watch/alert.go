@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"strconv"
 	"syscall"
 	"time"
@@ -133,7 +134,7 @@ func (w *Watcher) alerter(ctx context.Context) {
 				}
 			}
 			if w.cfg.OnNewGroup != "" {
-				if err := runHook(ctx, w.cfg.OnNewGroup, a); err != nil {
+				if err := runHook(ctx, w.cfg.OnNewGroup, w.cfg.HookUser, a); err != nil {
 					w.Metrics.alertsFailed.Add(1)
 					w.log.Printf("watch: --on-new-group: %v", err)
 				}
@@ -167,12 +168,53 @@ func postWebhook(ctx context.Context, client *http.Client, target string, a Aler
 	return nil
 }
 
-func runHook(ctx context.Context, command string, a Alert) error {
+// hookUser is who a hook runs as.
+type hookUser struct {
+	cred *syscall.Credential // nil: as the watcher
+	home string
+	name string
+}
+
+// hookCredential resolves the user hooks run as: nil credential when the
+// watcher is not root (it cannot change user) or the user is root.
+func hookCredential(name string) (hookUser, error) {
+	if os.Geteuid() != 0 || name == "" || name == "root" {
+		return hookUser{}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return hookUser{}, fmt.Errorf("hook user %q: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return hookUser{}, fmt.Errorf("hook user %q: uid %q gid %q are not numbers", name, u.Uid, u.Gid)
+	}
+	if uid == 0 {
+		return hookUser{}, nil
+	}
+	return hookUser{cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, home: u.HomeDir, name: u.Username}, nil
+}
+
+// runHook runs command with sh -c, the alert as JSON on stdin and in
+// CORONER_* variables, as userName (see Config.HookUser), for 30s at most.
+func runHook(ctx context.Context, command, userName string, a Alert) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	hu, err := hookCredential(userName)
+	if err != nil {
+		return err
+	}
 	body, _ := json.Marshal(a)
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = os.Environ()
+	if hu.cred != nil {
+		// Root's environment names root's files; the hook gets its own.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: hu.cred}
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + hu.home, "USER=" + hu.name, "LOGNAME=" + hu.name, "LANG=C.UTF-8"}
+	}
+	cmd.Env = append(cmd.Env,
 		"CORONER_EVENT="+a.Event, "CORONER_HOST="+a.Host, "CORONER_FINGERPRINT="+a.Fingerprint,
 		"CORONER_RULE="+a.Rule, "CORONER_TITLE="+a.Title, "CORONER_SIGNAL="+a.Signal,
 		"CORONER_PID="+strconv.Itoa(a.PID), "CORONER_URI="+a.URI, "CORONER_CORE="+a.Core,

@@ -4,10 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
 func TestValidateWebhook(t *testing.T) {
@@ -73,4 +78,46 @@ func TestWebhookBounds(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "link-local") {
 		t.Fatalf("%v", err)
 	}
+}
+
+// TestHookUser: as root, --on-new-group runs as the hook user (nobody by
+// default) with no supplementary groups and that user's environment, not
+// root's; "root" keeps root.
+func TestHookUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: hooks run as the watcher's own user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	// The hook fails on purpose: its output is then in the error.
+	script := `echo "uid=$(id -u) groups=$(id -G) home=$HOME fp=$CORONER_FINGERPRINT sudo=${SUDO_USER-none}"; exit 3`
+	t.Setenv("SUDO_USER", "admin") // root's environment does not reach the hook
+	w, err := New(Config{Store: openTestStore(t), OnNewGroup: script})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runHook(context.Background(), script, w.cfg.HookUser, Alert{Fingerprint: "ab12"})
+	want := "uid=" + nobody.Uid + " groups=" + nobody.Gid + " home=" + nobody.HomeDir + " fp=ab12 sudo=none"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("hook as %q: %v, want output %q", w.cfg.HookUser, err, want)
+	}
+	err = runHook(context.Background(), script, "root", Alert{Fingerprint: "ab12"})
+	if err == nil || !strings.Contains(err.Error(), "uid=0 ") || !strings.Contains(err.Error(), "sudo=admin") {
+		t.Errorf("hook as root: %v", err)
+	}
+	if _, err := New(Config{Store: openTestStore(t), OnNewGroup: "true", HookUser: "no-such-user-here"}); err == nil {
+		t.Error("an unknown hook user is accepted")
+	}
+}
+
+func openTestStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -98,6 +98,7 @@ type incidentRecord struct {
 	Status     int       `json:"status,omitempty"`
 	Site       string    `json:"site,omitempty"`
 	Core       string    `json:"core,omitempty"`
+	Source     string    `json:"source,omitempty"`
 	JSON       string    `json:"json"`
 }
 
@@ -116,13 +117,13 @@ func (r crashRecord) crash() *store.Crash {
 func toIncidentRecord(in *store.Incident) incidentRecord {
 	return incidentRecord{Key: in.Key, Host: in.Host, Time: in.Time, Kind: in.Kind, PID: in.PID, Pool: in.Pool,
 		Signal: in.Signal, SignalName: in.SignalName, Method: in.Method, URI: in.URI, Status: in.Status, Site: in.Site,
-		Core: in.Core, JSON: in.JSON}
+		Core: in.Core, Source: in.Source, JSON: in.JSON}
 }
 
 func (r incidentRecord) incident() *store.Incident {
 	return &store.Incident{Key: r.Key, Host: r.Host, Time: r.Time, Kind: r.Kind, PID: r.PID, Pool: r.Pool,
 		Signal: r.Signal, SignalName: r.SignalName, Method: r.Method, URI: r.URI, Status: r.Status, Site: r.Site,
-		Core: r.Core, JSON: r.JSON}
+		Core: r.Core, Source: r.Source, JSON: r.JSON}
 }
 
 // decodeRecord decodes a spooled record into a crash or an incident.

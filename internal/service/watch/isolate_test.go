@@ -94,7 +94,9 @@ func TestIsolatedWatcherUnderMemoryLimit(t *testing.T) {
 		"--no-logs", "--discover=false", "--poll", "200ms", "--nice", "-1"}
 	wrapper := []string{"prlimit", "--as=" + strconv.FormatInt(limit, 10)}
 	p := startWatchUnder(t, wrapper, bin, args...)
-	p.waitLine("quarantined " + hostilePath)
+	if l := p.waitLine("core=" + hostilePath + " failures=2"); !strings.Contains(l, "event=core-quarantined") || !strings.Contains(l, `msg="core quarantined`) {
+		t.Errorf("quarantine log line: %s", l)
+	}
 	for deadline := time.Now().Add(2 * time.Minute); p.metric("coroner_recorded_crashes_total") < 1; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the valid core was not recorded")
@@ -129,7 +131,9 @@ func TestIsolatedWatcherUnderMemoryLimit(t *testing.T) {
 	<-p.done
 
 	p = startWatchUnder(t, wrapper, bin, args...)
-	p.waitLine(hostilePath + " stays quarantined")
+	if l := p.waitLine(`msg="core stays quarantined"`); !strings.Contains(l, "core="+hostilePath) {
+		t.Errorf("quarantine log line after a restart: %s", l)
+	}
 	time.Sleep(3 * time.Second) // several polls and the settle time
 	if n := p.metric("coroner_analysis_process_failures_total"); n != 0 {
 		t.Errorf("the quarantined core was analysed again after a restart (%d failures)", n)

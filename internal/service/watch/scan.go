@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -50,6 +51,19 @@ func (w *Watcher) scanLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// isApportReport reports whether the file starts like an Apport report
+// (its CoreDump field embeds the core; the analysis extracts it).
+func isApportReport(path string) bool {
+	f, err := regular.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [12]byte
+	_, err = io.ReadFull(f, h[:])
+	return err == nil && string(h[:]) == "ProblemType:"
 }
 
 // isCore reports whether the file starts like an ELF core (ET_CORE) or is a
@@ -127,7 +141,7 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		w.seen[path] = fileState{size: size, mtime: mtime, done: true}
 		w.mu.Unlock()
 	}
-	if !isCore(path) {
+	if !isCore(path) && !isApportReport(path) {
 		markDone()
 		return
 	}
@@ -185,14 +199,16 @@ func (w *Watcher) managed(path string) bool {
 	return false
 }
 
-// scanDiscovered queues plain cores found by cores.Discover outside the
-// managed directories.
+// scanDiscovered queues the cores found by cores.Discover outside the
+// managed directories: plain, compressed, or in an Apport .crash report
+// (the analysis resolves each as `coroner analyze` does).
 func (w *Watcher) scanDiscovered(ctx context.Context) {
-	entries, _ := coredumps.Discover(coredumps.DiscoverOptions{NoJournal: true, Quick: true})
+	opts := w.cfg.Stores
+	opts.NoJournal, opts.Quick = true, true
+	entries, _ := coredumps.Discover(opts)
 	now := time.Now()
 	for _, e := range entries {
-		// .crash reports embed their core in base64: left to `coroner analyze`.
-		if e.Path == "" || strings.HasSuffix(e.Path, ".crash") || w.managed(e.Path) {
+		if e.Path == "" || w.managed(e.Path) {
 			continue
 		}
 		fi, err := os.Stat(e.Path)
@@ -236,14 +252,22 @@ func (w *Watcher) retain(files []coreFile, now time.Time) {
 		if busy || (!st.done && !overBytes && !tooOld) {
 			continue
 		}
+		if err := os.Remove(f.path); err != nil {
+			w.event(slog.LevelError, "retention: cannot delete core", EventCoreDeleted, slog.String("core", f.path), slog.String("error", err.Error()))
+			continue
+		}
 		if !st.done {
 			w.Metrics.deletedUnanalysed.Add(1)
 		}
-		if err := os.Remove(f.path); err != nil {
-			w.log.Printf("watch: retention: %v", err)
-			continue
+		reason := "keep-cores"
+		switch {
+		case tooOld:
+			reason = "max-core-age"
+		case overBytes:
+			reason = "max-core-bytes"
 		}
-		w.log.Printf("watch: retention: deleted %s (%d bytes)", f.path, f.size)
+		w.event(slog.LevelInfo, "retention: core deleted", EventCoreDeleted, slog.String("core", f.path), slog.Int64("bytes", f.size),
+			slog.String("reason", reason), slog.Bool("analysed", st.done))
 		w.Metrics.deleted.Add(1)
 		n--
 		total -= f.size

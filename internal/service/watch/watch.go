@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,8 +48,14 @@ type Config struct {
 	// them are analysed and retention may delete cores there (and only there).
 	CoreDirs []string
 	// Discover also analyses cores that cores.Discover finds on the host
-	// (core_pattern, systemd-coredump, Apport, ABRT); those are never deleted.
+	// (core_pattern, systemd-coredump, Apport, ABRT): plain, compressed
+	// (systemd-coredump's .zst) or embedded in an Apport .crash report;
+	// those are never deleted.
 	Discover bool
+	// Stores overrides where discovery looks (SystemdDir, ApportCrashDir,
+	// ApportCoreDir, ABRTDirs, Sources; tests); the zero value is the
+	// host's usual places.
+	Stores coredumps.DiscoverOptions
 	// DiscoverEvery is how often discovery runs (default 30s).
 	DiscoverEvery time.Duration
 	// Logs are followed for incidents; empty disables log following.
@@ -79,6 +86,12 @@ type Config struct {
 	// OnNewGroup is run with sh -c for every new crash group, with the group
 	// in CORONER_* environment variables.
 	OnNewGroup string
+	// HookUser is the user OnNewGroup runs as when the watcher runs as
+	// root (default "nobody"; "root" keeps root): with that user's uid,
+	// primary group and no supplementary groups, its home as HOME and "/"
+	// as working directory. A watcher that is not root runs the hook as
+	// itself.
+	HookUser string
 	// Analyze are the analysis options (ShowSecrets etc.).
 	Analyze analyze.Options
 	// Isolate, when set, analyses each core in a child process with its
@@ -93,6 +106,11 @@ type Config struct {
 	Nice int
 	// Logger receives operational messages (default: standard logger).
 	Logger *log.Logger
+	// Events receives the structured log: one line per analysis, new
+	// group, failure, quarantine, retention deletion and worker death,
+	// each with an "event" attribute (EventCrashRecorded...). Default:
+	// key=value text through Logger.
+	Events *slog.Logger
 }
 
 // Watcher runs the watch loop. Create it with New, run it with Run.
@@ -102,6 +120,7 @@ type Watcher struct {
 	queue   chan job
 	Metrics *Metrics
 	log     *log.Logger
+	ev      *slog.Logger
 	db      *durable
 	quar    *quarantine
 
@@ -150,6 +169,14 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
 	}
+	if cfg.OnNewGroup != "" {
+		if cfg.HookUser == "" {
+			cfg.HookUser = "nobody"
+		}
+		if _, err := hookCredential(cfg.HookUser); err != nil {
+			return nil, fmt.Errorf("watch: --hook-user: %w", err)
+		}
+	}
 	if cfg.Webhook != "" {
 		if _, err := ValidateWebhook(cfg.Webhook); err != nil {
 			return nil, fmt.Errorf("watch: %w", err)
@@ -173,9 +200,13 @@ func New(cfg Config) (*Watcher, error) {
 		queue:    make(chan job, cfg.Queue),
 		Metrics:  newMetrics(),
 		log:      cfg.Logger,
+		ev:       cfg.Events,
 		inflight: map[string]bool{},
 		seen:     map[string]fileState{},
 		alerts:   make(chan Alert, 16),
+	}
+	if w.ev == nil {
+		w.ev = textLogger(cfg.Logger)
 	}
 	var sp *spool.Spool
 	var err error
@@ -186,7 +217,8 @@ func New(cfg Config) (*Watcher, error) {
 		q := w.quar
 		w.Metrics.quarantined = func() int { return len(q.list()) }
 		for _, e := range q.list() {
-			w.log.Printf("watch: %s stays quarantined (%d failed analyses: %s)", e.Path, e.Failures, e.Reason)
+			w.event(slog.LevelWarn, "core stays quarantined", EventQuarantined, slog.String("core", e.Path),
+				slog.Int("failures", e.Failures), slog.String("reason", e.Reason))
 		}
 	}
 	if cfg.SpoolDir != "" {
@@ -207,6 +239,7 @@ func New(cfg Config) (*Watcher, error) {
 	w.db.onReplay = func(c *store.Crash, newGroup bool) {
 		if newGroup {
 			w.Metrics.groups.Add(1)
+			w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
 			w.enqueueAlert(c)
 		}
 	}
@@ -217,6 +250,9 @@ func New(cfg Config) (*Watcher, error) {
 // Health reports the database as the watcher sees it (pinging it when it
 // is believed up) and what waits in the spool.
 func (w *Watcher) Health(ctx context.Context) DBHealth { return w.db.health(ctx) }
+
+// Host is the host name recorded with this watcher's crashes.
+func (w *Watcher) Host() string { return w.cfg.Host }
 
 // Run watches until ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -294,7 +330,8 @@ func (w *Watcher) worker(ctx context.Context) {
 			w.mu.Unlock()
 			if err != nil && !errors.Is(err, errSpoolFull) {
 				w.Metrics.failures.Add(1)
-				w.log.Printf("watch: %v", err)
+				w.event(slog.LevelError, "analysis failed", EventAnalysisFailed, slog.String("core", j.path),
+					slog.Bool("retry", errors.Is(err, errRetry)), slog.String("error", err.Error()))
 			}
 		}
 	}
@@ -328,6 +365,8 @@ func (w *Watcher) analyse(ctx context.Context, j job) error {
 	if !w.cfg.AllProcesses && !diagnose.IsPHPProcess(rep) {
 		// Not a PHP process: counted, not recorded (remembered as done).
 		w.Metrics.others.Add(1)
+		w.event(slog.LevelInfo, "core skipped: not a PHP process", EventCoreSkipped, slog.String("core", j.path),
+			slog.Int("pid", rep.Process.PID), slog.String("signal", rep.Signal.Name))
 		w.mu.Lock()
 		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
 		w.mu.Unlock()
@@ -357,7 +396,8 @@ func (w *Watcher) analyseApart(ctx context.Context, j job) error {
 		w.Metrics.childFailures.Add(1)
 		e := w.quar.fail(j.path, j.size, j.mtime, err.Error())
 		if e.Quarantined {
-			w.log.Printf("watch: quarantined %s: its analysis failed %d times (%v); it is not analysed again while it is unchanged", j.path, e.Failures, err)
+			w.event(slog.LevelWarn, "core quarantined: it is not analysed again while it is unchanged", EventQuarantined,
+				slog.String("core", j.path), slog.Int("failures", e.Failures), slog.String("reason", err.Error()))
 			return nil
 		}
 		return fmt.Errorf("analyse %s (failure %d of %d before quarantine): %w: %w", j.path, e.Failures, w.cfg.Isolate.MaxFailures, err, errRetry)
@@ -462,8 +502,11 @@ func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incid
 		return nil, err
 	}
 	w.Metrics.recorded.Add(1)
+	attrs := append(crashAttrs(c), slog.Bool("new_group", isNew), slog.Float64("analysis_ms", float64(int64(ms*10))/10))
+	w.event(slog.LevelInfo, "crash recorded", EventCrashRecorded, attrs...)
 	if isNew {
 		w.Metrics.groups.Add(1)
+		w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
 		w.enqueueAlert(c)
 	}
 	return c, nil
@@ -483,10 +526,24 @@ func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error 
 		SignalName: inc.SignalName, Method: inc.Method, URI: inc.URI, Status: inc.Status, Site: inc.Site,
 		Core: inc.Core, JSON: string(body),
 	}
+	if len(inc.Links) > 0 {
+		in.Source = string(inc.Links[0].Source) // the anchor: the record of the death
+	}
 	if err := w.cfg.Store.RecordIncident(ctx, in); err != nil {
 		return err
 	}
 	w.Metrics.incidents.Add(1)
+	attrs := []slog.Attr{slog.String("kind", in.Kind), slog.Int("pid", in.PID), slog.String("signal", in.SignalName), slog.String("source", in.Source)}
+	if in.Pool != "" {
+		attrs = append(attrs, slog.String("pool", in.Pool))
+	}
+	if in.URI != "" {
+		attrs = append(attrs, slog.String("uri", in.URI))
+	}
+	if in.Core != "" {
+		attrs = append(attrs, slog.String("core", in.Core))
+	}
+	w.event(slog.LevelInfo, "worker died", EventWorkerDeath, attrs...)
 	return nil
 }
 

@@ -1,0 +1,300 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/service/store"
+)
+
+// APIVersion is the version of the JSON API under /api/v1/: fields are
+// only added within a version.
+const APIVersion = 1
+
+// maxAPICrashes bounds the crashes of one API answer (?limit=).
+const maxAPICrashes = 1000
+
+// APIGroup is a crash group as the API shows it.
+type APIGroup struct {
+	Fingerprint string `json:"fingerprint"`
+	// Title and Rule are the best diagnosis ("" when no rule matched).
+	Title string `json:"title"`
+	Rule  string `json:"rule"`
+	// Signal is the signal name of the group's first crash.
+	Signal string `json:"signal"`
+	// Count, FirstSeen and LastSeen are over the crashes the filter selects.
+	Count     int       `json:"count"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Site is the crash site (first frames).
+	Site      string           `json:"site,omitempty"`
+	Diagnosis *crash.Diagnosis `json:"diagnosis,omitempty"`
+	// URIs and Hosts (single group only), most frequent first.
+	URIs  []APICount `json:"uris,omitempty"`
+	Hosts []APICount `json:"hosts,omitempty"`
+	// Page is the dashboard page of the group.
+	Page string `json:"page"`
+}
+
+// APICount is a value and how often it occurs.
+type APICount struct {
+	Value string `json:"value"`
+	N     int    `json:"n"`
+}
+
+// APICrash is one crash as the API shows it.
+type APICrash struct {
+	ID          int64     `json:"id"`
+	Host        string    `json:"host"`
+	Time        time.Time `json:"time"`
+	PID         int       `json:"pid"`
+	Signal      string    `json:"signal"`
+	Pool        string    `json:"pool,omitempty"`
+	Method      string    `json:"method,omitempty"`
+	URI         string    `json:"uri,omitempty"`
+	Fingerprint string    `json:"fingerprint"`
+	Rule        string    `json:"rule,omitempty"`
+	Title       string    `json:"title,omitempty"`
+	Core        string    `json:"core,omitempty"`
+	CoreSize    int64     `json:"core_size,omitempty"`
+	AnalysisMS  float64   `json:"analysis_ms"`
+	Page        string    `json:"page"`
+	// Report is the full analysis (single crash only; redacted unless
+	// --show-secrets).
+	Report *crash.Report `json:"report,omitempty"`
+}
+
+// apiFilter is the filter of a request, as the API echoes it.
+type apiFilter struct {
+	Group  string     `json:"group,omitempty"`
+	Host   string     `json:"host,omitempty"`
+	Pool   string     `json:"pool,omitempty"`
+	Rule   string     `json:"rule,omitempty"`
+	Signal string     `json:"signal,omitempty"`
+	URI    string     `json:"uri,omitempty"`
+	Q      string     `json:"q,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+	Until  *time.Time `json:"until,omitempty"`
+}
+
+// filterParams are the query parameters of a filter, in the order the
+// pages show them.
+var filterParams = []string{"q", "host", "pool", "uri", "rule", "signal", "since", "until"}
+
+// parseFilter reads a filter from query parameters: group, host, pool,
+// rule, signal (exact), uri (contained), q (text in title, rule,
+// fingerprint or URI), since and until (RFC 3339, a date, or a duration
+// before now: "24h", "7d").
+func parseFilter(q url.Values, now time.Time) (store.Filter, apiFilter, error) {
+	f := store.Filter{Fingerprint: q.Get("group"), Host: q.Get("host"), Pool: q.Get("pool"), Rule: q.Get("rule"),
+		Signal: strings.ToUpper(q.Get("signal")), URI: q.Get("uri"), Text: q.Get("q")}
+	if f.Signal != "" && !strings.HasPrefix(f.Signal, "SIG") {
+		f.Signal = "SIG" + f.Signal
+	}
+	var err error
+	if f.Since, err = parseWhen(q.Get("since"), now); err != nil {
+		return f, apiFilter{}, fmt.Errorf("since: %w", err)
+	}
+	if f.Until, err = parseWhen(q.Get("until"), now); err != nil {
+		return f, apiFilter{}, fmt.Errorf("until: %w", err)
+	}
+	echo := apiFilter{Group: f.Fingerprint, Host: f.Host, Pool: f.Pool, Rule: f.Rule, Signal: f.Signal, URI: f.URI, Q: f.Text}
+	if !f.Since.IsZero() {
+		echo.Since = &f.Since
+	}
+	if !f.Until.IsZero() {
+		echo.Until = &f.Until
+	}
+	return f, echo, nil
+}
+
+// parseWhen parses a time: RFC 3339, a date (UTC), or a duration before
+// now ("90m", "24h", "7d").
+func parseWhen(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		return t, nil
+	}
+	if d, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n < 100000 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour).UTC(), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (2026-12-06T10:00:00Z, 2026-12-06, 24h, 7d)", v)
+}
+
+func apiGroupOf(g *store.Group) APIGroup {
+	out := APIGroup{Fingerprint: g.Fingerprint, Title: g.Title, Rule: g.Rule, Signal: g.SignalName, Count: g.Count,
+		FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, Site: g.Frame, Diagnosis: g.Diagnosis,
+		Page: "/group/" + url.PathEscape(g.Fingerprint)}
+	for _, c := range g.URIs {
+		out.URIs = append(out.URIs, APICount{c.Value, c.N})
+	}
+	for _, c := range g.Hosts {
+		out.Hosts = append(out.Hosts, APICount{c.Value, c.N})
+	}
+	return out
+}
+
+func apiCrashOf(c *store.Crash) APICrash {
+	return APICrash{ID: c.ID, Host: c.Host, Time: c.Time, PID: c.PID, Signal: c.SignalName, Pool: c.Pool, Method: c.Method,
+		URI: c.URI, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title, Core: c.CorePath, CoreSize: c.CoreSize,
+		AnalysisMS: c.AnalysisMS, Page: "/crash/" + strconv.FormatInt(c.ID, 10), Report: c.Report}
+}
+
+// writeJSON writes v as the answer.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	enc.Encode(v)
+}
+
+// apiFail answers an error as JSON, with the status fail would give.
+func apiFail(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		status = http.StatusNotFound
+	case store.Unavailable(err):
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"api_version": APIVersion, "error": err.Error()})
+}
+
+// findGroups runs the filter of a request: the groups it selects
+// (redacted unless ShowSecrets). The groups page and /api/v1/groups use it.
+func (s *Server) findGroups(r *http.Request) ([]store.Group, apiFilter, store.Filter, error) {
+	f, echo, err := parseFilter(r.URL.Query(), s.opts.Now())
+	if err != nil {
+		return nil, echo, f, &badRequest{err}
+	}
+	gs, err := s.opts.Store.FindGroups(r.Context(), f)
+	if err != nil {
+		return nil, echo, f, err
+	}
+	if !s.opts.ShowSecrets {
+		gs = redact.Value(gs)
+	}
+	return gs, echo, f, nil
+}
+
+// badRequest is an error in the request's parameters.
+type badRequest struct{ err error }
+
+func (b *badRequest) Error() string { return b.err.Error() }
+
+// apiGroups answers GET /api/v1/groups?FILTER.
+func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
+	gs, echo, _, err := s.findGroups(r)
+	if s.apiError(w, err) {
+		return
+	}
+	out := make([]APIGroup, 0, len(gs))
+	total := 0
+	for i := range gs {
+		out = append(out, apiGroupOf(&gs[i]))
+		total += gs[i].Count
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "filter": echo, "crashes": total, "groups": out})
+}
+
+// apiGroup answers GET /api/v1/groups/{fp}?FILTER: the group and its
+// crashes that the filter selects.
+func (s *Server) apiGroup(w http.ResponseWriter, r *http.Request) {
+	fp := r.PathValue("fp")
+	g, err := s.opts.Store.Group(r.Context(), fp)
+	if s.apiError(w, err) {
+		return
+	}
+	q := r.URL.Query()
+	q.Set("group", fp)
+	r.URL.RawQuery = q.Encode()
+	s.apiCrashList(w, r, g)
+}
+
+// apiCrashes answers GET /api/v1/crashes?FILTER&limit=N.
+func (s *Server) apiCrashes(w http.ResponseWriter, r *http.Request) { s.apiCrashList(w, r, nil) }
+
+func (s *Server) apiCrashList(w http.ResponseWriter, r *http.Request, g *store.Group) {
+	f, echo, err := parseFilter(r.URL.Query(), s.opts.Now())
+	if err != nil {
+		s.apiError(w, &badRequest{err})
+		return
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxAPICrashes {
+			s.apiError(w, &badRequest{fmt.Errorf("limit %q: want 1 to %d", v, maxAPICrashes)})
+			return
+		}
+	}
+	cs, err := s.opts.Store.FindCrashes(r.Context(), f, limit)
+	if s.apiError(w, err) {
+		return
+	}
+	if !s.opts.ShowSecrets {
+		cs = redact.Value(cs)
+	}
+	out := make([]APICrash, 0, len(cs))
+	for i := range cs {
+		out = append(out, apiCrashOf(&cs[i]))
+	}
+	body := map[string]any{"api_version": APIVersion, "filter": echo, "crashes": out}
+	if g != nil {
+		if !s.opts.ShowSecrets {
+			g = redact.Value(g)
+		}
+		body["group"] = apiGroupOf(g)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// apiCrash answers GET /api/v1/crashes/{id}: the crash with its report.
+func (s *Server) apiCrash(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.apiError(w, &badRequest{fmt.Errorf("crash id %q: not a number", r.PathValue("id"))})
+		return
+	}
+	c, err := s.opts.Store.Crash(r.Context(), id)
+	if s.apiError(w, err) {
+		return
+	}
+	if !s.opts.ShowSecrets {
+		c = redact.Value(c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "crash": apiCrashOf(c)})
+}
+
+// apiError answers err (when not nil) and reports whether it did.
+func (s *Server) apiError(w http.ResponseWriter, err error) bool {
+	if err == nil {
+		return false
+	}
+	var bad *badRequest
+	if errors.As(err, &bad) {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"api_version": APIVersion, "error": err.Error()})
+		return true
+	}
+	apiFail(w, err)
+	return true
+}
