@@ -105,6 +105,11 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 	if th != nil {
 		f.frames = th.Frames
 		f.cycles = th.Cycles
+		if rr := r.Reraise; rr != nil && rr.Frame > 0 && rr.Frame < len(th.Frames) {
+			// the frames of a handler that re-raised the signal are not the crash's
+			f.frames = th.Frames[rr.Frame:]
+			f.cycles = nil
+		}
 		if len(f.cycles) == 0 {
 			f.cycles = detectCycles(nativeNames(f.frames), 3)
 		}
@@ -164,6 +169,11 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 	case sig != signals.SIGSEGV:
 		return ""
 	case s.Code == signals.SI_KERNEL: // general protection, e.g. a non-canonical address
+		if deepStack(r) {
+			// or no room left for the frame of a SIGSEGV handler: the
+			// kernel then reports SI_KERNEL without an address
+			return crash.FaultStackOverflow
+		}
 		return crash.FaultNonCanonical
 	}
 	switch {
@@ -173,6 +183,16 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 		return crash.FaultStackOverflow
 	}
 	return crash.FaultBadPointer
+}
+
+// deepStack reports whether the crashed thread's stack is deep enough
+// (1,000 native frames, or a PHP recursion) for a fault without an address
+// to be taken for a stack overflow rather than a general protection fault.
+func deepStack(r *crash.Report) bool {
+	if th := r.CrashedThread(); th != nil && len(th.Frames) >= 1000 {
+		return true
+	}
+	return r.PHP != nil && (r.PHP.Recursion != nil || len(r.PHP.Frames) >= 1000)
 }
 
 // nearStackPointer reports whether a SIGSEGV for an unmapped address hit

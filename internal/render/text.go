@@ -80,6 +80,9 @@ func (t *textWriter) header(r *crash.Report) {
 	if r.Fingerprint != "" {
 		t.p("  signature: %s", r.Fingerprint)
 	}
+	if rr := r.Reraise; rr != nil {
+		t.p("  re-raised: %s", wrap(rr.Explanation, 96, "             "))
+	}
 	t.p("")
 }
 
@@ -106,8 +109,8 @@ func (t *textWriter) fault(r *crash.Report) {
 	t.p("FAULT: %s", f.Kind)
 	if f.Instruction != "" {
 		where := ""
-		if ct := r.CrashedThread(); ct != nil && len(ct.Frames) > 0 {
-			where = "  at " + frameName(&ct.Frames[0])
+		if ff := r.FaultFrames(); len(ff) > 0 {
+			where = "  at " + frameName(&ff[0])
 		}
 		t.p("  %s%s", f.Instruction, where)
 	}

@@ -44,6 +44,12 @@ type analysis struct {
 	report  *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
+	// faultRegs are the registers at the fault and faultFrame the index of
+	// the faulting frame in the crashed thread, when a signal handler
+	// re-raised the signal (see findReraise); trap is its signal frame.
+	faultRegs  *crash.Registers
+	faultFrame int
+	trap       *sigframe
 }
 
 func (a *analysis) warn(format string, args ...any) {
@@ -94,6 +100,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
+	a.findReraise()
 	a.stage("unwind", t)
 
 	// Name PHP's internals (reading its function tables) while the PHP
