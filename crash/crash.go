@@ -45,10 +45,10 @@ func (a *Addr) UnmarshalText(b []byte) error {
 
 // Report is the complete post-mortem of one crashed process.
 type Report struct {
-	Schema  int      `json:"schema"`
-	Process Process  `json:"process"`
-	Signal  Signal   `json:"signal"`
-	Fault   Fault    `json:"fault"`
+	Schema  int     `json:"schema"`
+	Process Process `json:"process"`
+	Signal  Signal  `json:"signal"`
+	Fault   Fault   `json:"fault"`
 	// Reraise is set when a signal handler of the process caught the fatal
 	// signal and raised it again (Apache's sig_coredump, libSegFault,
 	// Python's faulthandler...): Signal and Fault are then the first
