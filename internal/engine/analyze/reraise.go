@@ -96,20 +96,57 @@ func parseSigframe(uc uint64, buf []byte) sigframe {
 	return sf
 }
 
-// fromTrap derives the first signal from the trap the kernel saved, when
-// the siginfo after the ucontext is unusable: a page fault (trap 14) at
-// cr2, or a general protection fault (trap 13).
-func (sf *sigframe) fromTrap(recorded crash.Signal) (crash.Signal, bool) {
-	sig := signals.SIGSEGV
+// firstSignal tells the signal the handler caught. The siginfo after the
+// ucontext is written only for handlers installed with SA_SIGINFO (else it
+// holds what an earlier frame left there), so it is believed only when it
+// agrees with the rest of the frame: a fault at the address of the page
+// fault the kernel saved (trapno, cr2), or a signal sent while the thread
+// was in a system call (the interrupted pc follows a syscall instruction).
+// Otherwise the trap itself says it: a page fault at cr2, a general
+// protection fault, a division error, an invalid opcode; and a signal that
+// arrived in a system call is taken as the recorded one, sent.
+func (a *analysis) firstSignal(sf *sigframe, recorded crash.Signal) (crash.Signal, bool) {
+	rip, _ := sf.regs.Get(crash.RegRIP)
+	var b [2]byte
+	inSyscall := false
+	if n, _ := a.core.ReadAt(b[:], int64(rip-2)); n == 2 && b[0] == 0x0f && b[1] == 0x05 {
+		inSyscall = true
+	}
+	if i := sf.info; sf.infoOK && i.Number == recorded.Number {
+		switch {
+		case i.Sent && inSyscall && i.SenderPID > 0:
+			return i, true
+		case !i.Sent && sf.trapno == 14 && uint64(i.Address) == sf.cr2:
+			return i, true
+		case !i.Sent && sf.trapno == 13 && i.Code == signals.SI_KERNEL:
+			return i, true
+		}
+	}
+	if inSyscall {
+		return recorded, true
+	}
+	mk := func(sig signals.Signal, code int, addr uint64) (crash.Signal, bool) {
+		if int(sig) != recorded.Number {
+			return recorded, false
+		}
+		return crash.Signal{Number: int(sig), Name: sig.String(), Code: code, CodeName: sig.CodeName(code), Address: crash.Addr(addr)}, true
+	}
 	switch sf.trapno {
 	case 14:
 		code := signals.SEGV_MAPERR
 		if sf.err&1 != 0 {
 			code = signals.SEGV_ACCERR
 		}
-		return crash.Signal{Number: int(sig), Name: sig.String(), Code: code, CodeName: sig.CodeName(code), Address: crash.Addr(sf.cr2)}, true
+		if recorded.Number == int(signals.SIGBUS) {
+			return mk(signals.SIGBUS, 2, sf.cr2) // BUS_ADRERR
+		}
+		return mk(signals.SIGSEGV, code, sf.cr2)
 	case 13:
-		return crash.Signal{Number: int(sig), Name: sig.String(), Code: signals.SI_KERNEL, CodeName: sig.CodeName(signals.SI_KERNEL)}, true
+		return mk(signals.SIGSEGV, signals.SI_KERNEL, 0)
+	case 0:
+		return mk(signals.SIGFPE, 1, rip) // FPE_INTDIV
+	case 6:
+		return mk(signals.SIGILL, 2, rip) // ILL_ILLOPN
 	}
 	return recorded, false
 }
@@ -256,13 +293,7 @@ func knownHandler(exe string) string {
 // setReraise records the re-raise and makes the first signal the report's.
 func (a *analysis) setReraise(sf sigframe, frame int, handler, evidence string) {
 	rec := a.report.Signal
-	first, ok := sf.info, sf.infoOK && sf.info.Number == rec.Number
-	if !ok {
-		first, ok = sf.fromTrap(rec)
-	}
-	if !ok {
-		first = rec
-	}
+	first, _ := a.firstSignal(&sf, rec)
 	regs := sf.regs
 	for _, r := range []crash.Reg{crash.RegFSBase, crash.RegGSBase} {
 		if v, ok := a.report.Threads[0].Registers.Get(r); ok {
@@ -293,9 +324,12 @@ func (a *analysis) setReraise(sf sigframe, frame int, handler, evidence string) 
 	} else {
 		b.WriteString("dumped when the handler returned. ")
 	}
-	if first.Sent {
+	switch {
+	case first == rec:
+		b.WriteString("The first signal arrived while the thread was in a system call: it was sent too (kill(), raise() or abort()), and is the one analysed here.")
+	case first.Sent:
 		fmt.Fprintf(&b, "The first signal was itself sent (%s by pid %d): it is the one analysed here.", first.CodeName, first.SenderPID)
-	} else {
+	default:
 		what := first.Name
 		if first.CodeName != "" {
 			what += " (" + first.CodeName + ")"
