@@ -235,6 +235,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	r.base = evidenceFromAudit(r.res.Audit)
 	incidents := r.crashIncidents()
 	r.analyseCores(ctx, incidents)
+	if lr := r.res.Logs; lr != nil {
+		// the cores named the requests that Apache's logs do not
+		logs.RecountURIs(&lr.Summary, lr.Incidents, opts.AllProcesses)
+	}
 	if err := r.groupIncidents(incidents); err != nil {
 		return nil, err
 	}
@@ -618,8 +622,8 @@ func (r *run) otherCores() {
 // knownNotPHP reports whether a core entry is known to be of a program
 // that is not PHP (its executable or command is known and not PHP).
 func knownNotPHP(e *coredumps.Entry) bool {
-	if e.Exe == "" && e.Comm == "" {
-		return false
+	if e.Exe == "" && e.Comm == "" || logs.IsWebServerCommand(e.Exe) || logs.IsWebServerCommand(e.Comm) {
+		return false // nothing known, or Apache, which may run mod_php: the core tells
 	}
 	return !logs.IsPHPCommand(e.Exe) && !logs.IsPHPCommand(e.Comm)
 }

@@ -117,3 +117,46 @@ func checkScenario(t *testing.T, inc *Incident, sc *labtest.Scenario) {
 	}
 	t.Logf("pid %d %s %s site %q core %q (%s)", inc.PID, inc.SignalName, inc.URI, inc.Site, inc.Core, inc.CoreConfidence)
 }
+
+// TestApacheLab reads the Apache lab's error log (lab/run.sh --apache):
+// every child death (AH00051, "possible coredump in" the lab's
+// CoreDumpDirectory) is one PHP incident of the right pid and signal,
+// linked to its core with high confidence, with no URI (Apache writes no
+// access-log line for a request whose child died).
+func TestApacheLab(t *testing.T) {
+	lab := labtest.Apache(t)
+	var cores []*coredumps.Entry
+	for _, sc := range lab.Scenarios {
+		cores, _ = coredumps.Discover(coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir},
+			Dirs: []string{filepath.Dir(filepath.Dir(sc.Core))}, NoJournal: true, Quick: true})
+		break
+	}
+	res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: lab.ApacheErrorLog, Format: FormatAuto}}, Cores: cores})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Inputs) != 1 || res.Inputs[0].Detected != FormatApacheError {
+		t.Errorf("inputs %+v, want one Apache error log", res.Inputs)
+	}
+	if res.Summary.Incidents != len(lab.Scenarios) || res.Summary.OtherIncidents != 0 {
+		t.Errorf("%d PHP incidents (%d others), want %d", res.Summary.Incidents, res.Summary.OtherIncidents, len(lab.Scenarios))
+	}
+	byPID := map[int]*Incident{}
+	for _, inc := range res.Incidents {
+		byPID[inc.PID] = inc
+	}
+	for name, sc := range lab.Scenarios {
+		inc := byPID[sc.PID]
+		switch {
+		case inc == nil:
+			t.Errorf("%s: no incident for pid %d", name, sc.PID)
+		case !inc.PHP || inc.Signal != sc.Signal || !inc.CoreDumped:
+			t.Errorf("%s: incident %+v, want a PHP death by signal %d with a core", name, inc, sc.Signal)
+		case !sameFile(inc.Core, sc.Core) || inc.CoreConfidence != "high":
+			t.Errorf("%s: core %q (%s), want %s with high confidence", name, inc.Core, inc.CoreConfidence, sc.Core)
+		}
+		if len(sc.ApacheError) != 1 || !strings.Contains(sc.ApacheError[0], "AH00051") {
+			t.Errorf("%s: Apache's lines %q, want one AH00051", name, sc.ApacheError)
+		}
+	}
+}

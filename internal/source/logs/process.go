@@ -39,6 +39,15 @@ func IsPHPCommand(comm string) bool {
 	return phpCommRE.MatchString(filepath.Base(comm)) || phpCommRE.MatchString(comm)
 }
 
+// IsWebServerCommand reports whether a command name or executable names a
+// web server that may run PHP inside itself (Apache httpd with mod_php):
+// whether one of its crashes is PHP's is known only from its record of the
+// death or from its core.
+func IsWebServerCommand(comm string) bool {
+	comm = strings.TrimSuffix(strings.TrimSpace(comm), " (deleted)")
+	return comm != "" && webServerCommRE.MatchString(filepath.Base(comm))
+}
+
 // isPHPModule reports whether a mapped module (path or base name) is one
 // only PHP processes load.
 func isPHPModule(path string) bool {
