@@ -38,8 +38,9 @@ type Options struct {
 	// Rules are extra rules files for the knowledge base.
 	Rules []string
 	// FPMConfig and PHPIniScanDir point the audit at a non-standard FPM
-	// setup (see audit.Options).
-	FPMConfig, PHPIniScanDir string
+	// setup, ApacheConfig at a non-standard Apache with mod_php (see
+	// audit.Options).
+	FPMConfig, PHPIniScanDir, ApacheConfig string
 	// NoAudit, NoLogs and NoCores skip a source.
 	NoAudit, NoLogs, NoCores bool
 	// ShowSecrets disables redaction of cookies and credentials.
@@ -289,7 +290,7 @@ func (r *run) audit() {
 	if r.opts.NoAudit {
 		return
 	}
-	a, err := r.src.Audit(audit.Options{Root: r.opts.Root, FPMConfig: r.opts.FPMConfig, PHPIniScanDir: r.opts.PHPIniScanDir})
+	a, err := r.src.Audit(audit.Options{Root: r.opts.Root, FPMConfig: r.opts.FPMConfig, PHPIniScanDir: r.opts.PHPIniScanDir, ApacheConfig: r.opts.ApacheConfig})
 	if err != nil {
 		r.warn("configuration audit: %v", err)
 		return
