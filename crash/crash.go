@@ -389,6 +389,10 @@ type Fix struct {
 	// Mitigation names the `coroner fix --mitigate` profile that applies
 	// this fix (function-jit, no-pcre-jit, no-jit), when one does.
 	Mitigation Mitigation `json:"mitigation,omitempty"`
+	// SAPI is the PHP setup the mitigation is for, when the crash says
+	// ("apache2handler": mod_php's ini files and an Apache reload, not
+	// PHP-FPM's; `coroner fix --sapi`).
+	SAPI string `json:"sapi,omitempty"`
 }
 
 // QualifiedName returns the frame's function as PHP writes it:

@@ -105,7 +105,11 @@ func TestApacheFix(t *testing.T) {
 	}
 
 	r = mustRun(t, Options{Root: root})
-	plan, err = PlanFix(r, FixOptions{Mitigate: crash.MitigateFunctionJIT})
+	// --sapi fpm-fcgi leaves Apache alone
+	if plan, err := PlanFix(r, FixOptions{Mitigate: crash.MitigateFunctionJIT, SAPI: SAPIFPM}); err != nil || len(plan.Changes) != 0 {
+		t.Errorf("--sapi fpm-fcgi changes Apache: %v %+v", err, plan)
+	}
+	plan, err = PlanFix(r, FixOptions{Mitigate: crash.MitigateFunctionJIT, SAPI: SAPIApache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ type FixOptions struct {
 	// StateDir keeps backups and rollback manifests (DefaultStateDir),
 	// inside the root when auditing a tree.
 	StateDir string
+	// SAPI limits the installation changes to those running PHP this way
+	// (SAPIFPM, SAPIApache); "" changes every installation.
+	SAPI string
 }
 
 // Change is one file the fix writes (or one directory it creates).
@@ -75,6 +78,9 @@ func PlanFix(r *Report, opts FixOptions) (*Plan, error) {
 	if !opts.Capture && opts.Mitigate == "" {
 		return nil, fmt.Errorf("nothing to do: choose --capture and/or --mitigate=%s|%s|%s", crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
+	if opts.SAPI != "" && opts.SAPI != SAPIFPM && opts.SAPI != SAPIApache {
+		return nil, fmt.Errorf("unknown SAPI %q (want %s or %s)", opts.SAPI, SAPIFPM, SAPIApache)
+	}
 	if opts.Mitigate != "" && !opts.Mitigate.Valid() {
 		return nil, fmt.Errorf("unknown mitigation %q (want %s, %s or %s)", opts.Mitigate, crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
@@ -101,6 +107,15 @@ func PlanFix(r *Report, opts FixOptions) (*Plan, error) {
 	}
 	pl.orderReloads()
 	return pl.plan, nil
+}
+
+// wants reports whether the fix changes the installation (FixOptions.SAPI).
+func (pl *planner) wants(in *Installation) bool {
+	sapi := in.SAPI
+	if sapi == "" {
+		sapi = SAPIFPM
+	}
+	return pl.opts.SAPI == "" || pl.opts.SAPI == sapi
 }
 
 func (pl *planner) bad(check, inst, pool string) []Finding {
@@ -190,6 +205,9 @@ func (pl *planner) capture() {
 		}
 	}
 	for _, in := range r.Installations {
+		if !pl.wants(in) {
+			continue
+		}
 		// 3. LimitCORE drop-in.
 		// Only when the unit's limit is a problem: the pool lines below
 		// raise the workers' limit by themselves.
@@ -334,6 +352,9 @@ func (pl *planner) mitigate() {
 		lines, keys = []string{"opcache.jit = disable", "opcache.jit_buffer_size = 0"}, []string{"opcache.jit", "opcache.jit_buffer_size"}
 	}
 	for _, in := range pl.r.Installations {
+		if !pl.wants(in) {
+			continue
+		}
 		if len(in.ScanDirs) == 0 {
 			pl.plan.Notes = append(pl.plan.Notes, in.Name+": no ini scan directory known; give --php-ini-scan-dir")
 			continue

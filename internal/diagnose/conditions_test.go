@@ -32,6 +32,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"Repeated":   {Repeated: 2},
 		"Truncated":  {Truncated: &yes},
 		"Recursion":  {Recursion: "unbounded"},
+		"SAPI":       {SAPI: []string{"apache2handler"}},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},
 	}

@@ -45,6 +45,14 @@ type facts struct {
 // Without a core, the evidence says it (the logs' classification), and
 // failing that the process is taken to be PHP: coroner is pointed at
 // PHP-FPM hosts and diagnoses non-PHP processes only when asked.
+// sapi is how the process ran PHP: the core's SAPI, else the logs'.
+func (f *facts) sapi() string {
+	if f.r.PHP != nil && f.r.PHP.SAPI != "" {
+		return f.r.PHP.SAPI
+	}
+	return f.ev.SAPI
+}
+
 func (f *facts) isPHP() bool {
 	if f.r.PHP != nil || len(f.r.Modules) > 0 || f.r.Process.Executable != "" {
 		return IsPHPProcess(f.r)
@@ -599,10 +607,14 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 				continue
 			}
 		}
-		d.Fix = append(d.Fix, crash.Fix{
+		fix := crash.Fix{
 			Description: fx.Description, Kind: fx.Kind, Setting: fx.Setting,
 			Value: fx.Value, Mitigation: fx.Mitigation,
-		})
+		}
+		if fix.Mitigation != "" && f.sapi() == "apache2handler" {
+			fix.SAPI = "apache2handler" // mod_php's ini files, not FPM's
+		}
+		d.Fix = append(d.Fix, fix)
 	}
 	for _, ref := range ru.References {
 		d.References = append(d.References, referenceURL(ref))

@@ -723,6 +723,12 @@ func evidenceFromAudit(a *audit.Report) diagnose.Evidence {
 // withIncident adds what the logs say about one crash.
 func withIncident(ev diagnose.Evidence, inc *logs.Incident) diagnose.Evidence {
 	ev.ExitSignal = inc.Signal
+	switch {
+	case inc.Apache():
+		ev.SAPI = "apache2handler"
+	case inc.Pool != "":
+		ev.SAPI = "fpm-fcgi"
+	}
 	php := inc.PHP
 	ev.PHPProcess = &php
 	ev.Messages = append(append([]string(nil), ev.Messages...), inc.Stderr...)

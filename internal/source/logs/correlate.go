@@ -72,6 +72,10 @@ type Incident struct {
 	apache   bool              // anchored on Apache's record of a child death
 }
 
+// Apache reports whether the incident is the death of an Apache child
+// (Apache's own record of it: AH00051 / AH00052).
+func (inc *Incident) Apache() bool { return inc.apache }
+
 // Link is one piece of evidence attached to an incident.
 type Link struct {
 	Source     Source    `json:"source"`

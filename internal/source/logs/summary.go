@@ -257,14 +257,14 @@ func RecountURIs(s *Summary, incs []*Incident, all bool) {
 	s.ByURI = byURI.sorted()
 }
 
-// poolKey is the pool an incident belongs to, "apache" for an Apache
+// poolKey is the pool an incident belongs to, "apache2 (mod_php)" for an Apache
 // child, or "comm:NAME" for a process without one.
 func poolKey(inc *Incident) string {
 	if inc.Pool != "" {
 		return inc.Pool
 	}
 	if inc.apache {
-		return "apache"
+		return "apache2 (mod_php)"
 	}
 	if inc.Comm != "" {
 		return "comm:" + inc.Comm
