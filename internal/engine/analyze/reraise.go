@@ -112,13 +112,16 @@ func (a *analysis) firstSignal(sf *sigframe, recorded crash.Signal) (crash.Signa
 	if n, _ := a.core.ReadAt(b[:], int64(rip-2)); n == 2 && b[0] == 0x0f && b[1] == 0x05 {
 		inSyscall = true
 	}
-	if i := sf.info; sf.infoOK && i.Number == recorded.Number {
+	if i := sf.info; sf.infoOK {
+		// a handler may raise another signal than the one it caught (the
+		// Go runtime aborts with SIGABRT on a SIGSEGV it cannot recover):
+		// the siginfo then needs the trap's agreement to be believed
 		switch {
-		case i.Sent && inSyscall && i.SenderPID > 0:
+		case i.Sent && inSyscall && i.SenderPID > 0 && i.Number == recorded.Number:
 			return i, true
-		case !i.Sent && sf.trapno == 14 && uint64(i.Address) == sf.cr2:
+		case !i.Sent && sf.trapno == 14 && uint64(i.Address) == sf.cr2 && (i.Number == int(signals.SIGSEGV) || i.Number == int(signals.SIGBUS)):
 			return i, true
-		case !i.Sent && sf.trapno == 13 && i.Code == signals.SI_KERNEL:
+		case !i.Sent && sf.trapno == 13 && i.Code == signals.SI_KERNEL && (i.Number == int(signals.SIGSEGV) || i.Number == int(signals.SIGBUS)):
 			return i, true
 		}
 	}
@@ -318,7 +321,11 @@ func (a *analysis) setReraise(sf sigframe, frame int, handler, evidence string) 
 		subject = "The signal handler " + handler
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s caught %s and raised it again with %s: the core records that second signal (%s, sent by the process to itself), ", subject, first.Name, how, rec.CodeName)
+	if first.Number == rec.Number {
+		fmt.Fprintf(&b, "%s caught %s and raised it again with %s: the core records that second signal (%s, sent by the process to itself), ", subject, first.Name, how, rec.CodeName)
+	} else {
+		fmt.Fprintf(&b, "%s caught %s and raised %s with %s: the core records that second signal (%s, sent by the process to itself), ", subject, first.Name, rec.Name, how, rec.CodeName)
+	}
 	if frame > 0 {
 		fmt.Fprintf(&b, "dumped inside the handler (frames #0-#%d are the handler's). ", frame-1)
 	} else {
