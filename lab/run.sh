@@ -534,8 +534,11 @@ if [ "$keep" = yes ]; then
 fi
 : > "$out/pids"
 if [ "$server" = apache ]; then
-  # mod_php reads PHP_INI_SCAN_DIR when Apache starts: Debian's apache2/conf.d, then the lab's
-  env PHP_INI_SCAN_DIR=":$out/conf/php.d" LAB_TRUTH_DIR="$out/cores" "$FPM" -f "$out/conf/apache2.conf" -DFOREGROUND > "$out/log/apache-stdout.log" 2>&1 &
+  # mod_php reads PHP_INI_SCAN_DIR when Apache starts: Debian's apache2/conf.d, then the lab's.
+  # Apache signals its whole process group when it stops (killpg(getpgrp(), SIGTERM)): it gets
+  # a session of its own (setsid execs it in place: $! stays Apache's pid), or stopping it would
+  # kill this script and whoever started it.
+  setsid env PHP_INI_SCAN_DIR=":$out/conf/php.d" LAB_TRUTH_DIR="$out/cores" "$FPM" -f "$out/conf/apache2.conf" -DFOREGROUND > "$out/log/apache-stdout.log" 2>&1 &
   echo "apache2 $!" >> "$out/pids"
   for _ in $(seq 100); do
     (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break

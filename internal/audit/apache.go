@@ -305,8 +305,20 @@ func explicitApache(h *host, opts Options) *Installation {
 	if root == "" {
 		root = path.Dir(conf)
 	}
-	return &Installation{Name: "apache2", Layout: "explicit", SAPI: SAPIApache, ServerConfig: conf, ServerRoot: root,
+	in := &Installation{Name: "apache2", Layout: "explicit", SAPI: SAPIApache, ServerConfig: conf, ServerRoot: root,
 		Unit: opts.Unit, Binary: opts.Binary, Version: opts.PHPVersion}
+	if in.Binary == "" {
+		for _, b := range []string{"/usr/sbin/apache2", "/usr/sbin/httpd"} {
+			if h.exists(b) {
+				in.Binary = b
+				break
+			}
+		}
+	}
+	if path.Base(in.Binary) == "httpd" {
+		in.Name = "httpd"
+	}
+	return in
 }
 
 // loadApache reads an Apache installation: its configuration, mod_php's
@@ -416,24 +428,33 @@ func (a *auditor) loadApache(in *Installation, opts Options) error {
 	in.Pools = []*Pool{p}
 
 	a.loadUnit(in)
-	for _, pr := range apacheProcesses(h, in.Binary) {
-		in.Processes = append(in.Processes, pr)
-	}
+	in.Processes = apacheProcesses(h, in)
 	in.ExpectedCoreSize = expectedCoreSize(in.INI)
 	return nil
 }
 
 // apacheProcesses finds the running Apache parent and children of the
-// executable bin: a process whose parent runs the same executable is a
-// child.
-func apacheProcesses(h *host, bin string) []Process {
+// installation: processes of its executable started with its
+// configuration (-f FILE, or none for the distribution's own); a process
+// whose parent is one of them is a child.
+func apacheProcesses(h *host, in *Installation) []Process {
+	bin := in.Binary
 	if !h.live() || bin == "" {
 		return nil
 	}
-	var out []Process
-	for _, p := range procsOf(h, func(exe, _ string) bool { return exe == bin || path.Base(exe) == path.Base(bin) }) {
-		out = append(out, p)
+	ours := func(exe, title string) bool {
+		if exe != bin && path.Base(exe) != path.Base(bin) {
+			return false
+		}
+		f := strings.Fields(title)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "-f" {
+				return path.Clean(f[i+1]) == in.ServerConfig || path.Join(in.ServerRoot, f[i+1]) == in.ServerConfig
+			}
+		}
+		return in.Layout != "explicit"
 	}
+	out := procsOf(h, ours)
 	parents := map[int]bool{}
 	for _, p := range out {
 		parents[p.PID] = true
