@@ -64,6 +64,68 @@ type Report struct {
 	Fingerprint string     `json:"fingerprint,omitempty"`
 	Warnings    []string   `json:"warnings"`
 	Timings     []Duration `json:"timings,omitempty"`
+	// Live is set for a snapshot of a process that is still running
+	// (coroner snapshot): nothing died, Signal and Fault are empty, and
+	// the first thread is the main thread rather than a crashed one.
+	Live *Live `json:"live,omitempty"`
+}
+
+// Live describes a snapshot of a running process: when it was taken, how
+// long the process was stopped for it, and what the process was doing.
+type Live struct {
+	// Time is when the process was stopped (RFC 3339 with fractions).
+	Time string `json:"time"`
+	// PauseMS is how long the process was stopped, in milliseconds;
+	// RegistersMS the part of it until every thread was stopped and its
+	// registers read (the rest copied memory).
+	PauseMS     float64 `json:"pause_ms"`
+	RegistersMS float64 `json:"registers_ms"`
+	// PauseCPUMS is the CPU time coroner used during the pause; on a busy
+	// host the rest of PauseMS is time spent waiting for a CPU.
+	PauseCPUMS float64 `json:"pause_cpu_ms"`
+	// Threads is the number of threads stopped.
+	Threads int `json:"threads"`
+	// Memory says how memory was read: "frozen" (all private memory
+	// copied while stopped, so the PHP state matches the registers) or
+	// "live" (only the stacks copied, the rest read after the process
+	// resumed); CopiedBytes is what was copied while stopped.
+	Memory      string `json:"memory"`
+	CopiedBytes int64  `json:"copied_bytes"`
+	// State is the process state before the stop ("R" running, "S"
+	// sleeping, "D" uninterruptible sleep).
+	State string `json:"state"`
+	// Syscall is the system call the main thread was blocked in
+	// ("nanosleep", "poll", "flock"...), "" when it was running user code.
+	Syscall string `json:"syscall,omitempty"`
+	// CPUSeconds is the CPU time the process has used (user + system).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Worker is what PHP-FPM says of the worker, when it is one.
+	Worker *Worker `json:"worker,omitempty"`
+	// CorePath is the core file written of the snapshot, if any.
+	CorePath string `json:"core_path,omitempty"`
+}
+
+// Worker is a PHP-FPM worker as its pool's status page (or /proc) shows it.
+type Worker struct {
+	Pool string `json:"pool"`
+	PID  int    `json:"pid"`
+	// State is FPM's ("Idle", "Running", "Reading headers", "Finishing"...),
+	// or for workers found through /proc only "busy" or "idle".
+	State string `json:"state"`
+	// RequestMS is how long the current request has been running (the last
+	// one's duration for an idle worker), in milliseconds; -1 when unknown.
+	RequestMS float64 `json:"request_ms"`
+	// Method, URI and Script are the current request's, as FPM saw them.
+	Method string `json:"method,omitempty"`
+	URI    string `json:"uri,omitempty"`
+	Script string `json:"script,omitempty"`
+	// Requests is the number of requests the worker has served.
+	Requests int `json:"requests"`
+	// CPUSeconds is the worker's CPU time (user + system).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Source is where this came from: "fpm-status" (the pool's
+	// pm.status_path) or "proc" (/proc only).
+	Source string `json:"source"`
 }
 
 // Duration records how long one analysis stage took, in milliseconds.
@@ -258,10 +320,31 @@ type Module struct {
 
 // PHP is the state of the PHP runtime at the crash.
 type PHP struct {
-	Version    string            `json:"version"`
-	SAPI       string            `json:"sapi,omitempty"`
-	ZTS        bool              `json:"zts"`
-	Layout     string            `json:"layout,omitempty"`
+	Version string `json:"version"`
+	SAPI    string `json:"sapi,omitempty"`
+	ZTS     bool   `json:"zts"`
+	// Layout names the structure layout used: "derived" (read from the
+	// binary's code), "php-8.2" (the table's entry), or "derived+php-8.2"
+	// (derived, cross-checked with the table).
+	Layout string `json:"layout,omitempty"`
+	// LayoutMode is how the layout was asked for: "auto", "derived" or
+	// "table" (the --layout option).
+	LayoutMode string `json:"layout_mode,omitempty"`
+	// LayoutBinary is the PHP binary the layout was derived from.
+	LayoutBinary string `json:"layout_binary,omitempty"`
+	// LayoutFields gives every structure offset the readers used, where it
+	// came from and what checked it on this core.
+	LayoutFields []PHPLayoutField `json:"layout_fields,omitempty"`
+	// TSRM says, for a thread-safe (ZTS) build, how each thread's globals
+	// were found (the TLS slot of its TSRM block, read from the code).
+	TSRM string `json:"tsrm,omitempty"`
+	// Thread is the thread whose PHP state Frames and Request describe, in
+	// a thread-safe (ZTS) process: the crashed thread when it ran PHP
+	// (0 for NTS builds).
+	Thread int `json:"thread,omitempty"`
+	// Threads are the other threads of a ZTS process that were running
+	// PHP, each with its own stack and request.
+	Threads    []PHPThread       `json:"threads,omitempty"`
 	Frames     []PHPFrame        `json:"frames"`
 	Cycles     []Cycle           `json:"cycles"`
 	Request    *Request          `json:"request,omitempty"`
@@ -313,6 +396,48 @@ const (
 	RecursionVaries  RecursionArgs = "vary"   // other arguments at every level: deep but finite
 )
 
+// PHPLayoutField is one field of the PHP structure layout: its value and
+// its provenance.
+type PHPLayoutField struct {
+	// Field is coroner's name of the field ("eg.current_execute_data") and
+	// What its C expression ("EG(current_execute_data)").
+	Field string `json:"field"`
+	What  string `json:"what"`
+	// Value is the offset or size in bytes (or the constant: an API
+	// number, a type number).
+	Value uint64 `json:"value"`
+	// Source says where Value came from.
+	Source LayoutSource `json:"source"`
+	// Anchor is the exported function whose code gave a derived value,
+	// Instruction the instruction read (Intel syntax) and PC its link-time
+	// address in LayoutBinary; Rule says what the code does with the field.
+	Anchor      string `json:"anchor,omitempty"`
+	Instruction string `json:"instruction,omitempty"`
+	PC          Addr   `json:"pc,omitempty"`
+	Rule        string `json:"rule,omitempty"`
+	// Agree lists other anchors that gave the same value.
+	Agree []string `json:"agree,omitempty"`
+	// Table is the value of coroner's table (or the constant) the derived
+	// value was compared with, when there is one.
+	Table *uint64 `json:"table,omitempty"`
+	// Validated says what checked the value on this core's data ("" when
+	// nothing in this core exercised it).
+	Validated string `json:"validated,omitempty"`
+	// Note explains a disagreement or a fallback.
+	Note string `json:"note,omitempty"`
+}
+
+// PHPThread is the PHP state of one more thread of a thread-safe (ZTS)
+// process.
+type PHPThread struct {
+	// TID is the thread id (the pid of its NT_PRSTATUS note).
+	TID      int        `json:"tid"`
+	Frames   []PHPFrame `json:"frames"`
+	Cycles   []Cycle    `json:"cycles"`
+	Request  *Request   `json:"request,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
 // PHPFrame is one PHP call frame, innermost first.
 type PHPFrame struct {
 	Function string `json:"function"`
@@ -349,6 +474,10 @@ type JIT struct {
 	Description string `json:"description"`
 	BufferSize  int64  `json:"buffer_size"`
 	Active      bool   `json:"active"`
+	// BufferStart and BufferEnd bound the JIT buffer in the process
+	// (dasm_buf and dasm_end, located through zend_jit_status), when known.
+	BufferStart Addr `json:"buffer_start,omitempty"`
+	BufferEnd   Addr `json:"buffer_end,omitempty"`
 }
 
 // Extension is one loaded PHP extension (module registry entry).

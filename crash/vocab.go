@@ -86,6 +86,32 @@ const (
 	PHPMain     PHPFrameKind = "main"     // the top-level script
 )
 
+// LayoutSource says where the value of a PHP structure offset came from
+// (PHPLayoutField.Source).
+type LayoutSource string
+
+// Layout sources.
+const (
+	// LayoutDerived values were read out of the machine code of an exported
+	// function of the PHP binary (PHPLayoutField.Anchor).
+	LayoutDerived LayoutSource = "derived"
+	// LayoutTable values come from coroner's table of PHP releases.
+	LayoutTable LayoutSource = "table"
+	// LayoutConstant values have been the same since PHP 7.0 on x86-64.
+	LayoutConstant LayoutSource = "constant"
+	// LayoutCore values were found in the core's own data (a validated
+	// scan of a structure, the type of a registry's elements).
+	LayoutCore LayoutSource = "core"
+)
+
+// LayoutSources lists every layout source.
+func LayoutSources() []LayoutSource {
+	return []LayoutSource{LayoutDerived, LayoutTable, LayoutConstant, LayoutCore}
+}
+
+// Valid reports whether s is one of the LayoutSources.
+func (s LayoutSource) Valid() bool { return member(s, LayoutSources()) }
+
 // Confidence is how sure a diagnosis is (Diagnosis.Confidence).
 type Confidence string
 

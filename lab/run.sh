@@ -8,10 +8,23 @@
 # usage: lab/run.sh --out DIR [--scenario NAME]... [--repeat N] [--ini KEY=VALUE]...
 #                   [--no-dumpable] [--no-c] [--keep]
 #                   [--release SUITE | --fpm BIN [--php-ini FILE] | --apache]
-#        lab/run.sh --stop DIR        (stop what --keep left running)
+#        lab/run.sh --hang --out DIR [--scenario HANG]... [--repeat N] [--workers N]
+#        lab/run.sh --stop DIR        (stop what --keep or --hang left running)
 #
 # Scenarios: ffi-null-code shortcode-recursion kill-segv abort method-closure-include deep-comments
 # C programs: pcre-null null-write stack-overflow thread-crash cpp-namespace
+# Hangs (--hang): sleep usleep pcre-backtrack curl mysqli pgsql redis session-lock loop
+#
+# --hang starts the pool (pm.status_path=/fpm-status, request_slowlog_timeout=2s, nginx's
+# fastcgi_read_timeout 3s for /hang.php) and leaves one worker hanging in each HANG
+# scenario (default all; --repeat N of each; session-lock also leaves the session-holder
+# worker that holds the lock), each behind a request through nginx that ends in a 504
+# while the worker hangs on. curl, mysqli, pgsql and redis talk to a black hole (a TCP
+# server that accepts and never answers). The extensions come from Debian's packages,
+# unpacked under /var/cache/coroner/lab/ext (the host's PHP configuration is not changed).
+# Pids and ground truth are in the manifest ("hangs"); everything runs until --stop DIR.
+# The pool has --workers N workers (default: the hangs + 4 free ones). A hang lab does
+# not change kernel.core_pattern and does not take its lock. Host php-fpm 8.2 only.
 #
 # A scenario listed twice (or --repeat N) runs again: the first run of NAME is
 # scenarios/NAME, later ones scenarios/NAME-2, NAME-3, ... (distinct pids).
@@ -64,8 +77,9 @@ set -euo pipefail
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
 ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-include deep-comments)
 ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace go-panic)
+ALL_HANGS=(sleep usleep pcre-backtrack curl mysqli pgsql redis session-lock loop)
 
-out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini="" server=nginx
+out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini="" server=nginx hang=no workers=""
 scenarios=() inis=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -81,7 +95,9 @@ while [ $# -gt 0 ]; do
     --fpm) custom_fpm=$2; shift 2 ;;
     --php-ini) custom_ini=$2; shift 2 ;;
     --apache) server=apache; shift ;;
-    -h|--help) sed -n '2,61p' "$0"; exit 0 ;;
+    --hang) hang=yes; shift ;;
+    --workers) workers=$2; shift 2 ;;
+    -h|--help) sed -n '2,74p' "$0"; exit 0 ;;
     *) echo "lab: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -92,7 +108,7 @@ die() { log "ERROR: $*"; exit 1; }
 ours_pid() { # PID NAME -> true when PID is still the nginx/php-fpm master we started
   local exe
   exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  case "$2:$exe" in php-fpm:*fpm*|nginx:*nginx*|apache2:*apache2*|apache2:*httpd*) return 0 ;; esac
+  case "$2:$exe" in php-fpm:*fpm*|nginx:*nginx*|apache2:*apache2*|apache2:*httpd*|blackhole:*php*) return 0 ;; esac
   return 1
 }
 
@@ -196,10 +212,19 @@ if [ -n "$stop" ]; then
 fi
 [ -n "$out" ] || die "--out DIR is required (see --help)"
 [ "$(id -u)" = 0 ] || die "the lab must run as root (it starts php-fpm workers as www-data and sets kernel.core_pattern)"
-[ ${#scenarios[@]} -gt 0 ] || scenarios=("${ALL_SCENARIOS[@]}")
-for s in "${scenarios[@]}"; do
-  case " ${ALL_SCENARIOS[*]} " in *" $s "*) ;; *) die "unknown scenario $s" ;; esac
-done
+if [ "$hang" = yes ]; then
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=("${ALL_HANGS[@]}")
+  for s in "${scenarios[@]}"; do
+    case " ${ALL_HANGS[*]} " in *" $s "*) ;; *) die "unknown hang scenario $s (one of: ${ALL_HANGS[*]})" ;; esac
+  done
+  [ "$release" = host ] && [ -z "$custom_fpm" ] || die "--hang runs the host's php-fpm 8.2 only"
+  keep=yes with_c=no
+else
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=("${ALL_SCENARIOS[@]}")
+  for s in "${scenarios[@]}"; do
+    case " ${ALL_SCENARIOS[*]} " in *" $s "*) ;; *) die "unknown scenario $s" ;; esac
+  done
+fi
 if [ -n "$custom_fpm" ]; then
   [ "$release" = host ] || die "--fpm and --release exclude each other"
   [ -x "$custom_fpm" ] || die "--fpm $custom_fpm: not an executable file"
@@ -214,6 +239,7 @@ elif [ -n "$custom_ini" ]; then
 fi
 if [ "$server" = apache ]; then
   [ "$release" = host ] || die "--apache runs the host's mod_php: it excludes --release and --fpm"
+  [ "$hang" = no ] || die "--apache and --hang exclude each other (the hang lab is nginx + php-fpm)"
   with_c=no
 fi
 case "$release" in
@@ -241,6 +267,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The hang lab's extensions: unpacked from Debian's packages into a cache, loaded by
+# path in the lab's own ini (installing them would enable them for every PHP on the host).
+EXT_CACHE=/var/cache/coroner/lab/ext
+ext_dir=""
+if [ "$hang" = yes ]; then
+  ext_debs=(php8.2-curl php8.2-mysql php8.2-pgsql php8.2-igbinary php8.2-redis)
+  ext_dir=$EXT_CACHE/php8.2/usr/lib/php/20220829
+  if [ ! -f "$ext_dir/redis.so" ] || [ ! -f "$ext_dir/curl.so" ] || [ ! -f "$ext_dir/pgsql.so" ] || [ ! -f "$ext_dir/mysqli.so" ]; then
+    log "unpacking ${ext_debs[*]} into $EXT_CACHE"
+    mkdir -p "$EXT_CACHE/debs" "$EXT_CACHE/php8.2"
+    chmod 755 /var/cache/coroner /var/cache/coroner/lab "$EXT_CACHE" 2>/dev/null || true
+    ( cd "$EXT_CACHE/debs" && apt-get -o DPkg::Lock::Timeout=600 download "${ext_debs[@]}" > /dev/null 2>&1 ) ||
+      { apt-get -o DPkg::Lock::Timeout=600 update -qq && ( cd "$EXT_CACHE/debs" && apt-get -o DPkg::Lock::Timeout=600 download "${ext_debs[@]}" > /dev/null ); } ||
+      die "cannot download ${ext_debs[*]}"
+    for d in "$EXT_CACHE"/debs/*.deb; do dpkg -x "$d" "$EXT_CACHE/php8.2"; done
+    chmod -R a+rX "$EXT_CACHE"
+  fi
+  for lib in libcurl4 libpq5 liblz4-1 libzstd1; do
+    dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'install ok installed' ||
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$lib" > /dev/null
+  done
 fi
 t_packages=$(date +%s.%N)
 
@@ -374,6 +422,7 @@ php_num=$((php_major * 100 + php_minor))
 
 # --- configuration ---------------------------------------------------------
 port=18080
+[ "$hang" = yes ] && port=18180 # hang labs and crash labs may start at the same time: not on the same ports
 while (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
 
 {
@@ -392,6 +441,13 @@ while (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
   echo "ffi.enable=1"
   echo "memory_limit=-1"
   echo "display_errors=0"
+  if [ "$hang" = yes ]; then
+    echo "; the hang lab: its extensions by path, sessions in the lab, no time limit"
+    for e in curl mysqlnd mysqli pgsql igbinary redis; do echo "extension=$ext_dir/$e.so"; done
+    echo "session.save_path=$out/run/sessions"
+    echo "max_execution_time=0"
+    echo "max_input_time=-1"
+  fi
   for kv in "${inis[@]}"; do echo "$kv"; done
 } > "$out/conf/php.d/99-lab.ini"
 # OPcache: Debian loads it in conf.d (built into 8.5); a PHP built elsewhere may have it
@@ -407,6 +463,18 @@ for m in FFI posix; do
   printf '%s\n' "$modules" | grep -qx "$m" || die "$FPM has no $m extension (the scenarios need FFI and posix)"
 done
 
+max_children=2
+hang_total=0
+if [ "$hang" = yes ]; then
+  for s in "${scenarios[@]}"; do
+    hang_total=$((hang_total + repeat))
+    [ "$s" = session-lock ] && hang_total=$((hang_total + repeat))
+  done
+  max_children=${workers:-$((hang_total + 4))}
+  [ "$max_children" -ge $((hang_total + 1)) ] || die "--workers $max_children: the $hang_total hangs need at least $((hang_total + 1))"
+  mkdir -p "$out/run/sessions"
+  chown "$WORKER_USER:$WORKER_GROUP" "$out/run/sessions"
+fi
 if [ "$server" = nginx ]; then
 cat > "$out/conf/php-fpm.conf" <<EOF
 [global]
@@ -425,7 +493,7 @@ listen.owner = $WORKER_USER
 listen.group = $WORKER_GROUP
 listen.mode = 0666
 pm = static
-pm.max_children = 2
+pm.max_children = $max_children
 rlimit_core = unlimited
 $( [ "$dumpable" = yes ] && echo "process.dumpable = yes" )
 catch_workers_output = yes
@@ -434,6 +502,7 @@ env[LAB_TRUTH_DIR] = $out/cores
 php_admin_value[error_log] = $out/log/php-error.log
 php_admin_flag[log_errors] = on
 php_admin_value[ffi.enable] = 1
+$( [ "$hang" = yes ] && printf 'pm.status_path = /fpm-status\nrequest_slowlog_timeout = 2s\nslowlog = %s\n' "$out/log/fpm-slow.log" )
 EOF
 
 cat > "$out/conf/nginx.conf" <<EOF
@@ -457,6 +526,12 @@ http {
     index index.php;
     location / { try_files \$uri \$uri/ /index.php?\$args; }
     location ~ ^/app/ { deny all; }
+    location = /hang.php {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+      fastcgi_pass unix:$out/run/php-fpm.sock;
+      fastcgi_read_timeout 3s;
+    }
     location ~ \.php\$ {
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
@@ -528,7 +603,7 @@ EOF
 fi
 
 # --- start -----------------------------------------------------------------
-if [ "$keep" = yes ]; then
+if [ "$keep" = yes ] && [ "$hang" = no ]; then
   lock_core_pattern # held until --stop: the servers, started below, inherit it
   cp_keep=yes
 fi
@@ -756,16 +831,93 @@ if [ "$with_c" = yes ]; then
 fi
 
 : > "$out/log/kernel.log"
-declare -A runs=()
-for s in "${scenarios[@]}"; do
-  for _ in $(seq "$repeat"); do
-    n=$(( ${runs[$s]:-0} + 1 ))
-    runs[$s]=$n
-    key=$s
-    [ "$n" -gt 1 ] && key="$s-$n"
-    run_scenario "$s" "$key"
+
+# --- hangs (--hang) ----------------------------------------------------------
+# Each hang is one request through nginx: the worker writes its ground truth, then hangs;
+# nginx gives up after 3 s (504) and the worker hangs on. Its pid comes from the truth file.
+manifest_hangs=()
+blackhole_port=0
+declare -A hang_pids=()
+fire_hang() { # KEY MODE: the request, in the background (curl ends with nginx's 504)
+  local key=$1 mode=$2 dir="$out/hangs/$1"
+  mkdir -p "$dir"
+  curl -sS -m 60 -o "$dir/response" -w '%{http_code}' -H 'User-Agent: coroner-lab/1.0' \
+    "$base/hang.php?mode=$mode&port=$blackhole_port&key=$key" > "$dir/http_status" 2> "$dir/curl.log" &
+  hang_curls+=($!)
+}
+wait_hang() { # KEY -> pid of the worker whose truth file names KEY (moved to hangs/KEY/truth.json)
+  local key=$1 f="" pid
+  for _ in $(seq 300); do
+    f=$(grep -l -F "key=$key\"" "$out"/cores/truth.*.json 2>/dev/null | head -1 || true)
+    [ -n "$f" ] && break
+    sleep 0.1
   done
-done
+  [ -n "$f" ] || die "hang $key: no worker wrote its ground truth (php-error.log: $(tail -3 "$out/log/php-error.log" 2>/dev/null))"
+  pid=$(basename "$f" .json)
+  pid=${pid#truth.}
+  mv "$f" "$out/hangs/$key/truth.json"
+  printf '%s' "$pid"
+}
+if [ "$hang" = yes ]; then
+  PHP_CLI=$(command -v php8.2 || command -v php) || die "no php CLI for the black hole"
+  "$PHP_CLI" -n "$LAB_DIR/hang/blackhole.php" "$out/run/blackhole.port" > "$out/log/blackhole.log" 2>&1 &
+  echo "blackhole $!" >> "$out/pids"
+  for _ in $(seq 100); do [ -s "$out/run/blackhole.port" ] && break; sleep 0.1; done
+  blackhole_port=$(cat "$out/run/blackhole.port" 2>/dev/null) || die "the black hole did not start: $(cat "$out/log/blackhole.log")"
+  hang_curls=()
+  hang_keys=() hang_names=()
+  declare -A hruns=()
+  for s in "${scenarios[@]}"; do
+    if [ "$s" = session-lock ] && [ -z "${hruns[session-holder]:-}" ]; then
+      hruns[session-holder]=1
+      fire_hang session-holder session-holder
+      hang_keys+=(session-holder) hang_names+=(session-holder)
+      hang_pids[session-holder]=$(wait_hang session-holder)
+    fi
+    for _ in $(seq "$repeat"); do
+      n=$(( ${hruns[$s]:-0} + 1 ))
+      hruns[$s]=$n
+      key=$s
+      [ "$n" -gt 1 ] && key="$s-$n"
+      fire_hang "$key" "$s"
+      hang_keys+=("$key") hang_names+=("$s")
+    done
+  done
+fi
+if [ "$hang" = yes ]; then
+  for i in "${!hang_keys[@]}"; do
+    key=${hang_keys[$i]}
+    [ -n "${hang_pids[$key]:-}" ] || hang_pids[$key]=$(wait_hang "$key")
+  done
+  # nginx's 504s (3 s) and FPM's slowlog (2 s) come while the workers hang on
+  for j in "${hang_curls[@]}"; do wait "$j" || true; done
+  sleep 0.5
+  for i in "${!hang_keys[@]}"; do
+    key=${hang_keys[$i]} name=${hang_names[$i]}
+    pid=${hang_pids[$key]} dir="$out/hangs/$key"
+    [ -d "/proc/$pid" ] || die "hang $key: worker $pid is gone ($(grep -F "child $pid " "$out/log/fpm.log" | tail -1))"
+    url="/hang.php?mode=$name&port=$blackhole_port&key=$key"
+    grep -F "key=$key HTTP/" "$out/log/nginx-error.log" > "$dir/nginx-error.log" 2>/dev/null || : > "$dir/nginx-error.log"
+    grep -F "child $pid," "$out/log/fpm.log" > "$dir/fpm.log" 2>/dev/null || : > "$dir/fpm.log"
+    manifest_hangs+=("$(printf '"%s":{"name":"%s","method":"GET","url":"%s","pid":%s,"truth_path":"%s","http_status":%s,"nginx_error":%s,"fpm_log":%s}' \
+      "$key" "$name" "$(json_str "$url")" "$pid" "$dir/truth.json" "$(cat "$dir/http_status" 2>/dev/null || echo 0)" \
+      "$(json_lines "$dir/nginx-error.log")" "$(json_lines "$dir/fpm.log")")")
+    log "$(printf 'hang %-20s pid %-7s HTTP %s' "$key" "$pid" "$(cat "$dir/http_status" 2>/dev/null)")"
+  done
+fi
+
+if [ "$hang" = no ]; then
+  declare -A runs=()
+  for s in "${scenarios[@]}"; do
+    for _ in $(seq "$repeat"); do
+      n=$(( ${runs[$s]:-0} + 1 ))
+      runs[$s]=$n
+      key=$s
+      [ "$n" -gt 1 ] && key="$s-$n"
+      run_scenario "$s" "$key"
+    done
+  done
+fi
 t_scenarios=$(date +%s.%N)
 
 # --- C programs ------------------------------------------------------------
@@ -831,11 +983,21 @@ cat > "$out/manifest.json" <<EOF
   "kernel_log": "$out/log/kernel.log",
   "timings": {"packages": $(awk -v a="$t_start" -v b="$t_packages" 'BEGIN{printf "%.2f", b-a}'), "chroot": $(awk -v a="$t_packages" -v b="$t_chroot" 'BEGIN{printf "%.2f", b-a}'), "start": $(awk -v a="$t_chroot" -v b="$t_started" 'BEGIN{printf "%.2f", b-a}'), "scenarios": $(awk -v a="$t_started" -v b="$t_scenarios" 'BEGIN{printf "%.2f", b-a}'), "c_programs": $(awk -v a="$t_scenarios" -v b="$t_c" 'BEGIN{printf "%.2f", b-a}')},
   "scenarios": {$(join "${manifest_scenarios[@]}")},
-  "c_programs": {$(join "${manifest_c[@]}")}
+  "c_programs": {$(join "${manifest_c[@]}")},
+  "hang": $([ "$hang" = yes ] && echo true || echo false),
+  "fpm_socket": "$out/run/php-fpm.sock",
+  "fpm_pool": "www",
+  "workers": $max_children,
+  "status_path": "$([ "$hang" = yes ] && echo /fpm-status)",
+  "slowlog": "$([ "$hang" = yes ] && echo "$out/log/fpm-slow.log")",
+  "blackhole_port": $blackhole_port,
+  "hangs": {$(join "${manifest_hangs[@]}")}
 }
 EOF
 total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
-if [ "$keep" = yes ]; then
+if [ "$hang" = yes ]; then
+  log "done in ${total}s; ${#manifest_hangs[@]} workers left hanging (stop with: lab/run.sh --stop $out); base URL $base"
+elif [ "$keep" = yes ]; then
   set_core_pattern "$out" # further crashes of the kept workers land in $out/cores until --stop
   log "done in ${total}s; left running (stop with: lab/run.sh --stop $out); base URL $base"
 else

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/budget"
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // coreFlags select a core: a path (plain or compressed), an Apport .crash
@@ -17,12 +23,46 @@ type coreFlags struct {
 	pid    int
 	latest bool
 	dirs   []string
+	budget budgetFlags
+}
+
+// budgetFlags are the bounds of one analysis: --timeout, --max-memory and
+// --max-core-size.
+type budgetFlags struct {
+	timeout             time.Duration
+	maxMemory, coreSize string
+}
+
+func (b *budgetFlags) register(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&b.timeout, "timeout", budget.DefaultTimeout, "stop an analysis after this long, with a partial report (0: no limit)")
+	cmd.Flags().StringVar(&b.maxMemory, "max-memory", units.Format(budget.DefaultMaxMemory), "stop an analysis whose heap grows past this size, with a partial report (0: no limit)")
+	cmd.Flags().StringVar(&b.coreSize, "max-core-size", units.Format(compressed.DefaultMaxBytes), "decompress at most this much of a compressed core (the rest reads as truncated)")
+}
+
+// apply sets the bounds in the analysis and engine options.
+func (b *budgetFlags) apply(opts *analyze.Options, eng *engine.Options) error {
+	opts.Timeout = b.timeout
+	n, err := units.ParseBytes(b.maxMemory)
+	if err != nil {
+		return fmt.Errorf("--max-memory: %w", err)
+	}
+	opts.MaxMemory = n
+	if eng != nil {
+		if eng.MaxCoreSize, err = units.ParseBytes(b.coreSize); err != nil {
+			return fmt.Errorf("--max-core-size: %w", err)
+		}
+		if eng.MaxCoreSize == 0 {
+			eng.MaxCoreSize = -1
+		}
+	}
+	return nil
 }
 
 func (c *coreFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&c.pid, "pid", 0, "analyse the newest core of this process id")
 	cmd.Flags().BoolVar(&c.latest, "latest", false, "analyse the newest core on this host")
 	cmd.Flags().StringArrayVar(&c.dirs, "dir", nil, "also look for cores in this directory (with --pid/--latest)")
+	c.budget.register(cmd)
 }
 
 // core returns the core the arguments and flags name.
@@ -46,13 +86,18 @@ func (c *coreFlags) engineOptions(opts analyze.Options, rules []string) engine.O
 // common part of analyze, report and php.
 func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules []string, args []string, diagnose bool) (*crash.Report, error) {
 	tuneGCForOneShot()
-	eng := engine.New(sel.engineOptions(opts, rules))
+	eopts := sel.engineOptions(opts, rules)
+	if err := sel.budget.apply(&eopts.Analyze, &eopts); err != nil {
+		return nil, err
+	}
+	eng := engine.New(eopts)
 	return eng.Run(cmd.Context(), engine.Request{Core: sel.core(args), NoDiagnosis: !diagnose})
 }
 
 func init() {
 	var opts analyze.Options
-	var asJSON, regs, timings, allThreads bool
+	var asJSON, regs, timings, allThreads, isolated, noDiagnosis bool
+	var layout string
 	var rules []string
 	var sel coreFlags
 	cmd := &cobra.Command{
@@ -65,9 +110,28 @@ request and the INI at crash time, then the known crash family it belongs to and
 No gdb and no debug symbols are needed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runEngine(cmd, &sel, opts, rules, args, true)
+			mode, err := parseLayout(layout)
 			if err != nil {
 				return err
+			}
+			opts.PHPLayout = mode
+			if isolated {
+				mem, err := units.ParseBytes(sel.budget.maxMemory)
+				if err != nil {
+					return fmt.Errorf("--max-memory: %w", err)
+				}
+				if len(args) == 1 {
+					if err := enterIsolation(args[0], mem); err != nil {
+						return err
+					}
+				}
+			}
+			rep, err := runEngine(cmd, &sel, opts, rules, args, !noDiagnosis)
+			if err != nil {
+				return err
+			}
+			if isolated {
+				watch.TrimForStore(rep)
 			}
 			if asJSON {
 				return render.JSON(cmd.OutOrStdout(), rep)
@@ -89,6 +153,11 @@ No gdb and no debug symbols are needed.`,
 	f.BoolVar(&timings, "timings", false, "show how long each analysis stage took")
 	f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
 	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
+	registerLayout(cmd, &layout, false)
+	f.BoolVar(&isolated, "isolated", false, "analyse on behalf of coroner watch: bounded address space, first to be killed, stacks trimmed as stored")
+	f.BoolVar(&noDiagnosis, "no-diagnosis", false, "stop after the analysis (the caller diagnoses)")
+	_ = f.MarkHidden("isolated")
+	_ = f.MarkHidden("no-diagnosis")
 	registerRules(cmd, &rules)
 	sel.register(cmd)
 	rootCmd.AddCommand(cmd)

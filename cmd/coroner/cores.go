@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
@@ -38,11 +40,12 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 			if limit > 0 && len(entries) > limit {
 				entries = entries[:limit]
 			}
+			entries = redact.Value(entries) // command lines from the stores
 			if asJSON {
 				return coredumps.WriteJSON(cmd.OutOrStdout(), entries, warnings)
 			}
 			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", sanitize.Text(redact.Text(w.Error())))
 			}
 			return coredumps.WriteTable(cmd.OutOrStdout(), entries, verbose)
 		},

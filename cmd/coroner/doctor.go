@@ -7,12 +7,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coroner-dev/coroner/internal/doctor"
+	"github.com/coroner-dev/coroner/internal/engine"
+	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/redact"
 )
 
 func init() {
 	var opts doctor.Options
 	var asJSON, asMarkdown bool
 	var since, until string
+	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "doctor [LOG...]",
 		Short: "From \"502s\" to \"this is why, change this line\": logs + config + cores + diagnosis",
@@ -29,6 +33,12 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGCForOneShot()
 			opts.Logs = args
+			var aopts analyze.Options
+			var eopts engine.Options
+			if err := bf.apply(&aopts, &eopts); err != nil {
+				return err
+			}
+			opts.Timeout, opts.MaxMemory, opts.MaxCoreSize = aopts.Timeout, aopts.MaxMemory, eopts.MaxCoreSize
 			var err error
 			if opts.Since, err = parseTime(since); err != nil {
 				return err
@@ -39,6 +49,9 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 			res, err := doctor.Run(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			if !opts.ShowSecrets {
+				res = redact.Value(res) // log lines and URLs (the cores' reports already are)
 			}
 			switch {
 			case asJSON:
@@ -66,6 +79,9 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in cores")
 	f.BoolVar(&opts.AllProcesses, "all-processes", false, "group and diagnose the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
+	f.BoolVar(&opts.NoLive, "no-live", false, "do not look at the workers that are busy right now")
+	f.DurationVar(&opts.BusyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (default: the pool's request_slowlog_timeout, else 10s)")
+	bf.register(cmd)
 	rootCmd.AddCommand(cmd)
 }
 

@@ -11,18 +11,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
 // logsFlags are the options of `coroner logs`.
 type logsFlags struct {
-	format, since, until, tz, bootTime string
-	cores                              []string
-	asJSON, follow, evidence, events   bool
-	noDiscover, rotated, noSymbolize   bool
-	fromStart, allProcesses            bool
-	top                                int
+	format, since, until, tz, bootTime   string
+	cores                                []string
+	asJSON, follow, evidence, events     bool
+	noDiscover, rotated, noSymbolize     bool
+	fromStart, allProcesses, showSecrets bool
+	top                                  int
 }
 
 func init() {
@@ -61,6 +62,7 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
 	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
 	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
+	fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
 	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
 	fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	rootCmd.AddCommand(cmd)
@@ -153,6 +155,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 			fo.Cores = func() []*coredumps.Entry { return discoverCores(cores) }
 		}
 		return logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+			if !lf.showSecrets {
+				inc = redact.Value(inc)
+			}
 			if lf.asJSON {
 				_ = enc.Encode(inc)
 				return
@@ -169,6 +174,9 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	}
 	if !lf.events {
 		res.Events = nil
+	}
+	if !lf.showSecrets {
+		res = redact.Value(res)
 	}
 	if lf.asJSON {
 		enc := json.NewEncoder(out)

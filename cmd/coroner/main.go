@@ -7,10 +7,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coroner-dev/coroner/internal/sanitize"
+	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
 // rootCmd is the top-level command; subcommands register themselves in init
@@ -32,12 +38,30 @@ killed the worker, the effective INI at crash time, a known-crash diagnosis and 
 // (measured: 33-37 ms -> 28 ms on a php-fpm core), and the memory is given
 // back at exit anyway. GOGC or GOMEMLIMIT in the environment take precedence.
 func tuneGCForOneShot() {
+	removeTempsOnSignal()
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	debug.SetMemoryLimit(160 << 20)
 	debug.SetGCPercent(-1)
 }
+
+// removeTempsOnSignal makes an interrupted one-shot command remove the
+// decompressed copies of compressed cores it made (gigabytes in /tmp)
+// before it exits.
+var removeTempsOnSignal = sync.OnceFunc(func() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-c
+		compressed.RemoveTemps()
+		code := 130
+		if s, ok := sig.(syscall.Signal); ok {
+			code = 128 + int(s)
+		}
+		os.Exit(code)
+	}()
+})
 
 // cpuProfile is the --cpuprofile flag (a developer aid for performance work).
 var cpuProfile string
@@ -58,12 +82,16 @@ func init() {
 }
 
 func main() {
+	// The last guard: no control character reaches the terminal from
+	// any command, whatever a renderer forgot (package sanitize).
+	rootCmd.SetOut(sanitize.Writer(os.Stdout))
+	rootCmd.SetErr(sanitize.Writer(os.Stderr))
 	err := rootCmd.Execute()
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "coroner:", err)
+		fmt.Fprintln(os.Stderr, "coroner:", sanitize.Text(err.Error()))
 		os.Exit(exitCode(err))
 	}
 }

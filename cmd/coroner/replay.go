@@ -4,15 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/replay"
 )
+
+// maxBodyFile bounds --body-file (PHP's post_max_size is 8M by default).
+const maxBodyFile = 64 << 20
 
 func init() {
 	var (
@@ -21,6 +26,7 @@ func init() {
 		params         []string
 		bodyFile       string
 		dryRun, asJSON bool
+		showSecrets    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay [CORE] --socket unix:/path/php-fpm.sock|tcp:127.0.0.1:9000",
@@ -48,7 +54,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 				spec.Params[k] = v
 			}
 			if bodyFile != "" {
-				b, err := os.ReadFile(bodyFile)
+				b, err := regular.ReadFile(bodyFile, maxBodyFile)
 				if err != nil {
 					return fmt.Errorf("--body-file: %w", err)
 				}
@@ -57,7 +63,10 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			var req *replay.Request
 			var err error
 			if len(args) == 1 {
-				rep, aerr := analyze.Core(args[0], analyze.Options{ShowSecrets: true})
+				tuneGCForOneShot()
+				eng := engine.New(engine.Options{Analyze: analyze.Options{ShowSecrets: true,
+					Timeout: budget.DefaultTimeout, MaxMemory: budget.DefaultMaxMemory}})
+				rep, aerr := eng.Run(cmd.Context(), engine.Request{Core: engine.Core{Path: args[0]}, NoDiagnosis: true})
 				if aerr != nil {
 					return fmt.Errorf("analyse %s: %w", args[0], aerr)
 				}
@@ -72,19 +81,26 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			if err != nil {
 				return err
 			}
+			shown := req
+			if !showSecrets {
+				shown = req.Redacted()
+			}
 			if dryRun {
 				if asJSON {
 					return replayJSON(out, struct {
 						Socket  string          `json:"socket"`
 						Request *replay.Request `json:"request"`
-					}{network + ":" + address, req})
+					}{network + ":" + address, shown})
 				}
-				replay.WritePlan(out, network+":"+address, req)
+				replay.WritePlan(out, network+":"+address, shown)
 				return nil
 			}
 			res, err := replay.Run(cmd.Context(), req, opts)
 			if err != nil {
 				return err
+			}
+			if !showSecrets {
+				res = res.Redacted()
 			}
 			if asJSON {
 				if err := replayJSON(out, res); err != nil {
@@ -117,6 +133,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 	f.StringVar(&bodyFile, "body-file", "", "request body to send (a core does not keep it)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the parameters that would be sent, send nothing")
 	f.BoolVar(&asJSON, "json", false, "JSON output")
+	f.BoolVar(&showSecrets, "show-secrets", false, "show credential-like parameters (password=, token=...) in what is printed (they are sent either way; cookies and Authorization never are)")
 	_ = cmd.MarkFlagRequired("socket")
 	rootCmd.AddCommand(cmd)
 }

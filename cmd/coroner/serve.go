@@ -15,6 +15,7 @@ import (
 
 func init() {
 	var db, listen, token string
+	var hosts []string
 	var showSecrets bool
 	var dbWait time.Duration
 	cmd := &cobra.Command{
@@ -40,7 +41,7 @@ requires --token. At start it waits up to --db-wait for a database that is not r
 				return err
 			}
 			defer st.Close()
-			srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets})
+			srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts})
 			if err != nil {
 				return err
 			}
@@ -54,5 +55,6 @@ requires --token. At start it waits up to --db-wait for a database that is not r
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
 	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
 	f.BoolVar(&showSecrets, "show-secrets", false, "show secret-looking request parameters and INI values")
+	f.StringArrayVar(&hosts, "allowed-host", nil, "host name the dashboard answers to, besides IP addresses and localhost (repeatable)")
 	rootCmd.AddCommand(cmd)
 }

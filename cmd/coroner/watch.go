@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
@@ -40,13 +42,15 @@ func init() {
 	var (
 		cfg                    watch.Config
 		db, listen, token      string
-		logFiles               []string
+		logFiles, hosts        []string
 		maxBytes, spoolMax     string
 		stateDir               string
 		dbWait                 time.Duration
 		noLogs, noDashboard    bool
 		showSecrets, fromStart bool
 		allProcesses           bool
+		analysisTimeout        time.Duration
+		analysisMemory         string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -79,6 +83,11 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 					return err
 				}
 			}
+			if cfg.Webhook != "" {
+				if _, err := watch.ValidateWebhook(cfg.Webhook); err != nil {
+					return err
+				}
+			}
 			if maxBytes != "" {
 				n, err := units.ParseBytes(maxBytes)
 				if err != nil {
@@ -104,7 +113,21 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			cfg.LogsFromStart = fromStart
 			cfg.AllProcesses = allProcesses
 			cfg.Analyze.ShowSecrets = showSecrets
-			cfg.Logger = log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
+			// Messages name cores and log lines: escaped, one line each.
+			cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the coroner executable for the analysis processes: %w", err)
+			}
+			mem, err := units.ParseBytes(analysisMemory)
+			if err != nil {
+				return fmt.Errorf("--analysis-memory: %w", err)
+			}
+			cfg.Isolate = &watch.Isolation{Executable: exe, Timeout: analysisTimeout, MaxMemory: mem,
+				QuarantineFile: filepath.Join(stateDir, "quarantine.json")}
+			if err := os.MkdirAll(stateDir, 0o700); err != nil {
+				return fmt.Errorf("--state-dir: %w", err)
+			}
 			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: cfg.Logger.Printf})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -123,7 +146,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			}
 			errc := make(chan error, 1)
 			if !noDashboard {
-				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets,
+				srv, err := server.New(server.Options{Store: st, Token: token, ShowSecrets: showSecrets, Hosts: hosts,
 					Metrics: func(out io.Writer) { w.Metrics.WritePrometheus(out) },
 					Health: func(ctx context.Context) (bool, []string) {
 						h := w.Health(ctx)
@@ -162,6 +185,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.StringVar(&spoolMax, "spool-max-bytes", "256M", "bound of the spool that keeps crashes while the database is unavailable")
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "dashboard and /metrics address")
 	f.StringVar(&token, "token", os.Getenv("CORONER_TOKEN"), "bearer token required by the dashboard (default $CORONER_TOKEN)")
+	f.StringArrayVar(&hosts, "allowed-host", nil, "host name the dashboard answers to, besides IP addresses and localhost (repeatable)")
 	f.BoolVar(&noDashboard, "no-dashboard", false, "do not serve the dashboard")
 	f.StringArrayVar(&cfg.CoreDirs, "cores", nil, "managed core directory (repeatable): analysed and kept within retention")
 	f.BoolVar(&cfg.Discover, "discover", true, "also analyse cores found by discovery (never deleted)")
@@ -170,12 +194,14 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.BoolVar(&fromStart, "logs-from-start", false, "read the logs from their beginning instead of their end")
 	f.BoolVar(&allProcesses, "all-processes", false, "record the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")
+	f.DurationVar(&analysisTimeout, "analysis-timeout", budget.DefaultTimeout, "time budget of one analysis (a partial report after it; the analysis process is killed 30s later)")
+	f.StringVar(&analysisMemory, "analysis-memory", units.Format(budget.DefaultMaxMemory), "heap budget of one analysis (a partial report past it); each core is analysed in a process of its own")
 	f.IntVar(&cfg.Queue, "queue", 64, "cores waiting for analysis at most (the rest wait on disk)")
 	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often core directories are listed")
 	f.IntVar(&cfg.KeepCores, "keep-cores", 50, "keep at most N cores in the managed directories (0: no limit)")
 	f.StringVar(&maxBytes, "max-core-bytes", "10G", "keep at most this many bytes of cores in the managed directories (0: no limit)")
 	f.DurationVar(&cfg.MaxCoreAge, "max-core-age", 14*24*time.Hour, "delete managed cores older than this (0: no limit)")
-	f.StringVar(&cfg.Webhook, "webhook", "", "URL to POST a JSON alert to for every new crash group")
+	f.StringVar(&cfg.Webhook, "webhook", "", "http(s) URL to POST a JSON alert to for every new crash group (redirects are not followed)")
 	f.StringVar(&cfg.OnNewGroup, "on-new-group", "", "command run (sh -c) for every new crash group, with CORONER_* variables and the JSON alert on stdin")
 	f.StringVar(&cfg.Host, "host", "", "host name recorded with each crash (default: this host's)")
 	f.StringArrayVar(&cfg.Rules, "rules", nil, "extra rules file (repeatable)")

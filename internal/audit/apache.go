@@ -125,7 +125,7 @@ func apacheWords(s string) []string {
 // and IncludeOptional) with env for ${VAR}.
 func loadApacheConfig(h *host, main, serverRoot string, env map[string]string) (*apacheConfig, error) {
 	if !h.exists(main) {
-		return nil, fmt.Errorf("Apache configuration %s does not exist", main)
+		return nil, fmt.Errorf("no Apache configuration %s", main)
 	}
 	c := &apacheConfig{serverRoot: serverRoot}
 	c.read(h, main, env, 0, true)

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +27,11 @@ type Manifest struct {
 	Root    string          `json:"root"`
 	Entries []ManifestEntry `json:"entries"`
 	Reload  []string        `json:"reload"`
+	// Failed is why the apply failed (its changes were undone; the
+	// manifest is kept as manifest.failed.json, never rolled back).
+	Failed string `json:"failed,omitempty"`
+	// UndoFailed says what could not be undone after a failed apply.
+	UndoFailed string `json:"undo_failed,omitempty"`
 }
 
 // ManifestEntry is one changed file or created directory.
@@ -40,7 +46,18 @@ type ManifestEntry struct {
 	NewHash string `json:"new_sha256,omitempty"`
 }
 
-const manifestName = "manifest.json"
+// Manifest files in a fix's state directory: the manifest of a completed
+// apply; of an apply in progress (or interrupted: killed, crashed), which a
+// rollback also undoes; of a failed apply, already undone.
+const (
+	manifestName        = "manifest.json"
+	pendingManifestName = "manifest.pending.json"
+	failedManifestName  = "manifest.failed.json"
+)
+
+// tempPrefix starts the names of the temporary files of writeAtomic; one
+// left by a killed apply is removed by the next apply or rollback.
+const tempPrefix = ".coroner-"
 
 // allowedDirs are the directories a fix may write into (after resolving
 // symlinks): /etc, the state dir, the core dir's parent, and the
@@ -147,6 +164,7 @@ func (p *Plan) Apply(r *Report) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	removeStaleTemps(targets)
 	id := time.Now().UTC().Format("20060102T150405.000000000Z")
 	dir := filepath.Join(stateReal, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -193,9 +211,10 @@ func (p *Plan) Apply(r *Report) (string, error) {
 		}
 		sum := sha256.Sum256(c.New)
 		e.NewHash = hex.EncodeToString(sum[:])
-		// Record the entry before writing, so an abort restores it.
+		// Record the entry before writing, so an abort (or a rollback
+		// after a crash) restores it.
 		m.Entries = append(m.Entries, e)
-		if err := saveManifest(dir, m); err != nil {
+		if err := saveManifest(dir, pendingManifestName, m); err != nil {
 			return "", p.abort(h, m, dir, err)
 		}
 		uid, gid := -1, -1
@@ -206,19 +225,58 @@ func (p *Plan) Apply(r *Report) (string, error) {
 			return "", p.abort(h, m, dir, fmt.Errorf("write %s: %w", c.Path, err))
 		}
 	}
-	if err := saveManifest(dir, m); err != nil {
-		return "", err
+	if err := saveManifest(dir, pendingManifestName, m); err != nil {
+		return "", p.abort(h, m, dir, err)
+	}
+	// Only now is there a fix to roll back.
+	if err := os.Rename(filepath.Join(dir, pendingManifestName), filepath.Join(dir, manifestName)); err != nil {
+		return "", p.abort(h, m, dir, fmt.Errorf("complete the manifest: %w", err))
 	}
 	return filepath.Join(dir, manifestName), nil
 }
 
 // abort undoes a partially applied plan and reports the original error.
+// No manifest that a rollback would pick is left: the record of the
+// failed apply is kept as manifest.failed.json.
 func (p *Plan) abort(h *host, m *Manifest, dir string, cause error) error {
-	if _, err := rollbackManifest(h, m, dir, true); err != nil {
-		return fmt.Errorf("%w (and undoing the partial change failed: %v)", cause, err)
+	m.Failed = cause.Error()
+	_, undoErr := rollbackManifest(h, m, dir, true)
+	if undoErr != nil {
+		m.UndoFailed = undoErr.Error()
 	}
-	_ = os.Rename(filepath.Join(dir, manifestName), filepath.Join(dir, "manifest.aborted.json"))
+	_ = saveManifest(dir, failedManifestName, m)
+	_ = os.Remove(filepath.Join(dir, pendingManifestName))
+	_ = os.Remove(filepath.Join(dir, manifestName))
+	if undoErr != nil {
+		return fmt.Errorf("%w (and undoing the partial change failed: %v; see %s)", cause, undoErr, filepath.Join(dir, failedManifestName))
+	}
 	return cause
+}
+
+// removeStaleTemps removes the temporary files a killed apply left next to
+// the files it was writing (".coroner-" and digits, as os.CreateTemp names
+// them): they would keep a created directory from being removed.
+func removeStaleTemps(paths []string) {
+	seen := map[string]bool{}
+	for _, p := range paths {
+		for _, dir := range []string{p, filepath.Dir(p)} {
+			if seen[dir] {
+				continue
+			}
+			seen[dir] = true
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				name := e.Name()
+				if !e.Type().IsRegular() || !strings.HasPrefix(name, tempPrefix) || strings.Trim(strings.TrimPrefix(name, tempPrefix), "0123456789") != "" {
+					continue
+				}
+				_ = os.Remove(filepath.Join(dir, name))
+			}
+		}
+	}
 }
 
 // mkdirAll creates dir and missing parents with mode, returning the
@@ -264,7 +322,7 @@ func stickyOf(m fs.FileMode) fs.FileMode {
 // writeAtomic writes data to a temp file in p's directory, syncs it, sets
 // mode (and owner when uid >= 0) and renames it over p.
 func writeAtomic(p string, data []byte, mode fs.FileMode, uid, gid int) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".coroner-*")
+	f, err := os.CreateTemp(filepath.Dir(p), tempPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -292,12 +350,12 @@ func writeAtomic(p string, data []byte, mode fs.FileMode, uid, gid int) error {
 	return os.Rename(tmp, p)
 }
 
-func saveManifest(dir string, m *Manifest) error {
+func saveManifest(dir, name string, m *Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, manifestName), append(b, '\n'), 0o600, -1, -1); err != nil {
+	if err := writeAtomic(filepath.Join(dir, name), append(b, '\n'), 0o600, -1, -1); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
@@ -313,8 +371,10 @@ type RollbackResult struct {
 }
 
 // Rollback undoes the latest applied fix recorded under stateDir of the
-// tree at root ("" = this machine). A file changed again since the fix is
-// left alone (listed in Skipped) unless force is set.
+// tree at root ("" = this machine), or the latest apply that was
+// interrupted (killed before it completed). A file changed again since the
+// fix is left alone (listed in Skipped) unless force is set. A failed apply
+// was undone when it failed and is never picked.
 func Rollback(root, stateDir string, force bool) (*RollbackResult, error) {
 	h, err := newHost(root)
 	if err != nil {
@@ -328,34 +388,46 @@ func Rollback(root, stateDir string, force bool) (*RollbackResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no fix to roll back: %w", err)
 	}
-	var ids []string
+	type candidate struct{ id, name string }
+	var cands []candidate
 	for _, e := range ents {
-		if e.IsDir() {
-			if _, err := os.Stat(filepath.Join(base, e.Name(), manifestName)); err == nil {
-				ids = append(ids, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		for _, name := range []string{manifestName, pendingManifestName} {
+			if _, err := os.Stat(filepath.Join(base, e.Name(), name)); err == nil {
+				cands = append(cands, candidate{e.Name(), name})
+				break
 			}
 		}
 	}
-	if len(ids) == 0 {
+	if len(cands) == 0 {
 		return nil, fmt.Errorf("no fix to roll back in %s", stateDir)
 	}
-	sort.Strings(ids)
-	dir := filepath.Join(base, ids[len(ids)-1])
-	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	sort.Slice(cands, func(i, j int) bool { return cands[i].id < cands[j].id })
+	last := cands[len(cands)-1]
+	dir := filepath.Join(base, last.id)
+	path := filepath.Join(dir, last.name)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", filepath.Join(dir, manifestName), err)
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
+	var paths []string
+	for _, e := range m.Entries {
+		paths = append(paths, h.real(e.Path))
+	}
+	removeStaleTemps(paths)
 	res, err := rollbackManifest(h, &m, dir, force)
 	if err != nil {
 		return res, err
 	}
-	res.Manifest = filepath.Join(dir, manifestName)
+	res.Manifest = path
 	if len(res.Skipped) == 0 {
-		if err := os.Rename(filepath.Join(dir, manifestName), filepath.Join(dir, "manifest.rolled-back.json")); err != nil {
+		if err := os.Rename(path, filepath.Join(dir, "manifest.rolled-back.json")); err != nil {
 			return res, fmt.Errorf("mark manifest rolled back: %w", err)
 		}
 	}
@@ -379,14 +451,26 @@ func rollbackManifest(h *host, m *Manifest, dir string, force bool) (*RollbackRe
 			continue
 		}
 		if e.Dir {
-			if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			err := os.Remove(t)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				// Never created (the apply stopped before), or removed
+				// since: nothing to undo, nothing to claim.
+			case err != nil:
 				res.Skipped = append(res.Skipped, e.Path+": directory not removed ("+err.Error()+")")
-				continue
+			default:
+				res.Removed = append(res.Removed, e.Path)
 			}
-			res.Removed = append(res.Removed, e.Path)
 			continue
 		}
 		cur, err := os.ReadFile(t)
+		if e.Existed && err == nil {
+			// The apply stopped before writing this file: it still holds
+			// what the backup holds.
+			if old, berr := os.ReadFile(filepath.Join(dir, e.Backup)); berr == nil && bytes.Equal(old, cur) {
+				continue
+			}
+		}
 		if err == nil && e.NewHash != "" && !force {
 			sum := sha256.Sum256(cur)
 			if hex.EncodeToString(sum[:]) != e.NewHash {
@@ -395,11 +479,15 @@ func rollbackManifest(h *host, m *Manifest, dir string, force bool) (*RollbackRe
 			}
 		}
 		if !e.Existed {
-			if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			err := os.Remove(t)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				// Never written: nothing to remove, nothing to claim.
+			case err != nil:
 				errs = append(errs, fmt.Errorf("remove %s: %w", e.Path, err))
-				continue
+			default:
+				res.Removed = append(res.Removed, e.Path)
 			}
-			res.Removed = append(res.Removed, e.Path)
 			continue
 		}
 		old, err := os.ReadFile(filepath.Join(dir, e.Backup))

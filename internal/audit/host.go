@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // maxConfigFile bounds how much of one configuration file is read; real
@@ -111,7 +113,7 @@ func (h *host) display(real string) string {
 
 // readFile reads a file of the audited system (path in its view), bounded.
 func (h *host) readFile(p string) ([]byte, error) {
-	f, err := os.Open(h.resolve(p))
+	f, err := regular.OpenHostFile(h.resolve(p))
 	if err != nil {
 		return nil, describeOpenErr(p, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/sanitize"
 )
 
 // statusWord is how a status reads in the text report.
@@ -15,6 +17,7 @@ var statusWord = map[Status]string{
 // WriteText renders r for a terminal: one verdict per pool first, then the
 // findings layer by layer with their evidence. verbose adds OK and info findings' evidence.
 func (r *Report) WriteText(w io.Writer, verbose bool) error {
+	r = sanitize.Copy(r) // values read from the host's files, escaped
 	var b strings.Builder
 	where := "this machine"
 	if !r.Live {

@@ -120,6 +120,18 @@ type Pool struct {
 	// CoreDir is where a core of this pool's workers lands ("" for a pipe
 	// handler that stores it itself, "(cwd)" when relative to the script's directory).
 	CoreDir string `json:"core_dir,omitempty"`
+
+	// Listen is the pool's socket (a path, or [host:]port); StatusPath and
+	// StatusListen are pm.status_path and pm.status_listen (PHP 8.0+: a
+	// socket of its own for the status page); SlowlogTimeout and
+	// TerminateTimeout are request_slowlog_timeout and
+	// request_terminate_timeout as written ("0" when unset). coroner
+	// snapshot reads the status page and compares requests to these.
+	Listen           Setting `json:"listen"`
+	StatusPath       Setting `json:"status_path"`
+	StatusListen     Setting `json:"status_listen"`
+	SlowlogTimeout   Setting `json:"request_slowlog_timeout"`
+	TerminateTimeout Setting `json:"request_terminate_timeout"`
 }
 
 // Process is a running php-fpm master or worker.

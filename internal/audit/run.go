@@ -306,6 +306,11 @@ func (a *auditor) load(in *Installation, opts Options) error {
 		p.Chdir = settingOf(fp.entries, "chdir", "")
 		p.RlimitCore = settingOf(fp.entries, "rlimit_core", "")
 		p.Dumpable = settingOf(fp.entries, "process.dumpable", "no")
+		p.Listen = settingOf(fp.entries, "listen", "")
+		p.StatusPath = settingOf(fp.entries, "pm.status_path", "")
+		p.StatusListen = settingOf(fp.entries, "pm.status_listen", "")
+		p.SlowlogTimeout = settingOf(fp.entries, "request_slowlog_timeout", "0")
+		p.TerminateTimeout = settingOf(fp.entries, "request_terminate_timeout", "0")
 		pa := poolINI(fp)
 		if len(pa) > 0 {
 			p.INI = map[string]Setting{}

@@ -49,7 +49,7 @@ func init() {
 	conditions = []condition{
 		signalCond, phpProcessCond, sentCond, faultCond, nativeCond, phpFrameCond, versionCond, iniCond, jitCond,
 		extensionCond, cycleCond, minFramesCond, moduleCond, kernelCond, messageCond, oomKillCond, repeatedCond,
-		truncatedCond, recursionCond, sapiCond, anyCond, noneCond,
+		truncatedCond, recursionCond, sapiCond, processCond, anyCond, noneCond,
 	}
 }
 
@@ -643,5 +643,39 @@ func noneCond(s *Cond, where string) (check, error) {
 			}
 		}
 		return true, nil
+	}, nil
+}
+
+// process: what a running process was doing when it was snapshotted.
+func processCond(s *Cond, where string) (check, error) {
+	if s.Process == nil {
+		return nil, nil
+	}
+	re, err := compileRE(s.Process.Syscall, where+".process.syscall")
+	if err != nil {
+		return nil, err
+	}
+	running := s.Process.Running
+	return func(f *facts, _ *capture) (bool, []string) {
+		l := f.r.Live
+		if l == nil {
+			return false, nil
+		}
+		var words []string
+		if re != nil {
+			if l.Syscall == "" || !re.MatchString(l.Syscall) {
+				return false, nil
+			}
+			words = append(words, "blocked in "+l.Syscall)
+		}
+		if running != nil {
+			if *running != (l.Syscall == "") {
+				return false, nil
+			}
+			if *running {
+				words = append(words, "running user code")
+			}
+		}
+		return true, words
 	}, nil
 }

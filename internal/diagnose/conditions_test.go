@@ -33,6 +33,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"Truncated":  {Truncated: &yes},
 		"Recursion":  {Recursion: "unbounded"},
 		"SAPI":       {SAPI: []string{"apache2handler"}},
+		"Process":    {Process: &ProcessCond{Running: &yes}},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},
 	}

@@ -542,7 +542,7 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 	var hits []hit
 	try := func(fallback bool) {
 		for i, ru := range kb.rules {
-			if ru.Fallback != fallback {
+			if ru.Fallback != fallback || ru.Live != (r.Live != nil) {
 				continue
 			}
 			var cp capture

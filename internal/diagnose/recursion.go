@@ -70,18 +70,33 @@ func recursionArgs(frames []crash.PHPFrame, in, out, L int) (crash.RecursionArgs
 	if hi-lo < L {
 		lo, hi = in, out
 	}
-	scalars := 0
-	for i := lo; i+L <= hi; i++ {
-		a, b := frames[i].Args, frames[i+L].Args
-		if len(a) != len(b) {
-			return crash.RecursionVaries, varyEvidence(frames, i, lo, hi, L)
+	// The frames of the entered function (the loop's phase of out) are
+	// looked at first, so that the evidence names the function that
+	// recurses whatever turn the stack ran out in.
+	entry := (out - in) % L
+	phases := []int{entry}
+	for p := 0; p < L; p++ {
+		if p != entry {
+			phases = append(phases, p)
 		}
-		for k := range a {
-			if a[k] != b[k] {
+	}
+	scalars := 0
+	for _, p := range phases {
+		for i := lo; i+L <= hi; i++ {
+			if (i-in)%L != p {
+				continue
+			}
+			a, b := frames[i].Args, frames[i+L].Args
+			if len(a) != len(b) {
 				return crash.RecursionVaries, varyEvidence(frames, i, lo, hi, L)
 			}
-			if isScalarArg(a[k]) {
-				scalars++
+			for k := range a {
+				if a[k] != b[k] {
+					return crash.RecursionVaries, varyEvidence(frames, i, lo, hi, L)
+				}
+				if isScalarArg(a[k]) {
+					scalars++
+				}
 			}
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,10 +21,17 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 //go:embed rules.yaml
 var embeddedRules []byte
+
+// embeddedHangRules are the live rules: hangs and slow requests of running
+// workers (coroner snapshot).
+//
+//go:embed hangs.yaml
+var embeddedHangRules []byte
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -46,6 +52,10 @@ type Rule struct {
 	Confidence crash.Confidence `yaml:"confidence"`
 	// Fallback rules are tried only when no other rule matches.
 	Fallback bool `yaml:"fallback"`
+	// Live rules are about processes that are still running (hangs, slow
+	// requests: snapshots by coroner snapshot); they apply only to
+	// snapshots, and the other rules (crashes) never do.
+	Live bool `yaml:"live"`
 	// When holds the conditions; all of them must hold.
 	When Cond `yaml:"when"`
 	// Explanation is a text/template over the matched facts (see docs/rules.md).
@@ -119,10 +129,24 @@ type Cond struct {
 	// Recursion requires a PHP recursion whose arguments repeat at every
 	// level ("unbounded": it cannot end by itself) or change ("finite").
 	Recursion string `yaml:"recursion"`
+	// Process conditions on what a running process was doing when it was
+	// snapshotted (live rules only).
+	Process *ProcessCond `yaml:"process"`
 	// Any holds when at least one of its conditions holds.
 	Any []Cond `yaml:"any"`
 	// None holds when none of its conditions holds.
 	None []Cond `yaml:"none"`
+}
+
+// ProcessCond conditions on what a running process was doing when its
+// snapshot was taken; it never holds for a core.
+type ProcessCond struct {
+	// Syscall is a regular expression on the system call the main thread
+	// was blocked in ("nanosleep", "poll", "flock"...).
+	Syscall string `yaml:"syscall"`
+	// Running requires the main thread to have been running user code
+	// (true: burning CPU) or blocked in a system call (false).
+	Running *bool `yaml:"running"`
 }
 
 // FramePattern matches one stack frame.
@@ -212,7 +236,15 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	return parse(embeddedRules, "embedded rules.yaml")
+	crashes, err := parse(embeddedRules, "embedded rules.yaml")
+	if err != nil {
+		return nil, err
+	}
+	hangs, err := parse(embeddedHangRules, "embedded hangs.yaml")
+	if err != nil {
+		return nil, err
+	}
+	return append(crashes, hangs...), nil
 })
 
 func (kb *KnowledgeBase) add(r *rule) {
@@ -226,7 +258,7 @@ func (kb *KnowledgeBase) add(r *rule) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}

@@ -39,6 +39,9 @@ type templateData struct {
 	Message      string
 	Repeated     int
 	URL          string // request URI
+	// Syscall is the system call a running process was blocked in, and
+	// Running how long its request had run ("14.2 s"), for live rules.
+	Syscall, Running string
 	// Subject is "The worker" for PHP processes, "The process" otherwise;
 	// SubjectLower is the same in lower case.
 	Subject, SubjectLower string
@@ -172,6 +175,12 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 			d.PHPLoopArgs = "unbounded"
 		case crash.RecursionVaries:
 			d.PHPLoopArgs = "finite"
+		}
+	}
+	if l := r.Live; l != nil {
+		d.Syscall = l.Syscall
+		if l.Worker != nil && l.Worker.RequestMS >= 0 {
+			d.Running = fmt.Sprintf("%.1f s", l.Worker.RequestMS/1000)
 		}
 	}
 	var b strings.Builder

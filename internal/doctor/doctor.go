@@ -49,6 +49,18 @@ type Options struct {
 	// default only PHP processes are (php-fpm, php, Apache with mod_php,
 	// FrankenPHP) and the others are summed up in Result.Others.
 	AllProcesses bool
+	// NoLive skips the running workers; BusyOver is how long a request
+	// must have run for its worker to be looked at (default: the pool's
+	// request_slowlog_timeout, else 10 s).
+	NoLive   bool
+	BusyOver time.Duration
+	// Timeout and MaxMemory bound each core's analysis (see
+	// analyze.Options; 0: unbounded).
+	Timeout   time.Duration
+	MaxMemory int64
+	// MaxCoreSize bounds the decompression of a compressed core (see
+	// engine.Options).
+	MaxCoreSize int64
 	// Sources supply the evidence; nil means Host(options).
 	Sources Sources
 }
@@ -77,6 +89,9 @@ type Result struct {
 	Missing []string `json:"missing"`
 	// Warnings are problems met along the way.
 	Warnings []string `json:"warnings"`
+	// Busy are the workers serving one request for too long right now,
+	// with their snapshots (hangs, slow requests).
+	Busy []*BusyWorker `json:"busy,omitempty"`
 }
 
 // Group is one crash family on this host: the crashes that share a
@@ -209,8 +224,9 @@ func newEngine(opts Options) *engine.Engine {
 		sysroot = opts.Root
 	}
 	return engine.New(engine.Options{
-		Analyze: analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets},
-		Rules:   opts.Rules,
+		Analyze:     analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets, Timeout: opts.Timeout, MaxMemory: opts.MaxMemory},
+		Rules:       opts.Rules,
+		MaxCoreSize: opts.MaxCoreSize,
 	})
 }
 
@@ -252,6 +268,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sort.SliceStable(r.order, func(i, j int) bool { return r.order[i].Count > r.order[j].Count })
 	r.res.Groups = r.order
 	r.res.Missing = missingEvidence(r.res, incidents)
+	r.lookAtBusyWorkers(ctx)
 	return r.res, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/render"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
@@ -20,15 +21,23 @@ func JSON(w io.Writer, r *Result) error {
 	return enc.Encode(r)
 }
 
-// Text writes the diagnosis for a person at a terminal.
+// Text writes the diagnosis for a person at a terminal; every string from
+// logs, cores and configuration is shown with its control characters
+// escaped (package sanitize).
 func Text(w io.Writer, r *Result) error {
-	return write(w, r, false)
+	return write(w, sanitize.Copy(r), false)
 }
 
-// Markdown writes the diagnosis as Markdown (for a ticket or a chat).
+// Markdown writes the diagnosis as Markdown (for a ticket or a chat): what
+// came from logs, cores and configuration is escaped as text (no tag, no
+// link, no emphasis) or fenced as code.
 func Markdown(w io.Writer, r *Result) error {
-	return write(w, r, true)
+	return write(w, sanitize.Copy(r), true)
 }
+
+// mdRaw is an argument of writer.line that is Markdown already (a fix
+// text with its code spans): not escaped again.
+type mdRaw string
 
 type writer struct {
 	w   io.Writer
@@ -36,10 +45,23 @@ type writer struct {
 	err error
 }
 
+// line writes one line; in Markdown, its string arguments are escaped as
+// text (the format is markup of ours).
 func (p *writer) line(format string, args ...any) {
-	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	if p.err != nil {
+		return
 	}
+	if p.md {
+		for i, a := range args {
+			switch v := a.(type) {
+			case string:
+				args[i] = sanitize.MarkdownText(v)
+			case mdRaw:
+				args[i] = string(v)
+			}
+		}
+	}
+	_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
 }
 
 func (p *writer) heading(s string) {
@@ -51,18 +73,19 @@ func (p *writer) heading(s string) {
 }
 
 func (p *writer) code(lines []string) {
+	fence := mdRaw(sanitize.CodeFence(lines...)) // longer than any run of backticks inside
 	if p.md {
-		p.line("```")
+		p.line("%s", fence)
 	}
 	for _, l := range lines {
 		if p.md {
-			p.line("%s", l)
+			p.line("%s", mdRaw(l))
 		} else {
 			p.line("    %s", l)
 		}
 	}
 	if p.md {
-		p.line("```")
+		p.line("%s", fence)
 	}
 }
 
@@ -87,6 +110,7 @@ func write(w io.Writer, r *Result, md bool) error {
 	for i, g := range r.Groups {
 		p.group(i+1, g)
 	}
+	p.busy(r)
 	p.capture(r)
 	if len(r.Missing) > 0 {
 		p.heading("Missing evidence")
@@ -267,7 +291,7 @@ func (p *writer) group(n int, g *Group) {
 			p.line("")
 			p.line("Fix:")
 			for _, f := range d.Fix {
-				p.item("%s", render.FixText(f, p.md))
+				p.item("%s", mdRaw(render.FixText(f, p.md)))
 			}
 		}
 		if len(d.References) > 0 {

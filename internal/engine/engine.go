@@ -15,13 +15,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/budget"
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/regular"
+	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
@@ -38,6 +41,10 @@ type Options struct {
 	// Progress receives a progress bar while a compressed core is
 	// decompressed (nil for none).
 	Progress io.Writer
+	// MaxCoreSize bounds the decompressed size of a compressed core
+	// (0: compressed.DefaultMaxBytes); a larger one is cut there and read
+	// as truncated.
+	MaxCoreSize int64
 }
 
 // Engine runs the pipeline. It is safe for concurrent use; the knowledge
@@ -103,7 +110,9 @@ var ErrNoCore = errors.New("name a core (a file, .crash report, systemd-coredump
 // Run resolves, analyses, diagnoses and fingerprints the core the request
 // names. The report's Process.CorePath is the file or entry that was named
 // (not a temporary decompressed copy). An error means there was no core to
-// analyse; problems of the analysis are warnings in the report.
+// analyse; problems of the analysis are warnings in the report. Unless
+// Analyze.ShowSecrets, credentials in the report are redacted (package
+// redact), so that every output and the store see them redacted.
 func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -111,25 +120,38 @@ func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	if !req.NoDiagnosis {
 		go e.kb() // the result is kept for Diagnose
 	}
-	plain, origin, cleanup, err := e.Resolve(req.Core)
+	aopts := e.opts.Analyze
+	b := budget.Start(aopts.Timeout, aopts.MaxMemory)
+	defer b.Stop()
+	aopts.Budget = b
+	var warnings []string
+	plain, origin, cleanup, err := e.resolve(req.Core, compressed.Options{
+		MaxBytes: e.opts.MaxCoreSize, Stop: b.Err,
+		Warnf: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) },
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	rep, err := analyze.Core(plain, e.opts.Analyze)
+	aopts.Name = origin
+	rep, err := analyze.Core(plain, aopts)
 	if err != nil {
 		return nil, err
 	}
+	rep.Warnings = append(warnings, rep.Warnings...)
 	rep.Process.CorePath = origin
-	if req.NoDiagnosis {
-		return rep, nil
+	if !req.NoDiagnosis {
+		var ev diagnose.Evidence
+		if req.Evidence != nil {
+			ev = req.Evidence(rep)
+		}
+		if err := e.Diagnose(rep, ev); err != nil {
+			return nil, err
+		}
 	}
-	var ev diagnose.Evidence
-	if req.Evidence != nil {
-		ev = req.Evidence(rep)
-	}
-	if err := e.Diagnose(rep, ev); err != nil {
-		return nil, err
+	if !aopts.ShowSecrets {
+		// After the diagnosis, which sees the request as it was.
+		redact.InPlace(rep)
 	}
 	return rep, nil
 }
@@ -155,6 +177,10 @@ func (e *Engine) Diagnose(rep *crash.Report, ev diagnose.Evidence) error {
 // was named). cleanup removes temporary files (decompressed copies); it is
 // never nil when err is nil.
 func (e *Engine) Resolve(c Core) (plain, origin string, cleanup func(), err error) {
+	return e.resolve(c, compressed.Options{MaxBytes: e.opts.MaxCoreSize})
+}
+
+func (e *Engine) resolve(c Core, dopts compressed.Options) (plain, origin string, cleanup func(), err error) {
 	if c.Path == "" && c.PID == 0 && !c.Latest {
 		return "", "", nil, ErrNoCore
 	}
@@ -163,7 +189,7 @@ func (e *Engine) Resolve(c Core) (plain, origin string, cleanup func(), err erro
 		return c.Path, absolute(c.Path), func() {}, nil
 	}
 	ent, plain, cleanup, err := coredumps.Resolve(c.Path, coredumps.ResolveOptions{
-		PID: c.PID, Latest: c.Latest, Progress: e.opts.Progress, Discover: e.opts.Discover,
+		PID: c.PID, Latest: c.Latest, Progress: e.opts.Progress, Discover: e.opts.Discover, Decompress: dopts,
 	})
 	if err != nil {
 		return "", "", nil, err
@@ -191,7 +217,7 @@ func isPlainELF(path string) bool {
 	if path == "" {
 		return false
 	}
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return false
 	}

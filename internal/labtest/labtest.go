@@ -101,6 +101,45 @@ type Lab struct {
 	// Timings are the seconds spent per phase (packages, chroot, start,
 	// scenarios, c_programs).
 	Timings map[string]float64 `json:"timings"`
+
+	// Hang is true for a hang lab (lab/run.sh --hang, see Hang): its
+	// workers are alive, hanging in the Hangs scenarios, until it stops.
+	Hang bool `json:"hang,omitempty"`
+	// FPMSocket is the pool's FastCGI socket; FPMPool its name; Workers
+	// its pm.max_children.
+	FPMSocket string `json:"fpm_socket,omitempty"`
+	FPMPool   string `json:"fpm_pool,omitempty"`
+	Workers   int    `json:"workers,omitempty"`
+	// StatusPath is the pool's pm.status_path and Slowlog its slowlog
+	// file (hang labs).
+	StatusPath string `json:"status_path,omitempty"`
+	Slowlog    string `json:"slowlog,omitempty"`
+	// BlackholePort is the port of the TCP server that never answers.
+	BlackholePort int `json:"blackhole_port,omitempty"`
+	// Hangs are the hanging workers by scenario key ("sleep", "curl",
+	// "sleep-2" for a repeat...).
+	Hangs map[string]*HangingWorker `json:"hangs,omitempty"`
+}
+
+// HangingWorker is a worker a hang lab left hanging in one scenario.
+type HangingWorker struct {
+	// Name is the hang scenario ("sleep", "pcre-backtrack", "curl"...).
+	Name string `json:"name"`
+	// Method and URL are the request through nginx.
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	// PID is the hanging worker.
+	PID int `json:"pid"`
+	// Truth is what the script wrote just before it entered the hang.
+	Truth     *Truth `json:"-"`
+	TruthPath string `json:"truth_path"`
+	// HTTPStatus is what the client got (504: nginx gave up after 3 s
+	// while the worker hangs on).
+	HTTPStatus int `json:"http_status"`
+	// NginxError and FPMLog are the log lines about the request and the
+	// worker (nginx's "upstream timed out", FPM's "executing too slow").
+	NginxError []string `json:"nginx_error"`
+	FPMLog     []string `json:"fpm_log"`
 }
 
 // Scenario is one worker killed by one HTTP request.
@@ -261,12 +300,15 @@ func load() (*Lab, string, error) {
 	return l, "", nil
 }
 
-// Releases are the Debian suites whose PHP the multi-release lab runs in a
-// chroot (lab/run.sh --release SUITE), with the PHP version each ships.
+// Releases are the PHP builds the multi-release lab crashes besides the
+// host's, with their PHP version: Debian suites whose php-fpm runs in a
+// chroot (lab/run.sh --release SUITE), and "zts", the thread-safe PHP 8.2
+// built from Debian's source by lab/zts/build.sh (lab/run.sh --fpm BIN).
 var Releases = map[string]string{
 	"bullseye":     "7.4",
 	"trixie":       "8.4",
 	"experimental": "8.5",
+	"zts":          "8.2",
 }
 
 // releaseArgs are the lab/run.sh arguments of a release lab (besides --out
@@ -308,6 +350,16 @@ func Release(t testing.TB, suite string) *Lab {
 	}
 	args := append([]string{"--release", suite}, releaseArgs...)
 	stamp, _ := os.ReadFile(filepath.Join(chrootRoot(), suite, ".coroner-chroot"))
+	if suite == "zts" {
+		// lab/zts/build.sh prints the php-fpm path (seconds when built).
+		out, err := exec.Command(filepath.Join(root, "lab", "zts", "build.sh")).Output()
+		if err != nil {
+			t.Fatalf("lab/zts/build.sh: %v", err)
+		}
+		fpm := strings.TrimSpace(string(out))
+		args = append([]string{"--fpm", fpm}, releaseArgs...)
+		stamp, _ = os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(fpm)), ".coroner-stamp"))
+	}
 	key, err := cacheKey(filepath.Join(root, "lab"), append(args, string(stamp)))
 	if err != nil {
 		t.Fatal(err)
@@ -557,6 +609,21 @@ func Read(dir string) (*Lab, error) {
 		}
 		s.Truth = &tr
 	}
+	for name, h := range l.Hangs {
+		if h == nil {
+			return nil, fmt.Errorf("hang %s: null in the manifest", name)
+		}
+		abs(&h.TruthPath)
+		tb, err := os.ReadFile(h.TruthPath)
+		if err != nil {
+			return nil, fmt.Errorf("hang %s: read truth: %w", name, err)
+		}
+		var tr Truth
+		if err := json.Unmarshal(tb, &tr); err != nil {
+			return nil, fmt.Errorf("hang %s: parse %s: %w", name, h.TruthPath, err)
+		}
+		h.Truth = &tr
+	}
 	for name, c := range l.CPrograms {
 		if c == nil {
 			return nil, fmt.Errorf("c program %s: null in the manifest", name)
@@ -712,4 +779,67 @@ func HoldExclusive(t testing.TB, l *Lab) {
 		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 		lock.Close()
 	})
+}
+
+// HangNames are the hang scenarios of lab/run.sh --hang.
+var HangNames = []string{"sleep", "usleep", "pcre-backtrack", "curl", "mysqli", "pgsql", "redis", "session-lock", "loop"}
+
+// Hang starts a hang lab (lab/run.sh --hang --out DIR ARGS...: nginx and a
+// PHP-FPM pool whose workers hang, each in one scenario, with the pool's
+// status page on) and stops it when t ends. One hang lab runs at a time on
+// the machine (an exclusive lock, held until t ends); it does not change
+// kernel.core_pattern. Like Get, it skips when not root or when
+// CORONER_NO_LAB is set; a lab that fails is t.Fatal with its log.
+func Hang(t testing.TB, args ...string) *Lab {
+	t.Helper()
+	if os.Getenv("CORONER_NO_LAB") != "" {
+		t.Skip("CORONER_NO_LAB is set: integration tests on the lab are skipped")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the hang lab needs root (it runs php-fpm workers as www-data): run the tests as root")
+	}
+	script, err := Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "coroner-hang-lab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("lock the hang lab: %v", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatalf("lock the hang lab: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "coroner-hang-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		out, err := exec.Command(script, "--stop", dir).CombinedOutput()
+		if err != nil {
+			t.Errorf("stop the hang lab: %v\n%s", err, out)
+		}
+		os.RemoveAll(dir)
+		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		lock.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, append([]string{"--hang", "--out", dir}, args...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		stop()
+		t.Fatalf("%s --hang: %v\n%s", script, err, tail(string(out), 40))
+	}
+	t.Cleanup(stop)
+	l, err := Read(dir)
+	if err != nil {
+		t.Fatalf("hang lab: %v\n%s", err, tail(string(out), 40))
+	}
+	if !l.Hang || len(l.Hangs) == 0 {
+		t.Fatalf("hang lab: no hanging workers in the manifest\n%s", tail(string(out), 40))
+	}
+	return l
 }

@@ -220,11 +220,17 @@ func TestReleaseLabs(t *testing.T) {
 			if err := l.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if l.Release != suite || l.Sysroot == "" || !strings.HasPrefix(l.PHPVersion, version+".") {
-				t.Errorf("release %q sysroot %q php %q, want %s with PHP %s", l.Release, l.Sysroot, l.PHPVersion, suite, version)
-			}
-			if _, err := os.Stat(filepath.Join(l.Sysroot, l.PHPFPMInSysroot)); err != nil {
-				t.Errorf("php-fpm in the sysroot: %v", err)
+			if suite == "zts" {
+				if l.Release != "custom" || !l.ZTS || !strings.HasPrefix(l.PHPVersion, version+".") {
+					t.Errorf("release %q zts %v php %q, want a custom ZTS PHP %s", l.Release, l.ZTS, l.PHPVersion, version)
+				}
+			} else {
+				if l.Release != suite || l.Sysroot == "" || !strings.HasPrefix(l.PHPVersion, version+".") {
+					t.Errorf("release %q sysroot %q php %q, want %s with PHP %s", l.Release, l.Sysroot, l.PHPVersion, suite, version)
+				}
+				if _, err := os.Stat(filepath.Join(l.Sysroot, l.PHPFPMInSysroot)); err != nil {
+					t.Errorf("php-fpm in the sysroot: %v", err)
+				}
 			}
 			after, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
 			if strings.Contains(string(after), l.Dir) {

@@ -3,13 +3,13 @@ package render
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 )
 
 // Limits of the Markdown report, to keep it pasteable.
@@ -28,9 +28,6 @@ var mdINIKeys = []string{
 	"zend.assertions", "mbstring.encoding_translation", "ffi.enable",
 }
 
-// mdSecretParam matches query parameter names whose values are redacted.
-var mdSecretParam = regexp.MustCompile(`(?i)pass|pwd|secret|token|key|auth|sess|sid|cookie|sig|code|cred|jwt|bearer|otp|nonce|hash|ticket`)
-
 // Markdown writes the report as a bug report ready to paste into a php-src
 // issue: a summary line, environment (PHP version, SAPI, extensions, the INI
 // directives that matter), what the fault was, the native and PHP
@@ -39,6 +36,7 @@ var mdSecretParam = regexp.MustCompile(`(?i)pass|pwd|secret|token|key|auth|sess|
 // (client address, host, user agent, cookies, headers) is left out, and
 // query values whose names look secret are redacted.
 func Markdown(w io.Writer, r *crash.Report) error {
+	r = sanitize.Copy(r)
 	m := &mdWriter{w: w}
 	m.summary(r)
 	m.environment(r)
@@ -97,7 +95,7 @@ func (m *mdWriter) summary(r *crash.Report) {
 		title += " in " + mdFrameShort(&ff[0])
 	}
 	if r.PHP != nil && r.PHP.Version != "" {
-		title += ", PHP " + r.PHP.Version
+		title += ", PHP " + mdText(r.PHP.Version)
 	}
 	m.p("### %s", title)
 	m.p("")
@@ -326,7 +324,7 @@ func (m *mdWriter) php(r *crash.Report) {
 		case f.Kind == crash.PHPInternal:
 			loc = "  [internal function]"
 		}
-		m.p("#%-4d %s()%s", i, f.QualifiedName(), mdCode(loc))
+		m.p("#%-4d %s()%s", i, mdCode(f.QualifiedName()), mdCode(loc))
 		return true
 	}, func(c crash.Cycle) {
 		lines++
@@ -357,7 +355,7 @@ func (m *mdWriter) request(r *crash.Report) {
 	m.p("")
 	m.p("```")
 	if q.URI != "" || q.Method != "" {
-		m.p("%s %s", mdOr(q.Method, "?"), mdCode(mdRedactURI(uri)))
+		m.p("%s %s", mdCode(mdOr(q.Method, "?")), mdCode(mdRedactURI(uri)))
 	}
 	if q.Script != "" {
 		m.p("script: %s", mdCode(q.Script))
@@ -537,31 +535,15 @@ func mdFrameShort(f *crash.Frame) string {
 	}
 	name = "`" + mdCode(name) + "`"
 	if f.Module != "" && !strings.HasPrefix(f.Module, "[") {
-		name += " (" + filepath.Base(f.Module) + ")"
+		name += " (" + mdText(filepath.Base(f.Module)) + ")"
 	}
 	return name
 }
 
-// mdRedactURI replaces the values of query parameters whose names look like
-// secrets (token, key, password, session ...) with "[redacted]".
-func mdRedactURI(uri string) string {
-	path, query, ok := strings.Cut(uri, "?")
-	if !ok {
-		return uri
-	}
-	parts := strings.Split(query, "&")
-	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		if hasValue && mdSecretParam.MatchString(name) {
-			parts[i] = k + "=[redacted]"
-		}
-	}
-	return path + "?" + strings.Join(parts, "&")
-}
+// mdRedactURI redacts the values of query parameters whose names look like
+// credentials (package redact): a bug report is meant to be pasted in
+// public, whatever --show-secrets said.
+func mdRedactURI(uri string) string { return redact.Text(uri) }
 
 // mdCode makes s safe inside a code span or block.
 func mdCode(s string) string {
@@ -575,10 +557,12 @@ func mdCode(s string) string {
 	}, s)
 }
 
-// mdText makes s safe as one Markdown paragraph line.
+// mdText makes s safe as one Markdown paragraph line: no tag, no
+// emphasis, no link, no code fence.
 func mdText(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.NewReplacer("<", "&lt;", "*", `\*`, "__", `\_\_`, "```", "'''").Replace(s)
+	return strings.NewReplacer("<", "&lt;", "*", `\*`, "__", `\_\_`, "```", "'''",
+		"[", `\[`, "]", `\]`).Replace(s)
 }
 
 // mdCell makes s safe inside a table cell.

@@ -2,13 +2,14 @@ package render
 
 import (
 	"fmt"
-	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/sanitize"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // TextOptions tune the text report.
@@ -22,8 +23,10 @@ type TextOptions struct {
 	Timings bool
 }
 
-// Text writes a human-readable post-mortem.
+// Text writes a human-readable post-mortem. Every string of the report
+// is shown with its control characters escaped (package sanitize).
 func Text(w io.Writer, r *crash.Report, opts TextOptions) error {
+	r = sanitize.Copy(r)
 	if opts.OtherThreadFrames == 0 {
 		opts.OtherThreadFrames = 8
 	}
@@ -69,6 +72,10 @@ func (t *textWriter) header(r *crash.Report) {
 	if p.Executable != "" {
 		name = filepath.Base(p.Executable)
 	}
+	if r.Live != nil {
+		t.liveHeader(r, name)
+		return
+	}
 	t.p("%s (pid %d, uid %d) died of %s", name, p.PID, p.UID, SignalText(r.Signal))
 	if p.Args != "" {
 		t.p("  command:  %s", p.Args)
@@ -99,6 +106,73 @@ func SignalText(s crash.Signal) string {
 		return s.Name + " (" + s.CodeName + ")"
 	}
 	return s.Name
+}
+
+// liveHeader is the header of a snapshot of a running process.
+func (t *textWriter) liveHeader(r *crash.Report, name string) {
+	p, l := r.Process, r.Live
+	t.p("%s (pid %d, uid %d) is running: snapshot at %s", name, p.PID, p.UID, l.Time)
+	if p.Args != "" {
+		t.p("  command:  %s", p.Args)
+	}
+	t.p("  pause:    %s for %d thread(s), %s memory (%s copied while stopped)",
+		LiveDuration(l.PauseMS), l.Threads, l.Memory, units.Bytes(l.CopiedBytes))
+	t.p("  doing:    %s", LiveDoing(l))
+	if w := l.Worker; w != nil {
+		t.p("  worker:   %s", WorkerText(w))
+	}
+	if l.CorePath != "" {
+		t.p("  core:     %s", l.CorePath)
+	}
+	if r.Fingerprint != "" {
+		t.p("  signature: %s", r.Fingerprint)
+	}
+	t.p("")
+}
+
+// LiveDuration formats milliseconds for people ("3.2 ms", "14.1 s").
+func LiveDuration(ms float64) string {
+	switch {
+	case ms < 0:
+		return "?"
+	case ms < 1000:
+		return fmt.Sprintf("%.1f ms", ms)
+	case ms < 120000:
+		return fmt.Sprintf("%.1f s", ms/1000)
+	}
+	return fmt.Sprintf("%.0f min", ms/60000)
+}
+
+// LiveDoing says what a running process was doing when it was stopped.
+func LiveDoing(l *crash.Live) string {
+	var s string
+	switch {
+	case l.Syscall != "":
+		s = "blocked in the system call " + l.Syscall
+	case l.State == "R":
+		s = "running on a CPU (user code)"
+	default:
+		s = "state " + l.State
+	}
+	return fmt.Sprintf("%s; %.2f s of CPU so far", s, l.CPUSeconds)
+}
+
+// WorkerText describes an FPM worker and its current request.
+func WorkerText(w *crash.Worker) string {
+	s := fmt.Sprintf("pool %s, %s", w.Pool, w.State)
+	idle := strings.EqualFold(w.State, "idle")
+	if w.RequestMS >= 0 && !idle {
+		s += ", request running for " + LiveDuration(w.RequestMS)
+	}
+	if w.Method != "" || w.URI != "" {
+		if idle {
+			s += " (last request " + strings.TrimSpace(w.Method+" "+w.URI) + ")"
+		} else {
+			s += ": " + strings.TrimSpace(w.Method+" "+w.URI)
+		}
+	}
+	s += fmt.Sprintf(" (%d requests served; from %s)", w.Requests, w.Source)
+	return s
 }
 
 func (t *textWriter) fault(r *crash.Report) {
@@ -191,22 +265,23 @@ func (t *textWriter) php(r *crash.Report) {
 		t.p("  ini:      %s", wrap(strings.Join(parts, "  "), 100, "            "))
 	}
 	if len(ph.Frames) > 0 {
-		t.p("  PHP stack (%d frames):", len(ph.Frames))
-		printFolded(Fold(len(ph.Frames), nil, ph.Cycles), -1, func(i int) {
-			f := &ph.Frames[i]
-			name := f.QualifiedName()
-			loc := ""
-			if f.File != "" {
-				loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
-			}
-			args := ""
-			if len(f.Args) > 0 {
-				args = strings.Join(f.Args, ", ")
-			}
-			t.p("    #%-4d %s(%s)%s", i, name, args, loc)
-		}, func(c crash.Cycle) {
-			t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
-		})
+		if ph.ZTS && ph.Thread != 0 {
+			t.p("  PHP stack of thread %d (%d frames):", ph.Thread, len(ph.Frames))
+		} else {
+			t.p("  PHP stack (%d frames):", len(ph.Frames))
+		}
+		t.phpFrames(ph.Frames, ph.Cycles)
+	}
+	for _, th := range ph.Threads {
+		what := ""
+		if q := th.Request; q != nil && q.URI != "" {
+			what = ", serving " + strings.TrimSpace(q.Method+" "+q.URI)
+		}
+		t.p("  PHP stack of thread %d (%d frames%s):", th.TID, len(th.Frames), what)
+		t.phpFrames(th.Frames, th.Cycles)
+	}
+	if ph.Layout != "" {
+		t.p("  layout:   %s", ph.Layout)
 	}
 	for _, w := range ph.Warnings {
 		t.p("  warning: %s", w)
@@ -214,10 +289,32 @@ func (t *textWriter) php(r *crash.Report) {
 	t.p("")
 }
 
+// phpFrames prints PHP frames, repeats folded.
+func (t *textWriter) phpFrames(frames []crash.PHPFrame, cycles []crash.Cycle) {
+	printFolded(Fold(len(frames), nil, cycles), -1, func(i int) {
+		f := &frames[i]
+		name := f.QualifiedName()
+		loc := ""
+		if f.File != "" {
+			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+		}
+		args := ""
+		if len(f.Args) > 0 {
+			args = strings.Join(f.Args, ", ")
+		}
+		t.p("    #%-4d %s(%s)%s", i, name, args, loc)
+	}, func(c crash.Cycle) {
+		t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
+	})
+}
+
 func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 	label := "THREAD"
 	if th.Crashed {
 		label = "CRASHED THREAD"
+		if r.Live != nil {
+			label = "MAIN THREAD"
+		}
 	}
 	t.p("%s %d (%d frames)", label, th.TID, len(th.Frames))
 	printFolded(Fold(len(th.Frames), FrameNumber(th.Frames), th.Cycles), limit, func(i int) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/sanitize"
 )
 
 // maxShown bounds how much of a parameter value is printed.
@@ -12,6 +14,8 @@ const maxShown = 200
 // WritePlan prints what will be sent: the socket, every parameter, the body
 // size, withheld secrets and notes.
 func WritePlan(w io.Writer, socket string, req *Request) {
+	req = sanitize.Copy(req)
+	socket = sanitize.Text(socket)
 	fmt.Fprintf(w, "socket: %s\n", socket)
 	fmt.Fprintf(w, "FastCGI parameters (%d):\n", len(req.Params))
 	for _, p := range req.Params {
@@ -35,12 +39,14 @@ func WritePlan(w io.Writer, socket string, req *Request) {
 
 // WriteText prints the attempts, the FPM log lines and the verdict.
 func WriteText(w io.Writer, r *Result) {
+	orig := r
+	r = sanitize.Copy(r)
 	fmt.Fprintf(w, "replaying %s %s (%s) to %s\n", r.Request.Param("REQUEST_METHOD"), r.Request.Param("REQUEST_URI"),
 		r.Request.Param("SCRIPT_FILENAME"), r.Socket)
 	for _, n := range r.Request.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
-	for _, a := range r.Attempts {
+	for i, a := range r.Attempts {
 		fmt.Fprintf(w, "attempt %d: %-11s %6.2fs", a.N, a.Outcome, a.Seconds)
 		switch a.Outcome {
 		case OutcomeCompleted:
@@ -52,8 +58,9 @@ func WriteText(w io.Writer, r *Result) {
 		for _, d := range a.Deaths {
 			fmt.Fprintf(w, "    FPM: child %d exited on signal %d %s\n", d.PID, d.Signal, d.SignalName)
 		}
-		if a.StderrText != "" {
-			fmt.Fprintf(w, "    stderr: %s\n", strings.ReplaceAll(strings.TrimSpace(a.StderrText), "\n", "\n            "))
+		if text := orig.Attempts[i].StderrText; text != "" {
+			// The PHP messages as lines, each escaped (package sanitize).
+			fmt.Fprintf(w, "    stderr: %s\n", strings.ReplaceAll(sanitize.Lines(strings.TrimSpace(text)), "\n", "\n            "))
 		}
 	}
 	if len(r.FPMLog) > 0 {

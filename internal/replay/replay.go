@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/replay/fastcgi"
 )
 
@@ -326,7 +327,7 @@ func (f *logFollower) read() ([]string, error) {
 	if st.Size() == f.off {
 		return nil, nil
 	}
-	fh, err := os.Open(f.path)
+	fh, err := regular.Open(f.path)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/php"
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/replay/fastcgi"
 )
 
@@ -36,6 +37,33 @@ type Request struct {
 	// Notes are things the user should know about the request (a body
 	// that could not be recovered, a document root rewritten...).
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Redacted returns a copy of r to show: the values of parameters that
+// carry credentials, and credentials inside the others (a password in
+// QUERY_STRING), redacted by the one policy of package redact.
+func (r *Request) Redacted() *Request {
+	if r == nil {
+		return nil
+	}
+	c := redact.Value(r)
+	for i, p := range c.Params {
+		if redact.Key(p.Name) || Secret(p.Name) {
+			c.Params[i].Value = redact.Marker
+		}
+	}
+	return c
+}
+
+// Redacted returns a copy of r whose request is redacted (Request.Redacted)
+// and whose messages have credentials redacted.
+func (r *Result) Redacted() *Result {
+	if r == nil {
+		return nil
+	}
+	c := redact.Value(r)
+	c.Request = r.Request.Redacted()
+	return c
 }
 
 // Spec is a request spelled out by hand (or overrides to a recovered one).

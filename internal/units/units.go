@@ -26,6 +26,20 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.1f EiB", f/unit)
 }
 
+// Format writes n the way ParseBytes reads it, in the largest binary unit
+// that divides it: "1G", "512M", "4096".
+func Format(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // ParseBytes parses a size such as "500M", "10G", "1.5T", "64KiB" or
 // "1048576" (binary multiples; a trailing "B" or "iB" is accepted).
 func ParseBytes(s string) (int64, error) {

@@ -34,3 +34,15 @@ func FuzzParseBytes(f *testing.F) {
 		_ = Bytes(int64(len(s)) << 30)
 	})
 }
+
+func TestFormat(t *testing.T) {
+	for n, want := range map[int64]string{1 << 30: "1G", 2 << 30: "2G", 512 << 20: "512M", 4096: "4K", 1000: "1000", 0: "0", 3 << 40: "3T"} {
+		got := Format(n)
+		if got != want {
+			t.Errorf("Format(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := ParseBytes(got); err != nil || back != n {
+			t.Errorf("ParseBytes(%q) = %d %v", got, back, err)
+		}
+	}
+}

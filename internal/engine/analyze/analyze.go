@@ -7,11 +7,14 @@ package analyze
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/budget"
+	"github.com/coroner-dev/coroner/internal/engine/php"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
 	"github.com/coroner-dev/coroner/internal/signals"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
@@ -34,14 +37,64 @@ type Options struct {
 	// host (by default one found by build-id is used): the analysis then
 	// depends only on the files below Sysroot.
 	NoHostDebugFiles bool
+	// Live says the target is a running process (a snapshot): there is no
+	// fault to explain, and its first thread is the main thread.
+	Live bool
+	// PHPLayout says how the PHP structure layout is made (see
+	// php.LayoutMode; "" is auto: derived from the binary, the table as the
+	// cross-check).
+	PHPLayout php.LayoutMode
+	// Timeout and MaxMemory are the analysis budget: its wall-clock time
+	// and Go heap (0: unbounded). The engine starts a Budget from them
+	// for each run; when it is used up, the analysis ends with a partial
+	// report that says so.
+	Timeout   time.Duration
+	MaxMemory int64
+	// Budget is the running budget of this analysis (nil: unbounded).
+	Budget *budget.Budget
+	// Name is how errors and the report name the core when path is a
+	// temporary copy (a decompressed core); "" means path.
+	Name string
+}
+
+// Target is the process an analysis reads: a core file (*elfcore.File) or
+// a live process (*liveproc.Process), through the same methods, so that
+// every stage runs unchanged on both.
+type Target interface {
+	io.ReaderAt
+	// ReadUint64 reads a little-endian word of the process's memory.
+	ReadUint64(addr uint64) (uint64, error)
+	// ReadDumped reads only memory the process really had (for a core:
+	// not the files on disk).
+	ReadDumped(p []byte, addr uint64) (int, error)
+	Mappings() []elfcore.Mapping
+	Mapping(addr uint64) *elfcore.Mapping
+	// Threads are the threads with their registers; Crashed the one the
+	// analysis starts from (the PHP runtime is read with its registers).
+	Threads() []elfcore.Thread
+	Crashed() *elfcore.Thread
+	Signal() elfcore.Siginfo
+	Process() elfcore.Psinfo
+	Auxv() map[uint64]uint64
+	Executable() string
+	// HostPath maps a path of the process to where this host opens it.
+	HostPath(p string) string
+	Size() int64
+	// ExpectedSize is the size a core's program headers claim (0 for a
+	// live process); Truncated says the file is shorter.
+	ExpectedSize() int64
+	Truncated() bool
+	Warnings() []string
 }
 
 type analysis struct {
 	opts    Options
-	core    *elfcore.File
+	core    Target
 	modules []*module
-	space   space
-	report  *crash.Report
+	// byPath lists the mappings of each mapped object read.
+	byPath map[string][]*elfcore.Mapping
+	space  space
+	report *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
 	// faultRegs are the registers at the fault and faultFrame the index of
@@ -50,6 +103,25 @@ type analysis struct {
 	faultRegs  *crash.Registers
 	faultFrame int
 	trap       *sigframe
+	// phpLayout is told the time deriving the PHP layout took (0: not
+	// derived now); it runs concurrently with unwinding (preparePHP).
+	phpLayout chan time.Duration
+	// stopped is set once the budget was found used up.
+	stopped bool
+}
+
+// over reports whether the budget is used up, and says once, before the
+// named stage, that the report is partial.
+func (a *analysis) over(stage string) bool {
+	err := a.opts.Budget.Err()
+	if err == nil {
+		return false
+	}
+	if !a.stopped {
+		a.stopped = true
+		a.warn("%v before the %s stage: the report is partial", err, stage)
+	}
+	return true
 }
 
 func (a *analysis) warn(format string, args ...any) {
@@ -70,7 +142,11 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 	}()
 	start := time.Now()
-	c, err := elfcore.OpenWithOptions(path, elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe})
+	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name}
+	if opts.Budget != nil {
+		copts.Stop = opts.Budget.Err
+	}
+	c, err := elfcore.OpenWithOptions(path, copts)
 	if err != nil {
 		return nil, err
 	}
@@ -82,21 +158,45 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		if c.Truncated() {
 			why = fmt.Sprintf("cut before its notes: %d of %d bytes", c.Size(), c.ExpectedSize())
 		}
-		return nil, fmt.Errorf("analyse %s: the core has no NT_PRSTATUS note (%s): no thread, register or signal to analyse", path, why)
+		shown := path
+		if opts.Name != "" {
+			shown = opts.Name
+		}
+		return nil, fmt.Errorf("analyse %s: the core has no NT_PRSTATUS note (%s): no thread, register or signal to analyse", shown, why)
 	}
+	abs, _ := filepath.Abs(path)
+	return run(c, abs, opts, start), nil
+}
+
+// Process analyses a target that is already open (a live process); name
+// is what the report calls it (Process.CorePath). Its memory is read
+// through t, so an error of t's reads becomes a warning, never a failure.
+func Process(t Target, name string, opts Options) *crash.Report {
+	return run(t, name, opts, time.Now())
+}
+
+func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
-	a.fillProcess(path)
+	if opts.Name != "" {
+		a.fillProcess(opts.Name)
+	} else {
+		a.fillProcess(name)
+	}
 	a.stage("core", start)
 
 	t := time.Now()
 	a.loadModules()
 	a.buildRegions()
 	a.stage("modules", t)
+	a.preparePHP()
 
 	t = time.Now()
 	a.unwindThreads()
+	if a.opts.Budget.Exceeded() {
+		a.trimOtherThreads()
+	}
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
@@ -105,23 +205,30 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 
 	// Name PHP's internals (reading its function tables) while the PHP
 	// runtime is read from memory: the two are independent.
-	t = time.Now()
-	names := make(chan []string, 1)
-	go func() { names <- a.nameInternals() }()
-	a.runPHP()
-	a.stage("php", t)
-	a.report.Warnings = append(a.report.Warnings, <-names...)
-	a.annotatePHP()
-	a.stage("internals", t)
+	if !a.over("PHP") {
+		t = time.Now()
+		names := make(chan []string, 1)
+		go func() { names <- a.nameInternals() }()
+		a.runPHP()
+		a.stage("php", t)
+		a.report.Warnings = append(a.report.Warnings, <-names...)
+		a.annotatePHP()
+		a.stage("internals", t)
+	}
 
 	t = time.Now()
 	a.symbolize()
 	a.stage("symbolize", t)
 
-	t = time.Now()
-	a.explainFault()
-	a.stage("fault", t)
+	if !opts.Live && !a.over("fault") {
+		t = time.Now()
+		a.explainFault()
+		a.stage("fault", t)
+	}
 	a.noteTruncation()
+	if err := opts.Budget.Err(); err != nil && !a.stopped {
+		a.warn("%v: the report is partial", err)
+	}
 
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)
@@ -134,8 +241,62 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 			a.report.Modules = append(a.report.Modules, crash.Module{Path: r.label, Start: crash.Addr(r.start), End: crash.Addr(r.end), Kind: kindOf(r.label)})
 		}
 	}
+	a.report.Warnings = capWarnings(a.report.Warnings)
 	a.stage("total", start)
-	return a.report, nil
+	return a.report
+}
+
+// keptWhenOver is how many frames each thread that did not crash keeps
+// when the budget was used up during unwinding: what was unwound of them
+// should not take the rest of the analysis (and the report) with it.
+const keptWhenOver = 64
+
+// trimOtherThreads cuts the stacks of the threads that did not crash to
+// keptWhenOver frames.
+func (a *analysis) trimOtherThreads() {
+	cut := 0
+	for i := range a.report.Threads {
+		t := &a.report.Threads[i]
+		if t.Crashed || len(t.Frames) <= keptWhenOver {
+			continue
+		}
+		t.Frames = t.Frames[:keptWhenOver:keptWhenOver]
+		t.Cycles = crash.FoldCycles(len(t.Frames), func(x, y int) bool { return t.Frames[x].PC == t.Frames[y].PC }, 3)
+		if t.Cycles == nil {
+			t.Cycles = []crash.Cycle{}
+		}
+		a.raw[i] = a.raw[i][:keptWhenOver:keptWhenOver]
+		cut++
+	}
+	if cut > 0 {
+		a.warn("the analysis budget was used up while unwinding: %d threads that did not crash keep their first %d frames", cut, keptWhenOver)
+	}
+}
+
+// maxWarnings bounds the warnings of a report: a crafted core can make
+// one per mapped file or segment.
+const maxWarnings = 100
+
+// capWarnings drops repeated warnings and keeps the first maxWarnings.
+func capWarnings(ws []string) []string {
+	seen := make(map[string]bool, len(ws))
+	out := ws[:0]
+	dropped := 0
+	for _, w := range ws {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		if len(out) == maxWarnings {
+			dropped++
+			continue
+		}
+		out = append(out, w)
+	}
+	if dropped > 0 {
+		out = append(out, fmt.Sprintf("... and %d more warnings", dropped))
+	}
+	return out
 }
 
 func kindOf(label string) crash.ModuleKind {
@@ -152,11 +313,10 @@ func (a *analysis) stage(name string, t time.Time) {
 	a.report.Timings = append(a.report.Timings, crash.Duration{Stage: name, MS: float64(time.Since(t).Microseconds()) / 1000})
 }
 
-func (a *analysis) fillProcess(path string) {
+func (a *analysis) fillProcess(corePath string) {
 	ps := a.core.Process()
-	abs, _ := filepath.Abs(path)
 	a.report.Process = crash.Process{
-		CorePath: abs, CoreSize: a.core.Size(), PID: ps.PID, PPID: ps.PPID, UID: ps.UID, GID: ps.GID,
+		CorePath: corePath, CoreSize: a.core.Size(), PID: ps.PID, PPID: ps.PPID, UID: ps.UID, GID: ps.GID,
 		Comm: ps.Comm, Args: ps.Args, Executable: a.core.Executable(), Truncated: a.core.Truncated(),
 	}
 	si := a.core.Signal()

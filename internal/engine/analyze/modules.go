@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
 	"github.com/coroner-dev/coroner/internal/engine/unwind"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -43,7 +43,7 @@ type region struct {
 
 // space implements unwind.AddressSpace over a core.
 type space struct {
-	core    *elfcore.File
+	core    Target
 	regions []region // executable mappings, sorted
 }
 
@@ -99,11 +99,23 @@ func isObjectPath(p string) bool {
 func (a *analysis) loadModules() {
 	byPath := map[string]*module{}
 	var order []*module
-	for _, m := range a.core.Mappings() {
+	a.byPath = map[string][]*elfcore.Mapping{}
+	skipped := 0
+	maps := a.core.Mappings()
+	for i := range maps {
+		m := &maps[i]
 		if !isObjectPath(m.Path) {
 			continue
 		}
 		mod := byPath[m.Path]
+		if mod == nil && len(order) >= elfcore.MaxObjects {
+			if _, seen := a.byPath[m.Path]; !seen {
+				a.byPath[m.Path] = nil
+				skipped++
+			}
+			continue
+		}
+		a.byPath[m.Path] = append(a.byPath[m.Path], m)
 		if mod == nil {
 			mod = &module{path: m.Path, hostPath: a.core.HostPath(m.Path), start: m.Start, end: m.End}
 			mod.info = crash.Module{Path: m.Path, Start: crash.Addr(m.Start), Deleted: m.Deleted, Kind: crash.ModuleLib}
@@ -119,6 +131,9 @@ func (a *analysis) loadModules() {
 		if m.Deleted {
 			mod.info.Deleted = true
 		}
+	}
+	if skipped > 0 {
+		a.warn("the core maps %d more files than the %d read; their frames are named by address only", skipped, elfcore.MaxObjects)
 	}
 	exe := a.core.Executable()
 	for _, mod := range order {
@@ -166,7 +181,7 @@ func (a *analysis) loadModules() {
 // looksLikeELF reports whether path starts with the ELF magic; a file that
 // cannot be opened counts as ELF so that its absence is reported.
 func looksLikeELF(path string) bool {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return true
 	}
@@ -181,10 +196,7 @@ func looksLikeELF(path string) bool {
 // computeBias finds the load bias from a mapping whose file offset matches
 // a PT_LOAD segment.
 func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
-	for _, m := range a.core.Mappings() {
-		if m.Path != mod.path {
-			continue
-		}
+	for _, m := range a.byPath[mod.path] {
 		for _, p := range obj.Loads() {
 			if p.Off&^(pageSize-1) == m.Offset {
 				return m.Start - (p.Vaddr &^ (pageSize - 1))
@@ -286,10 +298,26 @@ func (a *analysis) buildRegions() {
 }
 
 // labelJIT marks the OPcache JIT buffer among the anonymous executable
-// regions once PHP is known to be present: the buffer is one large region
-// (opcache.jit_buffer_size, at least 1 MiB in practice) carved out of the
-// OPcache shared memory, while PCRE2's JIT allocates 64 KiB chunks.
+// regions once PHP is known to be present. Where the PHP stage located the
+// buffer (dasm_buf and dasm_end, found through zend_jit_status), exactly
+// the regions inside it are the JIT; otherwise the buffer is recognised as
+// one large region (opcache.jit_buffer_size, at least 1 MiB in practice)
+// carved out of the OPcache shared memory, while PCRE2's JIT allocates
+// 64 KiB chunks.
 func (a *analysis) labelJIT() {
+	if ph := a.report.PHP; ph != nil && ph.JIT != nil && ph.JIT.BufferEnd > ph.JIT.BufferStart {
+		start, end := uint64(ph.JIT.BufferStart), uint64(ph.JIT.BufferEnd)
+		found := false
+		for i := range a.space.regions {
+			r := &a.space.regions[i]
+			if r.label == crash.LabelAnonExec && r.start < end && start < r.end {
+				r.label, found = crash.LabelPHPJIT, true
+			}
+		}
+		if found {
+			return
+		}
+	}
 	for i := range a.space.regions {
 		r := &a.space.regions[i]
 		if r.label != crash.LabelAnonExec {

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/fault"
@@ -83,24 +84,57 @@ func (a *analysis) fdeAt(mod *module, link uint64) *unwind.FDE {
 	return nil
 }
 
-// runPHP reads the PHP runtime state and annotates native frames with the
-// PHP function they execute.
-func (a *analysis) runPHP() {
-	defer a.labelJIT()
-	if a.opts.NoPHP || len(a.report.Threads) == 0 {
-		return
-	}
+// phpModules are the modules in the form package php takes.
+func (a *analysis) phpModules() []php.Module {
 	var mods []php.Module
 	for _, m := range a.modules {
 		if m.obj != nil {
 			mods = append(mods, php.Module{Path: m.hostPath, Start: m.start, End: m.end, Bias: m.bias})
 		}
 	}
+	return mods
+}
+
+// preparePHP starts deriving the PHP structure layout from the PHP binary
+// as soon as the modules are known, so that it runs while the threads are
+// unwound instead of adding its time to the PHP stage.
+func (a *analysis) preparePHP() {
+	if a.opts.NoPHP || a.opts.PHPLayout == php.LayoutTable {
+		return
+	}
+	mods := a.phpModules()
+	a.phpLayout = make(chan time.Duration, 1)
+	go func() { a.phpLayout <- php.Prepare(mods) }()
+}
+
+// runPHP reads the PHP runtime state and annotates native frames with the
+// PHP function they execute.
+func (a *analysis) runPHP() {
+	defer a.labelJIT()
+	if a.phpLayout != nil {
+		if took := <-a.phpLayout; took > 0 {
+			a.report.Timings = append(a.report.Timings, crash.Duration{Stage: "php-layout", MS: float64(took.Microseconds()) / 1000})
+		}
+	}
+	if a.opts.NoPHP || len(a.report.Threads) == 0 {
+		return
+	}
+	// Every thread with its registers (the report keeps only the crashed
+	// thread's): a thread-safe PHP has globals per thread, found from its
+	// fs_base.
 	regs := a.report.Threads[0].Registers
 	if a.faultRegs != nil {
 		regs = *a.faultRegs
 	}
-	res, err := php.Analyze(php.Input{Memory: a.core, Modules: mods, Registers: regs, ShowSecrets: a.opts.ShowSecrets})
+	crashedTID := a.report.Threads[0].TID
+	threads := []php.Thread{{TID: crashedTID, Crashed: true, Registers: regs}}
+	for _, th := range a.core.Threads() {
+		if th.TID != crashedTID {
+			threads = append(threads, php.Thread{TID: th.TID, Registers: th.Regs.Registers()})
+		}
+	}
+	res, err := php.Analyze(php.Input{Memory: a.core, Modules: a.phpModules(), Registers: regs, Threads: threads,
+		ShowSecrets: a.opts.ShowSecrets, Layout: a.opts.PHPLayout})
 	if err != nil {
 		a.warn("PHP runtime: %v", err)
 		return

@@ -125,11 +125,11 @@ func TestCLICore(t *testing.T) {
 	in := inputFromCore(t, corePath)
 	g, _ := findGlobals(in.Modules)
 	l, _ := LayoutFor(res.Version)
-	m := &mem{r: in.Memory}
-	byTable, err1 := iniDirectives(m, g, l)
+	m := &mem{r: in.Memory, l: &l}
+	byTable, _, scanned1, err1 := iniDirectives(m, g)
 	l.EGIniDirectives = 0
-	byScan, err2 := iniDirectives(m, g, l)
-	if err1 != nil || err2 != nil || byTable != byScan {
+	byScan, _, scanned2, err2 := iniDirectives(m, g)
+	if err1 != nil || err2 != nil || byTable != byScan || scanned1 || !scanned2 {
 		t.Errorf("EG(ini_directives): table %#x (%v), scan %#x (%v)", byTable, err1, byScan, err2)
 	}
 }

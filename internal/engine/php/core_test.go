@@ -21,10 +21,22 @@ func inputFromCore(t testing.TB, path string) Input {
 		maps = append(maps, mapping{Start: f.Start, End: f.End, Offset: f.Offset, Path: f.Path})
 	}
 	in := Input{Memory: c, Modules: modulesFromMappings(maps, c.HostPath)}
-	if th := c.Crashed(); th != nil {
-		in.Registers = th.Regs.Registers()
-	}
+	addThreads(&in, c)
 	return in
+}
+
+// addThreads gives in the core's threads, the crashed one first.
+func addThreads(in *Input, c *elfcore.File) {
+	crashed := c.Crashed()
+	if crashed != nil {
+		in.Registers = crashed.Regs.Registers()
+		in.Threads = append(in.Threads, Thread{TID: crashed.TID, Crashed: true, Registers: in.Registers})
+	}
+	for _, th := range c.Threads() {
+		if crashed == nil || th.TID != crashed.TID {
+			in.Threads = append(in.Threads, Thread{TID: th.TID, Registers: th.Regs.Registers()})
+		}
+	}
 }
 
 func writeFile(t testing.TB, path, content string) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // NamedFunction is a function of a PHP binary or extension named after
@@ -19,9 +21,9 @@ type NamedFunction struct {
 }
 
 // zend_function_entry (Zend/zend_API.h): fname, handler, arg_info,
-// num_args (uint32), flags (uint32).
+// num_args (uint32), flags (uint32); PHP 8.4 appended
+// frameless_function_infos and doc_comment (48 bytes instead of 32).
 const (
-	feSize    = 32
 	feHandler = 8
 	feArgInfo = 16
 	feNumArgs = 24
@@ -133,6 +135,49 @@ func loadImage(f *elf.File) *image {
 	return im
 }
 
+// entrySize finds the size of zend_function_entry in this object: where
+// entries follow each other, the distance between them. An object (an
+// extension .so) does not say which PHP it was built for, so the tables
+// themselves decide.
+func (im *image) entrySize() uint64 {
+	votes := map[uint64]int{}
+	for _, s := range im.secs {
+		if s.exec || !(strings.HasPrefix(s.name, ".data") || s.name == ".rodata") {
+			continue
+		}
+		for a := (s.addr + 7) &^ 7; a+entrySizes[0] <= s.addr+uint64(len(s.data)); a += 8 {
+			if _, _, _, ok := im.entryAt(a); !ok {
+				continue
+			}
+			for _, size := range entrySizes {
+				if _, _, _, ok := im.entryAt(a + size); ok {
+					votes[size]++
+				}
+			}
+			if decided(votes) {
+				break
+			}
+		}
+		if decided(votes) {
+			break
+		}
+	}
+	best := entrySizes[0]
+	for _, size := range entrySizes {
+		if votes[size] > votes[best] {
+			best = size
+		}
+	}
+	return best
+}
+
+// decided reports whether the entry-size votes are clear enough to stop:
+// 64 tables agree, with at most one in eight against.
+func decided(votes map[uint64]int) bool {
+	a, b := votes[entrySizes[0]], votes[entrySizes[1]]
+	return max(a, b) >= 64 && min(a, b)*8 <= max(a, b)
+}
+
 // methodTable is a zend_function_entry table of methods (names without
 // their class yet).
 type methodTable struct {
@@ -140,10 +185,13 @@ type methodTable struct {
 	methods []NamedFunction
 }
 
+// entrySizes are the sizes zend_function_entry has had (7.0-8.3, 8.4+).
+var entrySizes = []uint64{32, 48}
+
 // entryAt decodes a zend_function_entry at link-time address a.
 func (im *image) entryAt(a uint64) (name string, handler uint64, flags uint32, ok bool) {
 	s := im.section(a)
-	if s == nil || s.exec || a-s.addr+feSize > uint64(len(s.data)) {
+	if s == nil || s.exec || a-s.addr+entrySizes[0] > uint64(len(s.data)) {
 		return "", 0, 0, false
 	}
 	raw := s.data[a-s.addr:]
@@ -176,17 +224,18 @@ func (im *image) entryAt(a uint64) (name string, handler uint64, flags uint32, o
 // link-time. A handler implementing several PHP names (aliases) is listed
 // once, under the first name found.
 func FunctionEntries(path string) ([]NamedFunction, error) {
-	f, err := elf.Open(path)
+	f, err := regular.OpenELF(path)
 	if err != nil {
 		return nil, fmt.Errorf("function entries: %w", err)
 	}
 	defer f.Close()
-	return functionEntries(f), nil
+	return functionEntries(f.File), nil
 }
 
 // functionEntries does the work of FunctionEntries on an open ELF file.
 func functionEntries(f *elf.File) []NamedFunction {
 	im := loadImage(f)
+	feSize := im.entrySize()
 	var out []NamedFunction
 	var tables []methodTable
 	seen := map[uint64]bool{}

@@ -203,8 +203,9 @@ func checkEntriesAgainstEngine(t *testing.T, in Input) {
 	}
 	const egFunctionTable, egClassTable, ceType, ceFunctionTable, ifnHandler = 432, 440, 0, 64, 72
 	g, _ := findGlobals(in.Modules)
-	m := &mem{r: in.Memory}
-	w := newWalker(m, Layout{})
+	l, _ := LayoutFor(res.Version)
+	m := &mem{r: in.Memory, l: &l}
+	w := newWalker(m, &l)
 	valid := map[uint64]map[string]bool{} // runtime handler -> C names it may have
 	handlerOf := map[string]uint64{}      // C name -> runtime handler
 	add := func(fn uint64, class string) {
@@ -212,7 +213,7 @@ func checkEntriesAgainstEngine(t *testing.T, in Input) {
 		if m.read(b[:], fn) != nil || b[0] != 1 {
 			return // user function
 		}
-		name, err := m.name(binary.LittleEndian.Uint64(b[fnName:]), maxName)
+		name, err := m.name(binary.LittleEndian.Uint64(b[l.FnName:]), maxName)
 		if err != nil {
 			t.Fatalf("function %#x: %v", fn, err)
 		}
@@ -231,11 +232,11 @@ func checkEntriesAgainstEngine(t *testing.T, in Input) {
 		handlerOf[c] = h
 	}
 	ft, _ := m.ptr(g.eg+egFunctionTable, 8)
-	if err := m.hashEach(ft, true, func(_ uint64, v zval) bool { add(v.value, ""); return true }); err != nil {
+	if err := m.hashEach(ft, func(_ uint64, v zval) bool { add(v.value, ""); return true }); err != nil {
 		t.Fatal(err)
 	}
 	ct, _ := m.ptr(g.eg+egClassTable, 8)
-	err = m.hashEach(ct, true, func(_ uint64, v zval) bool {
+	err = m.hashEach(ct, func(_ uint64, v zval) bool {
 		var typ [1]byte
 		if m.read(typ[:], v.value+ceType) != nil || typ[0] != 1 {
 			return true // user class
@@ -244,8 +245,8 @@ func checkEntriesAgainstEngine(t *testing.T, in Input) {
 		if err != nil {
 			t.Fatalf("class %#x: %v", v.value, err)
 		}
-		m.hashEach(v.value+ceFunctionTable, true, func(_ uint64, f zval) bool {
-			if scope, err := m.u64(f.value + fnScope); err == nil && scope == v.value {
+		m.hashEach(v.value+ceFunctionTable, func(_ uint64, f zval) bool {
+			if scope, err := m.u64(f.value + l.FnScope); err == nil && scope == v.value {
 				add(f.value, class)
 			}
 			return true

@@ -54,8 +54,8 @@ func (f *fakeMem) u32(a uint64, v uint32) {
 
 // str writes a zend_string.
 func (f *fakeMem) str(a uint64, s string) uint64 {
-	f.u64(a+strLen, uint64(len(s)))
-	f.write(a+strVal, append([]byte(s), 0))
+	f.u64(a+16, uint64(len(s))) // zend_string.len and .val (constant since PHP 7.0)
+	f.write(a+24, append([]byte(s), 0))
 	return a
 }
 
@@ -88,31 +88,31 @@ func (p *process) userFunc(name, file string, start, end uint32) (fn uint64, op 
 	fn = p.alloc(256)
 	p.write(fn, []byte{2})
 	if name != "" {
-		p.u64(fn+fnName, p.str(p.alloc(uint64(32+len(name))), name))
+		p.u64(fn+p.l.FnName, p.str(p.alloc(uint64(32+len(name))), name))
 	}
 	p.u64(fn+p.l.OpArrayFilename, p.str(p.alloc(uint64(32+len(file))), file))
 	p.u32(fn+p.l.OpArrayLineStart, start)
-	p.u32(fn+p.l.OpArrayLineStart+4, end)
-	ops := p.alloc(uint64(end-start+1) * opSize)
+	p.u32(fn+p.l.OpArrayLineEnd, end)
+	ops := p.alloc(uint64(end-start+1) * p.l.OpSize)
 	p.u64(fn+p.l.OpArrayOpcodes, ops)
 	p.u32(fn+p.l.OpArrayLast, end-start+1)
 	for l := start; l <= end; l++ {
-		p.u32(ops+uint64(l-start)*opSize+opLineno, l)
+		p.u32(ops+uint64(l-start)*p.l.OpSize+p.l.OpLineno, l)
 	}
-	return fn, func(line uint32) uint64 { return ops + uint64(line-start)*opSize }
+	return fn, func(line uint32) uint64 { return ops + uint64(line-start)*p.l.OpSize }
 }
 
 // frame writes a zend_execute_data.
 func (p *process) frame(fn, opline, prev uint64) uint64 {
-	ex := p.alloc(exMinSize + 8*zvalSize)
-	p.u64(ex+exOpline, opline)
-	p.u64(ex+exFunc, fn)
-	p.u64(ex+exPrev, prev)
+	ex := p.alloc(p.l.ExArgs + 8*p.l.ZvalSize)
+	p.u64(ex+p.l.ExOpline, opline)
+	p.u64(ex+p.l.ExFunc, fn)
+	p.u64(ex+p.l.ExPrev, prev)
 	return ex
 }
 
 func (p *process) walk(regs *crash.Registers) ([]string, []string) {
-	w := newWalker(&mem{r: p.fakeMem}, p.l)
+	w := newWalker(&mem{r: p.fakeMem, l: &p.l}, &p.l)
 	frames := w.walk(p.eg, regs)
 	var out []string
 	for _, f := range frames {
@@ -159,12 +159,12 @@ func TestWalkHostile(t *testing.T) {
 			a := p.frame(fn, op(2), 0)
 			b := p.frame(fn, op(3), a)
 			c := p.frame(fn, op(4), b)
-			p.u64(a+exPrev, c) // a -> c -> b -> a
+			p.u64(a+p.l.ExPrev, c) // a -> c -> b -> a
 			return c
 		}, 3, "appears twice"},
 		{"self loop", func(p *process, fn uint64, op func(uint32) uint64) uint64 {
 			a := p.frame(fn, op(2), 0)
-			p.u64(a+exPrev, a)
+			p.u64(a+p.l.ExPrev, a)
 			return a
 		}, 1, "appears twice"},
 		{"wild prev", func(p *process, fn uint64, op func(uint32) uint64) uint64 {
@@ -188,8 +188,8 @@ func TestWalkHostile(t *testing.T) {
 		{"huge name", func(p *process, fn uint64, op func(uint32) uint64) uint64 {
 			bad, _ := p.userFunc("x", "/f.php", 1, 5)
 			name := p.alloc(64)
-			p.u64(name+strLen, 1<<60)
-			p.u64(bad+fnName, name)
+			p.u64(name+p.l.StrLen, 1<<60)
+			p.u64(bad+p.l.FnName, name)
 			return p.frame(bad, op(2), 0)
 		}, 0, "length"},
 		{"wild opline", func(p *process, fn uint64, op func(uint32) uint64) uint64 {
@@ -232,7 +232,7 @@ func TestWalkDeepRecursion(t *testing.T) {
 		ex = p.frame(bFn, bOp(33), ex)
 	}
 	p.u64(p.eg+p.l.EGCurrentExecuteData, ex)
-	w := newWalker(&mem{r: p.fakeMem}, p.l)
+	w := newWalker(&mem{r: p.fakeMem, l: &p.l}, &p.l)
 	frames := w.walk(p.eg, &crash.Registers{})
 	if len(frames) != 2*depth+1 || len(w.warns) != 0 {
 		t.Fatalf("%d frames, warnings %v", len(frames), w.warns)
@@ -245,54 +245,55 @@ func TestWalkDeepRecursion(t *testing.T) {
 
 func TestHashHostile(t *testing.T) {
 	p := newProcess(t)
-	ht := p.alloc(htSize)
-	p.u32(ht+htUsed, 1<<30)
-	p.u32(ht+htCount, 1<<30)
-	p.u32(ht+htTable, 1<<30)
-	m := &mem{r: p.fakeMem}
-	if err := m.hashEach(ht, true, func(uint64, zval) bool { return true }); err == nil {
+	ht := p.alloc(56)
+	p.u32(ht+p.l.HTUsed, 1<<30)
+	p.u32(ht+p.l.HTCount, 1<<30)
+	p.u32(ht+p.l.HTTableSize, 1<<30)
+	m := &mem{r: p.fakeMem, l: &p.l}
+	if err := m.hashEach(ht, func(uint64, zval) bool { return true }); err == nil {
 		t.Error("hashEach accepted a table of 2^30 elements")
 	}
-	p.u32(ht+htUsed, 4)
-	p.u32(ht+htCount, 4)
-	p.u32(ht+htTable, 8)
-	p.u64(ht+htData, 0x7e0000000000) // unmapped
-	if err := m.hashEach(ht, true, func(uint64, zval) bool { return true }); err == nil {
+	p.u32(ht+p.l.HTUsed, 4)
+	p.u32(ht+p.l.HTCount, 4)
+	p.u32(ht+p.l.HTTableSize, 8)
+	p.u64(ht+p.l.HTData, 0x7e0000000000) // unmapped
+	if err := m.hashEach(ht, func(uint64, zval) bool { return true }); err == nil {
 		t.Error("hashEach accepted unmapped data")
 	}
 }
 
 func TestFCGIParamsHostile(t *testing.T) {
 	p := newProcess(t)
-	req := p.alloc(fcgiEnv + fcgiHashList + 64)
+	l := &p.l
+	req := p.alloc(l.FCGIEnv + l.FCGIHashList + 64)
 	bucket := func(name, val string, next uint64) uint64 {
 		b := p.alloc(48)
 		n := p.alloc(uint64(len(name) + 1))
 		v := p.alloc(uint64(len(val) + 1))
 		p.write(n, []byte(name))
 		p.write(v, []byte(val))
-		p.u32(b+fcgiBucketVarL, uint32(len(name)))
-		p.u64(b+fcgiBucketVar, n)
-		p.u32(b+fcgiBucketValL, uint32(len(val)))
-		p.u64(b+fcgiBucketVal, v)
-		p.u64(b+fcgiBucketNext, next)
+		p.u32(b+l.FCGIVarLen, uint32(len(name)))
+		p.u64(b+l.FCGIVar, n)
+		p.u32(b+l.FCGIValLen, uint32(len(val)))
+		p.u64(b+l.FCGIVal, v)
+		p.u64(b+l.FCGINext, next)
 		return b
 	}
 	b1 := bucket("REQUEST_URI", "/teachers/x/", 0)
 	b2 := bucket("HTTP_COOKIE", "sid=secret", b1)
-	p.u64(req+fcgiEnv+fcgiHashList, b2)
-	m := &mem{r: p.fakeMem}
+	p.u64(req+l.FCGIEnv+l.FCGIHashList, b2)
+	m := &mem{r: p.fakeMem, l: l}
 	got, err := fcgiParams(m, req)
 	if err != nil || got["REQUEST_URI"] != "/teachers/x/" || got["HTTP_COOKIE"] != "sid=secret" {
 		t.Fatalf("fcgiParams = %v, %v", got, err)
 	}
-	p.u64(b1+fcgiBucketNext, b2) // cycle
+	p.u64(b1+l.FCGINext, b2) // cycle
 	if _, err := fcgiParams(m, req); err == nil || !strings.Contains(err.Error(), "cycle") {
 		t.Errorf("cycle: err = %v", err)
 	}
-	p.u64(b1+fcgiBucketNext, 0)
-	p.u32(b1+fcgiBucketValL, 1<<31) // huge value: truncated, never allocated whole
-	p.u32(b1+fcgiBucketVarL, 1<<31)
+	p.u64(b1+l.FCGINext, 0)
+	p.u32(b1+l.FCGIValLen, 1<<31) // huge value: truncated, never allocated whole
+	p.u32(b1+l.FCGIVarLen, 1<<31)
 	if _, err := fcgiParams(m, req); err == nil {
 		t.Error("huge name length accepted")
 	}
@@ -319,12 +320,12 @@ func FuzzWalk(f *testing.F) {
 		fm.write(0x100000, data)
 		fm.u64(0x10000+488, 0x100000+exOff%(uint64(len(data))+1))
 		l, _ := LayoutFor("8.2")
-		m := &mem{r: fm}
-		w := newWalker(m, l)
+		m := &mem{r: fm, l: &l}
+		w := newWalker(m, &l)
 		w.walk(0x10000, r14r15(0x100000, 0x100020))
 		for off := uint64(0); off < uint64(len(data)) && off < 512; off += 8 {
-			_, _ = fcgiParams(m, 0x100000+off-fcgiEnv-fcgiHashList)
-			_ = m.hashEach(0x100000+off, true, func(uint64, zval) bool { return true })
+			_, _ = fcgiParams(m, 0x100000+off-l.FCGIEnv-l.FCGIHashList)
+			_ = m.hashEach(0x100000+off, func(uint64, zval) bool { return true })
 		}
 	})
 }

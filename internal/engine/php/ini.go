@@ -15,19 +15,46 @@ var INIKeys = []string{
 	"zend.max_allowed_stack_size", "ffi.enable", "max_execution_time",
 }
 
+// registry is what the module registry held.
+type registry struct {
+	exts        []crash.Extension
+	api         uint64 // zend_api of the Core (or standard) module entry
+	coreVersion string // version of the Core module
+	modules     int    // module entries read
+	err         error
+}
+
+// registryType returns the zval type of the module registry's elements
+// (every element is a pointer to a zend_module_entry, IS_PTR), when the
+// first few agree.
+func registryType(m *mem, g *globals) (uint64, bool) {
+	if g.registry == 0 {
+		return 0, false
+	}
+	var typ byte
+	n, same := 0, true
+	_ = m.hashEach(g.registry, func(_ uint64, v zval) bool {
+		if n > 0 && v.typ != typ {
+			same = false
+		}
+		typ = v.typ
+		n++
+		return n < 8
+	})
+	return uint64(typ), same && n > 0 && typ > isReference
+}
+
 // extensions reads the module registry: the loaded extensions with their
 // versions, the module API number and the "Core" module's version.
-func extensions(m *mem, g *globals) ([]crash.Extension, uint32, string, error) {
-	var out []crash.Extension
-	var api uint32
-	var coreVersion string
-	var firstErr error
+func extensions(m *mem, g *globals) registry {
+	l := m.l
+	var r registry
 	if g.registry != 0 {
-		err := m.hashEach(g.registry, false, func(_ uint64, v zval) bool {
-			if v.typ != isPtr || v.value%8 != 0 {
+		r.err = m.hashEach(g.registry, func(_ uint64, v zval) bool {
+			if uint64(v.typ) != l.IsPtr || v.value%8 != 0 {
 				return true
 			}
-			np, err := m.ptr(v.value+modName, 1)
+			np, err := m.ptr(v.value+l.ModName, 1)
 			if err != nil || np == 0 {
 				return true
 			}
@@ -36,32 +63,30 @@ func extensions(m *mem, g *globals) ([]crash.Extension, uint32, string, error) {
 				return true
 			}
 			e := crash.Extension{Name: name}
-			if vp, err := m.ptr(v.value+modVersion, 1); err == nil && vp != 0 {
+			if vp, err := m.ptr(v.value+l.ModVersion, 1); err == nil && vp != 0 {
 				e.Version, _ = m.cstring(vp, 64)
 			}
 			if name == "Core" || name == "standard" {
-				if a, err := m.u32(v.value + modZendAPI); err == nil {
-					api = a
+				if a, err := m.u32(v.value + l.ModZendAPI); err == nil && r.api == 0 {
+					r.api = uint64(a)
 				}
-				if coreVersion == "" {
-					coreVersion = e.Version
+				if r.coreVersion == "" {
+					r.coreVersion = e.Version
 				}
 			}
-			out = append(out, e)
-			return len(out) < 1024
+			r.exts = append(r.exts, e)
+			r.modules++
+			return len(r.exts) < 1024
 		})
-		if err != nil {
-			firstErr = err
-		}
 	}
 	if g.zendExts != 0 {
-		// zend_llist: head at 0; element: next at 0, data (zend_extension, name first) at 16.
+		// zend_llist: head at 0; element: next at 0, data (a zend_extension, name first) embedded.
 		el, err := m.ptr(g.zendExts, 8)
 		seen := map[uint64]bool{}
 		for i := 0; err == nil && el != 0 && i < 64 && !seen[el]; i++ {
 			seen[el] = true
-			np, e1 := m.ptr(el+16, 1)
-			vp, e2 := m.ptr(el+24, 1)
+			np, e1 := m.ptr(el+l.LListData, 1)
+			vp, e2 := m.ptr(el+l.LListData+l.ZextVersion, 1)
 			if e1 == nil && np != 0 {
 				name, _ := m.cstring(np, maxName)
 				ver := ""
@@ -69,32 +94,46 @@ func extensions(m *mem, g *globals) ([]crash.Extension, uint32, string, error) {
 					ver, _ = m.cstring(vp, 64)
 				}
 				if name != "" {
-					out = append(out, crash.Extension{Name: name, Version: ver, Zend: true})
+					r.exts = append(r.exts, crash.Extension{Name: name, Version: ver, Zend: true})
 				}
 			}
 			el, err = m.ptr(el, 8)
 		}
 	}
-	return out, api, coreVersion, firstErr
+	return r
+}
+
+// iniResult is what EG(ini_directives) gave.
+type iniResult struct {
+	values map[string]string
+	// offset is where EG(ini_directives) was found; scanned says it was
+	// found by scanning executor_globals rather than at the layout's offset.
+	offset  uint64
+	scanned bool
+	warns   []string
 }
 
 // readINI reads the effective value of INIKeys from EG(ini_directives).
-func readINI(m *mem, g *globals, l Layout) (map[string]string, []string) {
-	ht, err := iniDirectives(m, g, l)
+func readINI(m *mem, g *globals) iniResult {
+	l := m.l
+	var res iniResult
+	ht, off, scanned, err := iniDirectives(m, g)
 	if err != nil {
-		return nil, []string{fmt.Sprintf("INI not read: %v", err)}
+		res.warns = []string{fmt.Sprintf("INI not read: %v", err)}
+		return res
 	}
+	res.offset, res.scanned = off, scanned
 	want := map[string]bool{}
 	for _, k := range INIKeys {
 		want[k] = true
 	}
 	out := map[string]string{}
-	err = m.hashEach(ht, l.PackedZvals, func(key uint64, v zval) bool {
+	err = m.hashEach(ht, func(key uint64, v zval) bool {
 		name, err := m.name(key, maxName)
-		if err != nil || !want[name] || v.typ != isPtr {
+		if err != nil || !want[name] || uint64(v.typ) != l.IsPtr {
 			return true
 		}
-		vp, err := m.ptr(v.value+iniValue, 8)
+		vp, err := m.ptr(v.value+l.IniValue, 8)
 		if err != nil {
 			return true
 		}
@@ -104,18 +143,20 @@ func readINI(m *mem, g *globals, l Layout) (map[string]string, []string) {
 		}
 		return true
 	})
-	var warns []string
 	if err != nil {
-		warns = append(warns, fmt.Sprintf("INI: %v", err))
+		res.warns = append(res.warns, fmt.Sprintf("INI: %v", err))
 	}
-	return out, warns
+	res.values = out
+	return res
 }
 
 // iniDirectives finds EG(ini_directives): at the layout's offset when it
 // is known and checks out, else by scanning executor_globals for a
 // HashTable pointer whose entries are zend_ini_entry structures named like
-// their keys.
-func iniDirectives(m *mem, g *globals, l Layout) (uint64, error) {
+// their keys. It returns the table, its offset in executor_globals and
+// whether it was found by the scan.
+func iniDirectives(m *mem, g *globals) (uint64, uint64, bool, error) {
+	l := m.l
 	try := func(off uint64) (uint64, bool) {
 		ht, err := m.ptr(g.eg+off, 8)
 		if err != nil || ht == 0 {
@@ -125,7 +166,7 @@ func iniDirectives(m *mem, g *globals, l Layout) (uint64, error) {
 	}
 	if l.EGIniDirectives != 0 {
 		if ht, ok := try(l.EGIniDirectives); ok {
-			return ht, nil
+			return ht, l.EGIniDirectives, false, nil
 		}
 	}
 	size := g.egSize
@@ -134,22 +175,23 @@ func iniDirectives(m *mem, g *globals, l Layout) (uint64, error) {
 	}
 	for off := l.EGCurrentExecuteData + 8; off+8 <= size; off += 8 {
 		if ht, ok := try(off); ok {
-			return ht, nil
+			return ht, off, true, nil
 		}
 	}
-	return 0, fmt.Errorf("EG(ini_directives) not found")
+	return 0, 0, false, fmt.Errorf("EG(ini_directives) not found")
 }
 
 // isINITable checks the first few entries of a candidate HashTable.
 func isINITable(m *mem, ht uint64) bool {
+	l := m.l
 	checked, good := 0, true
-	err := m.hashEach(ht, false, func(key uint64, v zval) bool {
+	err := m.hashEach(ht, func(key uint64, v zval) bool {
 		checked++
-		if key == 0 || v.typ != isPtr || v.value%8 != 0 {
+		if key == 0 || uint64(v.typ) != l.IsPtr || v.value%8 != 0 {
 			good = false
 			return false
 		}
-		np, err := m.ptr(v.value+iniName, 8)
+		np, err := m.ptr(v.value+l.IniName, 8)
 		if err != nil || np != key {
 			good = false
 			return false

@@ -20,9 +20,11 @@ const (
 
 var errBadPointer = errors.New("bad pointer")
 
-// mem reads the dumped process's memory with validation.
+// mem reads the dumped process's memory with validation, with the layout
+// of the PHP structures it reads (zend_string, HashTable, zval).
 type mem struct {
 	r   io.ReaderAt
+	l   *Layout
 	buf [64]byte
 }
 
@@ -115,7 +117,7 @@ func (m *mem) zstr(addr uint64, max int) (string, uint64, error) {
 	if addr%8 != 0 {
 		return "", 0, fmt.Errorf("zend_string at %#x: %w", addr, errBadPointer)
 	}
-	n, err := m.u64(addr + strLen)
+	n, err := m.u64(addr + m.l.StrLen)
 	if err != nil {
 		return "", 0, fmt.Errorf("zend_string at %#x: %w", addr, err)
 	}
@@ -127,7 +129,7 @@ func (m *mem) zstr(addr uint64, max int) (string, uint64, error) {
 		k = uint64(max)
 	}
 	b := make([]byte, k)
-	if err := m.read(b, addr+strVal); err != nil {
+	if err := m.read(b, addr+m.l.StrVal); err != nil {
 		return "", 0, fmt.Errorf("zend_string at %#x: %w", addr, err)
 	}
 	return string(b), n, nil

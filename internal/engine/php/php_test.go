@@ -8,7 +8,8 @@ import (
 )
 
 // TestAnalyzeZTS checks that a thread-safe build (globals in TLS, found
-// through executor_globals_offset) is recognised and reported, not read.
+// through executor_globals_offset) whose code does not show how it reaches
+// a thread's TSRM block is recognised and refused with that reason.
 func TestAnalyzeZTS(t *testing.T) {
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
@@ -25,7 +26,7 @@ func TestAnalyzeZTS(t *testing.T) {
 	if err != nil || res == nil {
 		t.Fatalf("Analyze = %v, %v", res, err)
 	}
-	if !res.ZTS || len(res.Frames) != 0 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "ZTS") {
+	if !res.ZTS || len(res.Frames) != 0 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "ZTS") || !strings.Contains(res.Warnings[0], "TSRM block") {
 		t.Errorf("ZTS build: %+v", res)
 	}
 }

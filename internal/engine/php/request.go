@@ -33,18 +33,39 @@ func IsSecret(key string) bool {
 	return false
 }
 
+// maxFCGIBucket bounds the bytes of an fcgi_hash_bucket read (48 in PHP 7.0-8.5).
+const maxFCGIBucket = 64
+
 func redact(v string) string { return fmt.Sprintf("[redacted, %d bytes]", len(v)) }
+
+// requestStats says what the request readers read, for the layout's
+// validation.
+type requestStats struct {
+	fcgiParams int // FastCGI parameters read (all with text names)
+	// sgFields are the SG(request_info) fields read, by the CGI variable
+	// they stand for; sgAgree those equal to the FastCGI parameter.
+	sgFields, sgAgree []string
+	serverVars        int // $_SERVER entries read
+}
+
+// sgFieldVars names the CGI variable each SG(request_info) field holds.
+var sgFieldVars = []struct{ id, cgi string }{
+	{"sg.request_method", "REQUEST_METHOD"}, {"sg.query_string", "QUERY_STRING"},
+	{"sg.path_translated", "SCRIPT_FILENAME"}, {"sg.request_uri", "SCRIPT_NAME"}, {"sg.content_type", "CONTENT_TYPE"},
+	{"sg.content_length", "CONTENT_LENGTH"},
+}
 
 // readRequest reads the request the process was serving. Request.Params
 // holds the request's CGI and HTTP variables, credentials redacted; other
 // parameters (environment passed through FastCGI or $_SERVER) and the
 // credentials' values only with showSecrets.
-func readRequest(m *mem, g *globals, l Layout, sapi string, showSecrets bool) (*crash.Request, []string) {
+func readRequest(m *mem, g *globals, sapi string, showSecrets bool) (*crash.Request, []string, requestStats) {
 	var warns []string
+	var st requestStats
 	var params map[string]string
 	source := ""
 	if g.sg != 0 && (sapi == "fpm-fcgi" || sapi == "cgi-fcgi") {
-		ctx, err := m.ptr(g.sg+sgServerContext, 8)
+		ctx, err := m.ptr(g.sg+m.l.SGServerContext, 8)
 		if err == nil && ctx != 0 {
 			params, err = fcgiParams(m, ctx)
 			if err != nil {
@@ -52,22 +73,39 @@ func readRequest(m *mem, g *globals, l Layout, sapi string, showSecrets bool) (*
 			}
 			if len(params) > 0 {
 				source = SourceFastCGI
+				st.fcgiParams = len(params)
+			}
+		}
+	}
+	sg := sapiRequest(m, g)
+	for _, f := range sgFieldVars {
+		if v, ok := sg[f.cgi]; ok {
+			st.sgFields = append(st.sgFields, f.id)
+			if pv, ok := params[f.cgi]; ok && pv == v {
+				st.sgAgree = append(st.sgAgree, f.id)
 			}
 		}
 	}
 	var sources []string
+	if params != nil && g.eg != 0 {
+		// $_SERVER is not needed, but reading it checks EG(symbol_table)
+		if srv, err := serverArray(m, g); err == nil {
+			st.serverVars = len(srv)
+		}
+	}
 	if params == nil {
 		params = map[string]string{}
-		if sg := sapiRequest(m, g); len(sg) > 0 {
+		if len(sg) > 0 {
 			sources = append(sources, SourceSAPI)
 			for k, v := range sg {
 				params[k] = v
 			}
 		}
-		if srv, err := serverArray(m, g, l); err != nil {
+		if srv, err := serverArray(m, g); err != nil {
 			warns = append(warns, fmt.Sprintf("$_SERVER: %v", err))
 		} else if len(srv) > 0 {
 			sources = append(sources, SourceServer)
+			st.serverVars = len(srv)
 			for k, v := range srv {
 				params[k] = v // $_SERVER has the pretty REQUEST_URI
 			}
@@ -75,7 +113,7 @@ func readRequest(m *mem, g *globals, l Layout, sapi string, showSecrets bool) (*
 		source = strings.Join(sources, "+")
 	}
 	if len(params) == 0 {
-		return nil, warns
+		return nil, warns, st
 	}
 	r := &crash.Request{
 		Method:      params["REQUEST_METHOD"],
@@ -106,7 +144,7 @@ func readRequest(m *mem, g *globals, l Layout, sapi string, showSecrets bool) (*
 		}
 		r.Params[k] = v
 	}
-	return r, warns
+	return r, warns, st
 }
 
 // isRequestParam reports whether key is a CGI/1.1 or HTTP request variable
@@ -128,13 +166,18 @@ func isRequestParam(key string) bool {
 // fcgiParams reads the env hash of the fcgi_request at req (main/fastcgi.c):
 // the list of fcgi_hash_bucket linked through list_next.
 func fcgiParams(m *mem, req uint64) (map[string]string, error) {
-	b, err := m.ptr(req+fcgiEnv+fcgiHashList, 8)
+	l := m.l
+	b, err := m.ptr(req+l.FCGIEnv+l.FCGIHashList, 8)
 	if err != nil {
 		return nil, fmt.Errorf("fcgi_request %#x: %w", req, err)
 	}
 	out := map[string]string{}
 	seen := map[uint64]bool{}
-	var buf [48]byte
+	var buf [maxFCGIBucket]byte
+	n := max(l.FCGIVarLen+4, l.FCGIVar+8, l.FCGIValLen+4, l.FCGIVal+8, l.FCGINext+8)
+	if n > maxFCGIBucket {
+		return nil, fmt.Errorf("fcgi_hash_bucket layout out of the bounds coroner reads")
+	}
 	for b != 0 {
 		if seen[b] {
 			return out, fmt.Errorf("fcgi_hash list: cycle at %#x", b)
@@ -146,36 +189,36 @@ func fcgiParams(m *mem, req uint64) (map[string]string, error) {
 		if b%8 != 0 {
 			return out, fmt.Errorf("fcgi_hash bucket %#x: %w", b, errBadPointer)
 		}
-		if err := m.read(buf[:], b); err != nil {
+		if err := m.read(buf[:n], b); err != nil {
 			return out, fmt.Errorf("fcgi_hash bucket: %w", err)
 		}
 		le := binary.LittleEndian
-		varLen := le.Uint32(buf[fcgiBucketVarL:])
-		valLen := le.Uint32(buf[fcgiBucketValL:])
+		varLen := le.Uint32(buf[l.FCGIVarLen:])
+		valLen := le.Uint32(buf[l.FCGIValLen:])
 		if varLen == 0 || varLen > maxName {
 			return out, fmt.Errorf("fcgi_hash bucket %#x: name length %d", b, varLen)
 		}
 		name := make([]byte, varLen)
-		if err := m.read(name, le.Uint64(buf[fcgiBucketVar:])); err != nil {
+		if err := m.read(name, le.Uint64(buf[l.FCGIVar:])); err != nil {
 			return out, fmt.Errorf("fcgi_hash bucket %#x name: %w", b, err)
 		}
 		if !printable(name) {
 			return out, fmt.Errorf("fcgi_hash bucket %#x: name is not text", b)
 		}
-		n := valLen
-		if n > maxValue {
-			n = maxValue
+		k := valLen
+		if k > maxValue {
+			k = maxValue
 		}
-		val := make([]byte, n)
-		if n > 0 {
-			if err := m.read(val, le.Uint64(buf[fcgiBucketVal:])); err != nil {
+		val := make([]byte, k)
+		if k > 0 {
+			if err := m.read(val, le.Uint64(buf[l.FCGIVal:])); err != nil {
 				return out, fmt.Errorf("fcgi_hash bucket %#x value: %w", b, err)
 			}
 		}
 		if _, dup := out[string(name)]; !dup { // the list is newest first
 			out[string(name)] = string(val)
 		}
-		b = le.Uint64(buf[fcgiBucketNext:])
+		b = le.Uint64(buf[l.FCGINext:])
 		if b != 0 && !validPtr(b) {
 			return out, fmt.Errorf("fcgi_hash bucket list_next %#x: %w", b, errBadPointer)
 		}
@@ -197,13 +240,14 @@ func sapiRequest(m *mem, g *globals) map[string]string {
 	if g.sg == 0 {
 		return nil
 	}
+	l := m.l
 	out := map[string]string{}
 	for _, f := range []struct {
 		off  uint64
 		name string
 	}{
-		{sgRequestMethod, "REQUEST_METHOD"}, {sgQueryString, "QUERY_STRING"},
-		{sgPathTranslated, "SCRIPT_FILENAME"}, {sgRequestURI, "SCRIPT_NAME"}, {sgContentType, "CONTENT_TYPE"},
+		{l.SGRequestMethod, "REQUEST_METHOD"}, {l.SGQueryString, "QUERY_STRING"},
+		{l.SGPathTranslated, "SCRIPT_FILENAME"}, {l.SGRequestURI, "SCRIPT_NAME"}, {l.SGContentType, "CONTENT_TYPE"},
 	} {
 		p, err := m.ptr(g.sg+f.off, 1)
 		if err != nil || p == 0 {
@@ -213,7 +257,7 @@ func sapiRequest(m *mem, g *globals) map[string]string {
 			out[f.name] = s
 		}
 	}
-	if n, err := m.u64(g.sg + sgContentLength); err == nil && n > 0 && n < 1<<50 {
+	if n, err := m.u64(g.sg + l.SGContentLength); err == nil && n > 0 && n < 1<<50 {
 		out["CONTENT_LENGTH"] = strconv.FormatUint(n, 10)
 	}
 	return out
@@ -221,9 +265,10 @@ func sapiRequest(m *mem, g *globals) map[string]string {
 
 // serverArray reads $_SERVER from EG(symbol_table), when the script (or
 // auto_globals_jit=0) created it.
-func serverArray(m *mem, g *globals, l Layout) (map[string]string, error) {
+func serverArray(m *mem, g *globals) (map[string]string, error) {
+	l := m.l
 	var arr uint64
-	err := m.hashEach(g.eg+l.EGSymbolTable, l.PackedZvals, func(key uint64, v zval) bool {
+	err := m.hashEach(g.eg+l.EGSymbolTable, func(key uint64, v zval) bool {
 		if key == 0 {
 			return true
 		}
@@ -232,11 +277,11 @@ func serverArray(m *mem, g *globals, l Layout) (map[string]string, error) {
 			return true
 		}
 		for i := 0; i < 3; i++ {
-			switch v.typ {
-			case isIndirect:
+			switch uint64(v.typ) {
+			case l.IsIndirect:
 				v, err = m.readZval(v.value)
 			case isReference:
-				v, err = m.readZval(v.value + refVal)
+				v, err = m.readZval(v.value + l.RefVal)
 			}
 			if err != nil {
 				return false
@@ -251,7 +296,7 @@ func serverArray(m *mem, g *globals, l Layout) (map[string]string, error) {
 		return nil, err
 	}
 	out := map[string]string{}
-	err = m.hashEach(arr, l.PackedZvals, func(key uint64, v zval) bool {
+	err = m.hashEach(arr, func(key uint64, v zval) bool {
 		if key == 0 || v.typ != isString {
 			return true
 		}

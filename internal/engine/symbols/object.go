@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ianlancetaylor/demangle"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Symbol is a named function.
@@ -82,7 +84,7 @@ func Open(path string) (*Object, error) { return OpenWithOptions(path, Options{}
 
 // OpenWithOptions opens the ELF object at path with options.
 func OpenWithOptions(path string, opts Options) (*Object, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
@@ -232,7 +234,7 @@ func (o *Object) findDebugFile(opts Options) {
 		}
 	}
 	for _, c := range cands {
-		f, err := os.Open(c)
+		f, err := regular.Open(c)
 		if err != nil {
 			continue
 		}

@@ -29,11 +29,11 @@ func elfFunc(t *testing.T, path, name string) Func {
 				if _, err := p.ReadAt(b, int64(s.Value-p.Vaddr)); err != nil {
 					t.Fatal(err)
 				}
-				ptrs, err := Pointers(f)
+				links, err := ReadLinks(f, dyn, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				return Func{Code: b, Addr: s.Value, Pointers: ptrs}
+				return Func{Code: b, Addr: s.Value, Pointers: links.Pointers, Callees: links.Callees}
 			}
 		}
 	}

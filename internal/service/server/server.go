@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ import (
 	"github.com/coroner-dev/coroner/internal/units"
 
 	"github.com/coroner-dev/coroner/crash"
+	"github.com/coroner-dev/coroner/internal/redact"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
@@ -47,6 +48,11 @@ type Options struct {
 	Health func(ctx context.Context) (dbUp bool, problems []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Hosts are the host names the dashboard answers to besides IP
+	// literals and "localhost" (--allowed-host). A request naming another
+	// host in its Host header is refused: a page of another site that made
+	// its name resolve to this machine (DNS rebinding) cannot read it.
+	Hosts []string
 }
 
 // Server serves the dashboard.
@@ -126,8 +132,13 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler, checking the token first.
+// ServeHTTP implements http.Handler, checking the Host header and the
+// token first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		http.Error(w, "misdirected request: this dashboard answers to IP addresses, localhost and --allowed-host names", http.StatusMisdirectedRequest)
+		return
+	}
 	if s.opts.Token != "" && !s.authorised(w, r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="coroner"`)
 		http.Error(w, "unauthorised: a bearer token is required", http.StatusUnauthorized)
@@ -137,6 +148,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether a Host header names this dashboard: an IP
+// literal (a rebinding attack needs a name), localhost, or a configured
+// name.
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "" {
+		return false // HTTP/1.1 requires a Host
+	}
+	if net.ParseIP(host) != nil || host == "localhost" {
+		return true
+	}
+	for _, h := range s.opts.Hosts {
+		if strings.EqualFold(strings.TrimSuffix(h, "."), host) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) authorised(w http.ResponseWriter, r *http.Request) bool {
@@ -181,7 +215,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// render executes a page; html/template escapes markup, sanitize.Copy the
+// control characters of every string the page shows (which came from
+// cores and logs).
 func (s *Server) render(w http.ResponseWriter, page string, data any) {
+	data = sanitize.Copy(data)
 	var b strings.Builder
 	if err := s.tmpl[page].ExecuteTemplate(&b, "layout", data); err != nil {
 		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
@@ -211,6 +249,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
+	for i, p := range problems {
+		problems[i] = sanitize.Text(p)
+	}
 	io.WriteString(w, "degraded\n"+strings.Join(problems, "\n")+"\n")
 }
 
@@ -247,6 +288,9 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.opts.ShowSecrets {
+		gs = redact.Value(gs)
+	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
 	if err != nil {
@@ -262,6 +306,9 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
 	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs}
 	colours := map[string]string{}
@@ -290,10 +337,16 @@ func (s *Server) group(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.opts.ShowSecrets {
+		g = redact.Value(g)
+	}
 	cs, err := s.opts.Store.Crashes(ctx, fp, 200)
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		cs = redact.Value(cs)
 	}
 	now := s.opts.Now()
 	hours, err := s.opts.Store.Hourly(ctx, now.Add(-47*time.Hour).Truncate(time.Hour))
@@ -364,13 +417,11 @@ func foldedRows(lines []render.Line, n int, row func(pos int) stackRow) []stackR
 
 type kv struct{ K, V string }
 
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key|auth|cookie|session|credential|salt|dsn|(^|[._])pw$`)
-
 func (s *Server) redact(m map[string]string) []kv {
 	var out []kv
 	for k, v := range m {
-		if !s.opts.ShowSecrets && secretKey.MatchString(k) && v != "" {
-			v = "[redacted]"
+		if !s.opts.ShowSecrets {
+			v = redact.String(k, v)
 		}
 		out = append(out, kv{k, v})
 	}
@@ -388,6 +439,11 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if !s.opts.ShowSecrets {
+		// Rows written by a watcher with --show-secrets, or before
+		// redaction was everywhere, are redacted when shown.
+		c = redact.Value(c)
 	}
 	p := crashPage{Title: fmt.Sprintf("Crash #%d: %s pid %d", c.ID, c.SignalName, c.PID), Crash: c, Report: c.Report}
 	if rep := c.Report; rep != nil {

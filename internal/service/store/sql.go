@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,9 @@ func openSQL(ctx context.Context, d dialect, dsn string) (*sqlStore, error) {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
 		}
+		if err := privateFiles(dsn); err != nil {
+			return nil, err
+		}
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
 			q.Add("_pragma", p)
@@ -73,6 +77,30 @@ func openSQL(ctx context.Context, d dialect, dsn string) (*sqlStore, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateFiles creates the SQLite database readable by its owner only
+// (it holds request URIs, command lines and stacks), and takes group and
+// other permissions away from one (and its -wal and -shm files) made
+// before. SQLite gives the journal files the database's permissions.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create database %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+			return fmt.Errorf("make database %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // schema is applied in order; schema_version records how far.

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/coroner-dev/coroner/internal/service/store"
@@ -43,8 +47,80 @@ func (w *Watcher) enqueueAlert(c *store.Crash) {
 	}
 }
 
+// Bounds of one webhook POST.
+const (
+	webhookTimeout = 10 * time.Second
+	// webhookMaxResponse bounds what is read of the receiver's answer.
+	webhookMaxResponse = 64 << 10
+)
+
+// ValidateWebhook checks a --webhook URL at start: http or https, a host,
+// and not an address of this machine's link (169.254.0.0/16, fe80::/10:
+// cloud metadata services live there) nor an unspecified or multicast one.
+func ValidateWebhook(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--webhook %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("--webhook %q: only http:// and https:// URLs are accepted", raw)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("--webhook %q: the URL has no host", raw)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		if err := checkWebhookIP(ip); err != nil {
+			return nil, fmt.Errorf("--webhook %q: %w", raw, err)
+		}
+	}
+	return u, nil
+}
+
+// metadataIPv6 is the IPv6 address of a cloud metadata service outside
+// fe80::/10 (AWS).
+var metadataIPv6 = net.ParseIP("fd00:ec2::254")
+
+func checkWebhookIP(ip net.IP) error {
+	switch {
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.Equal(metadataIPv6):
+		return fmt.Errorf("%s is a link-local address (cloud metadata services live there): refused", ip)
+	case ip.IsUnspecified(), ip.IsMulticast():
+		return fmt.Errorf("%s is not a unicast address: refused", ip)
+	}
+	return nil
+}
+
+// webhookClient posts alerts: it never follows a redirect (a 307 would
+// re-POST the alert elsewhere), checks every address it connects to (a
+// name may resolve to a link-local address), and is bounded in time.
+func webhookClient() *http.Client {
+	dialer := &net.Dialer{Timeout: webhookTimeout, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			return checkWebhookIP(ip)
+		}
+		return nil
+	}}
+	return &http.Client{
+		Timeout: webhookTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		Transport: &http.Transport{
+			Proxy:                  http.ProxyFromEnvironment,
+			DialContext:            dialer.DialContext,
+			TLSHandshakeTimeout:    webhookTimeout,
+			ResponseHeaderTimeout:  webhookTimeout,
+			MaxResponseHeaderBytes: 64 << 10,
+		},
+	}
+}
+
 func (w *Watcher) alerter(ctx context.Context) {
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := webhookClient()
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,23 +142,27 @@ func (w *Watcher) alerter(ctx context.Context) {
 	}
 }
 
-func postWebhook(ctx context.Context, client *http.Client, url string, a Alert) error {
+func postWebhook(ctx context.Context, client *http.Client, target string, a Alert) error {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode alert: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w", url, err)
+		return fmt.Errorf("post %s: %w", target, err)
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, webhookMaxResponse))
 	resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("post %s: %s (redirects are not followed: give the final URL)", target, resp.Status)
+	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post %s: %s", url, resp.Status)
+		return fmt.Errorf("post %s: %s", target, resp.Status)
 	}
 	return nil
 }

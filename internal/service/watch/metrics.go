@@ -34,6 +34,10 @@ type Metrics struct {
 	// spool reports the records and bytes waiting in the spool and the
 	// damaged regions it skipped (nil: no spool).
 	spool func() (records int, bytes int64, damaged int64)
+	// childFailures counts analysis processes that died; quarantined
+	// reports the cores quarantined (nil: no isolation).
+	childFailures atomic.Int64
+	quarantined   func() int
 
 	mu      sync.Mutex
 	buckets []uint64
@@ -78,6 +82,12 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	g("coroner_cores_on_disk", "Cores in the managed core directories.", "gauge", m.coresOnDisk.Load())
 	g("coroner_cores_on_disk_bytes", "Bytes of the cores in the managed core directories.", "gauge", m.coreBytes.Load())
 	g("coroner_database_errors_total", "Database operations that failed because the database was unavailable.", "counter", m.dbErrors.Load())
+	g("coroner_analysis_process_failures_total", "Analysis processes that died (out of memory, killed) instead of ending with a report.", "counter", m.childFailures.Load())
+	q := 0
+	if m.quarantined != nil {
+		q = m.quarantined()
+	}
+	g("coroner_cores_quarantined", "Cores not analysed any more: their analysis made the analysis process die repeatedly.", "gauge", int64(q))
 	var records int
 	var bytes, damaged int64
 	if m.spool != nil {

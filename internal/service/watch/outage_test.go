@@ -52,13 +52,21 @@ type watcherProc struct {
 
 func startWatch(t *testing.T, bin string, args ...string) *watcherProc {
 	t.Helper()
+	return startWatchUnder(t, nil, bin, args...)
+}
+
+// startWatchUnder starts `coroner watch` through wrapper (a command and its
+// arguments that run the rest, such as prlimit --as=N).
+func startWatchUnder(t *testing.T, wrapper []string, bin string, args ...string) *watcherProc {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, append([]string{"watch", "--listen", addr}, args...)...)
+	argv := append(append(append([]string{}, wrapper...), bin, "watch", "--listen", addr), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

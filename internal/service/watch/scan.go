@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
@@ -54,7 +55,7 @@ func (w *Watcher) scanLoop(ctx context.Context) {
 // isCore reports whether the file starts like an ELF core (ET_CORE) or is a
 // compressed file named like a core.
 func isCore(path string) bool {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return false
 	}
@@ -127,6 +128,10 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		w.mu.Unlock()
 	}
 	if !isCore(path) {
+		markDone()
+		return
+	}
+	if w.quar != nil && w.quar.held(path, size, mtime) {
 		markDone()
 		return
 	}

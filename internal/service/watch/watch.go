@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/service/spool"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
@@ -79,6 +81,11 @@ type Config struct {
 	OnNewGroup string
 	// Analyze are the analysis options (ShowSecrets etc.).
 	Analyze analyze.Options
+	// Isolate, when set, analyses each core in a child process with its
+	// own memory and time budget, and quarantines a core that makes it die
+	// (see Isolation). `coroner watch` always sets it; nil analyses in
+	// this process (tests, embedding).
+	Isolate *Isolation
 	// Rules are extra rule files for the knowledge base.
 	Rules []string
 	// Nice is the scheduling priority the process lowers itself to
@@ -96,6 +103,7 @@ type Watcher struct {
 	Metrics *Metrics
 	log     *log.Logger
 	db      *durable
+	quar    *quarantine
 
 	mu       sync.Mutex
 	inflight map[string]bool // cores queued or being analysed
@@ -142,6 +150,19 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
 	}
+	if cfg.Webhook != "" {
+		if _, err := ValidateWebhook(cfg.Webhook); err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+	}
+	if cfg.Isolate != nil {
+		iso := *cfg.Isolate
+		iso.defaults()
+		if iso.Executable == "" {
+			return nil, errors.New("watch: isolation without the coroner executable")
+		}
+		cfg.Isolate = &iso
+	}
 	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules})
 	if _, err := eng.KnowledgeBase(); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
@@ -158,6 +179,16 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	var sp *spool.Spool
 	var err error
+	if cfg.Isolate != nil {
+		if w.quar, err = openQuarantine(cfg.Isolate.QuarantineFile, cfg.Isolate.MaxFailures); err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+		q := w.quar
+		w.Metrics.quarantined = func() int { return len(q.list()) }
+		for _, e := range q.list() {
+			w.log.Printf("watch: %s stays quarantined (%d failed analyses: %s)", e.Path, e.Failures, e.Reason)
+		}
+	}
 	if cfg.SpoolDir != "" {
 		sp, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes,
 			Logf: func(format string, args ...any) { w.log.Printf("watch: "+format, args...) }})
@@ -255,8 +286,9 @@ func (w *Watcher) worker(ctx context.Context) {
 			w.Metrics.busy.Add(-1)
 			w.mu.Lock()
 			delete(w.inflight, j.path)
-			if errors.Is(err, errSpoolFull) {
-				// Not recorded: taken again once the database is back.
+			if errors.Is(err, errSpoolFull) || errors.Is(err, errRetry) {
+				// Not recorded: taken again once the database is back,
+				// or at the next poll for another try.
 				delete(w.seen, j.path)
 			}
 			w.mu.Unlock()
@@ -268,8 +300,15 @@ func (w *Watcher) worker(ctx context.Context) {
 	}
 }
 
+// errRetry marks a core whose analysis process died once: it is analysed
+// again at the next poll, and quarantined when that fails too.
+var errRetry = errors.New("analysed again at the next poll")
+
 // analyse runs the pipeline on one core and records the report.
 func (w *Watcher) analyse(ctx context.Context, j job) error {
+	if w.cfg.Isolate != nil {
+		return w.analyseApart(ctx, j)
+	}
 	info := RecordInfo{CorePath: j.path, CoreSize: j.size, CoreMTime: j.mtime, Started: time.Now()}
 	var inc *store.Incident
 	rep, err := w.engine.Run(ctx, engine.Request{
@@ -298,6 +337,39 @@ func (w *Watcher) analyse(ctx context.Context, j job) error {
 	return err
 }
 
+// analyseApart analyses one core in a child process (Isolation), then
+// diagnoses the report with what the logs say, redacts it (unless
+// ShowSecrets) and records it. A core whose child died is tried again,
+// then quarantined.
+func (w *Watcher) analyseApart(ctx context.Context, j job) error {
+	info := RecordInfo{CorePath: j.path, CoreSize: j.size, CoreMTime: j.mtime, Started: time.Now()}
+	rep, err := w.analyseIsolated(ctx, j.path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopping: not the core's fault
+		}
+		w.mu.Lock()
+		w.seen[j.path] = fileState{size: j.size, mtime: j.mtime, done: true}
+		w.mu.Unlock()
+		if !errors.Is(err, errChildFailed) {
+			return fmt.Errorf("analyse %s: %w", j.path, err)
+		}
+		w.Metrics.childFailures.Add(1)
+		e := w.quar.fail(j.path, j.size, j.mtime, err.Error())
+		if e.Quarantined {
+			w.log.Printf("watch: quarantined %s: its analysis failed %d times (%v); it is not analysed again while it is unchanged", j.path, e.Failures, err)
+			return nil
+		}
+		return fmt.Errorf("analyse %s (failure %d of %d before quarantine): %w: %w", j.path, e.Failures, w.cfg.Isolate.MaxFailures, err, errRetry)
+	}
+	w.quar.forget(j.path)
+	rep.Process.CorePath = absPath(j.path)
+	if _, err := w.Record(ctx, rep, info); err != nil {
+		return err
+	}
+	return nil
+}
+
 // RecordInfo describes where a report came from.
 type RecordInfo struct {
 	CorePath  string
@@ -324,7 +396,17 @@ func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo
 	if err := w.engine.Diagnose(rep, evidenceOf(inc)); err != nil {
 		return nil, err
 	}
+	if !w.cfg.Analyze.ShowSecrets {
+		redact.InPlace(rep) // after the diagnosis, as engine.Run does
+	}
 	return w.store(ctx, rep, inc, info)
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // findIncident returns the incident the logs recorded for the crash of
@@ -389,6 +471,9 @@ func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incid
 
 // RecordIncident stores one incident from the logs.
 func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error {
+	if !w.cfg.Analyze.ShowSecrets {
+		inc = redact.Value(inc) // log lines and URLs, as every output shows them
+	}
 	body, err := jsonMarshal(inc)
 	if err != nil {
 		return fmt.Errorf("encode incident: %w", err)

@@ -46,7 +46,7 @@ func cacheKey(path string, fi os.FileInfo) string {
 
 // openCached returns the cached decompressed core for path, decompressing
 // into the cache on a miss.
-func openCached(path string, fi os.FileInfo, src io.Reader, format Format, progress io.Writer) (string, func(), error) {
+func openCached(path string, fi os.FileInfo, src io.Reader, format Format, opts Options) (string, func(), error) {
 	c := Cache
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("create cache directory: %w", err)
@@ -57,9 +57,13 @@ func openCached(path string, fi os.FileInfo, src io.Reader, format Format, progr
 		_ = os.Chtimes(dst, now, now) // mark as recently used
 		return dst, func() {}, nil
 	}
-	tmp, _, err := toTempIn(c.Dir, src, format, path, fi.Size(), progress)
+	tmp, _, cut, err := toTempIn(c.Dir, src, format, path, fi.Size(), opts)
 	if err != nil {
 		return "", nil, err
+	}
+	if cut {
+		// Not the whole core: never served from the cache.
+		return tmp, func() { os.Remove(tmp) }, nil
 	}
 	st, err := os.Stat(tmp)
 	if err != nil {
@@ -71,6 +75,7 @@ func openCached(path string, fi os.FileInfo, src io.Reader, format Format, progr
 		return tmp, func() { os.Remove(tmp) }, nil
 	}
 	evict(c, c.MaxBytes-st.Size())
+	untrack(tmp)
 	if err := os.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return "", nil, fmt.Errorf("store %s in the cache: %w", path, err)

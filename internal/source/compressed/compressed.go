@@ -21,6 +21,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
+
+	"github.com/coroner-dev/coroner/internal/regular"
+	"github.com/coroner-dev/coroner/internal/sanitize"
+	"github.com/coroner-dev/coroner/internal/units"
 )
 
 // Format names a container format of a core file.
@@ -73,7 +77,7 @@ func Detect(head []byte) Format {
 
 // Sniff opens path and detects its format from its first bytes.
 func Sniff(path string) (Format, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return Unknown, err
 	}
@@ -223,6 +227,78 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // decompressed bytes. Decoding errors come back as *CorruptError. progress,
 // when non-nil, is told about compressed bytes consumed.
 func Copy(dst io.Writer, src io.Reader, f Format, progress *Progress) (int64, error) {
+	return copyLimited(dst, src, f, progress, Options{MaxBytes: -1})
+}
+
+// DefaultMaxBytes bounds the decompressed size of a core (Options.MaxBytes):
+// systemd-coredump does not store cores larger than this by default
+// (ExternalSizeMax=2G), a php-fpm core is about 200 MiB, and 16 GiB of zeros
+// fit in 512 KiB of zstd.
+const DefaultMaxBytes = 2 << 30
+
+// Options bound and report one decompression.
+type Options struct {
+	// Progress receives a progress bar (for example TerminalProgress());
+	// nil for none.
+	Progress io.Writer
+	// MaxBytes bounds the decompressed bytes: the core is cut there, and
+	// read as a truncated core (0: DefaultMaxBytes; negative: no bound).
+	MaxBytes int64
+	// Stop ends the decompression when it returns an error (a used-up
+	// analysis budget); what was decompressed is kept, as when MaxBytes
+	// is reached.
+	Stop func() error
+	// Warnf is told why a decompression was cut short (nil: not told).
+	Warnf func(format string, args ...any)
+}
+
+func (o Options) maxBytes() int64 {
+	switch {
+	case o.MaxBytes == 0:
+		return DefaultMaxBytes
+	case o.MaxBytes < 0:
+		return 1<<63 - 1
+	}
+	return o.MaxBytes
+}
+
+// errCut is returned by a decompression stopped by Options.
+type errCut struct{ why string }
+
+func (e *errCut) Error() string { return e.why }
+
+// boundedReader stops the decompressed stream at max bytes or when stop
+// says so.
+type boundedReader struct {
+	r    io.Reader
+	n    int64
+	max  int64
+	stop func() error
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.stop != nil {
+		if err := b.stop(); err != nil {
+			return 0, &errCut{why: err.Error()}
+		}
+	}
+	if b.n >= b.max {
+		// One byte more tells a stream of exactly max bytes from a longer one.
+		var one [1]byte
+		if n, _ := io.ReadFull(b.r, one[:]); n == 0 {
+			return 0, io.EOF
+		}
+		return 0, &errCut{why: fmt.Sprintf("the decompressed core is larger than %s (--max-core-size); the rest was not decompressed", units.Bytes(b.max))}
+	}
+	if int64(len(p)) > b.max-b.n {
+		p = p[:b.max-b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func copyLimited(dst io.Writer, src io.Reader, f Format, progress *Progress, opts Options) (int64, error) {
 	cr := &countingReader{r: src}
 	var in io.Reader = cr
 	if progress != nil {
@@ -237,11 +313,16 @@ func Copy(dst io.Writer, src io.Reader, f Format, progress *Progress) (int64, er
 		return 0, err
 	}
 	defer dec.Close()
-	n, err := io.CopyBuffer(dst, dec, make([]byte, 256<<10))
+	br := &boundedReader{r: dec, max: opts.maxBytes(), stop: opts.Stop}
+	n, err := io.CopyBuffer(dst, br, make([]byte, 256<<10))
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
 			return n, we.err
+		}
+		var cut *errCut
+		if errors.As(err, &cut) {
+			return n, cut
 		}
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -273,23 +354,45 @@ var TempDir = ""
 // named after name, and returns its path and a cleanup that removes it.
 // total is the compressed size for the progress bar (0 if unknown).
 func ToTemp(src io.Reader, f Format, name string, total int64, progress io.Writer) (string, func(), error) {
-	return toTempIn(TempDir, src, f, name, total, progress)
+	return ToTempWith(src, f, name, total, Options{Progress: progress})
 }
 
-func toTempIn(dir string, src io.Reader, f Format, name string, total int64, progress io.Writer) (string, func(), error) {
-	out, err := os.CreateTemp(dir, "coroner-"+sanitize(TrimExtension(filepath.Base(name)))+"-*.core")
+// ToTempWith is ToTemp with bounds: a decompression cut short by opts
+// (MaxBytes, Stop) keeps what was decompressed, which reads as a
+// truncated core, and says why through opts.Warnf.
+func ToTempWith(src io.Reader, f Format, name string, total int64, opts Options) (string, func(), error) {
+	p, cleanup, _, err := toTempIn(TempDir, src, f, name, total, opts)
+	return p, cleanup, err
+}
+
+// toTempIn decompresses into a new file in dir; cut is true when opts
+// stopped the decompression before the end of the stream.
+func toTempIn(dir string, src io.Reader, f Format, name string, total int64, opts Options) (string, func(), bool, error) {
+	out, err := os.CreateTemp(dir, "coroner-"+safeName(TrimExtension(filepath.Base(name)))+"-*.core")
 	if err != nil {
-		return "", nil, fmt.Errorf("create temp file for decompressed %s: %w", name, err)
+		return "", nil, false, fmt.Errorf("create temp file for decompressed %s: %w", name, err)
 	}
-	cleanup := func() { _ = os.Remove(out.Name()) }
+	track(out.Name())
+	cleanup := func() { untrack(out.Name()); _ = os.Remove(out.Name()) }
 	var bar *Progress
-	if progress != nil {
-		bar = NewProgress(progress, "decompressing "+filepath.Base(name), total)
+	if opts.Progress != nil {
+		bar = NewProgress(opts.Progress, "decompressing "+sanitize.Text(filepath.Base(name)), total)
 	}
-	bw := bufio.NewWriterSize(markedWriter{out}, 1<<20)
-	_, err = Copy(bw, src, f, bar)
+	sw := &sparseWriter{f: out}
+	bw := bufio.NewWriterSize(markedWriter{sw}, 1<<20)
+	_, err = copyLimited(bw, src, f, bar, opts)
+	var cut *errCut
+	wasCut := errors.As(err, &cut)
+	if wasCut {
+		err = nil
+		if opts.Warnf != nil {
+			opts.Warnf("decompressing %s stopped: %s", name, cut.why)
+		}
+	}
 	if err == nil {
 		if ferr := bw.Flush(); ferr != nil {
+			err = fmt.Errorf("write %s: %w", out.Name(), ferr)
+		} else if ferr := sw.finish(); ferr != nil {
 			err = fmt.Errorf("write %s: %w", out.Name(), ferr)
 		}
 	}
@@ -304,14 +407,89 @@ func toTempIn(dir string, src io.Reader, f Format, name string, total int64, pro
 		var ce *CorruptError
 		if errors.As(err, &ce) && ce.Path == "" {
 			ce.Path = name
-			return "", nil, ce
+			return "", nil, false, ce
 		}
-		return "", nil, fmt.Errorf("decompress %s: %w", name, err)
+		return "", nil, false, fmt.Errorf("decompress %s: %w", name, err)
 	}
-	return out.Name(), cleanup, nil
+	return out.Name(), cleanup, wasCut, nil
 }
 
-func sanitize(s string) string {
+// temps are the decompressed files not yet removed, for RemoveTemps.
+var temps struct {
+	sync.Mutex
+	m map[string]bool
+}
+
+func track(p string) {
+	temps.Lock()
+	defer temps.Unlock()
+	if temps.m == nil {
+		temps.m = map[string]bool{}
+	}
+	temps.m[p] = true
+}
+
+func untrack(p string) {
+	temps.Lock()
+	defer temps.Unlock()
+	delete(temps.m, p)
+}
+
+// RemoveTemps removes the temporary files of decompressions that are in
+// progress or whose cleanup has not run: for a process interrupted by a
+// signal, so that a large decompressed core does not stay behind.
+func RemoveTemps() {
+	temps.Lock()
+	defer temps.Unlock()
+	for p := range temps.m {
+		_ = os.Remove(p)
+		delete(temps.m, p)
+	}
+}
+
+// sparseWriter writes a file sequentially, leaving holes where whole
+// pages are zero: a core's unused memory, or a decompression bomb's
+// gigabytes of zeros, take no disk.
+type sparseWriter struct {
+	f   *os.File
+	off int64
+}
+
+const sparsePage = 4096
+
+var zeroPage [sparsePage]byte
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		// Up to the next page boundary of the file.
+		k := int(sparsePage - w.off%sparsePage)
+		if k > len(p) {
+			k = len(p)
+		}
+		if k == sparsePage && bytes.Equal(p[:k], zeroPage[:]) {
+			w.off += int64(k)
+			p = p[k:]
+			continue
+		}
+		// A run of pages that are not all zero.
+		j := k
+		for j+sparsePage <= len(p) && !bytes.Equal(p[j:j+sparsePage], zeroPage[:]) {
+			j += sparsePage
+		}
+		if _, err := w.f.WriteAt(p[:j], w.off); err != nil {
+			return n - len(p), err
+		}
+		w.off += int64(j)
+		p = p[j:]
+	}
+	return n, nil
+}
+
+// finish gives the file its full size (a hole at the end is not written).
+func (w *sparseWriter) finish() error { return w.f.Truncate(w.off) }
+
+func safeName(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
@@ -331,7 +509,12 @@ func sanitize(s string) string {
 // removes temp files and is never nil when err is nil. progress (for
 // example a terminal) may be nil.
 func Open(path string, progress io.Writer) (plain string, cleanup func(), err error) {
-	f, err := os.Open(path)
+	return OpenWith(path, Options{Progress: progress})
+}
+
+// OpenWith is Open with the bounds of opts.
+func OpenWith(path string, opts Options) (plain string, cleanup func(), err error) {
+	f, err := regular.Open(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("open core: %w", err)
 	}
@@ -339,9 +522,6 @@ func Open(path string, progress io.Writer) (plain string, cleanup func(), err er
 	st, err := f.Stat()
 	if err != nil {
 		return "", nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if st.IsDir() {
-		return "", nil, fmt.Errorf("%s is a directory, not a core file", path)
 	}
 	br := bufio.NewReaderSize(f, 1<<20)
 	head, _ := br.Peek(HeaderLen)
@@ -356,7 +536,7 @@ func Open(path string, progress io.Writer) (plain string, cleanup func(), err er
 		return "", nil, fmt.Errorf("%s is neither an ELF core nor a zstd, lz4, xz or gzip stream (it starts with % x)", path, head)
 	}
 	if Cache.Dir != "" {
-		return openCached(path, st, br, format, progress)
+		return openCached(path, st, br, format, opts)
 	}
-	return ToTemp(br, format, path, st.Size(), progress)
+	return ToTempWith(br, format, path, st.Size(), opts)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Default Apport locations.
@@ -26,7 +28,7 @@ func (stopWriter) Write([]byte) (int, error) { return 0, errStopParse }
 // apportEntry reads the text fields of a .crash report (stopping at the
 // embedded core) and builds an entry from them.
 func apportEntry(path string, fi os.FileInfo) (*Entry, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +122,7 @@ func isCrashFile(path string) bool {
 	if strings.HasSuffix(path, ".crash") {
 		return true
 	}
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return false
 	}
@@ -185,7 +187,7 @@ func abrtEntry(dir string) (*Entry, bool) {
 
 // readSmall reads at most limit bytes of a file.
 func readSmall(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -376,7 +377,7 @@ func (d *discoverer) addFile(path, source string, explicit bool) {
 // sniffCore returns "core" for an ELF core, the compression format for a
 // compressed stream whose first decompressed bytes are an ELF core, else "".
 func sniffCore(path string) string {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return ""
 	}

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
@@ -143,7 +143,7 @@ func ReadCoreInfo(r io.ReaderAt) (*CoreInfo, error) {
 // ReadCoreInfoFile is ReadCoreInfo on a plain core file; it also reports
 // whether the file is shorter than its program headers say (truncated).
 func ReadCoreInfoFile(path string) (info *CoreInfo, size int64, err error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -271,7 +271,7 @@ func buildIDFromImage(readAt func(off, n uint64) []byte) string {
 
 // FileBuildID returns the GNU build-id of the ELF file at path ("" when it has none).
 func FileBuildID(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return "", err
 	}

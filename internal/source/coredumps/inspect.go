@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -56,6 +57,11 @@ func (s *streamReaderAt) fill(n int64) {
 func (s *streamReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("negative offset")
+	}
+	if len(b) == 0 {
+		// Nothing to read, wherever off is (debug/elf reads the zero
+		// program headers of e_phnum = 0 at any e_phoff): like a file.
+		return 0, nil
 	}
 	end := off + int64(len(b))
 	if end <= peekHead {
@@ -285,7 +291,7 @@ func short(id string) string {
 // peekCompressed reads the notes of a compressed core from a bounded
 // decompressed prefix.
 func peekCompressed(path string, format compressed.Format) (*CoreInfo, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +310,7 @@ func peekCompressed(path string, format compressed.Format) (*CoreInfo, error) {
 
 // peekCrash reads the notes of the core embedded in an Apport report.
 func peekCrash(e *Entry) (*CoreInfo, error) {
-	f, err := os.Open(e.Path)
+	f, err := regular.Open(e.Path)
 	if err != nil {
 		return nil, err
 	}

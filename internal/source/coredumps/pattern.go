@@ -2,12 +2,15 @@ package coredumps
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // PatternGlob turns a kernel.core_pattern (not a |pipe) into a shell glob
@@ -57,7 +60,12 @@ func PatternGlob(pattern string, usesPID bool) string {
 
 // readSysctl reads a /proc/sys file, trimmed.
 func readSysctl(path string) string {
-	b, err := readSmall(path, 4096)
+	f, err := regular.OpenHostFile(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return ""
 	}
@@ -117,7 +125,7 @@ func workDirs() []workDir {
 		for _, g := range globs {
 			files, _ := filepath.Glob(g)
 			for _, file := range files {
-				f, err := os.Open(file)
+				f, err := regular.Open(file)
 				if err != nil {
 					continue
 				}

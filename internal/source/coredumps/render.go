@@ -3,6 +3,7 @@ package coredumps
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/units"
 	"io"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 // With verbose, every entry gets its store details; otherwise only the
 // reason an entry cannot be analysed (or is truncated) follows it.
 func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
+	entries = sanitize.Copy(entries) // names, command lines and reasons come from the cores and stores
 	if len(entries) == 0 {
 		_, err := fmt.Fprintln(w, "No cores found. `coroner audit` tells why crashing workers leave none.")
 		return err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
 
@@ -24,6 +25,9 @@ type ResolveOptions struct {
 	// Progress receives a progress bar while a compressed core is
 	// decompressed (for example compressed.TerminalProgress()); nil for none.
 	Progress io.Writer
+	// Decompress bounds the decompression of a compressed core (its
+	// Progress is taken from Progress above).
+	Decompress compressed.Options
 }
 
 // Resolve turns a user's identifier (a path to a core or compressed core, a
@@ -40,7 +44,9 @@ func Resolve(id string, opts ResolveOptions) (*Entry, string, func(), error) {
 	if e.Path == "" {
 		return e, "", nil, fmt.Errorf("no core file for %s: %s", describe(e), e.Why)
 	}
-	plain, cleanup, err := materialize(e, opts.Progress)
+	dopts := opts.Decompress
+	dopts.Progress = opts.Progress
+	plain, cleanup, err := materialize(e, dopts)
 	if err != nil {
 		return e, "", nil, err
 	}
@@ -158,17 +164,17 @@ func entryForPath(path string, fi os.FileInfo) (*Entry, error) {
 }
 
 // materialize returns a plain core file for e.
-func materialize(e *Entry, progress io.Writer) (string, func(), error) {
+func materialize(e *Entry, opts compressed.Options) (string, func(), error) {
 	if e.Source == SourceApport || isCrashFile(e.Path) {
 		if strings.HasSuffix(e.Path, ".crash") || isCrashFile(e.Path) {
-			plain, format, cleanup, err := ExtractCrashCore(e.Path, progress)
+			plain, format, cleanup, err := extractCrashCore(e.Path, opts)
 			if err == nil {
 				e.Compression = string(format)
 			}
 			return plain, cleanup, err
 		}
 	}
-	return compressed.Open(e.Path, progress)
+	return compressed.OpenWith(e.Path, opts)
 }
 
 // ExtractCrashCore streams the CoreDump field of an Apport report into a
@@ -176,7 +182,11 @@ func materialize(e *Entry, progress io.Writer) (string, func(), error) {
 // never holding the core in memory.
 // It also returns the format the core was compressed with.
 func ExtractCrashCore(path string, progress io.Writer) (string, compressed.Format, func(), error) {
-	f, err := os.Open(path)
+	return extractCrashCore(path, compressed.Options{Progress: progress})
+}
+
+func extractCrashCore(path string, opts compressed.Options) (string, compressed.Format, func(), error) {
+	f, err := regular.Open(path)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("open report: %w", err)
 	}
@@ -213,7 +223,7 @@ func ExtractCrashCore(path string, progress io.Writer) (string, compressed.Forma
 	case format == compressed.Unknown || format == compressed.Plain:
 		err = fmt.Errorf("%s: CoreDump is not a gzip, zstd or zlib stream (starts with % x)", path, head)
 	default:
-		out, cleanup, err = compressed.ToTemp(br, format, filepath.Base(path)+".CoreDump", total, progress)
+		out, cleanup, err = compressed.ToTempWith(br, format, filepath.Base(path)+".CoreDump", total, opts)
 	}
 	pr.CloseWithError(errors.New("done reading CoreDump"))
 	perr := <-parseErr

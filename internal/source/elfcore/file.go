@@ -12,10 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Options tune how a core is opened.
@@ -25,6 +26,13 @@ type Options struct {
 	Sysroot string
 	// Exe overrides the path of the main executable.
 	Exe string
+	// Name is how errors name the core (the file the user named, when
+	// path is a decompressed copy); "" means path.
+	Name string
+	// Stop, when it returns an error, makes every read of the process's
+	// memory fail with it: an analysis whose budget is used up ends
+	// quickly, with what it found so far.
+	Stop func() error
 }
 
 // Mapping is one memory area of the process (one PT_LOAD segment), with the
@@ -68,6 +76,7 @@ func (m *Mapping) Perm() string {
 // File is an open core file.
 type File struct {
 	path     string
+	name     string // for errors
 	size     int64
 	f        *os.File
 	data     []byte // mmapped core, or nil
@@ -100,7 +109,7 @@ func Open(path string) (*File, error) { return OpenWithOptions(path, Options{}) 
 
 // OpenWithOptions opens the core file at path with options.
 func OpenWithOptions(path string, opts Options) (*File, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open core: %w", err)
 	}
@@ -109,7 +118,10 @@ func OpenWithOptions(path string, opts Options) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("stat core: %w", err)
 	}
-	c := &File{path: path, size: st.Size(), f: f, opts: opts, backing: map[string]*backingFile{}}
+	c := &File{path: path, name: opts.Name, size: st.Size(), f: f, opts: opts, backing: map[string]*backingFile{}}
+	if c.name == "" {
+		c.name = path
+	}
 	if st.Mode().IsRegular() && st.Size() > 0 {
 		c.data, _ = mmapFile(f, st.Size()) // fall back to pread when mmap fails
 	}
@@ -159,15 +171,16 @@ func (r coreReader) ReadAt(p []byte, off int64) (int, error) { return r.c.readCo
 func (c *File) load() error {
 	ef, err := elf.NewFile(coreReader{c})
 	if err != nil {
-		return fmt.Errorf("read ELF header of %s: %w", c.path, err)
+		return fmt.Errorf("read ELF header of %s: %w", c.name, err)
 	}
 	if ef.Type != elf.ET_CORE {
-		return fmt.Errorf("%s is an ELF %s, not a core file", c.path, ef.Type)
+		return fmt.Errorf("%s is an ELF %s, not a core file", c.name, ef.Type)
 	}
 	if ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 {
-		return fmt.Errorf("%s: unsupported core machine %s/%s (only x86-64 is supported)", c.path, ef.Machine, ef.Class)
+		return fmt.Errorf("%s: unsupported core machine %s/%s (only x86-64 is supported)", c.name, ef.Machine, ef.Class)
 	}
-	var cutSegs, missingSegs int
+	noteBudget := int64(MaxNoteBytes)
+	var cutSegs, missingSegs, wrapping int // segments cut short, missing, with a wrapping size
 	var cutBytes uint64
 	for _, p := range ef.Progs {
 		if end := p.Off + p.Filesz; p.Filesz > 0 && end >= p.Off && int64(end) > c.expected {
@@ -180,15 +193,19 @@ func (c *File) load() error {
 				Read: p.Flags&elf.PF_R != 0, Write: p.Flags&elf.PF_W != 0, Exec: p.Flags&elf.PF_X != 0,
 			}
 			if m.End < m.Start {
-				c.warn("PT_LOAD at %#x has a wrapping size; ignored", p.Vaddr)
+				wrapping++
 				continue
 			}
-			if p.Filesz > 0 && int64(p.Off) >= c.size {
-				m.Dumped, m.Cut = 0, p.Filesz
+			if m.Dumped > p.Memsz {
+				m.Dumped = p.Memsz
+			}
+			size := uint64(c.size)
+			if m.Dumped > 0 && p.Off >= size {
+				m.Dumped, m.Cut = 0, m.Dumped
 				missingSegs++
-			} else if p.Filesz > 0 && int64(p.Off+p.Filesz) > c.size {
-				m.Dumped = uint64(c.size) - p.Off
-				m.Cut = p.Filesz - m.Dumped
+			} else if m.Dumped > size-p.Off {
+				m.Cut = m.Dumped - (size - p.Off)
+				m.Dumped = size - p.Off
 				cutSegs++
 			}
 			if m.Cut > 0 {
@@ -197,23 +214,11 @@ func (c *File) load() error {
 			}
 			c.mappings = append(c.mappings, m)
 		case elf.PT_NOTE:
-			size := p.Filesz
-			if size > maxNoteBytes {
-				c.warn("PT_NOTE of %d bytes is larger than %d; only the start is read", size, maxNoteBytes)
-				size = maxNoteBytes
-			}
-			buf := make([]byte, size)
-			n, err := c.readCore(buf, int64(p.Off))
-			if err != nil && n < len(buf) {
-				c.warn("core is truncated: note segment has %d of %d bytes", n, size)
-				buf = buf[:n]
-			}
-			notes, err := ParseNotes(buf)
-			if err != nil {
-				c.warn("read notes: %v", err)
-			}
-			c.decodeNotes(notes)
+			c.readNotes(p, &noteBudget)
 		}
+	}
+	if wrapping > 0 {
+		c.warn("%d PT_LOAD segments have a wrapping size; ignored", wrapping)
 	}
 	if c.truncated {
 		// One statement, not one per segment (a cut 200 MB core has
@@ -240,44 +245,91 @@ func (c *File) load() error {
 	return nil
 }
 
-func (c *File) decodeNotes(notes []Note) {
-	for _, n := range notes {
+// readNotes decodes the notes of one PT_NOTE segment, reading at most
+// what the file holds and what is left of budget (MaxNoteBytes for all
+// segments together).
+func (c *File) readNotes(p *elf.Prog, budget *int64) {
+	size := p.Filesz
+	if p.Off > uint64(c.size) {
+		c.truncated = true
+		c.warn("core is truncated: note segment at offset %d starts past the end of the file", p.Off)
+		return
+	}
+	if avail := uint64(c.size) - p.Off; size > avail {
+		c.truncated = true
+		c.warn("core is truncated: note segment has %d of %d bytes", avail, size)
+		size = avail
+	}
+	if size > uint64(*budget) {
+		c.warn("PT_NOTE of %d bytes is more than the %d bytes of notes read from a core; only the start is read", p.Filesz, MaxNoteBytes)
+		size = uint64(*budget)
+	}
+	*budget -= int64(size)
+	var buf []byte
+	if c.data != nil {
+		buf = c.data[p.Off : p.Off+size : p.Off+size] // no copy of a mapped core
+	} else {
+		buf = make([]byte, size)
+		n, err := c.readCore(buf, int64(p.Off))
+		if err != nil && n < len(buf) {
+			c.warn("read note segment: %v", err)
+			buf = buf[:n]
+		}
+	}
+	threads := 0
+	err := WalkNotes(buf, func(n Note) bool {
 		if n.Name != "CORE" && n.Name != "LINUX" {
-			continue
+			return true
 		}
-		switch n.Type {
-		case NT_PRSTATUS:
-			t, err := DecodePrstatus(n.Desc)
-			if err != nil {
-				c.warn("%v", err)
-				continue
+		if n.Type == NT_PRSTATUS {
+			if threads++; len(c.threads) >= MaxThreads {
+				return true // counted, not decoded
 			}
-			c.threads = append(c.threads, t)
-		case NT_PRPSINFO:
-			ps, err := DecodePrpsinfo(n.Desc)
-			if err != nil {
-				c.warn("%v", err)
-				continue
-			}
-			c.psinfo = ps
-		case NT_SIGINFO:
-			si, err := DecodeSiginfo(n.Desc)
-			if err != nil {
-				c.warn("%v", err)
-				continue
-			}
-			if !c.siginfo.Present {
-				c.siginfo = si
-			}
-		case NT_AUXV:
-			c.auxv = DecodeAuxv(n.Desc)
-		case NT_FILE:
-			fm, err := DecodeFileNote(n.Desc)
-			if err != nil {
-				c.warn("%v", err)
-			}
-			c.files = fm
 		}
+		c.decodeNote(n)
+		return true
+	})
+	if err != nil {
+		c.warn("read notes: %v", err)
+	}
+	if len(c.threads) >= MaxThreads && threads > len(c.threads) {
+		c.warn("core has %d threads; only the first %d are read (the thread that caused the dump comes first)", threads, MaxThreads)
+	}
+}
+
+func (c *File) decodeNote(n Note) {
+	switch n.Type {
+	case NT_PRSTATUS:
+		t, err := DecodePrstatus(n.Desc)
+		if err != nil {
+			c.warn("%v", err)
+			return
+		}
+		c.threads = append(c.threads, t)
+	case NT_PRPSINFO:
+		ps, err := DecodePrpsinfo(n.Desc)
+		if err != nil {
+			c.warn("%v", err)
+			return
+		}
+		c.psinfo = ps
+	case NT_SIGINFO:
+		si, err := DecodeSiginfo(n.Desc)
+		if err != nil {
+			c.warn("%v", err)
+			return
+		}
+		if !c.siginfo.Present {
+			c.siginfo = si
+		}
+	case NT_AUXV:
+		c.auxv = DecodeAuxv(n.Desc)
+	case NT_FILE:
+		fm, err := DecodeFileNote(n.Desc)
+		if err != nil {
+			c.warn("%v", err)
+		}
+		c.files = fm
 	}
 }
 
@@ -306,6 +358,9 @@ func (c *File) attachFiles() {
 // file's program headers.
 func (c *File) addUndumpedFiles() {
 	var extra []Mapping
+	type perms struct{ write, exec map[uint64]bool }
+	byPath := map[string]*perms{}
+	opened := 0
 	for _, fm := range c.files {
 		i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > fm.Start })
 		if i < len(c.mappings) && c.mappings[i].Start < fm.End {
@@ -316,14 +371,24 @@ func (c *File) addUndumpedFiles() {
 			m.Path = strings.TrimSuffix(m.Path, " (deleted)")
 			m.Deleted = true
 		}
-		if ef, err := elf.Open(c.HostPath(m.Path)); err == nil {
-			for _, p := range ef.Progs {
-				if p.Type == elf.PT_LOAD && p.Off&^0xfff == fm.Offset {
-					m.Write = p.Flags&elf.PF_W != 0
-					m.Exec = p.Flags&elf.PF_X != 0
+		pp, ok := byPath[m.Path]
+		if !ok && opened < MaxObjects {
+			// The permissions of each segment of the file, read once per file.
+			opened++
+			pp = &perms{write: map[uint64]bool{}, exec: map[uint64]bool{}}
+			if ef, err := regular.OpenELF(c.HostPath(m.Path)); err == nil {
+				for _, p := range ef.Progs {
+					if p.Type == elf.PT_LOAD {
+						pp.write[p.Off&^0xfff] = p.Flags&elf.PF_W != 0
+						pp.exec[p.Off&^0xfff] = p.Flags&elf.PF_X != 0
+					}
 				}
+				ef.Close()
 			}
-			ef.Close()
+			byPath[m.Path] = pp
+		}
+		if pp != nil {
+			m.Write, m.Exec = pp.write[fm.Offset], pp.exec[fm.Offset]
 		}
 		extra = append(extra, m)
 	}
@@ -331,6 +396,9 @@ func (c *File) addUndumpedFiles() {
 		return
 	}
 	c.warn("%d file mappings are not in the core (written by gdb's gcore?); their contents are read from the files", len(extra))
+	if opened == MaxObjects {
+		c.warn("the core maps more than %d files; the permissions of the others are unknown", MaxObjects)
+	}
 	c.mappings = append(c.mappings, extra...)
 	sort.Slice(c.mappings, func(i, j int) bool { return c.mappings[i].Start < c.mappings[j].Start })
 }
@@ -357,6 +425,9 @@ func (c *File) findExe() string {
 func (c *File) warn(format string, args ...any) {
 	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
 }
+
+// Name returns how errors name the core (Options.Name, else its path).
+func (c *File) Name() string { return c.name }
 
 // Path returns the path the core was opened from.
 func (c *File) Path() string { return c.path }
@@ -436,10 +507,10 @@ func (c *File) HostPath(p string) string {
 	if c.opts.Exe != "" && p == c.exe {
 		return c.opts.Exe
 	}
-	if c.opts.Sysroot != "" && p != "" {
-		return filepath.Join(c.opts.Sysroot, p)
+	if p == "" {
+		return p
 	}
-	return p
+	return regular.Within(c.opts.Sysroot, p)
 }
 
 // ErrNotDumped is returned for memory that is neither in the core nor in a
@@ -449,6 +520,11 @@ var ErrNotDumped = errors.New("memory not in core")
 // ReadAt reads the process's virtual memory at addr into p (io.ReaderAt).
 // Bytes missing from the core are read from the mapped file on disk.
 func (c *File) ReadAt(p []byte, addr int64) (int, error) {
+	if c.opts.Stop != nil {
+		if err := c.opts.Stop(); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for n < len(p) {
 		a := uint64(addr) + uint64(n)
@@ -525,20 +601,54 @@ func (c *File) backingFile(path string) *backingFile {
 	}
 	b := &backingFile{}
 	c.backing[path] = b
-	f, err := os.Open(c.HostPath(path))
+	if len(c.backing) > MaxObjects {
+		b.err = fmt.Errorf("more than %d mapped files read", MaxObjects)
+		return b
+	}
+	f, err := regular.Open(c.HostPath(path))
 	if err != nil {
 		b.err = err
 		return b
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		b.err = err
+		return b
+	}
+	if !readableBacking(f, st) {
+		f.Close()
+		b.err = errors.New("neither an ELF file nor readable by everyone: not read on behalf of a core")
+		return b
+	}
 	b.f = f
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
+	if st.Size() > 0 {
 		b.data, _ = mmapFile(f, st.Size())
 	}
 	return b
 }
 
+// readableBacking reports whether a file may serve as the contents of a
+// mapping a core names: an ELF file (the text the kernel does not dump),
+// or a file everyone may read. A crafted core could otherwise name a
+// private file (/etc/shadow) as mapped memory and have its contents shown
+// as strings of the crashed process.
+func readableBacking(f *os.File, st os.FileInfo) bool {
+	if st.Mode().Perm()&0o004 != 0 {
+		return true
+	}
+	var magic [4]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	return n == 4 && string(magic[:]) == "\x7fELF"
+}
+
 // ReadUint64 reads a little-endian 64-bit word at addr.
 func (c *File) ReadUint64(addr uint64) (uint64, error) {
+	if c.opts.Stop != nil {
+		if err := c.opts.Stop(); err != nil {
+			return 0, err
+		}
+	}
 	var b [8]byte
 	if m := c.Mapping(addr); m != nil && c.data != nil {
 		rel := addr - m.Start
@@ -562,6 +672,11 @@ func (c *File) ReadUint64(addr uint64) (uint64, error) {
 // from files on disk: what the process really had (for build-ids, and to
 // detect files changed since the crash).
 func (c *File) ReadDumped(p []byte, addr uint64) (int, error) {
+	if c.opts.Stop != nil {
+		if err := c.opts.Stop(); err != nil {
+			return 0, err
+		}
+	}
 	m := c.Mapping(addr)
 	if m == nil {
 		return 0, fmt.Errorf("read %#x: %w (unmapped)", addr, ErrNotDumped)

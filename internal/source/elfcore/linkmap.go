@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Dynamic section tags and auxv keys used to find the link map.
@@ -94,7 +96,7 @@ func (c *File) filesFromLinkMap() ([]FileMapping, error) {
 
 // segmentsOf returns the file mappings of the ELF file at path loaded with bias.
 func (c *File) segmentsOf(path string, bias uint64) []FileMapping {
-	f, err := elf.Open(c.HostPath(path))
+	f, err := regular.OpenELF(c.HostPath(path))
 	if err != nil {
 		c.warn("link map names %s, which cannot be read: %v", path, err)
 		return nil

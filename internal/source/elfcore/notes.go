@@ -34,22 +34,57 @@ type Note struct {
 	Desc []byte
 }
 
-// maxNoteBytes bounds how much note data is decoded from one PT_NOTE segment.
-const maxNoteBytes = 256 << 20
+// Bounds of what is decoded from a core's notes, whatever its headers
+// say. Each is far above what Linux writes for a real process and far
+// below what would exhaust a reader: a crafted core must not choose how
+// much coroner allocates or how long it loops.
+const (
+	// MaxNoteBytes bounds the note data read from all PT_NOTE segments
+	// (a process with 4,096 threads writes about 15 MiB).
+	MaxNoteBytes = 64 << 20
+	// MaxNotes bounds the notes walked (empty notes are 12 bytes: 64 MiB
+	// of zeros would be 5.6 million of them).
+	MaxNotes = 1 << 17
+	// MaxThreads bounds the threads (NT_PRSTATUS notes) kept; the kernel
+	// writes the thread that caused the dump first.
+	MaxThreads = 4096
+	// MaxFileEntries bounds the NT_FILE entries decoded (one per
+	// file-backed mapping; vm.max_map_count is 65,530 by default).
+	MaxFileEntries = 1 << 18
+	// MaxObjects bounds the distinct mapped files opened on behalf of a
+	// core (a php-fpm worker maps about 150).
+	MaxObjects = 1024
+)
 
 // ParseNotes splits a PT_NOTE segment into notes. It stops at the first
-// malformed note and returns what it parsed with an error.
+// malformed note and returns what it parsed with an error, and stops after
+// MaxNotes notes (with an error). The descriptors alias b.
 func ParseNotes(b []byte) ([]Note, error) {
 	var notes []Note
+	err := WalkNotes(b, func(n Note) bool {
+		notes = append(notes, n)
+		return true
+	})
+	return notes, err
+}
+
+// WalkNotes calls fn for each note of a PT_NOTE segment, in order, until fn
+// returns false. It stops at the first malformed note with an error, and
+// after MaxNotes notes with an error. It allocates nothing: the name and
+// descriptor alias b.
+func WalkNotes(b []byte, fn func(Note) bool) error {
 	le := binary.LittleEndian
 	off := 0
-	for off+12 <= len(b) {
+	for count := 0; off+12 <= len(b); count++ {
+		if count == MaxNotes {
+			return &FormatError{Off: int64(off), Msg: fmt.Sprintf("more than %d notes; the rest are ignored", MaxNotes)}
+		}
 		namesz := int(le.Uint32(b[off:]))
 		descsz := int(le.Uint32(b[off+4:]))
 		typ := le.Uint32(b[off+8:])
 		p := off + 12
 		if namesz < 0 || namesz > len(b)-p {
-			return notes, &FormatError{Off: int64(off), Msg: fmt.Sprintf("note name size %d exceeds segment", namesz)}
+			return &FormatError{Off: int64(off), Msg: fmt.Sprintf("note name size %d exceeds segment", namesz)}
 		}
 		name := b[p : p+namesz]
 		for len(name) > 0 && name[len(name)-1] == 0 {
@@ -57,12 +92,31 @@ func ParseNotes(b []byte) ([]Note, error) {
 		}
 		p += align4(namesz)
 		if p > len(b) || descsz < 0 || descsz > len(b)-p {
-			return notes, &FormatError{Off: int64(off), Msg: fmt.Sprintf("note descriptor size %d exceeds segment", descsz)}
+			return &FormatError{Off: int64(off), Msg: fmt.Sprintf("note descriptor size %d exceeds segment", descsz)}
 		}
-		notes = append(notes, Note{Name: string(name), Type: typ, Desc: b[p : p+descsz]})
+		if !fn(Note{Name: noteName(name), Type: typ, Desc: b[p : p+descsz : p+descsz]}) {
+			return nil
+		}
 		off = p + align4(descsz)
 	}
-	return notes, nil
+	return nil
+}
+
+// noteName returns the name of a note without allocating for the names
+// Linux writes.
+func noteName(b []byte) string {
+	switch string(b) {
+	case "CORE":
+		return "CORE"
+	case "LINUX":
+		return "LINUX"
+	case "":
+		return ""
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }
@@ -197,6 +251,9 @@ func cstring(b []byte) string {
 	return string(b)
 }
 
+// maxPath bounds the length of a path from NT_FILE (PATH_MAX).
+const maxPath = 4096
+
 // FileMapping is one entry of the NT_FILE note: a file-backed mapping.
 type FileMapping struct {
 	Start, End uint64
@@ -220,14 +277,18 @@ func DecodeFileNote(d []byte) ([]FileMapping, error) {
 	if pageSize == 0 || pageSize > 1<<30 || pageSize&(pageSize-1) != 0 {
 		return nil, fmt.Errorf("NT_FILE: implausible page size %d", pageSize)
 	}
-	n := int(count)
+	var capped error
+	if count > MaxFileEntries {
+		capped = fmt.Errorf("NT_FILE: %d entries; only the first %d are read", count, MaxFileEntries)
+	}
+	n := int(min(count, MaxFileEntries))
 	maps := make([]FileMapping, n)
 	p := 16
+	names := d[16+24*count:]
 	for i := 0; i < n; i++ {
 		maps[i] = FileMapping{Start: le.Uint64(d[p:]), End: le.Uint64(d[p+8:]), Offset: le.Uint64(d[p+16:]) * pageSize}
 		p += 24
 	}
-	names := d[p:]
 	for i := 0; i < n; i++ {
 		j := 0
 		for j < len(names) && names[j] != 0 {
@@ -236,14 +297,22 @@ func DecodeFileNote(d []byte) ([]FileMapping, error) {
 		if j == len(names) && i < n-1 {
 			return maps[:i], fmt.Errorf("NT_FILE: name table ends after %d of %d names", i, n)
 		}
-		maps[i].Path = string(names[:j])
+		name := names[:j]
+		if len(name) > maxPath {
+			name = name[:maxPath]
+		}
+		if i > 0 && string(name) == maps[i-1].Path {
+			maps[i].Path = maps[i-1].Path // consecutive mappings of one file share the string
+		} else {
+			maps[i].Path = string(name)
+		}
 		if j < len(names) {
 			names = names[j+1:]
 		} else {
 			names = nil
 		}
 	}
-	return maps, nil
+	return maps, capped
 }
 
 // Auxiliary vector keys used by coroner.

@@ -2,9 +2,14 @@ package elfcore
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/coroner-dev/coroner/internal/hostile"
 )
 
 func note(name string, typ uint32, desc []byte) []byte {
@@ -79,8 +84,8 @@ func FuzzParseNotes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		notes, _ := ParseNotes(b)
 		c := &File{backing: map[string]*backingFile{}}
-		c.decodeNotes(notes)
 		for _, n := range notes {
+			c.decodeNote(n)
 			_, _ = DecodeFileNote(n.Desc)
 			_, _ = DecodePrstatus(n.Desc)
 			_, _ = DecodePrpsinfo(n.Desc)
@@ -134,4 +139,96 @@ func FuzzOpen(f *testing.F) {
 		_ = c.Crashed()
 		_ = c.Signal()
 	})
+}
+
+// TestHostileBounds: what a crafted core claims does not choose what the
+// reader allocates or how long it loops; each bound it hits is a warning.
+func TestHostileBounds(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name     string
+		warning  string
+		check    func(*File) string
+		maxAlloc uint64
+	}{
+		{"zero-note-256m", "more than 131072 notes", func(c *File) string {
+			if len(c.Threads()) != 1 {
+				return fmt.Sprintf("%d threads", len(c.Threads()))
+			}
+			return ""
+		}, 16 << 20},
+		{"note-size-1t", "note segment has", nil, 16 << 20},
+		{"note-counts-lie", "do not fit", nil, 16 << 20},
+		{"threads-100k", "core has 100000 threads; only the first 4096", func(c *File) string {
+			if len(c.Threads()) != MaxThreads || c.Crashed().TID != 4242 {
+				return fmt.Sprintf("%d threads, crashed %d", len(c.Threads()), c.Crashed().TID)
+			}
+			return ""
+		}, 32 << 20},
+		{"nt-file-300k", "300000 entries; only the first 262144", func(c *File) string {
+			if len(c.Files()) != MaxFileEntries {
+				return fmt.Sprintf("%d files", len(c.Files()))
+			}
+			return ""
+		}, 256 << 20},
+		{"segments-65k", "", func(c *File) string {
+			if len(c.Mappings()) < 65000 {
+				return fmt.Sprintf("%d mappings", len(c.Mappings()))
+			}
+			return ""
+		}, 64 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs, err := hostile.Make(dir, c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			f, err := Open(cs.Path)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > c.maxAlloc {
+				t.Errorf("opening allocated %d bytes, want at most %d", alloc, c.maxAlloc)
+			}
+			if c.warning != "" && !strings.Contains(strings.Join(f.Warnings(), "\n"), c.warning) {
+				t.Errorf("no warning %q in %q", c.warning, f.Warnings())
+			}
+			if c.check != nil {
+				if msg := c.check(f); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
+	}
+}
+
+// TestBackingFiles: a core naming a FIFO, devices and /proc files as
+// mapped files opens at once, and reading that memory fails instead of
+// blocking; a private file that is not ELF is not read on behalf of a core.
+func TestBackingFiles(t *testing.T) {
+	dir := t.TempDir()
+	cs, err := hostile.Make(dir, "nt-file-devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(cs.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 16)
+	for _, fm := range f.Files() {
+		_, err := f.ReadAt(buf, int64(fm.Start))
+		if err == nil {
+			t.Errorf("read %s through the core", fm.Path)
+		}
+		if fm.Path == "/etc/shadow" && !strings.Contains(fmt.Sprint(err), "not read on behalf of a core") {
+			t.Errorf("/etc/shadow: %v", err)
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // DiscoverOptions tune Discover; Root prefixes every path (for tests and
@@ -157,7 +159,7 @@ func configDirectives(globs []string, re *regexp.Regexp) []directive {
 		ms, _ := filepath.Glob(g)
 		sort.Strings(ms)
 		for _, m := range ms {
-			f, err := os.Open(m)
+			f, err := regular.Open(m)
 			if err != nil {
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
@@ -229,7 +230,7 @@ func followFile(ctx context.Context, idx int, path string, fo FollowOptions, out
 				if f != nil {
 					f.Close()
 				}
-				f, err = os.Open(path)
+				f, err = regular.Open(path)
 				if err == nil {
 					ino, off, lineNo, partial = cur, 0, 0, nil
 					if first && !fo.FromStart {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Input is one log to read.
@@ -36,7 +39,10 @@ func openLog(path string, stdin io.Reader) (io.ReadCloser, error) {
 	if path == "-" {
 		f = io.NopCloser(stdin)
 	} else {
-		o, err := os.Open(path)
+		o, err := regular.Open(path)
+		if errors.Is(err, regular.ErrNotRegular) {
+			return nil, fmt.Errorf("open log: %w (a pipe is read as standard input: -)", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}

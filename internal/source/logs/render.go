@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
@@ -20,8 +21,10 @@ type TextOptions struct {
 	Location *time.Location
 }
 
-// WriteText renders a Result for people.
+// WriteText renders a Result for people; what came from the logs is shown
+// with its control characters escaped (package sanitize).
 func WriteText(w io.Writer, r *Result, o TextOptions) error {
+	r = sanitize.Copy(r)
 	if o.Top <= 0 {
 		o.Top = 10
 	}

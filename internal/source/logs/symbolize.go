@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/coroner-dev/coroner/internal/regular"
 )
 
 // Symbolizer names the function at a link-time address of an ELF file. The
@@ -95,12 +97,12 @@ func SymbolizeFault(f *KernelFault, when time.Time, sym Symbolizer, dirs []strin
 // linkAddr maps the fault's IP to a link-time address of the file at path
 // and returns the file offset used and the file's GNU build-id.
 func linkAddr(path string, f *KernelFault) (addr, fileOff uint64, id string, err error) {
-	ef, err := elf.Open(path)
+	ef, err := regular.OpenELF(path)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("open %s: %w", path, err)
 	}
 	defer ef.Close()
-	id = buildID(ef)
+	id = buildID(ef.File)
 	const page = 4096
 	var exec []*elf.Prog
 	for _, p := range ef.Progs {

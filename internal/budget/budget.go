@@ -1,0 +1,151 @@
+// Package budget bounds one analysis in time and memory. A Budget is
+// started with a wall-clock limit and a heap limit; a watchdog marks it
+// exceeded when either is passed, and the readers the analysis goes through
+// (decompression, the core's memory) check it and stop, so that the
+// analysis ends early with a partial report and a warning instead of
+// running or growing without end. Exceeded is a cheap atomic load, for
+// hot paths.
+//
+// The heap is measured with runtime/metrics; a heap over the limit is
+// collected once before the budget is declared exceeded, so that garbage
+// does not count.
+package budget
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coroner-dev/coroner/internal/units"
+)
+
+// Defaults of one analysis.
+const (
+	DefaultTimeout = 2 * time.Minute
+	// DefaultMaxMemory is 15 times the live heap of the analysis of a
+	// 225 MB php-fpm core with 41,000 frames (17 MiB; 143 MiB before
+	// its first collection).
+	DefaultMaxMemory = 256 << 20
+)
+
+// Budget is the time and memory one analysis may use. The nil *Budget is
+// never exceeded.
+type Budget struct {
+	timeout  time.Duration
+	maxHeap  uint64
+	exceeded atomic.Bool
+	mu       sync.Mutex
+	why      string
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// Start starts a budget of timeout (0: none) and maxHeap bytes of Go heap
+// (0: none). Stop releases its watchdog.
+func Start(timeout time.Duration, maxHeap int64) *Budget {
+	b := &Budget{timeout: timeout, done: make(chan struct{})}
+	if maxHeap > 0 {
+		b.maxHeap = uint64(maxHeap)
+	}
+	if timeout <= 0 && b.maxHeap == 0 {
+		return b
+	}
+	if b.maxHeap > 0 {
+		raiseMemoryLimit(int64(b.maxHeap))
+	}
+	go b.watch()
+	return b
+}
+
+// raiseMemoryLimit makes the garbage collector's soft limit at least n: a
+// limit below the live heap makes it collect without end (a command that
+// set a low limit with the collector off, to run it only when needed, ran
+// 250 times slower once a hostile core's heap passed it). The limit is
+// never lowered again: analyses running at the same time share it.
+func raiseMemoryLimit(n int64) {
+	limitMu.Lock()
+	defer limitMu.Unlock()
+	if cur := debug.SetMemoryLimit(-1); cur < n {
+		debug.SetMemoryLimit(n)
+	}
+}
+
+var limitMu sync.Mutex
+
+// every is how often the watchdog looks at the clock and the heap.
+const every = 20 * time.Millisecond
+
+func (b *Budget) watch() {
+	var deadline <-chan time.Time
+	if b.timeout > 0 {
+		t := time.NewTimer(b.timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	heap := func() uint64 {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return sample[0].Value.Uint64()
+	}
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-deadline:
+			b.exceed(fmt.Sprintf("the wall-clock budget of %v was used up", b.timeout))
+			return
+		case <-tick.C:
+			if b.maxHeap == 0 || heap() <= b.maxHeap {
+				continue
+			}
+			runtime.GC() // garbage does not count
+			if h := heap(); h > b.maxHeap {
+				b.exceed(fmt.Sprintf("the memory budget of %s was used up (%s of heap)", units.Bytes(int64(b.maxHeap)), units.Bytes(int64(h))))
+				return
+			}
+		}
+	}
+}
+
+func (b *Budget) exceed(why string) {
+	b.mu.Lock()
+	if b.why == "" {
+		b.why = why
+	}
+	b.mu.Unlock()
+	b.exceeded.Store(true)
+}
+
+// Exceeded reports whether the budget is used up.
+func (b *Budget) Exceeded() bool { return b != nil && b.exceeded.Load() }
+
+// Err returns an *Error saying which limit was passed, or nil.
+func (b *Budget) Err() error {
+	if !b.Exceeded() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return &Error{Why: b.why}
+}
+
+// Stop releases the watchdog; the budget keeps its state.
+func (b *Budget) Stop() {
+	if b != nil {
+		b.stopOnce.Do(func() { close(b.done) })
+	}
+}
+
+// Error is returned by readers that stopped because the budget was used up.
+type Error struct{ Why string }
+
+func (e *Error) Error() string { return "analysis stopped: " + e.Why }

@@ -1,0 +1,45 @@
+package php
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// TestDiskCache derives a release's php-fpm, forgets the memory cache and
+// asks again: the layout comes back from the disk entry, equal, without a
+// derivation; a damaged entry is ignored and the binary derived again.
+func TestDiskCache(t *testing.T) {
+	bins, _ := filepath.Glob(filepath.Join(phpDevRoot(), "*", "usr/sbin/php-fpm*"))
+	if len(bins) == 0 {
+		bins, _ = filepath.Glob("/usr/sbin/php-fpm*")
+	}
+	if len(bins) == 0 {
+		t.Skip("no php-fpm here (lab/php-dev-headers.sh SUITE unpacks some)")
+	}
+	bin := bins[0]
+	resetCache()
+	defer resetCache()
+	first, took, err := engineAt(bin, true)
+	if err != nil || first == nil || first.d == nil || took == 0 {
+		t.Fatalf("engineAt = %+v, %v, %v", first, took, err)
+	}
+	resetCache()
+	again, took, err := engineAt(bin, true)
+	if err != nil || again == nil || again.d == nil || took != 0 {
+		t.Fatalf("from disk: %+v, took %v, %v", again, took, err)
+	}
+	if again.sym != first.sym || !reflect.DeepEqual(again.d.fields, first.d.fields) || again.d.moduleBuildID != first.d.moduleBuildID {
+		t.Errorf("disk entry differs:\n%+v\n%+v", again.d.fields, first.d.fields)
+	}
+	entries, _ := filepath.Glob(filepath.Join(diskCacheDir(), "*.json"))
+	for _, e := range entries {
+		os.WriteFile(e, []byte(`{"format":1,"derived":`), 0o644)
+	}
+	resetCache()
+	third, took, err := engineAt(bin, true)
+	if err != nil || third == nil || third.d == nil || took == 0 || !reflect.DeepEqual(third.d.fields, first.d.fields) {
+		t.Errorf("after a damaged entry: %+v, took %v, %v", third, took, err)
+	}
+}
