@@ -2,6 +2,8 @@ package doctor
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -91,5 +93,45 @@ func TestDoctorOnApacheLab(t *testing.T) {
 	}
 	if !*cp.CoresWritten && !strings.Contains(strings.Join(cp.Notes, "\n"), "Apache logged \"possible coredump\" (AH00051)") {
 		t.Errorf("the audit says no cores but Apache logged AH00051: no mismatch note in %q", cp.Notes)
+	}
+}
+
+// TestDoctorApacheDeathsNeedModPHP: Apache's record of a dead child is a
+// PHP death only when PHP runs inside Apache. Without the cores, the
+// configuration decides: the lab's (LoadModule php_module) makes every
+// death PHP's; one that loads no PHP module (PHP behind proxy_fcgi, or no
+// PHP) makes them crashes of another program.
+func TestDoctorApacheDeathsNeedModPHP(t *testing.T) {
+	l := labtest.Apache(t)
+	noPHP := filepath.Join(t.TempDir(), "apache2.conf")
+	if err := os.WriteFile(noPHP, []byte("LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		config string
+		php    int
+	}{{l.ApacheConfig, len(l.Scenarios)}, {noPHP, 0}} {
+		res, err := Run(context.Background(), Options{Logs: []string{l.ApacheErrorLog}, NoCores: true, ApacheConfig: c.config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Logs == nil || res.Logs.Summary.Incidents != c.php {
+			t.Fatalf("%s: logs %+v, want %d PHP deaths", c.config, res.Logs, c.php)
+		}
+		others := 0
+		for _, o := range res.Others {
+			others += o.Crashes
+			if o.Name != "Apache httpd" {
+				t.Errorf("%s: other program %q, want Apache httpd", c.config, o.Name)
+			}
+		}
+		if others != len(l.Scenarios)-c.php {
+			t.Errorf("%s: %d crashes of other programs (%+v), want %d", c.config, others, res.Others, len(l.Scenarios)-c.php)
+		}
+		for _, inc := range res.Logs.Incidents {
+			if !strings.Contains(inc.ProcessWhy, c.config) {
+				t.Errorf("%s: pid %d classified because %q, which names not the configuration", c.config, inc.PID, inc.ProcessWhy)
+			}
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
@@ -157,6 +158,37 @@ func TestApacheLab(t *testing.T) {
 		}
 		if len(sc.ApacheError) != 1 || !strings.Contains(sc.ApacheError[0], "AH00051") {
 			t.Errorf("%s: Apache's lines %q, want one AH00051", name, sc.ApacheError)
+		}
+		if inc != nil && !strings.Contains(inc.ProcessWhy, "libphp") {
+			t.Errorf("%s: known to be PHP because %q, want the core's libphp mapping", name, inc.ProcessWhy)
+		}
+	}
+	for _, c := range cores {
+		if !c.MapsKnown || !strings.Contains(filepath.Base(c.PHPModule), "libphp") {
+			t.Errorf("core %s: PHP module %q (mappings read: %v), want libphp", c.Path, c.PHPModule, c.MapsKnown)
+		}
+	}
+
+	// Without the cores, Apache's configuration decides: the lab's loads
+	// mod_php; not reading any, an Apache child is not known to run PHP.
+	m, err := audit.ApacheModPHP("", lab.ApacheConfig)
+	if err != nil || !m.Loaded() {
+		t.Fatalf("ApacheModPHP(%s) = %+v, %v: want mod_php loaded", lab.ApacheConfig, m, err)
+	}
+	for _, modPHP := range []*ModPHP{{Loaded: true, Why: m.Why()}, nil} {
+		res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: lab.ApacheErrorLog, Format: FormatAuto}}, ModPHP: modPHP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := len(lab.Scenarios)
+		if modPHP == nil {
+			want = 0
+		}
+		if res.Summary.Incidents != want || res.Summary.OtherIncidents != len(lab.Scenarios)-want {
+			t.Errorf("mod_php %+v: %d PHP incidents (%d others), want %d", modPHP, res.Summary.Incidents, res.Summary.OtherIncidents, want)
+		}
+		for _, inc := range res.Incidents {
+			t.Logf("mod_php %v: pid %d PHP %v: %s", modPHP != nil, inc.PID, inc.PHP, inc.ProcessWhy)
 		}
 	}
 }
