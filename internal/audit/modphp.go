@@ -52,7 +52,7 @@ func ApacheModPHP(root, config string) (ModPHP, error) {
 		{"/etc/httpd/conf/httpd.conf", "/etc/httpd", ""},
 	}
 	if config != "" {
-		conf := path.Clean(config)
+		conf := path.Clean(h.given(config))
 		layouts = []layout{{conf, path.Dir(conf), ""}}
 	}
 	var first ModPHP

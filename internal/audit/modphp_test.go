@@ -47,4 +47,18 @@ func TestApacheModPHP(t *testing.T) {
 			t.Errorf("%s %s: %+v (%s), want known %v, module %q, why %q", c.root, c.config, m, m.Why(), c.known, c.module, c.why)
 		}
 	}
+
+	// On this machine a relative --apache-config is the working directory's.
+	t.Chdir(filepath.Join(noPHP, "srv"))
+	m, err := ApacheModPHP("", "site/httpd.conf")
+	if err != nil || m.Config != filepath.Join(noPHP, "srv/site/httpd.conf") || m.Module != "/opt/php/libphp7.so" {
+		t.Errorf("relative configuration: %+v, %v", m, err)
+	}
+	r, err := Run(Options{ApacheConfig: "site/httpd.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Installations) != 1 || r.Installations[0].ServerConfig != filepath.Join(noPHP, "srv/site/httpd.conf") {
+		t.Errorf("audit of a relative --apache-config: %+v (warnings %q)", r.Installations, r.Warnings)
+	}
 }

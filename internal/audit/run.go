@@ -58,6 +58,9 @@ func Run(opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range []*string{&opts.FPMConfig, &opts.PHPIni, &opts.Prefix, &opts.NginxConfig, &opts.ApacheConfig, &opts.ServerRoot, &opts.Binary} {
+		*p = h.given(*p)
+	}
 	r := &Report{Schema: SchemaVersion, Root: h.root, Live: h.live(), Warnings: []string{}, Findings: []Finding{}}
 	warn := func(s string) { r.Warnings = append(r.Warnings, s) }
 	r.Systemd = systemdRunning(h)
