@@ -530,6 +530,7 @@ func (e *explainer) stackExhausted(accs []access) bool {
 		stack = top
 		why = fmt.Sprintf("the stack pointer (rsp = %#x) is %#x bytes below the thread's stack mapping, in the guard gap under it", rsp, top.Start-rsp)
 		e.f.Address = crash.Addr(rsp)
+		e.f.Register = crash.RegRSP.String()
 	} else {
 		for i := range accs {
 			a := &accs[i]
