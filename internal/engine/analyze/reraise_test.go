@@ -54,6 +54,8 @@ func TestReraisedSignal(t *testing.T) {
 			if rr == nil {
 				t.Fatalf("no re-raise found; signal %+v, fault %s: %s", rep.Signal, rep.Fault.Kind, rep.Fault.Explanation)
 			}
+			t.Logf("recorded %s %s from pid %d; analysed %s %s at %#x (%s, frame %d, handler %s): %s: %s", rr.Recorded.Name, rr.Recorded.CodeName, rr.Recorded.SenderPID,
+				rep.Signal.Name, rep.Signal.CodeName, uint64(rep.Signal.Address), rr.Evidence, rr.Frame, rr.Handler, rep.Fault.Kind, rep.Fault.Explanation)
 			if rr.Recorded.Code != signals.SI_USER || rr.Recorded.SenderPID != c.PID {
 				t.Errorf("recorded signal %+v, want SI_USER from %d", rr.Recorded, c.PID)
 			}
