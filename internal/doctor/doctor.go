@@ -890,7 +890,7 @@ func missingEvidence(res *Result, incidents []*logs.Incident) []string {
 		out = append(out, msg)
 	}
 	if res.Audit == nil {
-		out = append(out, "the configuration was not audited: the INI values FPM runs with are unknown (run as root, or give --fpm-config)")
+		out = append(out, "the configuration was not audited: the INI values PHP runs with are unknown (run as root, or give --fpm-config or --apache-config)")
 	}
 	return out
 }
