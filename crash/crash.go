@@ -45,10 +45,16 @@ func (a *Addr) UnmarshalText(b []byte) error {
 
 // Report is the complete post-mortem of one crashed process.
 type Report struct {
-	Schema  int      `json:"schema"`
-	Process Process  `json:"process"`
-	Signal  Signal   `json:"signal"`
-	Fault   Fault    `json:"fault"`
+	Schema  int     `json:"schema"`
+	Process Process `json:"process"`
+	Signal  Signal  `json:"signal"`
+	Fault   Fault   `json:"fault"`
+	// Reraise is set when a signal handler of the process caught the fatal
+	// signal and raised it again (Apache's sig_coredump, libSegFault,
+	// Python's faulthandler...): Signal and Fault are then the first
+	// signal, the one the handler caught, and Reraise holds what the
+	// core's NT_SIGINFO records.
+	Reraise *Reraise `json:"reraise,omitempty"`
 	Threads []Thread `json:"threads"`
 	Modules []Module `json:"modules"`
 	PHP     *PHP     `json:"php,omitempty"`
@@ -184,6 +190,56 @@ type Signal struct {
 	Sent      bool `json:"sent"`
 	SenderPID int  `json:"sender_pid,omitempty"`
 	SenderUID int  `json:"sender_uid,omitempty"`
+}
+
+// Reraise is a fatal signal caught by a handler of the process that raised
+// it again (kill(getpid(), sig), raise(sig)) after logging or changing
+// directory: the core records the second signal, sent by the process to
+// itself; the kernel saved the registers of the first one, the real fault,
+// in the signal frame it pushed for the handler.
+type Reraise struct {
+	// Recorded is the signal as the core's NT_SIGINFO records it (SI_USER
+	// or SI_TKILL, sent by the process itself).
+	Recorded Signal `json:"recorded"`
+	// Frame is the index, in the crashed thread's frames, of the frame the
+	// first signal interrupted (the faulting instruction): 0 when the core
+	// was dumped after the handler returned (its registers are then the
+	// restored ones of the fault), more when it was dumped inside the
+	// handler (the frames above it are the handler's).
+	Frame int `json:"frame"`
+	// Handler names the signal handler when it can be told ("sig_coredump
+	// (apache2)"), "" otherwise.
+	Handler string `json:"handler,omitempty"`
+	// Evidence says where the first signal was read: ReraiseSignalFrame
+	// (the kernel's signal frame under the handler, on the stack) or
+	// ReraiseStaleFrame (the signal frame left under the stack pointer by
+	// a handler that returned).
+	Evidence string `json:"evidence"`
+	// Explanation says it in words.
+	Explanation string `json:"explanation"`
+}
+
+// Where a re-raised signal's first signal was found (Reraise.Evidence).
+const (
+	ReraiseSignalFrame = "signal-frame"
+	ReraiseStaleFrame  = "stale-signal-frame"
+)
+
+// FaultFrames returns the crashed thread's frames from the one the fatal
+// fault interrupted: past the frames of a signal handler that re-raised
+// the signal (Reraise.Frame), all of them otherwise; nil without threads.
+func (r *Report) FaultFrames() []Frame {
+	th := r.CrashedThread()
+	if th == nil {
+		if len(r.Threads) == 0 {
+			return nil
+		}
+		th = &r.Threads[0]
+	}
+	if r.Reraise != nil && r.Reraise.Frame > 0 && r.Reraise.Frame < len(th.Frames) {
+		return th.Frames[r.Reraise.Frame:]
+	}
+	return th.Frames
 }
 
 // Fault explains what the crashing instruction did.
@@ -489,6 +545,10 @@ type Fix struct {
 	// Mitigation names the `coroner fix --mitigate` profile that applies
 	// this fix (function-jit, no-pcre-jit, no-jit), when one does.
 	Mitigation Mitigation `json:"mitigation,omitempty"`
+	// SAPI is the PHP setup the mitigation is for, when the crash says
+	// ("apache2handler": mod_php's ini files and an Apache reload, not
+	// PHP-FPM's; `coroner fix --sapi`).
+	SAPI string `json:"sapi,omitempty"`
 }
 
 // QualifiedName returns the frame's function as PHP writes it:

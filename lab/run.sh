@@ -7,7 +7,7 @@
 #
 # usage: lab/run.sh --out DIR [--scenario NAME]... [--repeat N] [--ini KEY=VALUE]...
 #                   [--no-dumpable] [--no-c] [--keep]
-#                   [--release SUITE | --fpm BIN [--php-ini FILE]]
+#                   [--release SUITE | --fpm BIN [--php-ini FILE] | --apache]
 #        lab/run.sh --hang --out DIR [--scenario HANG]... [--repeat N] [--workers N]
 #        lab/run.sh --stop DIR        (stop what --keep or --hang left running)
 #
@@ -49,6 +49,15 @@
 #   --fpm BIN        a php-fpm built elsewhere, run on the host with its own php.ini
 #                    (or --php-ini FILE) and its own conf.d; OPcache is loaded from
 #                    its extension_dir when not already loaded.
+#   --apache         Apache httpd 2.4 + mod_php (the host's apache2 and
+#                    libapache2-mod-php8.2, mpm_prefork) instead of nginx + php-fpm:
+#                    its own configuration tree under DIR/conf, started with
+#                    apache2 -f DIR/conf/apache2.conf -DFOREGROUND on 127.0.0.1,
+#                    CoreDumpDirectory DIR/cores, mod_rewrite for the pretty URLs
+#                    (ffi-null-code is requested as /search/teacher) and PATH_INFO
+#                    for shortcode-recursion (/index.php/teachers/profile-sarah/).
+#                    Deaths are read from Apache's error log (AH00051/AH00052). The
+#                    C programs are skipped (--no-c).
 # PHP 8.3+ run with zend.max_allowed_stack_size=-1 (so that shortcode-recursion
 # overflows the C stack instead of throwing an Error); PHP 7.4 has no JIT, every
 # later PHP must really run the tracing JIT (the lab fails otherwise).
@@ -70,7 +79,7 @@ ALL_SCENARIOS=(ffi-null-code shortcode-recursion kill-segv abort method-closure-
 ALL_C=(pcre-null null-write stack-overflow thread-crash cpp-namespace go-panic)
 ALL_HANGS=(sleep usleep pcre-backtrack curl mysqli pgsql redis session-lock loop)
 
-out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini="" hang=no workers=""
+out="" repeat=1 dumpable=yes keep=no with_c=yes stop="" release=host custom_fpm="" custom_ini="" server=nginx hang=no workers=""
 scenarios=() inis=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -85,9 +94,10 @@ while [ $# -gt 0 ]; do
     --release) release=$2; shift 2 ;;
     --fpm) custom_fpm=$2; shift 2 ;;
     --php-ini) custom_ini=$2; shift 2 ;;
+    --apache) server=apache; shift ;;
     --hang) hang=yes; shift ;;
     --workers) workers=$2; shift 2 ;;
-    -h|--help) sed -n '2,65p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,74p' "$0"; exit 0 ;;
     *) echo "lab: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -98,7 +108,7 @@ die() { log "ERROR: $*"; exit 1; }
 ours_pid() { # PID NAME -> true when PID is still the nginx/php-fpm master we started
   local exe
   exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  case "$2:$exe" in php-fpm:*fpm*|nginx:*nginx*|blackhole:*php*) return 0 ;; esac
+  case "$2:$exe" in php-fpm:*fpm*|nginx:*nginx*|apache2:*apache2*|apache2:*httpd*|blackhole:*php*) return 0 ;; esac
   return 1
 }
 
@@ -227,6 +237,11 @@ if [ -n "$custom_fpm" ]; then
 elif [ -n "$custom_ini" ]; then
   die "--php-ini goes with --fpm"
 fi
+if [ "$server" = apache ]; then
+  [ "$release" = host ] || die "--apache runs the host's mod_php: it excludes --release and --fpm"
+  [ "$hang" = no ] || die "--apache and --hang exclude each other (the hang lab is nginx + php-fpm)"
+  with_c=no
+fi
 case "$release" in
   host | custom) ;;
   *)
@@ -238,7 +253,9 @@ t_start=$(date +%s.%N)
 
 # --- packages --------------------------------------------------------------
 case "$release" in
-  host) need=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils libpcre2-dev gdb gcc g++ curl) ;;
+  host)
+    need=(nginx php8.2-fpm php8.2-opcache php8.2-cli elfutils libpcre2-dev gdb gcc g++ curl)
+    [ "$server" = nginx ] || need=(apache2 libapache2-mod-php8.2 php8.2-opcache php8.2-cli gdb curl) ;;
   custom) need=(nginx elfutils libpcre2-dev gdb gcc g++ curl) ;;
   *) need=(nginx curl) ;; # php-fpm and gdb come from the chroot
 esac
@@ -278,11 +295,19 @@ t_packages=$(date +%s.%N)
 # --- the PHP that crashes ----------------------------------------------------
 # FPM is the php-fpm binary as the host sees it, FPM_IN as the crashing process sees it
 # (inside CH, the chroot, for --release); PHP_INI is its php.ini (-c), as FPM_IN sees it.
-CH="" ch_fd="" PHP_INI=""
+CH="" ch_fd="" PHP_INI="" LIBPHP=""
 case "$release" in
   host)
     FPM=$(command -v php-fpm8.2 || echo /usr/sbin/php-fpm8.2)
-    PHP_INI=/etc/php/8.2/fpm/php.ini ;;
+    PHP_INI=/etc/php/8.2/fpm/php.ini
+    if [ "$server" = apache ]; then
+      # FPM is then the server binary that crashes (gdb's and the manifest's), PHP_INI
+      # mod_php's php.ini; the CLI with mod_php's ini files stands in for version and modules
+      FPM=$(command -v apache2 || echo /usr/sbin/apache2)
+      LIBPHP=/usr/lib/apache2/modules/libphp8.2.so
+      PHP_INI=/etc/php/8.2/apache2/php.ini
+      [ -f "$LIBPHP" ] || die "no $LIBPHP (libapache2-mod-php8.2)"
+    fi ;;
   custom)
     FPM=$custom_fpm
     PHP_INI=$custom_ini ;;
@@ -383,6 +408,9 @@ ini_args=()
 if [ -n "$CH" ]; then
   fpm=(chroot "$CH" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PHP_INI_SCAN_DIR=":$out/conf/php.d" "$FPM_IN")
   gdb=(chroot "$CH" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root gdb)
+elif [ "$server" = apache ]; then
+  fpm=(env PHP_INI_SCAN_DIR="/etc/php/8.2/apache2/conf.d:$out/conf/php.d" "$(command -v php8.2 || echo /usr/bin/php8.2)")
+  gdb=(gdb)
 else
   fpm=(env PHP_INI_SCAN_DIR=":$out/conf/php.d" "$FPM")
   gdb=(gdb)
@@ -447,6 +475,7 @@ if [ "$hang" = yes ]; then
   mkdir -p "$out/run/sessions"
   chown "$WORKER_USER:$WORKER_GROUP" "$out/run/sessions"
 fi
+if [ "$server" = nginx ]; then
 cat > "$out/conf/php-fpm.conf" <<EOF
 [global]
 pid = $out/run/php-fpm.pid
@@ -513,12 +542,85 @@ http {
 }
 EOF
 
+else
+# Apache httpd + mod_php (prefork): a configuration tree of its own, nothing of /etc/apache2.
+# CoreDumpDirectory makes Apache's children dumpable again after they switch to
+# $WORKER_USER (prctl(PR_SET_DUMPABLE)); without it (--no-dumpable) they leave no core.
+M=/usr/lib/apache2/modules
+cat > "$out/conf/apache2.conf" <<EOF
+# written by coroner's lab/run.sh
+ServerRoot $out/run
+ServerName lab.local
+PidFile $out/run/apache2.pid
+Mutex file:$out/run default
+Listen 127.0.0.1:$port
+LoadModule mpm_prefork_module $M/mod_mpm_prefork.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule dir_module $M/mod_dir.so
+LoadModule mime_module $M/mod_mime.so
+LoadModule env_module $M/mod_env.so
+LoadModule rewrite_module $M/mod_rewrite.so
+LoadModule php_module $LIBPHP
+User $WORKER_USER
+Group $WORKER_GROUP
+StartServers 2
+MinSpareServers 1
+MaxSpareServers 3
+MaxRequestWorkers 4
+MaxConnectionsPerChild 0
+$( [ "$dumpable" = yes ] && echo "CoreDumpDirectory $out/cores" )
+ErrorLog $out/log/apache-error.log
+LogLevel warn
+LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined
+CustomLog $out/log/apache-access.log combined
+TypesConfig /etc/mime.types
+DocumentRoot $out/www
+DirectoryIndex index.php
+SetEnv LAB_TRUTH_DIR $out/cores
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+<Directory $out/www>
+  Require all granted
+</Directory>
+<Directory $out/www/app>
+  Require all denied
+</Directory>
+<FilesMatch ".+\\.php$">
+  SetHandler application/x-httpd-php
+</FilesMatch>
+php_admin_value error_log $out/log/php-error.log
+php_admin_flag log_errors on
+RewriteEngine On
+# pretty URLs: a search page, and a WordPress-like front controller
+RewriteRule ^/search/([^/]*)$ /search.php?q=\$1 [L,QSA]
+RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-f
+RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-d
+RewriteCond %{REQUEST_URI} !^/index\\.php
+RewriteRule ^/ /index.php [L]
+EOF
+fi
+
 # --- start -----------------------------------------------------------------
 if [ "$keep" = yes ] && [ "$hang" = no ]; then
-  lock_core_pattern # held until --stop: php-fpm and nginx, started below, inherit it
+  lock_core_pattern # held until --stop: the servers, started below, inherit it
   cp_keep=yes
 fi
 : > "$out/pids"
+if [ "$server" = apache ]; then
+  # mod_php reads PHP_INI_SCAN_DIR when Apache starts: Debian's apache2/conf.d, then the lab's.
+  # Apache signals its whole process group when it stops (killpg(getpgrp(), SIGTERM)): it gets
+  # a session of its own (setsid execs it in place: $! stays Apache's pid), or stopping it would
+  # kill this script and whoever started it.
+  setsid env PHP_INI_SCAN_DIR=":$out/conf/php.d" LAB_TRUTH_DIR="$out/cores" "$FPM" -f "$out/conf/apache2.conf" -DFOREGROUND > "$out/log/apache-stdout.log" 2>&1 &
+  echo "apache2 $!" >> "$out/pids"
+  for _ in $(seq 100); do
+    (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+    sleep 0.1
+  done
+  (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null || die "apache2 did not start: $(tail -5 "$out/log/apache-error.log" "$out/log/apache-stdout.log" 2>/dev/null)"
+else
 "${fpm[@]}" --nodaemonize -y "$out/conf/php-fpm.conf" "${ini_args[@]}" > "$out/log/fpm-stdout.log" 2>&1 &
 echo "php-fpm $!" >> "$out/pids"
 "$NGINX" -e "$out/log/nginx-startup.log" -c "$out/conf/nginx.conf" -g 'daemon off;' > "$out/log/nginx-stdout.log" 2>&1 &
@@ -529,6 +631,7 @@ for _ in $(seq 100); do
 done
 [ -S "$out/run/php-fpm.sock" ] || die "php-fpm did not start: $(tail -5 "$out/log/fpm.log" "$out/log/fpm-stdout.log" 2>/dev/null)"
 (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null || die "nginx did not start: $(tail -5 "$out/log/nginx-startup.log" "$out/log/nginx-stdout.log" 2>/dev/null)"
+fi
 base="http://127.0.0.1:$port"
 status=$(curl -fsS "$base/status.php") || die "status request failed"
 echo "$status" > "$out/status.json"
@@ -552,7 +655,11 @@ fi
 php_version=$(printf '%s' "$status" | sed 's/.*"version":"\([^"]*\)".*/\1/')
 zts=false
 case "$status" in *'"zts":true'*) zts=true ;; esac
-log "php-fpm $php_version and nginx on 127.0.0.1:$port (JIT: $status)"
+if [ "$server" = apache ]; then
+  log "apache2 + mod_php $php_version on 127.0.0.1:$port (JIT: $status)"
+else
+  log "php-fpm $php_version and nginx on 127.0.0.1:$port (JIT: $status)"
+fi
 t_started=$(date +%s.%N)
 
 # --- helpers ---------------------------------------------------------------
@@ -617,6 +724,14 @@ scenario_request() { # NAME -> sets method url and runs curl
   case "$name" in
     ffi-null-code) method=GET url="/search.php?q=teacher" ;;
     shortcode-recursion) method=GET url="/teachers/profile-sarah/" ;;
+  esac
+  if [ "$server" = apache ]; then # a mod_rewrite URL, and a PATH_INFO one
+    case "$name" in
+      ffi-null-code) url="/search/teacher" ;;
+      shortcode-recursion) url="/index.php/teachers/profile-sarah/" ;;
+    esac
+  fi
+  case "$name" in
     kill-segv) method=GET url="/kill.php?mode=kill" ;;
     abort) method=GET url="/abort.php?img=photo.jpg" ;;
     method-closure-include) method=POST url="/checkout.php" ;;
@@ -632,6 +747,8 @@ scenario_request() { # NAME -> sets method url and runs curl
 }
 
 manifest_scenarios=()
+deathlog="$out/log/fpm.log" deathre='exited on signal'
+if [ "$server" = apache ]; then deathlog="$out/log/apache-error.log" deathre='AH0005[12]: child pid'; fi
 last_crash_second=0
 run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scenarios/KEY
   local name=$1 key=$2 dir="$out/scenarios/$2" n0 f0 k0 pid="" sig="" core="" line t0 secs secrets="[]"
@@ -639,25 +756,31 @@ run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scena
   # nginx and FPM log with 1-second resolution: each crash gets a second of its own, so that the
   # logs of one run link unambiguously (tests of the log correlator rely on it)
   while [ "$(date +%s)" -le "$last_crash_second" ]; do sleep 0.05; done
-  n0=$(lines "$out/log/nginx-error.log"); f0=$(lines "$out/log/fpm.log"); k0=$(kmsg_mark)
+  n0=$(lines "$out/log/nginx-error.log"); f0=$(lines "$deathlog"); k0=$(kmsg_mark)
   t0=$(date +%s.%N)
   lock_core_pattern
   set_core_pattern "$out"
   scenario_request "$name"
-  # wait for the FPM master to report the death of the worker (the core is complete by then)
+  # wait for the FPM master (Apache's parent) to report the death of the worker (the core is
+  # complete by then)
   for _ in $(seq 300); do
-    if tail -n +"$((f0 + 1))" "$out/log/fpm.log" | grep -q 'exited on signal'; then break; fi
+    if tail -n +"$((f0 + 1))" "$deathlog" | grep -q "$deathre"; then break; fi
     sleep 0.1
   done
   restore_core_pattern "$out"
   unlock_core_pattern
   last_crash_second=$(date +%s)
-  line=$(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | grep -m1 'exited on signal' || true)
-  [ -n "$line" ] || die "scenario $name: no worker died ($(tail -n +"$((f0 + 1))" "$out/log/fpm.log" | tail -3))"
-  pid=$(printf '%s' "$line" | sed 's/.*child \([0-9]*\) exited.*/\1/')
-  sig=$(printf '%s' "$line" | sed 's/.*exited on signal \([0-9]*\).*/\1/')
+  line=$(tail -n +"$((f0 + 1))" "$deathlog" | grep -m1 "$deathre" || true)
+  [ -n "$line" ] || die "scenario $name: no worker died ($(tail -n +"$((f0 + 1))" "$deathlog" | tail -3))"
+  if [ "$server" = apache ]; then # AH00051: child pid N exit signal Segmentation fault (11), possible coredump in DIR
+    pid=$(printf '%s' "$line" | sed 's/.*child pid \([0-9]*\) exit.*/\1/')
+    sig=$(printf '%s' "$line" | sed 's/.*exit signal .*(\([0-9]*\)).*/\1/')
+  else
+    pid=$(printf '%s' "$line" | sed 's/.*child \([0-9]*\) exited.*/\1/')
+    sig=$(printf '%s' "$line" | sed 's/.*exited on signal \([0-9]*\).*/\1/')
+  fi
   if [ "$dumpable" = yes ]; then
-    case "$line" in *"core dumped"*) ;; *) die "scenario $name: worker $pid died without dumping core: $line" ;; esac
+    case "$line" in *"core dumped"* | *"possible coredump"*) ;; *) die "scenario $name: worker $pid died without dumping core: $line" ;; esac
     core=$(wait_core "$pid")
     [ -n "$core" ] || die "scenario $name: worker $pid dumped core but not into $out/cores (kernel.core_pattern is now $(cat /proc/sys/kernel/core_pattern): changed by someone else?)"
     mv "$core" "$dir/"
@@ -667,17 +790,19 @@ run_scenario() { # NAME KEY: one request that kills a worker; artifacts in scena
   fi
   sleep 0.1
   tail -n +"$((n0 + 1))" "$out/log/nginx-error.log" > "$dir/nginx-error.log" 2>/dev/null || : > "$dir/nginx-error.log"
-  tail -n +"$((f0 + 1))" "$out/log/fpm.log" > "$dir/fpm.log" 2>/dev/null || : > "$dir/fpm.log"
+  : > "$dir/fpm.log"
+  : > "$dir/apache-error.log"
+  tail -n +"$((f0 + 1))" "$deathlog" > "$dir/$(basename "$deathlog")" 2>/dev/null || true
   kmsg_since "$k0" "" "$pid" > "$dir/kernel.log"
   cat "$dir/kernel.log" >> "$out/log/kernel.log"
   if [ -f "$out/cores/truth.$pid.json" ]; then mv "$out/cores/truth.$pid.json" "$dir/truth.json"; fi
   [ "$method" = POST ] && secrets="[\"$SECRET_COOKIE\",\"$SECRET_TOKEN\"]"
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
   log "$(printf '%-26s pid %-7s signal %-3s core %6s MB  %ss' "$key" "$pid" "$sig" "$([ -n "$core" ] && echo $(( $(stat -c %s "$core") / 1048576 )) || echo -)" "$secs")"
-  manifest_scenarios+=("$(printf '"%s":{"name":"%s","method":"%s","url":"%s","core":"%s","pid":%s,"signal":%s,"truth_path":"%s","gdb":"%s","nginx_error":%s,"fpm_log":%s,"kernel":%s,"secrets":%s}' \
+  manifest_scenarios+=("$(printf '"%s":{"name":"%s","method":"%s","url":"%s","core":"%s","pid":%s,"signal":%s,"truth_path":"%s","gdb":"%s","nginx_error":%s,"fpm_log":%s,"apache_error":%s,"kernel":%s,"secrets":%s}' \
     "$key" "$name" "$method" "$(json_str "$url")" "$core" "$pid" "$sig" \
     "$([ -f "$dir/truth.json" ] && echo "$dir/truth.json")" "$([ -n "$core" ] && echo "$dir/gdb.txt")" \
-    "$(json_lines "$dir/nginx-error.log")" "$(json_lines "$dir/fpm.log")" "$(json_lines "$dir/kernel.log")" "$secrets")")
+    "$(json_lines "$dir/nginx-error.log")" "$(json_lines "$dir/fpm.log")" "$(json_lines "$dir/apache-error.log")" "$(json_lines "$dir/kernel.log")" "$secrets")")
 }
 
 # The C programs compile while the workers crash.
@@ -843,6 +968,11 @@ cat > "$out/manifest.json" <<EOF
   "sysroot": "$CH",
   "php_fpm_in_sysroot": "$FPM_IN",
   "zts": $zts,
+  "server": "$server",
+  "libphp": "$LIBPHP",
+  "apache_config": "$([ "$server" = apache ] && echo "$out/conf/apache2.conf")",
+  "apache_error_log": "$([ "$server" = apache ] && echo "$out/log/apache-error.log")",
+  "apache_access_log": "$([ "$server" = apache ] && echo "$out/log/apache-access.log")",
   "jit": "$jit_wanted",
   "fpm_config": "$out/conf/php-fpm.conf",
   "php_ini_dir": ":$out/conf/php.d",

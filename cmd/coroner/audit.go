@@ -22,6 +22,8 @@ func (f *auditFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.opts.PHPVersion, "php-version", "", "PHP version (e.g. 8.2) when it cannot be detected")
 	fl.StringVar(&f.opts.Binary, "php-fpm", "", "the php-fpm binary (for version detection)")
 	fl.StringVar(&f.opts.Unit, "unit", "", "systemd unit of --fpm-config")
+	fl.StringVar(&f.opts.ApacheConfig, "apache-config", "", "audit this Apache httpd configuration (PHP inside Apache with mod_php) only instead of discovering installations")
+	fl.StringVar(&f.opts.ServerRoot, "server-root", "", "Apache's ServerRoot for --apache-config (default: the file's directory)")
 	fl.StringVar(&f.opts.NginxConfig, "nginx-config", "", "nginx.conf whose document roots receive cores of a relative core_pattern (default: /etc/nginx, /etc/apache2, /etc/httpd)")
 }
 
@@ -30,12 +32,14 @@ func init() {
 	var asJSON, verbose bool
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Check whether a crashing PHP-FPM worker leaves a core, and which PHP settings FPM runs with",
+		Short: "Check whether a crashing PHP-FPM worker (or Apache mod_php child) leaves a core, and which PHP settings it runs with",
 		Long: `audit checks every layer that decides whether a crashing PHP-FPM worker leaves a core
 (kernel core_pattern, suid_dumpable, the pipe handler, systemd LimitCORE, FPM rlimit_core and
 process.dumpable, the running processes' limits, disk space) and the PHP configuration FPM really
 runs with (php.ini, conf.d in its real order, pool values, version defaults), with the file and
-line behind each verdict. Exit status 2 when a layer blocks cores.`,
+line behind each verdict. PHP inside Apache httpd (mod_php) is audited too: CoreDumpDirectory
+against fs.suid_dumpable, the service's LimitCORE or envvars' ulimit -c, mod_php's ini files.
+Exit status 2 when a layer blocks cores.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := audit.Run(af.opts)

@@ -70,6 +70,7 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
 	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")
+	f.StringVar(&opts.ApacheConfig, "apache-config", "", "audit this Apache httpd configuration (mod_php) instead of the discovered installations")
 	f.StringVar(&opts.PHPIniScanDir, "php-ini-scan-dir", "", "PHP_INI_SCAN_DIR the FPM pool runs with (with --fpm-config)")
 	f.StringVar(&since, "since", "", "only crashes at or after this time (RFC 3339, 2006-01-02 15:04, or a duration such as 24h)")
 	f.StringVar(&until, "until", "", "only crashes before this time")

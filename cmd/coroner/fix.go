@@ -24,6 +24,9 @@ func init() {
   --mitigate=function-jit   opcache.jit=function in a last-sorted conf.d ini
   --mitigate=no-pcre-jit    pcre.jit=0
   --mitigate=no-jit         opcache.jit=disable, opcache.jit_buffer_size=0
+For PHP inside Apache (mod_php) the same profiles write mod_php's ini directory
+(/etc/php/X/apache2/conf.d, /etc/php.d) and reload Apache, and --capture sets CoreDumpDirectory;
+--sapi apache2handler (or fpm-fcgi) limits the changes to one kind of installation.
 --apply writes them atomically, backs up every file it changes and writes a rollback manifest
 under --state-dir; --rollback restores the latest one. Services are reloaded only with --reload.`,
 		Args: cobra.NoArgs,
@@ -86,6 +89,7 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 	fl := cmd.Flags()
 	fl.BoolVar(&fo.Capture, "capture", false, "make the next crash leave a core")
 	fl.StringVar(&mitigate, "mitigate", "", "mitigation profile: function-jit, no-pcre-jit or no-jit")
+	fl.StringVar(&fo.SAPI, "sapi", "", "change only the installations running PHP this way: fpm-fcgi (PHP-FPM) or apache2handler (Apache mod_php)")
 	fl.StringVar(&fo.CoreDir, "core-dir", audit.DefaultCoreDir, "directory for cores when core_pattern is rewritten")
 	fl.StringVar(&fo.StateDir, "state-dir", audit.DefaultStateDir, "backups and rollback manifests (inside --root when given)")
 	fl.BoolVar(&apply, "apply", false, "write the changes (default: only print them)")

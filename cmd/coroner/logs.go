@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -19,6 +20,7 @@ import (
 // logsFlags are the options of `coroner logs`.
 type logsFlags struct {
 	format, since, until, tz, bootTime   string
+	apacheConfig                         string
 	cores                                []string
 	asJSON, follow, evidence, events     bool
 	noDiscover, rotated, noSymbolize     bool
@@ -33,14 +35,16 @@ func init() {
 		Short: "Turn nginx, PHP-FPM, kernel, journal and Apache logs into crash incidents",
 		Long: `logs reads nginx error and access logs, the PHP-FPM master log and slowlogs, kernel
 lines (dmesg, kern.log, syslog, journalctl -o json / -o short-iso), systemd-coredump records
-and Apache mod_proxy_fcgi errors, and links the lines of each dead worker into one incident:
-the URL it was serving, its pid, pool and signal, the native crash site (kernel segfault
-lines are symbolized with the library on disk, no core needed) and its core file.
+and Apache error logs (children dead of a signal, AH00051/AH00052; mod_proxy_fcgi errors),
+and links the lines of each dead worker into one incident: the URL it was serving, its
+pid, pool and signal, the native crash site (kernel segfault lines are symbolized with
+the library on disk, no core needed) and its core file.
 
 PHP first: the kernel logs every crashing program of the host; only deaths of PHP
 processes (PHP-FPM workers, php, php-cgi, Apache children with mod_php, FrankenPHP) are
 counted and listed, the others are summed up in one line (--all-processes treats them
-equally). Cores are linked by the pid, threads, command and time their own notes record.
+equally). An Apache child runs PHP when its core maps PHP's library (libphp*.so), it
+crashed in one, or else when Apache's configuration loads mod_php (--apache-config). Cores are linked by the pid, threads, command and time their own notes record.
 
 Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
 PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
@@ -64,6 +68,7 @@ time order; "-" reads standard input.`,
 	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
 	fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
 	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
+	fl.StringVar(&lf.apacheConfig, "apache-config", "", "Apache configuration that says whether Apache's children run PHP (LoadModule php_module), when their cores do not; default /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf")
 	fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	rootCmd.AddCommand(cmd)
 }
@@ -81,7 +86,7 @@ func (lf *logsFlags) options(cmd *cobra.Command, args []string) (logs.Options, *
 		}
 		loc = l
 	}
-	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin(), AllProcesses: lf.allProcesses}
+	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin(), AllProcesses: lf.allProcesses, ModPHP: apacheModPHP("", lf.apacheConfig)}
 	var err error
 	if opts.Since, err = parseWhen(lf.since, loc); err != nil {
 		return opts, nil, fmt.Errorf("--since: %w", err)
@@ -191,6 +196,16 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 func discoverCores(o *coredumps.DiscoverOptions) []*coredumps.Entry {
 	entries, _ := coredumps.Discover(*o)
 	return entries
+}
+
+// apacheModPHP reads whether the Apache configuration (config, else the
+// host's) loads mod_php; nil when there is none to read.
+func apacheModPHP(root, config string) *logs.ModPHP {
+	m, err := audit.ApacheModPHP(root, config)
+	if err != nil || !m.Known() {
+		return nil
+	}
+	return &logs.ModPHP{Loaded: m.Loaded(), Why: m.Why()}
 }
 
 // parseWhen parses an absolute time or a duration ago ("2h", "30m").

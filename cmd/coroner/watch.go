@@ -48,6 +48,7 @@ func init() {
 		stateDir               string
 		dbWait                 time.Duration
 		noLogs, noDashboard    bool
+		apacheConfig           string
 		showSecrets, fromStart bool
 		allProcesses           bool
 		analysisTimeout        time.Duration
@@ -114,6 +115,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			}
 			cfg.LogsFromStart = fromStart
 			cfg.AllProcesses = allProcesses
+			cfg.ModPHP = apacheModPHP("", apacheConfig)
 			cfg.Analyze.ShowSecrets = showSecrets
 			// Messages name cores and log lines: escaped, one line each.
 			switch logFormat {
@@ -206,6 +208,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")
 	f.BoolVar(&fromStart, "logs-from-start", false, "read the logs from their beginning instead of their end")
 	f.BoolVar(&allProcesses, "all-processes", false, "record the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
+	f.StringVar(&apacheConfig, "apache-config", "", "Apache configuration that says whether Apache's children run PHP (LoadModule php_module); default /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf")
 	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")
 	f.DurationVar(&analysisTimeout, "analysis-timeout", budget.DefaultTimeout, "time budget of one analysis (a partial report after it; the analysis process is killed 30s later)")
 	f.StringVar(&analysisMemory, "analysis-memory", units.Format(budget.DefaultMaxMemory), "heap budget of one analysis (a partial report past it); each core is analysed in a process of its own")

@@ -7,9 +7,21 @@ import (
 	"strings"
 )
 
+// apache reports whether the installation named name runs PHP in Apache.
+func (a *auditor) apache(name string) bool {
+	for _, in := range a.r.Installations {
+		if in.Name == name {
+			return in.isApache()
+		}
+	}
+	return false
+}
+
 func (a *auditor) add(f Finding) {
 	switch {
 	case f.Target != "":
+	case f.Pool != "" && a.apache(f.Installation):
+		f.Target = f.Installation + " children"
 	case f.Pool != "":
 		f.Target = f.Installation + " pool " + f.Pool
 	default:
@@ -351,6 +363,10 @@ func (a *auditor) rpmLikeOwned(bin string) bool {
 func (a *auditor) checkInstallation(in *Installation) {
 	a.checkSystemd(in)
 	for _, p := range in.Pools {
+		if in.isApache() {
+			a.checkApache(in, p)
+			continue
+		}
 		a.checkPool(in, p)
 	}
 	a.checkProcesses(in)
@@ -378,10 +394,15 @@ func (a *auditor) checkSystemd(in *Installation) {
 	switch {
 	case err != nil:
 		f.Status, f.Message = StatusRisky, fmt.Sprintf("LimitCORE=%q: %v", in.LimitCore.Value, err)
+	case soft == 0 && overridden && in.isApache():
+		f.Status, f.Message = StatusOK, "LimitCORE soft limit is 0, but the `ulimit -c` of "+evFile(in.GlobalRlimitCore)+" raises it for Apache"
 	case soft == 0 && (overridden || allPools):
 		f.Status, f.Message = StatusOK, "LimitCORE soft limit is 0, but FPM's rlimit_core raises it for the workers"
 	case soft == 0 && (handlerOf(a.pattern) == "apport" || handlerOf(a.pattern) == "abrt"):
 		f.Status, f.Message = StatusRisky, "the service starts with a core size limit of 0 and FPM does not raise it; "+handlerOf(a.pattern)+" still gets the crash, but a limit of 0 is often why cores go missing"
+		f.Fix = "LimitCORE=infinity in /etc/systemd/system/" + in.Unit + ".d/"
+	case soft == 0 && in.isApache():
+		f.Status, f.Message = StatusBlocks, "the service starts with a core size limit of 0, which Apache's children inherit (Apache has no setting of its own for it)"
 		f.Fix = "LimitCORE=infinity in /etc/systemd/system/" + in.Unit + ".d/"
 	case soft == 0:
 		f.Status, f.Message = StatusBlocks, "the service starts with a core size limit of 0 and FPM does not raise it (no rlimit_core): workers inherit 0"
@@ -393,7 +414,7 @@ func (a *auditor) checkSystemd(in *Installation) {
 		f.Status, f.Message = StatusOK, "LimitCORE="+in.LimitCore.Value
 	}
 	if !a.r.Systemd {
-		f.Message += " (systemd is not running here: the unit applies only when systemd starts php-fpm)"
+		f.Message += " (systemd is not running here: the unit applies only when systemd starts " + serverName(in) + ")"
 		if f.Status == StatusBlocks {
 			f.Status = StatusRisky
 		}
@@ -411,7 +432,14 @@ func workerLimit(in *Installation, p *Pool, systemd bool) (int64, Setting, strin
 		}
 	}
 	if in.GlobalRlimitCore.Evidence != nil {
-		if n, ok := fpmRlimit(in.GlobalRlimitCore.Value); ok {
+		if in.isApache() {
+			if n, ok := limitBytes(in.GlobalRlimitCore.Value); ok {
+				if n > 0 {
+					n *= 1024 // ulimit -c counts 1024-byte blocks
+				}
+				return n, in.GlobalRlimitCore, "ulimit -c in " + evFile(in.GlobalRlimitCore)
+			}
+		} else if n, ok := fpmRlimit(in.GlobalRlimitCore.Value); ok {
 			return n, in.GlobalRlimitCore, "global rlimit_core"
 		}
 	}
@@ -421,7 +449,18 @@ func workerLimit(in *Installation, p *Pool, systemd bool) (int64, Setting, strin
 			return soft, in.LimitCore, "systemd LimitCORE"
 		}
 	}
-	return -2, Setting{}, "the environment php-fpm is started from"
+	return -2, Setting{}, "the environment " + serverName(in) + " is started from"
+}
+
+// serverName is the program of the installation: php-fpm, apache2, httpd.
+func serverName(in *Installation) string {
+	if in.isApache() && in.Binary != "" {
+		return path.Base(in.Binary)
+	}
+	if in.isApache() {
+		return "Apache"
+	}
+	return "php-fpm"
 }
 
 func fpmRlimit(v string) (int64, bool) {
@@ -568,6 +607,9 @@ func (a *auditor) checkProcesses(in *Installation) {
 			case soft == 0 || (soft > 0 && soft < in.ExpectedCoreSize):
 				f.Status, f.Message = StatusBlocks, "this running worker has a core size limit of "+mib(soft)
 				f.Fix = "rlimit_core = unlimited, then reload php-fpm"
+				if in.isApache() {
+					f.Fix = "LimitCORE=infinity for " + orStr(in.Unit, "Apache") + ", then restart it"
+				}
 				if pool != nil {
 					if n, _, _ := workerLimit(in, pool, a.r.Systemd); n == -1 || n >= in.ExpectedCoreSize {
 						f.Status, f.Message = StatusPending, "this running worker still has a core size limit of "+mib(soft)+"; the configuration raises it after a reload"
@@ -586,6 +628,12 @@ func (a *auditor) checkProcesses(in *Installation) {
 				} else {
 					d.Status, d.Message = StatusBlocks, "the running worker is not dumpable (its /proc entry belongs to root): it will leave no core"
 					d.Fix = "process.dumpable = yes, then reload php-fpm"
+					if in.isApache() {
+						d.Fix = "CoreDumpDirectory in Apache's configuration, then reload it"
+						if pool != nil && iniBool(pool.Dumpable.Value) {
+							d.Status, d.Message, d.Fix = StatusPending, "the running child is not dumpable yet; CoreDumpDirectory applies once Apache is reloaded", reloadCmd(in)
+						}
+					}
 					if pool != nil && iniBool(pool.Dumpable.Value) {
 						d.Status, d.Message, d.Fix = StatusPending, "the running worker is not dumpable yet; the pool's process.dumpable applies after a reload", "systemctl reload "+in.Unit
 					}
@@ -667,6 +715,9 @@ func (a *auditor) checkPHP(in *Installation) {
 			}
 			msg := fmt.Sprintf("pool sets %s=%s", key, showVal(ps))
 			st := StatusInfo
+			if in.isApache() {
+				msg = fmt.Sprintf("Apache's configuration sets %s=%s (php_value / php_admin_value)", key, showVal(ps))
+			}
 			if key == "opcache.jit_buffer_size" || key == "opcache.memory_consumption" {
 				msg += ", which has no effect there (read once by the master at startup)"
 				st = StatusRisky
@@ -676,6 +727,10 @@ func (a *auditor) checkPHP(in *Installation) {
 				msg += ": " + pj.Description
 				if pj.on() && !in.JIT.Active {
 					msg += " (no effect: the JIT is not active in the master)"
+				}
+				if in.isApache() {
+					msg += "; the JIT is set up when Apache starts, from the ini files: a php_value or php_admin_value cannot turn it on, and to switch it off or change its mode for good write it in " + orStr(lastDir(in.ScanDirs), "mod_php's conf.d") + " (coroner fix --mitigate does)"
+					st = StatusRisky
 				}
 			}
 			a.add(Finding{Layer: LayerPHP, Check: "php.pool_override", Installation: in.Name, Pool: p.Name, Status: st, Evidence: evs(ps), Message: msg})

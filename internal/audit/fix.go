@@ -27,6 +27,9 @@ type FixOptions struct {
 	// StateDir keeps backups and rollback manifests (DefaultStateDir),
 	// inside the root when auditing a tree.
 	StateDir string
+	// SAPI limits the installation changes to those running PHP this way
+	// (SAPIFPM, SAPIApache); "" changes every installation.
+	SAPI string
 }
 
 // Change is one file the fix writes (or one directory it creates).
@@ -75,6 +78,9 @@ func PlanFix(r *Report, opts FixOptions) (*Plan, error) {
 	if !opts.Capture && opts.Mitigate == "" {
 		return nil, fmt.Errorf("nothing to do: choose --capture and/or --mitigate=%s|%s|%s", crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
+	if opts.SAPI != "" && opts.SAPI != SAPIFPM && opts.SAPI != SAPIApache {
+		return nil, fmt.Errorf("unknown SAPI %q (want %s or %s)", opts.SAPI, SAPIFPM, SAPIApache)
+	}
 	if opts.Mitigate != "" && !opts.Mitigate.Valid() {
 		return nil, fmt.Errorf("unknown mitigation %q (want %s, %s or %s)", opts.Mitigate, crash.MitigateFunctionJIT, crash.MitigateNoPCREJIT, crash.MitigateNoJIT)
 	}
@@ -101,6 +107,15 @@ func PlanFix(r *Report, opts FixOptions) (*Plan, error) {
 	}
 	pl.orderReloads()
 	return pl.plan, nil
+}
+
+// wants reports whether the fix changes the installation (FixOptions.SAPI).
+func (pl *planner) wants(in *Installation) bool {
+	sapi := in.SAPI
+	if sapi == "" {
+		sapi = SAPIFPM
+	}
+	return pl.opts.SAPI == "" || pl.opts.SAPI == sapi
 }
 
 func (pl *planner) bad(check, inst, pool string) []Finding {
@@ -190,17 +205,24 @@ func (pl *planner) capture() {
 		}
 	}
 	for _, in := range r.Installations {
+		if !pl.wants(in) {
+			continue
+		}
 		// 3. LimitCORE drop-in.
 		// Only when the unit's limit is a problem: the pool lines below
 		// raise the workers' limit by themselves.
 		if in.UnitFile != "" && len(pl.bad("systemd.limitcore", in.Name, "")) > 0 {
 			if soft, _, err := parseRlimit(in.LimitCore.Value); err != nil || soft != -1 {
 				pl.newFile("/etc/systemd/system/"+in.Unit+".d/60-coroner-core.conf",
-					"# Written by coroner fix --capture: no core size limit for php-fpm.\n[Service]\nLimitCORE=infinity\n", 0o644,
+					"# Written by coroner fix --capture: no core size limit for "+serverName(in)+".\n[Service]\nLimitCORE=infinity\n", 0o644,
 					in.Unit+" starts with LimitCORE="+in.LimitCore.Value)
 				pl.reloads["systemctl daemon-reload"] = true
 				pl.reloads["systemctl restart "+in.Unit] = true
 			}
+		}
+		if in.isApache() {
+			pl.captureApache(in)
+			continue
 		}
 		// 4. Pool lines.
 		for _, p := range in.Pools {
@@ -238,10 +260,22 @@ func (pl *planner) setPoolLine(in *Installation, p *Pool, key, value string, cur
 }
 
 // reloadCmd is how the installation's FPM re-reads its configuration: a
-// systemd reload, else USR2 to the running master.
+// systemd reload, else USR2 to the running master. Apache reloads
+// gracefully (SIGUSR1), re-reading mod_php's ini files too.
 func reloadCmd(in *Installation) string {
 	if in.Unit != "" {
 		return "systemctl reload " + in.Unit
+	}
+	if in.isApache() {
+		for _, p := range in.Processes {
+			if p.Role == "master" {
+				return fmt.Sprintf("kill -USR1 %d", p.PID)
+			}
+		}
+		if in.ServerConfig != "" && in.Layout == "explicit" {
+			return orStr(in.Binary, "apache2") + " -f " + in.ServerConfig + " -k graceful"
+		}
+		return "apachectl -k graceful"
 	}
 	for _, p := range in.Processes {
 		if p.Role == "master" {
@@ -249,6 +283,47 @@ func reloadCmd(in *Installation) string {
 		}
 	}
 	return "kill -USR2 <pid of the php-fpm master of " + in.FPMConfig + ">"
+}
+
+// captureApache makes Apache's children leave cores: CoreDumpDirectory
+// (which makes them dumpable again after the user switch) in a file of
+// its own that Apache's configuration includes, and the directory.
+func (pl *planner) captureApache(in *Installation) {
+	if len(pl.bad("apache.core_dump_directory", in.Name, "")) == 0 && len(pl.bad("apache.core_dump_directory_exists", in.Name, "")) == 0 {
+		return
+	}
+	dir := in.CoreDumpDirectory.Value
+	if dir == "" {
+		dir = pl.opts.CoreDir
+		conf := ""
+		switch {
+		case pl.h.isDir(path.Join(in.ServerRoot, "conf-enabled")):
+			conf = path.Join(in.ServerRoot, "conf-enabled", "coroner-coredump.conf")
+		case pl.h.isDir(path.Join(in.ServerRoot, "conf.d")):
+			conf = path.Join(in.ServerRoot, "conf.d", "coroner-coredump.conf")
+		}
+		if conf == "" {
+			pl.plan.Notes = append(pl.plan.Notes, in.Name+": add \"CoreDumpDirectory "+dir+"\" to "+in.ServerConfig+" (no conf-enabled/ or conf.d/ directory to put it in)")
+		} else {
+			pl.newFile(conf, "# Written by coroner fix --capture: Apache makes its children dumpable again after the\n# switch to its User only when CoreDumpDirectory is set, and changes there before dumping.\nCoreDumpDirectory "+dir+"\n", 0o644,
+				in.Name+": no CoreDumpDirectory, so its children are not dumpable after switching user")
+			pl.reloads[reloadCmd(in)] = true
+		}
+	}
+	if !pl.h.isDir(dir) && !pl.plannedDir(dir) {
+		pl.plan.Changes = append(pl.plan.Changes, &Change{Path: dir, Dir: true, Mode: 0o1733,
+			Reasons: []string{"directory for cores: writable by every user, not listable (mode 1733, like /var/crash)"}})
+	}
+}
+
+// plannedDir reports whether the plan already creates dir.
+func (pl *planner) plannedDir(dir string) bool {
+	for _, c := range pl.plan.Changes {
+		if c.Dir && c.Path == dir {
+			return true
+		}
+	}
+	return false
 }
 
 func evFile(s Setting) string {
@@ -277,6 +352,9 @@ func (pl *planner) mitigate() {
 		lines, keys = []string{"opcache.jit = disable", "opcache.jit_buffer_size = 0"}, []string{"opcache.jit", "opcache.jit_buffer_size"}
 	}
 	for _, in := range pl.r.Installations {
+		if !pl.wants(in) {
+			continue
+		}
 		if len(in.ScanDirs) == 0 {
 			pl.plan.Notes = append(pl.plan.Notes, in.Name+": no ini scan directory known; give --php-ini-scan-dir")
 			continue
@@ -290,6 +368,9 @@ func (pl *planner) mitigate() {
 		}
 		pl.newFile(path.Join(dir, name), "; Written by coroner fix --mitigate="+string(pl.opts.Mitigate)+"; read last in the scan order.\n"+strings.Join(lines, "\n")+"\n", 0o644,
 			in.Name+": mitigation "+string(pl.opts.Mitigate))
+		if in.isApache() {
+			pl.plan.Notes = append(pl.plan.Notes, in.Name+": PHP runs inside Apache (mod_php): the setting is in mod_php's ini directory "+dir+", read when Apache starts or reloads; php_value / php_admin_value cannot switch the JIT")
+		}
 		pl.reloads[reloadCmd(in)] = true
 		// Pool values of the same keys would win over the ini file.
 		for _, p := range in.Pools {
@@ -302,8 +383,12 @@ func (pl *planner) mitigate() {
 					}
 					ln := s.Evidence.Line
 					if ln >= 1 && ln <= len(e.lines) {
-						e.replace[ln] = "; disabled by coroner fix --mitigate=" + string(pl.opts.Mitigate) + ": " + strings.TrimSpace(e.lines[ln-1])
-						e.reasons = append(e.reasons, fmt.Sprintf("pool %s: its %s would override the mitigation", p.Name, k))
+						comment, what := "; ", "pool "+p.Name
+						if in.isApache() {
+							comment, what = "# ", in.Name+"'s configuration" // php_admin_value lines of Apache
+						}
+						e.replace[ln] = comment + "disabled by coroner fix --mitigate=" + string(pl.opts.Mitigate) + ": " + strings.TrimSpace(e.lines[ln-1])
+						e.reasons = append(e.reasons, fmt.Sprintf("%s: its %s would override the mitigation", what, k))
 					}
 				}
 			}
@@ -397,6 +482,6 @@ func (pl *planner) orderReloads() {
 	})
 	pl.plan.Reload = cmds
 	if !pl.r.Systemd && len(cmds) > 0 {
-		pl.plan.Notes = append(pl.plan.Notes, "systemd is not PID 1 here: restart php-fpm the way it is started on this machine instead of systemctl")
+		pl.plan.Notes = append(pl.plan.Notes, "systemd is not PID 1 here: restart php-fpm (or Apache) the way it is started on this machine instead of systemctl")
 	}
 }

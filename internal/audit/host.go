@@ -46,6 +46,19 @@ func newHost(root string) (*host, error) {
 	return &host{root: abs}, nil
 }
 
+// given is a path named on the command line as the audited system sees
+// it: on this machine a relative one is taken from the working directory
+// (inside a root, every path is the root's, relative ones from its top).
+func (h *host) given(p string) string {
+	if p == "" || !h.live() || filepath.IsAbs(p) {
+		return p
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
 // live reports whether the audited system is this machine.
 func (h *host) live() bool { return h.root == "/" }
 

@@ -142,3 +142,84 @@ func labLive(t *testing.T, script string, dumpable bool) {
 		t.Errorf("lab: core = %v (FPM %q, core %q, %v), audit said %v", gotCore, s.FPMLog, s.Core, cores, dumpable)
 	}
 }
+
+// TestApacheLive runs the Apache lab (lab/run.sh --apache) with and
+// without CoreDumpDirectory and leaves it running (--keep) while coroner
+// audits it live: Apache's layers, its running children. The audit's
+// verdict must match what the lab's crash did: Apache logged AH00051 with a
+// core, or AH00052 and no core.
+func TestApacheLive(t *testing.T) {
+	lab := labtest.Apache(t) // skips when not root / CORONER_NO_LAB
+	if testing.Short() {
+		t.Skip("runs the crash lab (-short)")
+	}
+	script, err := labtest.Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labtest.HoldExclusive(t, lab)
+	for _, dumpable := range []bool{true, false} {
+		name := "core-dump-directory"
+		if !dumpable {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) { apacheLive(t, script, dumpable) })
+	}
+}
+
+func apacheLive(t *testing.T, script string, dumpable bool) {
+	out := t.TempDir()
+	args := []string{"--apache", "--out", out, "--scenario", "ffi-null-code", "--keep"}
+	if !dumpable {
+		args = append(args, "--no-dumpable")
+	}
+	b, err := exec.Command(script, args...).CombinedOutput()
+	defer func() {
+		if sb, err := exec.Command(script, "--stop", out).CombinedOutput(); err != nil {
+			t.Errorf("lab/run.sh --stop: %v\n%s", err, sb)
+		}
+	}()
+	if err != nil {
+		t.Fatalf("lab/run.sh %v: %v\n%s", args, err, b)
+	}
+	l, err := labtest.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, Options{ApacheConfig: l.ApacheConfig, PHPIniScanDir: ":" + filepath.Join(out, "conf", "php.d")})
+	if len(r.Installations) != 1 || r.Installations[0].SAPI != SAPIApache {
+		t.Fatalf("installations: %+v (warnings %v)", r.Installations, r.Warnings)
+	}
+	in := r.Installations[0]
+	if !in.JIT.Tracing || !in.JIT.Active {
+		t.Errorf("JIT = %+v, want the lab's tracing JIT", in.JIT)
+	}
+	children := 0
+	for _, p := range in.Processes {
+		if p.Role == "worker" {
+			children++
+			if p.Dumpable == nil || *p.Dumpable != dumpable {
+				t.Errorf("child %d dumpable = %v, want %v", p.PID, p.Dumpable, dumpable)
+			}
+		}
+	}
+	if children == 0 {
+		t.Errorf("no running Apache child of the lab audited: %+v", in.Processes)
+	}
+	if got := r.CoresWritten(); got != dumpable {
+		t.Errorf("audit: cores written = %v, want %v; problems:\n%s", got, dumpable, strings.Join(problems(r), "\n"))
+	}
+	if !dumpable && !hasStatus(r, "apache.core_dump_directory", StatusBlocks) {
+		t.Errorf("apache.core_dump_directory: %v, want blocks", statusOf(r, "apache.core_dump_directory"))
+	}
+	// What the lab saw: Apache's record of the death, and the core.
+	s := l.Scenarios["ffi-null-code"]
+	if s == nil || len(s.ApacheError) == 0 {
+		t.Fatalf("lab: no Apache record of the death: %+v", s)
+	}
+	logged := strings.Contains(s.ApacheError[0], "AH00051")
+	cores, _ := filepath.Glob(filepath.Join(out, "scenarios", "ffi-null-code", "core*"))
+	if logged != dumpable || (len(cores) > 0) != dumpable {
+		t.Errorf("lab: Apache logged %q, cores %v; the audit said cores written = %v", s.ApacheError, cores, dumpable)
+	}
+}

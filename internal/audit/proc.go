@@ -47,6 +47,50 @@ func fpmProcesses(h *host, warn func(string)) []Process {
 			continue
 		}
 		p.PID = pid
+		readProcess(h, &p, warn)
+		out = append(out, p)
+	}
+	return out
+}
+
+// procsOf finds the running processes whose executable (or, when it
+// cannot be read, process title) match says are wanted, with their limits
+// and dumpability (live machine only).
+func procsOf(h *host, match func(exe, title string) bool) []Process {
+	ents, err := os.ReadDir(h.real("/proc"))
+	if err != nil {
+		return nil
+	}
+	var out []Process
+	for i, e := range ents {
+		if i >= maxProcs {
+			break
+		}
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		dir := "/proc/" + e.Name()
+		exe, _ := os.Readlink(h.real(dir + "/exe"))
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		cmd, _ := h.readFile(dir + "/cmdline")
+		title := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+		if exe == "" && title == "" || !match(exe, title) {
+			continue
+		}
+		p := Process{PID: pid}
+		readProcess(h, &p, func(string) {})
+		out = append(out, p)
+	}
+	return out
+}
+
+// readProcess fills what /proc says of p.PID: parent, uid, core limits,
+// coredump_filter, cwd and dumpability.
+func readProcess(h *host, p *Process, warn func(string)) {
+	pid := p.PID
+	dir := "/proc/" + strconv.Itoa(pid)
+	{
 		if st, err := h.readFile(dir + "/status"); err == nil {
 			for _, l := range strings.Split(string(st), "\n") {
 				f := strings.Fields(l)
@@ -83,9 +127,7 @@ func fpmProcesses(h *host, warn func(string)) []Process {
 				}
 			}
 		}
-		out = append(out, p)
 	}
-	return out
 }
 
 // coreLimitLine extracts "Max core file size" soft and hard values.

@@ -32,10 +32,10 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 	fmt.Fprintf(&b, "\nfs.suid_dumpable = %s, kernel.core_uses_pid = %s, kernel.core_pipe_limit = %s\n",
 		k.SuidDumpable.Value, k.CoreUsesPID.Value, k.CorePipeLimit.Value)
 	if !r.Systemd {
-		b.WriteString("systemd is not PID 1: unit settings apply only where systemd starts php-fpm\n")
+		b.WriteString("systemd is not PID 1: unit settings apply only where systemd starts php-fpm or Apache\n")
 	}
 	for _, in := range r.Installations {
-		fmt.Fprintf(&b, "\n== %s (PHP %s, %s layout) %s\n", in.Name, orUnknown(in.Version), in.Layout, in.FPMConfig)
+		fmt.Fprintf(&b, "\n== %s (PHP %s, %s layout) %s\n", in.Name, orUnknown(in.Version), in.Layout, orStr(in.FPMConfig, in.ServerConfig))
 		fmt.Fprintf(&b, "   JIT: %s\n", in.JIT.Description)
 		fmt.Fprintf(&b, "   opcache.jit=%s jit_buffer_size=%s pcre.jit=%s memory_limit=%s", showVal(in.INI["opcache.jit"]), showVal(in.INI["opcache.jit_buffer_size"]), showVal(in.INI["pcre.jit"]), showVal(in.INI["memory_limit"]))
 		if s, ok := in.INI["zend.max_allowed_stack_size"]; ok {
@@ -55,10 +55,14 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 			} else if k.Handler != "" {
 				dest = " -> " + k.Handler
 			}
-			fmt.Fprintf(&b, "   pool %-12s user %-10s %s%s\n", p.Name, orDash(p.User.Value), verdict, dest)
+			what := "pool"
+			if in.isApache() {
+				what = "children"
+			}
+			fmt.Fprintf(&b, "   %s %-12s user %-10s %s%s\n", what, p.Name, orDash(p.User.Value), verdict, dest)
 		}
 	}
-	layers := []string{LayerKernel, LayerHandler, LayerSystemd, LayerFPM, LayerProcess, LayerDisk, LayerPHP}
+	layers := []string{LayerKernel, LayerHandler, LayerSystemd, LayerFPM, LayerApache, LayerProcess, LayerDisk, LayerPHP}
 	for _, l := range layers {
 		first := true
 		for _, f := range r.Findings {

@@ -36,6 +36,7 @@ const (
 	LayerHandler = "handler" // the core_pattern pipe handler: systemd-coredump, Apport, ABRT
 	LayerSystemd = "systemd" // the php-fpm unit's LimitCORE (+ drop-ins)
 	LayerFPM     = "fpm"     // FPM global and pool rlimit_core, process.dumpable, user
+	LayerApache  = "apache"  // Apache httpd with mod_php: CoreDumpDirectory, User, the children's core limit
 	LayerProcess = "process" // the running master and workers
 	LayerDisk    = "disk"    // where cores land: writable, free space
 	LayerPHP     = "php"     // effective PHP settings (JIT, PCRE JIT, limits)
@@ -150,21 +151,37 @@ type Process struct {
 	Dumpable *bool `json:"dumpable,omitempty"`
 }
 
-// Installation is one PHP-FPM installation (a version with its config).
+// Installation is one PHP-FPM installation (a version with its config), or
+// one Apache httpd that runs PHP inside its children with mod_php (SAPI
+// SAPIApache: its children are then its one Pool, named after the binary).
 type Installation struct {
-	Name      string   `json:"name"`   // e.g. "php8.2-fpm", "php-fpm", "php83-php-fpm"
-	Layout    string   `json:"layout"` // "debian", "rhel", "remi" or "explicit"
-	Version   string   `json:"version,omitempty"`
-	Binary    string   `json:"binary,omitempty"`
-	FPMConfig string   `json:"fpm_config"`
-	PHPIni    string   `json:"php_ini,omitempty"`
-	ScanDirs  []string `json:"scan_dirs,omitempty"`
-	INIFiles  []string `json:"ini_files"` // php.ini then conf.d files in the order PHP reads them
-	Unit      string   `json:"unit,omitempty"`
-	UnitFile  string   `json:"unit_file,omitempty"`
-	DropIns   []string `json:"drop_ins,omitempty"`
-	LimitCore Setting  `json:"limit_core"`
-	// GlobalRlimitCore is rlimit_core in FPM's [global] section.
+	Name   string `json:"name"`   // e.g. "php8.2-fpm", "php-fpm", "php83-php-fpm", "apache2 (mod_php 8.2)"
+	Layout string `json:"layout"` // "debian", "rhel", "remi" or "explicit"
+	// SAPI is how PHP runs: SAPIFPM ("" in reports older than this field)
+	// or SAPIApache.
+	SAPI      string `json:"sapi,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Binary    string `json:"binary,omitempty"`
+	FPMConfig string `json:"fpm_config"`
+	// ServerConfig is Apache's main configuration file, ServerRoot its
+	// ServerRoot, Envvars Debian's envvars file (SAPIApache).
+	ServerConfig string `json:"server_config,omitempty"`
+	ServerRoot   string `json:"server_root,omitempty"`
+	Envvars      string `json:"envvars,omitempty"`
+	// PHPModule is the libphp Apache loads, MPM its MPM (prefork, event,
+	// worker), CoreDumpDirectory its CoreDumpDirectory (SAPIApache).
+	PHPModule         string   `json:"php_module,omitempty"`
+	MPM               string   `json:"mpm,omitempty"`
+	CoreDumpDirectory Setting  `json:"core_dump_directory,omitzero"`
+	PHPIni            string   `json:"php_ini,omitempty"`
+	ScanDirs          []string `json:"scan_dirs,omitempty"`
+	INIFiles          []string `json:"ini_files"` // php.ini then conf.d files in the order PHP reads them
+	Unit              string   `json:"unit,omitempty"`
+	UnitFile          string   `json:"unit_file,omitempty"`
+	DropIns           []string `json:"drop_ins,omitempty"`
+	LimitCore         Setting  `json:"limit_core"`
+	// GlobalRlimitCore is rlimit_core in FPM's [global] section; for
+	// Apache, the `ulimit -c` of its envvars file.
 	GlobalRlimitCore Setting `json:"global_rlimit_core"`
 	Pools            []*Pool `json:"pools"`
 	// INI is the effective master-level PHP configuration (php.ini + conf.d

@@ -41,13 +41,25 @@ type Options struct {
 	// Env supplies ${VAR} values for ini files when the running master's
 	// environment cannot be read.
 	Env map[string]string
+	// ApacheConfig audits this Apache httpd configuration (with mod_php)
+	// only, instead of discovering installations; ServerRoot is its
+	// ServerRoot (default: the file's directory). PHPIni, PHPIniScanDir,
+	// PHPVersion, Binary and Unit apply to it as to FPMConfig.
+	ApacheConfig string
+	ServerRoot   string
 }
+
+// isApache reports whether PHP runs inside Apache httpd (mod_php).
+func (in *Installation) isApache() bool { return in.SAPI == SAPIApache }
 
 // Run audits the host (or tree) described by opts.
 func Run(opts Options) (*Report, error) {
 	h, err := newHost(opts.Root)
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range []*string{&opts.FPMConfig, &opts.PHPIni, &opts.Prefix, &opts.NginxConfig, &opts.ApacheConfig, &opts.ServerRoot, &opts.Binary} {
+		*p = h.given(*p)
 	}
 	r := &Report{Schema: SchemaVersion, Root: h.root, Live: h.live(), Warnings: []string{}, Findings: []Finding{}}
 	warn := func(s string) { r.Warnings = append(r.Warnings, s) }
@@ -56,19 +68,29 @@ func Run(opts Options) (*Report, error) {
 	procs := fpmProcesses(h, warn)
 
 	var cands []*Installation
-	if opts.FPMConfig != "" {
+	switch {
+	case opts.FPMConfig != "":
 		cands = []*Installation{explicitInstallation(h, opts, procs)}
-	} else {
+	case opts.ApacheConfig != "":
+		cands = []*Installation{explicitApache(h, opts)}
+	default:
 		cands = discover(h)
+		cands = append(cands, discoverApache(h, warn)...)
 		if len(cands) == 0 {
-			warn("no PHP-FPM installation found (looked for /etc/php/*/fpm/php-fpm.conf, /etc/php-fpm.conf, /etc/opt/remi/php*/php-fpm.conf); use --fpm-config")
+			warn("no PHP-FPM installation found (looked for /etc/php/*/fpm/php-fpm.conf, /etc/php-fpm.conf, /etc/opt/remi/php*/php-fpm.conf) and no Apache with mod_php (/etc/apache2, /etc/httpd); use --fpm-config or --apache-config")
 		}
 	}
 	a := &auditor{h: h, r: r, acc: readAccounts(h), procs: procs}
 	a.roots = webRoots(h, opts.NginxConfig, warn)
 	for _, in := range cands {
-		if err := a.load(in, opts); err != nil {
-			if opts.FPMConfig != "" {
+		load := a.load
+		if in.isApache() {
+			load = a.loadApache
+		} else {
+			in.SAPI = SAPIFPM
+		}
+		if err := load(in, opts); err != nil {
+			if opts.FPMConfig != "" || opts.ApacheConfig != "" {
 				return nil, err
 			}
 			warn(err.Error())
@@ -304,6 +326,26 @@ func (a *auditor) load(in *Installation, opts Options) error {
 		in.Pools = append(in.Pools, p)
 	}
 
+	a.loadUnit(in)
+
+	for _, p := range a.procs {
+		if p.Role == "master" && p.Config == in.FPMConfig {
+			in.Processes = append(in.Processes, p)
+			for _, w := range a.procs {
+				if w.Role == "worker" && w.PPID == p.PID {
+					in.Processes = append(in.Processes, w)
+				}
+			}
+		}
+	}
+	in.ExpectedCoreSize = expectedCoreSize(in.INI)
+	return nil
+}
+
+// loadUnit reads the installation's systemd unit: its LimitCORE, else
+// systemd's DefaultLimitCORE, else systemd's default (soft 0).
+func (a *auditor) loadUnit(in *Installation) {
+	h := a.h
 	if in.Unit != "" {
 		if u := loadUnit(h, in.Unit); u != nil {
 			in.UnitFile, in.DropIns = u.file, u.dropIns
@@ -332,19 +374,6 @@ func (a *auditor) load(in *Installation, opts Options) error {
 			}
 		}
 	}
-
-	for _, p := range a.procs {
-		if p.Role == "master" && p.Config == in.FPMConfig {
-			in.Processes = append(in.Processes, p)
-			for _, w := range a.procs {
-				if w.Role == "worker" && w.PPID == p.PID {
-					in.Processes = append(in.Processes, w)
-				}
-			}
-		}
-	}
-	in.ExpectedCoreSize = expectedCoreSize(in.INI)
-	return nil
 }
 
 // procEnviron reads a live process's environment.

@@ -49,7 +49,7 @@ func init() {
 	conditions = []condition{
 		signalCond, phpProcessCond, sentCond, faultCond, nativeCond, phpFrameCond, versionCond, iniCond, jitCond,
 		extensionCond, cycleCond, minFramesCond, moduleCond, kernelCond, messageCond, oomKillCond, repeatedCond,
-		truncatedCond, recursionCond, processCond, anyCond, noneCond,
+		truncatedCond, recursionCond, sapiCond, processCond, anyCond, noneCond,
 	}
 }
 
@@ -111,6 +111,22 @@ func phpProcessCond(s *Cond, _ string) (check, error) {
 	}
 	want := *s.PHPProcess
 	return func(f *facts, _ *capture) (bool, []string) { return want == f.isPHP(), nil }, nil
+}
+
+// sapi: PHP ran as one of these SAPIs.
+func sapiCond(s *Cond, _ string) (check, error) {
+	if len(s.SAPI) == 0 {
+		return nil, nil
+	}
+	want := s.SAPI
+	return func(f *facts, _ *capture) (bool, []string) {
+		for _, w := range want {
+			if w == f.sapi() {
+				return true, []string{"PHP ran as " + w}
+			}
+		}
+		return false, nil
+	}, nil
 }
 
 // sent: the signal was sent by a process (true) or raised by a fault.

@@ -32,6 +32,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 		"Repeated":   {Repeated: 2},
 		"Truncated":  {Truncated: &yes},
 		"Recursion":  {Recursion: "unbounded"},
+		"SAPI":       {SAPI: []string{"apache2handler"}},
 		"Process":    {Process: &ProcessCond{Running: &yes}},
 		"Any":        {Any: []Cond{{Message: "x"}}},
 		"None":       {None: []Cond{{Message: "x"}}},

@@ -469,3 +469,60 @@ func TestPHPRulesNeedPHP(t *testing.T) {
 		t.Fatalf("the same crash in php-fpm: %v", d)
 	}
 }
+
+// TestFixesForTheSAPI: the same crash in PHP-FPM and in Apache's mod_php
+// gets the fixes of its own server: the tracing JIT's mitigation is
+// applied to mod_php's ini files (`coroner fix --sapi apache2handler`) and
+// Apache, not php-fpm, is restarted; a death that only Apache's log
+// records (no core) is Apache's too.
+func TestFixesForTheSAPI(t *testing.T) {
+	kb, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpm := readJSON[crash.Report](t, filepath.Join("testdata", "cases", "tracing-jit-crash.json"))
+	apache := readJSON[crash.Report](t, filepath.Join("testdata", "cases", "tracing-jit-crash.json"))
+	apache.PHP.SAPI = "apache2handler"
+	apache.Process.Executable, apache.Process.Args = "/usr/sbin/apache2", "/usr/sbin/apache2 -k start"
+	texts := func(r *crash.Report, ev Evidence) (string, []crash.Fix) {
+		ds := kb.Diagnose(r, ev)
+		if len(ds) == 0 || ds[0].Rule != "tracing-jit-crash" {
+			t.Fatalf("diagnoses %v, want tracing-jit-crash", ds)
+		}
+		var b strings.Builder
+		for _, f := range ds[0].Fix {
+			b.WriteString(f.Description + "\n")
+		}
+		return ds[0].Explanation + "\n" + b.String(), ds[0].Fix
+	}
+	ft, ff := texts(fpm, Evidence{})
+	at, af := texts(apache, Evidence{})
+	if !strings.Contains(ft, "restart php-fpm") || strings.Contains(ft, "Apache") {
+		t.Errorf("FPM's fixes:\n%s", ft)
+	}
+	if strings.Contains(at, "php-fpm") || !strings.Contains(at, "restart Apache") {
+		t.Errorf("Apache's fixes name php-fpm:\n%s", at)
+	}
+	for _, f := range ff {
+		if f.SAPI != "" {
+			t.Errorf("FPM fix %+v names a SAPI", f)
+		}
+	}
+	n := 0
+	for _, f := range af {
+		if f.Mitigation != "" {
+			n++
+			if f.SAPI != "apache2handler" {
+				t.Errorf("Apache's mitigation %+v is not for mod_php", f)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no mitigation among Apache's fixes")
+	}
+	// no core: the logs say it was an Apache child
+	fpm.PHP.SAPI = ""
+	if at, _ := texts(fpm, Evidence{SAPI: "apache2handler"}); strings.Contains(at, "php-fpm") {
+		t.Errorf("an Apache child's death (from the logs) gets FPM's fixes:\n%s", at)
+	}
+}

@@ -35,6 +35,10 @@ type Evidence struct {
 	// worker, php, php-cgi ...) or not (a python crash in the kernel log),
 	// for diagnoses without a core; nil when unknown.
 	PHPProcess *bool `json:"php_process,omitempty"`
+	// SAPI is how the process ran PHP when the logs tell and no core does
+	// ("apache2handler" for an Apache child's death, "fpm-fcgi" for an FPM
+	// worker's); "" when unknown.
+	SAPI string `json:"sapi,omitempty"`
 }
 
 // KernelFault is the kernel's report of a fault.

@@ -81,7 +81,11 @@ func fingerprintParts(r *crash.Report) (native, php []string) {
 		}
 	}
 	if th != nil {
-		native = signature(nativeTokens(th.Frames, th.Cycles), overflow, fingerprintNative)
+		frames, cycles := th.Frames, th.Cycles
+		if rr := r.Reraise; rr != nil && rr.Frame > 0 && rr.Frame < len(frames) {
+			frames, cycles = frames[rr.Frame:], nil // past the handler that re-raised the signal
+		}
+		native = signature(nativeTokens(frames, cycles), overflow, fingerprintNative)
 	}
 	return native, php
 }

@@ -45,6 +45,14 @@ type facts struct {
 // Without a core, the evidence says it (the logs' classification), and
 // failing that the process is taken to be PHP: coroner is pointed at
 // PHP-FPM hosts and diagnoses non-PHP processes only when asked.
+// sapi is how the process ran PHP: the core's SAPI, else the logs'.
+func (f *facts) sapi() string {
+	if f.r.PHP != nil && f.r.PHP.SAPI != "" {
+		return f.r.PHP.SAPI
+	}
+	return f.ev.SAPI
+}
+
 func (f *facts) isPHP() bool {
 	if f.r.PHP != nil || len(f.r.Modules) > 0 || f.r.Process.Executable != "" {
 		return IsPHPProcess(f.r)
@@ -105,6 +113,11 @@ func newFacts(r *crash.Report, ev *Evidence) *facts {
 	if th != nil {
 		f.frames = th.Frames
 		f.cycles = th.Cycles
+		if rr := r.Reraise; rr != nil && rr.Frame > 0 && rr.Frame < len(th.Frames) {
+			// the frames of a handler that re-raised the signal are not the crash's
+			f.frames = th.Frames[rr.Frame:]
+			f.cycles = nil
+		}
 		if len(f.cycles) == 0 {
 			f.cycles = detectCycles(nativeNames(f.frames), 3)
 		}
@@ -164,6 +177,11 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 	case sig != signals.SIGSEGV:
 		return ""
 	case s.Code == signals.SI_KERNEL: // general protection, e.g. a non-canonical address
+		if deepStack(r) {
+			// or no room left for the frame of a SIGSEGV handler: the
+			// kernel then reports SI_KERNEL without an address
+			return crash.FaultStackOverflow
+		}
 		return crash.FaultNonCanonical
 	}
 	switch {
@@ -173,6 +191,16 @@ func signalFaultKind(r *crash.Report) crash.FaultKind {
 		return crash.FaultStackOverflow
 	}
 	return crash.FaultBadPointer
+}
+
+// deepStack reports whether the crashed thread's stack is deep enough
+// (1,000 native frames, or a PHP recursion) for a fault without an address
+// to be taken for a stack overflow rather than a general protection fault.
+func deepStack(r *crash.Report) bool {
+	if th := r.CrashedThread(); th != nil && len(th.Frames) >= 1000 {
+		return true
+	}
+	return r.PHP != nil && (r.PHP.Recursion != nil || len(r.PHP.Frames) >= 1000)
 }
 
 // nearStackPointer reports whether a SIGSEGV for an unmapped address hit
@@ -579,10 +607,14 @@ func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis
 				continue
 			}
 		}
-		d.Fix = append(d.Fix, crash.Fix{
+		fix := crash.Fix{
 			Description: fx.Description, Kind: fx.Kind, Setting: fx.Setting,
 			Value: fx.Value, Mitigation: fx.Mitigation,
-		})
+		}
+		if fix.Mitigation != "" && f.sapi() == "apache2handler" {
+			fix.SAPI = "apache2handler" // mod_php's ini files, not FPM's
+		}
+		d.Fix = append(d.Fix, fix)
 	}
 	for _, ref := range ru.References {
 		d.References = append(d.References, referenceURL(ref))

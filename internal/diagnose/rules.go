@@ -122,6 +122,10 @@ type Cond struct {
 	Repeated int `yaml:"repeated"`
 	// Truncated requires the core to be truncated (true) or whole (false).
 	Truncated *bool `yaml:"truncated"`
+	// SAPI lists how PHP ran (the core's SAPI, else the logs'): fpm-fcgi,
+	// apache2handler (mod_php), cli, cgi-fcgi...; any may match. An unknown
+	// SAPI matches none.
+	SAPI []string `yaml:"sapi"`
 	// Recursion requires a PHP recursion whose arguments repeat at every
 	// level ("unbounded": it cannot end by itself) or change ("finite").
 	Recursion string `yaml:"recursion"`

@@ -56,6 +56,9 @@ type templateData struct {
 	// every level), "finite" (they change) or ""; PHPLoopArgsText says
 	// what that means, with the calls that show it.
 	PHPLoop, PHPLoopArgs, PHPLoopArgsText string
+	// Server is the program PHP runs in: "Apache" for mod_php
+	// (apache2handler), "php-fpm" otherwise.
+	Server string
 	// PHPLoopCallback is the internal function the loop calls back
 	// through (preg_replace_callback, array_map ...), "" when none.
 	PHPLoopCallback string
@@ -69,7 +72,7 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 		subject = "process"
 	}
 	d := templateData{
-		Subject: "The " + subject, SubjectLower: "the " + subject, PHP: php,
+		Subject: "The " + subject, SubjectLower: "the " + subject, PHP: php, Server: "php-fpm",
 		Signal:       signals.Name(f.signal),
 		Sent:         f.sent,
 		SenderPID:    r.Signal.SenderPID,
@@ -88,6 +91,9 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 		FrameIndex:   cp.frameIdx,
 		SelfSent:     f.sent && r.Signal.SenderPID != 0 && r.Signal.SenderPID == r.Process.PID,
 		FaultAddress: "",
+	}
+	if f.sapi() == "apache2handler" {
+		d.Server = "Apache"
 	}
 	switch {
 	case r.Fault.Address != 0:

@@ -38,8 +38,9 @@ type Options struct {
 	// Rules are extra rules files for the knowledge base.
 	Rules []string
 	// FPMConfig and PHPIniScanDir point the audit at a non-standard FPM
-	// setup (see audit.Options).
-	FPMConfig, PHPIniScanDir string
+	// setup, ApacheConfig at a non-standard Apache with mod_php (see
+	// audit.Options).
+	FPMConfig, PHPIniScanDir, ApacheConfig string
 	// NoAudit, NoLogs and NoCores skip a source.
 	NoAudit, NoLogs, NoCores bool
 	// ShowSecrets disables redaction of cookies and credentials.
@@ -167,6 +168,9 @@ type LogQuery struct {
 	// AllProcesses counts every process's crashes in the summary, not
 	// only PHP processes'.
 	AllProcesses bool
+	// ApacheConfig is the Apache configuration that says whether Apache's
+	// children run PHP (mod_php); "" reads the host's own.
+	ApacheConfig string
 }
 
 // Host returns the Sources of this machine, or of the host tree at
@@ -204,7 +208,12 @@ func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
 	}
 	sym := logs.NewObjectSymbolizer()
 	defer sym.Close()
-	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym, AllProcesses: q.AllProcesses})
+	var modPHP *logs.ModPHP
+	if m, err := audit.ApacheModPHP(q.Root, q.ApacheConfig); err == nil && m.Known() {
+		modPHP = &logs.ModPHP{Loaded: m.Loaded(), Why: m.Why()}
+	}
+	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym,
+		AllProcesses: q.AllProcesses, ModPHP: modPHP})
 }
 
 func (h *host) Analyze(ctx context.Context, req engine.Request) (*crash.Report, error) {
@@ -251,6 +260,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	r.base = evidenceFromAudit(r.res.Audit)
 	incidents := r.crashIncidents()
 	r.analyseCores(ctx, incidents)
+	if lr := r.res.Logs; lr != nil {
+		// the cores named the requests that Apache's logs do not
+		logs.RecountURIs(&lr.Summary, lr.Incidents, opts.AllProcesses)
+	}
 	if err := r.groupIncidents(incidents); err != nil {
 		return nil, err
 	}
@@ -302,7 +315,7 @@ func (r *run) audit() {
 	if r.opts.NoAudit {
 		return
 	}
-	a, err := r.src.Audit(audit.Options{Root: r.opts.Root, FPMConfig: r.opts.FPMConfig, PHPIniScanDir: r.opts.PHPIniScanDir})
+	a, err := r.src.Audit(audit.Options{Root: r.opts.Root, FPMConfig: r.opts.FPMConfig, PHPIniScanDir: r.opts.PHPIniScanDir, ApacheConfig: r.opts.ApacheConfig})
 	if err != nil {
 		r.warn("configuration audit: %v", err)
 		return
@@ -330,7 +343,7 @@ func (r *run) readLogs(ctx context.Context) {
 		return
 	}
 	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until, Cores: r.res.Cores,
-		AllProcesses: r.opts.AllProcesses})
+		AllProcesses: r.opts.AllProcesses, ApacheConfig: r.opts.ApacheConfig})
 	if err != nil {
 		r.warn("logs: %v", err)
 		return
@@ -565,7 +578,11 @@ func (r *run) crashIncidents() []*logs.Incident {
 			continue
 		}
 		if !inc.PHP && !r.opts.AllProcesses {
-			r.addOther(otherName(inc.Comm, inc.Exe), inc.SignalName, inc.Time, inc.Core, inc.ProcessWhy)
+			name := otherName(inc.Comm, inc.Exe)
+			if inc.Comm == "" && inc.Exe == "" && inc.Apache() {
+				name = "Apache httpd"
+			}
+			r.addOther(name, inc.SignalName, inc.Time, inc.Core, inc.ProcessWhy)
 			continue
 		}
 		out = append(out, inc)
@@ -633,10 +650,15 @@ func (r *run) otherCores() {
 }
 
 // knownNotPHP reports whether a core entry is known to be of a program
-// that is not PHP (its executable or command is known and not PHP).
+// that is not PHP (its executable or command is known and not PHP; for
+// Apache, which may run mod_php, its mappings were read and hold no PHP
+// library).
 func knownNotPHP(e *coredumps.Entry) bool {
-	if e.Exe == "" && e.Comm == "" {
+	switch {
+	case e.PHPModule != "" || e.Exe == "" && e.Comm == "":
 		return false
+	case logs.IsWebServerCommand(e.Exe) || logs.IsWebServerCommand(e.Comm):
+		return e.MapsKnown // else the analysis of the core tells
 	}
 	return !logs.IsPHPCommand(e.Exe) && !logs.IsPHPCommand(e.Comm)
 }
@@ -697,7 +719,7 @@ func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int, 
 			if e.Analysable == coredumps.No {
 				continue
 			}
-			php := logs.IsPHPCommand(e.Exe) || logs.IsPHPCommand(e.Comm)
+			php := logs.IsPHPCommand(e.Exe) || logs.IsPHPCommand(e.Comm) || e.PHPModule != ""
 			switch {
 			case pass == 0 && php, pass == 1 && !php && !knownNotPHP(e), pass == 2 && all && knownNotPHP(e):
 				add(e.Path)
@@ -735,6 +757,12 @@ func evidenceFromAudit(a *audit.Report) diagnose.Evidence {
 // withIncident adds what the logs say about one crash.
 func withIncident(ev diagnose.Evidence, inc *logs.Incident) diagnose.Evidence {
 	ev.ExitSignal = inc.Signal
+	switch {
+	case inc.Apache():
+		ev.SAPI = "apache2handler"
+	case inc.Pool != "":
+		ev.SAPI = "fpm-fcgi"
+	}
 	php := inc.PHP
 	ev.PHPProcess = &php
 	ev.Messages = append(append([]string(nil), ev.Messages...), inc.Stderr...)
@@ -862,7 +890,7 @@ func missingEvidence(res *Result, incidents []*logs.Incident) []string {
 		out = append(out, msg)
 	}
 	if res.Audit == nil {
-		out = append(out, "the configuration was not audited: the INI values FPM runs with are unknown (run as root, or give --fpm-config)")
+		out = append(out, "the configuration was not audited: the INI values PHP runs with are unknown (run as root, or give --fpm-config or --apache-config)")
 	}
 	return out
 }

@@ -45,11 +45,25 @@ type CrashedPool struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
+// apachePool names the children of an Apache with mod_php as one pool, as
+// the audit does (the binary: apache2, httpd).
+const apachePool = "apache2"
+
 // poolOf is the FPM pool of a crashed process: the incident's, else the
-// worker's title in the core ("php-fpm: pool www").
+// worker's title in the core ("php-fpm: pool www"); Apache's children are
+// the pool named after Apache's binary.
 func poolOf(inc *logs.Incident, rep *crash.Report) string {
 	if inc != nil && inc.Pool != "" {
 		return inc.Pool
+	}
+	if rep != nil && rep.PHP != nil && rep.PHP.SAPI == "apache2handler" {
+		if b := filepath.Base(rep.Process.Executable); b == "httpd" || b == "apache2" {
+			return b
+		}
+		return apachePool
+	}
+	if inc != nil && inc.Apache() {
+		return apachePool
 	}
 	if rep != nil {
 		if _, after, ok := strings.Cut(rep.Process.Args, "pool "); ok && strings.HasPrefix(strings.TrimSpace(rep.Process.Args), "php-fpm") {
@@ -70,6 +84,14 @@ func findPool(a *audit.Report, name string) (*audit.Installation, *audit.Pool) {
 		for _, p := range in.Pools {
 			if p.Name == name {
 				return in, p
+			}
+		}
+	}
+	if name == "apache2" || name == "httpd" {
+		// Apache's children under whatever name the binary has here
+		for _, in := range a.Installations {
+			if in.SAPI == audit.SAPIApache && len(in.Pools) > 0 {
+				return in, in.Pools[0]
 			}
 		}
 	}
@@ -113,15 +135,16 @@ func (r *run) crashedPools() {
 	lastDump := map[string]time.Time{}
 	for _, g := range r.order {
 		for _, inc := range g.Incidents {
-			if inc.Pool == "" {
+			name := poolOf(inc, nil)
+			if name == "" {
 				continue
 			}
-			cp := get(inc.Pool)
+			cp := get(name)
 			cp.Deaths++
 			if inc.CoreDumped {
 				cp.CoresDumped++
-				if inc.Time.After(lastDump[inc.Pool]) {
-					lastDump[inc.Pool] = inc.Time
+				if inc.Time.After(lastDump[name]) {
+					lastDump[name] = inc.Time
 				}
 			}
 		}
@@ -171,13 +194,17 @@ func (r *run) crashedPools() {
 		cp.Installation, cp.Config, cp.CoreDir = in.Name, p.File, p.CoreDir
 		written := p.CoresWritten
 		cp.CoresWritten = &written
+		who, logged, record, settings := "pool "+name, "the FPM master logged \"core dumped\"", "no \"core dumped\" in the FPM log", "the pool's settings"
+		if in.SAPI == audit.SAPIApache {
+			who, logged, record, settings = in.Name+"'s children", "Apache logged \"possible coredump\" (AH00051)", "AH00052, not AH00051, in Apache's error log", "Apache's CoreDumpDirectory"
+		}
 		switch {
 		case !written && cp.CoresDumped > 0:
-			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of pool %s will NOT be written, but the FPM master logged \"core dumped\" for %d of its %d deaths (last %s): the crashes happened under another configuration than the one on disk now (kernel.core_pattern, the pool's settings or the unit changed since, or the audit read another installation)",
-				name, cp.CoresDumped, cp.Deaths, lastDump[name].Format("2006-01-02 15:04:05")))
+			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of %s will NOT be written, but %s for %d of its %d deaths (last %s): the crashes happened under another configuration than the one on disk now (kernel.core_pattern, %s or the unit changed since, or the audit read another installation)",
+				who, logged, cp.CoresDumped, cp.Deaths, lastDump[name].Format("2006-01-02 15:04:05"), settings))
 		case written && cp.Deaths > 0 && cp.CoresDumped == 0:
-			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of pool %s are written, but none of its %d deaths dumped core (no \"core dumped\" in the FPM log): the running master does not use the configuration on disk yet (restart it), or a layer the audit cannot see blocks them",
-				name, cp.Deaths))
+			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of %s are written, but none of its %d deaths dumped core (%s): the running server does not use the configuration on disk yet (restart it), or a layer the audit cannot see blocks them",
+				who, cp.Deaths, record))
 		}
 		if p.CoreDir == "(cwd)" && len(cp.ScriptDirs) > 0 {
 			var checked []string

@@ -150,7 +150,7 @@ func (p *writer) sources(r *Result) {
 	}
 	parts = append(parts, fmt.Sprintf("%s, %d analysed", cores, r.Analysed))
 	if r.Audit != nil {
-		parts = append(parts, fmt.Sprintf("%d PHP-FPM installations audited", len(r.Audit.Installations)))
+		parts = append(parts, fmt.Sprintf("%d PHP installations audited (%s)", len(r.Audit.Installations), installationNames(r.Audit)))
 	}
 	p.line("evidence: %s", strings.Join(parts, ", "))
 }
@@ -465,9 +465,12 @@ func (p *writer) capture(r *Result) {
 	p.heading("Will the next crash leave evidence?")
 	// The pools that crashed first: the audit of another pool says
 	// nothing about them.
-	crashed := map[string]bool{}
+	crashed, crashedIn := map[string]bool{}, map[string]bool{}
 	for _, cp := range r.Pools {
 		crashed[cp.Pool] = true
+		if cp.Installation != "" {
+			crashedIn[cp.Installation] = true
+		}
 		verdict := "not in the audited configuration"
 		if cp.CoresWritten != nil {
 			verdict = "cores will NOT be written"
@@ -479,7 +482,11 @@ func (p *writer) capture(r *Result) {
 			}
 			verdict += " (" + cp.Config + ")"
 		}
-		p.line("pool %s (crashed %d times): %s", cp.Pool, cp.Deaths, verdict)
+		what := "pool " + cp.Pool
+		if strings.Contains(cp.Installation, "mod_php") {
+			what = cp.Installation + " children"
+		}
+		p.line("%s (crashed %d times): %s", what, cp.Deaths, verdict)
 		for _, n := range cp.Notes {
 			p.item("MISMATCH: %s", n)
 		}
@@ -489,8 +496,8 @@ func (p *writer) capture(r *Result) {
 	for _, f := range r.Audit.Findings {
 		switch f.Status {
 		case audit.StatusBlocks, audit.StatusRisky, audit.StatusPending:
-			if len(crashed) > 0 && f.Pool != "" && !crashed[f.Pool] {
-				elsewhere++ // about a pool that did not crash
+			if len(crashed) > 0 && f.Pool != "" && !crashed[f.Pool] || len(crashedIn) > 0 && f.Installation != "" && !crashedIn[f.Installation] {
+				elsewhere++ // about a pool or an installation that did not crash
 				continue
 			}
 			where := ""
@@ -521,6 +528,19 @@ func (p *writer) capture(r *Result) {
 		p.item("%s", l)
 	}
 	if elsewhere > 0 {
-		p.item("and %d finding(s) about pools that did not crash (see `coroner audit`)", elsewhere)
+		p.item("and %d finding(s) about pools or installations that did not crash (see `coroner audit`)", elsewhere)
 	}
+}
+
+// installationNames lists the audited installations: "php8.2-fpm, apache2
+// (mod_php 8.2)".
+func installationNames(a *audit.Report) string {
+	var names []string
+	for _, in := range a.Installations {
+		names = append(names, in.Name)
+	}
+	if len(names) == 0 {
+		return "none found"
+	}
+	return strings.Join(names, ", ")
 }

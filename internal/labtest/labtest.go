@@ -56,6 +56,19 @@ type Lab struct {
 	PHPFPMInSysroot string `json:"php_fpm_in_sysroot,omitempty"`
 	// ZTS is true when the php-fpm is a thread-safe (ZTS) build.
 	ZTS bool `json:"zts,omitempty"`
+	// Server is the web server PHP ran behind: "nginx" (php-fpm; also
+	// when empty, in manifests older than this field) or "apache" (Apache
+	// httpd + mod_php, lab/run.sh --apache: PHPFPM is then the apache2
+	// binary, Libphp the PHP module it loaded, and the FPM and nginx
+	// fields are empty).
+	Server string `json:"server,omitempty"`
+	// Libphp is mod_php's libphp8.2.so (Server "apache").
+	Libphp string `json:"libphp,omitempty"`
+	// ApacheConfig, ApacheErrorLog and ApacheAccessLog are Apache's
+	// configuration and logs (Server "apache").
+	ApacheConfig    string `json:"apache_config,omitempty"`
+	ApacheErrorLog  string `json:"apache_error_log,omitempty"`
+	ApacheAccessLog string `json:"apache_access_log,omitempty"`
 	// JIT is the opcache.jit mode the lab required of the pool ("tracing"
 	// unless --ini opcache.jit=...; "" for PHP 7.4, which has no JIT, and in
 	// manifests older than this field).
@@ -154,6 +167,9 @@ type Scenario struct {
 	NginxError []string `json:"nginx_error"`
 	FPMLog     []string `json:"fpm_log"`
 	Kernel     []string `json:"kernel"`
+	// ApacheError holds Apache's error log lines of the crash (AH00051 or
+	// AH00052), with Server "apache".
+	ApacheError []string `json:"apache_error,omitempty"`
 	// Secrets are credential values the request sent (Cookie,
 	// Authorization) that a report must redact.
 	Secrets []string `json:"secrets,omitempty"`
@@ -358,6 +374,71 @@ func Release(t testing.TB, suite string) *Lab {
 	return l
 }
 
+// apacheArgs are the lab/run.sh arguments of the Apache lab (besides
+// --out): every PHP scenario, and the deep but finite recursion.
+var apacheArgs = []string{"--apache", "--scenario", "ffi-null-code", "--scenario", "shortcode-recursion", "--scenario", "kill-segv",
+	"--scenario", "abort", "--scenario", "method-closure-include", "--scenario", "deep-comments"}
+
+var (
+	apacheOnce sync.Once
+	apacheLab  *Lab
+	apacheErr  error
+)
+
+// Apache runs the crash lab's PHP scenarios on Apache httpd + mod_php
+// (lab/run.sh --apache: the host's apache2 and libapache2-mod-php8.2,
+// prefork) at most once per `go test` invocation and lab version (cached
+// like Get), and returns its artifacts: the children's cores (re-raised by
+// Apache's sig_coredump), the truth, and Apache's error log lines. It skips
+// like Get; a lab that cannot be set up is t.Fatal with the reason.
+func Apache(t testing.TB) *Lab {
+	t.Helper()
+	if os.Getenv("CORONER_NO_LAB") != "" {
+		t.Skip("CORONER_NO_LAB is set: integration tests on the crash lab are skipped")
+	}
+	if dir := os.Getenv("CORONER_APACHE_LAB_DIR"); dir != "" {
+		l, err := Read(dir)
+		if err != nil {
+			t.Fatalf("CORONER_APACHE_LAB_DIR: %v", err)
+		}
+		return l
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the crash lab needs root (Apache children, kernel.core_pattern): run the tests as root")
+	}
+	apacheOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			apacheErr = err
+			return
+		}
+		// the key covers Apache and mod_php too (a package upgrade makes a new lab)
+		ids := append([]string(nil), apacheArgs...)
+		for _, bin := range []string{"/usr/sbin/apache2", "/usr/lib/apache2/modules/libphp8.2.so"} {
+			if st, err := os.Stat(bin); err == nil {
+				ids = append(ids, fmt.Sprintf("%s:%d:%d", bin, st.Size(), st.ModTime().UnixNano()))
+			}
+		}
+		key, err := cacheKey(filepath.Join(root, "lab"), ids)
+		if err != nil {
+			apacheErr = err
+			return
+		}
+		dir := filepath.Join(os.TempDir(), "coroner-lab-apache-"+key)
+		apacheLab, apacheErr = runLockedArgs(filepath.Join(root, "lab", "run.sh"), dir, apacheArgs, 15*time.Minute)
+		if apacheErr == nil && apacheLab.Server != "apache" {
+			apacheErr = fmt.Errorf("the lab in %s ran %q, not Apache", dir, apacheLab.Server)
+		}
+		if apacheErr == nil {
+			removeStale(dir)
+		}
+	})
+	if apacheErr != nil {
+		t.Fatalf("crash lab on Apache: %v", apacheErr)
+	}
+	return apacheLab
+}
+
 // chrootRoot is where lab/chroot.sh keeps the release chroots.
 func chrootRoot() string {
 	if d := os.Getenv("CORONER_LAB_CHROOTS"); d != "" {
@@ -504,7 +585,8 @@ func Read(dir string) (*Lab, error) {
 	if l.Dir == "" {
 		l.Dir = dir
 	}
-	for _, p := range []*string{&l.FPMConfig, &l.NginxConfig, &l.NginxErrorLog, &l.NginxAccessLog, &l.FPMLog, &l.KernelLog} {
+	for _, p := range []*string{&l.FPMConfig, &l.NginxConfig, &l.NginxErrorLog, &l.NginxAccessLog, &l.FPMLog, &l.KernelLog,
+		&l.ApacheConfig, &l.ApacheErrorLog, &l.ApacheAccessLog} {
 		abs(p)
 	}
 	for name, s := range l.Scenarios {
@@ -586,7 +668,7 @@ func (l *Lab) Complete() error {
 			errs = append(errs, fmt.Errorf("scenario %s: pid %d signal %d", name, s.PID, s.Signal))
 		}
 	}
-	if l.hostRelease() && (len(l.CPrograms) > 0 || l.Dumpable) {
+	if l.hostRelease() && l.Server != "apache" && (len(l.CPrograms) > 0 || l.Dumpable) {
 		for _, name := range CProgramNames {
 			c := l.CPrograms[name]
 			if c == nil {

@@ -83,6 +83,9 @@ func FixText(f crash.Fix, markdown bool) string {
 	}
 	if f.Mitigation != "" {
 		cmd := fmt.Sprintf("coroner fix --mitigate=%s --apply", f.Mitigation)
+		if f.SAPI != "" {
+			cmd = fmt.Sprintf("coroner fix --mitigate=%s --sapi %s --apply", f.Mitigation, f.SAPI)
+		}
 		if markdown {
 			cmd = "`" + cmd + "`"
 		}

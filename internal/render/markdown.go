@@ -91,14 +91,18 @@ func (m *mdWriter) summary(r *crash.Report) {
 	if r.Fault.Kind != "" && r.Fault.Kind != crash.FaultUnknown {
 		title += " (" + string(r.Fault.Kind) + ")"
 	}
-	if th := r.CrashedThread(); th != nil && len(th.Frames) > 0 {
-		title += " in " + mdFrameShort(&th.Frames[0])
+	if ff := r.FaultFrames(); len(ff) > 0 {
+		title += " in " + mdFrameShort(&ff[0])
 	}
 	if r.PHP != nil && r.PHP.Version != "" {
 		title += ", PHP " + mdText(r.PHP.Version)
 	}
 	m.p("### %s", title)
 	m.p("")
+	if rr := r.Reraise; rr != nil {
+		m.p("Re-raised: %s", mdText(rr.Explanation))
+		m.p("")
+	}
 }
 
 func (m *mdWriter) environment(r *crash.Report) {

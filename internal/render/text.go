@@ -87,6 +87,9 @@ func (t *textWriter) header(r *crash.Report) {
 	if r.Fingerprint != "" {
 		t.p("  signature: %s", r.Fingerprint)
 	}
+	if rr := r.Reraise; rr != nil {
+		t.p("  re-raised: %s", wrap(rr.Explanation, 96, "             "))
+	}
 	t.p("")
 }
 
@@ -180,8 +183,8 @@ func (t *textWriter) fault(r *crash.Report) {
 	t.p("FAULT: %s", f.Kind)
 	if f.Instruction != "" {
 		where := ""
-		if ct := r.CrashedThread(); ct != nil && len(ct.Frames) > 0 {
-			f0 := &ct.Frames[0]
+		if ff := r.FaultFrames(); len(ff) > 0 {
+			f0 := &ff[0]
 			where = "  at " + frameName(f0)
 			if len(f0.Inlined) > 0 {
 				// the code that faulted is the innermost inlined function

@@ -392,3 +392,158 @@ ln -s /nonexistent/dangling.conf $R/etc/php/8.2/fpm/pool.d/dangling.conf
 mkdir -p $R/etc/php/8.2/fpm/php.ini $R/etc/php/8.2/fpm/conf.d
 touch $R/etc/php/8.2/fpm/php.ini/.keep  # a directory where php.ini should be (git keeps no empty dirs)
 printf '\x00\x01\xff\xfe[[[\n=\n"\n' > $R/etc/php/8.2/fpm/conf.d/10-garbage.ini
+
+# --- Apache httpd + mod_php -------------------------------------------------
+# debian12-apache: Debian's apache2 with libapache2-mod-php8.2 as installed (no
+# CoreDumpDirectory, no LimitCORE), a vhost that sets opcache.jit with
+# php_admin_value, the tracing JIT in mod_php's conf.d; a running parent and child.
+R=debian12-apache
+rm -rf $R
+proc_sys $R core 0 0 0
+accounts $R www-data 33
+mkdir -p $R/run/systemd/system && touch $R/run/systemd/system/.keep
+w $R/etc/apache2/envvars <<'EOF'
+# envvars - default environment variables for apache2ctl
+unset HOME
+if [ "${APACHE_CONFDIR##/etc/apache2-}" != "${APACHE_CONFDIR}" ] ; then
+	SUFFIX="-${APACHE_CONFDIR##/etc/apache2-}"
+else
+	SUFFIX=
+fi
+export APACHE_RUN_USER=www-data
+export APACHE_RUN_GROUP=www-data
+export APACHE_PID_FILE=/var/run/apache2$SUFFIX/apache2.pid
+export APACHE_LOG_DIR=/var/log/apache2$SUFFIX
+## The command to get the status for 'apache2ctl status'.
+#export APACHE_LYNX='www-browser -dump'
+EOF
+w $R/etc/apache2/apache2.conf <<'EOF'
+# This is the main Apache server configuration file.
+#ServerRoot "/etc/apache2"
+DefaultRuntimeDir ${APACHE_RUN_DIR}
+PidFile ${APACHE_PID_FILE}
+Timeout 300
+KeepAlive On
+# These need to be set in /etc/apache2/envvars
+User ${APACHE_RUN_USER}
+Group ${APACHE_RUN_GROUP}
+HostnameLookups Off
+ErrorLog ${APACHE_LOG_DIR}/error.log
+LogLevel warn
+# Include module configuration:
+IncludeOptional mods-enabled/*.load
+IncludeOptional mods-enabled/*.conf
+Include ports.conf
+<Directory />
+	Options FollowSymLinks
+	AllowOverride None
+	Require all denied
+</Directory>
+AccessFileName .htaccess
+IncludeOptional conf-enabled/*.conf
+IncludeOptional sites-enabled/*.conf
+EOF
+printf 'Listen 80\n' | w $R/etc/apache2/ports.conf
+printf '# Depends: mpm_prefork\nLoadModule php_module /usr/lib/apache2/modules/libphp8.2.so\n' | w $R/etc/apache2/mods-enabled/php8.2.load
+printf 'LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so\n' | w $R/etc/apache2/mods-enabled/mpm_prefork.load
+w $R/etc/apache2/mods-enabled/php8.2.conf <<'EOF'
+<FilesMatch ".+\.ph(?:ar|p|tml)$">
+    SetHandler application/x-httpd-php
+</FilesMatch>
+EOF
+printf 'ServerTokens OS\nServerSignature On\n' | w $R/etc/apache2/conf-enabled/security.conf
+w $R/etc/apache2/sites-enabled/000-default.conf <<'EOF'
+<VirtualHost *:80>
+	ServerAdmin webmaster@localhost
+	DocumentRoot /var/www/html
+	<Directory /var/www/html>
+		# the shop's JIT setting, per virtual host
+		php_admin_value opcache.jit "tracing"
+		php_value memory_limit 256M
+	</Directory>
+	ErrorLog ${APACHE_LOG_DIR}/error.log
+</VirtualHost>
+EOF
+mkdir -p $R/var/www/html && printf '<?php phpinfo();\n' | w $R/var/www/html/index.php
+w $R/etc/php/8.2/apache2/php.ini <<'EOF'
+[PHP]
+memory_limit = 128M
+[opcache]
+;opcache.enable=1
+EOF
+printf 'zend_extension=opcache.so\nopcache.jit=tracing\nopcache.jit_buffer_size=64M\n' | w $R/etc/php/8.2/apache2/conf.d/10-opcache.ini
+printf 'extension=ffi.so\n' | w $R/etc/php/8.2/apache2/conf.d/20-ffi.ini
+w $R/lib/systemd/system/apache2.service <<'EOF'
+[Unit]
+Description=The Apache HTTP Server
+After=network.target remote-fs.target nss-lookup.target
+Documentation=https://httpd.apache.org/docs/2.4/
+
+[Service]
+Type=forking
+Environment=APACHE_STARTED_BY_SYSTEMD=true
+ExecStart=/usr/sbin/apachectl start
+ExecStop=/usr/sbin/apachectl graceful-stop
+ExecReload=/usr/sbin/apachectl graceful
+KillMode=mixed
+PrivateTmp=true
+Restart=on-abort
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# rhel9-httpd: RHEL's httpd with mod_php (15-php.conf), CoreDumpDirectory
+# /var/crash/httpd, an absolute core_pattern, LimitCORE=infinity: cores are
+# written. (php.ini and libphp.so stand in for the packages' files.)
+R=rhel9-httpd
+rm -rf $R
+proc_sys $R '/var/crash/core.%e.%p' 0 0 0
+accounts $R apache 48
+mkdir -p $R/run/systemd/system && touch $R/run/systemd/system/.keep
+mkdir -p $R/var/crash/httpd && chmod 1733 $R/var/crash $R/var/crash/httpd
+touch $R/var/crash/httpd/.keep $R/var/crash/.keep
+w $R/etc/httpd/conf/httpd.conf <<'EOF'
+ServerRoot "/etc/httpd"
+Listen 80
+Include conf.modules.d/*.conf
+User apache
+Group apache
+ServerAdmin root@localhost
+DocumentRoot "/var/www/html"
+ErrorLog "logs/error_log"
+IncludeOptional conf.d/*.conf
+EOF
+printf 'LoadModule mpm_prefork_module modules/mod_mpm_prefork.so\n' | w $R/etc/httpd/conf.modules.d/00-mpm.conf
+w $R/etc/httpd/conf.modules.d/15-php.conf <<'EOF'
+# Cannot load both php5, php7 and php modules
+<IfModule !mod_php5.c>
+  <IfModule !mod_php7.c>
+    <IfModule prefork.c>
+      LoadModule php_module modules/libphp.so
+    </IfModule>
+  </IfModule>
+</IfModule>
+EOF
+printf '# Apache writes cores here (and makes its children dumpable)\nCoreDumpDirectory /var/crash/httpd\n' | w $R/etc/httpd/conf.d/coredump.conf
+printf 'PHP module stand-in; X-Powered-By: PHP/8.1.27\n' | w $R/etc/httpd/modules/libphp.so
+printf '[PHP]\nmemory_limit = 128M\npcre.jit = 1\n' | w $R/etc/php.ini
+printf 'zend_extension=opcache\nopcache.enable=1\nopcache.jit=function\nopcache.jit_buffer_size=32M\n' | w $R/etc/php.d/10-opcache.ini
+w $R/usr/lib/systemd/system/httpd.service <<'EOF'
+[Unit]
+Description=The Apache HTTP Server
+After=network.target remote-fs.target nss-lookup.target httpd-init.service
+
+[Service]
+Type=notify
+Environment=LANG=C
+ExecStart=/usr/sbin/httpd $OPTIONS -DFOREGROUND
+ExecReload=/usr/sbin/httpd $OPTIONS -k graceful
+KillSignal=SIGWINCH
+KillMode=mixed
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+EOF
+printf '[Service]\nLimitCORE=infinity\n' | w $R/etc/systemd/system/httpd.service.d/core.conf

@@ -115,6 +115,12 @@ type analysis struct {
 	report *crash.Report
 	// unwound frames per thread, kept for PHP annotation
 	raw [][]unwind.Frame
+	// faultRegs are the registers at the fault and faultFrame the index of
+	// the faulting frame in the crashed thread, when a signal handler
+	// re-raised the signal (see findReraise); trap is its signal frame.
+	faultRegs  *crash.Registers
+	faultFrame int
+	trap       *sigframe
 	// phpLayout is told the time deriving the PHP layout took (0: not
 	// derived now); it runs concurrently with unwinding (preparePHP).
 	phpLayout chan time.Duration
@@ -220,6 +226,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
+	a.findReraise()
 	a.stage("unwind", t)
 
 	// Name PHP's internals (reading its function tables) while the PHP

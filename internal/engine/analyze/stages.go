@@ -135,6 +135,9 @@ func (a *analysis) runPHP() {
 	// thread's): a thread-safe PHP has globals per thread, found from its
 	// fs_base.
 	regs := a.report.Threads[0].Registers
+	if a.faultRegs != nil {
+		regs = *a.faultRegs
+	}
 	crashedTID := a.report.Threads[0].TID
 	threads := []php.Thread{{TID: crashedTID, Crashed: true, Registers: regs}}
 	for _, th := range a.core.Threads() {
@@ -254,12 +257,18 @@ func (a *analysis) explainFault() {
 		th := &a.report.Threads[0]
 		in.Registers = th.Registers
 		in.Frames = th.Frames
-		if rip, ok := in.Registers.Get(crash.RegRIP); ok {
+		if a.faultRegs != nil && a.faultFrame < len(th.Frames) {
+			// a handler re-raised the signal: explain the first one, at
+			// the frame it interrupted
+			in.Registers = *a.faultRegs
+			in.Frames = th.Frames[a.faultFrame:]
+		}
+		if rip, ok := in.Registers.Get(crash.RegRIP); ok && len(in.Frames) > 0 {
 			code := make([]byte, 16)
 			if n, _ := a.core.ReadAt(code, int64(rip)); n > 0 {
 				in.Code = code[:n]
 			}
-			f0 := th.Frames[0]
+			f0 := in.Frames[0]
 			if f0.Function != "" || f0.FunctionSource == "eh-frame" {
 				if off := uint64(f0.FunctionOffset); off < maxFunctionCode {
 					// The whole function (to its .eh_frame end) lets the
@@ -282,4 +291,9 @@ func (a *analysis) explainFault() {
 		in.Mappings = append(in.Mappings, fault.Mapping{Start: m.Start, End: m.End, Read: m.Read, Write: m.Write, Exec: m.Exec, Path: m.Path})
 	}
 	a.report.Fault = fault.Explain(in)
+	if a.trap != nil && !a.report.Signal.Sent {
+		if d := trapDetail(a.trap); d != "" {
+			a.report.Fault.Details = append(a.report.Fault.Details, d)
+		}
+	}
 }

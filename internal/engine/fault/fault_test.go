@@ -559,3 +559,49 @@ func regsOf(m map[string]uint64) crash.Registers {
 	}
 	return regs
 }
+
+// TestStackExhaustedEverySignal: a thread whose stack pointer (or the
+// stack access of its instruction) is in the guard gap under its stack has
+// overflowed it, whatever the kernel reported: SI_KERNEL without an address
+// (Apache's children, whose SIGSEGV handler had no room for its frame),
+// SEGV_ACCERR, SIGBUS. The same instruction with the stack pointer inside
+// its stack stays what it was (a general protection fault, a write to
+// read-only memory).
+func TestStackExhaustedEverySignal(t *testing.T) {
+	rip := textMap.Start + 0x3000
+	low := stackMap.Start - 0x3d40 // 0x3d40 bytes under the stack, as in the recursion core
+	gp := crash.Signal{Number: 11, Name: "SIGSEGV", Code: 0x80, CodeName: "SI_KERNEL"}
+	movRDX := []byte{0x48, 0x8b, 0x50, 0x08} // mov rdx,[rax+8]
+	cases := []struct {
+		name     string
+		in       Input
+		kind     crash.FaultKind
+		register string
+		contains []string
+	}{
+		{"SI_KERNEL, rsp under the stack", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": low, "rax": roMap.Start}), Code: movRDX, Mappings: maps},
+			crash.FaultStackOverflow, "rsp", []string{"Stack overflow", "0x3d40 bytes below the thread's stack mapping"}},
+		{"SI_KERNEL, a call at the stack's lowest address", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.Start, "rax": rip}), Code: []byte{0xff, 0xd0}, Mappings: maps},
+			crash.FaultStackOverflow, "rsp", []string{"Stack overflow", "could not write the stack"}},
+		{"SEGV_ACCERR elsewhere, rsp under the stack", Input{Signal: segv(2, roMap.Start+0x10), Registers: regsOf(map[string]uint64{"rip": rip, "rsp": low, "rbx": roMap.Start}), Code: []byte{0xc6, 0x43, 0x10, 0x00}, Mappings: maps},
+			crash.FaultStackOverflow, "rsp", []string{"Stack overflow", "below the thread's stack mapping"}},
+		{"SIGBUS, rsp under the stack", Input{Signal: crash.Signal{Number: 7, Name: "SIGBUS", Code: 2, Address: crash.Addr(low - 8)}, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": low}), Code: []byte{0x55}, Mappings: maps},
+			crash.FaultStackOverflow, "rsp", []string{"Stack overflow"}},
+		// the stack pointer inside the stack: not an overflow
+		{"SI_KERNEL on a non-canonical pointer", Input{Signal: gp, Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.End - 0x100, "rax": 0xdead000000000000}), Code: movRDX, Mappings: maps},
+			crash.FaultNonCanonical, "rax", []string{"canonical"}},
+		{"SEGV_ACCERR write to read-only memory", Input{Signal: segv(2, roMap.Start+0x10), Registers: regsOf(map[string]uint64{"rip": rip, "rsp": stackMap.End - 0x100, "rbx": roMap.Start}), Code: []byte{0xc6, 0x43, 0x10, 0x00}, Mappings: maps},
+			crash.FaultWriteReadOnly, "rbx", []string{"read-only"}},
+	}
+	for _, c := range cases {
+		f := Explain(c.in)
+		if f.Kind != c.kind || f.Register != c.register {
+			t.Errorf("%s: kind %q register %q, want %q %q: %s", c.name, f.Kind, f.Register, c.kind, c.register, f.Explanation)
+		}
+		for _, w := range c.contains {
+			if !strings.Contains(f.Explanation, w) {
+				t.Errorf("%s: %q lacks %q", c.name, f.Explanation, w)
+			}
+		}
+	}
+}

@@ -251,6 +251,9 @@ func (e *explainer) memory() {
 	}
 	accs := e.accesses()
 	if sig.Code == signals.SI_KERNEL {
+		if e.stackExhausted(accs) {
+			return
+		}
 		e.generalProtection(accs)
 		return
 	}
@@ -272,10 +275,13 @@ func (e *explainer) memory() {
 	e.registerDetails(acc)
 
 	if e.signal() == signals.SIGBUS {
+		if e.stackExhausted(accs) {
+			return
+		}
 		e.busError(fault, verb)
 		return
 	}
-	if e.stackOverflow(fault, acc, verb) {
+	if e.stackOverflow(fault, acc, verb) || (fault >= nullLimit && e.stackExhausted(accs)) {
 		return
 	}
 	if fault < nullLimit {
@@ -496,16 +502,90 @@ func (e *explainer) stackOverflow(fault uint64, acc *access, verb string) bool {
 	case stack == nil && e.stackAbove(rsp) && guard && (fault >= rsp && fault-rsp <= nearSP || fault < rsp && rsp-fault <= nearSP):
 		why = fmt.Sprintf("the stack pointer (rsp = %#x) has moved below the thread's stack into the guard gap, and %s address %#x failed", rsp, verb, fault)
 	}
-	rec := e.recursion()
-	if why == "" && rec != "" && guard && (fault <= rsp && rsp-fault <= stackGap || fault > rsp && fault-rsp <= nearSP) {
+	if why == "" && e.recursion() != "" && guard && (fault <= rsp && rsp-fault <= stackGap || fault > rsp && fault-rsp <= nearSP) {
 		why = fmt.Sprintf("%s address %#x near the stack pointer (rsp = %#x) failed", verb, fault, rsp)
 	}
 	if why == "" {
 		return false
 	}
+	e.overflow(why, rsp, stack)
+	return true
+}
+
+// stackExhausted decides, whatever the signal and its code, whether the
+// stack pointer or a stack access of the faulting instruction lies in the
+// guard gap under a thread's stack. The kernel reports such a fault as
+// SEGV_MAPERR at the address, but also as SI_KERNEL without an address
+// (when it could not push the frame of the process's SIGSEGV handler on
+// the exhausted stack, as under Apache), as SEGV_ACCERR (a guard page
+// mapped without access) or as SIGBUS.
+func (e *explainer) stackExhausted(accs []access) bool {
+	rsp, ok := e.reg(crash.RegRSP)
+	if !ok || len(e.in.Mappings) == 0 {
+		return false
+	}
+	why := ""
+	var stack *Mapping
+	if top := e.stackOver(rsp); top != nil {
+		stack = top
+		why = fmt.Sprintf("the stack pointer (rsp = %#x) is %#x bytes below the thread's stack mapping, in the guard gap under it", rsp, top.Start-rsp)
+		e.f.Address = crash.Addr(rsp)
+		e.f.Register = crash.RegRSP.String()
+	} else {
+		for i := range accs {
+			a := &accs[i]
+			if !a.implicit && a.base != crash.RegRSP && a.base != crash.RegRBP {
+				continue
+			}
+			top := e.stackOver(a.addr)
+			if top == nil {
+				continue
+			}
+			verb := "read"
+			if a.write {
+				verb = "write"
+			}
+			what := "the instruction"
+			if e.inst != nil {
+				what = "the " + strings.ToLower(e.inst.Op.String()) + " instruction"
+			}
+			why = fmt.Sprintf("%s could not %s the stack at %#x (rsp = %#x), %#x bytes below the thread's stack mapping, in the guard gap under it", what, verb, a.addr, rsp, top.Start-a.addr)
+			e.f.Address = crash.Addr(a.addr)
+			e.f.Register = a.base.String()
+			stack = top
+			break
+		}
+	}
+	if why == "" {
+		return false
+	}
+	e.overflow(why, rsp, stack)
+	return true
+}
+
+// stackOver returns the writable mapping that starts within stackGap above
+// addr when addr itself is unmapped or in a guard page: the stack whose
+// guard gap addr is in; nil otherwise.
+func (e *explainer) stackOver(addr uint64) *Mapping {
+	if !e.guardLike(addr) {
+		return nil
+	}
+	var best *Mapping
+	for i := range e.in.Mappings {
+		m := &e.in.Mappings[i]
+		if m.Write && m.Start > addr && m.Start-addr <= stackGap && (best == nil || m.Start < best.Start) {
+			best = m
+		}
+	}
+	return best
+}
+
+// overflow explains a stack overflow: why the access failed, then what
+// filled the stack.
+func (e *explainer) overflow(why string, rsp uint64, stack *Mapping) {
 	e.f.Kind = crash.FaultStackOverflow
 	e.f.Explanation = fmt.Sprintf("Stack overflow%s: %s.", e.where(), why)
-	if rec != "" {
+	if rec := e.recursion(); rec != "" {
 		e.f.Explanation += " " + rec
 	} else if n := len(e.in.Frames); n > 200 {
 		e.f.Explanation += fmt.Sprintf(" The stack holds %d frames: deep or runaway recursion.", n)
@@ -519,7 +599,6 @@ func (e *explainer) stackOverflow(fault uint64, acc *access, verb string) bool {
 	} else if near := e.nearest(rsp); near != "" {
 		e.detail("rsp = %#x is outside any writable mapping; nearest mapping: %s", rsp, near)
 	}
-	return true
 }
 
 // stackAbove reports whether a writable mapping starts within stackGap

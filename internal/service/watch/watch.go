@@ -67,6 +67,10 @@ type Config struct {
 	// with mod_php, FrankenPHP), the others are counted in /metrics
 	// (coroner_other_process_crashes_total).
 	AllProcesses bool
+	// ModPHP is what the host's Apache configuration says of mod_php
+	// (nil: not read): Apache's children are PHP processes only with it
+	// (see logs.Options.ModPHP).
+	ModPHP *logs.ModPHP
 	// Workers bounds concurrent analyses (default 1).
 	Workers int
 	// Queue bounds the cores waiting for analysis (default 64). A core that
@@ -290,7 +294,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) followLogs(ctx context.Context) {
-	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses}
+	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP}
 	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
 	if len(w.cfg.CoreDirs) > 0 {
 		fo.Cores = func() []*coredumps.Entry {

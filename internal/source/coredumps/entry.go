@@ -76,6 +76,12 @@ type Entry struct {
 	// FileBuildID the one of the executable on disk now.
 	BuildID     string `json:"build_id,omitempty"`
 	FileBuildID string `json:"file_build_id,omitempty"`
+	// PHPModule is the library of PHP the process mapped when its
+	// executable is not PHP itself (libphp8.2.so of Apache's mod_php,
+	// FrankenPHP), from the core's NT_FILE; MapsKnown says the core's
+	// mappings were read, so that an empty PHPModule means it maps none.
+	PHPModule string `json:"php_module,omitempty"`
+	MapsKnown bool   `json:"maps_known,omitempty"`
 	// Meta holds the store's own fields (xattrs, journal, .crash, ABRT files).
 	Meta map[string]string `json:"meta,omitempty"`
 

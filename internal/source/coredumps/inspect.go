@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -225,6 +227,10 @@ func fillFromCore(e *Entry, info *CoreInfo) {
 		e.GID = info.GID
 	}
 	e.BuildID = info.ExeBuildID
+	if len(info.Mappings) > 0 {
+		e.MapsKnown = true
+		e.PHPModule = phpLibrary(info.Mappings)
+	}
 	if info.Args != "" {
 		e.meta("psargs", info.Args)
 	}
@@ -354,4 +360,21 @@ func peekCrash(e *Entry) (*CoreInfo, error) {
 		err = fmt.Errorf("%s: CoreDump: %w", e.Path, err)
 	}
 	return info, err
+}
+
+// libphpRE matches PHP's embeddable library: Apache's mod_php
+// (libphp8.2.so, libphp.so, libphp7.so, mod_php7.so on old builds) and
+// FrankenPHP's.
+var libphpRE = regexp.MustCompile(`^(libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+
+// phpLibrary is the path of PHP's library among a core's mappings, "" when
+// it maps none.
+func phpLibrary(maps []FileMapping) string {
+	for _, m := range maps {
+		p := strings.TrimSuffix(m.Path, " (deleted)")
+		if libphpRE.MatchString(path.Base(p)) {
+			return p
+		}
+	}
+	return ""
 }

@@ -45,6 +45,22 @@ type Options struct {
 	// default only PHP processes are counted and the others are listed
 	// apart (Summary.Others).
 	AllProcesses bool
+	// ModPHP is what the host's Apache configuration says of mod_php; nil
+	// when it was not read. An Apache child (or an apache2/httpd process
+	// of a kernel line) is a PHP process when its core maps PHP's library
+	// or it crashed in one; failing those, when ModPHP says Apache loads
+	// mod_php. Apache serving PHP through PHP-FPM (proxy_fcgi), or serving
+	// no PHP, has children whose deaths are not PHP's.
+	ModPHP *ModPHP
+}
+
+// ModPHP is whether the host's Apache runs PHP inside its children
+// (mod_php), as its configuration says.
+type ModPHP struct {
+	Loaded bool
+	// Why names the configuration and its LoadModule line (or the lack
+	// of one).
+	Why string
 }
 
 // InputStat says what was read from one input.
@@ -259,7 +275,7 @@ func Analyze(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Cores = opts.Cores
-	res.Incidents, res.CoreLinks = correlate(events, res.Cores)
+	res.Incidents, res.CoreLinks = correlate(events, res.Cores, opts.ModPHP)
 	if res.Incidents == nil {
 		res.Incidents = []*Incident{}
 	}

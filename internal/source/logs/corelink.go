@@ -205,7 +205,7 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 			continue
 		}
 		u := UnlinkedCore{Path: c.Path, PID: c.PID, Comm: c.Comm, Exe: c.Exe, Time: c.Time,
-			PHP: IsPHPCommand(c.Exe) || IsPHPCommand(c.Comm), Why: why[i]}
+			PHP: IsPHPCommand(c.Exe) || IsPHPCommand(c.Comm) || c.PHPModule != "", Why: why[i]}
 		if u.Why == "" {
 			u.Why = unlinkedWhy(c, incs)
 		}

@@ -68,27 +68,41 @@ func TestIsPHPCommand(t *testing.T) {
 }
 
 // TestClassify: how an incident is known to be of a PHP process, or not.
+// An Apache child is PHP's only with mod_php: its core maps libphp, it
+// crashed in it, or Apache's configuration loads it.
 func TestClassify(t *testing.T) {
+	loaded := &ModPHP{Loaded: true, Why: "/etc/apache2/mods-enabled/php8.2.load:3: LoadModule php_module ... loads mod_php"}
+	absent := &ModPHP{Why: "/etc/apache2/apache2.conf loads no PHP module"}
+	apacheCore := &coredumps.Entry{Exe: "/usr/sbin/apache2", Comm: "apache2", MapsKnown: true, PHPModule: "/usr/lib/apache2/modules/libphp8.2.so"}
+	plainApacheCore := &coredumps.Entry{Exe: "/usr/sbin/apache2", Comm: "apache2", MapsKnown: true}
 	cases := []struct {
-		inc  Incident
-		core *coredumps.Entry
-		php  bool
-		why  string
+		inc    Incident
+		core   *coredumps.Entry
+		modPHP *ModPHP
+		php    bool
+		why    string
 	}{
-		{Incident{Pool: "www", PID: 1}, nil, true, "pool www"},
-		{Incident{apache: true, PID: 1}, nil, true, "Apache child"},
-		{Incident{Comm: "php8.2", PID: 1}, nil, true, "command php8.2"},
-		{Incident{Comm: "apache2", PID: 1, Fault: &KernelFault{Module: "libphp8.2.so"}}, nil, true, "libphp8.2.so"},
-		{Incident{Comm: "apache2", PID: 1, Fault: &KernelFault{Module: "libc.so.6"}}, nil, false, "no sign of PHP"},
-		{Incident{Comm: "sh", PID: 1}, &coredumps.Entry{Exe: "/usr/sbin/php-fpm8.2"}, true, "the core's executable"},
-		{Incident{Comm: "python3", PID: 1}, nil, false, "python3 is not PHP"},
-		{Incident{Comm: "svc", PID: 1, buildIDs: map[string]string{"/usr/lib/apache2/modules/libphp8.2.so": "ab"}}, nil, true, "systemd-coredump"},
+		{Incident{Pool: "www", PID: 1}, nil, nil, true, "pool www"},
+		{Incident{apache: true, PID: 1}, nil, nil, false, "no Apache configuration read"},
+		{Incident{apache: true, PID: 1}, nil, loaded, true, "Apache child with mod_php (/etc/apache2/mods-enabled/php8.2.load:3"},
+		{Incident{apache: true, PID: 1}, nil, absent, false, "Apache child without mod_php (/etc/apache2/apache2.conf loads no PHP module)"},
+		{Incident{apache: true, PID: 1}, apacheCore, absent, true, "apache2 with libphp8.2.so loaded (the core's mappings)"},
+		{Incident{apache: true, PID: 1}, plainApacheCore, loaded, false, "core maps no PHP library"},
+		{Incident{apache: true, PID: 1, Fault: &KernelFault{Module: "libphp8.2.so"}}, nil, absent, true, "crashed in libphp8.2.so"},
+		{Incident{Comm: "php8.2", PID: 1}, nil, nil, true, "command php8.2"},
+		{Incident{Comm: "apache2", PID: 1, Fault: &KernelFault{Module: "libphp8.2.so"}}, nil, nil, true, "libphp8.2.so"},
+		{Incident{Comm: "apache2", PID: 1, Fault: &KernelFault{Module: "libc.so.6"}}, nil, nil, false, "no sign of PHP"},
+		{Incident{Comm: "apache2", PID: 1, Fault: &KernelFault{Module: "libc.so.6"}}, nil, loaded, true, "apache2 with mod_php"},
+		{Incident{Comm: "httpd", PID: 1}, nil, absent, false, "httpd without mod_php"},
+		{Incident{Comm: "sh", PID: 1}, &coredumps.Entry{Exe: "/usr/sbin/php-fpm8.2"}, nil, true, "the core's executable"},
+		{Incident{Comm: "python3", PID: 1}, nil, loaded, false, "python3 is not PHP"},
+		{Incident{Comm: "svc", PID: 1, buildIDs: map[string]string{"/usr/lib/apache2/modules/libphp8.2.so": "ab"}}, nil, nil, true, "systemd-coredump"},
 	}
 	for _, c := range cases {
 		inc := c.inc
-		classify(&inc, c.core)
+		classify(&inc, c.core, c.modPHP)
 		if inc.PHP != c.php || !strings.Contains(inc.ProcessWhy, c.why) {
-			t.Errorf("%+v: PHP %v (%s), want %v (%s)", c.inc, inc.PHP, inc.ProcessWhy, c.php, c.why)
+			t.Errorf("%+v (core %+v, mod_php %+v): PHP %v (%s), want %v (%s)", c.inc, c.core, c.modPHP, inc.PHP, inc.ProcessWhy, c.php, c.why)
 		}
 	}
 }

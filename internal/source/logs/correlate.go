@@ -72,6 +72,10 @@ type Incident struct {
 	apache   bool              // anchored on Apache's record of a child death
 }
 
+// Apache reports whether the incident is the death of an Apache child
+// (Apache's own record of it: AH00051 / AH00052).
+func (inc *Incident) Apache() bool { return inc.apache }
+
 // Link is one piece of evidence attached to an incident.
 type Link struct {
 	Source     Source    `json:"source"`
@@ -132,7 +136,7 @@ func signalKind(sig int) string {
 
 // correlate builds incidents from time-sorted events and core files, and
 // says which cores it linked.
-func correlate(events []Event, cores []*coredumps.Entry) ([]*Incident, CoreLinks) {
+func correlate(events []Event, cores []*coredumps.Entry, modPHP *ModPHP) ([]*Incident, CoreLinks) {
 	c := &correlator{events: events, byPID: map[int][]int{}, usedKernel: map[int]bool{}, usedCoredump: map[int]bool{}}
 	for i := range events {
 		if events[i].PID > 0 {
@@ -172,7 +176,7 @@ func correlate(events []Event, cores []*coredumps.Entry) ([]*Incident, CoreLinks
 			inc.Site = inc.Fault.Site()
 		}
 		checkBuildID(inc)
-		classify(inc, byInc[inc])
+		classify(inc, byInc[inc], modPHP)
 	}
 	return incs, links
 }

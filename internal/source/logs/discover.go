@@ -89,7 +89,29 @@ func Discover(o DiscoverOptions) []Input {
 	globAdd("/var/log/php-fpm/error.log", FormatFPM, "php-fpm default (RHEL)")
 	globAdd("/var/log/php-fpm/*slow*.log", FormatSlowlog, "php-fpm slowlog (RHEL)")
 	globAdd("/var/log/php*-fpm*slow*.log", FormatSlowlog, "php-fpm slowlog")
-	// Apache.
+	// Apache: the main server's ErrorLog (where Apache records its
+	// children's deaths, AH00051/AH00052), then the defaults.
+	for _, l := range []struct{ conf, root, envvars string }{
+		{"/etc/apache2/apache2.conf", "/etc/apache2", "/etc/apache2/envvars"},
+		{"/etc/httpd/conf/httpd.conf", "/etc/httpd", ""},
+	} {
+		vars := map[string]string{"APACHE_LOG_DIR": "/var/log/apache2"}
+		if l.envvars != "" {
+			for _, d := range configDirectives([]string{r(l.envvars)}, regexp.MustCompile(`^\s*export\s+(APACHE_LOG_DIR)=(\S+)`)) {
+				vars[d.key] = os.Expand(d.value, func(string) string { return "" }) // $SUFFIX is empty for the main instance
+			}
+		}
+		for _, d := range configDirectives([]string{r(l.conf)}, regexp.MustCompile(`^\s*(ErrorLog)\s+(\S+)`)) {
+			v := os.Expand(d.value, func(k string) string { return vars[k] })
+			switch {
+			case strings.HasPrefix(v, "|") || strings.HasPrefix(v, "syslog") || v == "":
+				continue // a piped logger or syslog: read with the journal or syslog
+			case !strings.HasPrefix(v, "/"):
+				v = filepath.Join(l.root, v)
+			}
+			add(r(v), FormatApacheError, "Apache ErrorLog in "+l.conf)
+		}
+	}
 	add(r("/var/log/apache2/error.log"), FormatApacheError, "apache default (Debian)")
 	add(r("/var/log/httpd/error_log"), FormatApacheError, "apache default (RHEL)")
 	// Kernel.

@@ -44,3 +44,33 @@ func TestDiscover(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestDiscoverApache: the main server's ErrorLog of Debian's apache2
+// (${APACHE_LOG_DIR} from envvars, whose $SUFFIX is empty for the main
+// instance) and of RHEL's httpd (relative to ServerRoot), with rotations;
+// a piped ErrorLog is left to the journal.
+func TestDiscoverApache(t *testing.T) {
+	root := t.TempDir()
+	write := func(p, s string) {
+		t.Helper()
+		p = filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/apache2/envvars", "export APACHE_LOG_DIR=/srv/apache$SUFFIX\n")
+	write("etc/apache2/apache2.conf", "ErrorLog ${APACHE_LOG_DIR}/main-error.log\n<VirtualHost *:80>\n  ErrorLog \"|/usr/bin/logger -t site\"\n</VirtualHost>\n")
+	write("srv/apache/main-error.log", "")
+	write("srv/apache/main-error.log.1", "")
+	write("etc/httpd/conf/httpd.conf", "ServerRoot \"/etc/httpd\"\nErrorLog \"logs/error_log\"\n")
+	write("etc/httpd/logs/error_log", "")
+	var got []string
+	for _, in := range Discover(DiscoverOptions{Root: root, NoCommands: true}) {
+		got = append(got, strings.TrimPrefix(in.Path, root)+"="+string(in.Format))
+	}
+	want := []string{"/srv/apache/main-error.log.1=apache-error", "/srv/apache/main-error.log=apache-error", "/etc/httpd/logs/error_log=apache-error"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("discovered %v, want %v", got, want)
+	}
+}

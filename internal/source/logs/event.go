@@ -49,7 +49,7 @@ const (
 	KindTrap            Kind = "trap"              // kernel: trap invalid opcode / divide error / int3
 	KindGPF             Kind = "general-protection"
 	KindCoredump        Kind = "coredump"     // systemd-coredump: Process N (comm) ... dumped core
-	KindApacheChild     Kind = "apache-child" // Apache AH00052: child pid N exit signal
+	KindApacheChild     Kind = "apache-child" // Apache AH00051/AH00052: child pid N exit signal
 )
 
 // Event is one parsed log line (or multi-line entry) of interest.
@@ -101,6 +101,9 @@ type Event struct {
 	Stack []SlowFrame `json:"stack,omitempty"`
 	// CoreFile is the core path named by systemd-coredump, if any.
 	CoreFile string `json:"core_file,omitempty"`
+	// CoreDir is the directory Apache says a child's core went to
+	// (AH00051: "possible coredump in DIR", its CoreDumpDirectory).
+	CoreDir string `json:"core_dir,omitempty"`
 	// BuildIDs are the modules' build-ids systemd-coredump listed
 	// ("Module PATH ... with build-id ID"), by module path or name.
 	BuildIDs map[string]string `json:"build_ids,omitempty"`

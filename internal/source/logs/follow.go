@@ -123,7 +123,7 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 			if fo.Cores != nil {
 				cores = fo.Cores()
 			}
-			incs, _ := correlate(evs, cores)
+			incs, _ := correlate(evs, cores, opts.ModPHP)
 			for _, inc := range incs {
 				if !inc.PHP && !opts.AllProcesses {
 					continue

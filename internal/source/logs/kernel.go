@@ -228,23 +228,46 @@ func coredumpSite(fr []byte) string {
 	return string(bounded(lib, 256)) + "!" + string(bounded(fn, 256))
 }
 
-// parseApache parses an Apache 2.4 error-log line of interest:
+// parseApache parses an Apache error-log line of interest:
 //
 //	[Thu Nov 26 19:27:44.123456 2026] [proxy_fcgi:error] [pid 1234:tid 5678] (104)Connection reset by peer: [client 127.0.0.1:5555] AH01075: Error dispatching request to : (polling)
+//	[Thu Nov 26 19:27:44.123456 2026] [core:notice] [pid 1000:tid 1000] AH00051: child pid 1234 exit signal Segmentation fault (11), possible coredump in /etc/apache2
 //	[Thu Nov 26 19:27:44.123456 2026] [core:notice] [pid 1000] AH00052: child pid 1234 exit signal Segmentation fault (11)
+//	[Thu Nov 26 19:27:44 2026] [notice] child pid 1234 exit signal Segmentation fault (11), possible coredump in /etc/httpd  (Apache 2.2)
+//
+// AH00051 says the child dumped core (WCOREDUMP) into CoreDumpDirectory
+// (Event.CoreDir), AH00052 that it died without a core.
 func parseApacheRest(rest []byte) (Event, bool) {
 	ev := Event{Source: SrcApache}
 	switch {
-	case bytes.Contains(rest, []byte("AH00052: child pid ")):
-		i := bytes.Index(rest, []byte("AH00052: child pid "))
-		r := rest[i+19:]
+	case bytes.Contains(rest, []byte("child pid ")) && bytes.Contains(rest, []byte(" exit signal ")):
+		i := bytes.Index(rest, []byte("child pid "))
+		r := rest[i+10:]
 		ev.Kind = KindApacheChild
 		ev.PID = leadingInt(r)
-		if o := bytes.LastIndexByte(r, '('); o >= 0 {
-			ev.Signal = leadingInt(r[o+1:])
+		if ev.PID <= 0 {
+			return Event{}, false
+		}
+		sig := r[bytes.Index(r, []byte(" exit signal "))+13:]
+		// "Segmentation fault (11)": the number in the first "(N)"
+		for o := bytes.IndexByte(sig, '('); o >= 0; {
+			if n := leadingInt(sig[o+1:]); n > 0 && n < 65 {
+				ev.Signal = n
+				break
+			}
+			next := bytes.IndexByte(sig[o+1:], '(')
+			if next < 0 {
+				break
+			}
+			o += 1 + next
+		}
+		if ev.Signal != 0 {
 			ev.SignalName = signals.Name(ev.Signal)
 		}
-		ev.CoreDumped = bytes.Contains(r, []byte("possible coredump"))
+		if c := bytes.Index(sig, []byte("possible coredump in ")); c >= 0 {
+			ev.CoreDumped = true
+			ev.CoreDir = string(bounded(bytes.TrimSpace(sig[c+21:]), 512))
+		}
 	case bytes.Contains(rest, []byte("AH01075")), bytes.Contains(rest, []byte("AH01067")),
 		bytes.Contains(rest, []byte("AH01068")), bytes.Contains(rest, []byte("AH00957")):
 		ev.Kind = KindUpstreamOther

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coroner-dev/coroner/internal/audit"
 	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
@@ -116,4 +117,78 @@ func checkScenario(t *testing.T, inc *Incident, sc *labtest.Scenario) {
 		}
 	}
 	t.Logf("pid %d %s %s site %q core %q (%s)", inc.PID, inc.SignalName, inc.URI, inc.Site, inc.Core, inc.CoreConfidence)
+}
+
+// TestApacheLab reads the Apache lab's error log (lab/run.sh --apache):
+// every child death (AH00051, "possible coredump in" the lab's
+// CoreDumpDirectory) is one PHP incident of the right pid and signal,
+// linked to its core with high confidence, with no URI (Apache writes no
+// access-log line for a request whose child died).
+func TestApacheLab(t *testing.T) {
+	lab := labtest.Apache(t)
+	var cores []*coredumps.Entry
+	for _, sc := range lab.Scenarios {
+		cores, _ = coredumps.Discover(coredumps.DiscoverOptions{Sources: []string{coredumps.SourceDir},
+			Dirs: []string{filepath.Dir(filepath.Dir(sc.Core))}, NoJournal: true, Quick: true})
+		break
+	}
+	res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: lab.ApacheErrorLog, Format: FormatAuto}}, Cores: cores})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Inputs) != 1 || res.Inputs[0].Detected != FormatApacheError {
+		t.Errorf("inputs %+v, want one Apache error log", res.Inputs)
+	}
+	if res.Summary.Incidents != len(lab.Scenarios) || res.Summary.OtherIncidents != 0 {
+		t.Errorf("%d PHP incidents (%d others), want %d", res.Summary.Incidents, res.Summary.OtherIncidents, len(lab.Scenarios))
+	}
+	byPID := map[int]*Incident{}
+	for _, inc := range res.Incidents {
+		byPID[inc.PID] = inc
+	}
+	for name, sc := range lab.Scenarios {
+		inc := byPID[sc.PID]
+		switch {
+		case inc == nil:
+			t.Errorf("%s: no incident for pid %d", name, sc.PID)
+		case !inc.PHP || inc.Signal != sc.Signal || !inc.CoreDumped:
+			t.Errorf("%s: incident %+v, want a PHP death by signal %d with a core", name, inc, sc.Signal)
+		case !sameFile(inc.Core, sc.Core) || inc.CoreConfidence != "high":
+			t.Errorf("%s: core %q (%s), want %s with high confidence", name, inc.Core, inc.CoreConfidence, sc.Core)
+		}
+		if len(sc.ApacheError) != 1 || !strings.Contains(sc.ApacheError[0], "AH00051") {
+			t.Errorf("%s: Apache's lines %q, want one AH00051", name, sc.ApacheError)
+		}
+		if inc != nil && !strings.Contains(inc.ProcessWhy, "libphp") {
+			t.Errorf("%s: known to be PHP because %q, want the core's libphp mapping", name, inc.ProcessWhy)
+		}
+	}
+	for _, c := range cores {
+		if !c.MapsKnown || !strings.Contains(filepath.Base(c.PHPModule), "libphp") {
+			t.Errorf("core %s: PHP module %q (mappings read: %v), want libphp", c.Path, c.PHPModule, c.MapsKnown)
+		}
+	}
+
+	// Without the cores, Apache's configuration decides: the lab's loads
+	// mod_php; not reading any, an Apache child is not known to run PHP.
+	m, err := audit.ApacheModPHP("", lab.ApacheConfig)
+	if err != nil || !m.Loaded() {
+		t.Fatalf("ApacheModPHP(%s) = %+v, %v: want mod_php loaded", lab.ApacheConfig, m, err)
+	}
+	for _, modPHP := range []*ModPHP{{Loaded: true, Why: m.Why()}, nil} {
+		res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: lab.ApacheErrorLog, Format: FormatAuto}}, ModPHP: modPHP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := len(lab.Scenarios)
+		if modPHP == nil {
+			want = 0
+		}
+		if res.Summary.Incidents != want || res.Summary.OtherIncidents != len(lab.Scenarios)-want {
+			t.Errorf("mod_php %+v: %d PHP incidents (%d others), want %d", modPHP, res.Summary.Incidents, res.Summary.OtherIncidents, want)
+		}
+		for _, inc := range res.Incidents {
+			t.Logf("mod_php %v: pid %d PHP %v: %s", modPHP != nil, inc.PID, inc.PHP, inc.ProcessWhy)
+		}
+	}
 }

@@ -154,7 +154,7 @@ func parseMessage(m []byte, loc *time.Location) (Event, bool) {
 	case bytes.HasPrefix(m, []byte("[error] ")), bytes.HasPrefix(m, []byte("[crit] ")), bytes.HasPrefix(m, []byte("[warn] ")):
 		e := bytes.IndexByte(m, ']')
 		return parseNginxMessage(m[e+1:])
-	case bytes.Contains(m, []byte("AH0")):
+	case bytes.Contains(m, []byte("AH0")), bytes.Contains(m, []byte(" exit signal ")) && bytes.Contains(m, []byte("child pid ")):
 		return parseApacheRest(m)
 	}
 	return Event{}, false

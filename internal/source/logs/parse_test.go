@@ -191,10 +191,55 @@ func FuzzJournal(f *testing.F) {
 	}, parseJournalJSON)
 }
 
+// TestApacheChildDeaths: every wording of an Apache child's death, with
+// and without a core: AH00051 (WCOREDUMP: "possible coredump in DIR"),
+// AH00052, the [core:notice] prefix with and without a tid, Apache 2.2
+// (no AH code, "[notice]"), RHEL's error_log through syslog, a
+// CoreDumpDirectory with parentheses in its name.
+func TestApacheChildDeaths(t *testing.T) {
+	p := newLineParser(time.UTC, time.Now())
+	cases := []struct {
+		line        string
+		pid, signal int
+		core        bool
+		dir         string
+	}{
+		{"[Sun Dec 06 10:35:05.241943 2026] [core:notice] [pid 12841:tid 12841] AH00051: child pid 12853 exit signal Segmentation fault (11), possible coredump in /var/cache/apache2/cores", 12853, 11, true, "/var/cache/apache2/cores"},
+		{"[Sun Dec 06 10:35:05.241943 2026] [core:notice] [pid 12841] AH00052: child pid 12853 exit signal Aborted (6)", 12853, 6, false, ""},
+		{"[Sun Dec 06 10:35:05 2026] [notice] child pid 4242 exit signal Segmentation fault (11), possible coredump in /etc/httpd", 4242, 11, true, "/etc/httpd"},
+		{"[Sun Dec 06 10:35:05 2026] [notice] child pid 4242 exit signal Bus error (7)", 4242, 7, false, ""},
+		{"[Sun Dec 06 10:35:05.1 2026] [mpm_event:notice] [pid 1:tid 2] AH00051: child pid 77 exit signal Illegal instruction (4), possible coredump in /srv/cores (web1)", 77, 4, true, "/srv/cores (web1)"},
+		{"Dec  6 10:35:05 web1 httpd[900]: [core:notice] [pid 900] AH00051: child pid 78 exit signal Segmentation fault (11), possible coredump in /tmp", 78, 11, true, "/tmp"},
+	}
+	for _, c := range cases {
+		ev, ok := p.parse([]byte(c.line))
+		if !ok || ev.Kind != KindApacheChild {
+			t.Errorf("%q: kind %q ok %v, want %s", c.line, ev.Kind, ok, KindApacheChild)
+			continue
+		}
+		if ev.PID != c.pid || ev.Signal != c.signal || ev.CoreDumped != c.core || ev.CoreDir != c.dir || ev.Time.IsZero() {
+			t.Errorf("%q: pid %d signal %d core %v dir %q time %s; want %d %d %v %q", c.line, ev.PID, ev.Signal, ev.CoreDumped, ev.CoreDir, ev.Time, c.pid, c.signal, c.core, c.dir)
+		}
+	}
+	// the scanner's keywords let every one of them through
+	for _, c := range cases {
+		found := false
+		for _, k := range keywords(FormatApacheError) {
+			found = found || strings.Contains(c.line, string(k))
+		}
+		if !found {
+			t.Errorf("%q: no Apache keyword matches", c.line)
+		}
+	}
+}
+
 func FuzzApache(f *testing.F) {
 	fuzzParser(f, []string{
 		"[proxy_fcgi:error] [pid 1234:tid 5678] (104)Connection reset by peer: [client 127.0.0.1:5555] AH01075: Error dispatching request to : (polling)",
 		"[core:notice] [pid 1000] AH00052: child pid 1234 exit signal Segmentation fault (11)",
+		"[core:notice] [pid 1000:tid 1000] AH00051: child pid 1234 exit signal Segmentation fault (11), possible coredump in /etc/apache2",
+		"[notice] child pid 1234 exit signal Bus error (7), possible coredump in /etc/httpd (old)",
+		"child pid 1 exit signal (",
 	}, parseApacheRest)
 }
 

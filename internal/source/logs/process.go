@@ -39,6 +39,15 @@ func IsPHPCommand(comm string) bool {
 	return phpCommRE.MatchString(filepath.Base(comm)) || phpCommRE.MatchString(comm)
 }
 
+// IsWebServerCommand reports whether a command name or executable names a
+// web server that may run PHP inside itself (Apache httpd with mod_php):
+// whether one of its crashes is PHP's is known only from its record of the
+// death or from its core.
+func IsWebServerCommand(comm string) bool {
+	comm = strings.TrimSuffix(strings.TrimSpace(comm), " (deleted)")
+	return comm != "" && webServerCommRE.MatchString(filepath.Base(comm))
+}
+
 // isPHPModule reports whether a mapped module (path or base name) is one
 // only PHP processes load.
 func isPHPModule(path string) bool {
@@ -46,16 +55,16 @@ func isPHPModule(path string) bool {
 }
 
 // classify decides whether the process of an incident runs PHP, from the
-// most direct fact available, and records how it knows.
-func classify(inc *Incident, core *coredumps.Entry) {
+// most direct fact available, and records how it knows. An Apache child
+// runs PHP only with mod_php: its core says (PHP's library among its
+// mappings), or the module it crashed in, or else the Apache
+// configuration (modPHP, nil when not read).
+func classify(inc *Incident, core *coredumps.Entry, modPHP *ModPHP) {
 	inc.PHP, inc.ProcessWhy = false, ""
 	set := func(php bool, why string) { inc.PHP, inc.ProcessWhy = php, why }
 	switch {
 	case inc.Pool != "":
 		set(true, "PHP-FPM worker of pool "+inc.Pool+" (the master's record)")
-		return
-	case inc.apache:
-		set(true, "Apache child (Apache's record; PHP runs inside Apache with mod_php)")
 		return
 	case IsPHPCommand(inc.Comm):
 		set(true, "command "+inc.Comm)
@@ -67,6 +76,10 @@ func classify(inc *Incident, core *coredumps.Entry) {
 	if core != nil {
 		if IsPHPCommand(core.Exe) || IsPHPCommand(core.Comm) {
 			set(true, "the core's executable "+firstNonEmpty(core.Exe, core.Comm))
+			return
+		}
+		if core.PHPModule != "" {
+			set(true, firstNonEmpty(filepath.Base(core.Exe), core.Comm, "the process")+" with "+filepath.Base(core.PHPModule)+" loaded (the core's mappings)")
 			return
 		}
 	}
@@ -84,11 +97,29 @@ func classify(inc *Incident, core *coredumps.Entry) {
 	if core != nil && who == "" {
 		who = firstNonEmpty(core.Comm, core.Exe)
 	}
+	apache := inc.apache || (who != "" && webServerCommRE.MatchString(filepath.Base(who)))
+	if apache {
+		what := "Apache child"
+		if !inc.apache {
+			what = who
+		}
+		switch {
+		case core != nil && core.MapsKnown:
+			set(false, what+" whose core maps no PHP library: PHP does not run inside it")
+		case modPHP != nil && modPHP.Loaded:
+			set(true, what+" with mod_php ("+modPHP.Why+")")
+		case modPHP != nil:
+			set(false, what+" without mod_php ("+modPHP.Why+")")
+		case inc.apache:
+			set(false, what+" with no sign of PHP (no core of it read, no PHP module at the fault, and no Apache configuration read to tell whether it loads mod_php)")
+		default:
+			set(false, who+" with no sign of PHP in the crash (no PHP module at the fault)")
+		}
+		return
+	}
 	switch {
 	case who == "":
 		set(false, "the process is unknown (no command name, pool or core)")
-	case webServerCommRE.MatchString(filepath.Base(who)):
-		set(false, who+" with no sign of PHP in the crash (no Apache child record, no PHP module at the fault)")
 	default:
 		set(false, "command "+who+" is not PHP")
 	}

@@ -43,9 +43,9 @@ var (
 	// lines (child started, exited with code 0, graceful SIGQUIT) are noise.
 	kwFPM    = kw("WARNING: ", "ERROR: ", "ALERT: ")
 	kwKernel = kw("segfault at", "traps:", "] trap ", "general protection", "dumped core")
-	kwApache = kw("AH01075", "AH01067", "AH01068", "AH00957", "AH00052")
+	kwApache = kw("AH01075", "AH01067", "AH01068", "AH00957", " exit signal ")
 	// syslog and the journal may carry any source.
-	kwMixed = slices.Concat(kwKernel, kw("[pool ", "failed processes", "failed to ptrace"), kwNginx, kw("AH0"))
+	kwMixed = slices.Concat(kwKernel, kw("[pool ", "failed processes", "failed to ptrace"), kwNginx, kw("AH0", " exit signal "))
 )
 
 // finder searches for one keyword by its rarest byte: the byte of the

@@ -187,11 +187,7 @@ func summarize(events []Event, incs []*Incident, t *tally, all bool) Summary {
 			}
 			byHour.add(inc.Time.Truncate(time.Hour).Format("2006-01-02 15:00"), inc.Time)
 		}
-		uri := inc.URI
-		if uri == "" && inc.Script != "" {
-			uri = "script:" + inc.Script
-		}
-		byURI.add(orUnknown(uri), inc.Time)
+		byURI.add(orUnknown(uriKey(inc)), inc.Time)
 		sig := inc.SignalName
 		if sig == "" && inc.Signal != 0 {
 			sig = itoa(int64(inc.Signal))
@@ -240,11 +236,35 @@ func summarize(events []Event, incs []*Incident, t *tally, all bool) Summary {
 	return s
 }
 
-// poolKey is the pool an incident belongs to, or "comm:NAME" for a
-// process without one.
+// uriKey is the request an incident is counted under.
+func uriKey(inc *Incident) string {
+	if inc.URI == "" && inc.Script != "" {
+		return "script:" + inc.Script
+	}
+	return inc.URI
+}
+
+// RecountURIs counts the incidents by URI again, once some got their
+// request from elsewhere (the core of an Apache child, whose death leaves
+// no access-log line).
+func RecountURIs(s *Summary, incs []*Incident, all bool) {
+	var byURI counter
+	for _, inc := range incs {
+		if inc.PHP || all {
+			byURI.add(orUnknown(uriKey(inc)), inc.Time)
+		}
+	}
+	s.ByURI = byURI.sorted()
+}
+
+// poolKey is the pool an incident belongs to, "apache2 (mod_php)" for an Apache
+// child, or "comm:NAME" for a process without one.
 func poolKey(inc *Incident) string {
 	if inc.Pool != "" {
 		return inc.Pool
+	}
+	if inc.apache {
+		return "apache2 (mod_php)"
 	}
 	if inc.Comm != "" {
 		return "comm:" + inc.Comm
