@@ -65,6 +65,7 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&asMarkdown, "markdown", false, "print the result as Markdown")
+	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Root, "root", "", "audit and search this tree instead of the live host")
 	f.StringArrayVar(&opts.CoreDirs, "cores", nil, "directory (or file) with cores, besides the discovered stores; repeatable")
 	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
