@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,10 +39,10 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 			}
 			opts.Timeout, opts.MaxMemory, opts.MaxCoreSize = aopts.Timeout, aopts.MaxMemory, eopts.MaxCoreSize
 			var err error
-			if opts.Since, err = parseTime(since); err != nil {
+			if opts.Since, err = parseWhen(since, time.Local); err != nil {
 				return err
 			}
-			if opts.Until, err = parseTime(until); err != nil {
+			if opts.Until, err = parseWhen(until, time.Local); err != nil {
 				return err
 			}
 			res, err := doctor.Run(cmd.Context(), opts)
@@ -72,8 +71,8 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")
 	f.StringVar(&opts.PHPIniScanDir, "php-ini-scan-dir", "", "PHP_INI_SCAN_DIR the FPM pool runs with (with --fpm-config)")
-	f.StringVar(&since, "since", "", "only crashes at or after this time (RFC 3339, 2006-01-02 15:04, or a duration such as 24h)")
-	f.StringVar(&until, "until", "", "only crashes before this time")
+	f.StringVar(&since, "since", "", sinceUsage)
+	f.StringVar(&until, "until", "", untilUsage)
 	f.BoolVar(&opts.NoAudit, "no-audit", false, "do not audit the configuration")
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
@@ -83,21 +82,4 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.DurationVar(&opts.BusyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (default: the pool's request_slowlog_timeout, else 10s)")
 	bf.register(cmd)
 	rootCmd.AddCommand(cmd)
-}
-
-// parseTime accepts RFC 3339, "2006-01-02 15:04[:05]", "2006-01-02", or a
-// duration meaning that long ago.
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("cannot read time %q (use RFC 3339, 2006-01-02 15:04, or a duration such as 24h)", s)
 }
