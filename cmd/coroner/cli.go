@@ -9,6 +9,12 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// The help of the flags every command spells the same way.
+const (
+	coresUsage = "core directory or file (repeatable)"
+	logsUsage  = "log file (repeatable)"
+)
+
 // usageError is a wrong command line: main prints the usage line of the
 // command after the reason, and exits with exitUsage.
 type usageError struct{ err error }
@@ -78,6 +84,9 @@ const exclusiveAnnotation = "coroner/exclusive-flags"
 func checkFlags(cmd *cobra.Command) error {
 	var missing []string
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed && f.Deprecated != "" { // pflag writes its notice into cobra's discarded buffer
+			fmt.Fprintf(cmd.ErrOrStderr(), "coroner: --%s is deprecated: %s\n", f.Name, f.Deprecated)
+		}
 		if r := f.Annotations[cobra.BashCompOneRequiredFlag]; len(r) > 0 && r[0] == "true" && !f.Changed {
 			missing = append(missing, "--"+f.Name)
 		}
@@ -97,4 +106,18 @@ func checkFlags(cmd *cobra.Command) error {
 		}
 	}
 	return nil
+}
+
+// aliasFlag adds a deprecated spelling of a flag (the same variable, help
+// hidden, a warning on use) so that command lines written for an older
+// coroner keep working while every command speaks one vocabulary.
+func aliasFlag(fs *pflag.FlagSet, old, name string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("aliasFlag: no flag --" + name)
+	}
+	a := *f
+	a.Name, a.Shorthand, a.Usage = old, "", "deprecated spelling of --"+name
+	fs.AddFlag(&a)
+	_ = fs.MarkDeprecated(old, "use --"+name)
 }

@@ -51,6 +51,7 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&opts.Dirs, "cores", nil, coresUsage+" (as the arguments)")
 	f.BoolVar(&asJSON, "json", false, "print the list as JSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show each core's store metadata and build-id")
 	f.IntVar(&pid, "pid", 0, "only cores of this process id")

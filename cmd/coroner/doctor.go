@@ -15,6 +15,7 @@ func init() {
 	var opts doctor.Options
 	var asJSON, asMarkdown bool
 	var since, until string
+	var logFiles []string
 	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "doctor [LOG...]",
@@ -31,7 +32,7 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 (--all-processes treats them equally).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGCForOneShot()
-			opts.Logs = args
+			opts.Logs = append(append([]string(nil), args...), logFiles...)
 			var aopts analyze.Options
 			var eopts engine.Options
 			if err := bf.apply(&aopts, &eopts); err != nil {
@@ -62,11 +63,12 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&logFiles, "logs", nil, logsUsage+" (as the arguments), instead of the discovered ones")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&asMarkdown, "markdown", false, "print the result as Markdown")
 	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Root, "root", "", "audit and search this tree instead of the live host")
-	f.StringArrayVar(&opts.CoreDirs, "cores", nil, "directory (or file) with cores, besides the discovered stores; repeatable")
+	f.StringArrayVar(&opts.CoreDirs, "cores", nil, coresUsage+", besides the discovered stores")
 	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
 	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")

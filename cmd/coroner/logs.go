@@ -18,7 +18,7 @@ import (
 // logsFlags are the options of `coroner logs`.
 type logsFlags struct {
 	format, since, until, tz, bootTime   string
-	cores                                []string
+	cores, logFiles                      []string
 	asJSON, follow, evidence, events     bool
 	noDiscover, rotated, noSymbolize     bool
 	fromStart, allProcesses, showSecrets bool
@@ -47,12 +47,13 @@ time order; "-" reads standard input.`,
 		RunE: lf.run,
 	}
 	fl := cmd.Flags()
+	fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
 	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error")
 	fl.StringVar(&lf.since, "since", "", sinceUsage)
 	fl.StringVar(&lf.until, "until", "", untilUsage)
 	fl.StringVar(&lf.tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
 	fl.StringVar(&lf.bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
-	fl.StringArrayVar(&lf.cores, "cores", nil, "core directory or file to match against crashes (repeatable; default: the host's cores when the logs are discovered)")
+	fl.StringArrayVar(&lf.cores, "cores", nil, coresUsage+" to match against crashes (default: the host's cores when the logs are discovered)")
 	fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
 	fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
 	fl.BoolVar(&lf.fromStart, "from-start", false, "with --follow, read the files from the beginning")
@@ -132,6 +133,7 @@ func (lf *logsFlags) given(args []string) []logs.Input {
 }
 
 func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
+	args = append(append([]string(nil), args...), lf.logFiles...)
 	opts, cores, err := lf.options(cmd, args)
 	if err != nil {
 		return err

@@ -69,7 +69,7 @@ func parseWhenAt(s string, loc *time.Location, now time.Time) (time.Time, error)
 	if d, err := parseSpan(span); err == nil {
 		return now.Add(time.Duration(sign) * d), nil
 	}
-	return time.Time{}, fmt.Errorf("cannot read time %q (use RFC 3339, 2026-12-06 10:00, yesterday, -1h, 2 days ago)", s)
+	return time.Time{}, usageErrorf("cannot read time %q (use RFC 3339, 2026-12-06 10:00, yesterday, -1h, 2 days ago)", s)
 }
 
 // spanUnits are the units of systemd.time(7) time spans.
