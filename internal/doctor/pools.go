@@ -174,7 +174,7 @@ func (r *run) crashedPools() {
 		switch {
 		case !written && cp.CoresDumped > 0:
 			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of pool %s will NOT be written, but the FPM master logged \"core dumped\" for %d of its %d deaths (last %s): the crashes happened under another configuration than the one on disk now (kernel.core_pattern, the pool's settings or the unit changed since, or the audit read another installation)",
-				name, cp.CoresDumped, cp.Deaths, lastDump[name].Format("2006-01-02 15:04:05")))
+				name, cp.CoresDumped, cp.Deaths, lastDump[name].Format("2006-01-02 15:04:05 MST")))
 		case written && cp.Deaths > 0 && cp.CoresDumped == 0:
 			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of pool %s are written, but none of its %d deaths dumped core (no \"core dumped\" in the FPM log): the running master does not use the configuration on disk yet (restart it), or a layer the audit cannot see blocks them",
 				name, cp.Deaths))

@@ -174,7 +174,7 @@ func (p *writer) crashing(r *Result) {
 		}
 		if s.Incidents > 0 {
 			p.line("%d %s (%d crashes) from %s to %s (%s)%s", s.Incidents, what, s.Crashes,
-				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
+				s.First.Format("2006-01-02 15:04:05 MST"), s.Last.Format("2006-01-02 15:04:05 MST"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
 		}
 		if len(s.BySignal) > 0 {
 			p.item("signals: %s", countList(s.BySignal, 5))
@@ -271,7 +271,7 @@ func (p *writer) group(n int, g *Group) {
 	p.heading(fmt.Sprintf("#%d %s", n, title))
 	facts := []string{fmt.Sprintf("%d crashes", g.Count)}
 	if g.FirstSeen != "" {
-		facts = append(facts, "first "+g.First.Format("2006-01-02 15:04:05"), "last "+g.Last.Format("2006-01-02 15:04:05"))
+		facts = append(facts, "first "+g.First.Format("2006-01-02 15:04:05 MST"), "last "+g.Last.Format("2006-01-02 15:04:05 MST"))
 	}
 	if len(g.Signals) > 0 {
 		facts = append(facts, countList(g.Signals, 3))
@@ -336,7 +336,7 @@ func (p *writer) group(n int, g *Group) {
 			p.item("... %d more incidents", len(g.Incidents)-shown)
 			break
 		}
-		desc := fmt.Sprintf("%s pid %d %s", inc.Time.Format("2006-01-02 15:04:05"), inc.PID, inc.SignalName)
+		desc := fmt.Sprintf("%s pid %d %s", inc.Time.Format("2006-01-02 15:04:05 MST"), inc.PID, inc.SignalName)
 		if inc.URI != "" {
 			desc += " on " + inc.Method + " " + inc.URI
 		}

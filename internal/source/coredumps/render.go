@@ -25,7 +25,7 @@ func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
 	for _, e := range entries {
 		t := "-"
 		if !e.Time.IsZero() {
-			t = e.Time.Local().Format("2006-01-02 15:04:05")
+			t = e.Time.Local().Format("2006-01-02 15:04:05 MST")
 		}
 		pid := "-"
 		if e.PID != 0 {

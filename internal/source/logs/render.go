@@ -36,7 +36,7 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 		if t.IsZero() {
 			return "(time unknown)"
 		}
-		return t.In(o.Location).Format("2006-01-02 15:04:05")
+		return t.In(o.Location).Format("2006-01-02 15:04:05 MST")
 	}
 	ew.printf("Logs read:\n")
 	for _, in := range r.Inputs {
@@ -152,7 +152,7 @@ func WriteIncident(w io.Writer, inc *Incident, loc *time.Location, evidence bool
 		if t.IsZero() {
 			return "(time unknown)"
 		}
-		return t.In(loc).Format("2006-01-02 15:04:05")
+		return t.In(loc).Format("2006-01-02 15:04:05 MST")
 	}, evidence)
 	return ew.err
 }
