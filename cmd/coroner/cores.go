@@ -27,7 +27,9 @@ and whether coroner can analyse it (the executable is still on disk with the bui
 recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" + `.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dirs = append(opts.Dirs, args...)
+			done := busy("looking for cores")
 			entries, warnings := coredumps.Discover(opts)
+			done()
 			if pid != 0 {
 				kept := entries[:0]
 				for _, e := range entries {

@@ -46,7 +46,9 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 			if opts.Until, err = parseWhen(until, time.Local); err != nil {
 				return err
 			}
+			done := busy("reading logs, configuration and cores")
 			res, err := doctor.Run(cmd.Context(), opts)
+			done()
 			if err != nil {
 				return err
 			}
