@@ -182,7 +182,10 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	if lf.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(struct {
+			Schema int `json:"schema"`
+			*logs.Result
+		}{logs.SchemaVersion, res})
 	}
 	return logs.WriteText(out, res, logs.TextOptions{Top: lf.top, Evidence: lf.evidence, Location: opts.Location})
 }

@@ -14,11 +14,18 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
+// SchemaVersion is the version of the JSON document JSON writes (its
+// "schema" field); it changes only when a field changes meaning or goes away.
+const SchemaVersion = 1
+
 // JSON writes the result as indented JSON.
 func JSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(struct {
+		Schema int `json:"schema"` // SchemaVersion
+		*Result
+	}{SchemaVersion, r})
 }
 
 // Text writes the diagnosis for a person at a terminal; every string from

@@ -123,14 +123,19 @@ type jsonEntry struct {
 	SignalName string `json:"signal_name,omitempty"`
 }
 
+// SchemaVersion is the version of the JSON document WriteJSON writes (its
+// "schema" field); it changes only when a field changes meaning or goes away.
+const SchemaVersion = 1
+
 // WriteJSON prints entries (and warnings) as one JSON document:
-// {"cores": [...], "warnings": [...]}.
+// {"schema": 1, "generated": ..., "cores": [...], "warnings": [...]}.
 func WriteJSON(w io.Writer, entries []*Entry, warnings []error) error {
 	doc := struct {
+		Schema    int         `json:"schema"` // SchemaVersion
 		Generated time.Time   `json:"generated"`
 		Cores     []jsonEntry `json:"cores"`
 		Warnings  []string    `json:"warnings"`
-	}{Generated: time.Now().UTC(), Cores: []jsonEntry{}, Warnings: []string{}}
+	}{Schema: SchemaVersion, Generated: time.Now().UTC(), Cores: []jsonEntry{}, Warnings: []string{}}
 	for _, e := range entries {
 		doc.Cores = append(doc.Cores, jsonEntry{e, e.SignalName()})
 	}

@@ -11,6 +11,11 @@ import (
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
+// SchemaVersion is the version of the JSON document of `coroner logs
+// --json` (its "schema" field); it changes only when a field changes
+// meaning or goes away.
+const SchemaVersion = 1
+
 // TextOptions tune WriteText.
 type TextOptions struct {
 	// Top bounds the rows of each breakdown (default 10).
