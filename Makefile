@@ -5,12 +5,22 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 BIN      := bin/coroner
 LAB_OUT  ?= lab-out
 
-.PHONY: all build deps releases demo test unit race golden lint fuzz bench clean
+.PHONY: all build dist dist-test deps releases demo test unit race golden lint fuzz bench clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/coroner
+
+# Release artefacts in dist-out/: static binaries for linux/amd64 and linux/arm64 in .tar.gz
+# (with man pages, completions, the unit) and .deb packages, and SHA256SUMS; reproducible
+# from a clean checkout (scripts/dist.sh).
+dist:
+	GO=$(GO) scripts/dist.sh --out dist-out
+
+# Install the .deb of dist-out into a throwaway clean Debian 13 chroot, use it, remove it (root).
+dist-test: dist
+	scripts/dist-test.sh dist-out/coroner_*_amd64.deb
 
 # Packages the tests and the lab need (Debian/Ubuntu, as root).
 deps:
@@ -68,4 +78,4 @@ bench: build
 	bench/analyze.sh --lab $(LAB_OUT)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist-out

@@ -61,7 +61,9 @@ func (b *budgetFlags) apply(opts *analyze.Options, eng *engine.Options) error {
 func (c *coreFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&c.pid, "pid", 0, "analyse the newest core of this process id")
 	cmd.Flags().BoolVar(&c.latest, "latest", false, "analyse the newest core on this host")
-	cmd.Flags().StringArrayVar(&c.dirs, "dir", nil, "also look for cores in this directory (with --pid/--latest)")
+	exclusiveFlags(cmd, "pid", "latest")
+	cmd.Flags().StringArrayVar(&c.dirs, "cores", nil, coresUsage+" (with --pid/--latest)")
+	aliasFlag(cmd.Flags(), "dir", "cores")
 	c.budget.register(cmd)
 }
 

@@ -56,7 +56,7 @@ Exit status 2 when a layer blocks cores.`,
 				return err
 			}
 			if r.Count(audit.StatusBlocks) > 0 {
-				return &exitCodeError{code: 2, err: fmt.Errorf("audit: %d layer(s) block core dumps", r.Count(audit.StatusBlocks))}
+				return &exitCodeError{code: exitCoreBlocked, err: fmt.Errorf("audit: %d layer(s) block core dumps", r.Count(audit.StatusBlocks))}
 			}
 			return nil
 		},

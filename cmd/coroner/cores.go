@@ -27,7 +27,9 @@ and whether coroner can analyse it (the executable is still on disk with the bui
 recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" + `.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dirs = append(opts.Dirs, args...)
+			done := busy("looking for cores")
 			entries, warnings := coredumps.Discover(opts)
+			done()
 			if pid != 0 {
 				kept := entries[:0]
 				for _, e := range entries {
@@ -51,6 +53,7 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&opts.Dirs, "cores", nil, coresUsage+" (as the arguments)")
 	f.BoolVar(&asJSON, "json", false, "print the list as JSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show each core's store metadata and build-id")
 	f.IntVar(&pid, "pid", 0, "only cores of this process id")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ func init() {
 	var opts doctor.Options
 	var asJSON, asMarkdown bool
 	var since, until string
+	var logFiles []string
 	var bf budgetFlags
 	cmd := &cobra.Command{
 		Use:   "doctor [LOG...]",
@@ -32,7 +32,7 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 (--all-processes treats them equally).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGCForOneShot()
-			opts.Logs = args
+			opts.Logs = append(append([]string(nil), args...), logFiles...)
 			var aopts analyze.Options
 			var eopts engine.Options
 			if err := bf.apply(&aopts, &eopts); err != nil {
@@ -40,13 +40,15 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 			}
 			opts.Timeout, opts.MaxMemory, opts.MaxCoreSize = aopts.Timeout, aopts.MaxMemory, eopts.MaxCoreSize
 			var err error
-			if opts.Since, err = parseTime(since); err != nil {
+			if opts.Since, err = parseWhen(since, time.Local); err != nil {
 				return err
 			}
-			if opts.Until, err = parseTime(until); err != nil {
+			if opts.Until, err = parseWhen(until, time.Local); err != nil {
 				return err
 			}
+			done := busy("reading logs, configuration and cores")
 			res, err := doctor.Run(cmd.Context(), opts)
+			done()
 			if err != nil {
 				return err
 			}
@@ -63,17 +65,19 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&logFiles, "logs", nil, logsUsage+" (as the arguments), instead of the discovered ones")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&asMarkdown, "markdown", false, "print the result as Markdown")
+	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Root, "root", "", "audit and search this tree instead of the live host")
-	f.StringArrayVar(&opts.CoreDirs, "cores", nil, "directory (or file) with cores, besides the discovered stores; repeatable")
+	f.StringArrayVar(&opts.CoreDirs, "cores", nil, coresUsage+", besides the discovered stores")
 	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
 	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")
 	f.StringVar(&opts.ApacheConfig, "apache-config", "", "audit this Apache httpd configuration (mod_php) instead of the discovered installations")
 	f.StringVar(&opts.PHPIniScanDir, "php-ini-scan-dir", "", "PHP_INI_SCAN_DIR the FPM pool runs with (with --fpm-config)")
-	f.StringVar(&since, "since", "", "only crashes at or after this time (RFC 3339, 2006-01-02 15:04, or a duration such as 24h)")
-	f.StringVar(&until, "until", "", "only crashes before this time")
+	f.StringVar(&since, "since", "", sinceUsage)
+	f.StringVar(&until, "until", "", untilUsage)
 	f.BoolVar(&opts.NoAudit, "no-audit", false, "do not audit the configuration")
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")
@@ -83,21 +87,4 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.DurationVar(&opts.BusyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (default: the pool's request_slowlog_timeout, else 10s)")
 	bf.register(cmd)
 	rootCmd.AddCommand(cmd)
-}
-
-// parseTime accepts RFC 3339, "2006-01-02 15:04[:05]", "2006-01-02", or a
-// duration meaning that long ago.
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("cannot read time %q (use RFC 3339, 2006-01-02 15:04, or a duration such as 24h)", s)
 }

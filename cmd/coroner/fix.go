@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -34,7 +33,7 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 			out := cmd.OutOrStdout()
 			live := af.opts.Root == "" || af.opts.Root == "/"
 			if reload && !live {
-				return errors.New("--reload works on this machine only, not with --root")
+				return usageErrorf("--reload works on this machine only, not with --root")
 			}
 			if rollback {
 				res, err := audit.Rollback(af.opts.Root, fo.StateDir, force)
@@ -94,6 +93,8 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 	fl.StringVar(&fo.StateDir, "state-dir", audit.DefaultStateDir, "backups and rollback manifests (inside --root when given)")
 	fl.BoolVar(&apply, "apply", false, "write the changes (default: only print them)")
 	fl.BoolVar(&rollback, "rollback", false, "undo the latest applied fix")
+	exclusiveFlags(cmd, "apply", "rollback")
+	exclusiveFlags(cmd, "rollback", "mitigate")
 	fl.BoolVar(&force, "force", false, "with --rollback: restore files even if they changed since the fix")
 	fl.BoolVar(&reload, "reload", false, "run the reload/restart commands after --apply or --rollback")
 	rootCmd.AddCommand(cmd)

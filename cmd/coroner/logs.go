@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +20,7 @@ import (
 type logsFlags struct {
 	format, since, until, tz, bootTime   string
 	apacheConfig                         string
-	cores                                []string
+	cores, logFiles                      []string
 	asJSON, follow, evidence, events     bool
 	noDiscover, rotated, noSymbolize     bool
 	fromStart, allProcesses, showSecrets bool
@@ -52,12 +51,13 @@ time order; "-" reads standard input.`,
 		RunE: lf.run,
 	}
 	fl := cmd.Flags()
+	fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
 	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error")
-	fl.StringVar(&lf.since, "since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", a date, or a duration ago like 2h)")
-	fl.StringVar(&lf.until, "until", "", "only events before this time (same forms as --since)")
+	fl.StringVar(&lf.since, "since", "", sinceUsage)
+	fl.StringVar(&lf.until, "until", "", untilUsage)
 	fl.StringVar(&lf.tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
 	fl.StringVar(&lf.bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
-	fl.StringArrayVar(&lf.cores, "cores", nil, "core directory or file to match against crashes (repeatable; default: the host's cores when the logs are discovered)")
+	fl.StringArrayVar(&lf.cores, "cores", nil, coresUsage+" to match against crashes (default: the host's cores when the logs are discovered)")
 	fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
 	fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
 	fl.BoolVar(&lf.fromStart, "from-start", false, "with --follow, read the files from the beginning")
@@ -138,6 +138,7 @@ func (lf *logsFlags) given(args []string) []logs.Input {
 }
 
 func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
+	args = append(append([]string(nil), args...), lf.logFiles...)
 	opts, cores, err := lf.options(cmd, args)
 	if err != nil {
 		return err
@@ -186,7 +187,10 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	if lf.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(struct {
+			Schema int `json:"schema"`
+			*logs.Result
+		}{logs.SchemaVersion, res})
 	}
 	return logs.WriteText(out, res, logs.TextOptions{Top: lf.top, Evidence: lf.evidence, Location: opts.Location})
 }
@@ -206,27 +210,4 @@ func apacheModPHP(root, config string) *logs.ModPHP {
 		return nil
 	}
 	return &logs.ModPHP{Loaded: m.Loaded(), Why: m.Why()}
-}
-
-// parseWhen parses an absolute time or a duration ago ("2h", "30m").
-func parseWhen(s string, loc *time.Location) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	if strings.HasPrefix(s, "@") {
-		var n int64
-		if _, err := fmt.Sscanf(s[1:], "%d", &n); err == nil {
-			return time.Unix(n, 0), nil
-		}
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("cannot parse time %q", s)
 }

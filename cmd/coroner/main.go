@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 )
@@ -69,7 +71,10 @@ var cpuProfile string
 func init() {
 	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	_ = rootCmd.PersistentFlags().MarkHidden("cpuprofile")
-	rootCmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkFlags(cmd); err != nil {
+			return err
+		}
 		if cpuProfile == "" {
 			return nil
 		}
@@ -86,12 +91,24 @@ func main() {
 	// any command, whatever a renderer forgot (package sanitize).
 	rootCmd.SetOut(sanitize.Writer(os.Stdout))
 	rootCmd.SetErr(sanitize.Writer(os.Stderr))
-	err := rootCmd.Execute()
+	markUsageErrors(rootCmd)
+	cmd, err := rootCmd.ExecuteC()
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
+		if errors.Is(err, engine.ErrNoCore) {
+			err = &usageError{err}
+		}
 		fmt.Fprintln(os.Stderr, "coroner:", sanitize.Text(err.Error()))
+		var u *usageError
+		if errors.As(err, &u) && cmd != nil {
+			use := cmd.UseLine()
+			if cmd == rootCmd {
+				use = "coroner COMMAND [flags]"
+			}
+			fmt.Fprintf(os.Stderr, "Usage: %s\nRun '%s --help' for more.\n", use, cmd.CommandPath())
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -105,9 +122,14 @@ type exitCodeError struct {
 func (e *exitCodeError) Error() string { return e.err.Error() }
 func (e *exitCodeError) Unwrap() error { return e.err }
 
+// exitCode is the exit status of a failed command (exitcodes.go).
 func exitCode(err error) int {
+	var u *usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
 	if e, ok := err.(*exitCodeError); ok {
 		return e.code
 	}
-	return 1
+	return exitError
 }

@@ -44,7 +44,7 @@ function and instruction, coroner's table, or a constant since PHP 7.0) and what
 			}
 			res := rep.PHP
 			if res == nil {
-				return &exitCodeError{code: 2, err: fmt.Errorf("%s: the process is not PHP (no executor_globals exported by a mapped php binary)", rep.Process.CorePath)}
+				return &exitCodeError{code: exitNotPHP, err: fmt.Errorf("%s: the process is not PHP (no executor_globals exported by a mapped php binary)", rep.Process.CorePath)}
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")

@@ -49,7 +49,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			for _, kv := range params {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
-					return fmt.Errorf("--param %q: want NAME=VALUE", kv)
+					return usageErrorf("--param %q: want NAME=VALUE", kv)
 				}
 				spec.Params[k] = v
 			}
@@ -113,7 +113,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 				return fmt.Errorf("replay to %s: %w", opts.Socket, err) // exit status 1
 			}
 			if !res.Reproduced {
-				return &exitCodeError{code: 3, err: fmt.Errorf("replay: %s", res.Summary())}
+				return &exitCodeError{code: exitNotReproduced, err: fmt.Errorf("replay: %s", res.Summary())}
 			}
 			return nil
 		},

@@ -37,6 +37,7 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 	f := cmd.Flags()
 	f.Bool("markdown", true, "write Markdown (the default)")
 	f.BoolVar(&asJSON, "json", false, "write the JSON report instead")
+	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files")
 	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
 	f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")

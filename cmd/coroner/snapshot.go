@@ -86,12 +86,12 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 	for _, a := range args {
 		pid, err := strconv.Atoi(a)
 		if err != nil || pid <= 0 {
-			return fmt.Errorf("%q is not a pid", a)
+			return usageErrorf("%q is not a pid", a)
 		}
 		sel.PIDs = append(sel.PIDs, pid)
 	}
 	if len(sel.PIDs) == 0 && sel.Pool == "" && sel.BusyOver == 0 && !f.list {
-		return fmt.Errorf("name the processes: PID..., --pool NAME or --busy-over DURATION (--list shows the FPM workers)")
+		return usageErrorf("name the processes: PID..., --pool NAME or --busy-over DURATION (--list shows the FPM workers)")
 	}
 	pools, warns := fpmworkers.List(ctx, fpmworkers.Options{})
 	if f.list {
@@ -107,7 +107,7 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 		for _, w := range warns {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 		}
-		return &exitCodeError{code: 2, err: fmt.Errorf("%w: %s", snapshot.ErrNothingSelected, describeSelection(sel))}
+		return &exitCodeError{code: exitNoTarget, err: fmt.Errorf("%w: %s", snapshot.ErrNothingSelected, describeSelection(sel))}
 	}
 	opts := snapshot.Options{LiveMemory: f.liveMemory}
 	opts.Analyze.ShowSecrets = f.showSecrets
@@ -164,7 +164,7 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 		return &exitCodeError{code: 130, err: fmt.Errorf("interrupted after %d of %d processes (every process was released)", len(results), len(targets))}
 	}
 	if failed > 0 {
-		return &exitCodeError{code: 1, err: fmt.Errorf("%d of %d processes could not be read", failed, len(targets))}
+		return &exitCodeError{code: exitError, err: fmt.Errorf("%d of %d processes could not be read", failed, len(targets))}
 	}
 	return nil
 }

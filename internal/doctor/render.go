@@ -14,11 +14,18 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
 
+// SchemaVersion is the version of the JSON document JSON writes (its
+// "schema" field); it changes only when a field changes meaning or goes away.
+const SchemaVersion = 1
+
 // JSON writes the result as indented JSON.
 func JSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(struct {
+		Schema int `json:"schema"` // SchemaVersion
+		*Result
+	}{SchemaVersion, r})
 }
 
 // Text writes the diagnosis for a person at a terminal; every string from
@@ -174,7 +181,7 @@ func (p *writer) crashing(r *Result) {
 		}
 		if s.Incidents > 0 {
 			p.line("%d %s (%d crashes) from %s to %s (%s)%s", s.Incidents, what, s.Crashes,
-				s.First.Format("2006-01-02 15:04:05"), s.Last.Format("2006-01-02 15:04:05"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
+				s.First.Format("2006-01-02 15:04:05 MST"), s.Last.Format("2006-01-02 15:04:05 MST"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
 		}
 		if len(s.BySignal) > 0 {
 			p.item("signals: %s", countList(s.BySignal, 5))
@@ -271,7 +278,7 @@ func (p *writer) group(n int, g *Group) {
 	p.heading(fmt.Sprintf("#%d %s", n, title))
 	facts := []string{fmt.Sprintf("%d crashes", g.Count)}
 	if g.FirstSeen != "" {
-		facts = append(facts, "first "+g.First.Format("2006-01-02 15:04:05"), "last "+g.Last.Format("2006-01-02 15:04:05"))
+		facts = append(facts, "first "+g.First.Format("2006-01-02 15:04:05 MST"), "last "+g.Last.Format("2006-01-02 15:04:05 MST"))
 	}
 	if len(g.Signals) > 0 {
 		facts = append(facts, countList(g.Signals, 3))
@@ -336,7 +343,7 @@ func (p *writer) group(n int, g *Group) {
 			p.item("... %d more incidents", len(g.Incidents)-shown)
 			break
 		}
-		desc := fmt.Sprintf("%s pid %d %s", inc.Time.Format("2006-01-02 15:04:05"), inc.PID, inc.SignalName)
+		desc := fmt.Sprintf("%s pid %d %s", inc.Time.Format("2006-01-02 15:04:05 MST"), inc.PID, inc.SignalName)
 		if inc.URI != "" {
 			desc += " on " + inc.Method + " " + inc.URI
 		}

@@ -220,7 +220,7 @@ func TestWatchOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		logFiles = append(logFiles, src, dst)
-		args = append(args, "--log", dst)
+		args = append(args, "--logs", dst)
 	}
 
 	// 1. The server is up but refuses connections (57P03): the watcher waits.

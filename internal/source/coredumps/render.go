@@ -25,7 +25,7 @@ func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
 	for _, e := range entries {
 		t := "-"
 		if !e.Time.IsZero() {
-			t = e.Time.Local().Format("2006-01-02 15:04:05")
+			t = e.Time.Local().Format("2006-01-02 15:04:05 MST")
 		}
 		pid := "-"
 		if e.PID != 0 {
@@ -123,14 +123,19 @@ type jsonEntry struct {
 	SignalName string `json:"signal_name,omitempty"`
 }
 
+// SchemaVersion is the version of the JSON document WriteJSON writes (its
+// "schema" field); it changes only when a field changes meaning or goes away.
+const SchemaVersion = 1
+
 // WriteJSON prints entries (and warnings) as one JSON document:
-// {"cores": [...], "warnings": [...]}.
+// {"schema": 1, "generated": ..., "cores": [...], "warnings": [...]}.
 func WriteJSON(w io.Writer, entries []*Entry, warnings []error) error {
 	doc := struct {
+		Schema    int         `json:"schema"` // SchemaVersion
 		Generated time.Time   `json:"generated"`
 		Cores     []jsonEntry `json:"cores"`
 		Warnings  []string    `json:"warnings"`
-	}{Generated: time.Now().UTC(), Cores: []jsonEntry{}, Warnings: []string{}}
+	}{Schema: SchemaVersion, Generated: time.Now().UTC(), Cores: []jsonEntry{}, Warnings: []string{}}
 	for _, e := range entries {
 		doc.Cores = append(doc.Cores, jsonEntry{e, e.SignalName()})
 	}

@@ -70,6 +70,9 @@ func freeze(pid int, during func([]elfcore.Thread) (int64, error)) ([]elfcore.Th
 }
 
 func freezeLocked(pid int, during func([]elfcore.Thread) (int64, error)) (threads []elfcore.Thread, pause Pause, err error) {
+	if !regsSupported {
+		return nil, Pause{}, fmt.Errorf("live snapshots read x86-64 registers: this coroner is built for %s", runtime.GOARCH)
+	}
 	var held []*stopped
 	seized := map[int]bool{}
 	cpu0 := threadCPU()
@@ -197,15 +200,6 @@ func waitStop(tid int) (*stopped, error) {
 		if delay < time.Millisecond {
 			delay *= 2
 		}
-	}
-}
-
-func regsOf(r *unix.PtraceRegs) elfcore.Regs {
-	return elfcore.Regs{
-		R15: r.R15, R14: r.R14, R13: r.R13, R12: r.R12, Rbp: r.Rbp, Rbx: r.Rbx, R11: r.R11, R10: r.R10,
-		R9: r.R9, R8: r.R8, Rax: r.Rax, Rcx: r.Rcx, Rdx: r.Rdx, Rsi: r.Rsi, Rdi: r.Rdi, OrigRax: r.Orig_rax,
-		Rip: r.Rip, Cs: r.Cs, Eflags: r.Eflags, Rsp: r.Rsp, Ss: r.Ss, FsBase: r.Fs_base, GsBase: r.Gs_base,
-		Ds: r.Ds, Es: r.Es, Fs: r.Fs, Gs: r.Gs,
 	}
 }
 

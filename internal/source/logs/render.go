@@ -11,6 +11,11 @@ import (
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
+// SchemaVersion is the version of the JSON document of `coroner logs
+// --json` (its "schema" field); it changes only when a field changes
+// meaning or goes away.
+const SchemaVersion = 1
+
 // TextOptions tune WriteText.
 type TextOptions struct {
 	// Top bounds the rows of each breakdown (default 10).
@@ -36,7 +41,7 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 		if t.IsZero() {
 			return "(time unknown)"
 		}
-		return t.In(o.Location).Format("2006-01-02 15:04:05")
+		return t.In(o.Location).Format("2006-01-02 15:04:05 MST")
 	}
 	ew.printf("Logs read:\n")
 	for _, in := range r.Inputs {
@@ -152,7 +157,7 @@ func WriteIncident(w io.Writer, inc *Incident, loc *time.Location, evidence bool
 		if t.IsZero() {
 			return "(time unknown)"
 		}
-		return t.In(loc).Format("2006-01-02 15:04:05")
+		return t.In(loc).Format("2006-01-02 15:04:05 MST")
 	}, evidence)
 	return ew.err
 }

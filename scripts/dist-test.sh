@@ -1,0 +1,99 @@
+#!/bin/bash
+# make dist-test: install a coroner .deb (make dist) into a throwaway clean Debian 13 (trixie)
+# chroot and use it as an administrator would: dpkg -i, coroner version / --version / audit,
+# man coroner, the bash completion, the unit's binary, the conffile; then remove and purge it
+# and check that nothing of it is left. As root.
+#
+# The clean chroot (minbase + man-db + bash-completion, built once with mmdebstrap from the
+# host's Debian mirror) is cached in $CORONER_DIST_CHROOTS (default /var/cache/coroner/dist/chroots)
+# and never modified: each run installs into an overlay on it that is thrown away.
+# usage: scripts/dist-test.sh coroner_VERSION_amd64.deb
+set -euo pipefail
+# (no early-closing reader such as head or grep -q after a pipe: SIGPIPE would fail it)
+[ $# -eq 1 ] && [ -f "$1" ] || { echo "usage: scripts/dist-test.sh coroner_VERSION_amd64.deb" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "dist-test: needs root (chroot, mount)" >&2; exit 1; }
+deb=$(readlink -f "$1")
+version=$(dpkg-deb -f "$deb" Version)
+log() { printf '[dist-test %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+cache=${CORONER_DIST_CHROOTS:-/var/cache/coroner/dist/chroots}/trixie
+if [ ! -f "$cache/.coroner-dist-chroot" ]; then
+  command -v mmdebstrap >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mmdebstrap >/dev/null
+  mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' | awk '!/-security/ { print; exit }')
+  mirror=${mirror:-http://deb.debian.org/debian/}
+  log "building a clean trixie chroot from $mirror into $cache"
+  rm -rf "$cache.tmp"
+  mkdir -p "$(dirname "$cache")"
+  t0=$(date +%s)
+  mmdebstrap --mode=root --format=directory --variant=minbase --include=man-db,bash-completion \
+    trixie "$cache.tmp" "deb $mirror trixie main" >&2
+  echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(date +%s) - t0))s" > "$cache.tmp/.coroner-dist-chroot"
+  rm -rf "$cache"
+  mv "$cache.tmp" "$cache"
+fi
+
+work=$(mktemp -d)
+root=$work/root
+mkdir -p "$work/upper" "$work/work" "$root"
+mounted=()
+cleanup() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[$i]}" || true; done
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+mount -t overlay overlay -o "lowerdir=$cache,upperdir=$work/upper,workdir=$work/work" "$root"
+mounted+=("$root")
+mount -t proc proc "$root/proc"
+mounted+=("$root/proc")
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb "$@"; }
+
+cp "$deb" "$root/tmp/coroner.deb"
+t0=$(date +%s%N)
+in_root dpkg -i /tmp/coroner.deb >&2 || fail "dpkg -i"
+t1=$(date +%s%N)
+log "dpkg -i: $(((t1 - t0) / 1000000)) ms, installed size $(in_root dpkg-query -W -f='${Installed-Size}' coroner) KiB"
+
+[ -z "$(in_root dpkg-query -W -f='${Depends}${Pre-Depends}' coroner)" ] || fail "the package has dependencies"
+out=$(in_root coroner version) || fail "coroner version"
+log "coroner version: $out"
+case "$out" in "coroner $version go1."*" linux/amd64") ;; *) fail "coroner version says: $out" ;; esac
+[ "$(in_root coroner --version)" = "$out" ] || fail "coroner --version differs from coroner version"
+
+set +e
+audit=$(in_root coroner audit 2>&1)
+rc=$?
+set -e
+case $rc in 0 | 4) ;; *) fail "coroner audit exited with $rc: $audit" ;; esac # 4: a layer blocks core dumps
+printf '%s\n' "$audit" | sed -n 1,5p >&2
+log "coroner audit: exit status $rc"
+
+man=$(in_root man -P cat coroner 2>&1) || fail "man coroner: $man"
+grep -q 'Post-mortems for crashed PHP-FPM workers' <<< "$man" || fail "man coroner lacks the description"
+grep -q 'EXIT STATUS' <<< "$man" || fail "man coroner lacks EXIT STATUS"
+in_root man -P cat coroner-logs | grep -- '--since' >/dev/null || fail "man coroner-logs lacks --since"
+log "man coroner, man coroner-logs: ok ($(in_root sh -c 'ls /usr/share/man/man1/coroner*.1.gz | wc -l') pages)"
+
+in_root bash -c '. /usr/share/bash-completion/bash_completion; _completion_loader coroner; complete -p coroner' |
+  grep __start_coroner >/dev/null || fail "bash completion not loaded"
+comp=$(in_root coroner __complete an 2>/dev/null | awk -F'\t' 'NR == 1 { print $1 }')
+[ "$comp" = analyze ] || fail "completion of 'coroner an' gave $comp"
+log "bash completion: ok"
+
+exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/usr/lib/systemd/system/coroner-watch.service")
+[ "$exe" = /usr/bin/coroner ] && [ -x "$root$exe" ] || fail "the unit runs $exe"
+in_root dpkg-query -W -f='${Conffiles}\n' coroner | grep /etc/default/coroner-watch >/dev/null || fail "no conffile"
+
+echo 'CORONER_WATCH_OPTS="--workers 2"' >> "$root/etc/default/coroner-watch"
+in_root dpkg -r coroner >&2 || fail "dpkg -r"
+[ ! -e "$root/usr/bin/coroner" ] || fail "/usr/bin/coroner left after dpkg -r"
+grep -q 'workers 2' "$root/etc/default/coroner-watch" || fail "dpkg -r lost the edited conffile"
+in_root dpkg -P coroner >&2 || fail "dpkg -P"
+[ ! -e "$root/etc/default/coroner-watch" ] || fail "conffile left after purge"
+left=$(cd "$work/upper" && find . -path ./tmp -prune -o -path ./var/lib/dpkg -prune -o -path ./var/log -prune \
+  -o -path ./var/cache -prune -o -path ./etc/ld.so.cache -prune -o -iname '*coroner*' -print)
+[ -z "$left" ] || fail "left after purge: $left"
+log "dpkg -r keeps the edited conffile, dpkg -P removes everything: ok"
+log "PASS: $(basename "$deb")"
