@@ -27,6 +27,19 @@ type Options struct {
 	Sysroot string
 	// Exe overrides the path of the main executable.
 	Exe string
+	// Roots are more directories that may be the root the process ran in
+	// (chroots, unpacked container images): each is tried, after Sysroot
+	// or this host, when the executable there lacks the build-id the core
+	// records.
+	Roots []string
+	// Container names the container (name, id or id prefix) or machine
+	// whose root holds the process's files; "" finds it by build-id.
+	Container string
+	// NoAutoRoot keeps the search for the process's root to Sysroot (or
+	// this host) and Roots: the container runtimes' state, the roots of
+	// running processes and the directories above the core are not
+	// searched.
+	NoAutoRoot bool
 	// MaxFrames bounds the frames unwound per thread (default 1,000,000).
 	MaxFrames int
 	// ShowSecrets disables redaction of cookies and credentials.
@@ -102,6 +115,10 @@ type analysis struct {
 	phpLayout chan time.Duration
 	// stopped is set once the budget was found used up.
 	stopped bool
+	// corePath is the core file analysed ("" for a live process).
+	corePath string
+	// res is which file of this host stands for each mapped object.
+	res resolution
 }
 
 // over reports whether the budget is used up, and says once, before the
@@ -171,6 +188,9 @@ func Process(t Target, name string, opts Options) *crash.Report {
 
 func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
+	if _, ok := c.(*elfcore.File); ok {
+		a.corePath = name
+	}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
 	if opts.Name != "" {
@@ -181,6 +201,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a.stage("core", start)
 
 	t := time.Now()
+	a.resolveFiles()
 	a.loadModules()
 	a.buildRegions()
 	a.stage("modules", t)

@@ -141,11 +141,23 @@ func (a *analysis) loadModules() {
 		if mod.path == exe {
 			mod.info.Kind = crash.ModuleExe
 		}
-		mod.info.BuildID = a.coreBuildID(mod)
+		mod.info.BuildID = a.coreBuildIDAt(mod.start)
+		if id := a.res.fileIDs[mod.path]; id != "" {
+			mod.info.FileBuildID = id
+		}
+		if mod.hostPath == "" && a.res.files != nil {
+			// No file of this host has the build-id the process ran
+			// (resolveFiles said so once for all of them).
+			mod.info.Missing = true
+			mod.info.Mismatch = a.res.upgrade && mod.info.FileBuildID != ""
+			mod.bias = a.coreBias(mod.start)
+			mod.info.Bias = crash.Addr(mod.bias)
+			continue
+		}
 		if !looksLikeELF(mod.hostPath) {
 			continue // locale archives, caches and other mapped data files
 		}
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, NoHostDebug: a.opts.NoHostDebugFiles})
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), NoHostDebug: a.opts.NoHostDebugFiles})
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)
@@ -209,11 +221,36 @@ func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
 	return mod.start
 }
 
-// coreBuildID reads the build-id of a module from the memory dumped in the
-// core (the first page of an ELF mapping is normally dumped).
-func (a *analysis) coreBuildID(mod *module) string {
+// debugRoot is the root below which separate debug files are searched
+// first: the root the process's files were found in.
+func (a *analysis) debugRoot() string {
+	if r := a.res.root; r.Runtime != "" && r.Runtime != "host" {
+		return r.Dir
+	}
+	return a.opts.Sysroot
+}
+
+// coreBias is the load bias of the ELF object mapped at start, from its
+// ELF header as dumped in the core: 0 for an executable linked at a fixed
+// address, else start less the address of its first segment (start when
+// the header is not dumped, as for nearly every shared object).
+func (a *analysis) coreBias(start uint64) uint64 {
 	var hdr [64]byte
-	if _, err := a.core.ReadDumped(hdr[:], mod.start); err != nil {
+	if _, err := a.core.ReadDumped(hdr[:], start); err != nil || string(hdr[:4]) != "\x7fELF" {
+		return start
+	}
+	if elf.Type(binary.LittleEndian.Uint16(hdr[16:])) == elf.ET_EXEC {
+		return 0
+	}
+	return start
+}
+
+// coreBuildIDAt reads the build-id of the ELF object mapped at start from
+// the memory dumped in the core (the first page of an ELF mapping is
+// normally dumped).
+func (a *analysis) coreBuildIDAt(start uint64) string {
+	var hdr [64]byte
+	if _, err := a.core.ReadDumped(hdr[:], start); err != nil {
 		return ""
 	}
 	if string(hdr[:4]) != "\x7fELF" || hdr[4] != 2 {
@@ -226,7 +263,7 @@ func (a *analysis) coreBuildID(mod *module) string {
 		return ""
 	}
 	ph := make([]byte, 56*phnum)
-	if _, err := a.core.ReadDumped(ph, mod.start+phoff); err != nil {
+	if _, err := a.core.ReadDumped(ph, start+phoff); err != nil {
 		return ""
 	}
 	// The first PT_LOAD (offset 0) is mapped at mod.start.
@@ -249,7 +286,7 @@ func (a *analysis) coreBuildID(mod *module) string {
 			continue
 		}
 		buf := make([]byte, size)
-		if _, err := a.core.ReadDumped(buf, mod.start+vaddr-firstVaddr); err != nil {
+		if _, err := a.core.ReadDumped(buf, start+vaddr-firstVaddr); err != nil {
 			continue
 		}
 		if id := symbols.BuildIDFromNotes(buf); id != "" {
