@@ -412,11 +412,24 @@ func (t *textWriter) modules(r *crash.Report) {
 		return
 	}
 	t.p("MODULES")
-	for _, n := range notes {
+	shown := notes
+	if len(shown) > maxModuleNotes {
+		// Another root: most objects lack their file; the warnings say
+		// which and how to supply them (--json lists them all).
+		shown = shown[:maxModuleNotes]
+	}
+	for _, n := range shown {
 		t.p("  %s", n)
+	}
+	if len(notes) > len(shown) {
+		t.p("  ... and %d more (--json lists every module)", len(notes)-len(shown))
 	}
 	t.p("")
 }
+
+// maxModuleNotes bounds the modules the text report lists as replaced or
+// missing.
+const maxModuleNotes = 12
 
 func (t *textWriter) warnings(r *crash.Report) {
 	if len(r.Warnings) == 0 {
