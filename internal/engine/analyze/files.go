@@ -39,6 +39,7 @@ type resolution struct {
 	elsewhere map[string]string // path -> where a file with the right build-id was found outside root
 	missing   []string          // objects with no file of their build-id
 	upgrade   bool              // the mismatches look like an upgrade (same root, few)
+	searched  int               // roots whose executable was compared
 }
 
 // mappedObjects lists the ELF objects of the process with the build-ids
@@ -165,6 +166,7 @@ func (a *analysis) resolveFiles() {
 		if exeObj == nil || exeObj.buildID == "" {
 			break
 		}
+		res.searched++
 		if id, _ := fileBuildID(hostPath(r, exe)); id == exeObj.buildID {
 			res.root, res.found = r, true
 			break
@@ -277,13 +279,20 @@ func (a *analysis) reportRoot() {
 	if len(shown) > 8 {
 		shown = append(append([]string(nil), shown[:8]...), fmt.Sprintf("and %d more", len(names)-8))
 	}
-	where := describeRoot(r)
+	where := "in " + describeRoot(r)
+	if r.Runtime == "host" {
+		where = "on this host"
+	}
 	if !res.upgrade {
-		a.warn("the report is partial: %d of the objects the process mapped are not in %s with the build-ids the process ran (%s), and no container or chroot of this host has them: the process ran in another root (a container, a chroot or another machine). Their code, symbols and unwind tables are not used, so frames in them are named by address only. Give the process's root with --sysroot DIR (or --roots DIR, --container NAME), or the files with their build-ids below a debug directory",
-			len(res.missing), where, strings.Join(shown, ", "))
+		searched := "no other root was searched"
+		if n := res.searched - 1; n > 0 {
+			searched = fmt.Sprintf("none of the %d other roots searched (--roots, containers and chroots of this host) has them", n)
+		}
+		a.warn("the report is partial: %d of the objects the process mapped are not %s with the build-ids the process ran (%s), and %s: the process ran in another root (a container, a chroot or another machine). Their code, symbols and unwind tables are not used, so frames in them are named by address only. Give the process's root with --sysroot DIR (or --roots DIR, --container NAME), or the files with their build-ids below a debug directory",
+			len(res.missing), where, strings.Join(shown, ", "), searched)
 		return
 	}
-	a.warn("%d of the objects the process mapped have another build-id in %s than the process ran (%s): replaced after it started; their code, symbols and unwind tables are not used (frames in them are named by address only)",
+	a.warn("%d of the objects the process mapped have another build-id %s than the process ran (%s): replaced after it started; their code, symbols and unwind tables are not used (frames in them are named by address only)",
 		len(res.missing), where, strings.Join(shown, ", "))
 }
 
