@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/diagnose"
@@ -197,6 +198,47 @@ func TestOtherRoot(t *testing.T) {
 			t.Errorf("root: %+v", got.Root)
 		}
 	})
+}
+
+// TestRootOfRunningProcess analyses the trixie chroot's core while a
+// process runs in that chroot (as the master of a chrooted php-fpm does
+// after one of its workers crashed): its root is found through /proc.
+func TestRootOfRunningProcess(t *testing.T) {
+	l := labtest.Release(t, "trixie")
+	s := l.Scenarios["abort"]
+	if s == nil || l.Sysroot == "" {
+		t.Fatalf("the trixie lab has no abort core in a chroot: %+v", l)
+	}
+	want, err := Core(s.Core, Options{Sysroot: l.Sysroot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sleep", "600")
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: l.Sysroot}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot run a process in the chroot (%v)", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	defer func(o roots.Options) { discoverOptions = o }(discoverOptions)
+	discoverOptions = roots.Options{}
+	var got *crash.Report
+	for range 100 { // until the child has chrooted
+		if got, err = Core(s.Core, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Root == nil || len(got.Root.Unresolved) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sameAnalysis(t, "root of a running process", got, want)
+	if got.Root == nil || got.Root.Runtime != "process" || got.Root.Dir != l.Sysroot {
+		t.Errorf("root: %+v", got.Root)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -396,10 +397,17 @@ func processes(h string, known []Root) []Root {
 		}
 		seen[k] = true
 		r := Root{Dir: dir, Runtime: "process"}
-		if comm, err := regular.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "comm"), 256); err == nil {
+		// A chroot's root is a directory of this host's namespace too:
+		// name it by that path, which outlives the process.
+		if target, err := os.Readlink(dir); err == nil && target != "/" && filepath.IsAbs(target) {
+			if tst, err := os.Stat(host(h, target)); err == nil && os.SameFile(st, tst) {
+				r.Dir = host(h, target)
+			}
+		}
+		if comm, err := readProc(filepath.Join(proc, strconv.Itoa(pid), "comm"), 256); err == nil {
 			r.Name = fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), pid)
 		}
-		if cg, err := regular.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"), 1<<16); err == nil {
+		if cg, err := readProc(filepath.Join(proc, strconv.Itoa(pid), "cgroup"), 1<<16); err == nil {
 			r.ID = cgroupContainerID(cg)
 		}
 		out = append(out, r)
@@ -408,6 +416,17 @@ func processes(h string, known []Root) []Root {
 		}
 	}
 	return out
+}
+
+// readProc reads at most max bytes of a file of /proc (or of a test's
+// stand-in for it).
+func readProc(path string, max int64) ([]byte, error) {
+	f, err := regular.OpenHostFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 // cgroupContainerID finds a container id (64 hex digits) in a

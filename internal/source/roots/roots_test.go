@@ -2,9 +2,13 @@ package roots
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func write(t testing.TB, path, content string) {
@@ -163,4 +167,58 @@ func FuzzStateFiles(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMain makes the test binary (static: CGO_ENABLED=0) a process that
+// waits, when run as the chrooted process of TestChrootedProcess.
+func TestMain(m *testing.M) {
+	if os.Getenv("CORONER_ROOTS_WAIT") != "" {
+		time.Sleep(10 * time.Minute)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestChrootedProcess runs a process in a chroot and finds its root among
+// the roots of running processes, named by its directory.
+func TestChrootedProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "waiter"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/waiter")
+	cmd.Env = []string{"CORONER_ROOTS_WAIT=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: dir}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start a chrooted process: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	want, _ := os.Stat(dir)
+	for range 100 {
+		for _, r := range Discover(Options{}) {
+			st, err := os.Stat(r.Dir)
+			if r.Runtime == "process" && err == nil && os.SameFile(st, want) {
+				if r.Dir != dir || !strings.Contains(r.Name, "pid "+strconv.Itoa(cmd.Process.Pid)) {
+					t.Errorf("the chroot found as %+v, want its directory %s and pid %d", r, dir, cmd.Process.Pid)
+				}
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // until the child has chrooted
+	}
+	t.Fatalf("the root of chrooted process %d is not among %+v", cmd.Process.Pid, Discover(Options{}))
 }
