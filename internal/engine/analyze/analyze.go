@@ -189,7 +189,12 @@ func Process(t Target, name string, opts Options) *crash.Report {
 func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
 	if _, ok := c.(*elfcore.File); ok {
+		// The file the user named (a compressed core is analysed from
+		// a temporary copy): its directories may be the process's root.
 		a.corePath = name
+		if opts.Name != "" && filepath.IsAbs(opts.Name) {
+			a.corePath = opts.Name
+		}
 	}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
