@@ -77,7 +77,9 @@ type Root struct {
 	// Runtime is what keeps the root: "docker", "containerd", "podman",
 	// "lxc", "lxd", "incus", "nspawn", "process" (the root of a running
 	// process), "core-dir" (a directory above the core), "given"
-	// (--roots), "host" or "sysroot".
+	// (--roots), "host" or "sysroot"; "docker-layer", "containerd-layer"
+	// or "podman-layer" when the files were found in the unpacked layers
+	// of images (Dir is the layer holding the executable).
 	Runtime string `json:"runtime"`
 	// Name, ID and Image name the container, Pod and Namespace its
 	// Kubernetes pod, when the runtime records them.

@@ -493,6 +493,10 @@ func rootLine(r *crash.Root) string {
 		b.WriteString("chroot holding the core")
 	case "process":
 		b.WriteString("root of the running process")
+	case "docker-layer", "containerd-layer", "podman-layer":
+		// Files found in the unpacked layers of images (the container
+		// may be gone); a layer's id names no container.
+		return strings.TrimSuffix(r.Runtime, "-layer") + " image layers, the executable in " + r.Dir
 	default:
 		b.WriteString(r.Runtime + " container")
 	}

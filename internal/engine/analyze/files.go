@@ -20,7 +20,7 @@ type fileSetter interface {
 
 // discoverOptions is where roots.Discover looks (a test points it at a
 // runtime's layout made below a temporary directory).
-var discoverOptions = roots.Options{}
+var discoverOptions = roots.Options{Layers: true}
 
 // mappedObject is one mapped ELF object of the process, as the core
 // records it.

@@ -14,6 +14,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/diagnose"
 	"github.com/coroner-dev/coroner/internal/labtest"
+	"github.com/coroner-dev/coroner/internal/source/elfcore"
 	"github.com/coroner-dev/coroner/internal/source/roots"
 )
 
@@ -177,6 +178,42 @@ func TestOtherRoot(t *testing.T) {
 		r := got.Root
 		if r == nil || r.Runtime != "containerd" || r.Pod != "shop-5d8c" || r.Namespace != "prod" || r.Image != "registry.example/shop:8.4" {
 			t.Errorf("root: %+v", r)
+		}
+	})
+
+	t.Run("image layers", func(t *testing.T) {
+		// The container is gone; its image's layers are unpacked: the
+		// executable in one, the libraries in another.
+		h := t.TempDir()
+		discoverOptions = roots.Options{Host: h, NoProcesses: true, Layers: true}
+		base, php := h+"/var/lib/docker/overlay2/b45e/diff", h+"/var/lib/docker/overlay2/9h9/diff"
+		cf, err := elfcore.Open(s.Core)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fm := range cf.Files() {
+			if st, err := os.Stat(filepath.Join(l.Sysroot, fm.Path)); !isObjectPath(fm.Path) || err != nil || !st.Mode().IsRegular() {
+				continue // shared memory, /dev/zero, deleted files
+			}
+			dst := filepath.Join(base, fm.Path)
+			if fm.Path == cf.Executable() {
+				dst = filepath.Join(php, fm.Path)
+			}
+			if _, err := os.Stat(dst); err == nil {
+				continue
+			}
+			if err := copyFile(filepath.Join(l.Sysroot, fm.Path), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cf.Close()
+		got, err := Core(s.Core, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAnalysis(t, "image layers", got, want)
+		if got.Root == nil || got.Root.Runtime != "docker-layer" || got.Root.Dir != php || len(got.Root.Unresolved) != 0 {
+			t.Errorf("root: %+v", got.Root)
 		}
 	})
 

@@ -49,6 +49,8 @@ func (r Root) String() string {
 		b.WriteString("root above the core")
 	case "process":
 		b.WriteString("root of a running process")
+	case "docker-layer", "containerd-layer", "podman-layer":
+		b.WriteString(strings.TrimSuffix(r.Runtime, "-layer") + " image layers")
 	default:
 		b.WriteString(r.Runtime + " container")
 	}
@@ -91,6 +93,13 @@ type Options struct {
 	Host string
 	// NoProcesses leaves the roots of running processes out.
 	NoProcesses bool
+	// Layers adds, last, the layers of the images and containers the
+	// runtimes keep unpacked (Docker's overlay2 diff directories,
+	// containerd's and Podman's snapshots): each holds part of a root,
+	// so a file found in one is only the process's file when its
+	// build-id says so. They outlive the containers: a core of a
+	// container since removed finds its files there.
+	Layers bool
 }
 
 // maxRoots bounds the roots listed (a host with thousands of containers
@@ -112,6 +121,9 @@ func Discover(opts Options) []Root {
 	}
 	if !opts.NoProcesses {
 		out = append(out, processes(opts.Host, out)...)
+	}
+	if opts.Layers {
+		out = append(out, layers(opts.Host)...)
 	}
 	if len(out) > maxRoots {
 		out = out[:maxRoots]
@@ -250,8 +262,9 @@ func containerd(h string) []Root {
 // whose "merged" directory is their root while they run.
 func podman(h string) []Root {
 	var out []Root
-	for _, base := range []string{"/var/lib/containers/storage", "/run/containers/storage"} {
-		base = host(h, base)
+	bases := []string{host(h, "/var/lib/containers/storage"), host(h, "/run/containers/storage"), host(h, "/root/.local/share/containers/storage")}
+	homes, _ := filepath.Glob(host(h, "/home/*/.local/share/containers/storage")) // rootless Podman
+	for _, base := range append(bases, homes...) {
 		var cs []struct {
 			ID       string   `json:"id"`
 			Names    []string `json:"names"`
@@ -289,6 +302,39 @@ func podman(h string) []Root {
 				r.Pod = md.PodName
 			}
 			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// layerDirs are where the runtimes keep image and container layers
+// unpacked, by runtime.
+var layerDirs = []struct{ runtime, glob string }{
+	{"docker", "/var/lib/docker/overlay2/*/diff"},
+	{"containerd", "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/*/fs"},
+	{"containerd", "/var/lib/rancher/k3s/agent/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/*/fs"},
+	{"podman", "/var/lib/containers/storage/overlay/*/diff"},
+}
+
+// layers lists the unpacked layers of images and containers, newest
+// first (a rebuilt image's layers before the old ones).
+func layers(h string) []Root {
+	var out []Root
+	for _, l := range layerDirs {
+		ms, _ := filepath.Glob(host(h, l.glob))
+		type dated struct {
+			dir string
+			mt  int64
+		}
+		var ds []dated
+		for _, m := range ms {
+			if st, err := os.Stat(m); err == nil && st.IsDir() {
+				ds = append(ds, dated{m, st.ModTime().UnixNano()})
+			}
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i].mt > ds[j].mt })
+		for _, d := range ds {
+			out = append(out, Root{Dir: d.dir, Runtime: l.runtime + "-layer", ID: filepath.Base(filepath.Dir(d.dir))})
 		}
 	}
 	return out

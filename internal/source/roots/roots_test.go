@@ -98,6 +98,17 @@ func TestDiscover(t *testing.T) {
 	if _, ok := Match(got, "nothing"); ok {
 		t.Error("Match of an unknown name succeeded")
 	}
+	mkdir(t, h+"/var/lib/docker/overlay2/9d1c0ffee/diff")
+	mkdir(t, h+"/var/lib/containers/storage/overlay/l4y3r/diff")
+	var layers []string
+	for _, r := range Discover(Options{Host: h, NoProcesses: true, Layers: true}) {
+		if strings.HasSuffix(r.Runtime, "-layer") {
+			layers = append(layers, r.Runtime+" "+r.Dir)
+		}
+	}
+	if strings.Join(layers, "\n") != "docker-layer "+h+"/var/lib/docker/overlay2/9d1c0ffee/diff\npodman-layer "+h+"/var/lib/containers/storage/overlay/l4y3r/diff" {
+		t.Errorf("layers: %v", layers)
+	}
 	s := byRuntime["containerd"].String()
 	for _, part := range []string{"containerd container php-fpm", "pod prod/shop-7d9f", "image registry.example/shop:1.2"} {
 		if !strings.Contains(s, part) {
