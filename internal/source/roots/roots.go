@@ -399,7 +399,9 @@ func nspawn(h string) []Root {
 
 // processes lists the roots of running processes that are not this
 // host's root nor one already known (same directory): chroots and
-// containers of runtimes coroner does not know. Each distinct root is
+// containers of runtimes coroner does not know. A root directory owned by
+// another user than root or the one running coroner is left out (anyone
+// can chroot into a directory of theirs in a user namespace). Each distinct root is
 // listed once, through the first process found in it; a container is
 // named by the id in its cgroup when it has one.
 func processes(h string, known []Root) []Root {
@@ -438,7 +440,7 @@ func processes(h string, known []Root) []Root {
 			continue
 		}
 		k, ok := fileKey(st)
-		if !ok || seen[k] {
+		if !ok || seen[k] || !trustedOwner(st) {
 			continue
 		}
 		seen[k] = true
@@ -511,17 +513,18 @@ func isHex(s string) bool {
 // Ancestors lists the directories above path, nearest first, up to (not
 // including) "/": a process in a chroot whose core_pattern is relative
 // (or whose core handler writes into its root) leaves its core inside the
-// root, so the root is one of them.
+// root, so the root is one of them. Directories owned by another user than
+// root or the one running coroner are left out (a user who can write
+// where cores land could plant a root of their own there).
 func Ancestors(path string) []Root {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil
 	}
 	var out []Root
-	for d := filepath.Dir(abs); d != "/" && d != "."; d = filepath.Dir(d) {
-		out = append(out, Root{Dir: d, Runtime: "core-dir"})
-		if len(out) >= 64 {
-			break
+	for d, n := filepath.Dir(abs), 0; d != "/" && d != "." && n < 64; d, n = filepath.Dir(d), n+1 {
+		if st, err := os.Stat(d); err == nil && st.IsDir() && trustedOwner(st) {
+			out = append(out, Root{Dir: d, Runtime: "core-dir"})
 		}
 	}
 	return out
