@@ -81,7 +81,7 @@ func (t *textWriter) header(r *crash.Report) {
 		t.p("  command:  %s", p.Args)
 	}
 	t.p("  core:     %s (%s)%s", p.CorePath, units.Bytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
-	if line := rootLine(r.Root); line != "" {
+	if line := RootLine(r.Root); line != "" {
 		t.p("  root:     %s", line)
 	}
 	if tr := p.Truncation; tr != nil {
@@ -479,9 +479,9 @@ func wrap(s string, width int, indent string) string {
 	return b.String()
 }
 
-// rootLine describes where the process's files were found, "" for this
+// RootLine describes where the process's files were found, "" for this
 // host: "docker container web (3f2a9c1b0d4e, image php:8.4-fpm) at DIR".
-func rootLine(r *crash.Root) string {
+func RootLine(r *crash.Root) string {
 	if r == nil || r.Runtime == "" || r.Runtime == "host" || r.Runtime == "sysroot" {
 		return ""
 	}
