@@ -11,6 +11,7 @@ import (
 func registerRootFlags(cmd *cobra.Command, opts *analyze.Options) {
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Roots, "roots", nil, "(repeatable) a directory that may be the root the process ran in (a chroot, an unpacked image): used when its executable there has the build-id the core records")
+	f.StringArrayVar(&opts.DebugDirs, "debug-dir", nil, "(repeatable) a directory of separate debug files (DIR/.build-id/xx/rest.debug), searched first; it names the functions of objects whose own file is not found")
 	f.StringVar(&opts.Container, "container", "", "the container (name, id or id prefix) or machine whose root holds the process's files; by default it is found by build-id")
 	f.BoolVar(&opts.NoAutoRoot, "no-auto-root", false, "do not search this host's containers, chroots and running processes for the process's root")
 }

@@ -32,6 +32,11 @@ type Options struct {
 	// or this host, when the executable there lacks the build-id the core
 	// records.
 	Roots []string
+	// DebugDirs are more directories of separate debug files, searched
+	// by build-id (DIR/.build-id/xx/rest.debug) before the usual ones;
+	// the debug file of an object whose own file is found nowhere gives
+	// its symbols (not its code nor its unwind tables).
+	DebugDirs []string
 	// Container names the container (name, id or id prefix) or machine
 	// whose root holds the process's files; "" finds it by build-id.
 	Container string

@@ -65,6 +65,9 @@ func TestReplacedLibraryNotUsed(t *testing.T) {
 	if f := before.CrashedThread().Frames; len(f) == 0 || f[0].Function != "foo_crash" {
 		t.Fatalf("before the upgrade the crash is not in foo_crash: %+v", f)
 	}
+	if out, err := exec.Command("cp", lib, filepath.Join(dir, "libfoo-old.so")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
 	if err := os.Rename(filepath.Join(dir, "libfoo-new.so"), lib); err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +93,36 @@ func TestReplacedLibraryNotUsed(t *testing.T) {
 			t.Errorf("a frame is named from the replacing build: %+v", f)
 		}
 	}
-	if strings.Contains(rep.Fault.Instruction, "nop") {
-		t.Errorf("faulting instruction read from the replacing build: %q", rep.Fault.Instruction)
+	// The code bytes come from the core (gdb dumps the text pages) or
+	// are unknown, never from the replacing build's nops.
+	if in := rep.Fault.Instruction; strings.Contains(in, "nop") || (in != "" && in != before.Fault.Instruction) {
+		t.Errorf("faulting instruction %q, before the upgrade %q", in, before.Fault.Instruction)
 	}
 	if !hasWarning(rep, "libfoo.so") {
 		t.Errorf("no warning names the replaced library: %v", rep.Warnings)
 	}
 	if rep.Root != nil && len(rep.Root.Unresolved) != 1 {
 		t.Errorf("unresolved objects: %v", rep.Root.Unresolved)
+	}
+	// With the old build's debug file (as a dbgsym package installs it),
+	// its frame is named again, still without reading the new file.
+	debugDir := t.TempDir()
+	idDir := filepath.Join(debugDir, ".build-id", mod.BuildID[:2])
+	if err := os.MkdirAll(idDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("objcopy", "--only-keep-debug", filepath.Join(dir, "libfoo-old.so"), filepath.Join(idDir, mod.BuildID[2:]+".debug")).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v\n%s", err, out)
+	}
+	withDebug, err := Core(core, Options{NoAutoRoot: true, DebugDirs: []string{debugDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := withDebug.CrashedThread().Frames[0]; f.Function != "foo_crash" || f.ModuleOffset != before.CrashedThread().Frames[0].ModuleOffset {
+		t.Errorf("frame #0 with the old build's debug file: %+v", f)
+	}
+	if in := withDebug.Fault.Instruction; (in != "" && in != before.Fault.Instruction) || !hasWarning(withDebug, "separate debug files alone") {
+		t.Errorf("debug file only: instruction %q, warnings %v", withDebug.Fault.Instruction, withDebug.Warnings)
 	}
 	kb, err := diagnose.Load()
 	if err != nil {

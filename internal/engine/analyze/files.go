@@ -38,8 +38,11 @@ type resolution struct {
 	fileIDs   map[string]string // path -> build-id of the file at the path in root, when it differs
 	elsewhere map[string]string // path -> where a file with the right build-id was found outside root
 	missing   []string          // objects with no file of their build-id
-	upgrade   bool              // the mismatches look like an upgrade (same root, few)
-	searched  int               // roots whose executable was compared
+	// debugOnly are the objects found nowhere whose separate debug file
+	// was found: their symbols come from it, nothing else.
+	debugOnly map[string]string
+	upgrade   bool // the mismatches look like an upgrade (same root, few)
+	searched  int  // roots whose executable was compared
 }
 
 // mappedObjects lists the ELF objects of the process with the build-ids
@@ -125,7 +128,7 @@ func (a *analysis) resolveFiles() {
 			exeObj = &objs[i]
 		}
 	}
-	res := resolution{files: map[string]string{}, fileIDs: map[string]string{}, elsewhere: map[string]string{}}
+	res := resolution{files: map[string]string{}, fileIDs: map[string]string{}, elsewhere: map[string]string{}, debugOnly: map[string]string{}}
 	hostPath := func(r roots.Root, p string) string {
 		if r.Runtime == "host" || r.Runtime == "sysroot" {
 			return a.core.HostPath(p) // --exe applies
@@ -199,6 +202,10 @@ func (a *analysis) resolveFiles() {
 			continue
 		}
 		res.files[o.path] = ""
+		if d := a.findDebugFile(o, res.root); d != "" {
+			res.debugOnly[o.path] = d
+			continue
+		}
 		res.missing = append(res.missing, o.path)
 	}
 	// An upgrade under a running process replaces a few files at the same
@@ -244,6 +251,31 @@ func (a *analysis) findByBuildID(o mappedObject, cands []roots.Root, used roots.
 	return ""
 }
 
+// findDebugFile looks for the separate debug file of o by its build-id:
+// in --debug-dir, then below the root in use, then on this host.
+func (a *analysis) findDebugFile(o mappedObject, used roots.Root) string {
+	if len(o.buildID) < 3 {
+		return ""
+	}
+	rel := filepath.Join(".build-id", o.buildID[:2], o.buildID[2:]+".debug")
+	var cands []string
+	for _, d := range a.opts.DebugDirs {
+		cands = append(cands, filepath.Join(d, rel))
+	}
+	if used.Dir != "" {
+		cands = append(cands, within(used, filepath.Join("/usr/lib/debug", rel)))
+	}
+	if used.Dir == "" || !a.opts.NoHostDebugFiles {
+		cands = append(cands, filepath.Join("/usr/lib/debug", rel))
+	}
+	for _, c := range cands {
+		if id, ok := fileBuildID(c); ok && id == o.buildID {
+			return c
+		}
+	}
+	return ""
+}
+
 // hasCode reports whether an ELF file holds its executable code (a
 // separate debug file has its .text as NOBITS).
 func hasCode(path string) bool {
@@ -262,6 +294,14 @@ func (a *analysis) reportRoot() {
 	r := res.root
 	if r.Runtime != "host" && r.Runtime != "sysroot" {
 		a.report.Root = &crash.Root{Dir: r.Dir, Runtime: r.Runtime, Name: r.Name, ID: r.ID, Image: r.Image, Pod: r.Pod, Namespace: r.Namespace}
+	}
+	if len(res.debugOnly) > 0 {
+		names := make([]string, 0, len(res.debugOnly))
+		for p := range res.debugOnly {
+			names = append(names, filepath.Base(p))
+		}
+		sort.Strings(names)
+		a.warn("no file with the build-id the process ran was found for %s: their symbols come from their separate debug files alone (their code and unwind tables are not available)", strings.Join(names, ", "))
 	}
 	if len(res.missing) == 0 {
 		return

@@ -148,8 +148,11 @@ func (a *analysis) loadModules() {
 		if mod.hostPath == "" && a.res.files != nil {
 			// No file of this host has the build-id the process ran
 			// (resolveFiles said so once for all of them).
-			mod.info.Missing = true
 			mod.info.Mismatch = a.res.upgrade && mod.info.FileBuildID != ""
+			if d := a.res.debugOnly[mod.path]; d != "" && a.openDebugOnly(mod, d) {
+				continue
+			}
+			mod.info.Missing = true
 			mod.bias = a.coreBias(mod.start)
 			mod.info.Bias = crash.Addr(mod.bias)
 			continue
@@ -157,7 +160,7 @@ func (a *analysis) loadModules() {
 		if !looksLikeELF(mod.hostPath) {
 			continue // locale archives, caches and other mapped data files
 		}
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), NoHostDebug: a.opts.NoHostDebugFiles})
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), NoHostDebug: a.opts.NoHostDebugFiles, ExtraDebugDirs: a.opts.DebugDirs})
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)
@@ -219,6 +222,26 @@ func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
 		return 0
 	}
 	return mod.start
+}
+
+// openDebugOnly reads the symbols of a module whose file is found nowhere
+// from its separate debug file (it keeps the program headers, so the load
+// bias is computed as usual); its code and unwind tables stay unknown.
+func (a *analysis) openDebugOnly(mod *module, debugFile string) bool {
+	obj, err := symbols.OpenWithOptions(debugFile, symbols.Options{NoHostDebug: true})
+	if err != nil {
+		return false
+	}
+	if len(obj.Loads()) == 0 {
+		obj.Close()
+		return false
+	}
+	mod.obj = obj
+	mod.info.DebugFile = debugFile
+	mod.bias = a.computeBias(mod, obj)
+	mod.info.Bias = crash.Addr(mod.bias)
+	mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias}
+	return true
 }
 
 // debugRoot is the root below which separate debug files are searched
