@@ -91,6 +91,9 @@ func (w *Watcher) analyseIsolated(ctx context.Context, path string) (*crash.Repo
 	for _, r := range w.cfg.Analyze.Roots {
 		args = append(args, "--roots", r)
 	}
+	for _, d := range w.cfg.Analyze.DebugDirs {
+		args = append(args, "--debug-dir", d)
+	}
 	if a := w.cfg.Analyze; a.Container != "" {
 		args = append(args, "--container", a.Container)
 	}
