@@ -9,6 +9,7 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
 	"github.com/coroner-dev/coroner/internal/regular"
+	"github.com/coroner-dev/coroner/internal/source/elfcore"
 	"github.com/coroner-dev/coroner/internal/source/roots"
 )
 
@@ -59,6 +60,9 @@ func (a *analysis) mappedObjects() []mappedObject {
 				out[i].start = m.Start
 			}
 			continue
+		}
+		if len(out) == elfcore.MaxObjects {
+			continue // loadModules reads no more either
 		}
 		seen[m.Path] = len(out)
 		out = append(out, mappedObject{path: m.Path, start: m.Start})
@@ -195,6 +199,12 @@ func (a *analysis) resolveFiles() {
 		if isELF && id != "" {
 			res.fileIDs[o.path] = id
 			mismatched++
+		}
+		if a.opts.Budget.Err() != nil {
+			// The budget is used up: no more searching.
+			res.files[o.path] = ""
+			res.missing = append(res.missing, o.path)
+			continue
 		}
 		if alt := a.findByBuildID(o, cands, res.root); alt != "" {
 			res.files[o.path] = alt
