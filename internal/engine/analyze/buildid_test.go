@@ -128,7 +128,7 @@ func TestReplacedLibraryNotUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := kb.Diagnose(rep, diagnose.Evidence{}); len(d) == 0 || d[0].Rule != "stale-libraries" {
+	if d := kb.Diagnose(rep, diagnose.Evidence{}); len(d) == 0 || d[0].Rule != "stale-libraries" || d[0].Confidence != crash.ConfidenceHigh {
 		t.Errorf("an upgraded library on the stack is not diagnosed as stale-libraries: %+v", d)
 	}
 }

@@ -127,6 +127,9 @@ func TestOtherRoot(t *testing.T) {
 			if strings.HasPrefix(d.Rule, "stale-libraries") {
 				t.Errorf("another root diagnosed as %s", d.Rule)
 			}
+			if d.Confidence != crash.ConfidenceLow {
+				t.Errorf("a partial analysis diagnosed with %s confidence: %s", d.Confidence, d.Rule)
+			}
 		}
 	})
 
