@@ -294,7 +294,7 @@ func checkAnalysable(e *Entry, ids *buildIDCache) {
 			ranIn(e, r)
 			return
 		}
-		e.Analysable, e.Why = No, fmt.Sprintf("executable %s is not on this host, nor in a container or chroot of it (a core from another root: give it with coroner analyze --sysroot or --roots)", exe)
+		e.Analysable, e.Why = No, fmt.Sprintf("executable %s is no longer on disk, nor in a container or chroot of this host (removed since the crash, or a core from another root: give it with coroner analyze --sysroot or --roots)", exe)
 		return
 	}
 	id, err := ids.get(exe)
