@@ -160,7 +160,8 @@ func (a *analysis) loadModules() {
 		if !looksLikeELF(mod.hostPath) {
 			continue // locale archives, caches and other mapped data files
 		}
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), NoHostDebug: a.opts.NoHostDebugFiles, ExtraDebugDirs: a.opts.DebugDirs})
+		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
 		if err != nil {
 			mod.info.Missing = true
 			a.warn("cannot read %s: %v (its frames are named by address only)", mod.path, err)

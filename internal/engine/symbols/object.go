@@ -46,9 +46,6 @@ type Options struct {
 	// NoHostDebug keeps the search below Sysroot: a debug file of this
 	// host found by build-id is not used (the default uses it).
 	NoHostDebug bool
-	// ExtraDebugDirs are searched first, by build-id, as they are (not
-	// below Sysroot): directories the user named (--debug-dir).
-	ExtraDebugDirs []string
 }
 
 // Object is one opened ELF file with its symbols.
@@ -207,11 +204,6 @@ func (o *Object) findDebugFile(opts Options) {
 		dirs = []string{"/usr/lib/debug"}
 	}
 	var cands []string
-	if len(o.BuildID) > 2 {
-		for _, d := range opts.ExtraDebugDirs {
-			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
-		}
-	}
 	roots := []string{opts.Sysroot}
 	if opts.Sysroot != "" && !opts.NoHostDebug {
 		// A debug file found by build-id is the right one wherever it
