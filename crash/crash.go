@@ -68,6 +68,36 @@ type Report struct {
 	// (coroner snapshot): nothing died, Signal and Fault are empty, and
 	// the first thread is the main thread rather than a crashed one.
 	Live *Live `json:"live,omitempty"`
+	// Root says where the files the process mapped were found when it is
+	// not this host (nor the --sysroot given): the container or chroot
+	// the process ran in, found by the build-ids the core records; and
+	// the objects found nowhere (the report is then partial).
+	Root *Root `json:"root,omitempty"`
+}
+
+// Root is the root directory a process ran in, as found on the host that
+// analyses its core.
+type Root struct {
+	// Dir is the directory on the analysing host ("" for its "/").
+	Dir string `json:"dir"`
+	// Runtime is what keeps the root: "docker", "containerd", "podman",
+	// "lxc", "lxd", "incus", "nspawn", "process" (the root of a running
+	// process), "core-dir" (a directory above the core), "given"
+	// (--roots), "host" or "sysroot"; "docker-layer", "containerd-layer"
+	// or "podman-layer" when the files were found in the unpacked layers
+	// of images (Dir is the layer holding the executable).
+	Runtime string `json:"runtime"`
+	// Name, ID and Image name the container, Pod and Namespace its
+	// Kubernetes pod, when the runtime records them.
+	Name      string `json:"name,omitempty"`
+	ID        string `json:"id,omitempty"`
+	Image     string `json:"image,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	// Unresolved lists the mapped objects for which no file with the
+	// build-id the process ran was found: their code, symbols and unwind
+	// tables were not used.
+	Unresolved []string `json:"unresolved,omitempty"`
 }
 
 // Live describes a snapshot of a running process: when it was taken, how

@@ -153,6 +153,7 @@ No gdb and no debug symbols are needed.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON (schema: docs/json-schema.md)")
 	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
 	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	registerRootFlags(cmd, &opts)
 	f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
 	f.BoolVar(&regs, "registers", true, "show the crashed thread's registers")

@@ -63,6 +63,7 @@ function and instruction, coroner's table, or a constant since PHP 7.0) and what
 	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
 	cmd.Flags().StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
 	cmd.Flags().StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	registerRootFlags(cmd, &opts)
 	cmd.Flags().BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	registerLayout(cmd, &layout, true)
 	sel.register(cmd)

@@ -40,6 +40,7 @@ explained, the request (secrets redacted), the diagnosis with its fix, and repro
 	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files")
 	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	registerRootFlags(cmd, &opts)
 	f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
 	registerRules(cmd, &rules)
 	sel.register(cmd)

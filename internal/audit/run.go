@@ -99,6 +99,7 @@ func Run(opts Options) (*Report, error) {
 		r.Installations = append(r.Installations, in)
 	}
 	a.checkKernel()
+	a.checkContainers()
 	for _, in := range r.Installations {
 		a.checkInstallation(in)
 	}

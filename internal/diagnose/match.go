@@ -576,6 +576,19 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 			d.Matched = append(d.Matched, "confidence lowered: "+why)
 		}
 	}
+	if n := partialObjects(r); n > 0 {
+		// The process ran in another root whose files were not found:
+		// frames, code and the PHP runtime are partly unknown, so no
+		// diagnosis of it may be more than a lead.
+		for i := range hits {
+			d := &hits[i].d
+			if d.Confidence.Rank() > 1 {
+				d.Confidence = confidenceOf(1)
+				hits[i].score = 1
+			}
+			d.Matched = append(d.Matched, fmt.Sprintf("confidence lowered: the analysis is partial (%d mapped objects have no file with the build-id the process ran)", n))
+		}
+	}
 	sort.SliceStable(hits, func(i, j int) bool {
 		a, b := hits[i], hits[j]
 		if a.score != b.score {
@@ -591,6 +604,26 @@ func (kb *KnowledgeBase) Diagnose(r *crash.Report, ev Evidence) []crash.Diagnosi
 		out[i] = hits[i].d
 	}
 	return out
+}
+
+// partialObjects counts the mapped objects of r found nowhere with their
+// build-id for another reason than an upgrade (those are mismatched or
+// deleted, which is itself evidence): the files of another root.
+func partialObjects(r *crash.Report) int {
+	if r.Root == nil || len(r.Root.Unresolved) == 0 {
+		return 0
+	}
+	unresolved := map[string]bool{}
+	for _, p := range r.Root.Unresolved {
+		unresolved[p] = true
+	}
+	n := 0
+	for _, m := range r.Modules {
+		if unresolved[m.Path] && !m.Mismatch && !m.Deleted {
+			n++
+		}
+	}
+	return n
 }
 
 func (ru *rule) diagnosis(f *facts, cp *capture, words []string) crash.Diagnosis {

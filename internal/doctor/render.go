@@ -312,6 +312,12 @@ func (p *writer) group(n int, g *Group) {
 	p.line("Evidence:")
 	if rep := g.Report; rep != nil {
 		p.item("core %s: %s, %s", rep.Process.CorePath, render.SignalText(rep.Signal), rep.Fault.Kind)
+		if line := render.RootLine(rep.Root); line != "" {
+			p.item("ran in the %s", line)
+		}
+		if rep.Root != nil && len(rep.Root.Unresolved) > 0 {
+			p.item("partial analysis: %d mapped objects have no file with the build-id the process ran (coroner analyze says which; --sysroot, --roots or --container supply them)", len(rep.Root.Unresolved))
+		}
 		if t := rep.Process.Truncation; t != nil {
 			p.item("%s", t.Summary)
 		}

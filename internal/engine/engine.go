@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -126,7 +127,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	defer b.Stop()
 	aopts.Budget = b
 	var warnings []string
-	plain, origin, cleanup, err := e.resolve(req.Core, compressed.Options{
+	plain, origin, ent, cleanup, err := e.resolve(req.Core, compressed.Options{
 		MaxBytes: e.opts.MaxCoreSize, Stop: b.Err,
 		Warnf: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) },
 	})
@@ -135,6 +136,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	}
 	defer cleanup()
 	aopts.Name = origin
+	aopts.Roots = append(append([]string(nil), aopts.Roots...), rootHints(ent)...)
 	rep, err := analyze.Core(plain, aopts)
 	if err != nil {
 		return nil, err
@@ -195,22 +197,23 @@ func guarded(rep *crash.Report, stage string, fn func()) {
 // was named). cleanup removes temporary files (decompressed copies); it is
 // never nil when err is nil.
 func (e *Engine) Resolve(c Core) (plain, origin string, cleanup func(), err error) {
-	return e.resolve(c, compressed.Options{MaxBytes: e.opts.MaxCoreSize})
+	plain, origin, _, cleanup, err = e.resolve(c, compressed.Options{MaxBytes: e.opts.MaxCoreSize})
+	return plain, origin, cleanup, err
 }
 
-func (e *Engine) resolve(c Core, dopts compressed.Options) (plain, origin string, cleanup func(), err error) {
+func (e *Engine) resolve(c Core, dopts compressed.Options) (plain, origin string, ent *coredumps.Entry, cleanup func(), err error) {
 	if c.Path == "" && c.PID == 0 && !c.Latest {
-		return "", "", nil, ErrNoCore
+		return "", "", nil, nil, ErrNoCore
 	}
 	if isPlainELF(c.Path) {
 		// A core file as it is: no store to consult, nothing to decompress.
-		return c.Path, absolute(c.Path), func() {}, nil
+		return c.Path, absolute(c.Path), nil, func() {}, nil
 	}
-	ent, plain, cleanup, err := coredumps.Resolve(c.Path, coredumps.ResolveOptions{
+	ent, plain, cleanup, err = coredumps.Resolve(c.Path, coredumps.ResolveOptions{
 		PID: c.PID, Latest: c.Latest, Progress: e.opts.Progress, Discover: e.opts.Discover, Decompress: dopts,
 	})
 	if err != nil {
-		return "", "", nil, err
+		return "", "", nil, nil, err
 	}
 	if cleanup == nil {
 		cleanup = func() {}
@@ -219,7 +222,25 @@ func (e *Engine) resolve(c Core, dopts compressed.Options) (plain, origin string
 	if ent != nil && ent.Path != "" {
 		origin = ent.Path
 	}
-	return plain, absolute(origin), cleanup, nil
+	return plain, absolute(origin), ent, cleanup, nil
+}
+
+// rootHints are the roots a core store recorded for the crashed process:
+// systemd-coredump's COREDUMP_ROOT, the root directory of a process in a
+// chroot, as this host names it ("/" and paths of another mount namespace
+// are no hint: they are not directories of this host).
+func rootHints(ent *coredumps.Entry) []string {
+	if ent == nil {
+		return nil
+	}
+	root := ent.Meta["journal.COREDUMP_ROOT"]
+	if root == "" || root == "/" || !filepath.IsAbs(root) {
+		return nil
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil
+	}
+	return []string{filepath.Clean(root)}
 }
 
 func absolute(p string) string {

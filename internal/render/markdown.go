@@ -154,6 +154,12 @@ func (m *mdWriter) environment(r *crash.Report) {
 		}
 	}
 	row("Binary", exe)
+	if line := RootLine(r.Root); line != "" {
+		row("Ran in", line)
+	}
+	if r.Root != nil && len(r.Root.Unresolved) > 0 {
+		row("Partial", fmt.Sprintf("%d mapped objects have no file with the build-id the process ran (see the warnings)", len(r.Root.Unresolved)))
+	}
 	if r.Process.Args != "" {
 		row("Process", r.Process.Args)
 	}

@@ -81,6 +81,9 @@ func (t *textWriter) header(r *crash.Report) {
 		t.p("  command:  %s", p.Args)
 	}
 	t.p("  core:     %s (%s)%s", p.CorePath, units.Bytes(p.CoreSize), map[bool]string{true: " TRUNCATED", false: ""}[p.Truncated])
+	if line := RootLine(r.Root); line != "" {
+		t.p("  root:     %s", line)
+	}
 	if tr := p.Truncation; tr != nil {
 		t.p("            %s", wrap(tr.Summary, 96, "            "))
 	}
@@ -431,6 +434,8 @@ func (t *textWriter) modules(r *crash.Report) {
 		switch {
 		case m.Mismatch:
 			notes = append(notes, fmt.Sprintf("%s: build-id differs from the file on disk (%s in core, %s on disk)", m.Path, m.BuildID, m.FileBuildID))
+		case m.Missing && m.FileBuildID != "":
+			notes = append(notes, fmt.Sprintf("%s: not used: the file here is another build (%s in core, %s on disk)", m.Path, m.BuildID, m.FileBuildID))
 		case m.Deleted:
 			notes = append(notes, fmt.Sprintf("%s: mapped (deleted): replaced while the process ran", m.Path))
 		case m.Missing:
@@ -441,11 +446,24 @@ func (t *textWriter) modules(r *crash.Report) {
 		return
 	}
 	t.p("MODULES")
-	for _, n := range notes {
+	shown := notes
+	if len(shown) > maxModuleNotes {
+		// Another root: most objects lack their file; the warnings say
+		// which and how to supply them (--json lists them all).
+		shown = shown[:maxModuleNotes]
+	}
+	for _, n := range shown {
 		t.p("  %s", n)
+	}
+	if len(notes) > len(shown) {
+		t.p("  ... and %d more (--json lists every module)", len(notes)-len(shown))
 	}
 	t.p("")
 }
+
+// maxModuleNotes bounds the modules the text report lists as replaced or
+// missing.
+const maxModuleNotes = 12
 
 func (t *textWriter) warnings(r *crash.Report) {
 	if len(r.Warnings) == 0 {
@@ -492,5 +510,54 @@ func wrap(s string, width int, indent string) string {
 		b.WriteString(w)
 		col += len(w)
 	}
+	return b.String()
+}
+
+// RootLine describes where the process's files were found, "" for this
+// host: "docker container web (3f2a9c1b0d4e, image php:8.4-fpm) at DIR".
+func RootLine(r *crash.Root) string {
+	if r == nil || r.Runtime == "" || r.Runtime == "host" || r.Runtime == "sysroot" {
+		return ""
+	}
+	var b strings.Builder
+	switch r.Runtime {
+	case "given":
+		b.WriteString("chroot")
+	case "core-dir":
+		b.WriteString("chroot holding the core")
+	case "process":
+		b.WriteString("root of the running process")
+	case "docker-layer", "containerd-layer", "podman-layer":
+		// Files found in the unpacked layers of images (the container
+		// may be gone); a layer's id names no container.
+		return strings.TrimSuffix(r.Runtime, "-layer") + " image layers, the executable in " + r.Dir
+	default:
+		b.WriteString(r.Runtime + " container")
+	}
+	if r.Name != "" {
+		b.WriteString(" " + r.Name)
+	}
+	var extra []string
+	if r.ID != "" {
+		id := r.ID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		extra = append(extra, id)
+	}
+	if r.Pod != "" {
+		pod := "pod " + r.Pod
+		if r.Namespace != "" {
+			pod = "pod " + r.Namespace + "/" + r.Pod
+		}
+		extra = append(extra, pod)
+	}
+	if r.Image != "" {
+		extra = append(extra, "image "+r.Image)
+	}
+	if len(extra) > 0 {
+		b.WriteString(" (" + strings.Join(extra, ", ") + ")")
+	}
+	b.WriteString(" at " + r.Dir)
 	return b.String()
 }

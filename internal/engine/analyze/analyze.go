@@ -28,6 +28,19 @@ type Options struct {
 	Sysroot string
 	// Exe overrides the path of the main executable.
 	Exe string
+	// Roots are more directories that may be the root the process ran in
+	// (chroots, unpacked container images): each is tried, after Sysroot
+	// or this host, when the executable there lacks the build-id the core
+	// records.
+	Roots []string
+	// Container names the container (name, id or id prefix) or machine
+	// whose root holds the process's files; "" finds it by build-id.
+	Container string
+	// NoAutoRoot keeps the search for the process's root to Sysroot (or
+	// this host) and Roots: the container runtimes' state, the roots of
+	// running processes and the directories above the core are not
+	// searched.
+	NoAutoRoot bool
 	// MaxFrames bounds the frames unwound per thread (default 1,000,000).
 	MaxFrames int
 	// ShowSecrets disables redaction of cookies and credentials.
@@ -35,7 +48,9 @@ type Options struct {
 	// NoPHP skips the PHP runtime stage.
 	NoPHP bool
 	// DebugDirs are searched for separate debug files (by build-id, and by
-	// .gnu_debuglink) before /usr/lib/debug.
+	// .gnu_debuglink) before /usr/lib/debug; the debug file of an object
+	// whose own file is found nowhere gives its symbols (not its code nor
+	// its unwind tables).
 	DebugDirs []string
 	// Debuginfod are debuginfod servers asked for the debug files of the
 	// modules that hold frames and have none here; none are contacted when
@@ -126,6 +141,10 @@ type analysis struct {
 	phpLayout chan time.Duration
 	// stopped is set once the budget was found used up.
 	stopped bool
+	// corePath is the core file analysed ("" for a live process).
+	corePath string
+	// res is which file of this host stands for each mapped object.
+	res resolution
 }
 
 // over reports whether the budget is used up, and says once, before the
@@ -195,6 +214,14 @@ func Process(t Target, name string, opts Options) *crash.Report {
 
 func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
+	if _, ok := c.(*elfcore.File); ok {
+		// The file the user named (a compressed core is analysed from
+		// a temporary copy): its directories may be the process's root.
+		a.corePath = name
+		if opts.Name != "" && filepath.IsAbs(opts.Name) {
+			a.corePath = opts.Name
+		}
+	}
 	a.space.core = c
 	a.report.Warnings = append(a.report.Warnings, c.Warnings()...)
 	if opts.CacheDir != "" {
@@ -211,6 +238,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	a.stage("core", start)
 
 	t := time.Now()
+	a.resolveFiles()
 	a.loadModules()
 	a.buildRegions()
 	a.stage("modules", t)

@@ -156,9 +156,24 @@ func (a *analysis) loadModules() {
 		if mod.path == exe {
 			mod.info.Kind = crash.ModuleExe
 		}
-		mod.info.BuildID = a.coreBuildID(mod)
+		mod.info.BuildID = a.coreBuildIDAt(mod.start)
+		if id := a.res.fileIDs[mod.path]; id != "" {
+			mod.info.FileBuildID = id
+		}
+		if mod.hostPath == "" && a.res.files != nil {
+			// No file of this host has the build-id the process ran
+			// (resolveFiles said so once for all of them).
+			mod.info.Mismatch = a.res.upgrade && mod.info.FileBuildID != ""
+			if d := a.res.debugOnly[mod.path]; d != "" && a.openDebugOnly(mod, d) {
+				continue
+			}
+			mod.info.Missing = true
+			mod.bias = a.coreBias(mod.start)
+			mod.info.Bias = crash.Addr(mod.bias)
+			continue
+		}
 		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.opts.Sysroot, DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
+		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
 		if errors.Is(err, symbols.ErrNotELF) {
 			continue // locale archives, caches and other mapped data files
 		}
@@ -208,11 +223,56 @@ func (a *analysis) computeBias(mod *module, obj *symbols.Object) uint64 {
 	return mod.start
 }
 
-// coreBuildID reads the build-id of a module from the memory dumped in the
-// core (the first page of an ELF mapping is normally dumped).
-func (a *analysis) coreBuildID(mod *module) string {
+// openDebugOnly reads the symbols of a module whose file is found nowhere
+// from its separate debug file (it keeps the program headers, so the load
+// bias is computed as usual); its code and unwind tables stay unknown.
+func (a *analysis) openDebugOnly(mod *module, debugFile string) bool {
+	obj, err := symbols.OpenWithOptions(debugFile, symbols.Options{NoHostDebug: true})
+	if err != nil {
+		return false
+	}
+	if len(obj.Loads()) == 0 {
+		obj.Close()
+		return false
+	}
+	mod.obj = obj
+	mod.info.DebugFile = debugFile
+	mod.bias = a.computeBias(mod, obj)
+	mod.info.Bias = crash.Addr(mod.bias)
+	mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias}
+	return true
+}
+
+// debugRoot is the root below which separate debug files are searched
+// first: the root the process's files were found in.
+func (a *analysis) debugRoot() string {
+	if r := a.res.root; r.Runtime != "" && r.Runtime != "host" {
+		return r.Dir
+	}
+	return a.opts.Sysroot
+}
+
+// coreBias is the load bias of the ELF object mapped at start, from its
+// ELF header as dumped in the core: 0 for an executable linked at a fixed
+// address, else start less the address of its first segment (start when
+// the header is not dumped, as for nearly every shared object).
+func (a *analysis) coreBias(start uint64) uint64 {
 	var hdr [64]byte
-	if _, err := a.core.ReadDumped(hdr[:], mod.start); err != nil {
+	if _, err := a.core.ReadDumped(hdr[:], start); err != nil || string(hdr[:4]) != "\x7fELF" {
+		return start
+	}
+	if elf.Type(binary.LittleEndian.Uint16(hdr[16:])) == elf.ET_EXEC {
+		return 0
+	}
+	return start
+}
+
+// coreBuildIDAt reads the build-id of the ELF object mapped at start from
+// the memory dumped in the core (the first page of an ELF mapping is
+// normally dumped).
+func (a *analysis) coreBuildIDAt(start uint64) string {
+	var hdr [64]byte
+	if _, err := a.core.ReadDumped(hdr[:], start); err != nil {
 		return ""
 	}
 	if string(hdr[:4]) != "\x7fELF" || hdr[4] != 2 {
@@ -225,7 +285,7 @@ func (a *analysis) coreBuildID(mod *module) string {
 		return ""
 	}
 	ph := make([]byte, 56*phnum)
-	if _, err := a.core.ReadDumped(ph, mod.start+phoff); err != nil {
+	if _, err := a.core.ReadDumped(ph, start+phoff); err != nil {
 		return ""
 	}
 	// The first PT_LOAD (offset 0) is mapped at mod.start.
@@ -248,7 +308,7 @@ func (a *analysis) coreBuildID(mod *module) string {
 			continue
 		}
 		buf := make([]byte, size)
-		if _, err := a.core.ReadDumped(buf, mod.start+vaddr-firstVaddr); err != nil {
+		if _, err := a.core.ReadDumped(buf, start+vaddr-firstVaddr); err != nil {
 			continue
 		}
 		if id := symbols.BuildIDFromNotes(buf); id != "" {

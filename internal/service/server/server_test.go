@@ -52,6 +52,8 @@ func newTestServer(t *testing.T, opts Options) (*httptest.Server, *store.Crash) 
 			INI:     map[string]string{"opcache.jit": "tracing", "mysqli.default_pw": "hunter2"},
 			Request: &crash.Request{Method: "GET", URI: "/x", Params: map[string]string{"HTTP_COOKIE": "sid=abc", "HTTP_HOST": "example.test"}}},
 		Fingerprint: "fp\"1",
+		Root: &crash.Root{Dir: "/var/lib/docker/overlay2/7a6b/merged", Runtime: "docker", Name: "shop-<fpm>",
+			ID: "5e1f0a7c9b3d2e4f6a8b", Image: "php:8.4-fpm"},
 	}
 	c := &store.Crash{Host: "h", Time: time.Now(), PID: 4242, Signal: 11, SignalName: "SIGSEGV", Pool: "www\nx",
 		Fingerprint: "fp\"1", Report: rep, URI: "/x"}
@@ -128,6 +130,9 @@ func TestPagesAndRedaction(t *testing.T) {
 		}
 		if !strings.Contains(page, "example.test") || !strings.Contains(page, "opcache.jit") {
 			t.Error("crash page lacks non-secret parameters or INI")
+		}
+		if !strings.Contains(page, "shop-&lt;fpm&gt;") || !strings.Contains(page, "5e1f0a7c9b3d") || !strings.Contains(page, "php:8.4-fpm") {
+			t.Error("crash page does not name the container the worker ran in")
 		}
 		if code, _ := get("/crash/999"); code != 404 {
 			t.Errorf("missing crash: %d", code)

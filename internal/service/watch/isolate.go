@@ -88,6 +88,18 @@ func (w *Watcher) analyseIsolated(ctx context.Context, path string) (*crash.Repo
 	if a := w.cfg.Analyze; a.Exe != "" {
 		args = append(args, "--exe", a.Exe)
 	}
+	for _, r := range w.cfg.Analyze.Roots {
+		args = append(args, "--roots", r)
+	}
+	for _, d := range w.cfg.Analyze.DebugDirs {
+		args = append(args, "--debug-dir", d)
+	}
+	if a := w.cfg.Analyze; a.Container != "" {
+		args = append(args, "--container", a.Container)
+	}
+	if w.cfg.Analyze.NoAutoRoot {
+		args = append(args, "--no-auto-root")
+	}
 	if a := w.cfg.Analyze; a.MaxFrames > 0 {
 		args = append(args, "--max-frames", strconv.Itoa(a.MaxFrames))
 	}

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
+	"github.com/coroner-dev/coroner/internal/source/roots"
 )
 
 // Bounds of peeking into a compressed core during discovery. The headers
@@ -125,6 +127,38 @@ func (s *streamReaderAt) ReadAt(b []byte, off int64) (int, error) {
 type buildIDCache struct {
 	mu sync.Mutex
 	m  map[string]buildIDResult
+	// hostRoots are this host's container and chroot roots, listed once
+	// (findRoot).
+	rootsOnce sync.Once
+	hostRoots []roots.Root
+}
+
+// discoverRoots lists this host's roots (a test replaces it).
+var discoverRoots = func() []roots.Root { return roots.Discover(roots.Options{Layers: true}) }
+
+// findRoot looks for the root a crashed process ran in when its
+// executable is not on this host with the core's build-id: the directories
+// above the core, systemd-coredump's COREDUMP_ROOT, then this host's
+// containers, chroots and image layers (roots.Discover), as coroner
+// analyze does.
+func (c *buildIDCache) findRoot(e *Entry, exe string) (roots.Root, bool) {
+	if e.BuildID == "" {
+		return roots.Root{}, false
+	}
+	var cands []roots.Root
+	if e.Path != "" {
+		cands = roots.Ancestors(e.Path)
+	}
+	if r := e.Meta["journal.COREDUMP_ROOT"]; r != "" && r != "/" && filepath.IsAbs(r) {
+		cands = append(cands, roots.Root{Dir: r, Runtime: "given"})
+	}
+	c.rootsOnce.Do(func() { c.hostRoots = discoverRoots() })
+	for _, r := range append(cands, c.hostRoots...) {
+		if id, err := c.get(regular.Within(r.Dir, exe)); err == nil && id == e.BuildID {
+			return r, true
+		}
+	}
+	return roots.Root{}, false
 }
 
 type buildIDResult struct {
@@ -262,7 +296,11 @@ func checkAnalysable(e *Entry, ids *buildIDCache) {
 		return
 	}
 	if _, err := os.Stat(exe); err != nil {
-		e.Analysable, e.Why = No, fmt.Sprintf("executable %s is no longer on disk", exe)
+		if r, ok := ids.findRoot(e, exe); ok {
+			ranIn(e, r)
+			return
+		}
+		e.Analysable, e.Why = No, fmt.Sprintf("executable %s is no longer on disk, nor in a container or chroot of this host (removed since the crash, or a core from another root: give it with coroner analyze --sysroot or --roots)", exe)
 		return
 	}
 	id, err := ids.get(exe)
@@ -275,12 +313,28 @@ func checkAnalysable(e *Entry, ids *buildIDCache) {
 	case e.BuildID == "":
 		e.Analysable, e.Why = Unknown, "the core does not record the executable's build-id; cannot check it is the same binary"
 	case e.BuildID != id:
-		e.Analysable, e.Why = No, fmt.Sprintf("%s was rebuilt or upgraded since the crash (build-id %s in the core, %s on disk)", exe, short(e.BuildID), short(id))
+		if r, ok := ids.findRoot(e, exe); ok {
+			e.FileBuildID = ""
+			ranIn(e, r)
+			return
+		}
+		e.Analysable, e.Why = No, fmt.Sprintf("%s on this host is another build (build-id %s in the core, %s on disk): rebuilt or upgraded since the crash, or the process ran in a container or chroot whose root was not found (coroner analyze --sysroot or --roots)", exe, short(e.BuildID), short(id))
 	default:
 		e.Analysable, e.Why = Yes, ""
 	}
 	if e.Analysable == Yes && e.Truncated == Yes {
 		e.Why = "truncated: some memory is missing, analysis will be partial"
+	}
+}
+
+// ranIn records that the crashed process's executable was found in
+// another root of this host (a container, a chroot): coroner analyze
+// finds it there too.
+func ranIn(e *Entry, r roots.Root) {
+	e.Analysable, e.Why = Yes, "ran in the "+r.String()
+	e.meta("root", r.Dir)
+	if e.Truncated == Yes {
+		e.Why += "; truncated: some memory is missing, analysis will be partial"
 	}
 }
 

@@ -126,7 +126,7 @@ func journalLines(file string, pid int, truncated bool) string {
 	return `{"__REALTIME_TIMESTAMP":"1795720000000000","MESSAGE_ID":"fc2e22bc6ee647b6b90729ab34a250b1","PRIORITY":"2",` +
 		`"COREDUMP_PID":"` + strconv.Itoa(pid) + `","COREDUMP_UID":"33","COREDUMP_GID":"33","COREDUMP_SIGNAL":"11","COREDUMP_SIGNAL_NAME":"SIGSEGV",` +
 		`"COREDUMP_TIMESTAMP":"1795719999000000","COREDUMP_COMM":"php-fpm8.2","COREDUMP_EXE":"/usr/sbin/php-fpm8.2",` + tr + fn +
-		`"COREDUMP_UNIT":"php8.2-fpm.service","COREDUMP_CMDLINE":"php-fpm: pool www","MESSAGE":"Process ` + strconv.Itoa(pid) + ` (php-fpm8.2) of user 33 dumped core.",` +
+		`"COREDUMP_UNIT":"php8.2-fpm.service","COREDUMP_CMDLINE":"php-fpm: pool www","COREDUMP_ROOT":"/srv/chroot/php","COREDUMP_CGROUP":"/system.slice/php8.2-fpm.service","MESSAGE":"Process ` + strconv.Itoa(pid) + ` (php-fpm8.2) of user 33 dumped core.",` +
 		`"COREDUMP_PROC_MAPS":[55,102,48]}` + "\n"
 }
 
@@ -148,7 +148,7 @@ func TestJournalMerge(t *testing.T) {
 	fi, _ := os.Stat(path)
 	e, _ := systemdEntry(path, fi)
 	extra := mergeJournal([]*Entry{e}, recs)
-	if e.Truncated != Yes || e.Meta["journal.COREDUMP_UNIT"] != "php8.2-fpm.service" {
+	if e.Truncated != Yes || e.Meta["journal.COREDUMP_UNIT"] != "php8.2-fpm.service" || e.Meta["journal.COREDUMP_ROOT"] != "/srv/chroot/php" {
 		t.Errorf("merged entry: truncated %s meta %v", e.Truncated, e.Meta)
 	}
 	if len(extra) != 1 || extra[0].PID != 4242 || extra[0].Analysable != No || extra[0].Exe != "/usr/sbin/php-fpm8.2" || extra[0].UID != 33 {

@@ -292,7 +292,8 @@ func applyJournal(e *Entry, r JournalCoredump) {
 	if e.Comm == "" {
 		e.Comm = r["COREDUMP_COMM"]
 	}
-	for _, k := range []string{"COREDUMP_UNIT", "COREDUMP_CMDLINE", "COREDUMP_CWD", "COREDUMP_PACKAGE_NAME", "COREDUMP_PACKAGE_VERSION", "COREDUMP_RLIMIT", "COREDUMP_SIGNAL_NAME", "COREDUMP_HOSTNAME"} {
+	for _, k := range []string{"COREDUMP_UNIT", "COREDUMP_CMDLINE", "COREDUMP_CWD", "COREDUMP_PACKAGE_NAME", "COREDUMP_PACKAGE_VERSION", "COREDUMP_RLIMIT", "COREDUMP_SIGNAL_NAME", "COREDUMP_HOSTNAME",
+		"COREDUMP_ROOT", "COREDUMP_CGROUP", "COREDUMP_CONTAINER_CMDLINE"} {
 		e.meta("journal."+k, r[k])
 	}
 	if v := r["COREDUMP_TRUNCATED"]; v == "1" || strings.EqualFold(v, "yes") || strings.EqualFold(v, "true") {

@@ -94,8 +94,11 @@ type File struct {
 	truncated bool
 	expected  int64
 
-	mu      sync.Mutex // guards backing: File is safe for concurrent reads
+	mu      sync.Mutex // guards backing and files: File is safe for concurrent reads
 	backing map[string]*backingFile
+	// hostFiles, when set (SetFiles), says which file of this host holds
+	// each mapped path, "" for none.
+	hostFiles map[string]string
 }
 
 type backingFile struct {
@@ -103,6 +106,21 @@ type backingFile struct {
 	data []byte
 	err  error
 }
+
+func (b *backingFile) close() {
+	if b.data != nil {
+		munmap(b.data)
+		b.data = nil
+	}
+	if b.f != nil {
+		b.f.Close()
+		b.f = nil
+	}
+}
+
+// errNoFile is why memory of a mapped file is not read from disk when no
+// file of this host is the one the process mapped (SetFiles).
+var errNoFile = errors.New("no file of this host has the build-id the process mapped")
 
 // Open opens the core file at path.
 func Open(path string) (*File, error) { return OpenWithOptions(path, Options{}) }
@@ -135,12 +153,7 @@ func OpenWithOptions(path string, opts Options) (*File, error) {
 // Close releases the core and any mapped files opened to read memory.
 func (c *File) Close() error {
 	for _, b := range c.backing {
-		if b.data != nil {
-			munmap(b.data)
-		}
-		if b.f != nil {
-			b.f.Close()
-		}
+		b.close()
 	}
 	if c.data != nil {
 		munmap(c.data)
@@ -501,9 +514,39 @@ func (c *File) Auxv() map[uint64]uint64 { return c.auxv }
 // Executable returns the path of the main executable as mapped.
 func (c *File) Executable() string { return c.exe }
 
+// SetFiles says which file of this host holds each file the process
+// mapped, overriding the sysroot and the executable override for the paths
+// it names. An empty value means that no file here is the one the process
+// ran (another build of it, or none): HostPath returns "" for it and its
+// memory that the core did not dump reads as missing, never as the bytes
+// of another file. Call it before reading memory; later calls replace the
+// mapping and forget the files already opened.
+func (c *File) SetFiles(files map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.backing {
+		if b.f != nil {
+			b.close()
+		}
+	}
+	c.backing = map[string]*backingFile{}
+	c.hostFiles = files
+}
+
 // HostPath maps a path of the dumped process to a path on this host,
-// applying the sysroot and the executable override.
+// applying the files given to SetFiles, the sysroot and the executable
+// override; "" means that no file of this host holds it.
 func (c *File) HostPath(p string) string {
+	c.mu.Lock()
+	hp, ok := c.hostFiles[p]
+	c.mu.Unlock()
+	if ok {
+		return hp
+	}
+	return c.hostPath(p)
+}
+
+func (c *File) hostPath(p string) string {
 	if c.opts.Exe != "" && p == c.exe {
 		return c.opts.Exe
 	}
@@ -605,7 +648,15 @@ func (c *File) backingFile(path string) *backingFile {
 		b.err = fmt.Errorf("more than %d mapped files read", MaxObjects)
 		return b
 	}
-	f, err := regular.Open(c.HostPath(path))
+	hp, ok := c.hostFiles[path]
+	if !ok {
+		hp = c.hostPath(path)
+	}
+	if hp == "" {
+		b.err = errNoFile
+		return b
+	}
+	f, err := regular.Open(hp)
 	if err != nil {
 		b.err = err
 		return b

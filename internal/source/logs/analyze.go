@@ -71,6 +71,9 @@ type InputStat struct {
 	Lines    int64  `json:"lines"`
 	Events   int    `json:"events"`
 	Error    string `json:"error,omitempty"`
+	// Container is set for a container runtime's log (Docker json-file,
+	// Kubernetes CRI), read as the lines the container wrote.
+	Container bool `json:"container,omitempty"`
 }
 
 // Result is the outcome of Analyze.
@@ -149,6 +152,18 @@ func readInput(in Input, loc *time.Location, stdin io.Reader) ([]Event, InputSta
 	}()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	format := in.Format
+	if head, _ := br.Peek(4096); sniffWrap(head) != wrapNone {
+		// A container's log (Docker, Kubernetes): the lines it wrote,
+		// of any of its programs (nginx and PHP-FPM may share it).
+		br = bufio.NewReaderSize(newUnwrapper(br, sniffWrap(head)), 64<<10)
+		st.Container = true
+		if format == "" || format == FormatAuto {
+			format = FormatMixed
+			if inner, _ := br.Peek(64 << 10); onlyFormat(inner) != "" {
+				format = onlyFormat(inner)
+			}
+		}
+	}
 	if format == "" || format == FormatAuto {
 		head, _ := br.Peek(64 << 10)
 		format = sniff(head)

@@ -89,6 +89,10 @@ func Discover(o DiscoverOptions) []Input {
 	globAdd("/var/log/php-fpm/error.log", FormatFPM, "php-fpm default (RHEL)")
 	globAdd("/var/log/php-fpm/*slow*.log", FormatSlowlog, "php-fpm slowlog (RHEL)")
 	globAdd("/var/log/php*-fpm*slow*.log", FormatSlowlog, "php-fpm slowlog")
+	// Containers: Docker's json-file logs and Kubernetes' pod logs hold
+	// what nginx and PHP-FPM running in them wrote to stdout and stderr.
+	globAdd("/var/lib/docker/containers/*/*-json.log", FormatAuto, "docker container log")
+	globAdd("/var/log/pods/*/*/*.log", FormatAuto, "kubernetes pod log")
 	// Apache: the main server's ErrorLog (where Apache records its
 	// children's deaths, AH00051/AH00052), then the defaults.
 	for _, l := range []struct{ conf, root, envvars string }{
@@ -112,6 +116,7 @@ func Discover(o DiscoverOptions) []Input {
 			add(r(v), FormatApacheError, "Apache ErrorLog in "+l.conf)
 		}
 	}
+	// Apache: the defaults.
 	add(r("/var/log/apache2/error.log"), FormatApacheError, "apache default (Debian)")
 	add(r("/var/log/httpd/error_log"), FormatApacheError, "apache default (RHEL)")
 	// Kernel.

@@ -93,6 +93,9 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 				}
 				continue
 			}
+			if l, ok := unwrapLine(fl.line); ok {
+				fl.line = l // a container's log: the line it wrote
+			}
 			if !containsAny(fl.line, keywords(in.Format)) {
 				continue
 			}

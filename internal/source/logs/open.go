@@ -163,6 +163,8 @@ func formatFromName(path string) Format {
 	b := strings.ToLower(filepath.Base(path))
 	dir := strings.ToLower(filepath.Base(filepath.Dir(path)))
 	switch {
+	case strings.HasSuffix(b, "-json.log") || strings.Contains(path, "/var/log/pods/") || strings.Contains(path, "/var/log/containers/"):
+		return FormatMixed // a container's log: any of its programs' lines
 	case strings.Contains(b, "slow"):
 		return FormatSlowlog
 	case strings.Contains(b, "fpm") || dir == "php-fpm":
