@@ -124,6 +124,8 @@ type analysis struct {
 	cache   *diskcache.Cache
 	core    Target
 	modules []*module
+	// vdso is the vDSO read from the core's memory (nil: none).
+	vdso *module
 	// byPath lists the mappings of each mapped object read.
 	byPath map[string][]*elfcore.Mapping
 	space  space

@@ -205,6 +205,7 @@ func (a *analysis) loadModules() {
 		}
 	}
 	a.modules = kept
+	a.loadVDSO()
 }
 
 // computeBias finds the load bias from a mapping whose file offset matches
@@ -347,6 +348,9 @@ func (a *analysis) buildRegions() {
 			r.mod = byPath[m.Path]
 		case vdso != 0 && m.Start <= vdso && vdso < m.End:
 			r.label = crash.LabelVDSO
+			if a.vdso != nil && a.vdso.start == m.Start {
+				r.mod = a.vdso
+			}
 		case m.Start >= 0xffffffffff600000:
 			r.label = "[vsyscall]"
 		default:
