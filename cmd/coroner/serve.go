@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log"
 	"os"
 	"os/signal"
@@ -31,6 +32,13 @@ requires --token. At start it waits up to --db-wait for a database that is not r
 			defer stop()
 			if err := server.CheckListen(listen, token); err != nil {
 				return err
+			}
+			// serve only reads what watchers record: a SQLite file that
+			// does not exist is a mistyped --db, not a database to create.
+			if path, ok := store.SQLitePath(db); ok {
+				if _, err := os.Stat(path); err != nil {
+					return fmt.Errorf("no database at %s (%v): serve shows the database that coroner watch fills; check --db", path, err)
+				}
 			}
 			logger := log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
 			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: logger.Printf})

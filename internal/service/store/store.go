@@ -213,6 +213,18 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
+// SQLitePath returns the file of a SQLite database name ("sqlite:PATH" or
+// a plain PATH), and false for PostgreSQL or an unknown scheme.
+func SQLitePath(dsn string) (string, bool) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return strings.TrimPrefix(dsn, "sqlite:"), true
+	case dsn == "" || strings.Contains(dsn, "://"):
+		return "", false
+	}
+	return dsn, true
+}
+
 // Open opens (creating and migrating) the database named by dsn:
 // "sqlite:PATH", a plain PATH (SQLite), or "postgres://..." /
 // "postgresql://...".
