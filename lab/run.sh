@@ -560,6 +560,7 @@ LoadModule dir_module $M/mod_dir.so
 LoadModule mime_module $M/mod_mime.so
 LoadModule env_module $M/mod_env.so
 LoadModule rewrite_module $M/mod_rewrite.so
+LoadModule log_forensic_module $M/mod_log_forensic.so
 LoadModule php_module $LIBPHP
 User $WORKER_USER
 Group $WORKER_GROUP
@@ -573,6 +574,8 @@ ErrorLog $out/log/apache-error.log
 LogLevel warn
 LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined
 CustomLog $out/log/apache-access.log combined
+# each request's start (+ID|request line|headers) and end (-ID): a child that dies leaves a + without a -
+ForensicLog $out/log/apache-forensic.log
 TypesConfig /etc/mime.types
 DocumentRoot $out/www
 DirectoryIndex index.php
@@ -973,6 +976,7 @@ cat > "$out/manifest.json" <<EOF
   "apache_config": "$([ "$server" = apache ] && echo "$out/conf/apache2.conf")",
   "apache_error_log": "$([ "$server" = apache ] && echo "$out/log/apache-error.log")",
   "apache_access_log": "$([ "$server" = apache ] && echo "$out/log/apache-access.log")",
+  "apache_forensic_log": "$([ "$server" = apache ] && echo "$out/log/apache-forensic.log")",
   "jit": "$jit_wanted",
   "fpm_config": "$out/conf/php-fpm.conf",
   "php_ini_dir": ":$out/conf/php.d",

@@ -52,7 +52,7 @@ time order; "-" reads standard input.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
-	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error")
+	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error, apache-forensic")
 	fl.StringVar(&lf.since, "since", "", sinceUsage)
 	fl.StringVar(&lf.until, "until", "", untilUsage)
 	fl.StringVar(&lf.tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")

@@ -135,3 +135,26 @@ func TestDoctorApacheDeathsNeedModPHP(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorOnApacheForensicLab: with no core at all (NoCores), the
+// forensic log alone gives every death of the Apache lab the request its
+// child died serving.
+func TestDoctorOnApacheForensicLab(t *testing.T) {
+	l := labtest.Apache(t)
+	res, err := Run(context.Background(), Options{Logs: []string{l.ApacheErrorLog, l.ApacheForensicLog}, NoCores: true, ApacheConfig: l.ApacheConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Logs == nil || res.Logs.Summary.Incidents != len(l.Scenarios) {
+		t.Fatalf("logs %+v, want %d PHP deaths", res.Logs, len(l.Scenarios))
+	}
+	byPID := map[int]string{}
+	for _, inc := range res.Logs.Incidents {
+		byPID[inc.PID] = inc.Method + " " + inc.URI
+	}
+	for name, s := range l.Scenarios {
+		if got := byPID[s.PID]; got != s.Method+" "+s.URL {
+			t.Errorf("%s: pid %d request %q, want %q", name, s.PID, got, s.Method+" "+s.URL)
+		}
+	}
+}

@@ -69,6 +69,9 @@ type Lab struct {
 	ApacheConfig    string `json:"apache_config,omitempty"`
 	ApacheErrorLog  string `json:"apache_error_log,omitempty"`
 	ApacheAccessLog string `json:"apache_access_log,omitempty"`
+	// ApacheForensicLog is mod_log_forensic's log (ForensicLog): one
+	// "+ID|request|headers" line when a request starts, "-ID" when it ends.
+	ApacheForensicLog string `json:"apache_forensic_log,omitempty"`
 	// JIT is the opcache.jit mode the lab required of the pool ("tracing"
 	// unless --ini opcache.jit=...; "" for PHP 7.4, which has no JIT, and in
 	// manifests older than this field).

@@ -180,6 +180,7 @@ func readInput(in Input, loc *time.Location, stdin io.Reader) ([]Event, InputSta
 	p := newLineParser(loc, ref)
 	sk := newSink()
 	sc := newLineScanner(0)
+	fp := newForensicParser()
 	var fn func(line []byte, n int64)
 	if format == FormatSlowlog {
 		fn = func(line []byte, n int64) {
@@ -191,6 +192,8 @@ func readInput(in Input, loc *time.Location, stdin io.Reader) ([]Event, InputSta
 				p.slow.done = p.slow.done[:0]
 			}
 		}
+	} else if format == FormatApacheForensic {
+		fn = func(line []byte, n int64) { fp.line(line, in.Path, n) }
 	} else {
 		fn = func(line []byte, n int64) {
 			if ev, ok := p.parse(line); ok {
@@ -206,6 +209,10 @@ func readInput(in Input, loc *time.Location, stdin io.Reader) ([]Event, InputSta
 			sk.add(e)
 		}
 	}
+	for _, e := range fp.unfinished() {
+		sk.add(e)
+	}
+	sk.tally.Dropped += fp.Dropped
 	st.Bytes, st.Lines = sc.Bytes, sc.Lines
 	for _, n := range sk.tally.Kinds {
 		st.Events += n

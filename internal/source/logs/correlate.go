@@ -101,6 +101,7 @@ const (
 	coreWindow      = 5 * time.Minute  // core file time vs crash time
 	timeoutWindow   = 2 * time.Minute  // "execution timed out" before the SIGTERM exit
 	slowWindow      = 15 * time.Minute // slowlog entry before the crash
+	forensicWindow  = 24 * time.Hour   // start of an unfinished request before its child's death
 	stderrWindow    = 10 * time.Second
 	approxTimeSlack = 10 * time.Minute // kernel uptime with an unsure boot time
 )
@@ -231,6 +232,8 @@ func (c *correlator) fromDeath(e *Event) *Incident {
 				takeRequest(inc, o)
 				inc.Links = append(inc.Links, linkOf(o, ConfMedium, "same pid, slow request logged before the death (the same request unless the worker served another since)"))
 			}
+		case KindUnfinishedRequest:
+			c.unfinishedOfDeath(inc, j, d)
 		case KindChildStderr:
 			if d <= time.Second && -d <= stderrWindow && len(inc.Stderr) < 20 {
 				inc.Stderr = append(inc.Stderr, o.Message)
@@ -263,6 +266,33 @@ func (c *correlator) kernelOfDeath(inc *Incident, j int, d time.Duration) {
 		inc.Comm = o.Comm
 	} else {
 		reason += "; the same fault recorded by another log"
+	}
+	inc.Links = append(inc.Links, linkOf(o, conf, reason))
+}
+
+// unfinishedOfDeath links a request mod_log_forensic saw start and never
+// end in the same pid (event j, d after the death): the request the child
+// died serving. A prefork child serves one request at a time, so the open
+// request of its pid is the one; with threaded MPMs all its open requests
+// were in flight (each linked, the first taken, with medium confidence).
+func (c *correlator) unfinishedOfDeath(inc *Incident, j int, d time.Duration) {
+	o := &c.events[j]
+	if o.Time.IsZero() || d > frontWindow || -d > forensicWindow {
+		return
+	}
+	conf, reason := ConfHigh, fmt.Sprintf("same pid %d: a request mod_log_forensic saw start %s before the death and never end", inc.PID, roundDur(absDur(d)))
+	// Events come in time order: a later open request of the pid is the
+	// more recent one (an earlier one is from a previous child of the
+	// same pid, or in flight on another thread).
+	for k := range inc.Links {
+		if l := &inc.Links[k]; l.Kind == KindUnfinishedRequest && l.Confidence == ConfHigh {
+			l.Confidence, l.Reason = ConfMedium, l.Reason+" (a later request of the same pid was open too: threaded MPM, or a previous child of that pid)"
+			inc.Method, inc.URI, inc.Host = "", "", ""
+		}
+	}
+	takeRequest(inc, o)
+	if inc.Host == "" {
+		inc.Host = o.Host
 	}
 	inc.Links = append(inc.Links, linkOf(o, conf, reason))
 }

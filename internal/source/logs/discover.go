@@ -115,6 +115,22 @@ func Discover(o DiscoverOptions) []Input {
 			}
 			add(r(v), FormatApacheError, "Apache ErrorLog in "+l.conf)
 		}
+		// mod_log_forensic's ForensicLog (the request a dead child was
+		// serving), wherever the configuration sets it.
+		confs := []string{r(l.conf)}
+		for _, g := range []string{"conf-enabled/*.conf", "mods-enabled/*.conf", "sites-enabled/*", "conf.d/*.conf", "conf.modules.d/*.conf"} {
+			confs = append(confs, r(filepath.Join(l.root, g)))
+		}
+		for _, d := range configDirectives(confs, regexp.MustCompile(`^\s*(ForensicLog)\s+(\S+)`)) {
+			v := os.Expand(d.value, func(k string) string { return vars[k] })
+			switch {
+			case strings.HasPrefix(v, "|") || v == "":
+				continue // a piped logger
+			case !strings.HasPrefix(v, "/"):
+				v = filepath.Join(l.root, v)
+			}
+			add(r(v), FormatApacheForensic, "Apache ForensicLog in "+strings.TrimPrefix(d.file, o.Root))
+		}
 	}
 	// Apache: the defaults.
 	add(r("/var/log/apache2/error.log"), FormatApacheError, "apache default (Debian)")

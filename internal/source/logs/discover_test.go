@@ -48,7 +48,8 @@ func TestDiscover(t *testing.T) {
 // TestDiscoverApache: the main server's ErrorLog of Debian's apache2
 // (${APACHE_LOG_DIR} from envvars, whose $SUFFIX is empty for the main
 // instance) and of RHEL's httpd (relative to ServerRoot), with rotations;
-// a piped ErrorLog is left to the journal.
+// a piped ErrorLog is left to the journal; a ForensicLog of an included
+// file is read, a piped one is not.
 func TestDiscoverApache(t *testing.T) {
 	root := t.TempDir()
 	write := func(p, s string) {
@@ -65,11 +66,14 @@ func TestDiscoverApache(t *testing.T) {
 	write("srv/apache/main-error.log.1", "")
 	write("etc/httpd/conf/httpd.conf", "ServerRoot \"/etc/httpd\"\nErrorLog \"logs/error_log\"\n")
 	write("etc/httpd/logs/error_log", "")
+	write("etc/apache2/conf-enabled/forensic.conf", "<IfModule log_forensic_module>\n  ForensicLog ${APACHE_LOG_DIR}/forensic.log\n</IfModule>\n")
+	write("srv/apache/forensic.log", "")
+	write("etc/httpd/conf.d/pipe.conf", "ForensicLog \"|/usr/bin/rotatelogs /x 86400\"\n")
 	var got []string
 	for _, in := range Discover(DiscoverOptions{Root: root, NoCommands: true}) {
 		got = append(got, strings.TrimPrefix(in.Path, root)+"="+string(in.Format))
 	}
-	want := []string{"/srv/apache/main-error.log.1=apache-error", "/srv/apache/main-error.log=apache-error", "/etc/httpd/logs/error_log=apache-error"}
+	want := []string{"/srv/apache/main-error.log.1=apache-error", "/srv/apache/main-error.log=apache-error", "/srv/apache/forensic.log=apache-forensic", "/etc/httpd/logs/error_log=apache-error"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("discovered %v, want %v", got, want)
 	}

@@ -23,6 +23,8 @@ const (
 	SrcKernel      Source = "kernel"
 	SrcCoredump    Source = "systemd-coredump"
 	SrcApache      Source = "apache-error"
+	// SrcApacheForensic is Apache's mod_log_forensic log (ForensicLog).
+	SrcApacheForensic Source = "apache-forensic"
 )
 
 // Kind is what a log event says happened.
@@ -50,6 +52,9 @@ const (
 	KindGPF             Kind = "general-protection"
 	KindCoredump        Kind = "coredump"     // systemd-coredump: Process N (comm) ... dumped core
 	KindApacheChild     Kind = "apache-child" // Apache AH00051/AH00052: child pid N exit signal
+	// KindUnfinishedRequest is a request mod_log_forensic saw start ("+")
+	// and never end ("-"): its child died serving it.
+	KindUnfinishedRequest Kind = "unfinished-request"
 )
 
 // Event is one parsed log line (or multi-line entry) of interest.

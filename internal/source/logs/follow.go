@@ -62,11 +62,13 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 	opts.Inputs = append([]Input(nil), opts.Inputs...)
 	lines := make(chan followLine, 1024)
 	parsers := make([]*lineParser, len(opts.Inputs))
+	forensic := make([]*forensicParser, len(opts.Inputs))
 	for i, in := range opts.Inputs {
 		if in.Format == "" || in.Format == FormatAuto {
 			opts.Inputs[i].Format = formatFromName(in.Path) // no sniffing on a live tail
 		}
 		parsers[i] = newLineParser(opts.Location, time.Now())
+		forensic[i] = newForensicParser()
 		if strings.HasPrefix(in.Path, "cmd:") {
 			go followCommand(ctx, i, followCmd(in.Path), lines)
 		} else {
@@ -93,6 +95,10 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 				}
 				continue
 			}
+			if in.Format == FormatApacheForensic {
+				forensic[fl.input].line(fl.line, in.Path, fl.n)
+				continue
+			}
 			if l, ok := unwrapLine(fl.line); ok {
 				fl.line = l // a container's log: the line it wrote
 			}
@@ -115,6 +121,9 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions, emit func(*Inci
 			}
 			pendingUntil = time.Time{}
 			evs := append([]Event(nil), window...)
+			for _, fp := range forensic {
+				evs = append(evs, fp.unfinished()...) // the requests still open now
+			}
 			resolveUptimes(evs, opts.BootTime)
 			sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 			for i := range evs {

@@ -57,3 +57,36 @@ func waitIncident(t *testing.T, ctx context.Context, c <-chan *Incident) *Incide
 		return nil
 	}
 }
+
+// TestFollowForensic: watching Apache's error log and its forensic log, a
+// child's death gets the request it never finished, and a finished request
+// of the same child is not taken.
+func TestFollowForensic(t *testing.T) {
+	dir := t.TempDir()
+	errLog, fLog := filepath.Join(dir, "error.log"), filepath.Join(dir, "forensic.log")
+	os.WriteFile(errLog, nil, 0o644)
+	os.WriteFile(fLog, nil, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make(chan *Incident, 4)
+	go Follow(ctx, Options{Inputs: []Input{{Path: errLog, Format: FormatApacheError}, {Path: fLog, Format: FormatAuto}}, Location: time.UTC, AllProcesses: true},
+		FollowOptions{Poll: 20 * time.Millisecond, Grace: 200 * time.Millisecond}, func(inc *Incident) { got <- inc })
+	time.Sleep(100 * time.Millisecond)
+	f, err := os.OpenFile(fLog, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("+4242:6b08882b:0|GET /done HTTP/1.1|Host:h\n-4242:6b08882b:0\n+4242:6b08882c:1|GET /wp-admin/boom?token=abc HTTP/1.1|Host:shop.example\n")
+	f.Close()
+	time.Sleep(100 * time.Millisecond)
+	f, err = os.OpenFile(errLog, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("[Thu Nov 26 19:27:44.000001 2026] [core:notice] [pid 1:tid 1] AH00052: child pid 4242 exit signal Segmentation fault (11)\n")
+	f.Close()
+	inc := waitIncident(t, ctx, got)
+	if inc.PID != 4242 || inc.URI != "/wp-admin/boom?token=abc" || inc.Host != "shop.example" {
+		t.Errorf("incident pid %d uri %q host %q", inc.PID, inc.URI, inc.Host)
+	}
+}

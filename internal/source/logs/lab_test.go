@@ -192,3 +192,52 @@ func TestApacheLab(t *testing.T) {
 		}
 	}
 }
+
+// TestApacheForensicLab reads the Apache lab's error log and its
+// mod_log_forensic log, without cores: every child death gets the request
+// it died serving (method and URI as the lab sent them, through
+// mod_rewrite and PATH_INFO), from the forensic log alone, linked with high
+// confidence, and the POST's cookie and bearer token appear nowhere.
+func TestApacheForensicLab(t *testing.T) {
+	lab := labtest.Apache(t)
+	if lab.ApacheForensicLog == "" {
+		t.Fatal("the Apache lab names no forensic log")
+	}
+	res, err := Analyze(context.Background(), Options{Inputs: []Input{{Path: lab.ApacheErrorLog, Format: FormatAuto},
+		{Path: lab.ApacheForensicLog, Format: FormatAuto}}, ModPHP: &ModPHP{Loaded: true, Why: "the lab loads mod_php"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Inputs) != 2 || res.Inputs[1].Detected != FormatApacheForensic {
+		t.Errorf("inputs %+v, want the forensic log detected", res.Inputs)
+	}
+	byPID := map[int]*Incident{}
+	for _, inc := range res.Incidents {
+		byPID[inc.PID] = inc
+	}
+	linked := 0
+	for name, sc := range lab.Scenarios {
+		inc := byPID[sc.PID]
+		if inc == nil {
+			t.Errorf("%s: no incident for pid %d", name, sc.PID)
+			continue
+		}
+		if inc.Method != sc.Method || inc.URI != sc.URL || inc.Host == "" {
+			t.Errorf("%s: request %s %s (host %q), want %s %s", name, inc.Method, inc.URI, inc.Host, sc.Method, sc.URL)
+		}
+		for _, l := range inc.Links {
+			if l.Kind == KindUnfinishedRequest && l.Confidence == ConfHigh && l.File == lab.ApacheForensicLog {
+				linked++
+			}
+			for _, s := range sc.Secrets {
+				if strings.Contains(l.Text, s) {
+					t.Errorf("%s: link keeps the secret %q: %s", name, s, l.Text)
+				}
+			}
+		}
+	}
+	if linked != len(lab.Scenarios) {
+		t.Errorf("%d deaths linked to their forensic request with high confidence, want %d", linked, len(lab.Scenarios))
+	}
+	t.Logf("%d deaths, %d with their request from the forensic log", len(lab.Scenarios), linked)
+}

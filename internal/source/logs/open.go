@@ -165,6 +165,8 @@ func formatFromName(path string) Format {
 	switch {
 	case strings.HasSuffix(b, "-json.log") || strings.Contains(path, "/var/log/pods/") || strings.Contains(path, "/var/log/containers/"):
 		return FormatMixed // a container's log: any of its programs' lines
+	case strings.Contains(b, "forensic"):
+		return FormatApacheForensic
 	case strings.Contains(b, "slow"):
 		return FormatSlowlog
 	case strings.Contains(b, "fpm") || dir == "php-fpm":

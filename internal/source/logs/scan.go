@@ -22,6 +22,9 @@ const (
 	FormatSlowlog     Format = "php-fpm-slowlog"
 	FormatKernel      Format = "kernel" // dmesg, kern.log, syslog, journalctl text or JSON
 	FormatApacheError Format = "apache-error"
+	// FormatApacheForensic is mod_log_forensic's log: "+ID|request|headers"
+	// when a request starts, "-ID" when it ends.
+	FormatApacheForensic Format = "apache-forensic"
 	// FormatMixed is used when a file's format is not recognised: every
 	// keyword applies.
 	FormatMixed Format = "mixed"
@@ -298,6 +301,9 @@ func lineFormat(l []byte) Format {
 	l = bytes.TrimRight(l, "\r")
 	if len(l) < 20 {
 		return ""
+	}
+	if isForensicLine(l) {
+		return FormatApacheForensic
 	}
 	switch {
 	case l[0] == '{':
