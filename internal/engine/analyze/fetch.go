@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -66,4 +67,58 @@ func (a *analysis) fetchDebugFiles() {
 		}
 		a.warn("no debug file from debuginfod for %s: %s", what, c)
 	}
+}
+
+// fetchExecutables asks the debuginfod servers (when the options name any)
+// for the objects no file of this host has with the build-id the process
+// ran (a core from another root), a few at a time: what they send gives
+// the object's code, symbols and unwind tables, as the file would. It
+// returns the paths of those found; the others stay missing, with one
+// warning per cause other than "not found".
+func (a *analysis) fetchExecutables(objs []mappedObject) map[string]string {
+	out := map[string]string{}
+	if len(a.opts.Debuginfod) == 0 || len(objs) == 0 {
+		return out
+	}
+	client := &debuginfod.Client{URLs: a.opts.Debuginfod, Cache: a.cache, Timeout: a.opts.DebuginfodTimeout}
+	var mu sync.Mutex
+	failures := map[string][]string{} // cause -> objects
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxFetches)
+	for _, o := range objs {
+		if o.buildID == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(o mappedObject) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			path, err := client.FetchExecutable(context.Background(), o.buildID)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				out[o.path] = path
+			case !errors.Is(err, debuginfod.ErrNotFound):
+				failures[err.Error()] = append(failures[err.Error()], o.path)
+			}
+		}(o)
+	}
+	wg.Wait()
+	causes := make([]string, 0, len(failures))
+	for c := range failures {
+		causes = append(causes, c)
+	}
+	sort.Strings(causes)
+	for _, c := range causes {
+		objs := failures[c]
+		sort.Strings(objs)
+		what := objs[0]
+		if len(objs) > 1 {
+			what = fmt.Sprintf("%d objects (%s, ...)", len(objs), strings.Join(objs[:min(2, len(objs))], ", "))
+		}
+		a.warn("no executable from debuginfod for %s: %s", what, c)
+	}
+	return out
 }

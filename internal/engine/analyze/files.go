@@ -184,6 +184,7 @@ func (a *analysis) resolveFiles() {
 	}
 
 	mismatched, verified := 0, 0
+	var unresolved []mappedObject // no file here with the build-id the process ran
 	for _, o := range objs {
 		p := hostPath(res.root, o.path)
 		if o.buildID == "" {
@@ -212,6 +213,15 @@ func (a *analysis) resolveFiles() {
 			continue
 		}
 		res.files[o.path] = ""
+		unresolved = append(unresolved, o)
+	}
+	fetched := a.fetchExecutables(unresolved)
+	for _, o := range unresolved {
+		if p := fetched[o.path]; p != "" {
+			res.files[o.path] = p
+			res.elsewhere[o.path] = p
+			continue
+		}
 		if d := a.findDebugFile(o, res.root); d != "" {
 			res.debugOnly[o.path] = d
 			continue
@@ -338,7 +348,7 @@ func (a *analysis) reportRoot() {
 		if n := res.searched - 1; n > 0 {
 			searched = fmt.Sprintf("none of the %d other roots searched (--roots, containers and chroots of this host) has them", n)
 		}
-		a.warn("the report is partial: %d of the objects the process mapped are not %s with the build-ids the process ran (%s), and %s: the process ran in another root (a container, a chroot or another machine). Their code, symbols and unwind tables are not used, so frames in them are named by address only. Give the process's root with --sysroot DIR (or --roots DIR, --container NAME), or the files with their build-ids below a debug directory",
+		a.warn("the report is partial: %d of the objects the process mapped are not %s with the build-ids the process ran (%s), and %s: the process ran in another root (a container, a chroot or another machine). Their code, symbols and unwind tables are not used, so frames in them are named by address only. Give the process's root with --sysroot DIR (or --roots DIR, --container NAME), or the files with their build-ids below a debug directory (--debug-dir), or a debuginfod server that has them (--debuginfod URL)",
 			len(res.missing), where, strings.Join(shown, ", "), searched)
 		return
 	}

@@ -62,23 +62,44 @@ var ErrNotFound = errors.New("no debuginfod server has it")
 // buildID (hex), from the cache or the first server that has it. The file
 // is checked to be an ELF file with that build-id.
 func (c *Client) Fetch(ctx context.Context, buildID string) (string, error) {
+	return c.fetch(ctx, buildID, kindDebug)
+}
+
+// FetchExecutable returns the path of the object itself (executable or
+// shared library) whose build-id is buildID: what a core from another
+// root needs when no file of this host has that build-id (its code and
+// unwind tables, not only its symbols).
+func (c *Client) FetchExecutable(ctx context.Context, buildID string) (string, error) {
+	return c.fetch(ctx, buildID, kindExecutable)
+}
+
+// A kind is what is asked of a server: its URL part and the suffixes of
+// its cache entries.
+type kind struct{ url, file, miss string }
+
+var (
+	kindDebug      = kind{url: "debuginfo", file: ".debug", miss: ".miss"}
+	kindExecutable = kind{url: "executable", file: ".exe", miss: ".exe.miss"}
+)
+
+func (c *Client) fetch(ctx context.Context, buildID string, k kind) (string, error) {
 	if _, err := hex.DecodeString(buildID); err != nil || len(buildID) < 8 || len(buildID) > 128 {
 		return "", fmt.Errorf("bad build-id %q", buildID)
 	}
 	key := strings.ToLower(buildID)
-	if p := c.Cache.Path("debuginfod", key+".debug"); p != "" {
+	if p := c.Cache.Path("debuginfod", key+k.file); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			c.Cache.Touch(p)
 			return p, nil
 		}
-		if fi, err := os.Stat(c.Cache.Path("debuginfod", key+".miss")); err == nil && time.Since(fi.ModTime()) < missTTL {
+		if fi, err := os.Stat(c.Cache.Path("debuginfod", key+k.miss)); err == nil && time.Since(fi.ModTime()) < missTTL {
 			return "", fmt.Errorf("%w (asked less than %s ago)", ErrNotFound, missTTL)
 		}
 	}
 	var errs []string
 	notFound := 0
 	for _, u := range c.URLs {
-		p, err := c.fetchFrom(ctx, u, key)
+		p, err := c.fetchFrom(ctx, u, key, k)
 		if err == nil {
 			return p, nil
 		}
@@ -88,7 +109,7 @@ func (c *Client) Fetch(ctx context.Context, buildID string) (string, error) {
 		errs = append(errs, err.Error())
 	}
 	if notFound > 0 && notFound == len(c.URLs) {
-		_ = c.Cache.Put("debuginfod", key+".miss", nil)
+		_ = c.Cache.Put("debuginfod", key+k.miss, nil)
 		return "", ErrNotFound
 	}
 	if len(errs) == 0 {
@@ -97,15 +118,15 @@ func (c *Client) Fetch(ctx context.Context, buildID string) (string, error) {
 	return "", fmt.Errorf("%s", strings.Join(errs, "; "))
 }
 
-// fetchFrom downloads the debug file of key from one server.
-func (c *Client) fetchFrom(ctx context.Context, server, key string) (string, error) {
+// fetchFrom downloads the file of kind k of key from one server.
+func (c *Client) fetchFrom(ctx context.Context, server, key string, k kind) (string, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := server + "/buildid/" + key + "/debuginfo"
+	url := server + "/buildid/" + key + "/" + k.url
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", fmt.Errorf("debuginfod %s: %w", server, err)
@@ -131,7 +152,7 @@ func (c *Client) fetchFrom(ctx context.Context, server, key string) (string, err
 	case resp.ContentLength > MaxSize:
 		return "", fmt.Errorf("debuginfod %s: a %d-byte file is more than the %d allowed", server, resp.ContentLength, MaxSize)
 	}
-	f, commit, abort, err := c.create(key)
+	f, commit, abort, err := c.create(key, k)
 	if err != nil {
 		return "", err
 	}
@@ -163,16 +184,16 @@ type download interface {
 }
 
 // create opens where a download goes: a cache entry, or a temporary file.
-func (c *Client) create(key string) (f download, commit func() (string, error), abort func(), err error) {
+func (c *Client) create(key string, k kind) (f download, commit func() (string, error), abort func(), err error) {
 	if c.Cache != nil {
-		e, err := c.Cache.Create("debuginfod", key+".debug")
+		e, err := c.Cache.Create("debuginfod", key+k.file)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		path := c.Cache.Path("debuginfod", key+".debug")
+		path := c.Cache.Path("debuginfod", key+k.file)
 		return e, func() (string, error) { return path, e.Commit() }, e.Abort, nil
 	}
-	t, err := os.CreateTemp("", "coroner-debuginfod-*.debug")
+	t, err := os.CreateTemp("", "coroner-debuginfod-*"+k.file)
 	if err != nil {
 		return nil, nil, nil, err
 	}

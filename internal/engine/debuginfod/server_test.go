@@ -232,3 +232,88 @@ func TestAgainstDebuginfodServer(t *testing.T) {
 		}
 	})
 }
+
+// TestExecutableFromDebuginfod analyses the core of a program whose file is
+// gone from this host (as for a core from a container that was removed):
+// without a server its frames are named by address only and the report is
+// partial; with elfutils' debuginfod serving the program, the executable
+// is fetched by the build-id the core records and its frames are named
+// and unwound from it.
+func TestExecutableFromDebuginfod(t *testing.T) {
+	if !inPrivateNetwork(t, "TestExecutableFromDebuginfod") {
+		return
+	}
+	dir, serveDir := t.TempDir(), t.TempDir()
+	bin := filepath.Join(dir, "tailcall")
+	if out, err := exec.Command("gcc", "-O2", "-g", "-o", bin, filepath.Join("..", "analyze", "testdata", "tailcall.c")).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	o, err := symbols.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := o.BuildID
+	o.Close()
+	core := filepath.Join(t.TempDir(), "core")
+	if out, err := exec.Command("gdb", "-nx", "-batch", "-ex", "run", "-ex", "generate-core-file "+core, bin).CombinedOutput(); err != nil {
+		if _, statErr := os.Stat(core); statErr != nil {
+			t.Fatalf("gdb: %v\n%s", err, out)
+		}
+	}
+	if err := os.Rename(bin, filepath.Join(serveDir, "tailcall")); err != nil {
+		t.Fatal(err)
+	}
+	const url = "http://127.0.0.1:8003"
+	srv := exec.Command("debuginfod", "-F", "-p", "8003", "-d", filepath.Join(t.TempDir(), "db.sqlite"), "-t", "0", "-g", "0", serveDir)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	ready := false
+	for i := 0; i < 100 && !ready; i++ {
+		if resp, err := http.Get(url + "/buildid/" + id + "/executable"); err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == http.StatusOK
+		}
+		if !ready {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatalf("debuginfod did not serve the executable %s", id)
+	}
+
+	plain, err := analyze.Core(core, analyze.Options{NoAutoRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := plain.CrashedThread().Frames[0]; f.Function != "" {
+		t.Fatalf("frame #0 named %q with the program gone and no server", f.Function)
+	}
+	if plain.Root == nil || len(plain.Root.Unresolved) == 0 {
+		t.Errorf("no unresolved object in the partial report: %+v", plain.Root)
+	}
+	rep, err := analyze.Core(core, analyze.Options{NoAutoRoot: true, Debuginfod: []string{url}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range rep.Warnings {
+		t.Logf("warning: %s", w)
+	}
+	fr := rep.CrashedThread().Frames
+	if fr[0].Function != "leaf" {
+		t.Errorf("frame #0 %+v, want leaf from the fetched executable", fr[0])
+	}
+	named := map[string]bool{}
+	for _, f := range fr {
+		named[f.Function] = true
+	}
+	if !named["top"] || !named["_start"] {
+		t.Errorf("the unwind through the fetched executable does not reach top and _start: %+v", fr)
+	}
+	for _, m := range rep.Modules {
+		if filepath.Base(m.Path) == "tailcall" && m.Missing {
+			t.Errorf("module still missing: %+v", m)
+		}
+	}
+}
