@@ -293,15 +293,32 @@ func binaryVersion(f *elf.File) string {
 		if sec == nil || sec.Type == elf.SHT_NOBITS || sec.Size > maxVersionScan {
 			continue
 		}
-		data, err := sec.Data()
-		if err != nil {
-			continue
-		}
-		if v := versionAfter(data, []byte("X-Powered-By: PHP/")); v != "" {
+		if v := scanVersion(sec.Open(), []byte("X-Powered-By: PHP/")); v != "" {
 			return v
 		}
 	}
 	return ""
+}
+
+// scanVersion searches a section for marker in chunks (a php binary's
+// .rodata is megabytes: reading it whole costs more than the search) and
+// returns the version number that follows it.
+func scanVersion(r io.Reader, marker []byte) string {
+	const chunk = 256 << 10
+	tail := len(marker) + 32 // the marker and the longest version kept across chunks
+	buf := make([]byte, chunk+tail)
+	carry := 0
+	for {
+		n, err := io.ReadFull(r, buf[carry:])
+		data := buf[:carry+n]
+		if i := bytes.Index(data, marker); i >= 0 && (i+tail <= len(data) || err != nil) {
+			return versionAfter(data[i:], marker)
+		}
+		if err != nil {
+			return ""
+		}
+		carry = copy(buf, data[max(0, len(data)-tail):])
+	}
 }
 
 // versionAfter returns the version number that follows marker in data.
