@@ -9,6 +9,7 @@ package diagnose
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,20 @@ var embeddedRules []byte
 //
 //go:embed hangs.yaml
 var embeddedHangRules []byte
+
+// embeddedRulesJSON and embeddedHangRulesJSON are rules.yaml and hangs.yaml
+// decoded and written as JSON, which the binary decodes instead: about
+// three times faster, with a tenth of the allocations, than YAML (the
+// rules are loaded on every analysis). TestCompactRules checks that they
+// decode to the same rules as the YAML; after editing a YAML file run
+// go generate ./internal/diagnose/.
+//
+//go:generate go test -run ^TestCompactRules$ -update-compact-rules .
+//go:embed rules.json
+var embeddedRulesJSON []byte
+
+//go:embed hangs.json
+var embeddedHangRulesJSON []byte
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -236,11 +251,11 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	crashes, err := parse(embeddedRules, "embedded rules.yaml")
+	crashes, err := parseCompact(embeddedRulesJSON, "embedded rules.yaml")
 	if err != nil {
 		return nil, err
 	}
-	hangs, err := parse(embeddedHangRules, "embedded hangs.yaml")
+	hangs, err := parseCompact(embeddedHangRulesJSON, "embedded hangs.yaml")
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +300,23 @@ func parse(data []byte, name string) ([]*rule, error) {
 		}
 		return nil, fmt.Errorf("rules %s: %w", name, err)
 	}
+	return compileFile(&f, name)
+}
+
+// parseCompact decodes and validates the JSON form of an embedded rules
+// file (see embeddedRulesJSON); name is used in errors.
+func parseCompact(data []byte, name string) ([]*rule, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("rules %s (compact form): %w", name, err)
+	}
+	return compileFile(&f, name)
+}
+
+// compileFile validates and compiles the rules of a decoded file.
+func compileFile(f *File, name string) ([]*rule, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("rules %s: version %d unsupported (want version: 1)", name, f.Version)
 	}
