@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -71,6 +73,21 @@ func BenchmarkLoadEmbeddedYAML(b *testing.B) {
 			if _, err := parse(d, "embedded"); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestValidID: validID accepts exactly what idPattern matches.
+func TestValidID(t *testing.T) {
+	re := regexp.MustCompile(idPattern)
+	ids := []string{"", "a", "-a", "a-", "0", "ffi-null-code", "A", "a_b", "a.b", "é", "a\n",
+		strings.Repeat("a", 64), strings.Repeat("a", 65), "a" + strings.Repeat("-", 63), "a" + strings.Repeat("-", 64)}
+	for c := 0; c < 256; c++ {
+		ids = append(ids, string([]byte{byte(c)}), "x"+string([]byte{byte(c)}))
+	}
+	for _, id := range ids {
+		if got, want := validID(id), re.MatchString(id); got != want {
+			t.Errorf("validID(%q) = %v, the regexp says %v", id, got, want)
 		}
 	}
 }

@@ -345,14 +345,27 @@ type rule struct {
 	tmpl    *template.Template
 }
 
-var (
-	idRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
-)
+var refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+
+// idPattern is what a rule id must match; validID checks it without a
+// regexp (compiling this one cost every start of coroner 0.1-0.4 ms).
+const idPattern = `^[a-z0-9][a-z0-9-]{0,63}$`
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 || id[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func compileRule(r Rule) (*rule, error) {
-	if !idRE.MatchString(r.ID) {
-		return nil, fmt.Errorf("id must match %s", idRE)
+	if !validID(r.ID) {
+		return nil, fmt.Errorf("id must match %s", idPattern)
 	}
 	if strings.TrimSpace(r.Title) == "" {
 		return nil, errors.New("title is empty")
