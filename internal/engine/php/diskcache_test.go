@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +43,20 @@ func TestDiskCache(t *testing.T) {
 	third, took, err := engineAt(bin, true)
 	if err != nil || third == nil || third.d == nil || took == 0 || !reflect.DeepEqual(third.d.fields, first.d.fields) {
 		t.Errorf("after a damaged entry: %+v, took %v, %v", third, took, err)
+	}
+}
+
+// TestIsBuildID: isBuildID accepts exactly ^[0-9a-f]{8,128}$.
+func TestIsBuildID(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8,128}$`)
+	ids := []string{"", "0123456", "01234567", "0123456789abcdef", "0123456G", "ABCDEF01", "0123456-",
+		strings.Repeat("a", 128), strings.Repeat("a", 129), "01234567\n", "g1234567"}
+	for c := 0; c < 256; c++ {
+		ids = append(ids, "0123456"+string([]byte{byte(c)}))
+	}
+	for _, id := range ids {
+		if got, want := isBuildID(id), re.MatchString(id); got != want {
+			t.Errorf("isBuildID(%q) = %v, the regexp says %v", id, got, want)
+		}
 	}
 }

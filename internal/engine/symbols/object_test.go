@@ -1,6 +1,8 @@
 package symbols
 
 import (
+	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -115,4 +117,56 @@ func TestAddSymbolsConcurrentWithLookups(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestProgramBuildID compares the PT_NOTE reader with ReadBuildID on the
+// system's libraries and this test binary.
+func TestProgramBuildID(t *testing.T) {
+	paths, _ := filepath.Glob("/lib/x86_64-linux-gnu/lib*.so.*")
+	if bin, err := os.Executable(); err == nil {
+		paths = append(paths, bin)
+	}
+	checked := 0
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		ef, err := elf.NewFile(f)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		want := ReadBuildID(ef)
+		got, ok := ProgramBuildID(f)
+		f.Close()
+		if ok && got != want {
+			t.Errorf("%s: ProgramBuildID %q, ReadBuildID %q", p, got, want)
+		}
+		if want != "" && ok {
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no object with a build-id in PT_NOTE found")
+	}
+}
+
+func FuzzProgramBuildID(f *testing.F) {
+	if bin, err := os.Executable(); err == nil {
+		if b, err := os.ReadFile(bin); err == nil && len(b) > 4096 {
+			f.Add(b[:4096])
+		}
+	}
+	hdr := make([]byte, 64+56+32)
+	copy(hdr, "\x7fELF\x02\x01\x01")
+	hdr[32], hdr[54], hdr[56] = 64, 56, 1
+	hdr[64] = 4
+	hdr[64+8] = 120
+	hdr[64+32] = 32
+	copy(hdr[120:], "\x04\x00\x00\x00\x10\x00\x00\x00\x03\x00\x00\x00GNU\x00")
+	f.Add(hdr)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ProgramBuildID(bytes.NewReader(b))
+	})
 }
