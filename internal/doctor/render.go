@@ -376,7 +376,10 @@ func topFrames(rep *crash.Report, n int) []string {
 			break
 		}
 		name := f.Function
-		if name == "" {
+		switch {
+		case name == "" && f.FunctionSource == "eh-frame":
+			name = render.UnnamedFunction(&f) // sub_START, as the text report names it
+		case name == "":
 			name = "??"
 		}
 		line := fmt.Sprintf("#%-3d %s (%s+%s)", i, name, f.Module, f.ModuleOffset)

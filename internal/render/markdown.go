@@ -545,6 +545,8 @@ func mdFrameShort(f *crash.Frame) string {
 		return "PHP JIT code"
 	case name == "" && f.Module == "[anon-exec]":
 		return "JIT code"
+	case name == "" && f.FunctionSource == "eh-frame":
+		name = UnnamedFunction(f)
 	case name == "":
 		name = "??"
 	}
