@@ -447,6 +447,9 @@ type stackRow struct {
 	Number int
 	// RunsPHP is the PHP function a native frame executes ("" if none).
 	RunsPHP string
+	// Unnamed names a native frame without a symbol by its function's
+	// start (sub_START+OFFSET), as the text report does ("" otherwise).
+	Unnamed string
 	Cycle   *crash.Cycle
 	// More counts the frames left out after the last row.
 	More int
@@ -508,6 +511,9 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 			p.Thread = th
 			p.Native = foldedRows(render.Fold(len(th.Frames), render.FrameNumber(th.Frames), th.Cycles), len(th.Frames), func(pos int) stackRow {
 				r := stackRow{Native: &th.Frames[pos]}
+				if f := r.Native; f.Function == "" && f.FunctionSource == "eh-frame" {
+					r.Unnamed = fmt.Sprintf("%s+%s", render.UnnamedFunction(f), f.FunctionOffset)
+				}
 				if pf := render.PHPFrameOf(rep, r.Native); pf != nil {
 					r.RunsPHP = render.PHPLocation(pf)
 				}

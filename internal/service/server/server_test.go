@@ -47,7 +47,7 @@ func newTestServer(t *testing.T, opts Options) (*httptest.Server, *store.Crash) 
 		Process: crash.Process{PID: 4242},
 		Signal:  crash.Signal{Number: 11, Name: "SIGSEGV"},
 		Fault:   crash.Fault{Kind: crash.FaultNullDeref, Explanation: "NULL <b>pointer</b>"},
-		Threads: []crash.Thread{{TID: 4242, Crashed: true, Frames: []crash.Frame{{Function: "zend_<script>", Module: "php-fpm"}}}},
+		Threads: []crash.Thread{{TID: 4242, Crashed: true, Frames: []crash.Frame{{Function: "zend_<script>", Module: "php-fpm"}, {Module: "php-fpm", PC: 0x5600003769ba, ModuleOffset: 0x3769ba, FunctionOffset: 0x4a, FunctionSource: "eh-frame"}}}},
 		PHP: &crash.PHP{Version: "8.2.1", Frames: []crash.PHPFrame{{Function: "{main}", File: "/srv/index.php", Line: 3, Kind: "main"}},
 			INI:     map[string]string{"opcache.jit": "tracing", "mysqli.default_pw": "hunter2"},
 			Request: &crash.Request{Method: "GET", URI: "/x", Params: map[string]string{"HTTP_COOKIE": "sid=abc", "HTTP_HOST": "example.test"}}},
@@ -127,6 +127,9 @@ func TestPagesAndRedaction(t *testing.T) {
 		secret := strings.Contains(page, "hunter2") || strings.Contains(page, "sid=abc")
 		if secret != show {
 			t.Errorf("ShowSecrets=%v: secrets shown = %v", show, secret)
+		}
+		if !strings.Contains(page, "sub_376970&#43;0x4a") {
+			t.Error("crash page does not name the unnamed function by its start, as the text report does")
 		}
 		if !strings.Contains(page, "example.test") || !strings.Contains(page, "opcache.jit") {
 			t.Error("crash page lacks non-secret parameters or INI")
