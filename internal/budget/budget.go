@@ -96,6 +96,22 @@ func (b *Budget) watch() {
 		}
 		return sample[0].Value.Uint64()
 	}
+	overMemory := func() bool {
+		if b.maxHeap == 0 || heap() <= b.maxHeap {
+			return false
+		}
+		runtime.GC() // garbage does not count
+		if h := heap(); h > b.maxHeap {
+			b.exceed(fmt.Sprintf("the memory budget of %s was used up (%s of heap)", units.Bytes(int64(b.maxHeap)), units.Bytes(int64(h))))
+			return true
+		}
+		return false
+	}
+	// Once at once: an analysis shorter than a tick is held to its budget
+	// too (a heap already past it stops it at its first check).
+	if overMemory() {
+		return
+	}
 	for {
 		select {
 		case <-b.done:
@@ -104,12 +120,7 @@ func (b *Budget) watch() {
 			b.exceed(fmt.Sprintf("the wall-clock budget of %v was used up", b.timeout))
 			return
 		case <-tick.C:
-			if b.maxHeap == 0 || heap() <= b.maxHeap {
-				continue
-			}
-			runtime.GC() // garbage does not count
-			if h := heap(); h > b.maxHeap {
-				b.exceed(fmt.Sprintf("the memory budget of %s was used up (%s of heap)", units.Bytes(int64(b.maxHeap)), units.Bytes(int64(h))))
+			if overMemory() {
 				return
 			}
 		}

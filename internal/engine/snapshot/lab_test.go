@@ -113,7 +113,13 @@ func TestHangLab(t *testing.T) {
 			checkPHP(t, rep, h, want.internal)
 			ds := kb.Diagnose(rep, diagnose.Evidence{})
 			if len(ds) == 0 || ds[0].Rule != want.rule {
-				t.Errorf("diagnosis %v, want %s", ruleIDs(ds), want.rule)
+				var top []string
+				if th := rep.CrashedThread(); th != nil {
+					for _, f := range th.Frames[:min(4, len(th.Frames))] {
+						top = append(top, f.Function+"@"+f.Module)
+					}
+				}
+				t.Errorf("diagnosis %v, want %s (process %+v, top frames %q)", ruleIDs(ds), want.rule, rep.Process, top)
 			} else {
 				t.Logf("%s: %s", ds[0].Rule, ds[0].Explanation)
 			}

@@ -11,6 +11,15 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/elfcore"
 )
 
+// A seize refused with EPERM before any thread is held is tried again
+// seizeRetries times, seizeRetryWait apart: a tracer that holds the process
+// for a snapshot lets go within that (a real refusal is reported 200 ms
+// later).
+const (
+	seizeRetries   = 10
+	seizeRetryWait = 20 * time.Millisecond
+)
+
 // Pause measures how long the process was stopped.
 type Pause struct {
 	// Stopped is from the first thread's PTRACE_SEIZE to the last
@@ -101,7 +110,16 @@ func freezeLocked(pid int, during func([]elfcore.Thread) (int64, error)) (thread
 				continue
 			}
 			seized[tid] = true
-			if serr := unix.PtraceSeize(tid); serr != nil {
+			serr := unix.PtraceSeize(tid)
+			// Another tracer (a second coroner snapshotting the same
+			// worker, a debugger attaching for a moment) makes the seize
+			// fail with EPERM while it holds the process: before anything
+			// is stopped here, wait a little for it to let go.
+			for try := 0; errors.Is(serr, unix.EPERM) && len(seized) == 1 && try < seizeRetries; try++ {
+				time.Sleep(seizeRetryWait)
+				serr = unix.PtraceSeize(tid)
+			}
+			if serr != nil {
 				if errors.Is(serr, unix.ESRCH) && tid != pid {
 					continue // the thread exited
 				}
