@@ -952,7 +952,9 @@ if [ "$with_c" = yes ]; then
     gdb_jobs+=($!)
     src="$LAB_DIR/c/$prog.c"; [ -f "$src" ] || src="$LAB_DIR/c/$prog.cpp"; [ -f "$src" ] || src="$LAB_DIR/c/gopanic/main.go"
     # the output keeps its own copy: it is reused by checkouts other than this one
-    cp "$src" "$dir/" && src="$dir/$(basename "$src")"
+    # (a Go source keeps a .txt suffix there: lab-out/ may sit inside the module, where a .go file is a package)
+    dst="$dir/$(basename "$src")"; case "$src" in *.go) dst="$dst.txt" ;; esac
+    cp "$src" "$dst" && src="$dst"
     manifest_c+=("$(printf '"%s":{"name":"%s","source":"%s","binary":"%s","core":"%s","gdb":"%s","signal":%d,"debug":%s,"pid":%d,"kernel":%s}' \
       "$prog" "$prog" "$src" "$dir/$prog" "$core" "$dir/gdb.txt" "$((crc - 128))" "$(cat "$dir/debug")" "$cpid" "$(json_lines "$dir/kernel.log")")")
   done
