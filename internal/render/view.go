@@ -106,7 +106,7 @@ type RequestView struct {
 	// URI is the request URI, else the script.
 	URI string
 	// Query is the query string when URI does not hold it already.
-	Query string
+	Query                   string
 	Host, Client, UserAgent string
 	// Script is the script when it differs from URI.
 	Script string
