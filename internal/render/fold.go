@@ -81,15 +81,24 @@ func FixText(f crash.Fix, markdown bool) string {
 	if f.Setting != "" {
 		line = fmt.Sprintf("%s = %s: %s", f.Setting, f.Value, f.Description)
 	}
-	if f.Mitigation != "" {
-		cmd := fmt.Sprintf("coroner fix --mitigate=%s --apply", f.Mitigation)
-		if f.SAPI != "" {
-			cmd = fmt.Sprintf("coroner fix --mitigate=%s --sapi %s --apply", f.Mitigation, f.SAPI)
-		}
+	if cmd := FixCommand(f); cmd != "" {
 		if markdown {
 			cmd = "`" + cmd + "`"
 		}
 		line += " (" + cmd + ")"
 	}
 	return line
+}
+
+// FixCommand is the `coroner fix` command that applies a fix
+// ("coroner fix --mitigate=no-pcre-jit --apply"), "" when no mitigation
+// profile applies it.
+func FixCommand(f crash.Fix) string {
+	switch {
+	case f.Mitigation == "":
+		return ""
+	case f.SAPI != "":
+		return fmt.Sprintf("coroner fix --mitigate=%s --sapi %s --apply", f.Mitigation, f.SAPI)
+	}
+	return fmt.Sprintf("coroner fix --mitigate=%s --apply", f.Mitigation)
 }

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/coroner-dev/coroner/crash"
-	"github.com/coroner-dev/coroner/internal/sanitize"
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
@@ -23,31 +21,25 @@ type TextOptions struct {
 	Timings bool
 }
 
-// Text writes a human-readable post-mortem. Every string of the report
-// is shown with its control characters escaped (package sanitize).
+// Text writes a human-readable post-mortem: the View of the report
+// (NewView), printed. Every string of the report is shown with its
+// control characters escaped (package sanitize).
 func Text(w io.Writer, r *crash.Report, opts TextOptions) error {
-	r = sanitize.Copy(r)
-	if opts.OtherThreadFrames == 0 {
-		opts.OtherThreadFrames = 8
-	}
+	v := NewView(r, ViewOptions{OtherThreadFrames: opts.OtherThreadFrames})
+	r = v.Report
 	tw := &textWriter{w: w}
 	tw.header(r)
-	tw.fault(r)
-	tw.diagnosis(r)
-	tw.php(r)
-	for i := range r.Threads {
-		t := &r.Threads[i]
-		limit := -1
-		if !t.Crashed {
-			limit = opts.OtherThreadFrames
-		}
-		tw.thread(r, t, limit)
+	tw.fault(v.Fault)
+	tw.diagnosis(v.Diagnosis)
+	tw.php(v.PHP)
+	for i := range v.Threads {
+		tw.thread(&v.Threads[i])
 	}
 	if opts.Registers {
 		tw.registers(r)
 	}
 	tw.modules(r)
-	tw.warnings(r)
+	tw.warnings(v.Warnings)
 	if opts.Timings {
 		tw.timings(r)
 	}
@@ -178,21 +170,15 @@ func WorkerText(w *crash.Worker) string {
 	return s
 }
 
-func (t *textWriter) fault(r *crash.Report) {
-	f := r.Fault
-	if f.Kind == "" {
+func (t *textWriter) fault(f *FaultView) {
+	if f == nil {
 		return
 	}
 	t.p("FAULT: %s", f.Kind)
 	if f.Instruction != "" {
 		where := ""
-		if ff := r.FaultFrames(); len(ff) > 0 {
-			f0 := &ff[0]
-			where = "  at " + frameName(f0)
-			if len(f0.Inlined) > 0 {
-				// the code that faulted is the innermost inlined function
-				where = "  in " + f0.Inlined[0].Function + " (inlined) at " + frameName(f0)
-			}
+		if f.Where != "" {
+			where = "  " + f.Where
 		}
 		t.p("  %s%s", f.Instruction, where)
 	}
@@ -205,18 +191,18 @@ func (t *textWriter) fault(r *crash.Report) {
 	t.p("")
 }
 
-func (t *textWriter) diagnosis(r *crash.Report) {
-	if len(r.Diagnosis) == 0 {
+func (t *textWriter) diagnosis(ds []DiagnosisView) {
+	if len(ds) == 0 {
 		return
 	}
 	t.p("DIAGNOSIS")
-	for i, d := range r.Diagnosis {
-		t.p("  %d. [%s] %s (%s confidence)", i+1, d.Rule, d.Title, d.Confidence)
+	for _, d := range ds {
+		t.p("  %d. [%s] %s (%s confidence)", d.Number, d.Rule, d.Title, d.Confidence)
 		if d.Explanation != "" {
 			t.p("     %s", wrap(d.Explanation, 96, "     "))
 		}
-		for _, f := range d.Fix {
-			t.p("     fix: %s", FixText(f, false))
+		for _, f := range d.Fixes {
+			t.p("     fix: %s", f.Text)
 		}
 		for _, ref := range d.References {
 			t.p("     see: %s", ref)
@@ -225,8 +211,7 @@ func (t *textWriter) diagnosis(r *crash.Report) {
 	t.p("")
 }
 
-func (t *textWriter) php(r *crash.Report) {
-	ph := r.PHP
+func (t *textWriter) php(ph *PHPView) {
 	if ph == nil {
 		return
 	}
@@ -236,21 +221,17 @@ func (t *textWriter) php(r *crash.Report) {
 	}
 	t.p("%s", head)
 	if q := ph.Request; q != nil {
-		uri := q.URI
-		if uri == "" {
-			uri = q.Script
-		}
-		t.p("  request:  %s %s", q.Method, uri)
-		if q.Query != "" && !strings.Contains(uri, "?") {
+		t.p("  request:  %s %s", q.Method, q.URI)
+		if q.Query != "" {
 			t.p("  query:    %s", q.Query)
 		}
 		if q.Host != "" {
 			t.p("  host:     %s", q.Host)
 		}
-		if q.RemoteAddr != "" {
-			t.p("  client:   %s", q.RemoteAddr)
+		if q.Client != "" {
+			t.p("  client:   %s", q.Client)
 		}
-		if q.Script != "" && q.Script != uri {
+		if q.Script != "" {
 			t.p("  script:   %s", q.Script)
 		}
 		if q.UserAgent != "" {
@@ -261,32 +242,27 @@ func (t *textWriter) php(r *crash.Report) {
 		t.p("  jit:      %s (%s)", ph.JIT.Mode, ph.JIT.Description)
 	}
 	if len(ph.INI) > 0 {
-		keys := make([]string, 0, len(ph.INI))
-		for k := range ph.INI {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var parts []string
-		for _, k := range keys {
-			parts = append(parts, k+"="+ph.INI[k])
+		parts := make([]string, 0, len(ph.INI))
+		for _, kv := range ph.INI {
+			parts = append(parts, kv.K+"="+kv.V)
 		}
 		t.p("  ini:      %s", wrap(strings.Join(parts, "  "), 100, "            "))
 	}
-	if len(ph.Frames) > 0 {
-		if ph.ZTS && ph.Thread != 0 {
-			t.p("  PHP stack of thread %d (%d frames):", ph.Thread, len(ph.Frames))
-		} else {
-			t.p("  PHP stack (%d frames):", len(ph.Frames))
+	for i := range ph.Stacks {
+		s := &ph.Stacks[i]
+		t.p("  %s:", s.Title)
+		for _, l := range s.Lines {
+			if c := l.Cycle; c != nil {
+				t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, l.Repeats)
+				continue
+			}
+			f := l.PHP
+			loc := ""
+			if f.File != "" {
+				loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+			}
+			t.p("    #%-4d %s(%s)%s", f.Number, f.Name, f.ArgList(), loc)
 		}
-		t.phpFrames(ph.Frames, ph.Cycles)
-	}
-	for _, th := range ph.Threads {
-		what := ""
-		if q := th.Request; q != nil && q.URI != "" {
-			what = ", serving " + strings.TrimSpace(q.Method+" "+q.URI)
-		}
-		t.p("  PHP stack of thread %d (%d frames%s):", th.TID, len(th.Frames), what)
-		t.phpFrames(th.Frames, th.Cycles)
 	}
 	if ph.Layout != "" {
 		t.p("  layout:   %s", ph.Layout)
@@ -297,43 +273,17 @@ func (t *textWriter) php(r *crash.Report) {
 	t.p("")
 }
 
-// phpFrames prints PHP frames, repeats folded.
-func (t *textWriter) phpFrames(frames []crash.PHPFrame, cycles []crash.Cycle) {
-	printFolded(Fold(len(frames), nil, cycles), -1, func(i int) {
-		f := &frames[i]
-		name := f.QualifiedName()
-		loc := ""
-		if f.File != "" {
-			loc = fmt.Sprintf("  %s:%d", f.File, f.Line)
+func (t *textWriter) thread(s *StackView) {
+	t.p("%s", s.Title)
+	for _, l := range s.Lines {
+		if c := l.Cycle; c != nil {
+			t.p("  #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, l.Repeats)
+			continue
 		}
-		args := ""
-		if len(f.Args) > 0 {
-			args = strings.Join(f.Args, ", ")
-		}
-		t.p("    #%-4d %s(%s)%s", i, name, args, loc)
-	}, func(c crash.Cycle) {
-		t.p("    #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
-	})
-}
-
-func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
-	label := "THREAD"
-	if th.Crashed {
-		label = "CRASHED THREAD"
-		if r.Live != nil {
-			label = "MAIN THREAD"
-		}
-	}
-	t.p("%s %d (%d frames)", label, th.TID, len(th.Frames))
-	printFolded(Fold(len(th.Frames), FrameNumber(th.Frames), th.Cycles), limit, func(i int) {
-		f := &th.Frames[i]
+		f := l.Native
 		php := ""
-		if pf := PHPFrameOf(r, f); pf != nil {
-			php = "  <- php: " + PHPLocation(pf)
-		}
-		src := ""
-		if f.File != "" {
-			src = fmt.Sprintf(" at %s:%d", f.File, f.Line)
+		if f.PHP != "" {
+			php = "  <- php: " + f.PHP
 		}
 		// As gdb: the functions inlined at the pc first (innermost
 		// first), then the function whose frame it is, then the
@@ -341,37 +291,18 @@ func (t *textWriter) thread(r *crash.Report, th *crash.Thread, limit int) {
 		for _, v := range f.Inlined {
 			t.p("  #%-4d %s  %-40s %s+%s [inlined]%s", f.Index, f.PC, v.Function, f.Module, f.ModuleOffset, at(v.File, v.Line))
 		}
-		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", f.Index, f.PC, frameName(f), f.Module, f.ModuleOffset, f.Trust, src, php)
+		t.p("  #%-4d %s  %-40s %s+%s [%s]%s%s", f.Index, f.PC, f.Name, f.Module, f.ModuleOffset, f.Trust, at(f.File, f.Line), php)
 		for _, v := range f.TailCalls {
 			t.p("        %s  %-40s %s+%s [tail call]%s", v.PC, v.Function, f.Module, v.ModuleOffset, at(v.File, v.Line))
 		}
-	}, func(c crash.Cycle) {
-		t.p("  #%d..#%d: cycle of %d frames x %s", c.Start, c.End, c.Length, thousands(c.Repeats))
-	})
-	if limit >= 0 && len(th.Frames) > limit {
-		t.p("  ... %d more frames", len(th.Frames)-limit)
 	}
-	for _, w := range th.Warnings {
+	if s.More > 0 {
+		t.p("  ... %d more frames", s.More)
+	}
+	for _, w := range s.Warnings {
 		t.p("  warning: %s", w)
 	}
 	t.p("")
-}
-
-// printFolded prints the lines of a folded stack, at most limit frames
-// when limit >= 0.
-func printFolded(lines []Line, limit int, frame func(pos int), cycle func(crash.Cycle)) {
-	shown := 0
-	for _, l := range lines {
-		if l.Cycle != nil {
-			cycle(*l.Cycle)
-			continue
-		}
-		if limit >= 0 && shown >= limit {
-			return
-		}
-		frame(l.Pos)
-		shown++
-	}
 }
 
 func frameName(f *crash.Frame) string {
@@ -465,12 +396,12 @@ func (t *textWriter) modules(r *crash.Report) {
 // missing.
 const maxModuleNotes = 12
 
-func (t *textWriter) warnings(r *crash.Report) {
-	if len(r.Warnings) == 0 {
+func (t *textWriter) warnings(ws []string) {
+	if len(ws) == 0 {
 		return
 	}
 	t.p("WARNINGS")
-	for _, w := range r.Warnings {
+	for _, w := range ws {
 		t.p("  - %s", w)
 	}
 	t.p("")

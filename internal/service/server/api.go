@@ -268,7 +268,8 @@ func (s *Server) apiCrashList(w http.ResponseWriter, r *http.Request, g *store.G
 	writeJSON(w, http.StatusOK, body)
 }
 
-// apiCrash answers GET /api/v1/crashes/{id}: the crash with its report.
+// apiCrash answers GET /api/v1/crashes/{id}: the crash with its report
+// (?download=1: as an attachment, coroner-crash-ID.json).
 func (s *Server) apiCrash(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
@@ -281,6 +282,10 @@ func (s *Server) apiCrash(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.opts.ShowSecrets {
 		c = redact.Value(c)
+	}
+	if r.URL.Query().Get("download") != "" {
+		// The crash page's "Download JSON": the same answer, saved as a file.
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="coroner-crash-%d.json"`, c.ID))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "crash": apiCrashOf(c)})
 }

@@ -122,8 +122,8 @@ func TestDashboardFoldsLikeTheCLI(t *testing.T) {
 		t.Fatalf("crash page: %d %s", resp.StatusCode, page)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("#%d..#%d: cycle of %d frames × %d", nativeCycle.Start, nativeCycle.End, nativeCycle.Length, nativeCycle.Repeats),
-		fmt.Sprintf("cycle of %d frames × %d", phpCycle.Length, phpCycle.Repeats),
+		fmt.Sprintf("#%d..#%d: cycle of %d frames × %s", nativeCycle.Start, nativeCycle.End, nativeCycle.Length, thousands(nativeCycle.Repeats)),
+		fmt.Sprintf("cycle of %d frames × %s", phpCycle.Length, thousands(phpCycle.Repeats)),
 		"← php: <code>" + annotated + "</code>",
 		outermost, // the frames after the recursion are shown
 		"{main}",
