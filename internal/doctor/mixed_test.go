@@ -122,8 +122,20 @@ func TestMixedHost(t *testing.T) {
 	if others["python3"] != 1 || others["inventory"] != 1 {
 		t.Errorf("other processes %v, want python3 and inventory once each", s.Others)
 	}
-	if s.PerHour != 0 || len(s.Loops) != 0 {
-		t.Errorf("per hour %v over %.0fs, loops %+v", s.PerHour, s.SpanSeconds, s.Loops)
+	// The lab's lines were written when the lab ran (its output is cached)
+	// and the other crashes now: the window is short only while the cache
+	// is younger than an hour. Over an hour or more, a rate is right.
+	short := s.SpanSeconds < logs.MinRateSpan.Seconds()
+	if len(s.Loops) != 0 {
+		t.Errorf("loops %+v", s.Loops)
+	}
+	if short && s.PerHour != 0 {
+		t.Errorf("per hour %v over %.0fs: a rate over less than an hour", s.PerHour, s.SpanSeconds)
+	}
+	if !short {
+		if want := float64(s.Incidents) * 3600 / s.SpanSeconds; s.PerHour < want*0.9 || s.PerHour > want*1.1 {
+			t.Errorf("per hour %v over %.0fs for %d deaths, want about %.1f", s.PerHour, s.SpanSeconds, s.Incidents, want)
+		}
 	}
 	byPID := map[int]*logs.Incident{}
 	for _, inc := range res.Incidents {
@@ -183,7 +195,7 @@ func TestMixedHost(t *testing.T) {
 			t.Errorf("logs text lacks %q", want)
 		}
 	}
-	if strings.Contains(text.String(), "per hour") || strings.Contains(text.String(), "CRASH LOOP") {
+	if (short && strings.Contains(text.String(), "per hour")) || strings.Contains(text.String(), "CRASH LOOP") {
 		t.Errorf("logs text gives a rate or a loop:\n%s", text.String())
 	}
 
@@ -216,7 +228,7 @@ func TestMixedHost(t *testing.T) {
 	if err := Text(&text, dres); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text.String(), "Other programs crashed too") || strings.Contains(text.String(), "per hour") {
+	if !strings.Contains(text.String(), "Other programs crashed too") || (short && strings.Contains(text.String(), "per hour")) {
 		t.Errorf("doctor text:\n%s", text.String())
 	}
 	if !strings.Contains(strings.Join(dres.Warnings, "\n"), "core "+phpKill.Core+" (pid "+strconv.Itoa(phpKill.PID)) {
