@@ -489,7 +489,9 @@ func TestDiscoverTimeWindow(t *testing.T) {
 	}
 	list := func(since, until time.Time) (names []string, calls []string) {
 		o := DiscoverOptions{Sources: []string{SourceDir}, Dirs: []string{root}, NoJournal: true, Quick: true, Since: since, Until: until,
-			Progress: func(done, total int, path string) { calls = append(calls, fmt.Sprintf("%d/%d %s", done, total, filepath.Base(path))) }}
+			Progress: func(done, total int, path string) {
+				calls = append(calls, fmt.Sprintf("%d/%d %s", done, total, filepath.Base(path)))
+			}}
 		entries, warns := Discover(o)
 		if len(warns) > 0 {
 			t.Errorf("warnings: %v", warns)
