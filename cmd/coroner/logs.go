@@ -161,10 +161,12 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 			_ = logs.WriteIncident(out, inc, opts.Location, lf.evidence)
 		})
 	}
+	st := busy("reading logs")
 	if cores != nil {
 		opts.Cores = discoverCores(cores)
 	}
 	res, err := logs.Analyze(ctx, opts)
+	st.done()
 	if err != nil {
 		return err
 	}
