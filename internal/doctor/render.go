@@ -222,7 +222,7 @@ func (p *writer) crashing(r *Result) {
 	for _, g := range r.Groups {
 		for _, l := range g.Loops {
 			p.item("crash loop: %d deaths of pool %s from one cause (%s) between %s and %s", l.N, l.Pool, l.Cause,
-				p.at(l.Start, "15:04:05"), p.at(l.End, "15:04:05"))
+				p.at(l.Start, "15:04:05"), p.at(l.End, "15:04:05 MST"))
 		}
 	}
 	p.line("%d crash group(s):", len(r.Groups))
