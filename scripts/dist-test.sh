@@ -3,6 +3,10 @@
 # chroot and use it as an administrator would: dpkg -i, coroner version / --version / audit,
 # man coroner, the bash completion, the unit's binary, the conffile; then remove and purge it
 # and check that nothing of it is left. As root.
+# It also checks the copyright file (DEP-5: coroner's own stanza, one per Go module the binary
+# records) in the .deb and in both tarballs, and runs the arm64 binary of the tarball next to
+# the .deb under qemu-aarch64-static (installed from Debian when missing): coroner version, and
+# the analysis of checked-in cores, whose JSON must equal the amd64 binary's.
 #
 # The clean chroot (minbase + man-db + bash-completion, built once with mmdebstrap from the
 # host's Debian mirror) is cached in $CORONER_DIST_CHROOTS (default /var/cache/coroner/dist/chroots)
@@ -14,6 +18,8 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "dist-test: needs root (chroot, mount)" >&2; exit 1; }
 deb=$(readlink -f "$1")
 version=$(dpkg-deb -f "$deb" Version)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+go=${GO:-go}
 log() { printf '[dist-test %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
@@ -82,6 +88,24 @@ comp=$(in_root coroner __complete an 2>/dev/null | awk -F'\t' 'NR == 1 { print $
 [ "$comp" = analyze ] || fail "completion of 'coroner an' gave $comp"
 log "bash completion: ok"
 
+# The copyright file: machine-readable, coroner's own stanza says no license file exists, and
+# every module the binary records has its stanza with a license text.
+# check_copyright FILE BINARY WHAT
+check_copyright() {
+  local c=$1 b=$2 what=$3 m missing=""
+  [ -s "$c" ] || fail "$what: no copyright file"
+  [ "$(sed -n 1p "$c")" = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" ] ||
+    fail "$what: the copyright file is not DEP-5"
+  grep -qx 'License: none' "$c" || fail "$what: coroner's own stanza lacks License: none"
+  for m in $("$go" version -m "$b" | awk '$1 == "dep" { print $2 }') go; do
+    awk -v f="Files: $m/*" '$0 == f { s = 1; next } s && /^License: [A-Za-z]/ { ok = 1; exit } s && /^$/ { exit } END { exit !ok }' "$c" ||
+      missing="$missing $m"
+  done
+  [ -z "$missing" ] || fail "$what: the copyright file has no licensed stanza for:$missing"
+  log "$what: copyright file ok ($(grep -c '^Files:' "$c") stanzas, $(grep -c '^License: ' "$c") licenses)"
+}
+check_copyright "$root/usr/share/doc/coroner/copyright" "$root/usr/bin/coroner" "the .deb"
+
 exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/usr/lib/systemd/system/coroner-watch.service")
 [ "$exe" = /usr/bin/coroner ] && [ -x "$root$exe" ] || fail "the unit runs $exe"
 in_root dpkg-query -W -f='${Conffiles}\n' coroner | grep /etc/default/coroner-watch >/dev/null || fail "no conffile"
@@ -96,4 +120,39 @@ left=$(cd "$work/upper" && find . -path ./tmp -prune -o -path ./var/lib/dpkg -pr
   -o -path ./var/cache -prune -o -path ./etc/ld.so.cache -prune -o -iname '*coroner*' -print)
 [ -z "$left" ] || fail "left after purge: $left"
 log "dpkg -r keeps the edited conffile, dpkg -P removes everything: ok"
+
+# The tarballs next to the .deb: their copyright files, and the arm64 binary run under qemu.
+dir=$(dirname "$deb")
+for arch in amd64 arm64; do
+  tgz="$dir/coroner_${version}_linux_$arch.tar.gz"
+  [ -f "$tgz" ] || fail "no $tgz"
+  mkdir -p "$work/tar-$arch"
+  tar -C "$work/tar-$arch" -xzf "$tgz"
+  check_copyright "$work/tar-$arch/coroner_${version}_linux_$arch/copyright" \
+    "$work/tar-$arch/coroner_${version}_linux_$arch/coroner" "the $arch tarball"
+done
+amd64=$work/tar-amd64/coroner_${version}_linux_amd64/coroner
+arm64=$work/tar-arm64/coroner_${version}_linux_arm64/coroner
+command -v qemu-aarch64-static >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static >/dev/null
+out=$(qemu-aarch64-static "$arm64" version) || fail "qemu-aarch64-static coroner version"
+case "$out" in "coroner $version go1."*" linux/arm64") ;; *) fail "the arm64 coroner version says: $out" ;; esac
+log "arm64 under qemu: $out"
+cores=$repo/internal/engine/analyze/testdata/cores
+mkdir -p "$work/sysroot"
+tar -C "$work/sysroot" -xaf "$cores/sysroot.tar.zst"
+for c in php-ffi-null-code c-pcre-null; do
+  for arch in amd64 arm64; do
+    run=("$amd64")
+    [ $arch = amd64 ] || run=(qemu-aarch64-static "$arm64")
+    t0=$(date +%s%N)
+    (cd "$cores/$c" && "${run[@]}" analyze --json --cache-dir off --sysroot "$work/sysroot" --no-host-debug core.zst) |
+      sed '/^  "timings": \[$/,/^  \]$/d' > "$work/$c.$arch.json" || fail "$arch: analyze $c"
+    t1=$(date +%s%N)
+    log "$arch: analyze --json $c: $(((t1 - t0) / 1000000)) ms"
+  done
+  cmp -s "$work/$c.amd64.json" "$work/$c.arm64.json" ||
+    fail "the arm64 binary's report of $c differs from the amd64 one's: $(diff "$work/$c.amd64.json" "$work/$c.arm64.json" | sed -n 1,20p)"
+  log "$c: the arm64 and amd64 reports are the same ($(wc -c < "$work/$c.amd64.json") bytes of JSON, timings left out)"
+done
 log "PASS: $(basename "$deb")"

@@ -23,6 +23,7 @@ type coreFlags struct {
 	pid    int
 	latest bool
 	dirs   []string
+	when   timeFlags
 	budget budgetFlags
 }
 
@@ -64,6 +65,9 @@ func (c *coreFlags) register(cmd *cobra.Command) {
 	exclusiveFlags(cmd, "pid", "latest")
 	cmd.Flags().StringArrayVar(&c.dirs, "cores", nil, coresUsage+" (with --pid/--latest)")
 	aliasFlag(cmd.Flags(), "dir", "cores")
+	c.when.register(cmd, false)
+	cmd.Flags().Lookup("since").Usage = "with --pid/--latest: only cores of crashes at or after this time (" + whenForms + ")"
+	cmd.Flags().Lookup("until").Usage = "with --pid/--latest: only cores of crashes before this time"
 	c.budget.register(cmd)
 }
 
@@ -77,18 +81,33 @@ func (c *coreFlags) core(args []string) engine.Core {
 }
 
 // engineOptions are the pipeline options of a one-shot command.
-func (c *coreFlags) engineOptions(opts analyze.Options, rules []string) engine.Options {
-	return engine.Options{
+func (c *coreFlags) engineOptions(opts analyze.Options, rules []string, args []string) (engine.Options, error) {
+	eo := engine.Options{
 		Analyze: opts, Rules: rules, Progress: compressed.TerminalProgress(),
 		Discover: coredumps.DiscoverOptions{Dirs: c.dirs},
 	}
+	since, until, err := c.when.window(time.Local)
+	if err != nil {
+		return eo, err
+	}
+	if (!since.IsZero() || !until.IsZero()) && len(args) > 0 {
+		return eo, usageErrorf("--since and --until choose among the host's cores (with --pid or --latest), not with a core named (%s)", args[0])
+	}
+	if (!since.IsZero() || !until.IsZero()) && c.pid == 0 && !c.latest {
+		c.latest = true // a window alone names the newest core in it
+	}
+	eo.Discover.Since, eo.Discover.Until = since, until
+	return eo, nil
 }
 
 // runEngine resolves, analyses and diagnoses the core the user named: the
 // common part of analyze, report and php.
 func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules []string, args []string, diagnose bool) (*crash.Report, error) {
 	tuneGCForOneShot()
-	eopts := sel.engineOptions(opts, rules)
+	eopts, err := sel.engineOptions(opts, rules, args)
+	if err != nil {
+		return nil, err
+	}
 	if err := sel.budget.apply(&eopts.Analyze, &eopts); err != nil {
 		return nil, err
 	}

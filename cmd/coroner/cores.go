@@ -14,6 +14,7 @@ func init() {
 	var opts coredumps.DiscoverOptions
 	var asJSON, verbose bool
 	var pid, limit int
+	var when timeFlags
 	cmd := &cobra.Command{
 		Use:   "cores [DIR|FILE...]",
 		Short: "List the core dumps on this host, newest first, and whether each can be analysed",
@@ -27,9 +28,17 @@ and whether coroner can analyse it (the executable is still on disk with the bui
 recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" + `.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dirs = append(opts.Dirs, args...)
-			done := busy("looking for cores")
+			loc, err := when.location()
+			if err != nil {
+				return err
+			}
+			if opts.Since, opts.Until, err = when.window(loc); err != nil {
+				return err
+			}
+			st := busy("looking for cores")
+			opts.Progress = func(n, total int, path string) { st.count("inspecting", n, total, "cores", path) }
 			entries, warnings := coredumps.Discover(opts)
-			done()
+			st.done()
 			if pid != 0 {
 				kept := entries[:0]
 				for _, e := range entries {
@@ -49,7 +58,7 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", sanitize.Text(redact.Text(w.Error())))
 			}
-			return coredumps.WriteTable(cmd.OutOrStdout(), entries, verbose)
+			return coredumps.WriteTableIn(cmd.OutOrStdout(), entries, verbose, loc)
 		},
 	}
 	f := cmd.Flags()
@@ -58,6 +67,7 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 	f.BoolVarP(&verbose, "verbose", "v", false, "show each core's store metadata and build-id")
 	f.IntVar(&pid, "pid", 0, "only cores of this process id")
 	f.IntVarP(&limit, "limit", "n", 0, "show at most this many cores")
+	when.register(cmd, true)
 	f.BoolVar(&opts.Quick, "quick", false, "do not decompress the start of compressed cores (faster; truncation and build-id stay unknown)")
 	f.BoolVar(&opts.NoJournal, "no-journal", false, "do not ask journalctl for systemd-coredump records")
 	f.StringSliceVar(&opts.WorkDirs, "work-dir", nil, "extra working directory for a relative core_pattern (searched with its subdirectories)")

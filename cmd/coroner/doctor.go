@@ -1,7 +1,7 @@
 package main
 
 import (
-	"time"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +14,8 @@ import (
 func init() {
 	var opts doctor.Options
 	var asJSON, asMarkdown bool
-	var since, until string
+	var when timeFlags
+	var bootTime string
 	var logFiles []string
 	var bf budgetFlags
 	cmd := &cobra.Command{
@@ -39,16 +40,21 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 				return err
 			}
 			opts.Timeout, opts.MaxMemory, opts.MaxCoreSize = aopts.Timeout, aopts.MaxMemory, eopts.MaxCoreSize
-			var err error
-			if opts.Since, err = parseWhen(since, time.Local); err != nil {
+			loc, err := when.location()
+			if err != nil {
 				return err
 			}
-			if opts.Until, err = parseWhen(until, time.Local); err != nil {
+			opts.Location = loc
+			if opts.Since, opts.Until, err = when.window(loc); err != nil {
 				return err
 			}
-			done := busy("reading logs, configuration and cores")
+			if opts.BootTime, err = parseWhen(bootTime, loc); err != nil {
+				return fmt.Errorf("--boot-time: %w", err)
+			}
+			st := busy("reading logs, configuration and cores")
+			opts.Progress = func(n, total int, path string) { st.count("analysing", n, total, "cores", path) }
 			res, err := doctor.Run(cmd.Context(), opts)
-			done()
+			st.done()
 			if err != nil {
 				return err
 			}
@@ -59,9 +65,9 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 			case asJSON:
 				return doctor.JSON(cmd.OutOrStdout(), res)
 			case asMarkdown:
-				return doctor.Markdown(cmd.OutOrStdout(), res)
+				return doctor.MarkdownIn(cmd.OutOrStdout(), res, loc)
 			}
-			return doctor.Text(cmd.OutOrStdout(), res)
+			return doctor.TextIn(cmd.OutOrStdout(), res, loc)
 		},
 	}
 	f := cmd.Flags()
@@ -76,8 +82,8 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")
 	f.StringVar(&opts.ApacheConfig, "apache-config", "", "audit this Apache httpd configuration (mod_php) instead of the discovered installations")
 	f.StringVar(&opts.PHPIniScanDir, "php-ini-scan-dir", "", "PHP_INI_SCAN_DIR the FPM pool runs with (with --fpm-config)")
-	f.StringVar(&since, "since", "", sinceUsage)
-	f.StringVar(&until, "until", "", untilUsage)
+	when.register(cmd, true)
+	f.StringVar(&bootTime, "boot-time", "", bootTimeUsage)
 	f.BoolVar(&opts.NoAudit, "no-audit", false, "do not audit the configuration")
 	f.BoolVar(&opts.NoLogs, "no-logs", false, "do not read logs")
 	f.BoolVar(&opts.NoCores, "no-cores", false, "do not look for cores")

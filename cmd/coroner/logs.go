@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +17,8 @@ import (
 
 // logsFlags are the options of `coroner logs`.
 type logsFlags struct {
-	format, since, until, tz, bootTime   string
+	format, bootTime                     string
+	when                                 timeFlags
 	apacheConfig                         string
 	cores, logFiles                      []string
 	asJSON, follow, evidence, events     bool
@@ -53,10 +53,8 @@ time order; "-" reads standard input.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
 	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error, apache-forensic")
-	fl.StringVar(&lf.since, "since", "", sinceUsage)
-	fl.StringVar(&lf.until, "until", "", untilUsage)
-	fl.StringVar(&lf.tz, "tz", "", "time zone of logs written without one (nginx, PHP-FPM, syslog); default local")
-	fl.StringVar(&lf.bootTime, "boot-time", "", "boot time of the host the kernel lines come from (to convert uptime stamps); default inferred")
+	lf.when.register(cmd, true)
+	fl.StringVar(&lf.bootTime, "boot-time", "", bootTimeUsage)
 	fl.StringArrayVar(&lf.cores, "cores", nil, coresUsage+" to match against crashes (default: the host's cores when the logs are discovered)")
 	fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
 	fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
@@ -78,21 +76,13 @@ time order; "-" reads standard input.`,
 // cores): the given directories, else the host's cores when the logs are
 // discovered too.
 func (lf *logsFlags) options(cmd *cobra.Command, args []string) (logs.Options, *coredumps.DiscoverOptions, error) {
-	loc := time.Local
-	if lf.tz != "" {
-		l, err := time.LoadLocation(lf.tz)
-		if err != nil {
-			return logs.Options{}, nil, fmt.Errorf("--tz: %w", err)
-		}
-		loc = l
+	loc, err := lf.when.location()
+	if err != nil {
+		return logs.Options{}, nil, err
 	}
 	opts := logs.Options{Location: loc, Stdin: cmd.InOrStdin(), AllProcesses: lf.allProcesses, ModPHP: apacheModPHP("", lf.apacheConfig)}
-	var err error
-	if opts.Since, err = parseWhen(lf.since, loc); err != nil {
-		return opts, nil, fmt.Errorf("--since: %w", err)
-	}
-	if opts.Until, err = parseWhen(lf.until, loc); err != nil {
-		return opts, nil, fmt.Errorf("--until: %w", err)
+	if opts.Since, opts.Until, err = lf.when.window(loc); err != nil {
+		return opts, nil, err
 	}
 	if opts.BootTime, err = parseWhen(lf.bootTime, loc); err != nil {
 		return opts, nil, fmt.Errorf("--boot-time: %w", err)
@@ -171,10 +161,12 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 			_ = logs.WriteIncident(out, inc, opts.Location, lf.evidence)
 		})
 	}
+	st := busy("reading logs")
 	if cores != nil {
 		opts.Cores = discoverCores(cores)
 	}
 	res, err := logs.Analyze(ctx, opts)
+	st.done()
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ func init() {
 		bodyFile       string
 		dryRun, asJSON bool
 		showSecrets    bool
+		sysroot, exe   string
+		noHostDebug    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay [CORE] --socket unix:/path/php-fpm.sock|tcp:127.0.0.1:9000",
@@ -62,9 +64,13 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			}
 			var req *replay.Request
 			var err error
+			if len(args) == 0 && (sysroot != "" || exe != "" || noHostDebug) {
+				return usageErrorf("--sysroot, --exe and --no-host-debug say how to read a core: name one")
+			}
 			if len(args) == 1 {
 				tuneGCForOneShot()
 				eng := engine.New(engine.Options{Analyze: analyze.Options{ShowSecrets: true,
+					Sysroot: sysroot, Exe: exe, NoHostDebugFiles: noHostDebug,
 					Timeout: budget.DefaultTimeout, MaxMemory: budget.DefaultMaxMemory}})
 				rep, aerr := eng.Run(cmd.Context(), engine.Request{Core: engine.Core{Path: args[0]}, NoDiagnosis: true})
 				if aerr != nil {
@@ -130,6 +136,9 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 	f.StringVar(&spec.Script, "script", "", "SCRIPT_FILENAME (absolute, or relative to --docroot)")
 	f.StringVar(&spec.Host, "host", "", "Host header")
 	f.StringArrayVar(&params, "param", nil, "extra FastCGI parameter NAME=VALUE (repeatable; HTTP headers as HTTP_NAME)")
+	f.StringVar(&sysroot, "sysroot", "", "directory holding the crashed host's files (for a core analysed on another machine)")
+	f.StringVar(&exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+	f.BoolVar(&noHostDebug, "no-host-debug", false, "with --sysroot, use no debug file of this host")
 	f.StringVar(&bodyFile, "body-file", "", "request body to send (a core does not keep it)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the parameters that would be sent, send nothing")
 	f.BoolVar(&asJSON, "json", false, "JSON output")

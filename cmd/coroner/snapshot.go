@@ -120,7 +120,12 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 	}
 	eng := engine.New(engine.Options{Rules: f.rules})
 	start := time.Now()
+	st := busy("reading processes")
+	opts.Progress = func(n, total int, t snapshot.Target) {
+		st.count("reading", n, total, "processes", "pid "+strconv.Itoa(t.PID))
+	}
 	results := snapshot.Run(ctx, targets, opts)
+	st.done()
 	total := time.Since(start)
 	var reports []*crash.Report
 	failed := 0

@@ -54,6 +54,7 @@ func init() {
 		analysisTimeout        time.Duration
 		analysisMemory         string
 		logFormat              string
+		since                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -114,6 +115,9 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 				cfg.Logs = watch.LiveLogs()
 			}
 			cfg.LogsFromStart = fromStart
+			if cfg.Since, err = parseWhen(since, time.Local); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
 			cfg.AllProcesses = allProcesses
 			cfg.ModPHP = apacheModPHP("", apacheConfig)
 			cfg.Analyze.ShowSecrets = showSecrets
@@ -209,6 +213,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")
 	f.BoolVar(&fromStart, "from-start", false, "read the logs from their beginning instead of their end")
 	aliasFlag(f, "logs-from-start", "from-start")
+	f.StringVar(&since, "since", "", "start watching at this time ("+whenForms+"): older cores are not analysed, the logs are read from their beginning and their crashes before it left out")
 	f.BoolVar(&allProcesses, "all-processes", false, "record the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
 	f.StringVar(&apacheConfig, "apache-config", "", "Apache configuration that says whether Apache's children run PHP (LoadModule php_module); default /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf")
 	f.IntVar(&cfg.Workers, "workers", 1, "concurrent analyses")

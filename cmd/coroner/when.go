@@ -5,13 +5,68 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
+
+// whenForms are examples of the forms of --since and --until.
+const whenForms = "RFC 3339, 2026-12-06 10:00, yesterday, -1h, \"2 days ago\""
 
 // The help of --since and --until, the same for every command.
 const (
-	sinceUsage = "only what happened at or after this time: RFC 3339, 2026-12-06 10:00, yesterday, -1h, \"2 days ago\""
+	sinceUsage = "only what happened at or after this time: " + whenForms
 	untilUsage = "only what happened before this time (the forms of --since)"
 )
+
+// bootTimeUsage is the help of --boot-time (logs, doctor).
+const bootTimeUsage = "boot time of the host the kernel lines come from, to date their seconds-since-boot stamps (the forms of --since); default inferred from the logs (lines with both stamps, pids shared with PHP-FPM lines), else this host's"
+
+// tzUsage is the help of --tz, the same for every command.
+const tzUsage = "time zone (IANA name such as Europe/Paris, or UTC) of the times shown, of --since/--until without a zone, and of log times written without one; default local"
+
+// timeFlags are --since, --until and --tz: the time window a command
+// selects by, and the zone it shows times in.
+type timeFlags struct {
+	since, until, tz string
+}
+
+// register adds --since and --until, and --tz when withTZ.
+func (t *timeFlags) register(cmd *cobra.Command, withTZ bool) {
+	f := cmd.Flags()
+	f.StringVar(&t.since, "since", "", sinceUsage)
+	f.StringVar(&t.until, "until", "", untilUsage)
+	if withTZ {
+		f.StringVar(&t.tz, "tz", "", tzUsage)
+	}
+}
+
+// location is the zone of --tz (time.Local without it).
+func (t *timeFlags) location() (*time.Location, error) {
+	if t.tz == "" {
+		return time.Local, nil
+	}
+	l, err := time.LoadLocation(t.tz)
+	if err != nil {
+		return nil, usageErrorf("--tz: unknown time zone %q (an IANA name such as Europe/Paris, or UTC)", t.tz)
+	}
+	return l, nil
+}
+
+// window reads --since and --until in loc (zero times when not given),
+// and rejects a --since that is not before --until.
+func (t *timeFlags) window(loc *time.Location) (since, until time.Time, err error) {
+	if since, err = parseWhen(t.since, loc); err != nil {
+		return since, until, fmt.Errorf("--since: %w", err)
+	}
+	if until, err = parseWhen(t.until, loc); err != nil {
+		return since, until, fmt.Errorf("--until: %w", err)
+	}
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return since, until, usageErrorf("--since %s is not before --until %s: the window is empty",
+			since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	return since, until, nil
+}
 
 // parseWhen reads the value of --since and --until, the same way for every
 // command: the forms of journalctl (systemd.time(7)) and RFC 3339.

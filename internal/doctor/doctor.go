@@ -33,6 +33,15 @@ type Options struct {
 	CoreDirs []string
 	// Since and Until restrict the logs and cores considered.
 	Since, Until time.Time
+	// Location is the zone of log times written without one and of the
+	// times the renderers show (nil: time.Local).
+	Location *time.Location
+	// BootTime dates the kernel's seconds-since-boot stamps (zero:
+	// inferred from the logs, else this host's).
+	BootTime time.Time
+	// Progress, when set, is told of each core as its analysis starts:
+	// the how-manieth of how many, and its path.
+	Progress func(n, total int, path string)
 	// MaxCores bounds how many cores are analysed (newest first; default 5).
 	MaxCores int
 	// Rules are extra rules files for the knowledge base.
@@ -163,6 +172,10 @@ type LogQuery struct {
 	Root string
 	// Since and Until restrict the events considered.
 	Since, Until time.Time
+	// Location is the zone of log times written without one (nil: local).
+	Location *time.Location
+	// BootTime dates kernel uptime stamps (zero: inferred).
+	BootTime time.Time
 	// Cores are linked to the crashes (by pid and time).
 	Cores []*coredumps.Entry
 	// AllProcesses counts every process's crashes in the summary, not
@@ -212,8 +225,8 @@ func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
 	if m, err := audit.ApacheModPHP(q.Root, q.ApacheConfig); err == nil && m.Known() {
 		modPHP = &logs.ModPHP{Loaded: m.Loaded(), Why: m.Why()}
 	}
-	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Cores: q.Cores, Symbolizer: sym,
-		AllProcesses: q.AllProcesses, ModPHP: modPHP})
+	return logs.Analyze(ctx, logs.Options{Inputs: inputs, Since: q.Since, Until: q.Until, Location: q.Location, BootTime: q.BootTime,
+		Cores: q.Cores, Symbolizer: sym, AllProcesses: q.AllProcesses, ModPHP: modPHP})
 }
 
 func (h *host) Analyze(ctx context.Context, req engine.Request) (*crash.Report, error) {
@@ -296,6 +309,14 @@ type run struct {
 	otherCore map[string]bool
 }
 
+// inZone is t in the zone of Options.Location (as it is without one).
+func (r *run) inZone(t time.Time) time.Time {
+	if r.opts.Location != nil {
+		return t.In(r.opts.Location)
+	}
+	return t
+}
+
 func (r *run) warn(format string, args ...any) {
 	r.res.Warnings = append(r.res.Warnings, fmt.Sprintf(format, args...))
 }
@@ -327,7 +348,7 @@ func (r *run) findCores() {
 	if r.opts.NoCores {
 		return
 	}
-	entries, warns := r.src.Cores(coredumps.DiscoverOptions{Dirs: r.opts.CoreDirs, Quick: true})
+	entries, warns := r.src.Cores(coredumps.DiscoverOptions{Dirs: r.opts.CoreDirs, Quick: true, Since: r.opts.Since, Until: r.opts.Until})
 	for _, w := range warns {
 		r.warn("cores: %v", w)
 	}
@@ -342,7 +363,8 @@ func (r *run) readLogs(ctx context.Context) {
 	if r.opts.NoLogs {
 		return
 	}
-	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until, Cores: r.res.Cores,
+	lr, err := r.src.Logs(ctx, LogQuery{Paths: r.opts.Logs, Root: r.opts.Root, Since: r.opts.Since, Until: r.opts.Until,
+		Location: r.opts.Location, BootTime: r.opts.BootTime, Cores: r.res.Cores,
 		AllProcesses: r.opts.AllProcesses, ApacheConfig: r.opts.ApacheConfig})
 	if err != nil {
 		r.warn("logs: %v", err)
@@ -374,7 +396,11 @@ func (r *run) analyseCores(ctx context.Context, incidents []*logs.Incident) {
 	}
 	var partial []partialCore
 	defer func() { r.addPartial(partial) }()
-	for _, path := range pickCores(r.res.Cores, incidents, r.opts.MaxCores, r.opts.AllProcesses) {
+	picked := pickCores(r.res.Cores, incidents, r.opts.MaxCores, r.opts.AllProcesses)
+	for i, path := range picked {
+		if r.opts.Progress != nil {
+			r.opts.Progress(i+1, len(picked), path)
+		}
 		var inc *logs.Incident
 		rep, err := r.src.Analyze(ctx, engine.Request{Core: engine.Core{Path: path}, Evidence: func(rep *crash.Report) diagnose.Evidence {
 			inc = byPID[rep.Process.PID]

@@ -180,7 +180,7 @@ func (p *writer) busy(r *Result) {
 			p.code(lines)
 		}
 		for _, ev := range b.Events {
-			p.item("log %s: %s", ev.Time.Format("15:04:05"), ev.Text)
+			p.item("log %s: %s", p.at(ev.Time, "15:04:05 MST"), ev.Text)
 		}
 	}
 }

@@ -201,7 +201,7 @@ func (r *run) crashedPools() {
 		switch {
 		case !written && cp.CoresDumped > 0:
 			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of %s will NOT be written, but %s for %d of its %d deaths (last %s): the crashes happened under another configuration than the one on disk now (kernel.core_pattern, %s or the unit changed since, or the audit read another installation)",
-				who, logged, cp.CoresDumped, cp.Deaths, lastDump[name].Format("2006-01-02 15:04:05 MST"), settings))
+				who, logged, cp.CoresDumped, cp.Deaths, r.inZone(lastDump[name]).Format("2006-01-02 15:04:05 MST"), settings))
 		case written && cp.Deaths > 0 && cp.CoresDumped == 0:
 			cp.Notes = append(cp.Notes, fmt.Sprintf("the audit says cores of %s are written, but none of its %d deaths dumped core (%s): the running server does not use the configuration on disk yet (restart it), or a layer the audit cannot see blocks them",
 				who, cp.Deaths, record))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/audit"
@@ -32,14 +33,24 @@ func JSON(w io.Writer, r *Result) error {
 // logs, cores and configuration is shown with its control characters
 // escaped (package sanitize).
 func Text(w io.Writer, r *Result) error {
-	return write(w, sanitize.Copy(r), false)
+	return write(w, sanitize.Copy(r), false, nil)
+}
+
+// TextIn is Text with the times shown in loc.
+func TextIn(w io.Writer, r *Result, loc *time.Location) error {
+	return write(w, sanitize.Copy(r), false, loc)
 }
 
 // Markdown writes the diagnosis as Markdown (for a ticket or a chat): what
 // came from logs, cores and configuration is escaped as text (no tag, no
 // link, no emphasis) or fenced as code.
 func Markdown(w io.Writer, r *Result) error {
-	return write(w, sanitize.Copy(r), true)
+	return write(w, sanitize.Copy(r), true, nil)
+}
+
+// MarkdownIn is Markdown with the times shown in loc.
+func MarkdownIn(w io.Writer, r *Result, loc *time.Location) error {
+	return write(w, sanitize.Copy(r), true, loc)
 }
 
 // mdRaw is an argument of writer.line that is Markdown already (a fix
@@ -49,7 +60,16 @@ type mdRaw string
 type writer struct {
 	w   io.Writer
 	md  bool
+	loc *time.Location // nil: as the times are
 	err error
+}
+
+// at formats t in the writer's zone.
+func (p *writer) at(t time.Time, layout string) string {
+	if p.loc != nil {
+		t = t.In(p.loc)
+	}
+	return t.Format(layout)
 }
 
 // line writes one line; in Markdown, its string arguments are escaped as
@@ -104,9 +124,9 @@ func (p *writer) item(format string, args ...any) {
 	}
 }
 
-func write(w io.Writer, r *Result, md bool) error {
-	p := &writer{w: w, md: md}
-	title := fmt.Sprintf("coroner doctor: %s, %s", r.Host, r.Time.Format("2006-01-02 15:04:05 MST"))
+func write(w io.Writer, r *Result, md bool, loc *time.Location) error {
+	p := &writer{w: w, md: md, loc: loc}
+	title := fmt.Sprintf("coroner doctor: %s, %s", r.Host, p.at(r.Time, "2006-01-02 15:04:05 MST"))
 	if md {
 		p.line("# %s", title)
 	} else {
@@ -181,7 +201,7 @@ func (p *writer) crashing(r *Result) {
 		}
 		if s.Incidents > 0 {
 			p.line("%d %s (%d crashes) from %s to %s (%s)%s", s.Incidents, what, s.Crashes,
-				s.First.Format("2006-01-02 15:04:05 MST"), s.Last.Format("2006-01-02 15:04:05 MST"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
+				p.at(s.First, "2006-01-02 15:04:05 MST"), p.at(s.Last, "2006-01-02 15:04:05 MST"), logs.SpanText(s.SpanSeconds), logs.RateText(&s))
 		}
 		if len(s.BySignal) > 0 {
 			p.item("signals: %s", countList(s.BySignal, 5))
@@ -202,7 +222,7 @@ func (p *writer) crashing(r *Result) {
 	for _, g := range r.Groups {
 		for _, l := range g.Loops {
 			p.item("crash loop: %d deaths of pool %s from one cause (%s) between %s and %s", l.N, l.Pool, l.Cause,
-				l.Start.Format("15:04:05"), l.End.Format("15:04:05"))
+				p.at(l.Start, "15:04:05"), p.at(l.End, "15:04:05 MST"))
 		}
 	}
 	p.line("%d crash group(s):", len(r.Groups))
@@ -278,7 +298,7 @@ func (p *writer) group(n int, g *Group) {
 	p.heading(fmt.Sprintf("#%d %s", n, title))
 	facts := []string{fmt.Sprintf("%d crashes", g.Count)}
 	if g.FirstSeen != "" {
-		facts = append(facts, "first "+g.First.Format("2006-01-02 15:04:05 MST"), "last "+g.Last.Format("2006-01-02 15:04:05 MST"))
+		facts = append(facts, "first "+p.at(g.First, "2006-01-02 15:04:05 MST"), "last "+p.at(g.Last, "2006-01-02 15:04:05 MST"))
 	}
 	if len(g.Signals) > 0 {
 		facts = append(facts, countList(g.Signals, 3))
@@ -349,7 +369,7 @@ func (p *writer) group(n int, g *Group) {
 			p.item("... %d more incidents", len(g.Incidents)-shown)
 			break
 		}
-		desc := fmt.Sprintf("%s pid %d %s", inc.Time.Format("2006-01-02 15:04:05 MST"), inc.PID, inc.SignalName)
+		desc := fmt.Sprintf("%s pid %d %s", p.at(inc.Time, "2006-01-02 15:04:05 MST"), inc.PID, inc.SignalName)
 		if inc.URI != "" {
 			desc += " on " + inc.Method + " " + inc.URI
 		}

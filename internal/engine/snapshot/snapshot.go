@@ -33,6 +33,9 @@ type Options struct {
 	// CoreDir, when set, receives a core file of each snapshot
 	// (core.COMM.PID.UNIXTIME.live).
 	CoreDir string
+	// Progress, when set, is told of each process Run is about to read:
+	// the how-manieth of how many.
+	Progress func(n, total int, t Target)
 }
 
 // Target is one process to snapshot, with what FPM says of it (nil when
@@ -225,9 +228,12 @@ type Result struct {
 // always finished, so no process is left stopped.
 func Run(ctx context.Context, targets []Target, opts Options) []Result {
 	var out []Result
-	for _, t := range targets {
+	for i, t := range targets {
 		if ctx.Err() != nil {
 			break
+		}
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(targets), t)
 		}
 		rep, err := Take(t, opts)
 		out = append(out, Result{Target: t, Report: rep, Err: err})

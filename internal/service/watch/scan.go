@@ -141,7 +141,7 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		w.seen[path] = fileState{size: size, mtime: mtime, done: true}
 		w.mu.Unlock()
 	}
-	if !isCore(path) && !isApportReport(path) {
+	if mtime.Before(w.cfg.Since) || !isCore(path) && !isApportReport(path) {
 		markDone()
 		return
 	}
@@ -205,6 +205,7 @@ func (w *Watcher) managed(path string) bool {
 func (w *Watcher) scanDiscovered(ctx context.Context) {
 	opts := w.cfg.Stores
 	opts.NoJournal, opts.Quick = true, true
+	opts.Since = w.cfg.Since
 	entries, _ := coredumps.Discover(opts)
 	now := time.Now()
 	for _, e := range entries {

@@ -62,6 +62,11 @@ type Config struct {
 	Logs []logs.Input
 	// LogsFromStart reads the logs from their beginning (default: from the end).
 	LogsFromStart bool
+	// Since, when set, is where watching starts: cores of crashes before
+	// it are neither analysed nor recorded (those of managed directories
+	// stay subject to retention), and the logs are read from their
+	// beginning with their incidents before it left out.
+	Since time.Time
 	// AllProcesses records the crashes of every process; by default only
 	// PHP processes' incidents and cores are recorded (php-fpm, php, Apache
 	// with mod_php, FrankenPHP), the others are counted in /metrics
@@ -295,7 +300,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 func (w *Watcher) followLogs(ctx context.Context) {
 	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP}
-	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
+	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart || !w.cfg.Since.IsZero()}
 	if len(w.cfg.CoreDirs) > 0 {
 		fo.Cores = func() []*coredumps.Entry {
 			entries, _ := coredumps.Discover(coredumps.DiscoverOptions{
@@ -305,6 +310,9 @@ func (w *Watcher) followLogs(ctx context.Context) {
 		}
 	}
 	err := logs.Follow(ctx, opts, fo, func(inc *logs.Incident) {
+		if !inc.Time.IsZero() && inc.Time.Before(w.cfg.Since) {
+			return
+		}
 		if err := w.RecordIncident(ctx, inc); err != nil {
 			w.log.Printf("watch: %v", err)
 		}

@@ -72,11 +72,12 @@ func (p *Progress) Done() {
 	fmt.Fprintln(p.w)
 }
 
-// TerminalProgress returns os.Stderr when it is a terminal (so a progress
-// bar can be drawn there), else nil.
+// TerminalProgress returns os.Stderr when it is a terminal that moves its
+// cursor (so a progress bar can be drawn there), else nil: nil in a pipe or
+// a file, and on TERM=dumb.
 func TerminalProgress() io.Writer {
 	st, err := os.Stderr.Stat()
-	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 || os.Getenv("TERM") == "dumb" {
 		return nil
 	}
 	return os.Stderr

@@ -40,6 +40,19 @@ type DiscoverOptions struct {
 	// reports (no decompression of their first bytes), so truncation and
 	// the build-id check stay unknown for them.
 	Quick bool
+	// Since and Until keep only the cores of crashes at or after Since and
+	// before Until (Entry.Time); a zero time does not bound.
+	Since, Until time.Time
+	// Progress, when set, is called as each core has been inspected: done
+	// of total, and the core just inspected (from several goroutines, one
+	// call at a time).
+	Progress func(done, total int, path string)
+}
+
+// InWindow reports whether t is within [since, until); a zero bound does
+// not bound.
+func InWindow(t, since, until time.Time) bool {
+	return (since.IsZero() || !t.Before(since)) && (until.IsZero() || t.Before(until))
 }
 
 // DefaultABRTDirs are the usual ABRT dump locations.
@@ -96,6 +109,15 @@ func Discover(opts DiscoverOptions) ([]*Entry, []error) {
 	}
 	for _, dir := range opts.Dirs {
 		d.fromDir(dir)
+	}
+	if !opts.Since.IsZero() || !opts.Until.IsZero() {
+		kept := d.entries[:0]
+		for _, e := range d.entries {
+			if InWindow(e.Time, opts.Since, opts.Until) {
+				kept = append(kept, e)
+			}
+		}
+		d.entries = kept
 	}
 	d.inspectAll()
 	sort.SliceStable(d.entries, func(i, j int) bool { return d.entries[i].Time.After(d.entries[j].Time) })
@@ -416,6 +438,21 @@ func (d *discoverer) inspectAll() {
 	ids := &buildIDCache{}
 	work := make(chan *Entry)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	progress := func(e *Entry) {
+		if d.opts.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		done++
+		path := e.Path
+		if path == "" {
+			path = e.Report
+		}
+		d.opts.Progress(done, len(d.entries), path)
+	}
 	n := runtime.GOMAXPROCS(0)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -423,9 +460,11 @@ func (d *discoverer) inspectAll() {
 			defer wg.Done()
 			for e := range work {
 				if e.Analysable == No && e.Path != "" {
+					progress(e)
 					continue // already judged (unreadable, not a core)
 				}
 				inspect(e, d.opts.Quick, ids)
+				progress(e)
 			}
 		}()
 	}

@@ -15,6 +15,11 @@ import (
 // With verbose, every entry gets its store details; otherwise only the
 // reason an entry cannot be analysed (or is truncated) follows it.
 func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
+	return WriteTableIn(w, entries, verbose, time.Local)
+}
+
+// WriteTableIn is WriteTable with the times shown in loc.
+func WriteTableIn(w io.Writer, entries []*Entry, verbose bool, loc *time.Location) error {
 	entries = sanitize.Copy(entries) // names, command lines and reasons come from the cores and stores
 	if len(entries) == 0 {
 		_, err := fmt.Fprintln(w, "No cores found. `coroner audit` tells why crashing workers leave none.")
@@ -25,7 +30,7 @@ func WriteTable(w io.Writer, entries []*Entry, verbose bool) error {
 	for _, e := range entries {
 		t := "-"
 		if !e.Time.IsZero() {
-			t = e.Time.Local().Format("2006-01-02 15:04:05 MST")
+			t = e.Time.In(loc).Format("2006-01-02 15:04:05 MST")
 		}
 		pid := "-"
 		if e.PID != 0 {

@@ -469,3 +469,49 @@ func TestDiscoverCrashDirectories(t *testing.T) {
 		t.Errorf("core named with pid 77: pid %d, want %d from its notes", e.PID, rc.PID)
 	}
 }
+
+// TestDiscoverTimeWindow lists real cores of three crash times and keeps
+// those of --since/--until, reporting each inspection to Progress.
+func TestDiscoverTimeWindow(t *testing.T) {
+	rc := getRealCore(t)
+	root := t.TempDir()
+	times := map[string]time.Time{
+		"old": time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC),
+		"mid": time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC),
+		"new": time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
+	}
+	for name, when := range times {
+		p := filepath.Join(root, "core."+name)
+		copyFile(rc.Core, p)
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(since, until time.Time) (names []string, calls []string) {
+		o := DiscoverOptions{Sources: []string{SourceDir}, Dirs: []string{root}, NoJournal: true, Quick: true, Since: since, Until: until,
+			Progress: func(done, total int, path string) {
+				calls = append(calls, fmt.Sprintf("%d/%d %s", done, total, filepath.Base(path)))
+			}}
+		entries, warns := Discover(o)
+		if len(warns) > 0 {
+			t.Errorf("warnings: %v", warns)
+		}
+		for _, e := range entries {
+			names = append(names, strings.TrimPrefix(filepath.Base(e.Path), "core."))
+		}
+		return names, calls
+	}
+	if got, calls := list(time.Time{}, time.Time{}); strings.Join(got, " ") != "new mid old" || len(calls) != 3 || !strings.HasPrefix(calls[2], "3/3 core.") {
+		t.Errorf("no window: %v (progress %v), want new mid old and 3 calls ending 3/3", got, calls)
+	}
+	got, calls := list(times["mid"], times["new"])
+	if strings.Join(got, " ") != "mid" {
+		t.Errorf("since mid until new: %v, want mid (since inclusive, until exclusive)", got)
+	}
+	if strings.Join(calls, ",") != "1/1 core.mid" {
+		t.Errorf("progress %v, want one call 1/1 core.mid (cores out of the window are not inspected)", calls)
+	}
+	if got, _ := list(times["new"].Add(time.Second), time.Time{}); len(got) != 0 {
+		t.Errorf("since after the newest: %v, want none", got)
+	}
+}
