@@ -779,7 +779,7 @@ func withIncident(ev diagnose.Evidence, inc *logs.Incident) diagnose.Evidence {
 			fn = fn[:i]
 		}
 		ev.Kernel = &diagnose.KernelFault{
-			Kind: kind, Module: f.Module, Function: fn, Address: f.Addr, IP: f.IP, SP: f.SP, Error: int(f.ErrorCode),
+			Kind: kind, Module: f.Module, Function: fn, Address: uint64(f.Addr), IP: uint64(f.IP), SP: uint64(f.SP), Error: int(f.ErrorCode),
 		}
 	}
 	return ev
