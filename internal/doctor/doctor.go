@@ -198,7 +198,7 @@ func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
 	var inputs []logs.Input
 	if len(q.Paths) > 0 {
 		for _, p := range q.Paths {
-			inputs = append(inputs, logs.Input{Path: p, Why: "given on the command line"})
+			inputs = append(inputs, logs.Input{Path: p, Format: logs.FormatAuto, Why: "given on the command line"})
 		}
 	} else {
 		inputs = logs.Discover(logs.DiscoverOptions{Root: q.Root})
