@@ -120,10 +120,11 @@ type Event struct {
 
 // SlowFrame is one frame of an FPM slowlog PHP stack.
 type SlowFrame struct {
-	Addr     string `json:"addr,omitempty"`
-	Function string `json:"function"`
-	File     string `json:"file,omitempty"`
-	Line     int    `json:"line,omitempty"`
+	// Addr is the frame's zend_execute_data, as the slowlog prints it.
+	Addr     crash.Addr `json:"addr,omitempty"`
+	Function string     `json:"function"`
+	File     string     `json:"file,omitempty"`
+	Line     int        `json:"line,omitempty"`
 }
 
 // KernelFault is what a kernel segfault or trap line says about the fault.

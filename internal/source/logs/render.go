@@ -16,7 +16,8 @@ import (
 // (IncidentDocument), their "schema" field; it changes only when a field
 // changes meaning or goes away. Version 2: the addresses and offsets of a
 // kernel fault (fault.addr, ip, sp, vma_start, vma_offset, file_offset)
-// are "0x..." strings, as everywhere else, instead of numbers.
+// are "0x..." strings, as everywhere else, instead of numbers, and a
+// slowlog frame's addr is one too (without the slowlog's leading zeros).
 const SchemaVersion = 2
 
 // Document is the JSON document of `coroner logs --json`: the Result with
