@@ -138,12 +138,9 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 	if f.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		doc := snapshot.Document{Schema: snapshot.SchemaVersion, Reports: reports, Warnings: []string{}}
+		doc := snapshot.Document{Schema: snapshot.SchemaVersion, Reports: reports, Warnings: append([]string{}, warns...)}
 		if doc.Reports == nil {
 			doc.Reports = []*crash.Report{}
-		}
-		for _, w := range warns {
-			doc.Warnings = append(doc.Warnings, w)
 		}
 		if err := enc.Encode(doc); err != nil {
 			return err
