@@ -23,6 +23,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine/snapshot"
 	"github.com/coroner-dev/coroner/internal/render"
 	"github.com/coroner-dev/coroner/internal/replay"
+	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 )
@@ -56,6 +57,7 @@ var jsonDocuments = []jsonDocument{
 	{"logs", reflect.TypeFor[logs.Document](), logs.SchemaVersion, "coroner logs --json: crash incidents found in logs"},
 	{"logs-incident", reflect.TypeFor[logs.IncidentDocument](), logs.SchemaVersion, "coroner logs --follow --json: one incident a line"},
 	{"doctor", reflect.TypeFor[doctor.Document](), doctor.SchemaVersion, "coroner doctor --json: logs, configuration and cores into crash groups"},
+	{"alert", reflect.TypeFor[watch.Alert](), watch.AlertSchemaVersion, "coroner watch: the JSON body POSTed to --webhook and given to --on-new-group for a new crash group"},
 }
 
 // schemaVersions gives the "schema" field of the struct types that carry
@@ -143,6 +145,7 @@ var fieldEnums = map[string]enumSource{
 	"coredumps.Entry.source":   {dir: "internal/source/coredumps", prefix: "Source"},
 	"replay.Attempt.outcome":   {dir: "internal/replay", prefix: "Outcome"},
 	"audit.FixDocument.action": {dir: "internal/audit", prefix: "FixAction"},
+	"watch.Alert.event":        {dir: "internal/service/watch", prefix: "AlertNewGroup"},
 }
 
 // fieldFormats are the formats of plain string fields (times the code
