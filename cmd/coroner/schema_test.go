@@ -169,6 +169,8 @@ type schemaGen struct {
 	seen     map[reflect.Type]string
 	versions map[reflect.Type]int
 	consts   map[string][]constDecl // by package directory
+	// usesAddress says the document refers to $defs/address.
+	usesAddress bool
 }
 
 // constDecl is one string constant of a package.
@@ -279,9 +281,13 @@ func (g *schemaGen) document(d jsonDocument) ([]byte, error) {
 		},
 	}
 	g.seen = map[reflect.Type]string{}
+	g.usesAddress = false
 	root, err := g.structSchema(d.typ)
 	if err != nil {
 		return nil, err
+	}
+	if !g.usesAddress {
+		delete(g.defs, "address")
 	}
 	doc := map[string]any{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
@@ -290,6 +296,9 @@ func (g *schemaGen) document(d jsonDocument) ([]byte, error) {
 		"description": fmt.Sprintf("Version %d of this document (its \"schema\" field). Fields are only added within a version; one that changes meaning or goes away bumps it. See docs/json-schema.md.", d.version),
 		"$comment":    "Generated from the Go types by TestJSONSchemaFiles (cmd/coroner/schema_test.go): change the types, then go test ./cmd/coroner -run TestJSONSchemaFiles -update.",
 		"$defs":       g.defs,
+	}
+	if len(g.defs) == 0 {
+		delete(doc, "$defs")
 	}
 	for k, v := range root {
 		doc[k] = v
@@ -323,12 +332,14 @@ func defName(t reflect.Type) string {
 func (g *schemaGen) schema(t reflect.Type, where string) (map[string]any, error) {
 	switch t {
 	case addrType:
+		g.usesAddress = true
 		return map[string]any{"$ref": "#/$defs/address"}, nil
 	case timeType:
 		return map[string]any{"type": "string", "format": "date-time"}, nil
 	case rawType:
 		return map[string]any{}, nil
 	case registersType:
+		g.usesAddress = true
 		var names []any
 		for r := crash.Reg(0); r < crash.NumRegs; r++ {
 			names = append(names, r.String())
