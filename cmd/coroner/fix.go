@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -12,7 +13,7 @@ import (
 func init() {
 	var af auditFlags
 	var fo audit.FixOptions
-	var apply, rollback, reload, force bool
+	var apply, rollback, reload, force, asJSON bool
 	var mitigate string
 	cmd := &cobra.Command{
 		Use:   "fix",
@@ -27,7 +28,9 @@ For PHP inside Apache (mod_php) the same profiles write mod_php's ini directory
 (/etc/php/X/apache2/conf.d, /etc/php.d) and reload Apache, and --capture sets CoreDumpDirectory;
 --sapi apache2handler (or fpm-fcgi) limits the changes to one kind of installation.
 --apply writes them atomically, backs up every file it changes and writes a rollback manifest
-under --state-dir; --rollback restores the latest one. Services are reloaded only with --reload.`,
+under --state-dir; --rollback restores the latest one. Services are reloaded only with --reload.
+--json prints the same as one JSON document (docs/json-schema.md): each change with its diff, the
+reload commands, and with --apply the backups and manifest written.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -37,6 +40,9 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 			}
 			if rollback {
 				res, err := audit.Rollback(af.opts.Root, fo.StateDir, force)
+				if asJSON {
+					return fixJSONRollback(cmd, af.opts.Root, fo.StateDir, res, err, reload)
+				}
 				if res != nil {
 					for _, p := range res.Restored {
 						fmt.Fprintf(out, "restored %s\n", p)
@@ -64,6 +70,9 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 			plan, err := audit.PlanFix(r, fo)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return fixJSON(cmd, r, plan, apply, reload)
 			}
 			if err := plan.WriteDiff(out); err != nil {
 				return err
@@ -97,6 +106,7 @@ under --state-dir; --rollback restores the latest one. Services are reloaded onl
 	exclusiveFlags(cmd, "rollback", "mitigate")
 	fl.BoolVar(&force, "force", false, "with --rollback: restore files even if they changed since the fix")
 	fl.BoolVar(&reload, "reload", false, "run the reload/restart commands after --apply or --rollback")
+	fl.BoolVar(&asJSON, "json", false, "print the plan (with --apply: what was written; with --rollback: what was restored) as JSON")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -114,4 +124,57 @@ func afterChange(cmd *cobra.Command, cmds []string, reload bool) error {
 		return nil
 	}
 	return audit.Reload(cmds, out)
+}
+
+// fixJSON prints the plan as a JSON document, applying it first with
+// apply (the reload commands' output goes to standard error).
+func fixJSON(cmd *cobra.Command, r *audit.Report, plan *audit.Plan, apply, reload bool) error {
+	doc, err := plan.Document()
+	if err != nil {
+		return err
+	}
+	if apply {
+		manifest, err := plan.Apply(r)
+		if err != nil {
+			return err
+		}
+		if err := doc.Applied(manifest); err != nil {
+			return err
+		}
+		if reload && len(plan.Reload) > 0 {
+			err = audit.Reload(plan.Reload, cmd.ErrOrStderr())
+			doc.Reloaded = err == nil
+		}
+		if jerr := writeFixJSON(cmd, doc); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	return writeFixJSON(cmd, doc)
+}
+
+// fixJSONRollback prints what a rollback did as a JSON document (also
+// when it was incomplete), then returns its error.
+func fixJSONRollback(cmd *cobra.Command, root, stateDir string, res *audit.RollbackResult, err error, reload bool) error {
+	if res == nil {
+		return err
+	}
+	doc := audit.RollbackDocument(root, stateDir, res)
+	if err == nil && len(res.Skipped) > 0 {
+		err = fmt.Errorf("rollback incomplete: %d file(s) skipped", len(res.Skipped))
+	}
+	if err == nil && reload && len(res.Reload) > 0 {
+		err = audit.Reload(res.Reload, cmd.ErrOrStderr())
+		doc.Reloaded = err == nil
+	}
+	if jerr := writeFixJSON(cmd, doc); jerr != nil {
+		return jerr
+	}
+	return err
+}
+
+func writeFixJSON(cmd *cobra.Command, doc *audit.FixDocument) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }

@@ -155,7 +155,7 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 				inc = redact.Value(inc)
 			}
 			if lf.asJSON {
-				_ = enc.Encode(inc)
+				_ = enc.Encode(logs.IncidentDocument{Schema: logs.SchemaVersion, Incident: inc})
 				return
 			}
 			_ = logs.WriteIncident(out, inc, opts.Location, lf.evidence)
@@ -179,10 +179,7 @@ func (lf *logsFlags) run(cmd *cobra.Command, args []string) error {
 	if lf.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Schema int `json:"schema"`
-			*logs.Result
-		}{logs.SchemaVersion, res})
+		return enc.Encode(logs.Document{Schema: logs.SchemaVersion, Result: res})
 	}
 	return logs.WriteText(out, res, logs.TextOptions{Top: lf.top, Evidence: lf.evidence, Location: opts.Location})
 }

@@ -54,7 +54,7 @@ function and instruction, coroner's table, or a constant since PHP 7.0) and what
 			case layoutGiven(cmd):
 				return render.PHPLayoutText(cmd.OutOrStdout(), res)
 			case asJSON:
-				return enc.Encode(res)
+				return enc.Encode(render.PHPDocument{Schema: render.PHPSchemaVersion, PHP: res})
 			}
 			return render.PHPText(cmd.OutOrStdout(), res)
 		},

@@ -93,10 +93,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 			}
 			if dryRun {
 				if asJSON {
-					return replayJSON(out, struct {
-						Socket  string          `json:"socket"`
-						Request *replay.Request `json:"request"`
-					}{network + ":" + address, shown})
+					return replayJSON(out, replay.Plan{Schema: replay.SchemaVersion, Socket: network + ":" + address, Request: shown})
 				}
 				replay.WritePlan(out, network+":"+address, shown)
 				return nil

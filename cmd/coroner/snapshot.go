@@ -67,7 +67,7 @@ process.dumpable = yes in the pool): each refusal says why.`,
 	fl.BoolVar(&f.core, "core", false, "write a core file of each snapshot (to --core-dir)")
 	fl.StringVar(&f.coreDir, "core-dir", ".", "where --core writes core.COMM.PID.TIME.live")
 	fl.BoolVar(&f.liveMemory, "live-memory", false, "copy only the stacks while stopped (shorter pause; the PHP state is read while the worker runs on)")
-	fl.BoolVar(&f.asJSON, "json", false, "print a JSON array of reports (docs/json-schema.md, with \"live\")")
+	fl.BoolVar(&f.asJSON, "json", false, "print the reports (with \"live\") as one JSON document (docs/json-schema.md)")
 	fl.BoolVar(&f.list, "list", false, "list the FPM workers (pool, state, request, duration) and stop no process")
 	fl.BoolVar(&f.showSecrets, "show-secrets", false, "do not redact cookies and credentials")
 	fl.IntVar(&f.maxFrames, "max-frames", 0, "bound the native frames unwound per thread")
@@ -143,10 +143,11 @@ func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {
 	if f.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		if reports == nil {
-			reports = []*crash.Report{}
+		doc := snapshot.Document{Schema: snapshot.SchemaVersion, Reports: reports, Warnings: append([]string{}, warns...)}
+		if doc.Reports == nil {
+			doc.Reports = []*crash.Report{}
 		}
-		if err := enc.Encode(reports); err != nil {
+		if err := enc.Encode(doc); err != nil {
 			return err
 		}
 	} else {

@@ -211,7 +211,7 @@ func (h *host) Logs(ctx context.Context, q LogQuery) (*logs.Result, error) {
 	var inputs []logs.Input
 	if len(q.Paths) > 0 {
 		for _, p := range q.Paths {
-			inputs = append(inputs, logs.Input{Path: p, Why: "given on the command line"})
+			inputs = append(inputs, logs.Input{Path: p, Format: logs.FormatAuto, Why: "given on the command line"})
 		}
 	} else {
 		inputs = logs.Discover(logs.DiscoverOptions{Root: q.Root})
@@ -805,7 +805,7 @@ func withIncident(ev diagnose.Evidence, inc *logs.Incident) diagnose.Evidence {
 			fn = fn[:i]
 		}
 		ev.Kernel = &diagnose.KernelFault{
-			Kind: kind, Module: f.Module, Function: fn, Address: f.Addr, IP: f.IP, SP: f.SP, Error: int(f.ErrorCode),
+			Kind: kind, Module: f.Module, Function: fn, Address: uint64(f.Addr), IP: uint64(f.IP), SP: uint64(f.SP), Error: int(f.ErrorCode),
 		}
 	}
 	return ev

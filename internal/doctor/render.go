@@ -17,16 +17,22 @@ import (
 
 // SchemaVersion is the version of the JSON document JSON writes (its
 // "schema" field); it changes only when a field changes meaning or goes away.
-const SchemaVersion = 1
+// Version 2: the kernel faults of the log incidents it holds have their
+// addresses as "0x..." strings (logs.SchemaVersion 2).
+const SchemaVersion = 2
+
+// Document is the JSON document of `coroner doctor --json`: the Result with
+// its schema version (docs/schema/doctor.json).
+type Document struct {
+	Schema int `json:"schema"` // SchemaVersion
+	*Result
+}
 
 // JSON writes the result as indented JSON.
 func JSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(struct {
-		Schema int `json:"schema"` // SchemaVersion
-		*Result
-	}{SchemaVersion, r})
+	return enc.Encode(Document{SchemaVersion, r})
 }
 
 // Text writes the diagnosis for a person at a terminal; every string from

@@ -141,7 +141,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*crash.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Warnings = append(warnings, rep.Warnings...)
+	rep.Warnings = append(append([]string{}, warnings...), rep.Warnings...) // [] in JSON when none
 	rep.Process.CorePath = origin
 	if !req.NoDiagnosis {
 		var ev diagnose.Evidence

@@ -105,9 +105,27 @@ func phpFrame(i int, f *crash.PHPFrame) string {
 	return s
 }
 
+// PHPSchemaVersion is the version of the JSON document of `coroner php
+// --json` (PHPDocument); it changes only when a field changes meaning or
+// goes away.
+const PHPSchemaVersion = 1
+
+// PHPDocument is the JSON document of `coroner php --json`: the report's
+// "php" object with its schema version (docs/schema/php.json).
+type PHPDocument struct {
+	Schema int `json:"schema"` // PHPSchemaVersion
+	*crash.PHP
+}
+
+// PHPLayoutSchemaVersion is the version of the JSON document of `coroner
+// php --layout --json` (PHPLayout).
+const PHPLayoutSchemaVersion = 1
+
 // PHPLayout is the JSON form of `coroner php --layout --json`: the layout
 // the PHP readers used and the provenance of every field.
 type PHPLayout struct {
+	// Schema is PHPLayoutSchemaVersion (docs/schema/php-layout.json).
+	Schema  int                    `json:"schema"`
 	Version string                 `json:"version"`
 	Layout  string                 `json:"layout"`
 	Mode    string                 `json:"layout_mode"`
@@ -124,7 +142,7 @@ func PHPLayoutOf(ph *crash.PHP) PHPLayout {
 	if f == nil {
 		f = []crash.PHPLayoutField{}
 	}
-	return PHPLayout{Version: ph.Version, Layout: ph.Layout, Mode: ph.LayoutMode, Binary: ph.LayoutBinary, Fields: f, Warnings: ph.Warnings}
+	return PHPLayout{Schema: PHPLayoutSchemaVersion, Version: ph.Version, Layout: ph.Layout, Mode: ph.LayoutMode, Binary: ph.LayoutBinary, Fields: f, Warnings: ph.Warnings}
 }
 
 // layoutSummary says in one line how the layout was made.

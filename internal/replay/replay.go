@@ -27,6 +27,25 @@ const (
 	deathLogWait     = 5 * time.Second // how long to wait for the master's line after a death
 )
 
+// Outcomes lists the outcomes of an attempt (Attempt.Outcome).
+func Outcomes() []string {
+	return []string{OutcomeCompleted, OutcomeDied, OutcomeTimeout, OutcomeError}
+}
+
+// SchemaVersion is the version of the JSON documents of `coroner replay
+// --json` (Result) and `coroner replay --dry-run --json` (Plan), their
+// "schema" field; it changes only when a field changes meaning or goes
+// away.
+const SchemaVersion = 1
+
+// Plan is the JSON document of `coroner replay --dry-run --json`: what
+// would be sent, and where (docs/schema/replay-plan.json).
+type Plan struct {
+	Schema  int      `json:"schema"` // SchemaVersion
+	Socket  string   `json:"socket"`
+	Request *Request `json:"request"`
+}
+
 // Options control a replay.
 type Options struct {
 	// Socket is "unix:/path" or "tcp:host:port" (a bare path means unix).
@@ -73,6 +92,8 @@ type Death struct {
 
 // Result is the whole replay.
 type Result struct {
+	// Schema is SchemaVersion (docs/schema/replay.json).
+	Schema   int       `json:"schema"`
 	Socket   string    `json:"socket"`
 	Request  *Request  `json:"request"`
 	Attempts []Attempt `json:"attempts"`
@@ -178,7 +199,7 @@ func Run(ctx context.Context, req *Request, opts Options) (*Result, error) {
 	if _, err := fastcgi.EncodeRequest(1, req.Params, req.Body); err != nil {
 		return nil, err
 	}
-	res := &Result{Socket: network + ":" + address, Request: req}
+	res := &Result{Schema: SchemaVersion, Socket: network + ":" + address, Request: req}
 	var log *logFollower
 	if opts.FPMLog != "" {
 		log, err = followLog(opts.FPMLog)

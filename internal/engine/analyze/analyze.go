@@ -215,7 +215,7 @@ func Process(t Target, name string, opts Options) *crash.Report {
 }
 
 func run(c Target, name string, opts Options, start time.Time) *crash.Report {
-	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion}}
+	a := &analysis{opts: opts, core: c, report: &crash.Report{Schema: crash.SchemaVersion, Warnings: []string{}}}
 	if _, ok := c.(*elfcore.File); ok {
 		// The file the user named (a compressed core is analysed from
 		// a temporary copy): its directories may be the process's root.

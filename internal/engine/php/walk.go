@@ -380,12 +380,12 @@ func (w *walker) args(ex uint64, numArgs uint32, fi *fnInfo) []string {
 		n, more = maxArgs, true
 	}
 	if n <= 0 {
-		return nil
+		return []string{} // JSON []: never null
 	}
 	zs := int(w.l.ZvalSize)
 	buf := make([]byte, n*zs)
 	if err := w.m.read(buf, ex+w.l.ExArgs); err != nil {
-		return nil
+		return []string{}
 	}
 	out := make([]string, 0, n+1)
 	for i := 0; i < n; i++ {

@@ -19,9 +19,20 @@ import (
 	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
-// Alert is the JSON body POSTed to the webhook for a new crash group.
+// AlertSchemaVersion is the version of Alert's JSON form (its "schema"
+// field, docs/schema/alert.json); it changes only when a field changes
+// meaning or goes away.
+const AlertSchemaVersion = 1
+
+// AlertNewGroup is the event of an Alert: a crash group seen for the first
+// time.
+const AlertNewGroup = "new-group"
+
+// Alert is the JSON body POSTed to the webhook (and given to the
+// --on-new-group command on its standard input) for a new crash group.
 type Alert struct {
-	Event       string    `json:"event"` // "new-group"
+	Schema      int       `json:"schema"` // AlertSchemaVersion
+	Event       string    `json:"event"`  // AlertNewGroup
 	Host        string    `json:"host"`
 	Fingerprint string    `json:"fingerprint"`
 	Rule        string    `json:"rule,omitempty"`
@@ -38,7 +49,7 @@ func (w *Watcher) enqueueAlert(c *store.Crash) {
 	if w.cfg.Webhook == "" && w.cfg.OnNewGroup == "" {
 		return
 	}
-	a := Alert{Event: "new-group", Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
+	a := Alert{Schema: AlertSchemaVersion, Event: AlertNewGroup, Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
 		Signal: c.SignalName, PID: c.PID, URI: c.URI, Core: c.CorePath, CrashID: c.ID, Time: c.Time}
 	select {
 	case w.alerts <- a:

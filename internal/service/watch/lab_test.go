@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/coroner-dev/coroner/internal/labtest"
+	"github.com/coroner-dev/coroner/internal/schemacheck"
 	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/store/storetest"
@@ -140,6 +141,10 @@ func get(t *testing.T, url string) string {
 func startEnv(t *testing.T, dsn string) *env {
 	lab := labtest.Get(t)
 	e := &env{lab: lab, alerts: make(chan watch.Alert, 100)}
+	schemas, err := schemacheck.Load("../../../docs/schema")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"kill-segv", "ffi-null-code", "abort", "method-closure-include", "shortcode-recursion", "ffi-null-code-2"} {
 		if sc := lab.Scenarios[name]; sc != nil && sc.Core != "" {
 			e.scenarios = append(e.scenarios, sc)
@@ -184,7 +189,14 @@ func startEnv(t *testing.T, dsn string) *env {
 
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var a watch.Alert
-		if err := json.NewDecoder(r.Body).Decode(&a); err != nil {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		if err := schemas.Validate("alert", body); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		if err := json.Unmarshal(body, &a); err != nil {
 			t.Errorf("webhook body: %v", err)
 		}
 		e.alerts <- a

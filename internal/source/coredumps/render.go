@@ -122,8 +122,8 @@ func sortStrings(s []string) {
 	}
 }
 
-// jsonEntry adds derived fields to the JSON form of an Entry.
-type jsonEntry struct {
+// JSONEntry is the JSON form of an Entry: the Entry and its derived fields.
+type JSONEntry struct {
 	*Entry
 	SignalName string `json:"signal_name,omitempty"`
 }
@@ -132,17 +132,21 @@ type jsonEntry struct {
 // "schema" field); it changes only when a field changes meaning or goes away.
 const SchemaVersion = 1
 
+// Document is the JSON document of `coroner cores --json`
+// (docs/schema/cores.json).
+type Document struct {
+	Schema    int         `json:"schema"` // SchemaVersion
+	Generated time.Time   `json:"generated"`
+	Cores     []JSONEntry `json:"cores"`
+	Warnings  []string    `json:"warnings"`
+}
+
 // WriteJSON prints entries (and warnings) as one JSON document:
 // {"schema": 1, "generated": ..., "cores": [...], "warnings": [...]}.
 func WriteJSON(w io.Writer, entries []*Entry, warnings []error) error {
-	doc := struct {
-		Schema    int         `json:"schema"` // SchemaVersion
-		Generated time.Time   `json:"generated"`
-		Cores     []jsonEntry `json:"cores"`
-		Warnings  []string    `json:"warnings"`
-	}{Schema: SchemaVersion, Generated: time.Now().UTC(), Cores: []jsonEntry{}, Warnings: []string{}}
+	doc := Document{Schema: SchemaVersion, Generated: time.Now().UTC(), Cores: []JSONEntry{}, Warnings: []string{}}
 	for _, e := range entries {
-		doc.Cores = append(doc.Cores, jsonEntry{e, e.SignalName()})
+		doc.Cores = append(doc.Cores, JSONEntry{e, e.SignalName()})
 	}
 	for _, w := range warnings {
 		doc.Warnings = append(doc.Warnings, w.Error())

@@ -9,7 +9,11 @@
 // segfault lines (symbolize.go) and a summary (summary.go).
 package logs
 
-import "time"
+import (
+	"time"
+
+	"github.com/coroner-dev/coroner/crash"
+)
 
 // Source names the log a line came from.
 type Source string
@@ -116,20 +120,21 @@ type Event struct {
 
 // SlowFrame is one frame of an FPM slowlog PHP stack.
 type SlowFrame struct {
-	Addr     string `json:"addr,omitempty"`
-	Function string `json:"function"`
-	File     string `json:"file,omitempty"`
-	Line     int    `json:"line,omitempty"`
+	// Addr is the frame's zend_execute_data, as the slowlog prints it.
+	Addr     crash.Addr `json:"addr,omitempty"`
+	Function string     `json:"function"`
+	File     string     `json:"file,omitempty"`
+	Line     int        `json:"line,omitempty"`
 }
 
 // KernelFault is what a kernel segfault or trap line says about the fault.
 type KernelFault struct {
 	// Type is "segfault", "general protection fault", or the trap name
 	// ("invalid opcode", "divide error", "int3").
-	Type string `json:"type"`
-	Addr uint64 `json:"addr,omitempty"` // fault address (segfault only)
-	IP   uint64 `json:"ip"`
-	SP   uint64 `json:"sp"`
+	Type string     `json:"type"`
+	Addr crash.Addr `json:"addr,omitempty"` // fault address (segfault only)
+	IP   crash.Addr `json:"ip"`
+	SP   crash.Addr `json:"sp"`
 	// ErrorCode is the x86 page-fault (or trap) error code.
 	ErrorCode uint64 `json:"error_code"`
 	// Module is the file backing the VMA that holds IP (a basename, as the
@@ -139,17 +144,17 @@ type KernelFault struct {
 	// (package upgrade) while the process ran.
 	Deleted bool `json:"deleted,omitempty"`
 	// VMAStart and VMASize describe the VMA that holds IP.
-	VMAStart uint64 `json:"vma_start,omitempty"`
-	VMASize  uint64 `json:"vma_size,omitempty"`
+	VMAStart crash.Addr `json:"vma_start,omitempty"`
+	VMASize  uint64     `json:"vma_size,omitempty"`
 	// VMAOffset is IP's offset within the VMA (IP - VMAStart).
-	VMAOffset uint64 `json:"vma_offset,omitempty"`
+	VMAOffset crash.Addr `json:"vma_offset,omitempty"`
 	// FileOffset is IP's offset in the file. 6.x kernels print it as the
 	// first bracket field ("[51fe1,7f..000+6b000]"); for older kernels it
 	// is derived during symbolization (the VMA's page-aligned p_offset +
 	// VMAOffset). HasFileOffset says it is known.
-	FileOffset    uint64 `json:"file_offset,omitempty"`
-	HasFileOffset bool   `json:"has_file_offset,omitempty"`
-	CPU           int    `json:"cpu,omitempty"`
+	FileOffset    crash.Addr `json:"file_offset,omitempty"`
+	HasFileOffset bool       `json:"has_file_offset,omitempty"`
+	CPU           int        `json:"cpu,omitempty"`
 	// Symbol is filled in by symbolization: "pcre2_jit_match_8+0x41".
 	Symbol string `json:"symbol,omitempty"`
 	// LibraryPath, BuildID describe the file on disk used to symbolize.
@@ -179,7 +184,7 @@ func (f *KernelFault) Site() string {
 	return f.Module + "@vma+" + hex(f.VMAOffset)
 }
 
-func hex(v uint64) string {
+func hex[T ~uint64](v T) string {
 	const digits = "0123456789abcdef"
 	var b [18]byte
 	i := len(b)

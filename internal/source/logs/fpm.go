@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
 )
 
@@ -239,7 +240,7 @@ func parseSlowFrame(b []byte) SlowFrame {
 		f.Function = string(bounded(b, 256))
 		return f
 	}
-	f.Addr = string(bounded(b[1:e], 20))
+	f.Addr = hexField[crash.Addr](bytes.TrimPrefix(b[1:e], []byte("0x")))
 	rest := bytes.TrimLeft(b[e+1:], " ")
 	if p := bytes.Index(rest, []byte("() ")); p >= 0 {
 		f.Function = string(bounded(rest[:p], 256))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
 )
 
@@ -21,16 +22,16 @@ func parseKernelMessage(m []byte) (Event, bool) {
 	if i := bytes.Index(m, []byte("]: segfault at ")); i > 0 {
 		kind, f.Type = KindSegfault, "segfault"
 		head, body = m[:i+1], m[i+15:]
-		f.Addr = hexField(body)
+		f.Addr = hexField[crash.Addr](body)
 		body = skipWord(body)
 		var ok bool
-		if f.IP, body, ok = keyHex(body, "ip "); !ok {
+		if f.IP, body, ok = keyHex[crash.Addr](body, "ip "); !ok {
 			return Event{}, false
 		}
-		if f.SP, body, ok = keyHex(body, "sp "); !ok {
+		if f.SP, body, ok = keyHex[crash.Addr](body, "sp "); !ok {
 			return Event{}, false
 		}
-		if f.ErrorCode, body, ok = keyHex(body, "error "); !ok {
+		if f.ErrorCode, body, ok = keyHex[uint64](body, "error "); !ok {
 			return Event{}, false
 		}
 	} else if i := bytes.Index(m, []byte("] general protection")); i > 0 {
@@ -71,17 +72,17 @@ func parseKernelMessage(m []byte) (Event, bool) {
 // parseTrapRegs parses "... ip:7f.. sp:7f.. error:0 ...".
 func parseTrapRegs(b []byte, f *KernelFault) bool {
 	var ok bool
-	if f.IP, _, ok = keyHex(b, "ip:"); !ok {
+	if f.IP, _, ok = keyHex[crash.Addr](b, "ip:"); !ok {
 		return false
 	}
-	f.SP, _, _ = keyHex(b, "sp:")
-	f.ErrorCode, _, _ = keyHex(b, "error:")
+	f.SP, _, _ = keyHex[crash.Addr](b, "sp:")
+	f.ErrorCode, _, _ = keyHex[uint64](b, "error:")
 	return true
 }
 
 // keyHex finds key in b and parses the hex number after it; it returns the
 // rest of b after the number.
-func keyHex(b []byte, key string) (uint64, []byte, bool) {
+func keyHex[T ~uint64](b []byte, key string) (T, []byte, bool) {
 	i := bytes.Index(b, []byte(key))
 	if i < 0 {
 		return 0, b, false
@@ -98,10 +99,10 @@ func keyHex(b []byte, key string) (uint64, []byte, bool) {
 	if err != nil {
 		return 0, b, false
 	}
-	return v, b[n:], true
+	return T(v), b[n:], true
 }
 
-func hexField(b []byte) uint64 {
+func hexField[T ~uint64](b []byte) T {
 	n := 0
 	for n < len(b) && isHex(b[n]) {
 		n++
@@ -110,7 +111,7 @@ func hexField(b []byte) uint64 {
 		return 0
 	}
 	v, _ := strconv.ParseUint(string(b[:n]), 16, 64)
-	return v
+	return T(v)
 }
 
 func isHex(c byte) bool {
@@ -157,7 +158,7 @@ func parseModule(b []byte, f *KernelFault) {
 	f.Module = string(bounded(name, 256))
 	br := b[lb+1:]
 	if c := bytes.IndexByte(br, ','); c >= 0 {
-		f.FileOffset = hexField(br[:c])
+		f.FileOffset = hexField[crash.Addr](br[:c])
 		f.HasFileOffset = true
 		br = br[c+1:]
 	}
@@ -165,8 +166,8 @@ func parseModule(b []byte, f *KernelFault) {
 	if p < 0 {
 		return
 	}
-	f.VMAStart = hexField(br[:p])
-	f.VMASize = hexField(br[p+1:])
+	f.VMAStart = hexField[crash.Addr](br[:p])
+	f.VMASize = hexField[uint64](br[p+1:])
 	if f.IP >= f.VMAStart {
 		f.VMAOffset = f.IP - f.VMAStart
 	}

@@ -11,10 +11,28 @@ import (
 	"github.com/coroner-dev/coroner/internal/units"
 )
 
-// SchemaVersion is the version of the JSON document of `coroner logs
-// --json` (its "schema" field); it changes only when a field changes
-// meaning or goes away.
-const SchemaVersion = 1
+// SchemaVersion is the version of the JSON documents of `coroner logs
+// --json` (Document) and of `coroner logs --follow --json`
+// (IncidentDocument), their "schema" field; it changes only when a field
+// changes meaning or goes away. Version 2: the addresses and offsets of a
+// kernel fault (fault.addr, ip, sp, vma_start, vma_offset, file_offset)
+// are "0x..." strings, as everywhere else, instead of numbers, and a
+// slowlog frame's addr is one too (without the slowlog's leading zeros).
+const SchemaVersion = 2
+
+// Document is the JSON document of `coroner logs --json`: the Result with
+// its schema version (docs/schema/logs.json).
+type Document struct {
+	Schema int `json:"schema"` // SchemaVersion
+	*Result
+}
+
+// IncidentDocument is one line of `coroner logs --follow --json`: an
+// incident with its schema version (docs/schema/logs-incident.json).
+type IncidentDocument struct {
+	Schema int `json:"schema"` // SchemaVersion
+	*Incident
+}
 
 // TextOptions tune WriteText.
 type TextOptions struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coroner-dev/coroner/crash"
+
 	"github.com/coroner-dev/coroner/internal/regular"
 )
 
@@ -74,7 +76,7 @@ func SymbolizeFault(f *KernelFault, when time.Time, sym Symbolizer, dirs []strin
 	addr, fileOff, buildID, err := linkAddr(path, f)
 	f.BuildID = buildID
 	if err == nil && !f.HasFileOffset {
-		f.FileOffset, f.HasFileOffset = fileOff, true
+		f.FileOffset, f.HasFileOffset = crash.Addr(fileOff), true
 	}
 	if err != nil {
 		f.Notes = append(f.Notes, err.Error())
@@ -113,7 +115,7 @@ func linkAddr(path string, f *KernelFault) (addr, fileOff uint64, id string, err
 	if len(exec) == 0 {
 		return 0, 0, id, fmt.Errorf("%s has no executable PT_LOAD segment", path)
 	}
-	fileOff = f.FileOffset
+	fileOff = uint64(f.FileOffset)
 	if !f.HasFileOffset {
 		seg := exec[0]
 		for _, p := range exec {
@@ -124,7 +126,7 @@ func linkAddr(path string, f *KernelFault) (addr, fileOff uint64, id string, err
 				break
 			}
 		}
-		fileOff = seg.Off&^(page-1) + f.VMAOffset
+		fileOff = seg.Off&^(page-1) + uint64(f.VMAOffset)
 	}
 	for _, p := range exec {
 		if fileOff >= p.Off && fileOff < p.Off+p.Filesz {
@@ -206,7 +208,7 @@ func ExplainFault(f *KernelFault) string {
 			parts = append(parts, fmt.Sprintf("address %s is NULL+%s: a NULL pointer dereference", hex(f.Addr), hex(f.Addr)))
 		case e&2 != 0 && e&1 == 0 && absDiff(f.Addr, f.SP) <= 65536:
 			parts = append(parts, fmt.Sprintf("address %s is at the stack pointer %s (%s): a stack overflow into the guard page (deep recursion)", hex(f.Addr), hex(f.SP), signedDelta(f.Addr, f.SP)))
-		case f.Addr >= 1<<47 && f.Addr < ^uint64(0)-(1<<47):
+		case f.Addr >= 1<<47 && f.Addr < ^crash.Addr(0)-(1<<47):
 			parts = append(parts, "non-canonical address: a corrupted pointer")
 		}
 	case "general protection fault":
@@ -223,14 +225,14 @@ func ExplainFault(f *KernelFault) string {
 	return strings.Join(parts, "; ")
 }
 
-func absDiff(a, b uint64) uint64 {
+func absDiff[T ~uint64](a, b T) T {
 	if a > b {
 		return a - b
 	}
 	return b - a
 }
 
-func signedDelta(a, b uint64) string {
+func signedDelta[T ~uint64](a, b T) string {
 	if a >= b {
 		return "sp+" + hex(a-b)
 	}
