@@ -162,7 +162,8 @@ func fixtureRuns(t *testing.T) []jsonRun {
 			t.Fatal(err)
 		}
 	}
-	runs = append(runs, jsonRun{doc: "cores", args: []string{"cores", "--json", "--quick", "--no-journal", "--core-pattern", "core", "--cores", coreDir}})
+	runs = append(runs, jsonRun{doc: "cores", args: []string{"cores", "--json", "--quick", "--no-journal", "--core-pattern", "core", "--cores", coreDir}},
+		jsonRun{doc: "version", args: []string{"version", "--json"}})
 
 	host := filepath.Join(internal, "source/logs/testdata/host")
 	hostLogs, err := filepath.Glob(filepath.Join(host, "*"))

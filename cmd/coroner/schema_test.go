@@ -58,6 +58,22 @@ var jsonDocuments = []jsonDocument{
 	{"logs-incident", reflect.TypeFor[logs.IncidentDocument](), logs.SchemaVersion, "coroner logs --follow --json: one incident a line"},
 	{"doctor", reflect.TypeFor[doctor.Document](), doctor.SchemaVersion, "coroner doctor --json: logs, configuration and cores into crash groups"},
 	{"alert", reflect.TypeFor[watch.Alert](), watch.AlertSchemaVersion, "coroner watch: the JSON body POSTed to --webhook and given to --on-new-group for a new crash group"},
+	{"version", reflect.TypeFor[versionDocument](), versionSchema, "coroner version --json: the build and the schema version of every JSON document"},
+}
+
+// TestVersionListsEveryDocument: `coroner version --json` names every
+// document that has a schema file, with the version its schema requires.
+func TestVersionListsEveryDocument(t *testing.T) {
+	got := documentVersions()
+	for _, d := range jsonDocuments {
+		if v, ok := got[d.name]; !ok || v != d.version {
+			t.Errorf("version --json says %s is version %d (listed: %v), its schema says %d", d.name, v, ok, d.version)
+		}
+		delete(got, d.name)
+	}
+	for name := range got {
+		t.Errorf("version --json lists %s, which has no schema file", name)
+	}
 }
 
 // schemaVersions gives the "schema" field of the struct types that carry
