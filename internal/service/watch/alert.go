@@ -19,9 +19,10 @@ import (
 	"github.com/coroner-dev/coroner/internal/service/store"
 )
 
-// Alert is the JSON body POSTed to the webhook for a new crash group.
+// Alert is the JSON body POSTed to the webhook for a new crash group or a
+// regression.
 type Alert struct {
-	Event       string    `json:"event"` // "new-group"
+	Event       string    `json:"event"` // "new-group" or "regressed"
 	Host        string    `json:"host"`
 	Fingerprint string    `json:"fingerprint"`
 	Rule        string    `json:"rule,omitempty"`
@@ -34,11 +35,11 @@ type Alert struct {
 	Time        time.Time `json:"time"`
 }
 
-func (w *Watcher) enqueueAlert(c *store.Crash) {
-	if w.cfg.Webhook == "" && w.cfg.OnNewGroup == "" {
+func (w *Watcher) enqueueAlert(c *store.Crash, event string) {
+	if w.cfg.Webhook == "" && w.cfg.OnNewGroup == "" && w.cfg.OnRegression == "" {
 		return
 	}
-	a := Alert{Event: "new-group", Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
+	a := Alert{Event: event, Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
 		Signal: c.SignalName, PID: c.PID, URI: c.URI, Core: c.CorePath, CrashID: c.ID, Time: c.Time}
 	select {
 	case w.alerts <- a:
@@ -133,10 +134,14 @@ func (w *Watcher) alerter(ctx context.Context) {
 					w.log.Printf("watch: webhook: %v", err)
 				}
 			}
-			if w.cfg.OnNewGroup != "" {
-				if err := runHook(ctx, w.cfg.OnNewGroup, w.cfg.HookUser, a); err != nil {
+			hook, flag := w.cfg.OnNewGroup, "--on-new-group"
+			if a.Event == EventRegressed {
+				hook, flag = w.cfg.OnRegression, "--on-regression"
+			}
+			if hook != "" {
+				if err := runHook(ctx, hook, w.cfg.HookUser, a); err != nil {
 					w.Metrics.alertsFailed.Add(1)
-					w.log.Printf("watch: --on-new-group: %v", err)
+					w.log.Printf("watch: %s: %v", flag, err)
 				}
 			}
 		}

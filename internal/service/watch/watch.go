@@ -90,7 +90,11 @@ type Config struct {
 	// OnNewGroup is run with sh -c for every new crash group, with the group
 	// in CORONER_* environment variables.
 	OnNewGroup string
-	// HookUser is the user OnNewGroup runs as when the watcher runs as
+	// OnRegression is run as OnNewGroup is, when a crash reopens a
+	// resolved group (the store marks it regressed), with CORONER_EVENT
+	// "regressed".
+	OnRegression string
+	// HookUser is the user OnNewGroup and OnRegression run as when the watcher runs as
 	// root (default "nobody"; "root" keeps root): with that user's uid,
 	// primary group and no supplementary groups, its home as HOME and "/"
 	// as working directory. A watcher that is not root runs the hook as
@@ -173,7 +177,7 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
 	}
-	if cfg.OnNewGroup != "" {
+	if cfg.OnNewGroup != "" || cfg.OnRegression != "" {
 		if cfg.HookUser == "" {
 			cfg.HookUser = "nobody"
 		}
@@ -240,13 +244,7 @@ func New(cfg Config) (*Watcher, error) {
 		}
 		return nil, fmt.Errorf("watch: %w", err)
 	}
-	w.db.onReplay = func(c *store.Crash, newGroup bool) {
-		if newGroup {
-			w.Metrics.groups.Add(1)
-			w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
-			w.enqueueAlert(c)
-		}
-	}
+	w.db.onReplay = func(c *store.Crash, newGroup bool) { w.announce(c, newGroup) }
 	w.cfg.Store = w.db
 	return w, nil
 }
@@ -508,12 +506,23 @@ func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incid
 	w.Metrics.recorded.Add(1)
 	attrs := append(crashAttrs(c), slog.Bool("new_group", isNew), slog.Float64("analysis_ms", float64(int64(ms*10))/10))
 	w.event(slog.LevelInfo, "crash recorded", EventCrashRecorded, attrs...)
-	if isNew {
+	w.announce(c, isNew)
+	return c, nil
+}
+
+// announce logs and alerts a recorded crash that made a new group or
+// reopened a resolved one.
+func (w *Watcher) announce(c *store.Crash, newGroup bool) {
+	switch {
+	case newGroup:
 		w.Metrics.groups.Add(1)
 		w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
-		w.enqueueAlert(c)
+		w.enqueueAlert(c, EventNewGroup)
+	case c.Regressed:
+		w.Metrics.regressions.Add(1)
+		w.event(slog.LevelWarn, "resolved crash group crashed again", EventRegressed, crashAttrs(c)...)
+		w.enqueueAlert(c, EventRegressed)
 	}
-	return c, nil
 }
 
 // RecordIncident stores one incident from the logs.
