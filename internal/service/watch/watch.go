@@ -292,7 +292,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) followLogs(ctx context.Context) {
-	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP}
+	// Kernel fault lines are symbolized as `coroner logs` does: a
+	// log-only crash is grouped by the function it crashed in.
+	sym := logs.NewObjectSymbolizer()
+	defer sym.Close()
+	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP, Symbolizer: sym}
 	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart}
 	if len(w.cfg.CoreDirs) > 0 {
 		fo.Cores = func() []*coredumps.Entry {
@@ -557,6 +561,35 @@ func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error 
 		attrs = append(attrs, slog.String("core", in.Core))
 	}
 	w.event(slog.LevelInfo, "worker died", EventWorkerDeath, attrs...)
+	if logOnly(inc) {
+		return w.recordLogOnly(ctx, in)
+	}
+	return nil
+}
+
+// logOnly reports whether an incident is a crash no core will tell more
+// of: a fatal signal, no core linked, and no word that one was dumped.
+func logOnly(inc *logs.Incident) bool {
+	return inc.Kind == "crash" && inc.Core == "" && !inc.CoreDumped
+}
+
+// recordLogOnly records the crash of a log-only incident, grouped by its
+// logged crash site (symbolized) and request path (diagnose.LogFingerprint).
+func (w *Watcher) recordLogOnly(ctx context.Context, in *store.Incident) error {
+	fp := diagnose.LogFingerprint(in.Signal, in.Site, in.URI)
+	if fp == "" {
+		return nil // nothing to group it by: counted as a worker death only
+	}
+	c := &store.Crash{Host: in.Host, Time: in.Time, PID: in.PID, Signal: in.Signal, SignalName: in.SignalName, Pool: in.Pool,
+		Method: in.Method, URI: in.URI, Fingerprint: fp, LogOnly: true, Site: in.Site}
+	isNew, err := w.cfg.Store.RecordCrash(ctx, c)
+	if err != nil {
+		return fmt.Errorf("record log-only crash: %w", err)
+	}
+	w.Metrics.recorded.Add(1)
+	w.event(slog.LevelInfo, "log-only crash recorded", EventCrashRecorded,
+		append(crashAttrs(c), slog.Bool("log_only", true), slog.String("site", in.Site), slog.Bool("new_group", isNew))...)
+	w.announce(c, isNew)
 	return nil
 }
 
