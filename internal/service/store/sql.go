@@ -333,7 +333,7 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	if frame == "" {
 		frame = c.Site
 	}
-	c.Regressed = false
+	c.Regressed, c.Superseded = false, false
 	if c.Time.IsZero() {
 		c.Time = time.Now()
 	}
@@ -367,6 +367,20 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	logOnly, cores := 0, 1
 	if c.LogOnly {
 		logOnly, cores = 1, 0
+		// The same death with a core is recorded: the log-only crash adds
+		// nothing.
+		var id int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM crashes WHERE host = ? AND pid = ? AND t BETWEEN ? AND ? AND log_only = 0
+			ORDER BY t DESC LIMIT 1`), c.Host, c.PID, unix(c.Time)-w, unix(c.Time)+w).Scan(&id)
+		if err == nil {
+			c.ID, c.Superseded = id, true
+			return false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("record crash: find the crash with a core: %w", err)
+		}
+	} else if err := s.dropLogOnly(ctx, tx, c.Host, c.PID, unix(c.Time)-w, unix(c.Time)+w); err != nil {
+		return false, fmt.Errorf("record crash: %w", err)
 	}
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO crashes
 		(host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, report, crash_key, log_only)
@@ -437,6 +451,50 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 		return false, fmt.Errorf("record crash: commit: %w", err)
 	}
 	return newGroup, nil
+}
+
+// dropLogOnly deletes the log-only crashes of host and pid between from
+// and to (a core of the same death is being recorded): their groups lose
+// them, and a group left without crashes is deleted.
+func (s *sqlStore) dropLogOnly(ctx context.Context, tx *sql.Tx, host string, pid int, from, to int64) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, fingerprint FROM crashes WHERE host = ? AND pid = ? AND t BETWEEN ? AND ? AND log_only = 1`),
+		host, pid, from, to)
+	if err != nil {
+		return fmt.Errorf("find log-only crashes: %w", err)
+	}
+	type dropped struct {
+		id int64
+		fp string
+	}
+	var ds []dropped
+	for rows.Next() {
+		var d dropped
+		if err := rows.Scan(&d.id, &d.fp); err != nil {
+			rows.Close()
+			return fmt.Errorf("find log-only crashes: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find log-only crashes: %w", err)
+	}
+	for _, d := range ds {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM crashes WHERE id = ?`), d.id); err != nil {
+			return fmt.Errorf("drop log-only crash: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE crash_groups SET n = n - 1,
+			first_seen = COALESCE((SELECT min(t) FROM crashes WHERE fingerprint = ?), first_seen),
+			last_seen = COALESCE((SELECT max(t) FROM crashes WHERE fingerprint = ?), last_seen)
+			WHERE fingerprint = ?`), d.fp, d.fp, d.fp)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM crash_groups WHERE fingerprint = ? AND n <= 0`), d.fp)
+		}
+		if err != nil {
+			return fmt.Errorf("drop log-only crash from its group: %w", err)
+		}
+	}
+	return nil
 }
 
 // countCrash adds d (1 or -1) crashes at time t to a series of

@@ -57,6 +57,11 @@ type Crash struct {
 	// Regressed is set by RecordCrash when this crash reopened a resolved
 	// group (its state became StateRegressed).
 	Regressed bool
+	// Superseded is set by RecordCrash when a log-only crash was not
+	// recorded because the same death (host and pid within 10 minutes)
+	// is recorded with a core; ID is then that crash's. Recording a crash
+	// with a core deletes the log-only crashes of the same death.
+	Superseded bool
 }
 
 // Group states. A group is new until someone resolves or ignores it; a

@@ -430,6 +430,44 @@ func states(t *testing.T, dsn string) {
 		t.Errorf("log-only group with a core: %+v", g)
 	}
 
+	// The same death with a core: the log-only crash goes (its group
+	// with it when it had no other); after the core, none is recorded.
+	lo2 := &store.Crash{Host: "st1", Time: base.Add(4 * time.Hour), PID: 3100, Signal: 11, SignalName: "SIGSEGV", URI: "/y",
+		Fingerprint: "st-log2", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if _, err := s.RecordCrash(ctx, lo2); err != nil {
+		t.Fatal(err)
+	}
+	withCore := &store.Crash{Host: "st1", Time: base.Add(4*time.Hour + time.Second), PID: 3100, Signal: 11, SignalName: "SIGSEGV",
+		Fingerprint: "st-core2", CorePath: "/cores/core.3100", CoreMTime: base, Report: report(3100, "st-core2")}
+	if _, err := s.RecordCrash(ctx, withCore); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Group(ctx, "st-log2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the log-only group of a death recorded with its core is still there: %v", err)
+	}
+	late := &store.Crash{Host: "st1", Time: base.Add(4*time.Hour + 2*time.Second), PID: 3100, Signal: 11, SignalName: "SIGSEGV", URI: "/y",
+		Fingerprint: "st-log2", LogOnly: true}
+	if isNew, err := s.RecordCrash(ctx, late); err != nil || isNew || !late.Superseded || late.ID != withCore.ID {
+		t.Errorf("log-only crash after its core: new %v, %+v, %v", isNew, late, err)
+	}
+	if cs, _ := s.FindCrashes(ctx, store.Filter{Host: "st1"}, 100); len(cs) != 10 {
+		t.Errorf("%d crashes of st1, want 10", len(cs))
+	}
+	// The log-only group that also has a core keeps its other crashes.
+	rec("st-log", base.Add(5*time.Hour))
+	lo3 := &store.Crash{Host: "st1", Time: base.Add(6 * time.Hour), PID: 3200, Signal: 11, SignalName: "SIGSEGV", Pool: "www", URI: "/x",
+		Fingerprint: "st-log", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if _, err := s.RecordCrash(ctx, lo3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordCrash(ctx, &store.Crash{Host: "st1", Time: base.Add(6 * time.Hour), PID: 3200, Signal: 11, SignalName: "SIGSEGV",
+		Fingerprint: "st-log", CorePath: "/cores/core.3200", CoreMTime: base, Report: report(3200, "st-log")}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s.Group(ctx, "st-log"); err != nil || g.Count != 4 || !g.LastSeen.Equal(base.Add(6*time.Hour)) {
+		t.Errorf("group after a log-only crash was replaced by its core: %+v, %v", g, err)
+	}
+
 	ds, err := s.Daily(ctx, base.Add(-24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +478,7 @@ func states(t *testing.T, dsn string) {
 			days[d.Fingerprint+" "+d.Day.Format("2006-01-02")] += d.N
 		}
 	}
-	if days["st-a 2026-12-01"] != 4 || days["st-log 2026-12-01"] != 2 || len(days) != 4 {
+	if days["st-a 2026-12-01"] != 4 || days["st-log 2026-12-01"] != 4 || len(days) != 5 {
 		t.Errorf("daily counts = %v", days)
 	}
 }

@@ -586,6 +586,9 @@ func (w *Watcher) recordLogOnly(ctx context.Context, in *store.Incident) error {
 	if err != nil {
 		return fmt.Errorf("record log-only crash: %w", err)
 	}
+	if c.Superseded {
+		return nil // its core was analysed first: recorded with it
+	}
 	w.Metrics.recorded.Add(1)
 	w.event(slog.LevelInfo, "log-only crash recorded", EventCrashRecorded,
 		append(crashAttrs(c), slog.Bool("log_only", true), slog.String("site", in.Site), slog.Bool("new_group", isNew))...)
