@@ -30,13 +30,19 @@ type stateRequest struct {
 }
 
 // crossSite reports why a state-changing request comes from another site
-// ("" when it does not): a browser says so in Sec-Fetch-Site, and names
-// the page's origin in Origin, which must then be this dashboard (the
-// Host header, itself checked by ServeHTTP). A request without either
-// header does not come from a browser's page.
+// ("" when it does not). A browser says where a request comes from in
+// Sec-Fetch-Site, which must then be same-origin; an older one only in
+// Origin, which must then be this dashboard (the Host header, itself
+// checked by ServeHTTP). Origin "null" (the dashboard's no-referrer
+// policy makes Chromium send it for the pages' own forms; also sandboxed
+// frames) is accepted only with Sec-Fetch-Site: same-origin. A request
+// with neither header does not come from a browser's page.
 func crossSite(r *http.Request) string {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch site {
+	case "same-origin":
+		return ""
+	case "":
 	default:
 		return "Sec-Fetch-Site: " + site
 	}

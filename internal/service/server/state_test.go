@@ -58,6 +58,8 @@ func TestGroupStates(t *testing.T) {
 		{"cross-site", "application/json", `{"state":"resolved"}`, map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
 		{"other origin", "application/json", `{"state":"resolved"}`, map[string]string{"Origin": "http://evil.test"}, http.StatusForbidden},
 		{"null origin", "application/json", `{"state":"resolved"}`, map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"same site, not same origin", "application/json", `{"state":"resolved"}`, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "null"}, http.StatusForbidden},
+		{"no-referrer page of another origin", "application/json", `{"state":"resolved"}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "null"}, http.StatusForbidden},
 		{"regressed by hand", "application/json", `{"state":"regressed"}`, nil, http.StatusBadRequest},
 		{"no such state", "application/json", `{"state":"done"}`, nil, http.StatusBadRequest},
 		{"not JSON", "application/json", `state=resolved`, nil, http.StatusBadRequest},

@@ -28,7 +28,7 @@ document.getElementById('f').addEventListener('load', function () {
   var d = this.contentDocument;
   if (loads === 1) { d.getElementById('%s').click(); return; }
   var st = d.getElementById('group-state');
-  document.getElementById('result').textContent = 'state=' + (st ? st.textContent : 'none') + ' loads=' + loads;
+  document.getElementById('result').textContent = 'state=' + (st ? st.textContent : 'none: ' + d.body.textContent.slice(0, 200)) + ' loads=' + loads;
 });
 </script></body></html>`
 
