@@ -233,13 +233,19 @@ func apiFail(w http.ResponseWriter, err error) {
 }
 
 // findGroups runs the filter of a request: the groups it selects
-// (redacted unless ShowSecrets). The groups page and /api/v1/groups use it.
-func (s *Server) findGroups(r *http.Request) ([]store.Group, apiFilter, store.Filter, error) {
+// (redacted unless ShowSecrets), of every state when allStates is set (the
+// groups page counts the ignored ones it hides). The groups page and
+// /api/v1/groups use it.
+func (s *Server) findGroups(r *http.Request, allStates bool) ([]store.Group, apiFilter, store.Filter, error) {
 	f, echo, err := parseFilter(r.URL.Query(), s.opts.Now())
 	if err != nil {
 		return nil, echo, f, &badRequest{err}
 	}
-	gs, err := s.opts.Store.FindGroups(r.Context(), f)
+	gf := f
+	if allStates {
+		gf.States = nil
+	}
+	gs, err := s.opts.Store.FindGroups(r.Context(), gf)
 	if err != nil {
 		return nil, echo, f, err
 	}
@@ -256,7 +262,7 @@ func (b *badRequest) Error() string { return b.err.Error() }
 
 // apiGroups answers GET /api/v1/groups?FILTER.
 func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
-	gs, echo, _, err := s.findGroups(r)
+	gs, echo, _, err := s.findGroups(r, false)
 	if s.apiError(w, err) {
 		return
 	}

@@ -318,7 +318,7 @@ type groupRow struct {
 // hours and the latest log incidents.
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	gs, _, f, err := s.findGroups(r)
+	gs, _, f, err := s.findGroups(r, r.URL.Query().Get("state") == "")
 	var bad *badRequest
 	if errors.As(err, &bad) {
 		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
@@ -356,14 +356,16 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups", Refresh: 30000,
 		States: store.States}
 	if r.URL.Query().Get("state") == "" {
-		hidden := f
-		hidden.States = []string{store.StateIgnored}
-		ig, err := s.opts.Store.FindGroups(ctx, hidden)
-		if err != nil {
-			fail(w, err)
-			return
+		// The default selection hides the ignored groups: counted here.
+		kept := gs[:0:0]
+		for _, g := range gs {
+			if g.State == store.StateIgnored {
+				p.Ignored++
+				continue
+			}
+			kept = append(kept, g)
 		}
-		p.Ignored = len(ig)
+		gs = kept
 	}
 	if v, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && v >= 2 && v <= 3600 {
 		p.Refresh = v * 1000

@@ -202,7 +202,7 @@ func downgrade(t *testing.T, driver, dsn string, version int) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	qs := []string{`DROP INDEX crashes_t_fp`, `DROP TABLE crash_counts`, `DROP TABLE death_counts`,
+	qs := []string{`DROP TABLE crash_counts`, `DROP TABLE death_counts`,
 		`ALTER TABLE crash_groups DROP COLUMN state`, `ALTER TABLE crash_groups DROP COLUMN state_at`,
 		`ALTER TABLE crash_groups DROP COLUMN state_by`, `ALTER TABLE crash_groups DROP COLUMN resolved_at`,
 		`ALTER TABLE crash_groups DROP COLUMN regressions`, `ALTER TABLE crash_groups DROP COLUMN cores`,

@@ -208,8 +208,6 @@ var schema = []string{
 	`INSERT INTO death_counts (host, pool, signal_name, source, n, last)
 		SELECT host, pool, signal_name, source, count(*), max(t) FROM incidents
 		GROUP BY host, pool, signal_name, source`,
-	// The sparklines count crashes per day and group from this index alone.
-	`CREATE INDEX IF NOT EXISTS crashes_t_fp ON crashes(t, fingerprint)`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises the
@@ -842,8 +840,8 @@ func (s *sqlStore) Crash(ctx context.Context, id int64) (*Crash, error) {
 	return c, nil
 }
 
-// where turns a filter into a WHERE clause on crashes (aliased c) and
-// its arguments.
+// where turns a filter, but its States, into a WHERE clause on crashes
+// (aliased c) and its arguments.
 func (s *sqlStore) where(f Filter) (string, []any) {
 	var conds []string
 	var args []any
@@ -882,9 +880,6 @@ func (s *sqlStore) where(f Filter) (string, []any) {
 		conds = append(conds, "c.t < ?")
 		args = append(args, f.Until.Unix())
 	}
-	if len(f.States) > 0 {
-		conds = append(conds, "c.fingerprint IN (SELECT g.fingerprint FROM crash_groups g "+s.stateWhere(f.States, &args)+")")
-	}
 	if len(conds) == 0 {
 		return "", nil
 	}
@@ -912,6 +907,7 @@ func (s *sqlStore) FindGroups(ctx context.Context, f Filter) ([]Group, error) {
 		m.n, m.first, m.last, `+groupState+` FROM crash_groups g JOIN
 		(SELECT c.fingerprint AS fp, count(*) AS n, min(c.t) AS first, max(c.t) AS last FROM crashes c`+where+`
 		 GROUP BY c.fingerprint) m ON m.fp = g.fingerprint
+		`+s.stateWhere(f.States, &args)+`
 		ORDER BY m.last DESC, g.fingerprint`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("find groups: %w", err)
@@ -934,6 +930,15 @@ func (s *sqlStore) FindCrashes(ctx context.Context, f Filter, limit int) ([]Cras
 		limit = 100
 	}
 	where, args := s.where(f)
+	if len(f.States) > 0 {
+		and := " WHERE "
+		if where != "" {
+			and = " AND "
+		}
+		// A correlated EXISTS, not IN: it must not lead the planner to read
+		// the crashes by fingerprint instead of newest first.
+		where += and + "EXISTS (SELECT 1 FROM crash_groups g " + s.stateWhere(f.States, &args) + " AND g.fingerprint = c.fingerprint)"
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("c.", crashCols)+` FROM crashes c`+where+`
 		ORDER BY c.t DESC, c.id DESC LIMIT ?`), append(args, limit)...)
 	if err != nil {
