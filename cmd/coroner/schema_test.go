@@ -161,7 +161,7 @@ var fieldEnums = map[string]enumSource{
 	"coredumps.Entry.source":   {dir: "internal/source/coredumps", prefix: "Source"},
 	"replay.Attempt.outcome":   {dir: "internal/replay", prefix: "Outcome"},
 	"audit.FixDocument.action": {dir: "internal/audit", prefix: "FixAction"},
-	"watch.Alert.event":        {dir: "internal/service/watch", prefix: "AlertNewGroup"},
+	"watch.Alert.event":        {dir: "internal/service/watch", prefix: "AlertEvent"},
 }
 
 // fieldFormats are the formats of plain string fields (times the code

@@ -415,3 +415,66 @@ func signature(items []item, overflow bool, n int) []string {
 	}
 	return out
 }
+
+// LogFingerprint is the fingerprint of a crash known only from the logs
+// (no core, so no stack): the signal, the crash site the logs give
+// ("module!function+0xoff" as a symbolized kernel fault line or
+// systemd-coredump names it, "module+0xoff" unsymbolized, "[anon-exec]/JIT")
+// and the request's path (without its query). The site becomes a frame
+// token as Fingerprint normalises it (clone suffixes, symbol versions and
+// module versions dropped, JIT code one token); an unsymbolized site keeps
+// its file offset, the only thing that tells two sites of a module apart.
+// It returns "" when neither site nor path is known.
+func LogFingerprint(signal int, site, uri string) string {
+	tok := logSiteToken(site)
+	path := uri
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	if tok == "" && path == "" {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte("coroner-fingerprint-log-v1\n"))
+	h.Write([]byte(signals.Name(signal) + "\n"))
+	h.Write([]byte("n " + tok + "\n"))
+	h.Write([]byte("u " + path + "\n"))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// LogSiteFunction returns the function of a logged crash site without its
+// offset ("__strlen_evex" of "libc.so.6!__strlen_evex+0x18"), "" when the
+// site names none.
+func LogSiteFunction(site string) string {
+	_, fn, ok := strings.Cut(site, "!")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(fn, "+0x"); i > 0 {
+		fn = fn[:i]
+	}
+	return fn
+}
+
+// logSiteToken normalises a logged crash site to a fingerprint token.
+func logSiteToken(site string) string {
+	site = strings.TrimSpace(site)
+	switch {
+	case site == "":
+		return ""
+	case strings.HasPrefix(site, "[anon-exec]"):
+		return "<anon-exec>"
+	}
+	module, _, _ := strings.Cut(site, "!")
+	if fn := LogSiteFunction(site); fn != "" {
+		f := crash.Frame{Function: fn, Module: module}
+		if t := nativeToken(&f); t != "" {
+			return t
+		}
+		return normalModule(module) + "!" + normalFunction(fn)
+	}
+	if m, off, ok := strings.Cut(site, "+0x"); ok {
+		return normalModule(m) + "+0x" + off
+	}
+	return site
+}

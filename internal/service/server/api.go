@@ -42,6 +42,18 @@ type APIGroup struct {
 	Hosts []APICount `json:"hosts,omitempty"`
 	// Page is the dashboard page of the group.
 	Page string `json:"page"`
+	// State is "new", "resolved", "ignored" or "regressed" (a resolved
+	// group that crashed again); StateAt and StateBy say when and who set
+	// it ("coroner" for a regression), ResolvedAt when the group was last
+	// resolved; Regressions counts the crashes that reopened it.
+	State       string     `json:"state"`
+	StateAt     *time.Time `json:"state_at,omitempty"`
+	StateBy     string     `json:"state_by,omitempty"`
+	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+	Regressions int        `json:"regressions"`
+	// LogOnly is true when no crash of the group has a core: it is known
+	// from the logs alone (grouped by logged crash site and request).
+	LogOnly bool `json:"log_only,omitempty"`
 }
 
 // APICount is a value and how often it occurs.
@@ -66,7 +78,9 @@ type APICrash struct {
 	Core        string    `json:"core,omitempty"`
 	CoreSize    int64     `json:"core_size,omitempty"`
 	AnalysisMS  float64   `json:"analysis_ms"`
-	Page        string    `json:"page"`
+	// LogOnly is true for a crash known from the logs alone (no core).
+	LogOnly bool   `json:"log_only,omitempty"`
+	Page    string `json:"page"`
 	// Report is the full analysis (single crash only; redacted unless
 	// --show-secrets).
 	Report *crash.Report `json:"report,omitempty"`
@@ -83,11 +97,37 @@ type apiFilter struct {
 	Q      string     `json:"q,omitempty"`
 	Since  *time.Time `json:"since,omitempty"`
 	Until  *time.Time `json:"until,omitempty"`
+	// States are the group states selected.
+	States []string `json:"states"`
 }
 
 // filterParams are the query parameters of a filter, in the order the
 // pages show them.
-var filterParams = []string{"q", "host", "pool", "uri", "rule", "signal", "since", "until"}
+var filterParams = []string{"q", "host", "pool", "uri", "rule", "signal", "since", "until", "state"}
+
+// defaultStates are the group states shown when the filter names none:
+// every state but ignored.
+var defaultStates = []string{store.StateNew, store.StateRegressed, store.StateResolved}
+
+// parseStates reads the state parameter: "" (every state but ignored),
+// "all", or states separated by commas.
+func parseStates(v string) ([]string, error) {
+	switch v {
+	case "":
+		return defaultStates, nil
+	case "all":
+		return nil, nil
+	}
+	var out []string
+	for _, st := range strings.Split(v, ",") {
+		st = strings.TrimSpace(st)
+		if !store.ValidState(st) {
+			return nil, fmt.Errorf("%q is not a group state (new, regressed, resolved, ignored, all)", st)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
 
 // parseFilter reads a filter from query parameters: group, host, pool,
 // rule, signal (exact), uri (contained), q (text in title, rule,
@@ -100,13 +140,19 @@ func parseFilter(q url.Values, now time.Time) (store.Filter, apiFilter, error) {
 		f.Signal = "SIG" + f.Signal
 	}
 	var err error
+	if f.States, err = parseStates(q.Get("state")); err != nil {
+		return f, apiFilter{}, fmt.Errorf("state: %w", err)
+	}
 	if f.Since, err = parseWhen(q.Get("since"), now); err != nil {
 		return f, apiFilter{}, fmt.Errorf("since: %w", err)
 	}
 	if f.Until, err = parseWhen(q.Get("until"), now); err != nil {
 		return f, apiFilter{}, fmt.Errorf("until: %w", err)
 	}
-	echo := apiFilter{Group: f.Fingerprint, Host: f.Host, Pool: f.Pool, Rule: f.Rule, Signal: f.Signal, URI: f.URI, Q: f.Text}
+	echo := apiFilter{Group: f.Fingerprint, Host: f.Host, Pool: f.Pool, Rule: f.Rule, Signal: f.Signal, URI: f.URI, Q: f.Text, States: f.States}
+	if echo.States == nil {
+		echo.States = store.States
+	}
 	if !f.Since.IsZero() {
 		echo.Since = &f.Since
 	}
@@ -142,7 +188,13 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 func apiGroupOf(g *store.Group) APIGroup {
 	out := APIGroup{Fingerprint: g.Fingerprint, Title: g.Title, Rule: g.Rule, Signal: g.SignalName, Count: g.Count,
 		FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, Site: g.Frame, Diagnosis: g.Diagnosis,
-		Page: "/group/" + url.PathEscape(g.Fingerprint)}
+		Page: "/group/" + url.PathEscape(g.Fingerprint), State: g.State, StateBy: g.StateBy, Regressions: g.Regressions, LogOnly: g.LogOnly}
+	if !g.StateAt.IsZero() {
+		out.StateAt = &g.StateAt
+	}
+	if !g.ResolvedAt.IsZero() {
+		out.ResolvedAt = &g.ResolvedAt
+	}
 	for _, c := range g.URIs {
 		out.URIs = append(out.URIs, APICount{c.Value, c.N})
 	}
@@ -155,7 +207,7 @@ func apiGroupOf(g *store.Group) APIGroup {
 func apiCrashOf(c *store.Crash) APICrash {
 	return APICrash{ID: c.ID, Host: c.Host, Time: c.Time, PID: c.PID, Signal: c.SignalName, Pool: c.Pool, Method: c.Method,
 		URI: c.URI, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title, Core: c.CorePath, CoreSize: c.CoreSize,
-		AnalysisMS: c.AnalysisMS, Page: "/crash/" + strconv.FormatInt(c.ID, 10), Report: c.Report}
+		AnalysisMS: c.AnalysisMS, LogOnly: c.LogOnly, Page: "/crash/" + strconv.FormatInt(c.ID, 10), Report: c.Report}
 }
 
 // writeJSON writes v as the answer.
@@ -181,13 +233,19 @@ func apiFail(w http.ResponseWriter, err error) {
 }
 
 // findGroups runs the filter of a request: the groups it selects
-// (redacted unless ShowSecrets). The groups page and /api/v1/groups use it.
-func (s *Server) findGroups(r *http.Request) ([]store.Group, apiFilter, store.Filter, error) {
+// (redacted unless ShowSecrets), of every state when allStates is set (the
+// groups page counts the ignored ones it hides). The groups page and
+// /api/v1/groups use it.
+func (s *Server) findGroups(r *http.Request, allStates bool) ([]store.Group, apiFilter, store.Filter, error) {
 	f, echo, err := parseFilter(r.URL.Query(), s.opts.Now())
 	if err != nil {
 		return nil, echo, f, &badRequest{err}
 	}
-	gs, err := s.opts.Store.FindGroups(r.Context(), f)
+	gf := f
+	if allStates {
+		gf.States = nil
+	}
+	gs, err := s.opts.Store.FindGroups(r.Context(), gf)
 	if err != nil {
 		return nil, echo, f, err
 	}
@@ -204,7 +262,7 @@ func (b *badRequest) Error() string { return b.err.Error() }
 
 // apiGroups answers GET /api/v1/groups?FILTER.
 func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
-	gs, echo, _, err := s.findGroups(r)
+	gs, echo, _, err := s.findGroups(r, false)
 	if s.apiError(w, err) {
 		return
 	}
@@ -227,6 +285,9 @@ func (s *Server) apiGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	q.Set("group", fp)
+	if q.Get("state") == "" {
+		q.Set("state", "all") // the group's crashes, whatever its state
+	}
 	r.URL.RawQuery = q.Encode()
 	s.apiCrashList(w, r, g)
 }

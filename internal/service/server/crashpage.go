@@ -69,6 +69,13 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if c.LogOnly && c.Site == "" {
+		// A log-only crash has no report: its site (symbolized from the
+		// kernel's line) is kept as its group's.
+		if g, err := s.opts.Store.Group(r.Context(), c.Fingerprint); err == nil {
+			c.Site = g.Frame
+		}
+	}
 	if !s.opts.ShowSecrets {
 		// Rows written by a watcher with --show-secrets, or before
 		// redaction was everywhere, are redacted when shown.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,41 @@ func TestCrashPage(t *testing.T) {
 		if resp, _ := get("/crash/x.md", true); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("/crash/x.md: %s", resp.Status)
 		}
+	}
+}
+
+// TestLogOnlyCrashPage: the page of a crash known only from the logs (no
+// core, no report) says so and shows the symbolized site; its Markdown and
+// JSON still answer.
+func TestLogOnlyCrashPage(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := &store.Crash{Host: "web1", Time: time.Date(2026, 11, 26, 19, 27, 44, 0, time.UTC), PID: 4512, Signal: 11, SignalName: "SIGSEGV",
+		Pool: "www", URI: "/index.php", Fingerprint: "1c0ffee01c0ffee0", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if _, err := st.RecordCrash(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	id := c.ID
+	srv, err := New(Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "127.0.0.1:7070"
+		srv.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	code, body := get("/crash/" + strconv.FormatInt(id, 10))
+	if code != http.StatusOK || !strings.Contains(body, "log only") || !strings.Contains(html.UnescapeString(body), "__strlen_evex+0x18") || strings.Contains(body, "<code></code> (0 B)") {
+		t.Errorf("log-only crash page: %d\n%s", code, body)
+	}
+	if code, _ := get("/api/v1/crashes/" + strconv.FormatInt(id, 10)); code != http.StatusOK {
+		t.Errorf("JSON of a log-only crash: %d", code)
 	}
 }

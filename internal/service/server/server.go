@@ -136,6 +136,8 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /crash/{id}", s.crash)
 	s.mux.HandleFunc("GET /api/v1/groups", s.apiGroups)
 	s.mux.HandleFunc("GET /api/v1/groups/{fp}", s.apiGroup)
+	s.mux.HandleFunc("POST /api/v1/groups/{fp}/state", s.apiSetState)
+	s.mux.HandleFunc("POST /group/{fp}/state", s.pageSetState)
 	s.mux.HandleFunc("GET /api/v1/crashes", s.apiCrashes)
 	s.mux.HandleFunc("GET /api/v1/crashes/{id}", s.apiCrash)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
@@ -296,11 +298,17 @@ type groupsPage struct {
 	// Refresh is the poll interval in milliseconds (?refresh=SECONDS,
 	// default 30 s, at least 2 s).
 	Refresh int
+	// States are the states the filter can select; Ignored counts the
+	// ignored groups the default selection hides.
+	States  []string
+	Ignored int
 }
 
 type groupRow struct {
 	store.Group
 	Colour string
+	// Spark is the group's crashes per day (nil: none in sparkDays days).
+	Spark *sparkline
 }
 
 // groups is the groups page: the groups and latest crashes a filter
@@ -308,7 +316,7 @@ type groupRow struct {
 // hours and the latest log incidents.
 func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	gs, _, f, err := s.findGroups(r)
+	gs, _, f, err := s.findGroups(r, r.URL.Query().Get("state") == "")
 	var bad *badRequest
 	if errors.As(err, &bad) {
 		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
@@ -337,7 +345,26 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.ShowSecrets {
 		recent, incs = redact.Value(recent), redact.Value(incs)
 	}
-	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups", Refresh: 30000}
+	days, err := s.opts.Store.Daily(ctx, now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -(sparkDays-1)))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	sparks := sparklines(days, now)
+	p := groupsPage{Title: "Crash groups", Recent: recent, Incident: incs, Filter: map[string]string{}, API: "/api/v1/groups", Refresh: 30000,
+		States: store.States}
+	if r.URL.Query().Get("state") == "" {
+		// The default selection hides the ignored groups: counted here.
+		kept := gs[:0:0]
+		for _, g := range gs {
+			if g.State == store.StateIgnored {
+				p.Ignored++
+				continue
+			}
+			kept = append(kept, g)
+		}
+		gs = kept
+	}
 	if v, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && v >= 2 && v <= 3600 {
 		p.Refresh = v * 1000
 	}
@@ -357,7 +384,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request) {
 	for i, g := range gs {
 		c := palette[i%len(palette)]
 		colours[g.Fingerprint] = c
-		p.Groups = append(p.Groups, groupRow{Group: g, Colour: c})
+		p.Groups = append(p.Groups, groupRow{Group: g, Colour: c, Spark: sparks[g.Fingerprint]})
 		p.Total += g.Count
 		if g.LastSeen.After(parseRFC3339(p.Last)) {
 			p.Last = g.LastSeen.UTC().Format(time.RFC3339)
@@ -382,6 +409,8 @@ type groupPage struct {
 	Group    *store.Group
 	Crashes  []store.Crash
 	Timeline *timeline
+	// Actions are the state buttons.
+	Actions []stateAction
 }
 
 func (s *Server) group(w http.ResponseWriter, r *http.Request) {
@@ -420,7 +449,25 @@ func (s *Server) group(w http.ResponseWriter, r *http.Request) {
 		title = "Unrecognised crash " + fp
 	}
 	s.render(w, "group", groupPage{Title: title, Group: g, Crashes: cs,
-		Timeline: buildTimeline(mine, map[string]string{fp: palette[0]}, now, 48)})
+		Timeline: buildTimeline(mine, map[string]string{fp: palette[0]}, now, 48), Actions: stateActions(g.State)})
+}
+
+// stateAction is a state button of the group page.
+type stateAction struct{ State, Label string }
+
+// stateActions are the state changes offered to a group in state st.
+func stateActions(st string) []stateAction {
+	var out []stateAction
+	if st != store.StateResolved {
+		out = append(out, stateAction{store.StateResolved, "Resolve"})
+	}
+	if st != store.StateIgnored {
+		out = append(out, stateAction{store.StateIgnored, "Ignore"})
+	}
+	if st != store.StateNew {
+		out = append(out, stateAction{store.StateNew, "Reopen"})
+	}
+	return out
 }
 
 // metrics writes the crash and worker death counts from the database
@@ -432,11 +479,15 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	up, _ := s.opts.Health(ctx)
 	var rows []store.MetricRow
 	var deaths []store.DeathRow
+	var allGroups []store.Group
 	var err error
 	if up {
 		rows, err = s.opts.Store.CrashCounts(ctx, s.opts.MetricsHost)
 		if err == nil {
 			deaths, err = s.opts.Store.DeathCounts(ctx, s.opts.MetricsHost)
+		}
+		if err == nil {
+			allGroups, err = s.opts.Store.Groups(ctx)
 		}
 		if err != nil && !store.Unavailable(err) {
 			fail(w, err)
@@ -483,6 +534,16 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	for _, fp := range sortedKeys(groups) {
 		g := groups[fp]
 		fmt.Fprintf(&b, "coroner_group_info{fingerprint=\"%s\",title=\"%s\",rule=\"%s\"} 1\n", promLabel(fp), promLabel(g.title), promLabel(g.rule))
+	}
+	head("coroner_group_state", "gauge", "One series per crash group (always 1): its state, new, regressed (a resolved group that crashed again), resolved or ignored. The groups are the database's, whichever host crashed.")
+	unavailable("coroner_group_state")
+	for _, g := range allGroups {
+		fmt.Fprintf(&b, "coroner_group_state{fingerprint=\"%s\",state=\"%s\"} 1\n", promLabel(g.Fingerprint), promLabel(g.State))
+	}
+	head("coroner_group_regressions_total", "counter", "Times a resolved crash group crashed again (and became regressed), by fingerprint.")
+	unavailable("coroner_group_regressions_total")
+	for _, g := range allGroups {
+		fmt.Fprintf(&b, "coroner_group_regressions_total{fingerprint=\"%s\"} %d\n", promLabel(g.Fingerprint), g.Regressions)
 	}
 	head("coroner_last_crash_timestamp_seconds", "gauge", "Unix time of the last analysed crash of each host.")
 	unavailable("coroner_last_crash_timestamp_seconds")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,27 +192,37 @@ func TestReason(t *testing.T) {
 	}
 }
 
-// downgrade turns a database of the current schema back into version 9
-// (before crash and incident identities and incident sources), as an
-// older coroner left it.
-func downgrade(t *testing.T, driver, dsn string) {
+// downgrade turns a database of the current schema back into version 14
+// (before group states, log-only crashes and the metric counts), or 9
+// (also before crash and incident identities and incident sources), as
+// an older coroner left it.
+func downgrade(t *testing.T, driver, dsn string, version int) {
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range []string{`DROP INDEX crashes_key`, `DROP INDEX incidents_key`,
-		`ALTER TABLE crashes DROP COLUMN crash_key`, `ALTER TABLE incidents DROP COLUMN incident_key`,
-		`ALTER TABLE incidents DROP COLUMN source`,
-		`UPDATE schema_version SET version = 9`} {
+	qs := []string{`DROP TABLE crash_counts`, `DROP TABLE death_counts`,
+		`ALTER TABLE crash_groups DROP COLUMN state`, `ALTER TABLE crash_groups DROP COLUMN state_at`,
+		`ALTER TABLE crash_groups DROP COLUMN state_by`, `ALTER TABLE crash_groups DROP COLUMN resolved_at`,
+		`ALTER TABLE crash_groups DROP COLUMN regressions`, `ALTER TABLE crash_groups DROP COLUMN cores`,
+		`ALTER TABLE crashes DROP COLUMN log_only`}
+	if version == 9 {
+		qs = append(qs, `DROP INDEX crashes_key`, `DROP INDEX incidents_key`,
+			`ALTER TABLE crashes DROP COLUMN crash_key`, `ALTER TABLE incidents DROP COLUMN incident_key`,
+			`ALTER TABLE incidents DROP COLUMN source`)
+	}
+	qs = append(qs, `UPDATE schema_version SET version = `+strconv.Itoa(version))
+	for _, q := range qs {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 }
 
-// migrate checks an upgrade from schema version 9: rows are kept and new
-// ones are recorded once.
+// migrate checks upgrades from schema versions 14 and 9: rows are kept,
+// groups are new and not log-only, the metric counts are those of the
+// rows, and new rows are recorded once.
 func migrate(t *testing.T, dsn, driver, rawDSN string) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, dsn)
@@ -219,20 +230,46 @@ func migrate(t *testing.T, dsn, driver, rawDSN string) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	if _, err := s.RecordCrash(ctx, &store.Crash{Host: "old", Time: at, PID: 7, Signal: 11, Fingerprint: "eeee"}); err != nil {
+	for i, pool := range []string{"www", "www", "api"} {
+		if _, err := s.RecordCrash(ctx, &store.Crash{Host: "old", Time: at.Add(time.Duration(i) * time.Minute), PID: 7 + i, Signal: 11,
+			SignalName: "SIGSEGV", Pool: pool, Fingerprint: "eeee"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordIncident(ctx, &store.Incident{Host: "old", Time: at, Kind: "crash", PID: 7, Pool: "www",
+		SignalName: "SIGSEGV", Source: "php-fpm", JSON: "{}"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	downgrade(t, driver, rawDSN)
+	for _, version := range []int{14, 9} {
+		downgrade(t, driver, rawDSN, version)
+		s, err = store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatalf("migrate from version %d: %v", version, err)
+		}
+		cs, err := s.Crashes(ctx, "", 10)
+		if err != nil || len(cs) != 3 || cs[0].Host != "old" {
+			t.Fatalf("after migration from %d: %+v, %v", version, cs, err)
+		}
+		g, err := s.Group(ctx, "eeee")
+		if err != nil || g.State != store.StateNew || g.LogOnly || g.Count != 3 {
+			t.Fatalf("group after migration from %d: %+v, %v", version, g, err)
+		}
+		mc, err := s.CrashCounts(ctx, "old")
+		if err != nil || len(mc) != 2 || mc[0].Pool != "api" || mc[0].N != 1 || mc[1].N != 2 || !mc[1].Last.Equal(at.Add(time.Minute)) {
+			t.Fatalf("crash counts after migration from %d: %+v, %v", version, mc, err)
+		}
+		ds, err := s.DeathCounts(ctx, "old")
+		if err != nil || len(ds) != 1 || ds[0].N != 1 {
+			t.Fatalf("death counts after migration from %d: %+v, %v", version, ds, err)
+		}
+		s.Close()
+	}
 	s, err = store.Open(ctx, dsn)
 	if err != nil {
-		t.Fatalf("migrate from version 9: %v", err)
+		t.Fatal(err)
 	}
 	defer s.Close()
-	cs, err := s.Crashes(ctx, "", 10)
-	if err != nil || len(cs) != 1 || cs[0].Host != "old" {
-		t.Fatalf("after migration: %+v, %v", cs, err)
-	}
 	recordTwice(t, s)
 }
 

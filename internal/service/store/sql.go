@@ -166,6 +166,48 @@ var schema = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS incidents_key ON incidents(incident_key)`,
 	// The log that recorded a death, a label of coroner_worker_deaths_total.
 	`ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
+	// Group states (new, resolved, ignored, regressed), who set them and
+	// when; resolved_at is when the group was last resolved; regressions
+	// counts the crashes that reopened it.
+	`ALTER TABLE crash_groups ADD COLUMN state TEXT NOT NULL DEFAULT 'new'`,
+	`ALTER TABLE crash_groups ADD COLUMN state_at BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE crash_groups ADD COLUMN state_by TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE crash_groups ADD COLUMN resolved_at BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE crash_groups ADD COLUMN regressions BIGINT NOT NULL DEFAULT 0`,
+	// Crashes known only from the logs (no core); a group's cores counts
+	// its crashes with a core (0: a log-only group).
+	`ALTER TABLE crashes ADD COLUMN log_only BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE crash_groups ADD COLUMN cores BIGINT NOT NULL DEFAULT 0`,
+	`UPDATE crash_groups SET cores = n`,
+	// The counts /metrics exports, kept in the transaction that records a
+	// crash or an incident: a scrape reads one row per series instead of
+	// scanning the crashes and incidents.
+	`CREATE TABLE IF NOT EXISTS crash_counts (
+		host TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		rule TEXT NOT NULL,
+		signal_name TEXT NOT NULL,
+		pool TEXT NOT NULL,
+		title TEXT NOT NULL DEFAULT '',
+		n BIGINT NOT NULL DEFAULT 0,
+		last BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (host, fingerprint, rule, signal_name, pool)
+	)`,
+	`INSERT INTO crash_counts (host, fingerprint, rule, signal_name, pool, title, n, last)
+		SELECT host, fingerprint, rule, signal_name, pool, max(title), count(*), max(t) FROM crashes
+		GROUP BY host, fingerprint, rule, signal_name, pool`,
+	`CREATE TABLE IF NOT EXISTS death_counts (
+		host TEXT NOT NULL,
+		pool TEXT NOT NULL,
+		signal_name TEXT NOT NULL,
+		source TEXT NOT NULL,
+		n BIGINT NOT NULL DEFAULT 0,
+		last BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (host, pool, signal_name, source)
+	)`,
+	`INSERT INTO death_counts (host, pool, signal_name, source, n, last)
+		SELECT host, pool, signal_name, source, count(*), max(t) FROM incidents
+		GROUP BY host, pool, signal_name, source`,
 }
 
 // migrateLock is the PostgreSQL advisory lock key that serialises the
@@ -286,6 +328,10 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 		}
 		frame = siteOf(c.Report)
 	}
+	if frame == "" {
+		frame = c.Site
+	}
+	c.Regressed, c.Superseded = false, false
 	if c.Time.IsZero() {
 		c.Time = time.Now()
 	}
@@ -316,11 +362,29 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	if c.URI == "" && uri != "" {
 		c.Method, c.URI = method, uri
 	}
+	logOnly, cores := 0, 1
+	if c.LogOnly {
+		logOnly, cores = 1, 0
+		// The same death with a core is recorded: the log-only crash adds
+		// nothing.
+		var id int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM crashes WHERE host = ? AND pid = ? AND t BETWEEN ? AND ? AND log_only = 0
+			ORDER BY t DESC LIMIT 1`), c.Host, c.PID, unix(c.Time)-w, unix(c.Time)+w).Scan(&id)
+		if err == nil {
+			c.ID, c.Superseded = id, true
+			return false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("record crash: find the crash with a core: %w", err)
+		}
+	} else if err := s.dropLogOnly(ctx, tx, c.Host, c.PID, unix(c.Time)-w, unix(c.Time)+w); err != nil {
+		return false, fmt.Errorf("record crash: %w", err)
+	}
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO crashes
-		(host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, report, crash_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crash_key) DO NOTHING RETURNING id`),
+		(host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, report, crash_key, log_only)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crash_key) DO NOTHING RETURNING id`),
 		c.Host, unix(c.Time), c.PID, c.Signal, c.SignalName, c.Pool, c.Method, c.URI, c.Fingerprint, c.Rule, c.Title,
-		c.CorePath, c.CoreSize, unix(c.CoreMTime), c.AnalysisMS, string(body), c.Key).Scan(&c.ID)
+		c.CorePath, c.CoreSize, unix(c.CoreMTime), c.AnalysisMS, string(body), c.Key, logOnly).Scan(&c.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Already recorded (a replay): nothing changes.
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM crashes WHERE crash_key = ?`), c.Key).Scan(&c.ID); err != nil {
@@ -331,10 +395,15 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("record crash: insert: %w", err)
 	}
+	if !c.LogOnly {
+		if err := s.countCrash(ctx, tx, c.Host, c.Fingerprint, c.Rule, c.SignalName, c.Pool, c.Title, unix(c.Time), 1); err != nil {
+			return false, fmt.Errorf("record crash: %w", err)
+		}
+	}
 	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO crash_groups
-		(fingerprint, rule, title, signal_name, frame, diagnosis, n, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (fingerprint) DO NOTHING`),
-		c.Fingerprint, c.Rule, c.Title, c.SignalName, frame, string(diag), unix(c.Time), unix(c.Time))
+		(fingerprint, rule, title, signal_name, frame, diagnosis, n, first_seen, last_seen, state, cores)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 'new', ?) ON CONFLICT (fingerprint) DO NOTHING`),
+		c.Fingerprint, c.Rule, c.Title, c.SignalName, frame, string(diag), unix(c.Time), unix(c.Time), cores)
 	if err != nil {
 		return false, fmt.Errorf("record crash: insert group: %w", err)
 	}
@@ -344,19 +413,160 @@ func (s *sqlStore) RecordCrash(ctx context.Context, c *Crash) (bool, error) {
 	}
 	newGroup := n == 1
 	if !newGroup {
+		// A log-only group that gets a core takes the core's diagnosis
+		// and site.
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE crash_groups SET n = n + 1,
 			last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END,
-			first_seen = CASE WHEN first_seen > ? THEN ? ELSE first_seen END
+			first_seen = CASE WHEN first_seen > ? THEN ? ELSE first_seen END,
+			rule = CASE WHEN cores = 0 AND ? = 1 THEN ? ELSE rule END,
+			title = CASE WHEN cores = 0 AND ? = 1 THEN ? ELSE title END,
+			frame = CASE WHEN cores = 0 AND ? = 1 THEN ? ELSE frame END,
+			diagnosis = CASE WHEN cores = 0 AND ? = 1 THEN ? ELSE diagnosis END,
+			cores = cores + ?
 			WHERE fingerprint = ?`),
-			unix(c.Time), unix(c.Time), unix(c.Time), unix(c.Time), c.Fingerprint)
+			unix(c.Time), unix(c.Time), unix(c.Time), unix(c.Time),
+			cores, c.Rule, cores, c.Title, cores, frame, cores, string(diag), cores, c.Fingerprint)
 		if err != nil {
 			return false, fmt.Errorf("record crash: update group: %w", err)
 		}
+		// Reopen a resolved group. The condition is in the WHERE clause:
+		// PostgreSQL re-evaluates it on the row a concurrent transaction
+		// committed (SQLite has one writer), so of watchers recording
+		// crashes of the group at once exactly one sees the regression.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE crash_groups SET state = 'regressed', state_at = ?, state_by = 'coroner',
+			regressions = regressions + 1 WHERE fingerprint = ? AND state = 'resolved' AND resolved_at <= ?`),
+			time.Now().Unix(), c.Fingerprint, unix(c.Time))
+		if err != nil {
+			return false, fmt.Errorf("record crash: mark group regressed: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fmt.Errorf("record crash: mark group regressed: %w", err)
+		}
+		c.Regressed = n == 1
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("record crash: commit: %w", err)
 	}
 	return newGroup, nil
+}
+
+// dropLogOnly deletes the log-only crashes of host and pid between from
+// and to (a core of the same death is being recorded): their groups lose
+// them, and a group left without crashes is deleted.
+func (s *sqlStore) dropLogOnly(ctx context.Context, tx *sql.Tx, host string, pid int, from, to int64) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, fingerprint FROM crashes WHERE host = ? AND pid = ? AND t BETWEEN ? AND ? AND log_only = 1`),
+		host, pid, from, to)
+	if err != nil {
+		return fmt.Errorf("find log-only crashes: %w", err)
+	}
+	type dropped struct {
+		id int64
+		fp string
+	}
+	var ds []dropped
+	for rows.Next() {
+		var d dropped
+		if err := rows.Scan(&d.id, &d.fp); err != nil {
+			rows.Close()
+			return fmt.Errorf("find log-only crashes: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find log-only crashes: %w", err)
+	}
+	for _, d := range ds {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM crashes WHERE id = ?`), d.id); err != nil {
+			return fmt.Errorf("drop log-only crash: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE crash_groups SET n = n - 1,
+			first_seen = COALESCE((SELECT min(t) FROM crashes WHERE fingerprint = ?), first_seen),
+			last_seen = COALESCE((SELECT max(t) FROM crashes WHERE fingerprint = ?), last_seen)
+			WHERE fingerprint = ?`), d.fp, d.fp, d.fp)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM crash_groups WHERE fingerprint = ? AND n <= 0`), d.fp)
+		}
+		if err != nil {
+			return fmt.Errorf("drop log-only crash from its group: %w", err)
+		}
+	}
+	return nil
+}
+
+// countCrash adds d (1 or -1) crashes at time t to a series of
+// crash_counts; a series left with none is deleted.
+func (s *sqlStore) countCrash(ctx context.Context, tx *sql.Tx, host, fp, rule, sig, pool, title string, t int64, d int) error {
+	if d > 0 {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO crash_counts (host, fingerprint, rule, signal_name, pool, title, n, last)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host, fingerprint, rule, signal_name, pool) DO UPDATE SET
+			n = crash_counts.n + excluded.n,
+			title = CASE WHEN crash_counts.title < excluded.title THEN excluded.title ELSE crash_counts.title END,
+			last = CASE WHEN crash_counts.last < excluded.last THEN excluded.last ELSE crash_counts.last END`),
+			host, fp, rule, sig, pool, title, d, t)
+		if err != nil {
+			return fmt.Errorf("count crash: %w", err)
+		}
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE crash_counts SET n = n + ? WHERE host = ? AND fingerprint = ? AND rule = ? AND signal_name = ? AND pool = ?`),
+		d, host, fp, rule, sig, pool)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM crash_counts WHERE n <= 0 AND host = ? AND fingerprint = ? AND rule = ? AND signal_name = ? AND pool = ?`),
+			host, fp, rule, sig, pool)
+	}
+	if err != nil {
+		return fmt.Errorf("uncount crash: %w", err)
+	}
+	return nil
+}
+
+// movePool moves, in crash_counts, the crashes of host and pid between
+// from and to that have no pool yet to pool: the incident that names their
+// pool is about to give it to them. The series left keeps the time of its
+// last crash.
+func (s *sqlStore) movePool(ctx context.Context, tx *sql.Tx, host string, pid int, from, to int64, pool string) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT fingerprint, rule, signal_name, title, t FROM crashes
+		WHERE host = ? AND pid = ? AND t BETWEEN ? AND ? AND pool = '' AND log_only = 0`), host, pid, from, to)
+	if err != nil {
+		return fmt.Errorf("find crashes without a pool: %w", err)
+	}
+	type moved struct {
+		fp, rule, sig, title string
+		t                    int64
+	}
+	var ms []moved
+	for rows.Next() {
+		var m moved
+		if err := rows.Scan(&m.fp, &m.rule, &m.sig, &m.title, &m.t); err != nil {
+			rows.Close()
+			return fmt.Errorf("find crashes without a pool: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find crashes without a pool: %w", err)
+	}
+	for _, m := range ms {
+		if err := s.countCrash(ctx, tx, host, m.fp, m.rule, m.sig, "", m.title, m.t, -1); err != nil {
+			return err
+		}
+		if err := s.countCrash(ctx, tx, host, m.fp, m.rule, m.sig, pool, m.title, m.t, 1); err != nil {
+			return err
+		}
+		// The old series' last crash may have been this one.
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE crash_counts SET last = COALESCE((SELECT max(c.t) FROM crashes c
+			WHERE c.fingerprint = ? AND c.host = ? AND c.rule = ? AND c.signal_name = ? AND c.pool = '' AND c.log_only = 0
+			AND NOT (c.pid = ? AND c.t BETWEEN ? AND ?)), last)
+			WHERE host = ? AND fingerprint = ? AND rule = ? AND signal_name = ? AND pool = ''`),
+			m.fp, host, m.rule, m.sig, pid, from, to, host, m.fp, m.rule, m.sig)
+		if err != nil {
+			return fmt.Errorf("recount crashes without a pool: %w", err)
+		}
+	}
+	return nil
 }
 
 // siteOf names the crash site: the first named frames of the crashed thread.
@@ -405,9 +615,21 @@ func (s *sqlStore) RecordIncident(ctx context.Context, in *Incident) error {
 	if err != nil {
 		return fmt.Errorf("record incident: %w", err)
 	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO death_counts (host, pool, signal_name, source, n, last) VALUES (?, ?, ?, ?, 1, ?)
+		ON CONFLICT (host, pool, signal_name, source) DO UPDATE SET n = death_counts.n + 1,
+		last = CASE WHEN death_counts.last < excluded.last THEN excluded.last ELSE death_counts.last END`),
+		in.Host, in.Pool, in.SignalName, in.Source, unix(in.Time))
+	if err != nil {
+		return fmt.Errorf("record incident: count death: %w", err)
+	}
 	if in.URI != "" || in.Pool != "" {
 		t := unix(in.Time)
 		w := int64(incidentWindow / time.Second)
+		if in.Pool != "" {
+			if err := s.movePool(ctx, tx, in.Host, in.PID, t-w, t+w, in.Pool); err != nil {
+				return fmt.Errorf("record incident: %w", err)
+			}
+		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE crashes SET
 			uri = CASE WHEN uri = '' THEN ? ELSE uri END,
 			method = CASE WHEN method = '' THEN ? ELSE method END,
@@ -479,16 +701,21 @@ func (s *sqlStore) HasCore(ctx context.Context, path string, mtime time.Time) (b
 	return n > 0, nil
 }
 
-const groupCols = `fingerprint, rule, title, signal_name, frame, diagnosis, n, first_seen, last_seen`
+const groupCols = `fingerprint, rule, title, signal_name, frame, diagnosis, n, first_seen, last_seen, state, state_at, state_by, resolved_at, regressions, cores`
+
+// groupState are the columns of groupCols after the counts, of crash_groups g.
+const groupState = `g.state, g.state_at, g.state_by, g.resolved_at, g.regressions, g.cores`
 
 func scanGroup(sc interface{ Scan(...any) error }) (*Group, error) {
 	var g Group
 	var diag string
-	var first, last int64
-	if err := sc.Scan(&g.Fingerprint, &g.Rule, &g.Title, &g.SignalName, &g.Frame, &diag, &g.Count, &first, &last); err != nil {
+	var first, last, stateAt, resolvedAt, cores int64
+	if err := sc.Scan(&g.Fingerprint, &g.Rule, &g.Title, &g.SignalName, &g.Frame, &diag, &g.Count, &first, &last,
+		&g.State, &stateAt, &g.StateBy, &resolvedAt, &g.Regressions, &cores); err != nil {
 		return nil, err
 	}
 	g.FirstSeen, g.LastSeen = fromUnix(first), fromUnix(last)
+	g.StateAt, g.ResolvedAt, g.LogOnly = fromUnix(stateAt), fromUnix(resolvedAt), cores == 0
 	if diag != "" {
 		var d crash.Diagnosis
 		if json.Unmarshal([]byte(diag), &d) == nil {
@@ -552,17 +779,17 @@ func (s *sqlStore) counts(ctx context.Context, col, fp string) ([]Count, error) 
 	return out, rows.Err()
 }
 
-const crashCols = `id, host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms`
+const crashCols = `id, host, t, pid, signal, signal_name, pool, method, uri, fingerprint, rule, title, core_path, core_size, core_mtime, analysis_ms, log_only`
 
 func scanCrash(sc interface{ Scan(...any) error }, extra ...any) (*Crash, error) {
 	var c Crash
-	var t, mt int64
+	var t, mt, logOnly int64
 	dest := []any{&c.ID, &c.Host, &t, &c.PID, &c.Signal, &c.SignalName, &c.Pool, &c.Method, &c.URI, &c.Fingerprint,
-		&c.Rule, &c.Title, &c.CorePath, &c.CoreSize, &mt, &c.AnalysisMS}
+		&c.Rule, &c.Title, &c.CorePath, &c.CoreSize, &mt, &c.AnalysisMS, &logOnly}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
-	c.Time, c.CoreMTime = fromUnix(t), fromUnix(mt)
+	c.Time, c.CoreMTime, c.LogOnly = fromUnix(t), fromUnix(mt), logOnly != 0
 	return &c, nil
 }
 
@@ -613,8 +840,8 @@ func (s *sqlStore) Crash(ctx context.Context, id int64) (*Crash, error) {
 	return c, nil
 }
 
-// where turns a filter into a WHERE clause on crashes (aliased c) and
-// its arguments.
+// where turns a filter, but its States, into a WHERE clause on crashes
+// (aliased c) and its arguments.
 func (s *sqlStore) where(f Filter) (string, []any) {
 	var conds []string
 	var args []any
@@ -659,13 +886,28 @@ func (s *sqlStore) where(f Filter) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
+// stateWhere is the WHERE clause selecting groups (aliased g) in one of
+// states ("" for none), its arguments appended to args.
+func (s *sqlStore) stateWhere(states []string, args *[]any) string {
+	if len(states) == 0 {
+		return ""
+	}
+	marks := make([]string, len(states))
+	for i, st := range states {
+		marks[i] = "?"
+		*args = append(*args, st)
+	}
+	return "WHERE g.state IN (" + strings.Join(marks, ", ") + ")"
+}
+
 // FindGroups implements Store.
 func (s *sqlStore) FindGroups(ctx context.Context, f Filter) ([]Group, error) {
 	where, args := s.where(f)
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT g.fingerprint, g.rule, g.title, g.signal_name, g.frame, g.diagnosis,
-		m.n, m.first, m.last FROM crash_groups g JOIN
+		m.n, m.first, m.last, `+groupState+` FROM crash_groups g JOIN
 		(SELECT c.fingerprint AS fp, count(*) AS n, min(c.t) AS first, max(c.t) AS last FROM crashes c`+where+`
 		 GROUP BY c.fingerprint) m ON m.fp = g.fingerprint
+		`+s.stateWhere(f.States, &args)+`
 		ORDER BY m.last DESC, g.fingerprint`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("find groups: %w", err)
@@ -688,6 +930,15 @@ func (s *sqlStore) FindCrashes(ctx context.Context, f Filter, limit int) ([]Cras
 		limit = 100
 	}
 	where, args := s.where(f)
+	if len(f.States) > 0 {
+		and := " WHERE "
+		if where != "" {
+			and = " AND "
+		}
+		// A correlated EXISTS, not IN: it must not lead the planner to read
+		// the crashes by fingerprint instead of newest first.
+		where += and + "EXISTS (SELECT 1 FROM crash_groups g " + s.stateWhere(f.States, &args) + " AND g.fingerprint = c.fingerprint)"
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("c.", crashCols)+` FROM crashes c`+where+`
 		ORDER BY c.t DESC, c.id DESC LIMIT ?`), append(args, limit)...)
 	if err != nil {
@@ -737,9 +988,8 @@ func (s *sqlStore) Hourly(ctx context.Context, since time.Time) ([]HourCount, er
 
 // CrashCounts implements Store.
 func (s *sqlStore) CrashCounts(ctx context.Context, host string) ([]MetricRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, fingerprint, rule, max(title), signal_name, pool, count(*), max(t)
-		FROM crashes WHERE ? = '' OR host = ?
-		GROUP BY host, fingerprint, rule, signal_name, pool ORDER BY 1, 2, 3, 5, 6`), host, host)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, fingerprint, rule, title, signal_name, pool, n, last
+		FROM crash_counts WHERE ? = '' OR host = ? ORDER BY 1, 2, 3, 5, 6`), host, host)
 	if err != nil {
 		return nil, fmt.Errorf("crash counts: %w", err)
 	}
@@ -759,9 +1009,8 @@ func (s *sqlStore) CrashCounts(ctx context.Context, host string) ([]MetricRow, e
 
 // DeathCounts implements Store.
 func (s *sqlStore) DeathCounts(ctx context.Context, host string) ([]DeathRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, pool, signal_name, source, count(*), max(t)
-		FROM incidents WHERE ? = '' OR host = ?
-		GROUP BY host, pool, signal_name, source ORDER BY 1, 2, 3, 4`), host, host)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT host, pool, signal_name, source, n, last
+		FROM death_counts WHERE ? = '' OR host = ? ORDER BY 1, 2, 3, 4`), host, host)
 	if err != nil {
 		return nil, fmt.Errorf("worker death counts: %w", err)
 	}
@@ -774,6 +1023,51 @@ func (s *sqlStore) DeathCounts(ctx context.Context, host string) ([]DeathRow, er
 			return nil, fmt.Errorf("worker death counts: %w", err)
 		}
 		d.Last = fromUnix(last)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SetGroupState implements Store.
+func (s *sqlStore) SetGroupState(ctx context.Context, fp, state, by string, at time.Time) (*Group, error) {
+	if state != StateNew && state != StateResolved && state != StateIgnored {
+		return nil, fmt.Errorf("set state of group %s: %q is not a state one sets (new, resolved, ignored)", fp, state)
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE crash_groups SET state = ?, state_at = ?, state_by = ?,
+		resolved_at = CASE WHEN ? = 'resolved' THEN ? ELSE resolved_at END WHERE fingerprint = ?`),
+		state, at.Unix(), by, state, at.Unix(), fp)
+	if err != nil {
+		return nil, fmt.Errorf("set state of group %s: %w", fp, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, fmt.Errorf("set state of group %s: %w", fp, err)
+	} else if n == 0 {
+		return nil, ErrNotFound
+	}
+	return s.Group(ctx, fp)
+}
+
+// Daily implements Store.
+func (s *sqlStore) Daily(ctx context.Context, since time.Time) ([]DayCount, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT fingerprint, t / 86400, count(*) FROM crashes WHERE t >= ?
+		GROUP BY fingerprint, t / 86400 ORDER BY 1, 2`), unix(since))
+	if err != nil {
+		return nil, fmt.Errorf("daily counts: %w", err)
+	}
+	defer rows.Close()
+	var out []DayCount
+	for rows.Next() {
+		var d DayCount
+		var day int64
+		if err := rows.Scan(&d.Fingerprint, &day, &d.N); err != nil {
+			return nil, fmt.Errorf("daily counts: %w", err)
+		}
+		d.Day = time.Unix(day*86400, 0).UTC()
 		out = append(out, d)
 	}
 	return out, rows.Err()

@@ -47,6 +47,44 @@ type Crash struct {
 	Key string
 	// Report is the full analysis; Crashes leaves it nil, Crash loads it.
 	Report *crash.Report
+	// LogOnly marks a crash known only from the logs (no core): it is
+	// grouped by its logged crash site and request, and is not counted in
+	// CrashCounts (the analysed cores).
+	LogOnly bool
+	// Site is the crash site of a crash without a Report (the symbolized
+	// site the logs give), shown as its group's site.
+	Site string
+	// Regressed is set by RecordCrash when this crash reopened a resolved
+	// group (its state became StateRegressed).
+	Regressed bool
+	// Superseded is set by RecordCrash when a log-only crash was not
+	// recorded because the same death (host and pid within 10 minutes)
+	// is recorded with a core; ID is then that crash's. Recording a crash
+	// with a core deletes the log-only crashes of the same death.
+	Superseded bool
+}
+
+// Group states. A group is new until someone resolves or ignores it; a
+// resolved group that crashes again (a crash at or after its resolution)
+// becomes regressed.
+const (
+	StateNew       = "new"
+	StateResolved  = "resolved"
+	StateIgnored   = "ignored"
+	StateRegressed = "regressed"
+)
+
+// States are the group states, in the order pages show them.
+var States = []string{StateNew, StateRegressed, StateResolved, StateIgnored}
+
+// ValidState reports whether s is a group state.
+func ValidState(s string) bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
 }
 
 // Group is the set of crashes sharing one fingerprint.
@@ -64,6 +102,25 @@ type Group struct {
 	// URIs and Hosts are filled by Group (not by Groups), most frequent first.
 	URIs  []Count
 	Hosts []Count
+	// State is the group's state (StateNew...), StateAt when and StateBy
+	// who set it ("coroner" for a regression), ResolvedAt when it was last
+	// resolved (zero: never).
+	State      string
+	StateAt    time.Time
+	StateBy    string
+	ResolvedAt time.Time
+	// Regressions counts the crashes that reopened the group.
+	Regressions int
+	// LogOnly is true when no crash of the group has a core: it is known
+	// from the logs alone.
+	LogOnly bool
+}
+
+// DayCount is the number of crashes of one group in one day (UTC).
+type DayCount struct {
+	Fingerprint string
+	Day         time.Time
+	N           int
 }
 
 // Count is a value and how often it occurs.
@@ -134,6 +191,8 @@ type Filter struct {
 	Text string
 	// Since and Until bound the crash time (Until excluded).
 	Since, Until time.Time
+	// States selects the groups in one of these states (nil: any).
+	States []string
 }
 
 // Store is coroner's persistence.
@@ -143,6 +202,9 @@ type Store interface {
 	// log incident of the same host and pid within 10 minutes, if any.
 	// Recording a crash whose Key is already stored changes nothing: c.ID
 	// is set to the stored crash and newGroup is false.
+	// A crash of a resolved group at or after its resolution marks it
+	// regressed (c.Regressed is set), in the same transaction: of
+	// concurrent writers, exactly one sees the regression.
 	RecordCrash(ctx context.Context, c *Crash) (newGroup bool, err error)
 	// RecordIncident stores a log incident and copies its request (URI,
 	// method, pool) onto crashes of the same host and pid within 10 minutes
@@ -177,6 +239,13 @@ type Store interface {
 	FindGroups(ctx context.Context, f Filter) ([]Group, error)
 	// FindCrashes lists the crashes f selects, newest first, at most limit.
 	FindCrashes(ctx context.Context, f Filter, limit int) ([]Crash, error)
+	// SetGroupState sets the state of a group (StateNew, StateResolved or
+	// StateIgnored; StateRegressed is the store's alone), recording who
+	// set it and when (resolving also sets ResolvedAt), and returns the
+	// group. A group that does not exist is ErrNotFound.
+	SetGroupState(ctx context.Context, fingerprint, state, by string, at time.Time) (*Group, error)
+	// Daily counts crashes per day (UTC) per group since t, in one query.
+	Daily(ctx context.Context, since time.Time) ([]DayCount, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close closes the database.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,4 +315,238 @@ func TestRecordTwiceSQLite(t *testing.T) {
 	}
 	defer s.Close()
 	recordTwice(t, s)
+}
+
+// states checks group states: resolving, ignoring, the regression of a
+// resolved group by a later crash (not by an older one recorded late),
+// the state filter, log-only groups and the daily counts.
+func states(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	pid := 2000
+	rec := func(fp string, at time.Time) *store.Crash {
+		t.Helper()
+		pid++
+		c := &store.Crash{Host: "st1", Time: at, PID: pid, Signal: 11, SignalName: "SIGSEGV", Pool: "www", Fingerprint: fp,
+			Rule: "rule-" + fp, CorePath: "/cores/core." + strconv.Itoa(pid), CoreMTime: at, Report: report(pid, fp)}
+		if _, err := s.RecordCrash(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	rec("st-a", base)
+	rec("st-b", base)
+	rec("st-c", base)
+	if g, _ := s.Group(ctx, "st-a"); g.State != store.StateNew || !g.StateAt.IsZero() || g.LogOnly {
+		t.Errorf("fresh group: %+v", g)
+	}
+	resolvedAt := base.Add(time.Hour)
+	g, err := s.SetGroupState(ctx, "st-a", store.StateResolved, "alice", resolvedAt)
+	if err != nil || g.State != store.StateResolved || g.StateBy != "alice" || !g.ResolvedAt.Equal(resolvedAt) {
+		t.Fatalf("resolve: %+v, %v", g, err)
+	}
+	if _, err := s.SetGroupState(ctx, "st-b", store.StateIgnored, "bob", resolvedAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetGroupState(ctx, "st-a", store.StateRegressed, "mallory", resolvedAt); err == nil {
+		t.Error("set the state regressed by hand")
+	}
+	if _, err := s.SetGroupState(ctx, "nope", store.StateResolved, "", resolvedAt); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("state of a missing group: %v", err)
+	}
+	// A crash from before the resolution, recorded late: still resolved.
+	if c := rec("st-a", base.Add(30*time.Minute)); c.Regressed {
+		t.Error("an older crash regressed the group")
+	}
+	if c := rec("st-b", base.Add(2*time.Hour)); c.Regressed {
+		t.Error("an ignored group regressed")
+	}
+	c := rec("st-a", base.Add(2*time.Hour))
+	if !c.Regressed {
+		t.Error("a new crash of a resolved group did not regress it")
+	}
+	g, _ = s.Group(ctx, "st-a")
+	if g.State != store.StateRegressed || g.StateBy != "coroner" || g.Regressions != 1 || !g.ResolvedAt.Equal(resolvedAt) {
+		t.Errorf("regressed group: %+v", g)
+	}
+	if c := rec("st-a", base.Add(3*time.Hour)); c.Regressed {
+		t.Error("a regressed group regressed again")
+	}
+	fps := func(f store.Filter) string {
+		t.Helper()
+		gs, err := s.FindGroups(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, g := range gs {
+			if strings.HasPrefix(g.Fingerprint, "st-") {
+				out = append(out, g.Fingerprint+":"+g.State)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got := fps(store.Filter{States: []string{store.StateNew, store.StateRegressed, store.StateResolved}}); got != "st-a:regressed st-c:new" {
+		t.Errorf("groups not ignored = %q", got)
+	}
+	if got := fps(store.Filter{States: []string{store.StateIgnored}}); got != "st-b:ignored" {
+		t.Errorf("ignored groups = %q", got)
+	}
+	if cs, err := s.FindCrashes(ctx, store.Filter{States: []string{store.StateIgnored}}, 10); err != nil || len(cs) != 2 || cs[0].Fingerprint != "st-b" {
+		t.Errorf("crashes of ignored groups = %+v, %v", cs, err)
+	}
+	// Reopened by hand.
+	if g, err := s.SetGroupState(ctx, "st-b", store.StateNew, "bob", base); err != nil || g.State != store.StateNew || !g.ResolvedAt.IsZero() {
+		t.Errorf("reopen: %+v, %v", g, err)
+	}
+
+	// A log-only crash forms a group of its own, not counted as an analysed crash.
+	lo := &store.Crash{Host: "st1", Time: base, PID: 3000, Signal: 11, SignalName: "SIGSEGV", Pool: "www", URI: "/x",
+		Fingerprint: "st-log", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if isNew, err := s.RecordCrash(ctx, lo); err != nil || !isNew {
+		t.Fatalf("log-only crash: new %v, %v", isNew, err)
+	}
+	g, _ = s.Group(ctx, "st-log")
+	if !g.LogOnly || g.Frame != "libc.so.6!__strlen_evex+0x18" || g.Count != 1 {
+		t.Errorf("log-only group: %+v", g)
+	}
+	if cs, _ := s.Crashes(ctx, "st-log", 10); len(cs) != 1 || !cs[0].LogOnly {
+		t.Errorf("log-only crashes: %+v", cs)
+	}
+	mc, _ := s.CrashCounts(ctx, "st1")
+	for _, m := range mc {
+		if m.Fingerprint == "st-log" {
+			t.Errorf("a log-only crash counted as analysed: %+v", m)
+		}
+	}
+	// ... until a core of the same group comes: it takes the core's diagnosis.
+	rec("st-log", base.Add(time.Hour))
+	if g, _ := s.Group(ctx, "st-log"); g.LogOnly || g.Rule != "rule-st-log" || g.Frame != "zend_call_function < execute_ex" || g.Count != 2 {
+		t.Errorf("log-only group with a core: %+v", g)
+	}
+
+	// The same death with a core: the log-only crash goes (its group
+	// with it when it had no other); after the core, none is recorded.
+	lo2 := &store.Crash{Host: "st1", Time: base.Add(4 * time.Hour), PID: 3100, Signal: 11, SignalName: "SIGSEGV", URI: "/y",
+		Fingerprint: "st-log2", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if _, err := s.RecordCrash(ctx, lo2); err != nil {
+		t.Fatal(err)
+	}
+	withCore := &store.Crash{Host: "st1", Time: base.Add(4*time.Hour + time.Second), PID: 3100, Signal: 11, SignalName: "SIGSEGV",
+		Fingerprint: "st-core2", CorePath: "/cores/core.3100", CoreMTime: base, Report: report(3100, "st-core2")}
+	if _, err := s.RecordCrash(ctx, withCore); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Group(ctx, "st-log2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the log-only group of a death recorded with its core is still there: %v", err)
+	}
+	late := &store.Crash{Host: "st1", Time: base.Add(4*time.Hour + 2*time.Second), PID: 3100, Signal: 11, SignalName: "SIGSEGV", URI: "/y",
+		Fingerprint: "st-log2", LogOnly: true}
+	if isNew, err := s.RecordCrash(ctx, late); err != nil || isNew || !late.Superseded || late.ID != withCore.ID {
+		t.Errorf("log-only crash after its core: new %v, %+v, %v", isNew, late, err)
+	}
+	if cs, _ := s.FindCrashes(ctx, store.Filter{Host: "st1"}, 100); len(cs) != 10 {
+		t.Errorf("%d crashes of st1, want 10", len(cs))
+	}
+	// The log-only group that also has a core keeps its other crashes.
+	rec("st-log", base.Add(5*time.Hour))
+	lo3 := &store.Crash{Host: "st1", Time: base.Add(6 * time.Hour), PID: 3200, Signal: 11, SignalName: "SIGSEGV", Pool: "www", URI: "/x",
+		Fingerprint: "st-log", LogOnly: true, Site: "libc.so.6!__strlen_evex+0x18"}
+	if _, err := s.RecordCrash(ctx, lo3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordCrash(ctx, &store.Crash{Host: "st1", Time: base.Add(6 * time.Hour), PID: 3200, Signal: 11, SignalName: "SIGSEGV",
+		Fingerprint: "st-log", CorePath: "/cores/core.3200", CoreMTime: base, Report: report(3200, "st-log")}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s.Group(ctx, "st-log"); err != nil || g.Count != 4 || !g.LastSeen.Equal(base.Add(6*time.Hour)) {
+		t.Errorf("group after a log-only crash was replaced by its core: %+v, %v", g, err)
+	}
+
+	ds, err := s.Daily(ctx, base.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := map[string]int{}
+	for _, d := range ds {
+		if strings.HasPrefix(d.Fingerprint, "st-") {
+			days[d.Fingerprint+" "+d.Day.Format("2006-01-02")] += d.N
+		}
+	}
+	if days["st-a 2026-12-01"] != 4 || days["st-log 2026-12-01"] != 4 || len(days) != 5 {
+		t.Errorf("daily counts = %v", days)
+	}
+}
+
+// regressConcurrently records crashes of one resolved group from several
+// stores (watchers) at once: exactly one of them regresses it.
+func regressConcurrently(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	if _, err := s.RecordCrash(ctx, &store.Crash{Host: "w0", Time: base, PID: 1, Signal: 11, Fingerprint: "race"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetGroupState(ctx, "race", store.StateResolved, "ops", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	var wg sync.WaitGroup
+	regressed := make(chan bool, n*3)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer w.Close()
+			for k := range 3 {
+				c := &store.Crash{Host: "w" + strconv.Itoa(i), Time: base.Add(time.Hour), PID: 100 + i*10 + k, Signal: 11, Fingerprint: "race"}
+				if _, err := w.RecordCrash(ctx, c); err != nil {
+					t.Error(err)
+					return
+				}
+				regressed <- c.Regressed
+			}
+		}()
+	}
+	wg.Wait()
+	close(regressed)
+	got := 0
+	for r := range regressed {
+		if r {
+			got++
+		}
+	}
+	g, err := s.Group(ctx, "race")
+	if got != 1 || err != nil || g.State != store.StateRegressed || g.Regressions != 1 || g.Count != 1+n*3 {
+		t.Errorf("%d writers saw the regression, want 1; group %+v, %v", got, g, err)
+	}
+}
+
+func TestStatesSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coroner.db")
+	states(t, path)
+	regressConcurrently(t, path)
+}
+
+func TestStatesPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no PostgreSQL server")
+	}
+	dsn := storetest.Postgres(t)
+	states(t, dsn)
+	regressConcurrently(t, dsn)
 }

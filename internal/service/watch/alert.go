@@ -24,15 +24,21 @@ import (
 // meaning or goes away.
 const AlertSchemaVersion = 1
 
-// AlertNewGroup is the event of an Alert: a crash group seen for the first
-// time.
-const AlertNewGroup = "new-group"
+// The events of an Alert (the same words as the log's EventNewGroup and
+// EventRegressed).
+const (
+	// AlertEventNewGroup: a crash group seen for the first time.
+	AlertEventNewGroup = "new-group"
+	// AlertEventRegressed: a crash of a group that was resolved.
+	AlertEventRegressed = "regressed"
+)
 
 // Alert is the JSON body POSTed to the webhook (and given to the
-// --on-new-group command on its standard input) for a new crash group.
+// --on-new-group and --on-regression commands on their standard input)
+// for a new crash group or a regression.
 type Alert struct {
 	Schema      int       `json:"schema"` // AlertSchemaVersion
-	Event       string    `json:"event"`  // AlertNewGroup
+	Event       string    `json:"event"`  // AlertEventNewGroup or AlertEventRegressed
 	Host        string    `json:"host"`
 	Fingerprint string    `json:"fingerprint"`
 	Rule        string    `json:"rule,omitempty"`
@@ -45,11 +51,11 @@ type Alert struct {
 	Time        time.Time `json:"time"`
 }
 
-func (w *Watcher) enqueueAlert(c *store.Crash) {
-	if w.cfg.Webhook == "" && w.cfg.OnNewGroup == "" {
+func (w *Watcher) enqueueAlert(c *store.Crash, event string) {
+	if w.cfg.Webhook == "" && w.cfg.OnNewGroup == "" && w.cfg.OnRegression == "" {
 		return
 	}
-	a := Alert{Schema: AlertSchemaVersion, Event: AlertNewGroup, Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
+	a := Alert{Schema: AlertSchemaVersion, Event: event, Host: c.Host, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
 		Signal: c.SignalName, PID: c.PID, URI: c.URI, Core: c.CorePath, CrashID: c.ID, Time: c.Time}
 	select {
 	case w.alerts <- a:
@@ -144,10 +150,14 @@ func (w *Watcher) alerter(ctx context.Context) {
 					w.log.Printf("watch: webhook: %v", err)
 				}
 			}
-			if w.cfg.OnNewGroup != "" {
-				if err := runHook(ctx, w.cfg.OnNewGroup, w.cfg.HookUser, a); err != nil {
+			hook, flag := w.cfg.OnNewGroup, "--on-new-group"
+			if a.Event == EventRegressed {
+				hook, flag = w.cfg.OnRegression, "--on-regression"
+			}
+			if hook != "" {
+				if err := runHook(ctx, hook, w.cfg.HookUser, a); err != nil {
 					w.Metrics.alertsFailed.Add(1)
-					w.log.Printf("watch: --on-new-group: %v", err)
+					w.log.Printf("watch: %s: %v", flag, err)
 				}
 			}
 		}

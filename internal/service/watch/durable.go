@@ -81,6 +81,10 @@ type crashRecord struct {
 	CoreMTime   time.Time     `json:"core_mtime"`
 	AnalysisMS  float64       `json:"analysis_ms,omitempty"`
 	Report      *crash.Report `json:"report,omitempty"`
+	// LogOnly and Site: a crash known from the logs alone (fields added
+	// within format 1: an older spool has neither).
+	LogOnly bool   `json:"log_only,omitempty"`
+	Site    string `json:"site,omitempty"`
 }
 
 // incidentRecord is a spooled incident (payload format 1).
@@ -105,13 +109,15 @@ type incidentRecord struct {
 func toCrashRecord(c *store.Crash) crashRecord {
 	return crashRecord{Key: c.Key, Host: c.Host, Time: c.Time, PID: c.PID, Signal: c.Signal, SignalName: c.SignalName,
 		Pool: c.Pool, Method: c.Method, URI: c.URI, Fingerprint: c.Fingerprint, Rule: c.Rule, Title: c.Title,
-		CorePath: c.CorePath, CoreSize: c.CoreSize, CoreMTime: c.CoreMTime, AnalysisMS: c.AnalysisMS, Report: c.Report}
+		CorePath: c.CorePath, CoreSize: c.CoreSize, CoreMTime: c.CoreMTime, AnalysisMS: c.AnalysisMS, Report: c.Report,
+		LogOnly: c.LogOnly, Site: c.Site}
 }
 
 func (r crashRecord) crash() *store.Crash {
 	return &store.Crash{Key: r.Key, Host: r.Host, Time: r.Time, PID: r.PID, Signal: r.Signal, SignalName: r.SignalName,
 		Pool: r.Pool, Method: r.Method, URI: r.URI, Fingerprint: r.Fingerprint, Rule: r.Rule, Title: r.Title,
-		CorePath: r.CorePath, CoreSize: r.CoreSize, CoreMTime: r.CoreMTime, AnalysisMS: r.AnalysisMS, Report: r.Report}
+		CorePath: r.CorePath, CoreSize: r.CoreSize, CoreMTime: r.CoreMTime, AnalysisMS: r.AnalysisMS, Report: r.Report,
+		LogOnly: r.LogOnly, Site: r.Site}
 }
 
 func toIncidentRecord(in *store.Incident) incidentRecord {

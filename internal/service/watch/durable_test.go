@@ -144,7 +144,7 @@ func TestSpoolWhileLocked(t *testing.T) {
 	for i := range 6 {
 		pid := 1000 + i
 		at := base.Add(time.Duration(i) * time.Second)
-		if err := r.w.RecordIncident(ctx, &logs.Incident{Time: at, Kind: "crash", PID: pid, Pool: "www", Signal: 11,
+		if err := r.w.RecordIncident(ctx, &logs.Incident{Time: at, Kind: "crash", CoreDumped: true, PID: pid, Pool: "www", Signal: 11,
 			SignalName: "SIGSEGV", Method: "GET", URI: fmt.Sprintf("/page/%d", i)}); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestSpoolWhileLocked(t *testing.T) {
 	for i := 6; i < 10; i++ {
 		pid := 1000 + i
 		at := base.Add(time.Duration(i) * time.Second)
-		r.w.RecordIncident(ctx, &logs.Incident{Time: at, Kind: "crash", PID: pid, Pool: "www", URI: fmt.Sprintf("/page/%d", i)})
+		r.w.RecordIncident(ctx, &logs.Incident{Time: at, Kind: "crash", CoreDumped: true, PID: pid, Pool: "www", URI: fmt.Sprintf("/page/%d", i)})
 		c, err := r.w.Record(ctx, fakeReport(pid, fmt.Sprint(i%2)), RecordInfo{CorePath: fmt.Sprintf("/cores/core.%d", pid),
 			CoreSize: 4096, CoreMTime: at})
 		if err != nil {

@@ -15,6 +15,7 @@ const (
 	EventCrashRecorded  = "crash-recorded"   // a core analysed and recorded (or spooled)
 	EventCoreSkipped    = "core-skipped"     // a core analysed and not recorded (not a PHP process)
 	EventNewGroup       = "new-group"        // a crash group seen for the first time
+	EventRegressed      = "regressed"        // a crash of a resolved group: the group is regressed
 	EventAnalysisFailed = "analysis-failed"  // a core whose analysis failed
 	EventQuarantined    = "core-quarantined" // a core not analysed any more
 	EventCoreDeleted    = "core-deleted"     // retention deleted a core

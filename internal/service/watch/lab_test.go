@@ -38,6 +38,12 @@ type env struct {
 	scenarios []*labtest.Scenario
 	alerts    chan watch.Alert
 	hookFile  string
+	// regFile collects what --on-regression writes.
+	regFile string
+	// pages are test pages served on the dashboard's origin (browser
+	// tests: a page that clicks the dashboard's buttons).
+	pagesMu sync.Mutex
+	pages   map[string]string
 }
 
 // copyFile copies src to dst the way a kernel writes a core (the file grows
@@ -203,14 +209,17 @@ func startEnv(t *testing.T, dsn string) *env {
 	}))
 	t.Cleanup(hook.Close)
 	e.hookFile = filepath.Join(dir, "hook.out")
+	e.regFile = filepath.Join(dir, "regressed.out")
+	e.pages = map[string]string{}
 
 	e.w, err = watch.New(watch.Config{
 		Store: st, Host: "lab-host", CoreDirs: []string{e.coresDir}, Logs: inputs,
 		Workers: 2, Poll: 200 * time.Millisecond, Settle: 500 * time.Millisecond,
 		KeepCores: len(e.scenarios) - 1, Webhook: hook.URL,
-		OnNewGroup: `echo "$CORONER_FINGERPRINT $CORONER_PID" >> ` + e.hookFile,
-		HookUser:   "root", // writes into the test's private directory (TestHookUser: the default, nobody)
-		Nice:       -1, Logger: log.New(testWriter{t}, "", 0),
+		OnNewGroup:   `echo "$CORONER_FINGERPRINT $CORONER_PID" >> ` + e.hookFile,
+		OnRegression: `echo "$CORONER_EVENT $CORONER_FINGERPRINT $CORONER_PID" >> ` + e.regFile,
+		HookUser:     "root", // writes into the test's private directory (TestHookUser: the default, nobody)
+		Nice:         -1, Logger: log.New(testWriter{t}, "", 0),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +235,23 @@ func startEnv(t *testing.T, dsn string) *env {
 	e.url = "http://" + ln.Addr().String()
 	wg.Add(2)
 	go func() { defer wg.Done(); e.w.Run(ctx) }()
-	go func() { defer wg.Done(); srv.Serve(ctx, ln) }()
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/_test/") {
+			e.pagesMu.Lock()
+			page, ok := e.pages[r.URL.Path]
+			e.pagesMu.Unlock()
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, page)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	})}
+	go func() { defer wg.Done(); hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close() })
 
 	time.Sleep(time.Second) // let the followers open the (empty) logs at their end
 	for i, src := range []string{lab.NginxErrorLog, lab.FPMLog, lab.KernelLog} {
@@ -261,6 +286,7 @@ func TestWatchLabSQLite(t *testing.T) {
 	e := startEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "coroner.db"))
 	e.check(t)
 	t.Run("browser", func(t *testing.T) { e.browser(t) })
+	t.Run("states", func(t *testing.T) { e.browserStates(t) })
 }
 
 func TestWatchLabPostgres(t *testing.T) {

@@ -19,6 +19,7 @@ type Metrics struct {
 	failures          atomic.Int64
 	recorded          atomic.Int64
 	groups            atomic.Int64
+	regressions       atomic.Int64
 	incidents         atomic.Int64
 	others            atomic.Int64
 	deleted           atomic.Int64
@@ -74,6 +75,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	g("coroner_analysis_failures_total", "Cores whose analysis failed.", "counter", m.failures.Load())
 	g("coroner_recorded_crashes_total", "Crashes recorded by this process.", "counter", m.recorded.Load())
 	g("coroner_new_groups_total", "New crash groups seen by this process.", "counter", m.groups.Load())
+	g("coroner_regressed_groups_total", "Crashes recorded by this process that reopened a resolved crash group.", "counter", m.regressions.Load())
 	g("coroner_log_incidents_total", "Incidents read from the logs by this process.", "counter", m.incidents.Load())
 	g("coroner_other_process_crashes_total", "Cores of processes that are not PHP, analysed but not recorded (watch --all-processes records them).", "counter", m.others.Load())
 	g("coroner_cores_deleted_total", "Cores deleted by the retention policy.", "counter", m.deleted.Load())

@@ -95,7 +95,11 @@ type Config struct {
 	// OnNewGroup is run with sh -c for every new crash group, with the group
 	// in CORONER_* environment variables.
 	OnNewGroup string
-	// HookUser is the user OnNewGroup runs as when the watcher runs as
+	// OnRegression is run as OnNewGroup is, when a crash reopens a
+	// resolved group (the store marks it regressed), with CORONER_EVENT
+	// "regressed".
+	OnRegression string
+	// HookUser is the user OnNewGroup and OnRegression run as when the watcher runs as
 	// root (default "nobody"; "root" keeps root): with that user's uid,
 	// primary group and no supplementary groups, its home as HOME and "/"
 	// as working directory. A watcher that is not root runs the hook as
@@ -178,7 +182,7 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 20 * time.Second
 	}
-	if cfg.OnNewGroup != "" {
+	if cfg.OnNewGroup != "" || cfg.OnRegression != "" {
 		if cfg.HookUser == "" {
 			cfg.HookUser = "nobody"
 		}
@@ -245,13 +249,7 @@ func New(cfg Config) (*Watcher, error) {
 		}
 		return nil, fmt.Errorf("watch: %w", err)
 	}
-	w.db.onReplay = func(c *store.Crash, newGroup bool) {
-		if newGroup {
-			w.Metrics.groups.Add(1)
-			w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
-			w.enqueueAlert(c)
-		}
-	}
+	w.db.onReplay = func(c *store.Crash, newGroup bool) { w.announce(c, newGroup) }
 	w.cfg.Store = w.db
 	return w, nil
 }
@@ -299,7 +297,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) followLogs(ctx context.Context) {
-	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP}
+	// Kernel fault lines are symbolized as `coroner logs` does: a
+	// log-only crash is grouped by the function it crashed in.
+	sym := logs.NewObjectSymbolizer()
+	defer sym.Close()
+	opts := logs.Options{Inputs: w.cfg.Logs, AllProcesses: w.cfg.AllProcesses, ModPHP: w.cfg.ModPHP, Symbolizer: sym}
 	fo := logs.FollowOptions{FromStart: w.cfg.LogsFromStart || !w.cfg.Since.IsZero()}
 	if len(w.cfg.CoreDirs) > 0 {
 		fo.Cores = func() []*coredumps.Entry {
@@ -516,12 +518,23 @@ func (w *Watcher) store(ctx context.Context, rep *crash.Report, inc *store.Incid
 	w.Metrics.recorded.Add(1)
 	attrs := append(crashAttrs(c), slog.Bool("new_group", isNew), slog.Float64("analysis_ms", float64(int64(ms*10))/10))
 	w.event(slog.LevelInfo, "crash recorded", EventCrashRecorded, attrs...)
-	if isNew {
+	w.announce(c, isNew)
+	return c, nil
+}
+
+// announce logs and alerts a recorded crash that made a new group or
+// reopened a resolved one.
+func (w *Watcher) announce(c *store.Crash, newGroup bool) {
+	switch {
+	case newGroup:
 		w.Metrics.groups.Add(1)
 		w.event(slog.LevelInfo, "new crash group", EventNewGroup, crashAttrs(c)...)
-		w.enqueueAlert(c)
+		w.enqueueAlert(c, AlertEventNewGroup)
+	case c.Regressed:
+		w.Metrics.regressions.Add(1)
+		w.event(slog.LevelWarn, "resolved crash group crashed again", EventRegressed, crashAttrs(c)...)
+		w.enqueueAlert(c, AlertEventRegressed)
 	}
-	return c, nil
 }
 
 // RecordIncident stores one incident from the logs.
@@ -556,6 +569,38 @@ func (w *Watcher) RecordIncident(ctx context.Context, inc *logs.Incident) error 
 		attrs = append(attrs, slog.String("core", in.Core))
 	}
 	w.event(slog.LevelInfo, "worker died", EventWorkerDeath, attrs...)
+	if logOnly(inc) {
+		return w.recordLogOnly(ctx, in)
+	}
+	return nil
+}
+
+// logOnly reports whether an incident is a crash no core will tell more
+// of: a fatal signal, no core linked, and no word that one was dumped.
+func logOnly(inc *logs.Incident) bool {
+	return inc.Kind == "crash" && inc.Core == "" && !inc.CoreDumped
+}
+
+// recordLogOnly records the crash of a log-only incident, grouped by its
+// logged crash site (symbolized) and request path (diagnose.LogFingerprint).
+func (w *Watcher) recordLogOnly(ctx context.Context, in *store.Incident) error {
+	fp := diagnose.LogFingerprint(in.Signal, in.Site, in.URI)
+	if fp == "" {
+		return nil // nothing to group it by: counted as a worker death only
+	}
+	c := &store.Crash{Host: in.Host, Time: in.Time, PID: in.PID, Signal: in.Signal, SignalName: in.SignalName, Pool: in.Pool,
+		Method: in.Method, URI: in.URI, Fingerprint: fp, LogOnly: true, Site: in.Site}
+	isNew, err := w.cfg.Store.RecordCrash(ctx, c)
+	if err != nil {
+		return fmt.Errorf("record log-only crash: %w", err)
+	}
+	if c.Superseded {
+		return nil // its core was analysed first: recorded with it
+	}
+	w.Metrics.recorded.Add(1)
+	w.event(slog.LevelInfo, "log-only crash recorded", EventCrashRecorded,
+		append(crashAttrs(c), slog.Bool("log_only", true), slog.String("site", in.Site), slog.Bool("new_group", isNew))...)
+	w.announce(c, isNew)
 	return nil
 }
 
