@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,7 +39,7 @@ requires --token. At start it waits up to --db-wait for a database that is not r
 					return fmt.Errorf("no database at %s (%v): serve shows the database that coroner watch fills; check --db", path, err)
 				}
 			}
-			logger := log.New(cmd.ErrOrStderr(), "", log.LstdFlags)
+			logger := stampedLogger(cmd.ErrOrStderr())
 			st, err := store.OpenWait(ctx, db, store.WaitOptions{Wait: dbWait, Logf: logger.Printf})
 			if err != nil {
 				if ctx.Err() != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -124,7 +123,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 			// Messages name cores and log lines: escaped, one line each.
 			switch logFormat {
 			case "text":
-				cfg.Logger = log.New(sanitize.LogWriter(cmd.ErrOrStderr()), "", log.LstdFlags)
+				cfg.Logger = stampedLogger(sanitize.LogWriter(cmd.ErrOrStderr()))
 			case "json":
 				// One JSON object a line; the encoder escapes control characters.
 				h := slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
