@@ -91,3 +91,36 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedPatternsCompile: the embedded rules, whose regular
+// expressions and explanation templates are compiled on first use only,
+// compile as eagerly as a rule file's would (a mistake would otherwise
+// make a rule silently never match).
+func TestEmbeddedPatternsCompile(t *testing.T) {
+	for _, c := range []struct {
+		data []byte
+		name string
+	}{
+		{embeddedRulesJSON, "rules.json"},
+		{embeddedHangRulesJSON, "hangs.json"},
+	} {
+		var f File
+		dec := json.NewDecoder(bytes.NewReader(c.data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			t.Fatalf("decode %s: %v", c.name, err)
+		}
+		if _, err := compileFile(&f, c.name, true); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// And a rule file's mistakes are errors at once.
+	bad := []byte("version: 1\nrules:\n- id: bad\n  title: t\n  confidence: low\n  explanation: e\n  when: {message: '('}\n")
+	if _, err := parse(bad, "bad.yaml"); err == nil || !strings.Contains(err.Error(), "message") {
+		t.Errorf("a rule file with a bad expression: %v, want an error naming when.message", err)
+	}
+	bad = []byte("version: 1\nrules:\n- id: bad\n  title: t\n  confidence: low\n  explanation: '{{.Nope'\n  when: {message: 'x'}\n")
+	if _, err := parse(bad, "bad.yaml"); err == nil || !strings.Contains(err.Error(), "template") {
+		t.Errorf("a rule file with a bad template: %v, want an error", err)
+	}
+}

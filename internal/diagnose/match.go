@@ -399,11 +399,11 @@ func (p *framePat) matchPHP(frames []crash.PHPFrame) int {
 }
 
 // matchModuleName matches a module's path or its base name.
-func matchModuleName(re *regexp.Regexp, path string) bool {
+func matchModuleName(re *pattern, path string) bool {
 	return re.MatchString(path) || re.MatchString(filepath.Base(path))
 }
 
-func (f *facts) matchCycle(re *regexp.Regexp, cp *capture) (string, bool) {
+func (f *facts) matchCycle(re *pattern, cp *capture) (string, bool) {
 	for i := range f.cycles {
 		c := &f.cycles[i]
 		if c.Start < 0 || c.Length <= 0 || c.Start+c.Length > len(f.frames) {
@@ -438,7 +438,7 @@ func via(fn string) string {
 
 // cycleHit finds a function of body matching re, preferring PHP function
 // handlers (zif_*) which name the PHP function that recursed.
-func cycleHit(re *regexp.Regexp, body []string) (string, bool) {
+func cycleHit(re *pattern, body []string) (string, bool) {
 	if re == nil {
 		for _, name := range body {
 			if name != "" && !strings.HasSuffix(name, "?") {

@@ -300,11 +300,13 @@ func parse(data []byte, name string) ([]*rule, error) {
 		}
 		return nil, fmt.Errorf("rules %s: %w", name, err)
 	}
-	return compileFile(&f, name)
+	return compileFile(&f, name, true)
 }
 
 // parseCompact decodes and validates the JSON form of an embedded rules
-// file (see embeddedRulesJSON); name is used in errors.
+// file (see embeddedRulesJSON); name is used in errors. Its regular
+// expressions and explanation templates are compiled on first use
+// (TestEmbeddedPatternsCompile compiles every one).
 func parseCompact(data []byte, name string) ([]*rule, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -312,18 +314,19 @@ func parseCompact(data []byte, name string) ([]*rule, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("rules %s (compact form): %w", name, err)
 	}
-	return compileFile(&f, name)
+	return compileFile(&f, name, false)
 }
 
-// compileFile validates and compiles the rules of a decoded file.
-func compileFile(f *File, name string) ([]*rule, error) {
+// compileFile validates and compiles the rules of a decoded file; eager
+// compiles their regular expressions and templates now (see compileRule).
+func compileFile(f *File, name string, eager bool) ([]*rule, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("rules %s: version %d unsupported (want version: 1)", name, f.Version)
 	}
 	seen := map[string]bool{}
 	var out []*rule
 	for i := range f.Rules {
-		r, err := compileRule(f.Rules[i])
+		r, err := compileRule(f.Rules[i], eager)
 		if err != nil {
 			return nil, fmt.Errorf("rules %s: rule %d (%q): %w", name, i+1, f.Rules[i].ID, err)
 		}
@@ -342,7 +345,9 @@ type rule struct {
 	when *cond
 	// fixWhen are the compiled conditions of the fixes (nil: always).
 	fixWhen []*cond
-	tmpl    *template.Template
+	// tmpl is the explanation template, parsed on first use (nil: it does
+	// not parse).
+	tmpl func() *template.Template
 }
 
 var refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
@@ -363,7 +368,11 @@ func validID(id string) bool {
 	return true
 }
 
-func compileRule(r Rule) (*rule, error) {
+// compileRule validates and compiles one rule. eager compiles its
+// regular expressions and explanation template now, so that a mistake in a
+// rule file is an error; otherwise (the embedded rules) they are compiled
+// when first needed.
+func compileRule(r Rule, eager bool) (*rule, error) {
 	if !validID(r.ID) {
 		return nil, fmt.Errorf("id must match %s", idPattern)
 	}
@@ -395,7 +404,7 @@ func compileRule(r Rule) (*rule, error) {
 		if f.When == nil {
 			continue
 		}
-		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1))
+		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1), eager)
 		if err != nil {
 			return nil, err
 		}
@@ -406,21 +415,43 @@ func compileRule(r Rule) (*rule, error) {
 			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
 		}
 	}
-	c, err := compileCond(&r.When, "when")
+	c, err := compileCond(&r.When, "when", eager)
 	if err != nil {
 		return nil, err
 	}
 	if c.empty() && !r.Fallback {
 		return nil, errors.New("when has no condition (only a fallback rule may match everything)")
 	}
-	tmpl, err := template.New(r.ID).Option("missingkey=zero").Parse(r.Explanation)
+	var tmpl func() *template.Template
+	if eager {
+		t, err := parseExplanation(r.ID, r.Explanation)
+		if err != nil {
+			return nil, err
+		}
+		tmpl = func() *template.Template { return t }
+	} else {
+		tmpl = sync.OnceValue(func() *template.Template {
+			t, err := parseExplanation(r.ID, r.Explanation)
+			if err != nil {
+				return nil
+			}
+			return t
+		})
+	}
+	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
+}
+
+// parseExplanation parses the explanation template of rule id and checks
+// that it runs.
+func parseExplanation(id, text string) (*template.Template, error) {
+	tmpl, err := template.New(id).Option("missingkey=zero").Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
 	if err := tmpl.Execute(io.Discard, templateData{INI: map[string]string{}}); err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
-	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
+	return tmpl, nil
 }
 
 // verConstraint is one comparison of a PHP version range.
