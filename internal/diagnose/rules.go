@@ -350,7 +350,9 @@ type rule struct {
 	tmpl func() *template.Template
 }
 
-var refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+var refRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+})
 
 // idPattern is what a rule id must match; validID checks it without a
 // regexp (compiling this one cost every start of coroner 0.1-0.4 ms).
@@ -411,7 +413,7 @@ func compileRule(r Rule, eager bool) (*rule, error) {
 		fixWhen[i] = c
 	}
 	for _, ref := range r.References {
-		if !refRE.MatchString(ref) && !strings.HasPrefix(ref, "https://") {
+		if eager && !refRE().MatchString(ref) && !strings.HasPrefix(ref, "https://") {
 			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
 		}
 	}
