@@ -8,6 +8,7 @@ package analyze
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -120,7 +121,10 @@ type Target interface {
 }
 
 type analysis struct {
-	opts    Options
+	opts Options
+	// opened are the files of mapped objects resolveFiles opened and
+	// loadModules takes (keepOpen).
+	opened  map[string]*os.File
 	cache   *diskcache.Cache
 	core    Target
 	modules []*module

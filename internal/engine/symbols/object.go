@@ -113,6 +113,13 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open object: %w", err)
 	}
+	return OpenFileWithOptions(f, path, opts)
+}
+
+// OpenFileWithOptions is OpenWithOptions for the file at path, already
+// opened with regular.Open (by a caller that read its build-id first). The
+// Object owns f: it closes it on error and in Close.
+func OpenFileWithOptions(f *os.File, path string, opts Options) (*Object, error) {
 	var magic [4]byte
 	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
 		f.Close()
