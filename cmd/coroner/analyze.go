@@ -88,6 +88,9 @@ func (c *coreFlags) engineOptions(opts analyze.Options, rules []string) engine.O
 // common part of analyze, report and php.
 func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules []string, args []string, diagnose bool) (*crash.Report, error) {
 	tuneGCForOneShot()
+	// The process exits after this one analysis: its exit drops the
+	// mappings of the core and its files at once.
+	opts.LeaveMapped = true
 	eopts := sel.engineOptions(opts, rules)
 	if err := sel.budget.apply(&eopts.Analyze, &eopts); err != nil {
 		return nil, err

@@ -24,6 +24,10 @@ import (
 
 // Options control an analysis.
 type Options struct {
+	// LeaveMapped leaves the core and the files read for it memory-mapped
+	// after the analysis, for a process that exits after one analysis
+	// (see elfcore.Options.LeaveMapped).
+	LeaveMapped bool
 	// Sysroot is where the crashed host's files are (for cores analysed
 	// elsewhere); "" means this host.
 	Sysroot string
@@ -185,7 +189,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 	}()
 	start := time.Now()
-	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name}
+	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name, LeaveMapped: opts.LeaveMapped}
 	if opts.Budget != nil {
 		copts.Stop = opts.Budget.Err
 	}

@@ -173,7 +173,7 @@ func (a *analysis) loadModules() {
 			continue
 		}
 		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
-		symOpts := symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles}
+		symOpts := symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles, LeaveMapped: a.opts.LeaveMapped}
 		var obj *symbols.Object
 		var err error
 		if f := a.takeOpen(mod.hostPath); f != nil {

@@ -45,6 +45,10 @@ type Options struct {
 	// NoHostDebug keeps the search below Sysroot: a debug file of this
 	// host found by build-id is not used (the default uses it).
 	NoHostDebug bool
+	// LeaveMapped makes Close leave the object's files memory-mapped (see
+	// elfcore.Options.LeaveMapped): for a process that exits after one
+	// analysis.
+	LeaveMapped bool
 }
 
 // Object is one opened ELF file with its symbols.
@@ -153,9 +157,10 @@ func (o *Object) Warnings() []string {
 
 // Close closes the object's files.
 func (o *Object) Close() error {
-	o.secs.close()
-	o.debugSecs.close()
-	o.altSecs.close()
+	unmap := !o.opts.LeaveMapped
+	o.secs.close(unmap)
+	o.debugSecs.close(unmap)
+	o.altSecs.close(unmap)
 	if o.debugF != nil {
 		o.debugF.Close()
 	}
@@ -391,7 +396,7 @@ func (o *Object) UseDebugFile(path string) error {
 	}
 	o.debugOnce.Do(func() {}) // no lookup after this
 	if o.debugF != nil {
-		o.debugSecs.close()
+		o.debugSecs.close(true)
 		o.debugF.Close()
 	}
 	o.debugFile, o.debugElf, o.debugF = path, ef, f
