@@ -9,7 +9,6 @@ package diagnose
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,19 +33,17 @@ var embeddedRules []byte
 //go:embed hangs.yaml
 var embeddedHangRules []byte
 
-// embeddedRulesJSON and embeddedHangRulesJSON are rules.yaml and hangs.yaml
-// decoded and written as JSON, which the binary decodes instead: in less
-// than half the time of the YAML decoder, with a tenth of its allocations
-// (the rules are loaded on every analysis). TestCompactRules checks that they
-// decode to the same rules as the YAML; after editing a YAML file run
+// builtinCrashRules and builtinHangRules (rules_gen.go) return rules.yaml
+// and hangs.yaml as Go values, which the binary builds instead of decoding
+// a file: the rules are loaded on every analysis, and decoding even their
+// JSON form took 2-3 ms and 500 kB. TestCompactRules checks that they hold
+// the same rules as the YAML; after editing a YAML file run
 // go generate ./internal/diagnose/.
 //
 //go:generate go test -run ^TestCompactRules$ -update-compact-rules .
-//go:embed rules.json
-var embeddedRulesJSON []byte
 
-//go:embed hangs.json
-var embeddedHangRulesJSON []byte
+// boolPtr returns a pointer to b (rules_gen.go).
+func boolPtr(b bool) *bool { return &b }
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -251,15 +248,17 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	crashes, err := parseCompact(embeddedRulesJSON, "embedded rules.yaml")
+	crashes := builtinCrashRules()
+	cr, err := compileFile(&crashes, "embedded rules.yaml", false)
 	if err != nil {
 		return nil, err
 	}
-	hangs, err := parseCompact(embeddedHangRulesJSON, "embedded hangs.yaml")
+	hangs := builtinHangRules()
+	hr, err := compileFile(&hangs, "embedded hangs.yaml", false)
 	if err != nil {
 		return nil, err
 	}
-	return append(crashes, hangs...), nil
+	return append(cr, hr...), nil
 })
 
 func (kb *KnowledgeBase) add(r *rule) {
@@ -301,20 +300,6 @@ func parse(data []byte, name string) ([]*rule, error) {
 		return nil, fmt.Errorf("rules %s: %w", name, err)
 	}
 	return compileFile(&f, name, true)
-}
-
-// parseCompact decodes and validates the JSON form of an embedded rules
-// file (see embeddedRulesJSON); name is used in errors. Its regular
-// expressions and explanation templates are compiled on first use
-// (TestEmbeddedPatternsCompile compiles every one).
-func parseCompact(data []byte, name string) ([]*rule, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var f File
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("rules %s (compact form): %w", name, err)
-	}
-	return compileFile(&f, name, false)
 }
 
 // compileFile validates and compiles the rules of a decoded file; eager
