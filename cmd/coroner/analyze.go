@@ -104,6 +104,9 @@ func (c *coreFlags) engineOptions(opts analyze.Options, rules []string, args []s
 // common part of analyze, report and php.
 func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules []string, args []string, diagnose bool) (*crash.Report, error) {
 	tuneGCForOneShot()
+	// The process exits after this one analysis: its exit drops the
+	// mappings of the core and its files at once.
+	opts.LeaveMapped = true
 	eopts, err := sel.engineOptions(opts, rules, args)
 	if err != nil {
 		return nil, err

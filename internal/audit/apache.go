@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Apache httpd with mod_php runs PHP inside its children: the layers that
@@ -51,7 +52,7 @@ type apacheDirective struct {
 	ev   Evidence
 }
 
-var apacheVarRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var apacheVarRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`) })
 
 // parseApacheDirectives splits an Apache configuration file into
 // directives: comments and blank lines dropped, backslash continuations
@@ -72,7 +73,7 @@ func parseApacheDirectives(file string, data []byte, env map[string]string) []ap
 		if t == "" || t[0] == '#' {
 			continue
 		}
-		t = apacheVarRe.ReplaceAllStringFunc(t, func(m string) string {
+		t = apacheVarRe().ReplaceAllStringFunc(t, func(m string) string {
 			if v, ok := env[m[2:len(m)-1]]; ok {
 				return v
 			}
@@ -267,7 +268,7 @@ func apacheEnvvars(h *host, file string) (map[string]string, Setting) {
 	return env, ulimit
 }
 
-var libphpRe = regexp.MustCompile(`libphp([0-9]+(\.[0-9]+)?)?\.so`)
+var libphpRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`libphp([0-9]+(\.[0-9]+)?)?\.so`) })
 
 // discoverApache finds Apache httpd installations that load mod_php
 // (Debian's /etc/apache2, RHEL's /etc/httpd).
@@ -350,7 +351,7 @@ func (a *auditor) loadApache(in *Installation, opts Options) error {
 		in.GlobalRlimitCore = ulimit
 	}
 	if in.Version == "" {
-		if m := libphpRe.FindStringSubmatch(path.Base(in.PHPModule)); m != nil && strings.Contains(m[1], ".") {
+		if m := libphpRe().FindStringSubmatch(path.Base(in.PHPModule)); m != nil && strings.Contains(m[1], ".") {
 			in.Version = m[1]
 		}
 	}

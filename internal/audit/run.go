@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Options selects what to audit.
@@ -112,14 +113,14 @@ func systemdRunning(h *host) bool {
 	return h.isDir("/run/systemd/system")
 }
 
-var debianRe = regexp.MustCompile(`^/etc/php/([0-9]+\.[0-9]+)/fpm/php-fpm\.conf$`)
-var remiRe = regexp.MustCompile(`^/etc/opt/remi/php([0-9])([0-9]+)/php-fpm\.conf$`)
+var debianRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/etc/php/([0-9]+\.[0-9]+)/fpm/php-fpm\.conf$`) })
+var remiRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/etc/opt/remi/php([0-9])([0-9]+)/php-fpm\.conf$`) })
 
 // discover finds installations in the Debian, RHEL and Remi layouts.
 func discover(h *host) []*Installation {
 	var out []*Installation
 	for _, f := range h.glob("/etc/php/*/fpm/php-fpm.conf") {
-		m := debianRe.FindStringSubmatch(f)
+		m := debianRe().FindStringSubmatch(f)
 		if m == nil {
 			continue
 		}
@@ -138,7 +139,7 @@ func discover(h *host) []*Installation {
 		})
 	}
 	for _, f := range h.glob("/etc/opt/remi/php*/php-fpm.conf") {
-		m := remiRe.FindStringSubmatch(f)
+		m := remiRe().FindStringSubmatch(f)
 		if m == nil {
 			continue
 		}
@@ -157,7 +158,7 @@ func discover(h *host) []*Installation {
 // borrowing defaults from the layout its path or version suggests.
 func explicitInstallation(h *host, opts Options, procs []Process) *Installation {
 	in := &Installation{Name: "php-fpm", Layout: "explicit", FPMConfig: path.Clean(opts.FPMConfig), Unit: opts.Unit, Binary: opts.Binary, Version: opts.PHPVersion}
-	if m := debianRe.FindStringSubmatch(in.FPMConfig); m != nil && in.Version == "" {
+	if m := debianRe().FindStringSubmatch(in.FPMConfig); m != nil && in.Version == "" {
 		in.Version = m[1]
 	}
 	if in.Binary == "" && h.live() {
@@ -188,7 +189,7 @@ func explicitInstallation(h *host, opts Options, procs []Process) *Installation 
 	return in
 }
 
-var versionRe = regexp.MustCompile(`X-Powered-By: PHP/([0-9]+\.[0-9]+\.[0-9]+)`)
+var versionRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`X-Powered-By: PHP/([0-9]+\.[0-9]+\.[0-9]+)`) })
 
 // binaryVersion finds PHP's version string in the php-fpm executable.
 func binaryVersion(h *host, bin string) string {
@@ -203,7 +204,7 @@ func binaryVersion(h *host, bin string) string {
 		n, err := f.Read(buf)
 		if n > 0 {
 			chunk := append(carry, buf[:n]...)
-			if m := versionRe.FindSubmatch(chunk); m != nil {
+			if m := versionRe().FindSubmatch(chunk); m != nil {
 				return string(m[1])
 			}
 			if len(chunk) > 64 {

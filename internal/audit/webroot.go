@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Document roots matter for a relative core_pattern: PHP-FPM runs a
@@ -12,10 +13,10 @@ import (
 // is where the kernel writes "core".
 
 var (
-	nginxRootRe    = regexp.MustCompile(`^\s*root\s+("[^"]*"|'[^']*'|[^;\s]+)\s*;`)
-	nginxIncludeRe = regexp.MustCompile(`^\s*include\s+("[^"]*"|'[^']*'|[^;\s]+)\s*;`)
-	apacheRootRe   = regexp.MustCompile(`(?i)^\s*DocumentRoot\s+("[^"]*"|\S+)`)
-	apacheIncRe    = regexp.MustCompile(`(?i)^\s*Include(?:Optional)?\s+("[^"]*"|\S+)`)
+	nginxRootRe    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*root\s+("[^"]*"|'[^']*'|[^;\s]+)\s*;`) })
+	nginxIncludeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*include\s+("[^"]*"|'[^']*'|[^;\s]+)\s*;`) })
+	apacheRootRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^\s*DocumentRoot\s+("[^"]*"|\S+)`) })
+	apacheIncRe    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^\s*Include(?:Optional)?\s+("[^"]*"|\S+)`) })
 )
 
 // webRoots returns the document roots of the web servers' configuration:
@@ -68,11 +69,11 @@ func webRoots(h *host, nginxConfig string, warn func(string)) []Evidence {
 		}
 	}
 	if nginxConfig != "" {
-		walk(nginxConfig, path.Dir(nginxConfig), nginxRootRe, nginxIncludeRe, 0)
+		walk(nginxConfig, path.Dir(nginxConfig), nginxRootRe(), nginxIncludeRe(), 0)
 	} else {
-		walk("/etc/nginx/nginx.conf", "/etc/nginx", nginxRootRe, nginxIncludeRe, 0)
-		walk("/etc/apache2/apache2.conf", "/etc/apache2", apacheRootRe, apacheIncRe, 0)
-		walk("/etc/httpd/conf/httpd.conf", "/etc/httpd", apacheRootRe, apacheIncRe, 0)
+		walk("/etc/nginx/nginx.conf", "/etc/nginx", nginxRootRe(), nginxIncludeRe(), 0)
+		walk("/etc/apache2/apache2.conf", "/etc/apache2", apacheRootRe(), apacheIncRe(), 0)
+		walk("/etc/httpd/conf/httpd.conf", "/etc/httpd", apacheRootRe(), apacheIncRe(), 0)
 	}
 	// de-duplicate by directory
 	var uniq []Evidence
@@ -89,10 +90,10 @@ func webRoots(h *host, nginxConfig string, warn func(string)) []Evidence {
 
 // rootDir extracts the directory of a root / DocumentRoot evidence line.
 func rootDir(e Evidence) string {
-	if m := nginxRootRe.FindStringSubmatch(e.Text); m != nil {
+	if m := nginxRootRe().FindStringSubmatch(e.Text); m != nil {
 		return path.Clean(strings.Trim(m[1], `"'`))
 	}
-	if m := apacheRootRe.FindStringSubmatch(e.Text); m != nil {
+	if m := apacheRootRe().FindStringSubmatch(e.Text); m != nil {
 		return path.Clean(strings.Trim(m[1], `"'`))
 	}
 	return ""

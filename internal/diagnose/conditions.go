@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
@@ -39,7 +40,7 @@ func (c *cond) empty() bool { return len(c.checks) == 0 }
 // condition compiles one kind of condition of s into a check, or returns
 // nil when s does not use it. A new kind of condition is a field of Cond
 // and one such function, listed in conditions.
-type condition func(s *Cond, where string) (check, error)
+type condition func(s *Cond, where string, eager bool) (check, error)
 
 // conditions are the kinds of condition, in the order their words appear
 // in a diagnosis. (Set in init: any and none compile conditions too.)
@@ -53,13 +54,13 @@ func init() {
 	}
 }
 
-func compileCond(s *Cond, where string) (*cond, error) {
+func compileCond(s *Cond, where string, eager bool) (*cond, error) {
 	if s.MinFrames < 0 || s.Repeated < 0 {
 		return nil, fmt.Errorf("%s: min_frames and repeated must not be negative", where)
 	}
 	c := &cond{}
 	for _, compile := range conditions {
-		chk, err := compile(s, where)
+		chk, err := compile(s, where, eager)
 		if err != nil {
 			return nil, err
 		}
@@ -70,19 +71,53 @@ func compileCond(s *Cond, where string) (*cond, error) {
 	return c, nil
 }
 
-func compileRE(s, field string) (*regexp.Regexp, error) {
+// pattern is a rule's regular expression, compiled when a rule first
+// needs it: most rules fail a cheaper condition first, and compiling every
+// expression of the embedded rules cost each analysis about 3 ms. Each
+// distinct expression is compiled once per process (patterns).
+type pattern struct {
+	re func() *regexp.Regexp
+}
+
+// patterns holds the pattern of each distinct expression (source ->
+// *pattern).
+var patterns sync.Map
+
+// MatchString reports whether s holds a match of the pattern (never, for
+// an expression that does not compile: only an embedded rule is compiled
+// late, and TestEmbeddedPatternsCompile compiles each of them).
+func (p *pattern) MatchString(s string) bool {
+	re := p.re()
+	return re != nil && re.MatchString(s)
+}
+
+// compileRE returns the pattern of expression s (nil when s is empty).
+// eager compiles it now and reports its error (rule files); otherwise it
+// is compiled on first use (the embedded rules).
+func compileRE(s, field string, eager bool) (*pattern, error) {
 	if s == "" {
 		return nil, nil
 	}
-	re, err := regexp.Compile(s)
-	if err != nil {
+	v, ok := patterns.Load(s)
+	if !ok {
+		v, _ = patterns.LoadOrStore(s, &pattern{re: sync.OnceValue(func() *regexp.Regexp {
+			re, err := regexp.Compile(s)
+			if err != nil {
+				return nil
+			}
+			return re
+		})})
+	}
+	p := v.(*pattern)
+	if eager && p.re() == nil {
+		_, err := regexp.Compile(s)
 		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	return re, nil
+	return p, nil
 }
 
 // signal: the signal that killed the process is one of these.
-func signalCond(s *Cond, where string) (check, error) {
+func signalCond(s *Cond, where string, _ bool) (check, error) {
 	if len(s.Signal) == 0 {
 		return nil, nil
 	}
@@ -105,7 +140,7 @@ func signalCond(s *Cond, where string) (check, error) {
 }
 
 // php_process: the crashed process is (not) PHP.
-func phpProcessCond(s *Cond, _ string) (check, error) {
+func phpProcessCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.PHPProcess == nil {
 		return nil, nil
 	}
@@ -114,7 +149,7 @@ func phpProcessCond(s *Cond, _ string) (check, error) {
 }
 
 // sapi: PHP ran as one of these SAPIs.
-func sapiCond(s *Cond, _ string) (check, error) {
+func sapiCond(s *Cond, _ string, _ bool) (check, error) {
 	if len(s.SAPI) == 0 {
 		return nil, nil
 	}
@@ -130,7 +165,7 @@ func sapiCond(s *Cond, _ string) (check, error) {
 }
 
 // sent: the signal was sent by a process (true) or raised by a fault.
-func sentCond(s *Cond, _ string) (check, error) {
+func sentCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.Sent == nil {
 		return nil, nil
 	}
@@ -150,7 +185,7 @@ func sentCond(s *Cond, _ string) (check, error) {
 }
 
 // fault: the fault is of one of these kinds.
-func faultCond(s *Cond, where string) (check, error) {
+func faultCond(s *Cond, where string, _ bool) (check, error) {
 	if len(s.Fault) == 0 {
 		return nil, nil
 	}
@@ -172,24 +207,24 @@ func faultCond(s *Cond, where string) (check, error) {
 
 // framePat matches one stack frame.
 type framePat struct {
-	function, module, class *regexp.Regexp
+	function, module, class *pattern
 	top                     int
 }
 
-func compileFrame(p FramePattern, where string) (framePat, error) {
+func compileFrame(p FramePattern, where string, eager bool) (framePat, error) {
 	var fp framePat
 	var err error
 	if p.Top < 0 {
 		return fp, fmt.Errorf("%s.top: must not be negative", where)
 	}
 	fp.top = p.Top
-	if fp.function, err = compileRE(p.Function, where+".function"); err != nil {
+	if fp.function, err = compileRE(p.Function, where+".function", eager); err != nil {
 		return fp, err
 	}
-	if fp.module, err = compileRE(p.Module, where+".module"); err != nil {
+	if fp.module, err = compileRE(p.Module, where+".module", eager); err != nil {
 		return fp, err
 	}
-	if fp.class, err = compileRE(p.Class, where+".class"); err != nil {
+	if fp.class, err = compileRE(p.Class, where+".class", eager); err != nil {
 		return fp, err
 	}
 	if fp.function == nil && fp.module == nil && fp.class == nil {
@@ -199,13 +234,13 @@ func compileFrame(p FramePattern, where string) (framePat, error) {
 }
 
 // native: each pattern matches a frame of the crashed thread.
-func nativeCond(s *Cond, where string) (check, error) {
+func nativeCond(s *Cond, where string, eager bool) (check, error) {
 	if len(s.Native) == 0 {
 		return nil, nil
 	}
 	var pats []framePat
 	for i, p := range s.Native {
-		fp, err := compileFrame(p, fmt.Sprintf("%s.native[%d]", where, i))
+		fp, err := compileFrame(p, fmt.Sprintf("%s.native[%d]", where, i), eager)
 		if err != nil {
 			return nil, err
 		}
@@ -232,13 +267,13 @@ func nativeCond(s *Cond, where string) (check, error) {
 }
 
 // php: each pattern matches a PHP frame.
-func phpFrameCond(s *Cond, where string) (check, error) {
+func phpFrameCond(s *Cond, where string, eager bool) (check, error) {
 	if len(s.PHP) == 0 {
 		return nil, nil
 	}
 	var pats []framePat
 	for i, p := range s.PHP {
-		fp, err := compileFrame(p, fmt.Sprintf("%s.php[%d]", where, i))
+		fp, err := compileFrame(p, fmt.Sprintf("%s.php[%d]", where, i), eager)
 		if err != nil {
 			return nil, err
 		}
@@ -264,7 +299,7 @@ func phpFrameCond(s *Cond, where string) (check, error) {
 }
 
 // php_version: the PHP version is in the range.
-func versionCond(s *Cond, where string) (check, error) {
+func versionCond(s *Cond, where string, _ bool) (check, error) {
 	if s.PHPVersion == "" {
 		return nil, nil
 	}
@@ -288,22 +323,22 @@ func versionCond(s *Cond, where string) (check, error) {
 }
 
 // ini: each directive is set to a value matching its expression.
-func iniCond(s *Cond, where string) (check, error) {
+func iniCond(s *Cond, where string, eager bool) (check, error) {
 	if len(s.INI) == 0 {
 		return nil, nil
 	}
 	type iniPat struct {
 		name string
-		re   *regexp.Regexp
+		re   *pattern
 	}
 	var pats []iniPat
 	for name, v := range s.INI {
-		re, err := compileRE(v, where+".ini."+name)
+		re, err := compileRE(v, where+".ini."+name, eager)
 		if err != nil {
 			return nil, err
 		}
 		if re == nil {
-			re = regexp.MustCompile(`^$`)
+			re, _ = compileRE(`^$`, where+".ini."+name, false)
 		}
 		pats = append(pats, iniPat{name: name, re: re})
 	}
@@ -324,7 +359,7 @@ func iniCond(s *Cond, where string) (check, error) {
 var jitModes = map[string]bool{"off": true, "function": true, "tracing": true, "on": true}
 
 // jit: the effective OPcache JIT mode is one of these ("on": any active).
-func jitCond(s *Cond, where string) (check, error) {
+func jitCond(s *Cond, where string, _ bool) (check, error) {
 	if len(s.JIT) == 0 {
 		return nil, nil
 	}
@@ -345,8 +380,8 @@ func jitCond(s *Cond, where string) (check, error) {
 }
 
 // extension: a loaded extension's name matches.
-func extensionCond(s *Cond, where string) (check, error) {
-	re, err := compileRE(s.Extension, where+".extension")
+func extensionCond(s *Cond, where string, eager bool) (check, error) {
+	re, err := compileRE(s.Extension, where+".extension", eager)
 	if re == nil || err != nil {
 		return nil, err
 	}
@@ -368,11 +403,11 @@ func extensionCond(s *Cond, where string) (check, error) {
 }
 
 // cycle: the native or PHP stack recurses (through a matching function).
-func cycleCond(s *Cond, where string) (check, error) {
+func cycleCond(s *Cond, where string, eager bool) (check, error) {
 	if s.Cycle == nil {
 		return nil, nil
 	}
-	re, err := compileRE(s.Cycle.Function, where+".cycle.function")
+	re, err := compileRE(s.Cycle.Function, where+".cycle.function", eager)
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +421,7 @@ func cycleCond(s *Cond, where string) (check, error) {
 }
 
 // min_frames: the crashed thread has at least this many frames.
-func minFramesCond(s *Cond, _ string) (check, error) {
+func minFramesCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.MinFrames == 0 {
 		return nil, nil
 	}
@@ -401,19 +436,19 @@ func minFramesCond(s *Cond, _ string) (check, error) {
 
 // modPat requires some mapped module to be in a given state.
 type modPat struct {
-	path              *regexp.Regexp
+	path              *pattern
 	deleted, mismatch bool
 	onStack           bool
 }
 
 // module: a mapped module is in the given state.
-func moduleCond(s *Cond, where string) (check, error) {
+func moduleCond(s *Cond, where string, eager bool) (check, error) {
 	if s.Module == nil {
 		return nil, nil
 	}
 	m := &modPat{deleted: s.Module.Deleted, mismatch: s.Module.Mismatch, onStack: s.Module.OnStack}
 	var err error
-	if m.path, err = compileRE(s.Module.Path, where+".module.path"); err != nil {
+	if m.path, err = compileRE(s.Module.Path, where+".module.path", eager); err != nil {
 		return nil, err
 	}
 	if m.path == nil && !m.deleted && !m.mismatch {
@@ -430,15 +465,15 @@ func moduleCond(s *Cond, where string) (check, error) {
 
 // kernel: the kernel logged the fault (in a matching module or function,
 // with one of these error codes).
-func kernelCond(s *Cond, where string) (check, error) {
+func kernelCond(s *Cond, where string, eager bool) (check, error) {
 	if s.Kernel == nil {
 		return nil, nil
 	}
-	module, err := compileRE(s.Kernel.Module, where+".kernel.module")
+	module, err := compileRE(s.Kernel.Module, where+".kernel.module", eager)
 	if err != nil {
 		return nil, err
 	}
-	function, err := compileRE(s.Kernel.Function, where+".kernel.function")
+	function, err := compileRE(s.Kernel.Function, where+".kernel.function", eager)
 	if err != nil {
 		return nil, err
 	}
@@ -469,8 +504,8 @@ func contains[T comparable](list []T, v T) bool {
 }
 
 // message: a message (fault details, worker stderr, log lines) matches.
-func messageCond(s *Cond, where string) (check, error) {
-	re, err := compileRE(s.Message, where+".message")
+func messageCond(s *Cond, where string, eager bool) (check, error) {
+	re, err := compileRE(s.Message, where+".message", eager)
 	if re == nil || err != nil {
 		return nil, err
 	}
@@ -488,7 +523,7 @@ func messageCond(s *Cond, where string) (check, error) {
 }
 
 // oom_kill: the kernel's OOM killer killed the process (true) or not.
-func oomKillCond(s *Cond, _ string) (check, error) {
+func oomKillCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.OOMKill == nil {
 		return nil, nil
 	}
@@ -505,7 +540,7 @@ func oomKillCond(s *Cond, _ string) (check, error) {
 }
 
 // truncated: the core is truncated (true) or whole (false).
-func truncatedCond(s *Cond, _ string) (check, error) {
+func truncatedCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.Truncated == nil {
 		return nil, nil
 	}
@@ -523,7 +558,7 @@ func truncatedCond(s *Cond, _ string) (check, error) {
 
 // recursion: the PHP stack's recursion passes the same arguments at every
 // level (unbounded) or other ones (finite).
-func recursionCond(s *Cond, where string) (check, error) {
+func recursionCond(s *Cond, where string, _ bool) (check, error) {
 	var want crash.RecursionArgs
 	switch s.Recursion {
 	case "":
@@ -548,7 +583,7 @@ func recursionCond(s *Cond, where string) (check, error) {
 }
 
 // repeated: at least this many crashes had the same fingerprint.
-func repeatedCond(s *Cond, _ string) (check, error) {
+func repeatedCond(s *Cond, _ string, _ bool) (check, error) {
 	if s.Repeated == 0 {
 		return nil, nil
 	}
@@ -562,11 +597,11 @@ func repeatedCond(s *Cond, _ string) (check, error) {
 }
 
 // subConds compiles the conditions of an any or none list.
-func subConds(list []Cond, where, name string) ([]*cond, error) {
+func subConds(list []Cond, where, name string, eager bool) ([]*cond, error) {
 	var out []*cond
 	for i := range list {
 		at := fmt.Sprintf("%s.%s[%d]", where, name, i)
-		sub, err := compileCond(&list[i], at)
+		sub, err := compileCond(&list[i], at, eager)
 		if err != nil {
 			return nil, err
 		}
@@ -579,11 +614,11 @@ func subConds(list []Cond, where, name string) ([]*cond, error) {
 }
 
 // any: at least one of the conditions holds (the first that does speaks).
-func anyCond(s *Cond, where string) (check, error) {
+func anyCond(s *Cond, where string, eager bool) (check, error) {
 	if len(s.Any) == 0 {
 		return nil, nil
 	}
-	subs, err := subConds(s.Any, where, "any")
+	subs, err := subConds(s.Any, where, "any", eager)
 	if err != nil {
 		return nil, err
 	}
@@ -618,11 +653,11 @@ func needsStack(c *Cond) bool {
 	return false
 }
 
-func noneCond(s *Cond, where string) (check, error) {
+func noneCond(s *Cond, where string, eager bool) (check, error) {
 	if len(s.None) == 0 {
 		return nil, nil
 	}
-	subs, err := subConds(s.None, where, "none")
+	subs, err := subConds(s.None, where, "none", eager)
 	if err != nil {
 		return nil, err
 	}
@@ -647,11 +682,11 @@ func noneCond(s *Cond, where string) (check, error) {
 }
 
 // process: what a running process was doing when it was snapshotted.
-func processCond(s *Cond, where string) (check, error) {
+func processCond(s *Cond, where string, eager bool) (check, error) {
 	if s.Process == nil {
 		return nil, nil
 	}
-	re, err := compileRE(s.Process.Syscall, where+".process.syscall")
+	re, err := compileRE(s.Process.Syscall, where+".process.syscall", eager)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func TestEveryConditionIsCompiled(t *testing.T) {
 			t.Errorf("Cond.%s: no sample in this test", name)
 			continue
 		}
-		c, err := compileCond(&s, "when")
+		c, err := compileCond(&s, "when", true)
 		if err != nil {
 			t.Errorf("Cond.%s: %v", name, err)
 			continue

@@ -103,8 +103,13 @@ func TestEmbeddedRules(t *testing.T) {
 	}
 	// Every explanation renders without facts (a report from logs alone).
 	for _, r := range kb.rules {
+		tmpl := r.tmpl()
+		if tmpl == nil {
+			t.Errorf("rule %s: explanation template does not parse", r.ID)
+			continue
+		}
 		var b strings.Builder
-		if err := r.tmpl.Execute(&b, templateData{}); err != nil || strings.Contains(b.String(), "<no value>") {
+		if err := tmpl.Execute(&b, templateData{}); err != nil || strings.Contains(b.String(), "<no value>") {
 			t.Errorf("rule %s: explanation without facts: %q, %v", r.ID, b.String(), err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/signals"
@@ -117,9 +118,11 @@ var internalFrames = map[string]bool{
 }
 
 var (
-	suffixRE  = regexp.MustCompile(`(\.(cold|isra|part|constprop|lto_priv|localalias)(\.[0-9]+)?)+$`)
-	versionRE = regexp.MustCompile(`^(.*[A-Za-z])[0-9]+(\.[0-9]+)*$`)
-	closureRE = regexp.MustCompile(`^\{closure[:}].*`)
+	suffixRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(\.(cold|isra|part|constprop|lto_priv|localalias)(\.[0-9]+)?)+$`)
+	})
+	versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*[A-Za-z])[0-9]+(\.[0-9]+)*$`) })
+	closureRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\{closure[:}].*`) })
 )
 
 // normalFunction strips compiler clone suffixes and symbol versions.
@@ -127,7 +130,7 @@ func normalFunction(name string) string {
 	if i := strings.IndexByte(name, '@'); i > 0 {
 		name = name[:i]
 	}
-	return suffixRE.ReplaceAllString(name, "")
+	return suffixRE().ReplaceAllString(name, "")
 }
 
 func isInternal(name string) bool {
@@ -152,7 +155,7 @@ func normalModule(path string) string {
 	if i := strings.Index(base, ".so"); i > 0 && (i+3 == len(base) || base[i+3] == '.') {
 		base = base[:i]
 	}
-	if m := versionRE.FindStringSubmatch(base); m != nil {
+	if m := versionRE().FindStringSubmatch(base); m != nil {
 		base = m[1]
 	}
 	return base
@@ -251,7 +254,7 @@ func phpTokens(frames []crash.PHPFrame, cycles []crash.Cycle) []item {
 	toks := make([]string, len(frames))
 	for i := range frames {
 		fr := frames[i]
-		fr.Function = closureRE.ReplaceAllString(fr.Function, "{closure}")
+		fr.Function = closureRE().ReplaceAllString(fr.Function, "{closure}")
 		fr.CallType = "::"
 		toks[i] = fr.QualifiedName()
 	}

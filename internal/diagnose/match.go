@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/coroner-dev/coroner/internal/phpini"
 
@@ -66,7 +67,9 @@ func (f *facts) isPHP() bool {
 // phpBinaryRE matches the executables and libraries of PHP: php-fpm8.2,
 // php-fpm, php8.3, php, php-cgi, lsphp, frankenphp, libphp8.2.so,
 // libphp.so, mod_php.
-var phpBinaryRE = regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|lsphp[0-9.]*|frankenphp|libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+var phpBinaryRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|lsphp[0-9.]*|frankenphp|libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+})
 
 // IsPHPProcess reports whether the process of a core runs PHP: a PHP
 // runtime was read from it, its executable is a PHP binary, or it maps
@@ -78,11 +81,11 @@ func IsPHPProcess(r *crash.Report) bool {
 	if r.PHP != nil {
 		return true
 	}
-	if exe := r.Process.Executable; exe != "" && phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(exe, " (deleted)"))) {
+	if exe := r.Process.Executable; exe != "" && phpBinaryRE().MatchString(filepath.Base(strings.TrimSuffix(exe, " (deleted)"))) {
 		return true
 	}
 	for _, m := range r.Modules {
-		if phpBinaryRE.MatchString(filepath.Base(strings.TrimSuffix(m.Path, " (deleted)"))) {
+		if phpBinaryRE().MatchString(filepath.Base(strings.TrimSuffix(m.Path, " (deleted)"))) {
 			return true
 		}
 	}
@@ -399,11 +402,11 @@ func (p *framePat) matchPHP(frames []crash.PHPFrame) int {
 }
 
 // matchModuleName matches a module's path or its base name.
-func matchModuleName(re *regexp.Regexp, path string) bool {
+func matchModuleName(re *pattern, path string) bool {
 	return re.MatchString(path) || re.MatchString(filepath.Base(path))
 }
 
-func (f *facts) matchCycle(re *regexp.Regexp, cp *capture) (string, bool) {
+func (f *facts) matchCycle(re *pattern, cp *capture) (string, bool) {
 	for i := range f.cycles {
 		c := &f.cycles[i]
 		if c.Start < 0 || c.Length <= 0 || c.Start+c.Length > len(f.frames) {
@@ -438,7 +441,7 @@ func via(fn string) string {
 
 // cycleHit finds a function of body matching re, preferring PHP function
 // handlers (zif_*) which name the PHP function that recursed.
-func cycleHit(re *regexp.Regexp, body []string) (string, bool) {
+func cycleHit(re *pattern, body []string) (string, bool) {
 	if re == nil {
 		for _, name := range body {
 			if name != "" && !strings.HasSuffix(name, "?") {
@@ -668,7 +671,7 @@ func confidenceOf(rank int) crash.Confidence {
 
 // referenceURL expands "owner/repo#N" to the GitHub issue URL.
 func referenceURL(ref string) string {
-	m := refRE.FindStringSubmatch(ref)
+	m := refRE().FindStringSubmatch(ref)
 	if m == nil {
 		return ref
 	}

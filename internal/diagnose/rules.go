@@ -9,7 +9,6 @@ package diagnose
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,19 +33,17 @@ var embeddedRules []byte
 //go:embed hangs.yaml
 var embeddedHangRules []byte
 
-// embeddedRulesJSON and embeddedHangRulesJSON are rules.yaml and hangs.yaml
-// decoded and written as JSON, which the binary decodes instead: in less
-// than half the time of the YAML decoder, with a tenth of its allocations
-// (the rules are loaded on every analysis). TestCompactRules checks that they
-// decode to the same rules as the YAML; after editing a YAML file run
+// builtinCrashRules and builtinHangRules (rules_gen.go) return rules.yaml
+// and hangs.yaml as Go values, which the binary builds instead of decoding
+// a file: the rules are loaded on every analysis, and decoding even their
+// JSON form took 2-3 ms and 500 kB. TestCompactRules checks that they hold
+// the same rules as the YAML; after editing a YAML file run
 // go generate ./internal/diagnose/.
 //
 //go:generate go test -run ^TestCompactRules$ -update-compact-rules .
-//go:embed rules.json
-var embeddedRulesJSON []byte
 
-//go:embed hangs.json
-var embeddedHangRulesJSON []byte
+// boolPtr returns a pointer to b (rules_gen.go).
+func boolPtr(b bool) *bool { return &b }
 
 // maxRulesFile bounds the size of a rules file read from disk.
 const maxRulesFile = 4 << 20
@@ -251,15 +248,17 @@ func Load(extra ...string) (*KnowledgeBase, error) {
 // builtin parses the embedded rules once; compiled rules are immutable and
 // shared by every KnowledgeBase.
 var builtin = sync.OnceValues(func() ([]*rule, error) {
-	crashes, err := parseCompact(embeddedRulesJSON, "embedded rules.yaml")
+	crashes := builtinCrashRules()
+	cr, err := compileFile(&crashes, "embedded rules.yaml", false)
 	if err != nil {
 		return nil, err
 	}
-	hangs, err := parseCompact(embeddedHangRulesJSON, "embedded hangs.yaml")
+	hangs := builtinHangRules()
+	hr, err := compileFile(&hangs, "embedded hangs.yaml", false)
 	if err != nil {
 		return nil, err
 	}
-	return append(crashes, hangs...), nil
+	return append(cr, hr...), nil
 })
 
 func (kb *KnowledgeBase) add(r *rule) {
@@ -300,30 +299,19 @@ func parse(data []byte, name string) ([]*rule, error) {
 		}
 		return nil, fmt.Errorf("rules %s: %w", name, err)
 	}
-	return compileFile(&f, name)
+	return compileFile(&f, name, true)
 }
 
-// parseCompact decodes and validates the JSON form of an embedded rules
-// file (see embeddedRulesJSON); name is used in errors.
-func parseCompact(data []byte, name string) ([]*rule, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var f File
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("rules %s (compact form): %w", name, err)
-	}
-	return compileFile(&f, name)
-}
-
-// compileFile validates and compiles the rules of a decoded file.
-func compileFile(f *File, name string) ([]*rule, error) {
+// compileFile validates and compiles the rules of a decoded file; eager
+// compiles their regular expressions and templates now (see compileRule).
+func compileFile(f *File, name string, eager bool) ([]*rule, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("rules %s: version %d unsupported (want version: 1)", name, f.Version)
 	}
 	seen := map[string]bool{}
 	var out []*rule
 	for i := range f.Rules {
-		r, err := compileRule(f.Rules[i])
+		r, err := compileRule(f.Rules[i], eager)
 		if err != nil {
 			return nil, fmt.Errorf("rules %s: rule %d (%q): %w", name, i+1, f.Rules[i].ID, err)
 		}
@@ -342,10 +330,14 @@ type rule struct {
 	when *cond
 	// fixWhen are the compiled conditions of the fixes (nil: always).
 	fixWhen []*cond
-	tmpl    *template.Template
+	// tmpl is the explanation template, parsed on first use (nil: it does
+	// not parse).
+	tmpl func() *template.Template
 }
 
-var refRE = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+var refRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)#([0-9]+)$`)
+})
 
 // idPattern is what a rule id must match; validID checks it without a
 // regexp (compiling this one cost every start of coroner 0.1-0.4 ms).
@@ -363,7 +355,11 @@ func validID(id string) bool {
 	return true
 }
 
-func compileRule(r Rule) (*rule, error) {
+// compileRule validates and compiles one rule. eager compiles its
+// regular expressions and explanation template now, so that a mistake in a
+// rule file is an error; otherwise (the embedded rules) they are compiled
+// when first needed.
+func compileRule(r Rule, eager bool) (*rule, error) {
 	if !validID(r.ID) {
 		return nil, fmt.Errorf("id must match %s", idPattern)
 	}
@@ -395,32 +391,54 @@ func compileRule(r Rule) (*rule, error) {
 		if f.When == nil {
 			continue
 		}
-		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1))
+		c, err := compileCond(f.When, fmt.Sprintf("fix %d: when", i+1), eager)
 		if err != nil {
 			return nil, err
 		}
 		fixWhen[i] = c
 	}
 	for _, ref := range r.References {
-		if !refRE.MatchString(ref) && !strings.HasPrefix(ref, "https://") {
+		if eager && !refRE().MatchString(ref) && !strings.HasPrefix(ref, "https://") {
 			return nil, fmt.Errorf("reference %q: want owner/repo#N or an https URL", ref)
 		}
 	}
-	c, err := compileCond(&r.When, "when")
+	c, err := compileCond(&r.When, "when", eager)
 	if err != nil {
 		return nil, err
 	}
 	if c.empty() && !r.Fallback {
 		return nil, errors.New("when has no condition (only a fallback rule may match everything)")
 	}
-	tmpl, err := template.New(r.ID).Option("missingkey=zero").Parse(r.Explanation)
+	var tmpl func() *template.Template
+	if eager {
+		t, err := parseExplanation(r.ID, r.Explanation)
+		if err != nil {
+			return nil, err
+		}
+		tmpl = func() *template.Template { return t }
+	} else {
+		tmpl = sync.OnceValue(func() *template.Template {
+			t, err := parseExplanation(r.ID, r.Explanation)
+			if err != nil {
+				return nil
+			}
+			return t
+		})
+	}
+	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
+}
+
+// parseExplanation parses the explanation template of rule id and checks
+// that it runs.
+func parseExplanation(id, text string) (*template.Template, error) {
+	tmpl, err := template.New(id).Option("missingkey=zero").Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
 	if err := tmpl.Execute(io.Discard, templateData{INI: map[string]string{}}); err != nil {
 		return nil, fmt.Errorf("explanation template: %w", err)
 	}
-	return &rule{Rule: r, when: c, fixWhen: fixWhen, tmpl: tmpl}, nil
+	return tmpl, nil
 }
 
 // verConstraint is one comparison of a PHP version range.

@@ -183,8 +183,12 @@ func (ru *rule) explain(f *facts, cp *capture) string {
 			d.Running = fmt.Sprintf("%.1f s", l.Worker.RequestMS/1000)
 		}
 	}
+	tmpl := ru.tmpl()
+	if tmpl == nil {
+		return strings.TrimSpace(ru.Explanation)
+	}
 	var b strings.Builder
-	if err := ru.tmpl.Execute(&b, d); err != nil {
+	if err := tmpl.Execute(&b, d); err != nil {
 		return strings.TrimSpace(ru.Explanation)
 	}
 	return strings.Join(strings.Fields(b.String()), " ")

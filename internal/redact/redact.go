@@ -127,20 +127,26 @@ func words(name string) []string {
 // key=value words. The value ends at a separator, a quote, a space, a "?"
 // or a "=" (so that "a=1?password=x" and "x=password=y" show their second
 // pair; base64 padding after a redacted token stays).
-var pairRe = regexp.MustCompile(`(^|[?&;\s,("'=])(-{0,2}[A-Za-z0-9_.%\-\[\]]{1,64})=([^&;\s"'<>,)?=]*)`)
+var pairRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(^|[?&;\s,("'=])(-{0,2}[A-Za-z0-9_.%\-\[\]]{1,64})=([^&;\s"'<>,)?=]*)`)
+})
 
 // jsonRe finds "name": "value" pairs (JSON in a log line or a body).
-var jsonRe = regexp.MustCompile(`"([A-Za-z0-9_.\-]{1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"`)
+var jsonRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`"([A-Za-z0-9_.\-]{1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"`)
+})
 
 // headerRe finds credential headers written as text ("Cookie: a=b",
 // "Authorization: Bearer x"): the rest of the line is redacted.
-var headerRe = regexp.MustCompile(`(?i)\b(cookie|set-cookie|authorization|proxy-authorization|x-api-key|x-auth-token)(\s*:\s*)[^\r\n"]*`)
+var headerRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)\b(cookie|set-cookie|authorization|proxy-authorization|x-api-key|x-auth-token)(\s*:\s*)[^\r\n"]*`)
+})
 
 // bearerRe finds bearer and basic credentials outside a header.
-var bearerRe = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}`)
+var bearerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}`) })
 
 // userinfoRe finds the password of a URL (scheme://user:password@host).
-var userinfoRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:)([^@/\s]+)@`)
+var userinfoRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:)([^@/\s]+)@`) })
 
 // Text redacts the credentials found in free text: the values of
 // credential-like name=value pairs (query strings, command lines), the
@@ -148,8 +154,8 @@ var userinfoRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:)([^@
 // without any is returned as is.
 func Text(s string) string {
 	if strings.IndexByte(s, '=') >= 0 {
-		s = pairRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := pairRe.FindStringSubmatch(m)
+		s = pairRe().ReplaceAllStringFunc(s, func(m string) string {
+			sub := pairRe().FindStringSubmatch(m)
 			name := strings.TrimLeft(sub[2], "-")
 			if unescaped, err := url.QueryUnescape(name); err == nil {
 				name = unescaped
@@ -162,13 +168,13 @@ func Text(s string) string {
 	}
 	if strings.IndexByte(s, ':') < 0 {
 		if containsFold(s, "bearer ") || containsFold(s, "basic ") {
-			s = bearerRe.ReplaceAllString(s, "${1} "+Marker)
+			s = bearerRe().ReplaceAllString(s, "${1} "+Marker)
 		}
 		return s
 	}
 	if strings.IndexByte(s, '"') >= 0 {
-		s = jsonRe.ReplaceAllStringFunc(s, func(m string) string {
-			sub := jsonRe.FindStringSubmatch(m)
+		s = jsonRe().ReplaceAllStringFunc(s, func(m string) string {
+			sub := jsonRe().FindStringSubmatch(m)
 			if sub[3] == "" || !Key(sub[1]) {
 				return m
 			}
@@ -176,13 +182,13 @@ func Text(s string) string {
 		})
 	}
 	if containsFold(s, "cookie") || containsFold(s, "authorization") || containsFold(s, "x-api-key") || containsFold(s, "x-auth-token") {
-		s = headerRe.ReplaceAllString(s, "${1}${2}"+Marker)
+		s = headerRe().ReplaceAllString(s, "${1}${2}"+Marker)
 	}
 	if containsFold(s, "bearer ") || containsFold(s, "basic ") {
-		s = bearerRe.ReplaceAllString(s, "${1} "+Marker)
+		s = bearerRe().ReplaceAllString(s, "${1} "+Marker)
 	}
 	if strings.Contains(s, "://") && strings.IndexByte(s, '@') >= 0 {
-		s = userinfoRe.ReplaceAllString(s, "${1}"+Marker+"@")
+		s = userinfoRe().ReplaceAllString(s, "${1}"+Marker+"@")
 	}
 	return s
 }

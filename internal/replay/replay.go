@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coroner-dev/coroner/internal/regular"
@@ -276,13 +277,15 @@ func firstBytes(s string, n int) string {
 	return s[:n] + "..."
 }
 
-var deathRE = regexp.MustCompile(`child (\d+) exited on signal (\d+)(?: \(([A-Z0-9]+)( - core dumped)?\))?`)
+var deathRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`child (\d+) exited on signal (\d+)(?: \(([A-Z0-9]+)( - core dumped)?\))?`)
+})
 
 // ParseDeath recognises the FPM master's line about a child killed by a
 // signal: "WARNING: [pool www] child 14502 exited on signal 11 (SIGSEGV -
 // core dumped) after 0.94 seconds from start".
 func ParseDeath(line string) (Death, bool) {
-	m := deathRE.FindStringSubmatch(line)
+	m := deathRE().FindStringSubmatch(line)
 	if m == nil {
 		return Death{}, false
 	}

@@ -8,6 +8,7 @@ package analyze
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -23,6 +24,10 @@ import (
 
 // Options control an analysis.
 type Options struct {
+	// LeaveMapped leaves the core and the files read for it memory-mapped
+	// after the analysis, for a process that exits after one analysis
+	// (see elfcore.Options.LeaveMapped).
+	LeaveMapped bool
 	// Sysroot is where the crashed host's files are (for cores analysed
 	// elsewhere); "" means this host.
 	Sysroot string
@@ -120,7 +125,10 @@ type Target interface {
 }
 
 type analysis struct {
-	opts    Options
+	opts Options
+	// opened are the files of mapped objects resolveFiles opened and
+	// loadModules takes (keepOpen).
+	opened  map[string]*os.File
 	cache   *diskcache.Cache
 	core    Target
 	modules []*module
@@ -181,7 +189,7 @@ func Core(path string, opts Options) (rep *crash.Report, err error) {
 		}
 	}()
 	start := time.Now()
-	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name}
+	copts := elfcore.Options{Sysroot: opts.Sysroot, Exe: opts.Exe, Name: opts.Name, LeaveMapped: opts.LeaveMapped}
 	if opts.Budget != nil {
 		copts.Stop = opts.Budget.Err
 	}

@@ -3,6 +3,7 @@ package analyze
 import (
 	"debug/elf"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -77,24 +78,63 @@ func (a *analysis) mappedObjects() []mappedObject {
 // fileBuildID returns the build-id of the ELF file at path, "" when it has
 // none, and whether it is a readable ELF file at all.
 func fileBuildID(path string) (string, bool) {
+	f, id, ok := openBuildID(path)
+	if f != nil {
+		f.Close()
+	}
+	return id, ok
+}
+
+// openBuildID is fileBuildID that also returns the file, open (nil when
+// it is not a readable ELF file); the caller closes it.
+func openBuildID(path string) (*os.File, string, bool) {
 	if path == "" {
-		return "", false
+		return nil, "", false
 	}
 	f, err := regular.Open(path)
 	if err != nil {
-		return "", false
+		return nil, "", false
 	}
-	defer f.Close()
 	// Three small reads find the PT_NOTE of an ordinary object; parsing
 	// every header (elf.NewFile) cost about 6 ms on a php-fpm core.
 	if id, ok := symbols.ProgramBuildID(f); ok {
-		return id, true
+		return f, id, true
 	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
-		return "", false
+		f.Close()
+		return nil, "", false
 	}
-	return symbols.ReadBuildID(ef), true
+	return f, symbols.ReadBuildID(ef), true
+}
+
+// keepOpen keeps the file of one mapped object, opened when its build-id
+// was checked, for loadModules (takeOpen): each object is opened once per
+// analysis instead of twice.
+func (a *analysis) keepOpen(path string, f *os.File) {
+	if a.opened == nil {
+		a.opened = map[string]*os.File{}
+	}
+	if old := a.opened[path]; old != nil {
+		old.Close()
+	}
+	a.opened[path] = f
+}
+
+// takeOpen returns the file keepOpen kept for path (nil: none); the caller
+// owns it.
+func (a *analysis) takeOpen(path string) *os.File {
+	f := a.opened[path]
+	delete(a.opened, path)
+	return f
+}
+
+// closeOpened closes the files kept open that no one took.
+func (a *analysis) closeOpened() {
+	for p, f := range a.opened {
+		f.Close()
+		delete(a.opened, p)
+	}
 }
 
 // candidateRoots lists where the process's files may be, in the order they
@@ -202,10 +242,14 @@ func (a *analysis) resolveFiles() {
 			continue
 		}
 		verified++
-		id, isELF := fileBuildID(p)
+		f, id, isELF := openBuildID(p)
 		if isELF && id == o.buildID {
 			res.files[o.path] = p
+			a.keepOpen(p, f)
 			continue
+		}
+		if f != nil {
+			f.Close()
 		}
 		if isELF && id != "" {
 			res.fileIDs[o.path] = id

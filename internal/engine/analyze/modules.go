@@ -173,7 +173,14 @@ func (a *analysis) loadModules() {
 			continue
 		}
 		dirs := append(append([]string(nil), a.opts.DebugDirs...), "/usr/lib/debug")
-		obj, err := symbols.OpenWithOptions(mod.hostPath, symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles})
+		symOpts := symbols.Options{Sysroot: a.debugRoot(), DebugDirs: dirs, NoHostDebug: a.opts.NoHostDebugFiles, LeaveMapped: a.opts.LeaveMapped}
+		var obj *symbols.Object
+		var err error
+		if f := a.takeOpen(mod.hostPath); f != nil {
+			obj, err = symbols.OpenFileWithOptions(f, mod.hostPath, symOpts)
+		} else {
+			obj, err = symbols.OpenWithOptions(mod.hostPath, symOpts)
+		}
 		if errors.Is(err, symbols.ErrNotELF) {
 			continue // locale archives, caches and other mapped data files
 		}
@@ -198,6 +205,7 @@ func (a *analysis) loadModules() {
 		}
 		mod.unwind = &unwind.Module{Name: filepath.Base(mod.path), Bias: mod.bias, Load: func() []*unwind.Table { return cfiTables(obj) }}
 	}
+	a.closeOpened()
 	kept := order[:0]
 	for _, m := range order {
 		if m.obj != nil || m.info.Missing {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -561,12 +562,12 @@ func orUnknown(s string) string {
 	return s
 }
 
-var scaledIndex = regexp.MustCompile(`\+([1248])\*([a-z0-9]+)`)
+var scaledIndex = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\+([1248])\*([a-z0-9]+)`) })
 
 // gdbStyle brings x86asm's Intel syntax closer to gdb's (intel flavour):
 // "[rax+rcx*8]" rather than "[rax+8*rcx]", "lea rax, [rdi+0x10]" rather
 // than "lea rax, ptr [rdi+0x10]".
 func gdbStyle(s string) string {
-	s = scaledIndex.ReplaceAllString(s, "+$2*$1")
+	s = scaledIndex().ReplaceAllString(s, "+$2*$1")
 	return strings.Replace(s, ", ptr [", ", [", 1)
 }

@@ -95,7 +95,7 @@ func (im *image) identifier(a uint64, allowBackslash bool) string {
 }
 
 func loadImage(f *elf.File) *image {
-	im := &image{f: f, relocs: map[uint64]uint64{}}
+	im := &image{f: f}
 	for _, s := range f.Sections {
 		if s.Flags&elf.SHF_ALLOC == 0 || s.Type == elf.SHT_NOBITS || s.Size == 0 || s.Size > maxSection {
 			continue
@@ -110,6 +110,15 @@ func loadImage(f *elf.File) *image {
 		im.secs = append(im.secs, imgSection{addr: s.Addr, data: data, exec: s.Flags&elf.SHF_EXECINSTR != 0, name: s.Name})
 	}
 	dsyms, _ := f.DynamicSymbols()
+	// Sized at once: php-fpm has about 45,000 relocations, whose map
+	// otherwise grew (and rehashed) a dozen times.
+	relocs := uint64(0)
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_RELA && s.Size <= maxSection {
+			relocs += s.Size / 24
+		}
+	}
+	im.relocs = make(map[uint64]uint64, min(relocs, maxRelocs))
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || s.Size > maxSection {
 			continue

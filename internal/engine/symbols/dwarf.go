@@ -41,9 +41,9 @@ func (o *Object) HasDebugInfo() bool {
 func readDWARFSections(c *sectionCache) dwarfSections {
 	return dwarfSections{
 		info: c.progressive(".debug_info"), abbrev: c.progressive(".debug_abbrev"), line: c.progressive(".debug_line"),
-		str: c.get(".debug_str"), lineStr: c.get(".debug_line_str"), addr: c.get(".debug_addr"),
-		strOffsets: c.get(".debug_str_offsets"), ranges: c.get(".debug_ranges"), rnglists: c.get(".debug_rnglists"),
-		aranges: c.get(".debug_aranges"),
+		str: c.progressive(".debug_str"), lineStr: c.progressive(".debug_line_str"), addr: c.progressive(".debug_addr"),
+		strOffsets: c.progressive(".debug_str_offsets"), ranges: c.progressive(".debug_ranges"),
+		rnglists: c.progressive(".debug_rnglists"), aranges: c.progressive(".debug_aranges"),
 	}
 }
 
@@ -120,9 +120,8 @@ func (d *dwarfInfo) files(off uint64) []fileName {
 	var files []fileName
 	line := d.lineProgram(off)
 	if h, err := parseLineHeader(line, off); err == nil {
-		str := d.sec.str
 		u := unitFiles{r: lineReader{b: line, pos: h.filesAt, end: h.progStart}, version: h.version,
-			offSize: h.offSize, lineStr: d.sec.lineStr, str: func() []byte { return str }}
+			offSize: h.offSize, lineStr: d.sec.lineStr.all(), str: d.sec.str.all}
 		files = u.decode()
 	}
 	if d.fileTables == nil {
@@ -144,8 +143,7 @@ func (d *dwarfInfo) unitLines(u *unit) *lineTable {
 	if ok {
 		return lt
 	}
-	str := d.sec.str
-	lt, _ = parseUnitLineTable(d.lineProgram(off), d.sec.lineStr, func() []byte { return str }, off)
+	lt, _ = parseUnitLineTable(d.lineProgram(off), d.sec.lineStr.all(), d.sec.str.all, off)
 	d.mu.Lock()
 	if d.lineTables == nil {
 		d.lineTables = map[uint64]*lineTable{}

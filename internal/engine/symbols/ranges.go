@@ -37,7 +37,7 @@ func (u *unit) rangesOf(d *die) []pcRange {
 		}
 		return u.debugRanges(d.ranges)
 	case 2:
-		r := &infoReader{b: u.d.sec.rnglists, pos: u.rngBase + d.ranges*uint64(u.offSize)}
+		r := &infoReader{b: u.d.sec.rnglists.all(), pos: u.rngBase + d.ranges*uint64(u.offSize)}
 		off := r.fixed(uint64(u.offSize))
 		if r.err != nil {
 			return nil
@@ -49,7 +49,7 @@ func (u *unit) rangesOf(d *die) []pcRange {
 
 // debugRanges reads a DWARF 2-4 range list.
 func (u *unit) debugRanges(off uint64) []pcRange {
-	r := &infoReader{b: u.d.sec.ranges, pos: off}
+	r := &infoReader{b: u.d.sec.ranges.all(), pos: off}
 	base := u.base
 	n := uint64(u.addrSize)
 	maxAddr := ^uint64(0) >> (64 - 8*n)
@@ -72,7 +72,7 @@ func (u *unit) debugRanges(off uint64) []pcRange {
 
 // rnglist reads a DWARF 5 range list at off in .debug_rnglists.
 func (u *unit) rnglist(off uint64) []pcRange {
-	r := &infoReader{b: u.d.sec.rnglists, pos: off}
+	r := &infoReader{b: u.d.sec.rnglists.all(), pos: off}
 	base := u.base
 	n := uint64(u.addrSize)
 	var out []pcRange
@@ -215,7 +215,7 @@ func searchUnits(rs []unitRange, a uint64) (uint64, bool) {
 // parseAranges reads .debug_aranges into ranges sorted by address.
 func (d *dwarfInfo) parseAranges() []unitRange {
 	out := []unitRange{}
-	b := d.sec.aranges
+	b := d.sec.aranges.all()
 	le := binary.LittleEndian
 	for off := uint64(0); off+16 <= uint64(len(b)); {
 		length := uint64(le.Uint32(b[off:]))

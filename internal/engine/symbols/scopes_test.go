@@ -368,7 +368,7 @@ func FuzzDebugInfo(f *testing.F) {
 	info[0] = byte(len(info) - 4)
 	f.Add(info, abbrev, uint64(0x1005))
 	f.Fuzz(func(t *testing.T, info, abbrev []byte, addr uint64) {
-		d := newDWARFInfo(dwarfSections{info: wholeSection(info), abbrev: wholeSection(abbrev), line: wholeSection(nil), str: info, addr: info, rnglists: info, ranges: info, aranges: abbrev})
+		d := newDWARFInfo(dwarfSections{info: wholeSection(info), abbrev: wholeSection(abbrev), line: wholeSection(nil), str: wholeSection(info), addr: wholeSection(info), rnglists: wholeSection(info), ranges: wholeSection(info), aranges: wholeSection(abbrev)})
 		if d == nil {
 			return
 		}

@@ -74,14 +74,17 @@ func (c *sectionCache) data() []byte {
 	return c.mapped
 }
 
-// close unmaps the file; no section read from it may be used after.
-func (c *sectionCache) close() {
+// close unmaps the file (unmap false: leaves it mapped until the process
+// exits); no section read from it may be used after.
+func (c *sectionCache) close(unmap bool) {
 	if c == nil {
 		return
 	}
 	c.mapOnce.Do(func() {}) // no mapping after this
 	if c.unmap {
-		_ = syscall.Munmap(c.mapped)
+		if unmap {
+			_ = syscall.Munmap(c.mapped)
+		}
 		c.mapped, c.unmap = nil, false
 	}
 }

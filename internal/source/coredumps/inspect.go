@@ -419,14 +419,14 @@ func peekCrash(e *Entry) (*CoreInfo, error) {
 // libphpRE matches PHP's embeddable library: Apache's mod_php
 // (libphp8.2.so, libphp.so, libphp7.so, mod_php7.so on old builds) and
 // FrankenPHP's.
-var libphpRE = regexp.MustCompile(`^(libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`)
+var libphpRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(libphp[0-9.]*\.so[.0-9]*|mod_php[0-9.]*\.so)$`) })
 
 // phpLibrary is the path of PHP's library among a core's mappings, "" when
 // it maps none.
 func phpLibrary(maps []FileMapping) string {
 	for _, m := range maps {
 		p := strings.TrimSuffix(m.Path, " (deleted)")
-		if libphpRE.MatchString(path.Base(p)) {
+		if libphpRE().MatchString(path.Base(p)) {
 			return p
 		}
 	}

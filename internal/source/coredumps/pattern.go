@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coroner-dev/coroner/internal/regular"
@@ -83,9 +84,9 @@ var (
 		"/etc/nginx/nginx.conf", "/etc/nginx/conf.d/*.conf", "/etc/nginx/sites-enabled/*",
 		"/etc/apache2/sites-enabled/*", "/etc/httpd/conf/httpd.conf", "/etc/httpd/conf.d/*.conf",
 	}
-	reChdir   = regexp.MustCompile(`^\s*chdir\s*=\s*"?([^";]+)"?`)
-	reRoot    = regexp.MustCompile(`^\s*root\s+"?([^";\s]+)"?\s*;`)
-	reDocRoot = regexp.MustCompile(`^\s*DocumentRoot\s+"?([^"\s]+)"?`)
+	reChdir   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*chdir\s*=\s*"?([^";]+)"?`) })
+	reRoot    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*root\s+"?([^";\s]+)"?\s*;`) })
+	reDocRoot = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*DocumentRoot\s+"?([^"\s]+)"?`) })
 )
 
 // workDir is a directory a relative core_pattern may write into; walk says
@@ -146,8 +147,8 @@ func workDirs() []workDir {
 		}
 	}
 	walk = true
-	scan(fpmConfigGlobs, reChdir)
-	scan(webConfigGlobs, reRoot, reDocRoot)
+	scan(fpmConfigGlobs, reChdir())
+	scan(webConfigGlobs, reRoot(), reDocRoot())
 	walk = false
 	add("/")
 	return dirs

@@ -33,6 +33,13 @@ type Options struct {
 	// memory fail with it: an analysis whose budget is used up ends
 	// quickly, with what it found so far.
 	Stop func() error
+	// LeaveMapped makes Close leave the core and the files read for it
+	// memory-mapped (their descriptors are closed): for a process that
+	// exits after one analysis, whose exit drops every mapping at once.
+	// Unmapping them one by one, each with a TLB shootdown on the other
+	// processors running the process's threads, cost 3-6 ms of a 70 ms
+	// analysis of a php-fpm core.
+	LeaveMapped bool
 }
 
 // Mapping is one memory area of the process (one PT_LOAD segment), with the
@@ -107,9 +114,11 @@ type backingFile struct {
 	err  error
 }
 
-func (b *backingFile) close() {
+func (b *backingFile) close(unmap bool) {
 	if b.data != nil {
-		munmap(b.data)
+		if unmap {
+			munmap(b.data)
+		}
 		b.data = nil
 	}
 	if b.f != nil {
@@ -153,10 +162,12 @@ func OpenWithOptions(path string, opts Options) (*File, error) {
 // Close releases the core and any mapped files opened to read memory.
 func (c *File) Close() error {
 	for _, b := range c.backing {
-		b.close()
+		b.close(!c.opts.LeaveMapped)
 	}
 	if c.data != nil {
-		munmap(c.data)
+		if !c.opts.LeaveMapped {
+			munmap(c.data)
+		}
 		c.data = nil
 	}
 	return c.f.Close()
@@ -526,7 +537,7 @@ func (c *File) SetFiles(files map[string]string) {
 	defer c.mu.Unlock()
 	for _, b := range c.backing {
 		if b.f != nil {
-			b.close()
+			b.close(true)
 		}
 	}
 	c.backing = map[string]*backingFile{}

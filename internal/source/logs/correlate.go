@@ -594,6 +594,6 @@ func sameRequest(a, f *Event) bool {
 // frontRelevant reports whether an incident can have caused a front-end
 // error: PHP-FPM and Apache workers, and kernel-only crashes of PHP processes.
 func frontRelevant(inc *Incident) bool {
-	return inc.Pool != "" || inc.apache || IsPHPCommand(inc.Comm) || webServerCommRE.MatchString(inc.Comm) ||
+	return inc.Pool != "" || inc.apache || IsPHPCommand(inc.Comm) || webServerCommRE().MatchString(inc.Comm) ||
 		(inc.Comm == "" && inc.PID > 0)
 }

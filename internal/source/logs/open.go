@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -90,12 +91,14 @@ func (r *readCloser) Close() error { return r.close() }
 
 // rotationRe matches the suffix logrotate adds: ".1", ".2.gz", "-20261126",
 // "-20261126.gz" (dateext).
-var rotationRe = regexp.MustCompile(`^(.*?)(?:\.(\d{1,4})|-(\d{8,10}))(\.gz|\.xz|\.zst|\.bz2)?$`)
+var rotationRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(.*?)(?:\.(\d{1,4})|-(\d{8,10}))(\.gz|\.xz|\.zst|\.bz2)?$`)
+})
 
 // rotationKey splits a path into the live file it was rotated from and an
 // age rank (larger is newer; the live file ranks highest).
 func rotationKey(path string) (base string, rank int64) {
-	m := rotationRe.FindStringSubmatch(path)
+	m := rotationRe().FindStringSubmatch(path)
 	if m == nil {
 		return path, 1 << 62
 	}

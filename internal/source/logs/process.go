@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
@@ -20,13 +21,17 @@ var (
 	// executable's base name) of processes that run PHP: php-fpm8.2,
 	// php-fpm, php8.3, php, php-cgi, lsphp (LiteSpeed), frankenphp, and
 	// FPM's process titles ("php-fpm: pool www").
-	phpCommRE = regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|php-fpm:.*|lsphp[0-9.]*|frankenphp)$`)
+	phpCommRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(php(-fpm|-cgi|-cli)?[0-9.]*|php[0-9.]*-(fpm|cgi)|php-fpm:.*|lsphp[0-9.]*|frankenphp)$`)
+	})
 	// webServerCommRE matches web servers that may embed PHP (mod_php).
-	webServerCommRE = regexp.MustCompile(`^(apache2?|httpd(-prefork|-worker|-event)?)$`)
+	webServerCommRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(apache2?|httpd(-prefork|-worker|-event)?)$`) })
 	// phpModuleRE matches modules only a PHP process maps: the PHP
 	// library of Apache's mod_php and FrankenPHP, the php binaries, and
 	// extensions in PHP's extension directories.
-	phpModuleRE = regexp.MustCompile(`(^|/)(libphp[0-9.]*\.so[.0-9]*|php-fpm[0-9.]*|php[0-9.]*|php-cgi[0-9.]*|opcache\.so)$|/(lib|lib64)/php[0-9.]*/(modules|[0-9]{8})/`)
+	phpModuleRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(^|/)(libphp[0-9.]*\.so[.0-9]*|php-fpm[0-9.]*|php[0-9.]*|php-cgi[0-9.]*|opcache\.so)$|/(lib|lib64)/php[0-9.]*/(modules|[0-9]{8})/`)
+	})
 )
 
 // IsPHPCommand reports whether a command name (comm) or executable names
@@ -36,7 +41,7 @@ func IsPHPCommand(comm string) bool {
 	if comm == "" {
 		return false
 	}
-	return phpCommRE.MatchString(filepath.Base(comm)) || phpCommRE.MatchString(comm)
+	return phpCommRE().MatchString(filepath.Base(comm)) || phpCommRE().MatchString(comm)
 }
 
 // IsWebServerCommand reports whether a command name or executable names a
@@ -45,13 +50,13 @@ func IsPHPCommand(comm string) bool {
 // death or from its core.
 func IsWebServerCommand(comm string) bool {
 	comm = strings.TrimSuffix(strings.TrimSpace(comm), " (deleted)")
-	return comm != "" && webServerCommRE.MatchString(filepath.Base(comm))
+	return comm != "" && webServerCommRE().MatchString(filepath.Base(comm))
 }
 
 // isPHPModule reports whether a mapped module (path or base name) is one
 // only PHP processes load.
 func isPHPModule(path string) bool {
-	return path != "" && phpModuleRE.MatchString(strings.TrimSuffix(path, " (deleted)"))
+	return path != "" && phpModuleRE().MatchString(strings.TrimSuffix(path, " (deleted)"))
 }
 
 // classify decides whether the process of an incident runs PHP, from the
@@ -97,7 +102,7 @@ func classify(inc *Incident, core *coredumps.Entry, modPHP *ModPHP) {
 	if core != nil && who == "" {
 		who = firstNonEmpty(core.Comm, core.Exe)
 	}
-	apache := inc.apache || (who != "" && webServerCommRE.MatchString(filepath.Base(who)))
+	apache := inc.apache || (who != "" && webServerCommRE().MatchString(filepath.Base(who)))
 	if apache {
 		what := "Apache child"
 		if !inc.apache {

@@ -1,6 +1,9 @@
 package logs
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // The clock formats of the sources differ: nginx writes local time without a
 // zone, PHP-FPM "dd-Mon-YYYY HH:MM:SS" local time, the access log carries its
@@ -171,20 +174,21 @@ func zoneN(b []byte) (*time.Location, int, bool) {
 	return fixedZone(off), n, true
 }
 
-// fixedZones caches fixed zones by offset so that parsing does not allocate.
-var fixedZones = map[int]*time.Location{}
+// fixedZones caches fixed zones by offset so that parsing does not
+// allocate (made on first use: most commands parse no log).
+var fixedZones = sync.OnceValue(func() map[int]*time.Location {
+	m := map[int]*time.Location{}
+	for off := -12 * 3600; off <= 14*3600; off += 900 {
+		m[off] = time.FixedZone("", off)
+	}
+	return m
+})
 
 func fixedZone(off int) *time.Location {
-	if l, ok := fixedZones[off]; ok {
+	if l, ok := fixedZones()[off]; ok {
 		return l
 	}
 	return time.FixedZone("", off)
-}
-
-func init() {
-	for off := -12 * 3600; off <= 14*3600; off += 900 {
-		fixedZones[off] = time.FixedZone("", off)
-	}
 }
 
 // parseISO parses "2026-11-26T19:27:44[.,frac][Z|+00:00|+0000]" (rsyslog,
