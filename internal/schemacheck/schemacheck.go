@@ -22,7 +22,9 @@ type Set struct {
 	schemas map[string]*jsonschema.Schema
 }
 
-// Load compiles every NAME.json of dir.
+// Load compiles every NAME.json of dir. A file refers to another of the
+// directory by a reference relative to its $id ("report.json",
+// "report.json#/$defs/crash.Diagnosis").
 func Load(dir string) (*Set, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -50,7 +52,14 @@ func Load(dir string) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse schema %s: %w", p, err)
 		}
+		// A schema is known by its $id, so that one file refers to another
+		// ("report.json" from api-crash.json) as a reader resolves it.
 		url := "file://" + filepath.ToSlash(abs)
+		if m, ok := doc.(map[string]any); ok {
+			if id, ok := m["$id"].(string); ok && id != "" {
+				url = id
+			}
+		}
 		if err := c.AddResource(url, doc); err != nil {
 			return nil, fmt.Errorf("add schema %s: %w", p, err)
 		}
@@ -123,4 +132,40 @@ type noLoader struct{}
 
 func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("schema %s is not in the set (nothing is fetched)", url)
+}
+
+// ReplaceFirst walks a decoded document v depth first (object keys
+// sorted) and replaces the first value f accepts (f returns the new value
+// and true); k is the value's key, "" in arrays. It reports whether it
+// replaced one. Tests use it to mutate a real document into one its
+// schema must reject.
+func ReplaceFirst(v any, f func(k string, x any) (any, bool)) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if nv, ok := f(k, x[k]); ok {
+				x[k] = nv
+				return true
+			}
+			if ReplaceFirst(x[k], f) {
+				return true
+			}
+		}
+	case []any:
+		for i := range x {
+			if nv, ok := f("", x[i]); ok {
+				x[i] = nv
+				return true
+			}
+			if ReplaceFirst(x[i], f) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -86,8 +86,8 @@ type APICrash struct {
 	Report *crash.Report `json:"report,omitempty"`
 }
 
-// apiFilter is the filter of a request, as the API echoes it.
-type apiFilter struct {
+// APIFilter is the filter of a request, as the API echoes it.
+type APIFilter struct {
 	Group  string     `json:"group,omitempty"`
 	Host   string     `json:"host,omitempty"`
 	Pool   string     `json:"pool,omitempty"`
@@ -99,6 +99,55 @@ type apiFilter struct {
 	Until  *time.Time `json:"until,omitempty"`
 	// States are the group states selected.
 	States []string `json:"states"`
+}
+
+// The answers of the API, one type per kind (docs/schema/api-*.json
+// describe them). Every answer carries APIVersion.
+
+// GroupsAnswer answers GET /api/v1/groups: the groups the filter selects
+// and the number of their crashes it selects.
+type GroupsAnswer struct {
+	APIVersion int        `json:"api_version"`
+	Crashes    int        `json:"crashes"`
+	Filter     APIFilter  `json:"filter"`
+	Groups     []APIGroup `json:"groups"`
+}
+
+// GroupAnswer answers GET /api/v1/groups/{fp}: the group (with its URIs
+// and hosts) and its crashes that the filter selects, newest first.
+type GroupAnswer struct {
+	APIVersion int        `json:"api_version"`
+	Crashes    []APICrash `json:"crashes"`
+	Filter     APIFilter  `json:"filter"`
+	Group      APIGroup   `json:"group"`
+}
+
+// CrashesAnswer answers GET /api/v1/crashes: the crashes the filter
+// selects, newest first, without their reports.
+type CrashesAnswer struct {
+	APIVersion int        `json:"api_version"`
+	Crashes    []APICrash `json:"crashes"`
+	Filter     APIFilter  `json:"filter"`
+}
+
+// CrashAnswer answers GET /api/v1/crashes/{id}: the crash with its report.
+type CrashAnswer struct {
+	APIVersion int      `json:"api_version"`
+	Crash      APICrash `json:"crash"`
+}
+
+// StateAnswer answers POST /api/v1/groups/{fp}/state: the group in its
+// new state.
+type StateAnswer struct {
+	APIVersion int      `json:"api_version"`
+	Group      APIGroup `json:"group"`
+}
+
+// ErrorAnswer is the answer of a request that failed (400, 403, 404,
+// 415, 500, 503): what went wrong.
+type ErrorAnswer struct {
+	APIVersion int    `json:"api_version"`
+	Error      string `json:"error"`
 }
 
 // filterParams are the query parameters of a filter, in the order the
@@ -133,7 +182,7 @@ func parseStates(v string) ([]string, error) {
 // rule, signal (exact), uri (contained), q (text in title, rule,
 // fingerprint or URI), since and until (RFC 3339, a date, or a duration
 // before now: "24h", "7d").
-func parseFilter(q url.Values, now time.Time) (store.Filter, apiFilter, error) {
+func parseFilter(q url.Values, now time.Time) (store.Filter, APIFilter, error) {
 	f := store.Filter{Fingerprint: q.Get("group"), Host: q.Get("host"), Pool: q.Get("pool"), Rule: q.Get("rule"),
 		Signal: strings.ToUpper(q.Get("signal")), URI: q.Get("uri"), Text: q.Get("q")}
 	if f.Signal != "" && !strings.HasPrefix(f.Signal, "SIG") {
@@ -141,15 +190,15 @@ func parseFilter(q url.Values, now time.Time) (store.Filter, apiFilter, error) {
 	}
 	var err error
 	if f.States, err = parseStates(q.Get("state")); err != nil {
-		return f, apiFilter{}, fmt.Errorf("state: %w", err)
+		return f, APIFilter{}, fmt.Errorf("state: %w", err)
 	}
 	if f.Since, err = parseWhen(q.Get("since"), now); err != nil {
-		return f, apiFilter{}, fmt.Errorf("since: %w", err)
+		return f, APIFilter{}, fmt.Errorf("since: %w", err)
 	}
 	if f.Until, err = parseWhen(q.Get("until"), now); err != nil {
-		return f, apiFilter{}, fmt.Errorf("until: %w", err)
+		return f, APIFilter{}, fmt.Errorf("until: %w", err)
 	}
-	echo := apiFilter{Group: f.Fingerprint, Host: f.Host, Pool: f.Pool, Rule: f.Rule, Signal: f.Signal, URI: f.URI, Q: f.Text, States: f.States}
+	echo := APIFilter{Group: f.Fingerprint, Host: f.Host, Pool: f.Pool, Rule: f.Rule, Signal: f.Signal, URI: f.URI, Q: f.Text, States: f.States}
 	if echo.States == nil {
 		echo.States = store.States
 	}
@@ -229,14 +278,14 @@ func apiFail(w http.ResponseWriter, err error) {
 	case store.Unavailable(err):
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"api_version": APIVersion, "error": err.Error()})
+	writeJSON(w, status, ErrorAnswer{APIVersion: APIVersion, Error: err.Error()})
 }
 
 // findGroups runs the filter of a request: the groups it selects
 // (redacted unless ShowSecrets), of every state when allStates is set (the
 // groups page counts the ignored ones it hides). The groups page and
 // /api/v1/groups use it.
-func (s *Server) findGroups(r *http.Request, allStates bool) ([]store.Group, apiFilter, store.Filter, error) {
+func (s *Server) findGroups(r *http.Request, allStates bool) ([]store.Group, APIFilter, store.Filter, error) {
 	f, echo, err := parseFilter(r.URL.Query(), s.opts.Now())
 	if err != nil {
 		return nil, echo, f, &badRequest{err}
@@ -272,7 +321,7 @@ func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
 		out = append(out, apiGroupOf(&gs[i]))
 		total += gs[i].Count
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "filter": echo, "crashes": total, "groups": out})
+	writeJSON(w, http.StatusOK, GroupsAnswer{APIVersion: APIVersion, Filter: echo, Crashes: total, Groups: out})
 }
 
 // apiGroup answers GET /api/v1/groups/{fp}?FILTER: the group and its
@@ -319,14 +368,14 @@ func (s *Server) apiCrashList(w http.ResponseWriter, r *http.Request, g *store.G
 	for i := range cs {
 		out = append(out, apiCrashOf(&cs[i]))
 	}
-	body := map[string]any{"api_version": APIVersion, "filter": echo, "crashes": out}
-	if g != nil {
-		if !s.opts.ShowSecrets {
-			g = redact.Value(g)
-		}
-		body["group"] = apiGroupOf(g)
+	if g == nil {
+		writeJSON(w, http.StatusOK, CrashesAnswer{APIVersion: APIVersion, Filter: echo, Crashes: out})
+		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	if !s.opts.ShowSecrets {
+		g = redact.Value(g)
+	}
+	writeJSON(w, http.StatusOK, GroupAnswer{APIVersion: APIVersion, Filter: echo, Crashes: out, Group: apiGroupOf(g)})
 }
 
 // apiCrash answers GET /api/v1/crashes/{id}: the crash with its report
@@ -348,7 +397,7 @@ func (s *Server) apiCrash(w http.ResponseWriter, r *http.Request) {
 		// The crash page's "Download JSON": the same answer, saved as a file.
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="coroner-crash-%d.json"`, c.ID))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "crash": apiCrashOf(c)})
+	writeJSON(w, http.StatusOK, CrashAnswer{APIVersion: APIVersion, Crash: apiCrashOf(c)})
 }
 
 // apiError answers err (when not nil) and reports whether it did.
@@ -358,7 +407,7 @@ func (s *Server) apiError(w http.ResponseWriter, err error) bool {
 	}
 	var bad *badRequest
 	if errors.As(err, &bad) {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"api_version": APIVersion, "error": err.Error()})
+		writeJSON(w, http.StatusBadRequest, ErrorAnswer{APIVersion: APIVersion, Error: err.Error()})
 		return true
 	}
 	apiFail(w, err)

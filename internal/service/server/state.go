@@ -91,7 +91,7 @@ func (s *Server) apiSetState(w http.ResponseWriter, r *http.Request) {
 	answer := func(err error) {
 		var fb *forbidden
 		if errors.As(err, &fb) {
-			writeJSON(w, http.StatusForbidden, map[string]any{"api_version": APIVersion, "error": err.Error()})
+			writeJSON(w, http.StatusForbidden, ErrorAnswer{APIVersion: APIVersion, Error: err.Error()})
 			return
 		}
 		s.apiError(w, err)
@@ -99,7 +99,7 @@ func (s *Server) apiSetState(w http.ResponseWriter, r *http.Request) {
 	// A page of another site can POST a form or text without asking;
 	// application/json it cannot (CORS preflight, which is not answered).
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"api_version": APIVersion, "error": "Content-Type must be application/json"})
+		writeJSON(w, http.StatusUnsupportedMediaType, ErrorAnswer{APIVersion: APIVersion, Error: "Content-Type must be application/json"})
 		return
 	}
 	var req stateRequest
@@ -124,7 +124,7 @@ func (s *Server) apiSetState(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.ShowSecrets {
 		g = redact.Value(g)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_version": APIVersion, "group": apiGroupOf(g)})
+	writeJSON(w, http.StatusOK, StateAnswer{APIVersion: APIVersion, Group: apiGroupOf(g)})
 }
 
 // pageSetState answers the state buttons of the group page (a form POST

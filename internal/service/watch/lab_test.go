@@ -22,6 +22,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/schemacheck"
 	"github.com/coroner-dev/coroner/internal/service/server"
+	"github.com/coroner-dev/coroner/internal/service/server/apicheck"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/store/storetest"
 	"github.com/coroner-dev/coroner/internal/service/watch"
@@ -287,12 +288,14 @@ func TestWatchLabSQLite(t *testing.T) {
 	e.check(t)
 	t.Run("browser", func(t *testing.T) { e.browser(t) })
 	t.Run("states", func(t *testing.T) { e.browserStates(t) })
+	t.Run("api-schemas", func(t *testing.T) { e.apiSchemas(t) }) // last: it changes group states
 }
 
 func TestWatchLabPostgres(t *testing.T) {
 	dsn := storetest.Postgres(t)
 	e := startEnv(t, dsn)
 	e.check(t)
+	t.Run("api-schemas", func(t *testing.T) { e.apiSchemas(t) })
 }
 
 func (e *env) check(t *testing.T) {
@@ -506,4 +509,57 @@ func scenarioTime(sc *labtest.Scenario) time.Time {
 
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
+
+// apiSchemas validates the dashboard's API answers on the crashes the
+// watcher recorded from the lab against docs/schema/api-*.json: every
+// endpoint before any state change; then a group resolved through the API
+// crashes again (the watcher records one of its reports anew: regressed),
+// another is ignored, and every endpoint is asked again. Each schema must
+// then reject mutated copies of the real answers.
+func (e *env) apiSchemas(t *testing.T) {
+	ctx := context.Background()
+	c, err := apicheck.New("../../../docs/schema", e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Walk(t)
+	cs, err := e.st.Crashes(ctx, "", 100)
+	if err != nil || len(cs) < 2 {
+		t.Fatalf("crashes: %d %v", len(cs), err)
+	}
+	var again *store.Crash
+	for i := range cs {
+		if cs[i].PID == pidOf(e, "ffi-null-code") || again == nil {
+			again = &cs[i]
+		}
+	}
+	c.SetState(t, again.Fingerprint, store.StateResolved, "lab")
+	full, err := e.st.Crash(ctx, again.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := full.Report
+	rep.Process.PID += 1 << 20 // another worker of the same crash
+	rc, err := e.w.Record(ctx, rep, watch.RecordInfo{CorePath: filepath.Join(e.coresDir, "core.again"), CoreMTime: time.Now()})
+	if err != nil || !rc.Regressed {
+		t.Fatalf("the crash of a resolved group: %+v %v", rc, err)
+	}
+	for i := range cs {
+		if cs[i].Fingerprint != again.Fingerprint {
+			c.SetState(t, cs[i].Fingerprint, store.StateIgnored, "lab")
+			break
+		}
+	}
+	groups, crashes := c.Walk(t)
+	if crashes != len(cs)+1 {
+		t.Errorf("the API lists %d crashes, want %d", crashes, len(cs)+1)
+	}
+	for _, what := range []string{"group new", "group regressed", "group ignored", "group with regressions", "crash with report"} {
+		if c.Seen(what) == 0 {
+			t.Errorf("no validated answer shows a %s", what)
+		}
+	}
+	t.Logf("%d groups, %d crashes; answers validated: %s", groups, crashes, c.Counts())
+	c.CheckMutations(t)
 }

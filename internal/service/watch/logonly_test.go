@@ -13,6 +13,7 @@ import (
 
 	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/service/server"
+	"github.com/coroner-dev/coroner/internal/service/server/apicheck"
 	"github.com/coroner-dev/coroner/internal/service/store"
 	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -140,6 +141,19 @@ func TestLogOnlyGroups(t *testing.T) {
 			t.Errorf("API group %+v", g)
 		}
 	}
+	// The API's answers on log-only crashes (no report) match its schemas;
+	// a log-only group resolved through the API too.
+	ac, err := apicheck.New("../../../docs/schema", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.SetState(t, fp["ffi-null-code"], store.StateResolved, "lab")
+	ac.Walk(t)
+	if ac.Seen("log-only crash") == 0 || ac.Seen("log-only group") == 0 || ac.Seen("group resolved") == 0 {
+		t.Errorf("the API's answers show no log-only crash, log-only group or resolved group")
+	}
+	t.Logf("answers validated: %s", ac.Counts())
+	ac.CheckMutations(t)
 	// Worker deaths are still counted as such; no analysed crash is.
 	m := get(t, url+"/metrics")
 	if strings.Contains(m, "coroner_crashes_total{") || !strings.Contains(m, "coroner_worker_deaths_total{") {
