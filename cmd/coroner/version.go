@@ -12,6 +12,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine/snapshot"
 	"github.com/coroner-dev/coroner/internal/render"
 	"github.com/coroner-dev/coroner/internal/replay"
+	"github.com/coroner-dev/coroner/internal/service/server"
 	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
@@ -69,6 +70,9 @@ type versionDocument struct {
 	// Documents maps each JSON document (the name of its schema file in
 	// docs/schema) to the schema version this binary writes.
 	Documents map[string]int `json:"documents"`
+	// APIVersion is the version of the dashboard's JSON API (/api/v1/,
+	// the api-*.json schema files).
+	APIVersion int `json:"api_version"`
 }
 
 // documentVersions are the schema versions of the JSON documents, by the
@@ -101,7 +105,8 @@ func init() {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
 			return enc.Encode(versionDocument{Schema: versionSchema, Version: v, Commit: rev,
-				GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Documents: documentVersions()})
+				GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Documents: documentVersions(),
+				APIVersion: server.APIVersion})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the build and the schema version of every JSON document as JSON (docs/schema/version.json)")
