@@ -239,6 +239,31 @@ func inspect(e *Entry, quick bool, ids *buildIDCache) {
 	}
 }
 
+// inspectJournal completes e, a core kept in the journal, from its notes
+// (read from a prefix of the record's COREDUMP field), unless opts.Quick.
+func inspectJournal(e *Entry, opts DiscoverOptions, ids *buildIDCache) {
+	if e.Truncated == "" {
+		e.Truncated = Unknown
+	}
+	if opts.Quick {
+		checkAnalysable(e, ids)
+		if e.Analysable == Unknown && e.FileBuildID != "" {
+			e.Why = "build-id not checked (quick mode: the core in the journal was not read)"
+		}
+		return
+	}
+	info, err := peekJournal(e, opts.Journal, opts.JournalTimeout)
+	if err != nil && info == nil {
+		e.Analysable, e.Why = No, err.Error()
+		return
+	}
+	fillFromCore(e, info)
+	if e.CoreSize > 0 {
+		setTruncated(e, info, e.CoreSize)
+	}
+	checkAnalysable(e, ids)
+}
+
 // fillFromCore copies what the core's notes say into e where the store was silent.
 func fillFromCore(e *Entry, info *CoreInfo) {
 	if e.PID == 0 && info.PID != 0 {
