@@ -2,7 +2,7 @@
 # Installs what coroner's tests and crash lab need on Debian/Ubuntu (as root; as another
 # user it only lists what is missing). Go itself (1.26+) must already be installed.
 set -euo pipefail
-pkgs=(nginx php8.2-fpm php8.2-opcache php8.2-cli apache2 libapache2-mod-php8.2 elfutils debuginfod dwz libpcre2-dev gdb gcc g++ clang binutils curl zstd lz4 xz-utils postgresql chromium)
+pkgs=(nginx php8.2-fpm php8.2-opcache php8.2-cli apache2 libapache2-mod-php8.2 elfutils debuginfod dwz libpcre2-dev gdb gcc g++ clang binutils curl zstd lz4 xz-utils postgresql chromium systemd-journal-remote)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
