@@ -65,7 +65,7 @@ func TestWatchJournalCore(t *testing.T) {
 			}
 			defer st.Close()
 			w, err := watch.New(watch.Config{Store: st, Discover: true, DiscoverEvery: 200 * time.Millisecond, CoreDirs: []string{managed},
-				Stores: coredumps.DiscoverOptions{Sources: []string{coredumps.SourceSystemd}, SystemdDir: filepath.Join(dir, "none"), Journal: journal},
+				Stores:       coredumps.DiscoverOptions{Sources: []string{coredumps.SourceSystemd}, SystemdDir: filepath.Join(dir, "none"), Journal: journal},
 				AllProcesses: true, Poll: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Nice: -1, Isolate: iso,
 				Logger: log.New(testWriter{t}, "", 0)})
 			if err != nil {
