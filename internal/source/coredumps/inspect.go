@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
@@ -252,7 +253,11 @@ func inspectJournal(e *Entry, opts DiscoverOptions, ids *buildIDCache) {
 		}
 		return
 	}
-	info, err := peekJournal(e, opts.Journal, opts.JournalTimeout)
+	timeout := time.Minute // the notes come first: a listing does not wait for more
+	if opts.JournalTimeout > 0 && opts.JournalTimeout < timeout {
+		timeout = opts.JournalTimeout
+	}
+	info, err := peekJournal(e, opts.Journal, timeout)
 	if err != nil && info == nil {
 		e.Analysable, e.Why = No, err.Error()
 		return

@@ -248,3 +248,31 @@ func TestJournalName(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalCoreWithoutOutputFields: a journalctl older than systemd 236
+// refuses --output-fields; the core is then read from the record's full
+// export (every field, the others skipped). The old journalctl is the real
+// one behind a wrapper that refuses the option as it did.
+func TestJournalCoreWithoutOutputFields(t *testing.T) {
+	rc, journal, ts := journalCoreFixture(t)
+	real, err := exec.LookPath("journalctl")
+	if err != nil {
+		t.Skip("journalctl is not installed")
+	}
+	wrapper := filepath.Join(t.TempDir(), "journalctl")
+	script := "#!/bin/sh\nfor a in \"$@\"; do case $a in --output-fields*) echo \"journalctl: unrecognized option '$a'\" >&2; exit 1;; esac; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := journalctlPath
+	journalctlPath = func() (string, error) { return wrapper, nil }
+	defer func() { journalctlPath = old }()
+	_, plain, cleanup, err := Resolve(JournalName(rc.PID, ts.UnixMicro()), ResolveOptions{Discover: DiscoverOptions{Journal: journal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if fileSHA(t, plain) != fileSHA(t, rc.Core) {
+		t.Errorf("the core read without --output-fields differs from the original")
+	}
+}
