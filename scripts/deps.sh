@@ -29,4 +29,17 @@ if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then
   fi
   rm -rf "$tmp"
 fi
+# coredumpctl is the oracle of the cores coroner reads from the journal (TestJournalCoreMatchesCoredumpctl).
+# Debian ships it in systemd-coredump, whose install would take over kernel.core_pattern (machine-wide):
+# take coredumpctl alone out of the package instead.
+if ! command -v coredumpctl >/dev/null && [ "$(id -u)" = 0 ]; then
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq systemd-coredump >/dev/null 2>&1); then
+    dpkg-deb --fsys-tarfile "$tmp"/systemd-coredump_*.deb | tar -xO ./usr/bin/coredumpctl >/usr/local/bin/coredumpctl
+    chmod 755 /usr/local/bin/coredumpctl
+  else
+    echo "deps: could not download Debian's systemd-coredump package: coredumpctl missing (TestJournalCoreMatchesCoredumpctl skips)" >&2
+  fi
+  rm -rf "$tmp"
+fi
 command -v go >/dev/null || { echo "Go 1.26+ is required (https://go.dev/dl/)" >&2; exit 1; }

@@ -209,7 +209,7 @@ func TestJournalCore(t *testing.T) {
 func TestJournalCoreMatchesCoredumpctl(t *testing.T) {
 	bin, err := exec.LookPath("coredumpctl")
 	if err != nil {
-		t.Skip("coredumpctl is not installed (Debian package systemd-coredump, which also takes over kernel.core_pattern)")
+		t.Skip("coredumpctl is not installed (scripts/deps.sh takes it out of Debian's systemd-coredump package, whose install would take over kernel.core_pattern)")
 	}
 	rc, journal, ts := journalCoreFixture(t)
 	out := filepath.Join(t.TempDir(), "core")
