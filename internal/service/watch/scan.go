@@ -191,6 +191,9 @@ func (w *Watcher) scanManaged(ctx context.Context) {
 }
 
 func (w *Watcher) managed(path string) bool {
+	if isJournalName(path) {
+		return false // a core kept in the journal, not a file of "."
+	}
 	dir := filepath.Dir(path)
 	for _, d := range w.cfg.CoreDirs {
 		if filepath.Clean(d) == dir {
