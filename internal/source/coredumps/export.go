@@ -11,12 +11,11 @@ import (
 
 // Bounds of the journal export format parser (`journalctl -o export`): a
 // field name is at most 64 bytes in the journal; a text value longer than
-// maxExportText is skipped (not kept), as is a binary value longer than
-// maxExportInline unless the visitor reads it (the core).
+// maxExportText is skipped (not kept); a binary value is only streamed to
+// the visitor (the core).
 const (
-	maxExportName   = 64
-	maxExportText   = 1 << 20
-	maxExportInline = 64 << 10
+	maxExportName = 64
+	maxExportText = 1 << 20
 	// maxExportSize bounds the length field of a binary value: larger
 	// values are a broken stream (journald keeps fields far smaller).
 	maxExportSize = 1 << 40
@@ -27,9 +26,8 @@ type ExportField struct {
 	// Entry counts the entries of the stream, from 0.
 	Entry int
 	Name  string
-	// Value is the value of a text field, and of a binary field of at most
-	// 64 KiB that the visitor did not read; nil when it was too long to
-	// keep.
+	// Value is the value of a text field; nil when it was too long to
+	// keep (over 1 MiB).
 	Value []byte
 	// Binary is set for a field in binary form (a value with newlines or
 	// non-printable bytes); Size is its length, and Data reads it, once,
@@ -46,8 +44,8 @@ var errStopExport = errors.New("stop reading the export stream")
 // every field, then with a zero-named field at the end of each entry. A
 // text field is "NAME=value\n"; a binary field is "NAME\n", a 64-bit
 // little-endian length, the value and "\n"; an empty line ends an entry.
-// The value of a binary field is never held in memory unless it is small:
-// the visitor streams it from Data (what it leaves is skipped). visit
+// The value of a binary field is never held in memory: the visitor streams
+// it from Data (what it leaves is skipped). visit
 // returning an error stops reading (errStopExport: without error).
 func ReadExport(r io.Reader, visit func(f *ExportField) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -126,17 +124,6 @@ func ReadExport(r io.Reader, visit func(f *ExportField) error) error {
 			return fmt.Errorf("export entry %d: field %s: %w", entry, f.Name, noEOF(err))
 		}
 	}
-}
-
-// ReadExportInline is the visitor's way of taking a small binary value in
-// full (at most 64 KiB): it returns nil for a larger one.
-func ReadExportInline(f *ExportField) []byte {
-	if !f.Binary || f.Data == nil || f.Size > maxExportInline {
-		return nil
-	}
-	b := make([]byte, f.Size)
-	n, _ := io.ReadFull(f.Data, b)
-	return b[:n]
 }
 
 func stopped(err error) error {

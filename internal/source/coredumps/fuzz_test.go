@@ -86,8 +86,9 @@ func FuzzReadExport(f *testing.F) {
 			if !ef.Binary {
 				return nil
 			}
-			if ef.Name == "MESSAGE" {
-				read += int64(len(ReadExportInline(ef)))
+			if ef.Name == "MESSAGE" { // read in part: the rest is skipped
+				n, _ := io.CopyN(io.Discard, ef.Data, 3)
+				read += n
 				return nil
 			}
 			n, _ := io.Copy(io.Discard, ef.Data)
