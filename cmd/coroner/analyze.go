@@ -20,11 +20,12 @@ import (
 // coreFlags select a core: a path (plain or compressed), an Apport .crash
 // file, a systemd-coredump store entry, an ABRT directory, or --pid/--latest.
 type coreFlags struct {
-	pid    int
-	latest bool
-	dirs   []string
-	when   timeFlags
-	budget budgetFlags
+	pid     int
+	latest  bool
+	dirs    []string
+	journal string
+	when    timeFlags
+	budget  budgetFlags
 }
 
 // budgetFlags are the bounds of one analysis: --timeout, --max-memory and
@@ -65,6 +66,7 @@ func (c *coreFlags) register(cmd *cobra.Command) {
 	exclusiveFlags(cmd, "pid", "latest")
 	cmd.Flags().StringArrayVar(&c.dirs, "cores", nil, coresUsage+" (with --pid/--latest)")
 	aliasFlag(cmd.Flags(), "dir", "cores")
+	cmd.Flags().StringVar(&c.journal, "journal", "", journalUsage+" (default: the host's)")
 	c.when.register(cmd, false)
 	cmd.Flags().Lookup("since").Usage = "with --pid/--latest: only cores of crashes at or after this time (" + whenForms + ")"
 	cmd.Flags().Lookup("until").Usage = "with --pid/--latest: only cores of crashes before this time"
@@ -84,7 +86,7 @@ func (c *coreFlags) core(args []string) engine.Core {
 func (c *coreFlags) engineOptions(opts analyze.Options, rules []string, args []string) (engine.Options, error) {
 	eo := engine.Options{
 		Analyze: opts, Rules: rules, Progress: compressed.TerminalProgress(),
-		Discover: coredumps.DiscoverOptions{Dirs: c.dirs},
+		Discover: coredumps.DiscoverOptions{Dirs: c.dirs, Journal: c.journal},
 	}
 	since, until, err := c.when.window(time.Local)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 const (
 	coresUsage = "core directory or file (repeatable)"
 	logsUsage  = "log file (repeatable)"
+	// journalUsage says what --journal takes.
+	journalUsage = "journal directory or file whose systemd-coredump records (and cores kept in the journal) are read, as journalctl -D/--file"
 )
 
 // usageError is a wrong command line: main prints the usage line of the

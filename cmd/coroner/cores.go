@@ -70,6 +70,7 @@ recorded). Any PATH or ID column value can be passed to ` + "`coroner analyze`" 
 	when.register(cmd, true)
 	f.BoolVar(&opts.Quick, "quick", false, "do not decompress the start of compressed cores (faster; truncation and build-id stay unknown)")
 	f.BoolVar(&opts.NoJournal, "no-journal", false, "do not ask journalctl for systemd-coredump records")
+	f.StringVar(&opts.Journal, "journal", "", journalUsage+" (default: the host's)")
 	f.StringSliceVar(&opts.WorkDirs, "work-dir", nil, "extra working directory for a relative core_pattern (searched with its subdirectories)")
 	f.StringVar(&opts.CorePattern, "core-pattern", "", "use this core_pattern instead of the kernel's")
 	f.StringVar(&opts.SystemdDir, "systemd-dir", "", "systemd-coredump store (default "+coredumps.DefaultSystemdDir+")")

@@ -77,6 +77,7 @@ deaths are counted, grouped and diagnosed, the others are summed up in one line
 	exclusiveFlags(cmd, "json", "markdown")
 	f.StringVar(&opts.Root, "root", "", "audit and search this tree instead of the live host")
 	f.StringArrayVar(&opts.CoreDirs, "cores", nil, coresUsage+", besides the discovered stores")
+	f.StringVar(&opts.Journal, "journal", "", journalUsage+" (default: the host's, or ROOT/var/log/journal with --root)")
 	f.IntVar(&opts.MaxCores, "max-cores", 5, "analyse at most this many cores, newest first")
 	f.StringArrayVar(&opts.Rules, "rules", nil, "extra rules file (YAML, see docs/rules.md); repeatable")
 	f.StringVar(&opts.FPMConfig, "fpm-config", "", "audit this php-fpm.conf instead of the discovered installations")

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coroner-dev/coroner/internal/source/compressed"
+	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
 // Virtual memory an isolated analysis may reserve besides its heap budget
@@ -24,7 +25,9 @@ const isolatedBaseAS = 1536 << 20
 // without mapping).
 func enterIsolation(core string, maxMemory int64) error {
 	limit := uint64(isolatedBaseAS) + 2*uint64(max(maxMemory, 0))
-	if st, err := os.Stat(core); err == nil && st.Size() > 0 {
+	if _, _, ok := coredumps.ParseJournalName(core); ok {
+		limit += compressed.DefaultMaxBytes // extracted from the journal, then mapped
+	} else if st, err := os.Stat(core); err == nil && st.Size() > 0 {
 		limit += uint64(st.Size())
 		if f, err := compressed.Sniff(core); err == nil && f != compressed.Plain {
 			limit += compressed.DefaultMaxBytes // decompressed, then mapped

@@ -207,6 +207,7 @@ address requires --token (sent as "Authorization: Bearer TOKEN", or visit /?toke
 	f.BoolVar(&noDashboard, "no-dashboard", false, "do not serve the dashboard")
 	f.StringArrayVar(&cfg.CoreDirs, "cores", nil, coresUsage+": managed, analysed and kept within retention")
 	f.BoolVar(&cfg.Discover, "discover", true, "also analyse cores found by discovery (never deleted)")
+	f.StringVar(&cfg.Stores.Journal, "journal", "", journalUsage+" by discovery (default: the host's)")
 	f.StringArrayVar(&logFiles, "logs", nil, logsUsage+" to follow (default: discovered live logs)")
 	aliasFlag(f, "log", "logs")
 	f.BoolVar(&noLogs, "no-logs", false, "do not follow logs")

@@ -31,6 +31,10 @@ type Options struct {
 	Logs []string
 	// CoreDirs are extra directories (or files) holding cores.
 	CoreDirs []string
+	// Journal is the journal whose systemd-coredump records (and the cores
+	// kept in them) are read: a directory or a journal file; "" is the
+	// host's, or ROOT/var/log/journal with Root when it exists.
+	Journal string
 	// Since and Until restrict the logs and cores considered.
 	Since, Until time.Time
 	// Location is the zone of log times written without one and of the
@@ -248,7 +252,21 @@ func newEngine(opts Options) *engine.Engine {
 		Analyze:     analyze.Options{Sysroot: sysroot, ShowSecrets: opts.ShowSecrets, Timeout: opts.Timeout, MaxMemory: opts.MaxMemory},
 		Rules:       opts.Rules,
 		MaxCoreSize: opts.MaxCoreSize,
+		Discover:    coredumps.DiscoverOptions{Journal: journalOf(opts)},
 	})
+}
+
+// journalOf is the journal doctor reads: the one given, else the host
+// tree's (ROOT/var/log/journal) when it has one, else the host's.
+func journalOf(opts Options) string {
+	if opts.Journal != "" || opts.Root == "" || opts.Root == "/" {
+		return opts.Journal
+	}
+	dir := filepath.Join(opts.Root, "var/log/journal")
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return dir
+	}
+	return ""
 }
 
 // Run gathers the evidence and diagnoses every crash group.
@@ -348,7 +366,7 @@ func (r *run) findCores() {
 	if r.opts.NoCores {
 		return
 	}
-	entries, warns := r.src.Cores(coredumps.DiscoverOptions{Dirs: r.opts.CoreDirs, Quick: true, Since: r.opts.Since, Until: r.opts.Until})
+	entries, warns := r.src.Cores(coredumps.DiscoverOptions{Dirs: r.opts.CoreDirs, Journal: journalOf(r.opts), Quick: true, Since: r.opts.Since, Until: r.opts.Until})
 	for _, w := range warns {
 		r.warn("cores: %v", w)
 	}
@@ -668,10 +686,10 @@ func (r *run) otherCores() {
 		return
 	}
 	for _, e := range r.res.Cores {
-		if e.Path == "" || r.otherCore[e.Path] || !knownNotPHP(e) {
+		if e.Name() == "" || r.otherCore[e.Name()] || !knownNotPHP(e) {
 			continue
 		}
-		r.addOther(otherName(e.Comm, e.Exe), e.SignalName(), e.Time, e.Path, "its executable "+firstOf(e.Exe, e.Comm)+" is not PHP")
+		r.addOther(otherName(e.Comm, e.Exe), e.SignalName(), e.Time, e.Name(), "its executable "+firstOf(e.Exe, e.Comm)+" is not PHP")
 	}
 }
 
@@ -701,7 +719,7 @@ func firstOf(ss ...string) string {
 // fileTime is the time of the core entry at path.
 func fileTime(entries []*coredumps.Entry, path string) time.Time {
 	for _, e := range entries {
-		if e.Path == path {
+		if e.Name() == path {
 			return e.Time
 		}
 	}
@@ -748,7 +766,7 @@ func pickCores(entries []*coredumps.Entry, incidents []*logs.Incident, max int, 
 			php := logs.IsPHPCommand(e.Exe) || logs.IsPHPCommand(e.Comm) || e.PHPModule != ""
 			switch {
 			case pass == 0 && php, pass == 1 && !php && !knownNotPHP(e), pass == 2 && all && knownNotPHP(e):
-				add(e.Path)
+				add(e.Name())
 			}
 		}
 	}

@@ -219,8 +219,11 @@ func (e *Engine) resolve(c Core, dopts compressed.Options) (plain, origin string
 		cleanup = func() {}
 	}
 	origin = plain
-	if ent != nil && ent.Path != "" {
+	switch {
+	case ent != nil && ent.Path != "":
 		origin = ent.Path
+	case ent != nil && ent.Journal != "":
+		return plain, ent.Journal, ent, cleanup, nil // a name, not a file
 	}
 	return plain, absolute(origin), ent, cleanup, nil
 }

@@ -103,6 +103,9 @@ func (w *Watcher) analyseIsolated(ctx context.Context, path string) (*crash.Repo
 	if a := w.cfg.Analyze; a.MaxFrames > 0 {
 		args = append(args, "--max-frames", strconv.Itoa(a.MaxFrames))
 	}
+	if j := w.cfg.Stores.Journal; j != "" && isJournalName(path) {
+		args = append(args, "--journal", j)
+	}
 	args = append(args, "--", path)
 	ctx, cancel := context.WithTimeout(ctx, iso.Timeout+iso.HardGrace)
 	defer cancel()

@@ -141,7 +141,8 @@ func (w *Watcher) consider(ctx context.Context, path string, size int64, mtime t
 		w.seen[path] = fileState{size: size, mtime: mtime, done: true}
 		w.mu.Unlock()
 	}
-	if mtime.Before(w.cfg.Since) || !isCore(path) && !isApportReport(path) {
+	inJournal := isJournalName(path)
+	if mtime.Before(w.cfg.Since) || !inJournal && !isCore(path) && !isApportReport(path) {
 		markDone()
 		return
 	}
@@ -190,6 +191,9 @@ func (w *Watcher) scanManaged(ctx context.Context) {
 }
 
 func (w *Watcher) managed(path string) bool {
+	if isJournalName(path) {
+		return false // a core kept in the journal, not a file of "."
+	}
 	dir := filepath.Dir(path)
 	for _, d := range w.cfg.CoreDirs {
 		if filepath.Clean(d) == dir {
@@ -199,16 +203,30 @@ func (w *Watcher) managed(path string) bool {
 	return false
 }
 
+// isJournalName reports whether a queued core is named by its journal
+// record (a core systemd-coredump kept in the journal, Storage=journal)
+// rather than a file.
+func isJournalName(name string) bool {
+	_, _, ok := coredumps.ParseJournalName(name)
+	return ok
+}
+
 // scanDiscovered queues the cores found by cores.Discover outside the
-// managed directories: plain, compressed, or in an Apport .crash report
-// (the analysis resolves each as `coroner analyze` does).
+// managed directories: plain, compressed, in an Apport .crash report, or
+// kept in systemd's journal (the analysis resolves each as `coroner
+// analyze` does).
 func (w *Watcher) scanDiscovered(ctx context.Context) {
 	opts := w.cfg.Stores
-	opts.NoJournal, opts.Quick = true, true
+	opts.Quick = true
 	opts.Since = w.cfg.Since
 	entries, _ := coredumps.Discover(opts)
 	now := time.Now()
 	for _, e := range entries {
+		if e.Path == "" && e.Journal != "" {
+			// Written whole with its record: its time and size are final.
+			w.consider(ctx, e.Journal, 0, e.Time, now)
+			continue
+		}
 		if e.Path == "" || w.managed(e.Path) {
 			continue
 		}

@@ -87,7 +87,7 @@ func TestWatchStores(t *testing.T) {
 	defer st.Close()
 	w, err := watch.New(watch.Config{Store: st, Discover: true, DiscoverEvery: 200 * time.Millisecond,
 		Stores: coredumps.DiscoverOptions{Sources: []string{coredumps.SourceSystemd, coredumps.SourceApport},
-			SystemdDir: systemdDir, ApportCrashDir: apportDir, ApportCoreDir: filepath.Join(dir, "none")},
+			SystemdDir: systemdDir, ApportCrashDir: apportDir, ApportCoreDir: filepath.Join(dir, "none"), NoJournal: true},
 		AllProcesses: true, Poll: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Nice: -1,
 		Logger: log.New(testWriter{t}, "", 0)})
 	if err != nil {

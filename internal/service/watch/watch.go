@@ -49,12 +49,13 @@ type Config struct {
 	CoreDirs []string
 	// Discover also analyses cores that cores.Discover finds on the host
 	// (core_pattern, systemd-coredump, Apport, ABRT): plain, compressed
-	// (systemd-coredump's .zst) or embedded in an Apport .crash report;
+	// (systemd-coredump's .zst), embedded in an Apport .crash report or
+	// kept in systemd's journal (Storage=journal, named journal:PID:USEC);
 	// those are never deleted.
 	Discover bool
 	// Stores overrides where discovery looks (SystemdDir, ApportCrashDir,
-	// ApportCoreDir, ABRTDirs, Sources; tests); the zero value is the
-	// host's usual places.
+	// ApportCoreDir, ABRTDirs, Journal, Sources; tests); the zero value
+	// is the host's usual places.
 	Stores coredumps.DiscoverOptions
 	// DiscoverEvery is how often discovery runs (default 30s).
 	DiscoverEvery time.Duration
@@ -203,7 +204,8 @@ func New(cfg Config) (*Watcher, error) {
 		}
 		cfg.Isolate = &iso
 	}
-	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules})
+	eng := engine.New(engine.Options{Analyze: cfg.Analyze, Rules: cfg.Rules,
+		Discover: coredumps.DiscoverOptions{Journal: cfg.Stores.Journal, JournalTimeout: cfg.Stores.JournalTimeout}})
 	if _, err := eng.KnowledgeBase(); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
@@ -457,6 +459,9 @@ func (w *Watcher) Record(ctx context.Context, rep *crash.Report, info RecordInfo
 }
 
 func absPath(p string) string {
+	if isJournalName(p) {
+		return p // a core kept in the journal: its name
+	}
 	if a, err := filepath.Abs(p); err == nil {
 		return a
 	}

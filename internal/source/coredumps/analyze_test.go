@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
+	"github.com/coroner-dev/coroner/internal/labtest"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 )
 
@@ -64,5 +66,29 @@ func TestAnalyzeEveryStoreLikeRawCore(t *testing.T) {
 	}
 	if n != 11 {
 		t.Errorf("compared %d entries, want 11", n)
+	}
+}
+
+// TestAnalyzeJournalCoreLikeRawCore: a core kept in the journal (a real
+// journal file written by systemd-journal-remote), found by discovery and
+// extracted by Resolve, gives the same report as the raw core.
+func TestAnalyzeJournalCoreLikeRawCore(t *testing.T) {
+	core, exe, pid := coredumps.RealCore(t)
+	ts := time.Date(2026, 12, 2, 8, 30, 0, 0, time.UTC)
+	journal := labtest.CoredumpJournal(t, t.TempDir(), "system",
+		labtest.CoredumpRecord{PID: pid, Signal: 11, Exe: exe, Comm: "crash", Time: ts, Core: core})
+	want := analysis(t, core)
+	opts := coredumps.DiscoverOptions{Sources: []string{coredumps.SourceSystemd}, SystemdDir: t.TempDir(), Journal: journal}
+	entries, _ := coredumps.Discover(opts)
+	if len(entries) != 1 || entries[0].Journal == "" {
+		t.Fatalf("entries %+v", entries)
+	}
+	_, plain, cleanup, err := coredumps.Resolve(entries[0].Name(), coredumps.ResolveOptions{Discover: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if got := analysis(t, plain); !bytes.Equal(got, want) {
+		t.Errorf("analysis of the core from the journal differs from the raw core's:\n%s\nwant\n%s", got, want)
 	}
 }

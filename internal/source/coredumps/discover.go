@@ -36,6 +36,14 @@ type DiscoverOptions struct {
 	ABRTDirs                                  []string
 	// NoJournal skips asking journalctl for systemd-coredump records.
 	NoJournal bool
+	// Journal is the journal journalctl reads systemd-coredump records
+	// (and the cores kept in them, Storage=journal) from: "" for the
+	// host's, else a directory (journalctl -D: a copied /var/log/journal,
+	// a sysroot's) or one journal file (journalctl --file).
+	Journal string
+	// JournalTimeout bounds one extraction of a core from the journal
+	// (default DefaultJournalTimeout).
+	JournalTimeout time.Duration
 	// Quick uses only store metadata for compressed cores and .crash
 	// reports (no decompression of their first bytes), so truncation and
 	// the build-id check stay unknown for them.
@@ -88,7 +96,7 @@ func Discover(opts DiscoverOptions) ([]*Entry, []error) {
 	if opts.wants(SourceSystemd) {
 		d.fromSystemd(orDefault(opts.SystemdDir, DefaultSystemdDir), SourceSystemd)
 		if !opts.NoJournal {
-			recs, warns := readJournal(10 * time.Second)
+			recs, warns := readJournal(opts.Journal, 10*time.Second, opts.Since)
 			for _, w := range warns {
 				d.warn(fmt.Errorf("%s", w))
 			}
@@ -135,7 +143,7 @@ func (d *discoverer) warn(err error) { d.warnings = append(d.warnings, err) }
 
 // add records e unless its file was already found through another source.
 func (d *discoverer) add(e *Entry) {
-	key := e.Path
+	key := e.Name()
 	if key == "" {
 		key = e.Report
 	}
@@ -447,7 +455,7 @@ func (d *discoverer) inspectAll() {
 		mu.Lock()
 		defer mu.Unlock()
 		done++
-		path := e.Path
+		path := e.Name()
 		if path == "" {
 			path = e.Report
 		}
@@ -462,6 +470,11 @@ func (d *discoverer) inspectAll() {
 				if e.Analysable == No && e.Path != "" {
 					progress(e)
 					continue // already judged (unreadable, not a core)
+				}
+				if e.Journal != "" {
+					inspectJournal(e, d.opts, ids)
+					progress(e)
+					continue
 				}
 				inspect(e, d.opts.Quick, ids)
 				progress(e)

@@ -44,7 +44,12 @@ type Entry struct {
 	Path string `json:"path,omitempty"`
 	// Report is the .crash file or ABRT directory the entry came from.
 	Report string `json:"report,omitempty"`
-	PID    int    `json:"pid,omitempty"`
+	// Journal names a core systemd-coredump kept in the journal itself
+	// (Storage=journal: the COREDUMP field of its record) rather than in a
+	// file: "journal:PID:USEC" (JournalName), which coroner analyze takes.
+	// Path is then empty.
+	Journal string `json:"journal,omitempty"`
+	PID     int    `json:"pid,omitempty"`
 	// PIDFrom says where PID comes from: "store" (the store's metadata),
 	// "core" (the core's own notes) or "name" (only the file name, when
 	// the core's notes were not read: least sure).
@@ -85,9 +90,20 @@ type Entry struct {
 	// Meta holds the store's own fields (xattrs, journal, .crash, ABRT files).
 	Meta map[string]string `json:"meta,omitempty"`
 
+	// cursor is the journal cursor of the record holding the core (Journal).
+	cursor string
 	// namePID is the pid the file name gives (core.%e.%p.%t), used when
 	// neither the store nor the core's notes tell.
 	namePID int
+}
+
+// Name is what names the entry's core to coroner analyze: its file (Path),
+// else its journal name (Journal); "" when the core was not kept.
+func (e *Entry) Name() string {
+	if e.Path != "" {
+		return e.Path
+	}
+	return e.Journal
 }
 
 // SignalName returns the SIGxxx name of the entry's signal, or "".

@@ -19,3 +19,10 @@ func (s *testStores) RawCore() string { return s.rc.Core }
 
 // TruncatedCore returns the path of the truncated raw core.
 func (s *testStores) TruncatedCore() string { return s.truncRaw }
+
+// RealCore returns the core of the real crashed test program, its
+// executable and pid.
+func RealCore(t testing.TB) (core, exe string, pid int) {
+	rc := getRealCore(t)
+	return rc.Core, rc.Exe, rc.PID
+}

@@ -59,3 +59,47 @@ func FuzzReadCoreInfo(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadExport(f *testing.F) {
+	f.Add([]byte("__CURSOR=s=1\nMESSAGE_ID=fc2e22bc6ee647b6b90729ab34a250b1\nCOREDUMP_PID=1\n\n"))
+	f.Add(append(binField("COREDUMP", []byte("\x7fELF\n\x00")), "\nA=1\n"...))
+	f.Add([]byte("COREDUMP\n\xff\xff\xff\xff\xff\xff\xff\x7f"))
+	f.Add([]byte("COREDUMP\n\x00\x00\x00\x40\x00\x00\x00\x00\x7fELF"))
+	f.Add([]byte("\n\n\nA=\n=\nlower\n"))
+	rc := getRealCore(f)
+	raw, err := os.ReadFile(rc.Core)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var rec bytes.Buffer
+	rec.WriteString("__CURSOR=s=a;i=1\n__REALTIME_TIMESTAMP=1\nCOREDUMP_PID=1\n")
+	rec.Write(binField("COREDUMP", raw[:min(len(raw), 8192)]))
+	rec.Write(binField("MESSAGE", []byte("two\nlines")))
+	rec.WriteString("\n")
+	f.Add(rec.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var read int64
+		_ = ReadExport(bytes.NewReader(data), func(ef *ExportField) error {
+			if ef.Size < 0 || ef.Value != nil && int64(len(ef.Value)) > ef.Size {
+				t.Fatalf("field %q: size %d, value of %d bytes", ef.Name, ef.Size, len(ef.Value))
+			}
+			if !ef.Binary {
+				return nil
+			}
+			if ef.Name == "MESSAGE" { // read in part: the rest is skipped
+				n, _ := io.CopyN(io.Discard, ef.Data, 3)
+				read += n
+				return nil
+			}
+			n, _ := io.Copy(io.Discard, ef.Data)
+			read += n
+			if ef.Name == "STOP" {
+				return errStopExport
+			}
+			return nil
+		})
+		if read > int64(len(data)) {
+			t.Fatalf("read %d bytes of values from %d bytes of input", read, len(data))
+		}
+	})
+}

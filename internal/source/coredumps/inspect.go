@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
@@ -237,6 +238,35 @@ func inspect(e *Entry, quick bool, ids *buildIDCache) {
 	if info == nil && e.Analysable == Unknown && e.BuildID == "" && e.FileBuildID != "" {
 		e.Why = "build-id not checked (quick mode: the compressed core was not opened)"
 	}
+}
+
+// inspectJournal completes e, a core kept in the journal, from its notes
+// (read from a prefix of the record's COREDUMP field), unless opts.Quick.
+func inspectJournal(e *Entry, opts DiscoverOptions, ids *buildIDCache) {
+	if e.Truncated == "" {
+		e.Truncated = Unknown
+	}
+	if opts.Quick {
+		checkAnalysable(e, ids)
+		if e.Analysable == Unknown && e.FileBuildID != "" {
+			e.Why = "build-id not checked (quick mode: the core in the journal was not read)"
+		}
+		return
+	}
+	timeout := time.Minute // the notes come first: a listing does not wait for more
+	if opts.JournalTimeout > 0 && opts.JournalTimeout < timeout {
+		timeout = opts.JournalTimeout
+	}
+	info, err := peekJournal(e, opts.Journal, timeout)
+	if err != nil && info == nil {
+		e.Analysable, e.Why = No, err.Error()
+		return
+	}
+	fillFromCore(e, info)
+	if e.CoreSize > 0 {
+		setTruncated(e, info, e.CoreSize)
+	}
+	checkAnalysable(e, ids)
 }
 
 // fillFromCore copies what the core's notes say into e where the store was silent.

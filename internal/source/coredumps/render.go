@@ -41,14 +41,20 @@ func WriteTableIn(w io.Writer, entries []*Entry, verbose bool, loc *time.Locatio
 			exe = e.Comm
 		}
 		size := "-"
-		if e.Path != "" {
+		switch {
+		case e.Path != "":
 			size = units.Bytes(e.Size)
+		case e.Journal != "" && e.CoreSize > 0:
+			size = units.Bytes(e.CoreSize)
 		}
 		comp := "no"
 		if e.Compression != "" {
 			comp = e.Compression
 		}
-		path := e.Path
+		if e.Journal != "" {
+			comp = "journal" // journald's own compression, undone by journalctl
+		}
+		path := e.Name()
 		if path == "" {
 			path = orDash(e.Report)
 		}

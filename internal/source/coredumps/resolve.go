@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/coroner-dev/coroner/internal/regular"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
@@ -41,12 +42,18 @@ func Resolve(id string, opts ResolveOptions) (*Entry, string, func(), error) {
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if e.Path == "" {
+	if e.Name() == "" {
 		return e, "", nil, fmt.Errorf("no core file for %s: %s", describe(e), e.Why)
 	}
 	dopts := opts.Decompress
 	dopts.Progress = opts.Progress
-	plain, cleanup, err := materialize(e, dopts)
+	var plain string
+	var cleanup func()
+	if e.Journal != "" {
+		plain, cleanup, err = extractJournalCore(e, opts.Discover.Journal, opts.Discover.JournalTimeout, dopts)
+	} else {
+		plain, cleanup, err = materialize(e, dopts)
+	}
 	if err != nil {
 		return e, "", nil, err
 	}
@@ -79,7 +86,7 @@ func find(id string, opts ResolveOptions) (*Entry, error) {
 	if id == "" && (opts.PID != 0 || opts.Latest) {
 		entries, warns := Discover(opts.Discover)
 		for _, e := range entries {
-			if e.Path == "" || (opts.PID != 0 && e.PID != opts.PID) {
+			if e.Name() == "" || (opts.PID != 0 && e.PID != opts.PID) {
 				continue
 			}
 			return e, nil
@@ -98,6 +105,16 @@ func find(id string, opts ResolveOptions) (*Entry, error) {
 	}
 	if fi, err := os.Stat(id); err == nil {
 		return entryForPath(id, fi)
+	}
+	if _, _, ok := ParseJournalName(id); ok {
+		r, err := findJournalRecord(id, opts.Discover.Journal, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if r["COREDUMP"] == "" {
+			return nil, fmt.Errorf("the journal record of %s holds no core", id)
+		}
+		return journalEntry(r), nil
 	}
 	// A store entry name.
 	o := opts.Discover

@@ -199,26 +199,51 @@ func ParseJournalJSON(data []byte) ([]JournalCoredump, []string) {
 	return out, warnings
 }
 
-// readJournal runs journalctl for coredump records when it is installed.
-func readJournal(timeout time.Duration) ([]JournalCoredump, []string) {
-	bin, err := exec.LookPath("journalctl")
+// readJournal runs journalctl for coredump records when it is installed,
+// from journal ("" = the host's; else a directory or a file), of crashes
+// logged at or after since (zero: all).
+func readJournal(journal string, timeout time.Duration, since time.Time) ([]JournalCoredump, []string) {
+	recs, warns, err := queryJournal(journal, timeout, since)
 	if err != nil {
-		return nil, nil
+		if errors.Is(err, exec.ErrNotFound) && journal == "" {
+			return nil, nil
+		}
+		return nil, append(warns, err.Error())
+	}
+	return recs, warns
+}
+
+// queryJournal returns the coredump records of journal matching the
+// extra journalctl matches (FIELD=value). The cores themselves are not
+// read (journalctl writes a field over 4 KiB as null in JSON).
+func queryJournal(journal string, timeout time.Duration, since time.Time, matches ...string) ([]JournalCoredump, []string, error) {
+	bin, err := journalctlPath()
+	if err != nil {
+		return nil, nil, fmt.Errorf("journalctl: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-o", "json", "--no-pager", "-q", "MESSAGE_ID="+CoredumpMessageID)
+	args := append(journalArgs(journal), "-o", "json", "--no-pager", "-q")
+	if !since.IsZero() {
+		// The journal's own time is when the record was written, after
+		// the crash: every crash since then is kept.
+		args = append(args, "--since=@"+strconv.FormatInt(since.Unix(), 10))
+	}
+	args = append(args, "MESSAGE_ID="+CoredumpMessageID)
+	args = append(args, matches...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4 << 10}
 	out, err := cmd.Output()
 	if err != nil && len(out) == 0 {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
 		}
-		return nil, []string{"journalctl: " + msg}
+		return nil, nil, fmt.Errorf("journalctl: %s", msg)
 	}
-	return ParseJournalJSON(out)
+	recs, warns := ParseJournalJSON(out)
+	return recs, warns, nil
 }
 
 // mergeJournal adds journal records to the systemd entries (matched by
@@ -248,11 +273,16 @@ func mergeJournal(entries []*Entry, recs []JournalCoredump) []*Entry {
 				}
 			}
 		}
+		if e == nil && r["COREDUMP"] != "" && pid > 0 && !ts.IsZero() {
+			// The core is in the journal record itself (Storage=journal).
+			extra = append(extra, journalEntry(r))
+			continue
+		}
 		if e == nil {
 			e = &Entry{Source: SourceSystemd, PID: pid, Time: ts, Analysable: No}
 			switch {
 			case r["COREDUMP"] != "":
-				e.Why = "the core is stored in the journal: extract it with `coredumpctl dump " + r["COREDUMP_PID"] + " -o FILE`"
+				e.Why = "the core is stored in the journal, but its record gives no pid or time"
 			case r["COREDUMP_FILENAME"] != "":
 				e.Why = "the core " + r["COREDUMP_FILENAME"] + " was removed from the store"
 				e.ID = filepath.Base(r["COREDUMP_FILENAME"])

@@ -26,6 +26,8 @@ type CoreLinks struct {
 
 // UnlinkedCore is a core no incident took, and why.
 type UnlinkedCore struct {
+	// Path is the core file (or the journal name of a core kept in
+	// systemd's journal).
 	Path string    `json:"path"`
 	PID  int       `json:"pid,omitempty"`
 	Comm string    `json:"comm,omitempty"`
@@ -96,7 +98,7 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 	used := map[int]bool{}
 	why := map[int]string{}
 	for i, c := range cores {
-		if c.Path == "" {
+		if c.Name() == "" {
 			used[i] = true
 			cl.NotKept++
 			continue
@@ -155,7 +157,7 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 		}
 		used[m.core] = true
 		byInc[inc] = c
-		inc.Core = c.Path
+		inc.Core = c.Name()
 		inc.CoreConfidence = ConfHigh
 		who := fmt.Sprintf("core of pid %d", c.PID)
 		if m.byThread {
@@ -170,7 +172,7 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 			inc.CoreConfidence = ConfMedium
 			reason += "; the pid comes from the file name only (the core's notes were not read)"
 		}
-		inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: c.Time, File: c.Path, Confidence: inc.CoreConfidence, Reason: reason})
+		inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: c.Time, File: c.Name(), Confidence: inc.CoreConfidence, Reason: reason})
 	}
 	// Cores of unknown pid, by time alone.
 	for _, inc := range incs {
@@ -190,21 +192,21 @@ func linkCores(incs []*Incident, cores []*coredumps.Entry) (map[*Incident]*cored
 		if best >= 0 {
 			used[best] = true
 			byInc[inc] = cores[best]
-			inc.Core = cores[best].Path
+			inc.Core = cores[best].Name()
 			inc.CoreConfidence = ConfLow
-			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Path, Confidence: ConfLow,
+			inc.Links = append(inc.Links, Link{Source: "core", Kind: "core", Time: cores[best].Time, File: cores[best].Name(), Confidence: ConfLow,
 				Reason: fmt.Sprintf("core file of unknown pid, modified %s from the crash", roundDur(bestD))})
 		}
 	}
 	for i, c := range cores {
-		if c.Path == "" {
+		if c.Name() == "" {
 			continue
 		}
 		if used[i] {
 			cl.Linked++
 			continue
 		}
-		u := UnlinkedCore{Path: c.Path, PID: c.PID, Comm: c.Comm, Exe: c.Exe, Time: c.Time,
+		u := UnlinkedCore{Path: c.Name(), PID: c.PID, Comm: c.Comm, Exe: c.Exe, Time: c.Time,
 			PHP: IsPHPCommand(c.Exe) || IsPHPCommand(c.Comm) || c.PHPModule != "", Why: why[i]}
 		if u.Why == "" {
 			u.Why = unlinkedWhy(c, incs)

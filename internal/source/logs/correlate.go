@@ -50,7 +50,8 @@ type Incident struct {
 	// "[anon-exec]/JIT", or the first frame systemd-coredump printed.
 	Site  string       `json:"site,omitempty"`
 	Fault *KernelFault `json:"fault,omitempty"`
-	// Core is the core file that belongs to this crash, if one was found.
+	// Core is the core file that belongs to this crash, if one was found
+	// (for a core kept in systemd's journal, its name journal:PID:USEC).
 	Core           string `json:"core,omitempty"`
 	CoreConfidence string `json:"core_confidence,omitempty"`
 	// Stack is the PHP stack of a slowlog entry of the same worker.
