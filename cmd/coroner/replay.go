@@ -108,7 +108,7 @@ Exit status: 0 reproduced (a worker died), 3 not reproduced, 1 error.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "socket %s: %s\n", sanitize.Text(found.Socket), sanitize.Text(found.Why))
 					opts.Socket = found.Socket
 				case !dryRun:
-					return usageErrorf("replay: no --socket, and %v: give --socket unix:/path/php-fpm.sock or tcp:127.0.0.1:9000", ferr)
+					return usageErrorf("no --socket, and %v: give --socket unix:/path/php-fpm.sock or tcp:127.0.0.1:9000", ferr)
 				default:
 					fmt.Fprintf(cmd.ErrOrStderr(), "no socket: %s (give --socket to replay)\n", sanitize.Text(ferr.Error()))
 				}

@@ -36,7 +36,7 @@ func ListenSocket(listen string) (network, address string, err error) {
 		case "::":
 			host = "::1"
 		}
-		if strings.ContainsAny(host, " \t/") {
+		if strings.ContainsAny(host, " \t/[]") || strings.Contains(host, ":") && net.ParseIP(host) == nil {
 			return "", "", fmt.Errorf("listen %q: bad host %q", listen, host)
 		}
 		return "tcp", net.JoinHostPort(host, port), nil
