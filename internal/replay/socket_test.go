@@ -1,10 +1,15 @@
 package replay
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/coroner-dev/coroner/crash"
 )
@@ -119,5 +124,77 @@ func TestFindSocketHosts(t *testing.T) {
 		if want := strings.Replace(c.socket, "ROOT", root, 1); f.Socket != want || f.Why != c.why {
 			t.Errorf("%s: %s: %s\nwant %s: %s", c.name, f.Socket, f.Why, want, c.why)
 		}
+	}
+}
+
+// TestMergedSectionsAsFPM: a pool whose section appears in two included
+// files is one pool listening on the last listen; FindSocket takes the
+// socket the real php-fpm opens for that configuration, not the other.
+func TestMergedSectionsAsFPM(t *testing.T) {
+	fpm := ""
+	for _, p := range []string{"/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm"} {
+		if _, err := os.Stat(p); err == nil {
+			fpm = p
+			break
+		}
+	}
+	if fpm == "" {
+		t.Skip("no php-fpm here (apt-get install php8.2-fpm)")
+	}
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "php-fpm.conf")
+	write("php-fpm.conf", "[global]\npid = "+dir+"/fpm.pid\nerror_log = "+dir+"/fpm.log\ninclude = "+dir+"/pool.d/*.conf\n")
+	write("pool.d/a-www.conf", "[www]\nlisten = "+dir+"/a.sock\npm = static\npm.max_children = 1\n")
+	write("pool.d/b-www.conf", "[www]\nlisten = "+dir+"/b.sock\n")
+	args := []string{"--nodaemonize", "--fpm-config", conf}
+	if os.Geteuid() == 0 {
+		args = append(args, "--allow-to-run-as-root")
+	}
+	cmd := exec.Command(fpm, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	// Wait until the master has opened its pool's socket (or exited).
+	opened := ""
+	for opened == "" {
+		select {
+		case err := <-exited:
+			exited <- err
+			log, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+			t.Fatalf("php-fpm exited: %v\n%s%s", err, out.String(), log)
+		case <-time.After(20 * time.Millisecond):
+		}
+		for _, s := range []string{"a.sock", "b.sock"} {
+			if _, err := os.Stat(filepath.Join(dir, s)); err == nil {
+				opened = filepath.Join(dir, s)
+			}
+		}
+	}
+	f, err := FindSocket(workerReport("php-fpm: pool www", "8.2.36"), SocketSearch{FPMConfig: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("php-fpm opened %s; socket %s: %s", opened, f.Socket, f.Why)
+	if f.Socket != "unix:"+opened {
+		t.Errorf("FindSocket chose %s, php-fpm listens on %s", f.Socket, opened)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.sock")); err == nil {
+		t.Errorf("php-fpm opened both sockets: two pools, not one")
 	}
 }
