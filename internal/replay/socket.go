@@ -47,7 +47,10 @@ func socketErrorf(format string, a ...any) error { return &SocketError{fmt.Sprin
 // core's parent pid) is taken, else the one of the core's PHP version; when
 // that still leaves several, or none, it returns a *SocketError saying what
 // was tried. Sections of the same name in one installation are one pool
-// (FPM merges them, the last listen wins).
+// (FPM merges them, the last listen wins). A worker that ran in a
+// container or chroot (rep.Root) is looked for in its root, unless s says
+// where to look; a TCP listen in a container, another network namespace,
+// is refused.
 func FindSocket(rep *crash.Report, s SocketSearch) (*FoundSocket, error) {
 	pool := rep.Process.FPMPool()
 	if pool == "" {
@@ -57,11 +60,38 @@ func FindSocket(rep *crash.Report, s SocketSearch) (*FoundSocket, error) {
 		}
 		return nil, socketErrorf("the core does not say which PHP-FPM pool its worker served (its process title is %q, not \"php-fpm: pool NAME\")", title)
 	}
+	// A worker that ran in a container or a chroot (the core's files were
+	// found there) has its FPM configuration there, not on this host.
+	var in *crash.Root
+	if r := rep.Root; r != nil && r.Dir != "" && r.Runtime != "host" && r.Runtime != "sysroot" && s.Root == "" && s.FPMConfig == "" {
+		if strings.HasSuffix(r.Runtime, "-layer") {
+			return nil, socketErrorf("pool %s: the worker ran in a %s container that is gone (its files were found in image layers only), and its socket with it", pool, strings.TrimSuffix(r.Runtime, "-layer"))
+		}
+		in, s.Root = r, r.Dir
+	}
 	ar, err := audit.Run(audit.Options{Root: s.Root, FPMConfig: s.FPMConfig})
 	if err != nil {
 		return nil, socketErrorf("pool %s: cannot read the PHP-FPM configuration: %v", pool, err)
 	}
-	return findSocket(rep, pool, ar, s)
+	f, err := findSocket(rep, pool, ar, s)
+	if err != nil || in == nil {
+		return f, err
+	}
+	what := "the " + in.Runtime + " container"
+	if in.Name != "" {
+		what += " " + in.Name
+	}
+	switch in.Runtime {
+	case "given", "core-dir":
+		what = "the chroot"
+	case "process":
+		what = "the root of a running process"
+	}
+	if strings.HasPrefix(f.Socket, "tcp:") && in.Runtime != "given" && in.Runtime != "core-dir" {
+		return nil, socketErrorf("pool %s listens on %s inside %s the worker ran in (%s), whose network may not be this host's", pool, strings.TrimPrefix(f.Socket, "tcp:"), what, in.Dir)
+	}
+	f.Why += fmt.Sprintf(", in %s the worker ran in (%s)", what, in.Dir)
+	return f, nil
 }
 
 // candidate is one installation's pool of the wanted name.

@@ -198,3 +198,34 @@ func TestMergedSectionsAsFPM(t *testing.T) {
 		t.Errorf("php-fpm opened both sockets: two pools, not one")
 	}
 }
+
+// TestFindSocketInContainer: a worker that ran in a container (the core's
+// files found in its root) has its pool's socket looked for in that root:
+// a unix socket there is reached through it, a TCP listen (another network
+// namespace) and a container gone are errors; --root or --fpm-config
+// given say where to look instead.
+func TestFindSocketInContainer(t *testing.T) {
+	in := func(root, runtime string) *crash.Report {
+		r := workerReport("php-fpm: pool www", "8.2.36")
+		r.Root = &crash.Root{Dir: root, Runtime: runtime, Name: "shop"}
+		return r
+	}
+	debian, port := testdata(t, "debian"), testdata(t, "container-tcp")
+	f, err := FindSocket(in(debian, "docker"), SocketSearch{})
+	if err != nil || f.Socket != "unix:"+debian+"/run/php/php8.2-fpm.sock" ||
+		f.Why != "the listen of pool www in /etc/php/8.2/fpm/pool.d/www.conf:41, in the docker container shop the worker ran in ("+debian+")" {
+		t.Errorf("docker: %+v, %v", f, err)
+	}
+	if _, err := FindSocket(in(port, "docker"), SocketSearch{}); err == nil || !strings.Contains(err.Error(), "listens on 127.0.0.1:9000 inside the docker container shop") {
+		t.Errorf("TCP in a container: %v", err)
+	}
+	if f, err := FindSocket(in(port, "given"), SocketSearch{}); err != nil || f.Socket != "tcp:127.0.0.1:9000" {
+		t.Errorf("TCP in a chroot (same network): %+v, %v", f, err)
+	}
+	if _, err := FindSocket(in(debian, "docker-layer"), SocketSearch{}); err == nil || !strings.Contains(err.Error(), "container that is gone") {
+		t.Errorf("a container gone: %v", err)
+	}
+	if f, err := FindSocket(in(port, "docker"), SocketSearch{Root: debian}); err != nil || f.Socket != "unix:"+debian+"/run/php/php8.2-fpm.sock" {
+		t.Errorf("--root given: %+v, %v", f, err)
+	}
+}
