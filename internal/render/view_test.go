@@ -115,7 +115,7 @@ func TestReplayCommands(t *testing.T) {
 	}{
 		{name: "fpm", r: fpm(nil), run: "coroner replay /var/crash/core.4512"},
 		{name: "stored core", r: fpm(nil), core: "/var/lib/coroner/cores/core.4512", run: "coroner replay /var/lib/coroner/cores/core.4512"},
-		{name: "quoted", r: fpm(func(r *crash.Report) { r.Process.CorePath = "/tmp/it's a core" }), run: `coroner replay '/tmp/it'\''s a core'`},
+		{name: "quoted", r: fpm(func(r *crash.Report) { r.Process.CorePath = "/var/crash/it's a core" }), run: `coroner replay '/var/crash/it'\''s a core'`},
 		{name: "no SAPI, pool title", r: fpm(func(r *crash.Report) { r.PHP.SAPI = "" }), run: "coroner replay /var/crash/core.4512"},
 		{name: "script only", r: fpm(func(r *crash.Report) { r.PHP.Request = &crash.Request{Script: "/srv/index.php"} }), run: "coroner replay /var/crash/core.4512"},
 		{name: "no SAPI, no pool", r: fpm(func(r *crash.Report) { r.PHP.SAPI, r.Process.Args = "", "php /srv/x.php" })},
