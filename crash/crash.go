@@ -181,6 +181,21 @@ type Process struct {
 	Truncation *Truncation `json:"truncation,omitempty"`
 }
 
+// FPMPool is the pool of a PHP-FPM worker as its process title names it
+// ("php-fpm: pool www" gives "www"), "" when the title names none (a
+// master, or not PHP-FPM).
+func (p *Process) FPMPool() string {
+	if !strings.HasPrefix(strings.TrimSpace(p.Args), "php-fpm") {
+		return ""
+	}
+	if _, after, ok := strings.Cut(p.Args, "pool "); ok {
+		if f := strings.Fields(after); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
+}
+
 // Truncation is what a truncated core (cut by a size limit, a full disk,
 // a core handler's limit) lacks, and what that means for the analysis.
 type Truncation struct {

@@ -89,7 +89,7 @@ func (c *fpmConfig) enter(s INISection, file string, cur *section) {
 	}
 	for _, p := range c.pools {
 		if p.name == s.Name {
-			c.warnings = append(c.warnings, fmt.Sprintf("%s:%d: pool [%s] is defined again (first in %s:%d); FPM refuses duplicate pools", file, s.Line, s.Name, p.file, p.line))
+			c.warnings = append(c.warnings, fmt.Sprintf("%s:%d: pool [%s] is defined again (first in %s:%d); FPM merges the sections into one pool, the later values winning", file, s.Line, s.Name, p.file, p.line))
 		}
 	}
 	p := &fpmPool{name: s.Name, file: file, line: s.Line, lastLine: s.Line}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,6 +138,33 @@ func FuzzWebRoots(f *testing.F) {
 			if rootDir(e) == "" || e.Line <= 0 {
 				t.Fatalf("bad root evidence %+v", e)
 			}
+		}
+	})
+}
+
+// FuzzListenSocket: any listen value gives a unix path or a HOST:PORT a
+// client can dial, or an error; never a panic.
+func FuzzListenSocket(f *testing.F) {
+	for _, s := range []string{"/run/php/php8.2-fpm.sock", "127.0.0.1:9000", "9000", "[::1]:9000", "[::]:9000", "*:9000",
+		"0.0.0.0:65535", "run/x.sock", ":9000", "127.0.0.1:0", "127.0.0.1:+90", "[::1", "a:b:c:9000", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, listen string) {
+		network, address, err := ListenSocket(listen)
+		if err != nil {
+			return
+		}
+		switch network {
+		case "unix":
+			if !strings.HasPrefix(address, "/") {
+				t.Fatalf("%q: unix socket %q is not absolute", listen, address)
+			}
+		case "tcp":
+			if _, port, err := net.SplitHostPort(address); err != nil || port == "" {
+				t.Fatalf("%q: tcp address %q: %v", listen, address, err)
+			}
+		default:
+			t.Fatalf("%q: network %q", listen, network)
 		}
 	})
 }

@@ -66,11 +66,7 @@ func poolOf(inc *logs.Incident, rep *crash.Report) string {
 		return apachePool
 	}
 	if rep != nil {
-		if _, after, ok := strings.Cut(rep.Process.Args, "pool "); ok && strings.HasPrefix(strings.TrimSpace(rep.Process.Args), "php-fpm") {
-			if f := strings.Fields(after); len(f) > 0 {
-				return f[0]
-			}
-		}
+		return rep.Process.FPMPool()
 	}
 	return ""
 }

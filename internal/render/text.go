@@ -31,6 +31,7 @@ func Text(w io.Writer, r *crash.Report, opts TextOptions) error {
 	tw.header(r)
 	tw.fault(v.Fault)
 	tw.diagnosis(v.Diagnosis)
+	tw.replay(v.Replay)
 	tw.php(v.PHP)
 	for i := range v.Threads {
 		tw.thread(&v.Threads[i])
@@ -208,6 +209,18 @@ func (t *textWriter) diagnosis(ds []DiagnosisView) {
 			t.p("     see: %s", ref)
 		}
 	}
+	t.p("")
+}
+
+// replay prints what to run next to see whether the crash is
+// deterministic.
+func (t *textWriter) replay(r *ReplayView) {
+	if r == nil {
+		return
+	}
+	t.p("REPRODUCE")
+	t.p("  see the request:  %s", r.DryRun)
+	t.p("  re-send it:       %s", r.Run)
 	t.p("")
 }
 

@@ -28,6 +28,18 @@ type View struct {
 	Threads []StackView
 	// Warnings are the report's own warnings.
 	Warnings []string
+	// Replay holds the `coroner replay` commands that re-send the request
+	// the worker died on, nil unless the report is of a PHP-FPM worker's
+	// core with a recovered request (ReplayCommands).
+	Replay *ReplayView
+}
+
+// ReplayView is what to run next to see whether the crash is
+// deterministic: DryRun shows the request that would be re-sent, Run
+// re-sends it to the pool's socket (which `coroner replay` finds in the
+// PHP-FPM configuration).
+type ReplayView struct {
+	DryRun, Run string
 }
 
 // ViewOptions tune what a View keeps of the stacks.
@@ -38,6 +50,10 @@ type ViewOptions struct {
 	// MaxLines bounds the lines of each stack (0: no bound); the frames
 	// after the last line are counted in StackView.More.
 	MaxLines int
+	// CorePath is the core the replay commands name (default: the
+	// report's Process.CorePath), for a core kept elsewhere (the
+	// dashboard's stored core).
+	CorePath string
 }
 
 // FaultView is the fault explained.
@@ -200,6 +216,7 @@ func NewView(r *crash.Report, opts ViewOptions) *View {
 		v.Diagnosis = append(v.Diagnosis, dv)
 	}
 	v.PHP = phpView(r.PHP, opts.MaxLines)
+	v.Replay = ReplayCommands(r, sanitize.Text(opts.CorePath))
 	for i := range r.Threads {
 		t := &r.Threads[i]
 		limit := -1
@@ -209,6 +226,36 @@ func NewView(r *crash.Report, opts ViewOptions) *View {
 		v.Threads = append(v.Threads, nativeStack(r, t, limit, opts.MaxLines))
 	}
 	return v
+}
+
+// ReplayCommands are the `coroner replay` commands for a report: of a
+// PHP-FPM worker that died (not a snapshot) serving a request whose URI
+// or script the core kept, with the core's path (core, else the report's
+// own). nil for anything else: Apache's mod_php, the CLI, a report
+// without a core path.
+func ReplayCommands(r *crash.Report, core string) *ReplayView {
+	if core == "" {
+		core = r.Process.CorePath
+	}
+	ph := r.PHP
+	if core == "" || r.Live != nil || ph == nil || ph.Request == nil || (ph.Request.URI == "" && ph.Request.Script == "") {
+		return nil
+	}
+	if ph.SAPI != "fpm-fcgi" && (ph.SAPI != "" || r.Process.FPMPool() == "") {
+		return nil
+	}
+	run := "coroner replay " + shellQuote(core)
+	return &ReplayView{DryRun: run + " --dry-run", Run: run}
+}
+
+// shellQuote quotes a word for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%=", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func faultView(r *crash.Report) *FaultView {

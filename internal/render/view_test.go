@@ -93,3 +93,57 @@ func TestViewFoldsAndBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayCommands: the view (and so the text report and the crash page)
+// has the `coroner replay` commands only for a dead PHP-FPM worker whose
+// core kept the request, naming the core (quoted for the shell when it
+// needs it), or the core given instead of the report's.
+func TestReplayCommands(t *testing.T) {
+	fpm := func(edit func(r *crash.Report)) *crash.Report {
+		r := &crash.Report{Process: crash.Process{CorePath: "/var/crash/core.4512", Args: "php-fpm: pool www"},
+			PHP: &crash.PHP{SAPI: "fpm-fcgi", Request: &crash.Request{Method: "GET", URI: "/search.php?q=x"}}}
+		if edit != nil {
+			edit(r)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		r    *crash.Report
+		core string
+		run  string // "" for none
+	}{
+		{name: "fpm", r: fpm(nil), run: "coroner replay /var/crash/core.4512"},
+		{name: "stored core", r: fpm(nil), core: "/var/lib/coroner/cores/core.4512", run: "coroner replay /var/lib/coroner/cores/core.4512"},
+		{name: "quoted", r: fpm(func(r *crash.Report) { r.Process.CorePath = "/var/crash/it's a core" }), run: `coroner replay '/var/crash/it'\''s a core'`},
+		{name: "no SAPI, pool title", r: fpm(func(r *crash.Report) { r.PHP.SAPI = "" }), run: "coroner replay /var/crash/core.4512"},
+		{name: "script only", r: fpm(func(r *crash.Report) { r.PHP.Request = &crash.Request{Script: "/srv/index.php"} }), run: "coroner replay /var/crash/core.4512"},
+		{name: "no SAPI, no pool", r: fpm(func(r *crash.Report) { r.PHP.SAPI, r.Process.Args = "", "php /srv/x.php" })},
+		{name: "apache", r: fpm(func(r *crash.Report) { r.PHP.SAPI = "apache2handler" })},
+		{name: "cli", r: fpm(func(r *crash.Report) { r.PHP.SAPI = "cli" })},
+		{name: "no request", r: fpm(func(r *crash.Report) { r.PHP.Request = nil })},
+		{name: "empty request", r: fpm(func(r *crash.Report) { r.PHP.Request = &crash.Request{Method: "GET"} })},
+		{name: "no core path", r: fpm(func(r *crash.Report) { r.Process.CorePath = "" })},
+		{name: "snapshot", r: fpm(func(r *crash.Report) { r.Live = &crash.Live{} })},
+		{name: "not PHP", r: fpm(func(r *crash.Report) { r.PHP = nil })},
+	} {
+		v := NewView(c.r, ViewOptions{CorePath: c.core})
+		var b bytes.Buffer
+		if err := Text(&b, c.r, TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if c.run == "" {
+			if v.Replay != nil || strings.Contains(b.String(), "coroner replay") {
+				t.Errorf("%s: replay commands %+v in a report that has nothing to replay:\n%s", c.name, v.Replay, b.String())
+			}
+			continue
+		}
+		if v.Replay == nil || v.Replay.Run != c.run || v.Replay.DryRun != c.run+" --dry-run" {
+			t.Errorf("%s: replay commands %+v, want %q (and with --dry-run)", c.name, v.Replay, c.run)
+			continue
+		}
+		if c.core == "" && !strings.Contains(b.String(), "REPRODUCE\n  see the request:  "+c.run+" --dry-run\n  re-send it:       "+c.run+"\n") {
+			t.Errorf("%s: the text report lacks the commands:\n%s", c.name, b.String())
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/labtest"
 )
@@ -48,6 +49,13 @@ func keptLab(t *testing.T, args ...string) (string, func()) {
 // coreRequest analyses a lab core and builds its request for the kept lab in dir.
 func coreRequest(t *testing.T, core, dir string) *Request {
 	t.Helper()
+	_, req := coreReport(t, core, dir)
+	return req
+}
+
+// coreReport analyses a lab core: its report and its request for the kept lab in dir.
+func coreReport(t *testing.T, core, dir string) (*crash.Report, *Request) {
+	t.Helper()
 	rep, err := analyze.Core(core, analyze.Options{ShowSecrets: true})
 	if err != nil {
 		t.Fatalf("analyze %s: %v", core, err)
@@ -56,12 +64,17 @@ func coreRequest(t *testing.T, core, dir string) *Request {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return req
+	return rep, req
 }
 
 func replayLab(t *testing.T, req *Request, dir string, count int) *Result {
 	t.Helper()
-	res, err := Run(context.Background(), req, Options{Socket: "unix:" + filepath.Join(dir, "run", "php-fpm.sock"),
+	return replayTo(t, req, "unix:"+filepath.Join(dir, "run", "php-fpm.sock"), dir, count)
+}
+
+func replayTo(t *testing.T, req *Request, socket, dir string, count int) *Result {
+	t.Helper()
+	res, err := Run(context.Background(), req, Options{Socket: socket,
 		Count: count, Timeout: 20 * time.Second, FPMLog: filepath.Join(dir, "log", "fpm.log")})
 	if err != nil {
 		t.Fatal(err)
@@ -87,17 +100,31 @@ func TestLabReplay(t *testing.T) {
 	}
 
 	dir, stop := keptLab(t, "--scenario", "shortcode-recursion")
-	req := coreRequest(t, rec.Core, dir)
+	rep, req := coreReport(t, rec.Core, dir)
 	if got := req.Param("REQUEST_URI"); got != rec.URL {
 		t.Errorf("recovered REQUEST_URI %q, the lab requested %q", got, rec.URL)
 	}
-	res := replayLab(t, req, dir, 2)
+	// No socket given: the listen of the core's pool in the kept lab's own php-fpm.conf.
+	kept, err := labtest.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := FindSocket(rep, SocketSearch{FPMConfig: kept.FPMConfig})
+	if err != nil {
+		t.Fatalf("socket of the lab core's pool in %s: %v", kept.FPMConfig, err)
+	}
+	t.Logf("socket %s: %s", found.Socket, found.Why)
+	if want := "unix:" + filepath.Join(dir, "run", "php-fpm.sock"); found.Socket != want || found.Pool != "www" {
+		t.Fatalf("found %s (pool %s), the kept lab listens on %s (pool www)", found.Socket, found.Pool, want)
+	}
+	res := replayTo(t, req, found.Socket, dir, 2)
 	if res.Died != 2 || res.Confirmed != 2 || res.Summary() != "reproduced 2/2" {
 		t.Fatalf("shortcode-recursion: %s, %d deaths confirmed by the FPM log", res.Summary(), res.Confirmed)
 	}
 	for _, a := range res.Attempts {
-		if len(a.Deaths) != 1 || a.Deaths[0].Signal != 11 {
-			t.Errorf("attempt %d: FPM deaths %+v, want one SIGSEGV", a.N, a.Deaths)
+		// The request reached the pool: its master logged the death of one of its workers.
+		if len(a.Deaths) != 1 || a.Deaths[0].Signal != 11 || !strings.Contains(a.Deaths[0].Line, "[pool www] child ") {
+			t.Errorf("attempt %d: FPM deaths %+v, want one SIGSEGV of a worker of pool www", a.N, a.Deaths)
 		}
 	}
 

@@ -11,11 +11,14 @@ import (
 // maxShown bounds how much of a parameter value is printed.
 const maxShown = 200
 
-// WritePlan prints what will be sent: the socket, every parameter, the body
-// size, withheld secrets and notes.
+// WritePlan prints what will be sent: the socket ("" when none was found),
+// every parameter, the body size, withheld secrets and notes.
 func WritePlan(w io.Writer, socket string, req *Request) {
 	req = sanitize.Copy(req)
 	socket = sanitize.Text(socket)
+	if socket == "" {
+		socket = "(none: give --socket to replay)"
+	}
 	fmt.Fprintf(w, "socket: %s\n", socket)
 	fmt.Fprintf(w, "FastCGI parameters (%d):\n", len(req.Params))
 	for _, p := range req.Params {

@@ -42,7 +42,10 @@ const SchemaVersion = 1
 // Plan is the JSON document of `coroner replay --dry-run --json`: what
 // would be sent, and where (docs/schema/replay-plan.json).
 type Plan struct {
-	Schema  int      `json:"schema"` // SchemaVersion
+	Schema int `json:"schema"` // SchemaVersion
+	// Socket is where the request would go: "unix:/path" or
+	// "tcp:HOST:PORT", "" when --socket was not given and the pool's
+	// socket was not found (a dry run needs none).
 	Socket  string   `json:"socket"`
 	Request *Request `json:"request"`
 }

@@ -34,9 +34,6 @@ type crashPage struct {
 	// log lines.
 	Incident *store.Incident
 	Logs     []logs.Link
-	// Replay are the `coroner replay` commands that re-send the request
-	// to a worker ("" when the crash has no core or no request).
-	Replay, ReplayDry string
 	// Markdown is the bug report (render.Markdown), for the copy button
 	// (nil without a report); MarkdownURL serves it alone, JSONURL
 	// downloads the crash as JSON.
@@ -106,7 +103,8 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 	p := crashPage{Title: fmt.Sprintf("Crash #%d: %s pid %d", c.ID, c.SignalName, c.PID), Crash: c, Report: c.Report,
 		MarkdownURL: fmt.Sprintf("/crash/%d.md", c.ID), JSONURL: fmt.Sprintf("/api/v1/crashes/%d?download=1", c.ID)}
 	if rep := c.Report; rep != nil {
-		p.View = render.NewView(rep, render.ViewOptions{MaxLines: maxStackLines})
+		// The replay commands name the core where the watcher keeps it.
+		p.View = render.NewView(rep, render.ViewOptions{MaxLines: maxStackLines, CorePath: c.CorePath})
 		for i := range p.View.Threads {
 			if t := &p.View.Threads[i]; t.Crashed && p.Native == nil {
 				p.Native = t
@@ -118,7 +116,6 @@ func (s *Server) crash(w http.ResponseWriter, r *http.Request) {
 		if err := render.Markdown(&b, rep); err == nil {
 			p.Markdown = &verbatim{b.String()}
 		}
-		p.Replay, p.ReplayDry = replayCommands(c)
 	}
 	p.Incident, p.Logs = s.incidentOf(r, c)
 	s.render(w, "crash", p)
@@ -151,26 +148,4 @@ func (s *Server) incidentOf(r *http.Request, c *store.Crash) (*store.Incident, [
 		in, li.Links = redact.Value(in), redact.Value(li.Links)
 	}
 	return in, sanitize.Copy(li.Links)
-}
-
-// replayCommands are the `coroner replay` commands that re-send the
-// request of a crash recorded with its core to an FPM socket (which the
-// report does not know: FPM_SOCKET stands for it).
-func replayCommands(c *store.Crash) (run, dry string) {
-	ph := c.Report.PHP
-	if c.CorePath == "" || ph == nil || ph.Request == nil || (ph.Request.URI == "" && ph.Request.Script == "") {
-		return "", ""
-	}
-	run = "coroner replay " + shellQuote(c.CorePath) + " --socket unix:FPM_SOCKET"
-	return run, run + " --dry-run"
-}
-
-// shellQuote quotes a word for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%=", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -33,7 +33,7 @@ func crashPageStore(t *testing.T) (store.Store, *store.Crash) {
 	zero := 0
 	rep := &crash.Report{
 		Schema:  crash.SchemaVersion,
-		Process: crash.Process{PID: 14502, Executable: "/usr/sbin/php-fpm8.2"},
+		Process: crash.Process{PID: 14502, Executable: "/usr/sbin/php-fpm8.2", CorePath: "/var/lib/coroner/cores/core.14502", Args: "php-fpm: pool www"},
 		Signal:  crash.Signal{Number: 11, Name: "SIGSEGV", CodeName: "SEGV_MAPERR", Address: 0x20},
 		Fault: crash.Fault{Kind: crash.FaultNullDeref, Instruction: "mov rcx, qword ptr [rdi+0x20]", PC: 0x7f955df21fe1, Address: 0x20,
 			Explanation: "NULL pointer dereference in pcre2_jit_match_8"},
@@ -117,7 +117,7 @@ func TestCrashPage(t *testing.T) {
 		for _, want := range []string{
 			cmd, `preg_match(<span class="args">"/(a+)+$/", "aaaa"</span>)`, "sub_376970+0x4a", "← php: <code>preg_match()</code>",
 			"child 14502 exited on signal 11", "recv() failed", "php-fpm", "nginx-error",
-			"coroner replay /var/lib/coroner/cores/core.14502 --socket unix:FPM_SOCKET --dry-run",
+			"<code>coroner replay /var/lib/coroner/cores/core.14502 --dry-run</code>", "<code>coroner replay /var/lib/coroner/cores/core.14502</code>",
 			`id="copy-report"`, `<textarea id="bug-report"`, `href="/api/v1/crashes/1?download=1"`, `href="/crash/1.md"`,
 		} {
 			if !strings.Contains(page, want) {
@@ -126,6 +126,16 @@ func TestCrashPage(t *testing.T) {
 		}
 		if !strings.Contains(cli.String(), "("+cmd+")") {
 			t.Errorf("the CLI does not print the command the page shows:\n%s", cli.String())
+		}
+		// One implementation of the replay commands: the View's, which the CLI prints too.
+		for _, want := range []string{"see the request:  coroner replay /var/lib/coroner/cores/core.14502 --dry-run\n",
+			"re-send it:       coroner replay /var/lib/coroner/cores/core.14502\n"} {
+			if !strings.Contains(cli.String(), want) {
+				t.Errorf("the CLI does not print the replay command the page shows, %q:\n%s", want, cli.String())
+			}
+		}
+		if strings.Contains(page, "FPM_SOCKET") {
+			t.Error("the page still shows a socket placeholder")
 		}
 		if strings.Contains(page, "OTHER HOST LINE") {
 			t.Error("the page shows the log lines of another host's worker")

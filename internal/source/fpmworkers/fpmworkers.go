@@ -146,17 +146,6 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// socketOf turns an FPM listen value into a network and address.
-func socketOf(listen string) (network, address string) {
-	if strings.HasPrefix(listen, "/") {
-		return "unix", listen
-	}
-	if _, err := strconv.Atoi(listen); err == nil {
-		return "tcp", "127.0.0.1:" + listen
-	}
-	return "tcp", listen
-}
-
 // readStatus asks the pool's status page for the full view of its workers.
 func (pl *Pool) readStatus(ctx context.Context, timeout time.Duration) {
 	if pl.StatusPath == "" {
@@ -173,7 +162,11 @@ func (pl *Pool) readStatus(ctx context.Context, timeout time.Duration) {
 		pl.Status = "the pool's listen socket is unknown"
 		return
 	}
-	network, address := socketOf(listen)
+	network, address, err := audit.ListenSocket(listen)
+	if err != nil {
+		pl.Status = err.Error()
+		return
+	}
 	st, err := FetchStatus(ctx, network, address, pl.StatusPath, timeout)
 	if err != nil {
 		pl.Status = err.Error()
