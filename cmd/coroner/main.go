@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"sync"
@@ -65,15 +66,21 @@ var removeTempsOnSignal = sync.OnceFunc(func() {
 	}()
 })
 
-// cpuProfile is the --cpuprofile flag (a developer aid for performance work).
-var cpuProfile string
+// cpuProfile and memProfile are the --cpuprofile and --memprofile flags
+// (developer aids for performance work).
+var cpuProfile, memProfile string
 
 func init() {
 	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	_ = rootCmd.PersistentFlags().MarkHidden("cpuprofile")
+	rootCmd.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile (every allocation) to this file")
+	_ = rootCmd.PersistentFlags().MarkHidden("memprofile")
 	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkFlags(cmd); err != nil {
 			return err
+		}
+		if memProfile != "" {
+			runtime.MemProfileRate = 1
 		}
 		if cpuProfile == "" {
 			return nil
@@ -96,6 +103,9 @@ func main() {
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
+	if memProfile != "" {
+		writeMemProfile(memProfile)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrNoCore) {
 			err = &usageError{err}
@@ -110,6 +120,20 @@ func main() {
 			fmt.Fprintf(os.Stderr, "Usage: %s\nRun '%s --help' for more.\n", use, cmd.CommandPath())
 		}
 		os.Exit(exitCode(err))
+	}
+}
+
+// writeMemProfile writes the allocation profile of the run to path.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coroner: memory profile:", err)
 	}
 }
 
