@@ -47,6 +47,7 @@ func tuneGCForOneShot() {
 	}
 	debug.SetMemoryLimit(160 << 20)
 	debug.SetGCPercent(-1)
+	hugeHeap()
 }
 
 // removeTempsOnSignal makes an interrupted one-shot command remove the
