@@ -126,6 +126,7 @@ func main() {
 
 // writeMemProfile writes the allocation profile of the run to path.
 func writeMemProfile(path string) {
+	runtime.GC() // the profile shows the allocations up to the last collection
 	f, err := os.Create(path)
 	if err == nil {
 		err = pprof.Lookup("allocs").WriteTo(f, 0)
