@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"sync"
@@ -46,6 +47,7 @@ func tuneGCForOneShot() {
 	}
 	debug.SetMemoryLimit(160 << 20)
 	debug.SetGCPercent(-1)
+	hugeHeap()
 }
 
 // removeTempsOnSignal makes an interrupted one-shot command remove the
@@ -65,15 +67,21 @@ var removeTempsOnSignal = sync.OnceFunc(func() {
 	}()
 })
 
-// cpuProfile is the --cpuprofile flag (a developer aid for performance work).
-var cpuProfile string
+// cpuProfile and memProfile are the --cpuprofile and --memprofile flags
+// (developer aids for performance work).
+var cpuProfile, memProfile string
 
 func init() {
 	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	_ = rootCmd.PersistentFlags().MarkHidden("cpuprofile")
+	rootCmd.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile (every allocation) to this file")
+	_ = rootCmd.PersistentFlags().MarkHidden("memprofile")
 	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkFlags(cmd); err != nil {
 			return err
+		}
+		if memProfile != "" {
+			runtime.MemProfileRate = 1
 		}
 		if cpuProfile == "" {
 			return nil
@@ -96,6 +104,9 @@ func main() {
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
+	if memProfile != "" {
+		writeMemProfile(memProfile)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrNoCore) {
 			err = &usageError{err}
@@ -110,6 +121,21 @@ func main() {
 			fmt.Fprintf(os.Stderr, "Usage: %s\nRun '%s --help' for more.\n", use, cmd.CommandPath())
 		}
 		os.Exit(exitCode(err))
+	}
+}
+
+// writeMemProfile writes the allocation profile of the run to path.
+func writeMemProfile(path string) {
+	runtime.GC() // the profile shows the allocations up to the last collection
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coroner: memory profile:", err)
 	}
 }
 

@@ -123,6 +123,10 @@ func jitAt(path string) *jitSymbols {
 	if j, ok := cache.jits[key]; ok {
 		return j.jit
 	}
+	if j, ok := loadJITDisk(o); ok {
+		remember(key, func() { cache.jits[key] = &jitInfo{jit: j} })
+		return j
+	}
 	x := &deriver{o: o, d: &derivation{fields: map[string]derived{}, conflicts: map[string]string{}}, anchors: map[string]*anchor{}, dataSymbols: map[uint64]string{}}
 	j := func() (j *jitSymbols) {
 		defer func() {
@@ -133,5 +137,6 @@ func jitAt(path string) *jitSymbols {
 		return jitFromCode(x)
 	}()
 	remember(key, func() { cache.jits[key] = &jitInfo{jit: j} })
+	storeJITDisk(o, j)
 	return j
 }

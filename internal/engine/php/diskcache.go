@@ -118,14 +118,87 @@ var stampOnce = sync.OnceValue(func() string {
 func cacheStamp() string { return stampOnce() }
 
 // entryPath is the file of a binary's entry, "" when there is none.
-func entryPath(o *object) string {
+func entryPath(o *object) string { return entryPathKind(o, "") }
+
+// entryPathKind is the file of a binary's entry of a kind ("": an engine
+// binary's, "jit": an opcache.so's JIT bookkeeping).
+func entryPathKind(o *object, kind string) string {
 	dir := diskCacheDir()
 	if dir == "" || !isBuildID(o.buildID) {
 		return ""
 	}
 	h := fnv.New32a()
 	h.Write([]byte(o.path))
-	return filepath.Join(dir, fmt.Sprintf("%s-%08x.json", o.buildID, h.Sum32()))
+	if kind != "" {
+		kind = "." + kind
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%08x%s.json", o.buildID, h.Sum32(), kind))
+}
+
+// diskJITEntry is an opcache.so's entry: what jitFromCode read from its
+// code (JIT nil: nothing).
+type diskJITEntry struct {
+	Format  int      `json:"format"`
+	Stamp   string   `json:"stamp"`
+	Path    string   `json:"path"`
+	BuildID string   `json:"build_id"`
+	JIT     *diskJIT `json:"jit,omitempty"`
+}
+
+// loadJITDisk returns the JIT bookkeeping kept for opcache.so o; ok is
+// false when there is no usable entry.
+func loadJITDisk(o *object) (j *jitSymbols, ok bool) {
+	p := entryPathKind(o, "jit")
+	if p == "" || cacheStamp() == "" {
+		return nil, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	var e diskJITEntry
+	dec := json.NewDecoder(&limitedReader{f: f, left: maxDiskEntry})
+	if dec.Decode(&e) != nil || e.Format != diskFormat || e.Stamp != cacheStamp() || e.Path != o.path || e.BuildID != o.buildID {
+		return nil, false
+	}
+	if d := e.JIT; d != nil {
+		j = &jitSymbols{path: d.Path, dasmBuf: d.DasmBuf, dasmEnd: d.DasmEnd, dasmPtr: d.DasmPtr, anchor: d.Anchor, instr: d.Instr, pc: d.PC}
+	}
+	return j, true
+}
+
+// storeJITDisk keeps what jitFromCode read from opcache.so o (best effort).
+func storeJITDisk(o *object, j *jitSymbols) {
+	p := entryPathKind(o, "jit")
+	if p == "" || cacheStamp() == "" {
+		return
+	}
+	e := diskJITEntry{Format: diskFormat, Stamp: cacheStamp(), Path: o.path, BuildID: o.buildID}
+	if j != nil {
+		e.JIT = &diskJIT{Path: j.path, DasmBuf: j.dasmBuf, DasmEnd: j.dasmEnd, DasmPtr: j.dasmPtr, Anchor: j.anchor, Instr: j.instr, PC: j.pc}
+	}
+	b, err := json.Marshal(&e)
+	if err != nil {
+		return
+	}
+	writeEntry(p, b)
+}
+
+// writeEntry writes an entry atomically (best effort).
+func writeEntry(p string, b []byte) {
+	if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".entry-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // loadDisk returns the entry of o, or nil.
@@ -198,18 +271,10 @@ func storeDisk(o *object, info *engineInfo) {
 		e.TSRM = &diskTSRM{TPOffset: t.tpOffset, GOTSlot: t.gotSlot, Anchor: t.anchor}
 	}
 	b, err := json.Marshal(&e)
-	if err != nil || os.MkdirAll(filepath.Dir(p), 0o755) != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".entry-*")
 	if err != nil {
 		return
 	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
-		os.Remove(tmp.Name())
-	}
+	writeEntry(p, b)
 }
 
 // limitedReader stops reading after left bytes.

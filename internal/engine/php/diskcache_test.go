@@ -60,3 +60,40 @@ func TestIsBuildID(t *testing.T) {
 		}
 	}
 }
+
+// TestJITDiskCache reads an opcache.so's JIT bookkeeping, forgets the
+// memory cache and asks again: it comes back equal from its disk entry; a
+// damaged entry is ignored and the code read again.
+func TestJITDiskCache(t *testing.T) {
+	libs, _ := filepath.Glob(filepath.Join(phpDevRoot(), "*", "usr/lib/php/*/opcache.so"))
+	host, _ := filepath.Glob("/usr/lib/php/*/opcache.so")
+	libs = append(libs, host...)
+	if len(libs) == 0 {
+		t.Skip("no opcache.so here (lab/php-dev-headers.sh SUITE unpacks some)")
+	}
+	lib := libs[0]
+	resetCache()
+	defer resetCache()
+	first := jitAt(lib)
+	if first == nil {
+		t.Skipf("%s: no JIT bookkeeping found in its code", lib)
+	}
+	o, err := openObject(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := entryPathKind(o, "jit")
+	o.close()
+	if _, err := os.Stat(entry); err != nil {
+		t.Fatalf("no disk entry: %v", err)
+	}
+	resetCache()
+	if again := jitAt(lib); !reflect.DeepEqual(again, first) {
+		t.Errorf("disk entry gives %+v, the code %+v", again, first)
+	}
+	os.WriteFile(entry, []byte(`{"format":1,"jit":`), 0o644)
+	resetCache()
+	if third := jitAt(lib); !reflect.DeepEqual(third, first) {
+		t.Errorf("after a damaged entry: %+v, want %+v", third, first)
+	}
+}

@@ -17,9 +17,13 @@ import (
 // when they come early in .debug_info the rest (megabytes) is never
 // decompressed. A section that is not compressed is whole from the start.
 type progressive struct {
-	mu    sync.Mutex
-	buf   []byte // as long as the section; buf[:have] is decompressed
+	mu sync.Mutex
+	// buf[:have] is decompressed; buf grows (by doubling, up to total) as
+	// more is asked for: a buffer of the whole section at once was zeroed
+	// whole by the allocator, megabytes for the few units a lookup reads.
+	buf   []byte
 	have  int
+	total int // the section's (decompressed) size
 	dec   io.Reader
 	close func()
 	err   error
@@ -29,14 +33,14 @@ type progressive struct {
 const progressiveChunk = 128 << 10
 
 // wholeSection returns a progressive over bytes already in memory.
-func wholeSection(b []byte) *progressive { return &progressive{buf: b, have: len(b)} }
+func wholeSection(b []byte) *progressive { return &progressive{buf: b, have: len(b), total: len(b)} }
 
 // size is the section's (decompressed) size.
 func (p *progressive) size() uint64 {
 	if p == nil {
 		return 0
 	}
-	return uint64(len(p.buf))
+	return uint64(p.total)
 }
 
 // prefix returns the section's first n bytes (fewer when it is shorter or
@@ -47,14 +51,21 @@ func (p *progressive) prefix(n uint64) []byte {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n > uint64(len(p.buf)) {
-		n = uint64(len(p.buf))
+	if n > uint64(p.total) {
+		n = uint64(p.total)
 	}
 	if uint64(p.have) < n && p.dec != nil {
-		end := min(uint64(len(p.buf)), max(n, uint64(p.have)+progressiveChunk))
+		end := int(min(uint64(p.total), max(n, uint64(p.have)+progressiveChunk)))
+		if end > cap(p.buf) {
+			// Earlier prefixes keep the old array: what they hold does
+			// not change.
+			nb := make([]byte, p.have, min(p.total, max(end, 2*cap(p.buf))))
+			copy(nb, p.buf[:p.have])
+			p.buf = nb
+		}
 		m, err := io.ReadFull(p.dec, p.buf[p.have:end])
 		p.have += m
-		if err != nil || p.have == len(p.buf) {
+		if err != nil || p.have == p.total {
 			if err != nil {
 				p.err = err
 			}
@@ -84,7 +95,7 @@ func openProgressive(s *elf.Section, raw []byte) (*progressive, error) {
 	if size > maxSectionSize || size > 64*uint64(len(raw)) {
 		return nil, fmt.Errorf("section %s: implausible decompressed size %d", s.Name, size)
 	}
-	p := &progressive{buf: make([]byte, size)}
+	p := &progressive{total: int(size)}
 	switch elf.CompressionType(typ) {
 	case elf.COMPRESS_ZLIB:
 		zr, err := zlib.NewReader(bytes.NewReader(raw[24:]))

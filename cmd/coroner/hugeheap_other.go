@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// hugeHeap does nothing outside Linux.
+func hugeHeap() {}
