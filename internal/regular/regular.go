@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,11 +57,53 @@ func open(path string, pseudo bool) (*os.File, error) {
 	if want.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(want.Mode))}
 	}
-	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	// procfs and sysfs are mounted on anonymous devices (major 0): a
+	// file of a block device's filesystem needs no fstatfs. fstatfs works
+	// on the O_PATH descriptor, so the kind is known before the open.
+	isPseudo := false
+	if unix.Major(want.Dev) == 0 {
+		var sfs unix.Statfs_t
+		if err := unix.Fstatfs(pfd, &sfs); err == nil && (sfs.Type == unix.PROC_SUPER_MAGIC || sfs.Type == unix.SYSFS_MAGIC) {
+			if !pseudo {
+				return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a file of /proc or /sys)", ErrNotRegular)}
+			}
+			isPseudo = true
+		}
+	}
+	// Through /proc/self/fd the open reaches the very inode checked above
+	// (a regular file, which cannot block): it needs no O_NONBLOCK, and
+	// the *os.File stays in blocking mode (no poller registration). A file
+	// of /proc or /sys stays non-blocking (a read of /proc/kmsg fails
+	// instead of waiting).
+	flags := unix.O_RDONLY | unix.O_NOCTTY | unix.O_CLOEXEC
+	if isPseudo {
+		flags |= unix.O_NONBLOCK
+	}
+	if !procFD() {
+		return reopen(path, &want, isPseudo)
+	}
 	fd, err := openRetry("/proc/self/fd/"+strconv.Itoa(pfd), flags)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
-		fd, err = openRetry(path, flags)
+		return reopen(path, &want, isPseudo)
 	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// procFD reports whether /proc/self/fd is procfs's (checked once): only
+// then does a name in it lead to the descriptor's own file.
+var procFD = sync.OnceValue(func() bool {
+	var sfs unix.Statfs_t
+	return unix.Statfs("/proc/self/fd", &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
+})
+
+// reopen opens path again when /proc is not mounted: the path may name
+// another file by now, so the open is non-blocking and what it opened must
+// be the file checked.
+func reopen(path string, want *unix.Stat_t, isPseudo bool) (*os.File, error) {
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -73,19 +116,13 @@ func open(path string, pseudo bool) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (it changed while it was opened)", ErrNotRegular)}
 	}
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &sfs); err == nil && (sfs.Type == unix.PROC_SUPER_MAGIC || sfs.Type == unix.SYSFS_MAGIC) {
-		if pseudo {
-			return os.NewFile(uintptr(fd), path), nil
+	if !isPseudo {
+		// Reads of a regular file ignore O_NONBLOCK; clearing it keeps the
+		// *os.File in blocking mode (no poller registration).
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 		}
-		unix.Close(fd)
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a file of /proc or /sys)", ErrNotRegular)}
-	}
-	// Reads of a regular file ignore O_NONBLOCK; clearing it keeps the
-	// *os.File in blocking mode (no poller registration).
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }

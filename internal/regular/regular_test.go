@@ -12,7 +12,18 @@ import (
 // TestOpenRefuses: a FIFO (which blocks an ordinary open forever), devices,
 // a directory, a socket and /proc files are refused at once; a regular
 // file and a symbolic link to one are opened.
-func TestOpenRefuses(t *testing.T) {
+func TestOpenRefuses(t *testing.T) { testOpenRefuses(t) }
+
+// TestOpenRefusesWithoutProc: the same without /proc/self/fd (the path is
+// opened again, non-blocking, and must still be the file checked).
+func TestOpenRefusesWithoutProc(t *testing.T) {
+	saved := procFD
+	procFD = func() bool { return false }
+	defer func() { procFD = saved }()
+	testOpenRefuses(t)
+}
+
+func testOpenRefuses(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {

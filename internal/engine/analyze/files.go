@@ -108,6 +108,13 @@ func openBuildID(path string) (*os.File, string, bool) {
 	return f, symbols.ReadBuildID(ef), true
 }
 
+// checkedFile is what openBuildID found at a path.
+type checkedFile struct {
+	f     *os.File
+	id    string
+	isELF bool
+}
+
 // keepOpen keeps the file of one mapped object, opened when its build-id
 // was checked, for loadModules (takeOpen): each object is opened once per
 // analysis instead of twice.
@@ -190,6 +197,26 @@ func (a *analysis) resolveFiles() {
 		return within(r, p)
 	}
 
+	// The executable's build-id is checked in the first root before the
+	// loop below checks every object there: each file is opened and its
+	// build-id read once (php-fpm was opened three times).
+	checked := map[string]checkedFile{}
+	defer func() {
+		for _, c := range checked {
+			if c.f != nil {
+				c.f.Close()
+			}
+		}
+	}()
+	exeBuildID := func(p string) string {
+		c, ok := checked[p]
+		if !ok {
+			c.f, c.id, c.isELF = openBuildID(p)
+			checked[p] = c
+		}
+		return c.id
+	}
+
 	var cands []roots.Root
 	first := roots.Root{Runtime: "host"}
 	if a.opts.Sysroot != "" {
@@ -215,7 +242,7 @@ func (a *analysis) resolveFiles() {
 		cands = []roots.Root{first}
 	default:
 		cands = []roots.Root{first}
-		if id, _ := fileBuildID(hostPath(first, exe)); id != exeObj.buildID {
+		if exeBuildID(hostPath(first, exe)) != exeObj.buildID {
 			cands = a.candidateRoots()
 		}
 	}
@@ -224,7 +251,7 @@ func (a *analysis) resolveFiles() {
 			break
 		}
 		res.searched++
-		if id, _ := fileBuildID(hostPath(r, exe)); id == exeObj.buildID {
+		if exeBuildID(hostPath(r, exe)) == exeObj.buildID {
 			res.root, res.found = r, true
 			break
 		}
@@ -242,7 +269,13 @@ func (a *analysis) resolveFiles() {
 			continue
 		}
 		verified++
-		f, id, isELF := openBuildID(p)
+		c, ok := checked[p]
+		if ok {
+			delete(checked, p) // this loop owns (keeps or closes) the file
+		} else {
+			c.f, c.id, c.isELF = openBuildID(p)
+		}
+		f, id, isELF := c.f, c.id, c.isELF
 		if isELF && id == o.buildID {
 			res.files[o.path] = p
 			a.keepOpen(p, f)
