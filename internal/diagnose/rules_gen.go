@@ -1653,6 +1653,14 @@ func builtinHangRules() File {
 								},
 							},
 						},
+						{
+							Native: []FramePattern{
+								{
+									Function: "^zend_execute$",
+									Top:      3,
+								},
+							},
+						},
 					},
 					None: []Cond{
 						{
