@@ -40,7 +40,7 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "$coroner" ]; then
   coroner="$here/bin/coroner"
-  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/coroner ./cmd/coroner)
+  (cd "$here" && CGO_ENABLED=0 go build -trimpath -tags noservice -ldflags "-s -w" -o bin/coroner ./cmd/coroner)
 fi
 command -v gdb >/dev/null || { echo "gdb is not installed" >&2; exit 2; }
 command -v eu-stack >/dev/null || { echo "eu-stack is not installed (apt-get install elfutils)" >&2; exit 2; }

@@ -111,8 +111,9 @@ Copyright: the coroner contributors (see the project's git history)
 License: none
 Comment: The coroner repository has no license file yet: its authors have not
  chosen a license, and this package grants none for coroner's own code. The
- Go modules and the Go standard library compiled into /usr/bin/coroner keep
- their own licenses, listed below with their texts.
+ Go modules and the Go standard library compiled into /usr/bin/coroner and
+ /usr/lib/coroner/coroner-service keep their own licenses, listed below with
+ their texts.
 HEAD
 
 # Each module once, and each directory of it that the built packages are in (or under) and

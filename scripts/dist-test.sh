@@ -104,7 +104,20 @@ check_copyright() {
   [ -z "$missing" ] || fail "$what: the copyright file has no licensed stanza for:$missing"
   log "$what: copyright file ok ($(grep -c '^Files:' "$c") stanzas, $(grep -c '^License: ' "$c") licenses)"
 }
-check_copyright "$root/usr/share/doc/coroner/copyright" "$root/usr/bin/coroner" "the .deb"
+check_copyright "$root/usr/share/doc/coroner/copyright" "$root/usr/lib/coroner/coroner-service" "the .deb"
+
+# watch and serve run in /usr/lib/coroner/coroner-service: their help, man pages and completions
+# come through coroner.
+in_root coroner watch --help | grep -- '--db ' >/dev/null || fail "coroner watch --help does not list --db"
+in_root man -P cat coroner-watch | grep -- '--keep-cores' >/dev/null || fail "man coroner-watch lacks --keep-cores"
+comp=$(in_root coroner __complete serve --db-w 2>/dev/null | awk -F'\t' 'NR == 1 { print $1 }')
+[ "$comp" = --db-wait ] || fail "completion of 'coroner serve --db-w' gave $comp"
+set +e
+serve=$(in_root coroner serve --db sqlite:/nonexistent/coroner.db 2>&1)
+rc=$?
+set -e
+[ $rc = 1 ] && grep -q 'no database at /nonexistent/coroner.db' <<< "$serve" || fail "coroner serve on a missing database: $rc $serve"
+log "coroner watch/serve through /usr/lib/coroner/coroner-service: help, man page, completion, errors ok"
 
 exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/usr/lib/systemd/system/coroner-watch.service")
 [ "$exe" = /usr/bin/coroner ] && [ -x "$root$exe" ] || fail "the unit runs $exe"
@@ -112,7 +125,7 @@ in_root dpkg-query -W -f='${Conffiles}\n' coroner | grep /etc/default/coroner-wa
 
 echo 'CORONER_WATCH_OPTS="--workers 2"' >> "$root/etc/default/coroner-watch"
 in_root dpkg -r coroner >&2 || fail "dpkg -r"
-[ ! -e "$root/usr/bin/coroner" ] || fail "/usr/bin/coroner left after dpkg -r"
+[ ! -e "$root/usr/bin/coroner" ] && [ ! -e "$root/usr/lib/coroner" ] || fail "/usr/bin/coroner or /usr/lib/coroner left after dpkg -r"
 grep -q 'workers 2' "$root/etc/default/coroner-watch" || fail "dpkg -r lost the edited conffile"
 in_root dpkg -P coroner >&2 || fail "dpkg -P"
 [ ! -e "$root/etc/default/coroner-watch" ] || fail "conffile left after purge"
@@ -128,8 +141,9 @@ for arch in amd64 arm64; do
   [ -f "$tgz" ] || fail "no $tgz"
   mkdir -p "$work/tar-$arch"
   tar -C "$work/tar-$arch" -xzf "$tgz"
+  [ -x "$work/tar-$arch/coroner_${version}_linux_$arch/coroner" ] || fail "the $arch tarball has no coroner"
   check_copyright "$work/tar-$arch/coroner_${version}_linux_$arch/copyright" \
-    "$work/tar-$arch/coroner_${version}_linux_$arch/coroner" "the $arch tarball"
+    "$work/tar-$arch/coroner_${version}_linux_$arch/coroner-service" "the $arch tarball"
 done
 amd64=$work/tar-amd64/coroner_${version}_linux_amd64/coroner
 arm64=$work/tar-arm64/coroner_${version}_linux_arm64/coroner

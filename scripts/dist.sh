@@ -1,9 +1,10 @@
 #!/bin/bash
 # make dist: release artefacts of coroner in OUT (default dist-out), reproducible from a
 # clean checkout (same commit and Go toolchain -> same bytes):
-#   coroner_VERSION_linux_ARCH.tar.gz  binary, man pages, shell completions, unit, dist files,
-#                                      copyright
-#   coroner_VERSION_ARCH.deb           /usr/bin/coroner, unit, man pages, completions,
+#   coroner_VERSION_linux_ARCH.tar.gz  coroner and coroner-service, man pages, shell completions,
+#                                      unit, dist files, copyright
+#   coroner_VERSION_ARCH.deb           /usr/bin/coroner, /usr/lib/coroner/coroner-service (watch,
+#                                      serve: cmd/coroner/service.go), unit, man pages, completions,
 #                                      /etc/default/coroner-watch (conffile),
 #                                      /usr/share/doc/coroner/copyright; Depends: nothing
 #   SHA256SUMS
@@ -51,19 +52,23 @@ mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-build() { # build ARCH DEST
+build() { # build ARCH DIR: DIR/coroner (-tags noservice) and DIR/coroner-service (watch, serve)
+  mkdir -p "$2"
+  CGO_ENABLED=0 GOOS=linux GOARCH=$1 "$go" build -trimpath -buildvcs=false -tags noservice \
+    -ldflags "-s -w -X main.version=$version" -o "$2/coroner" ./cmd/coroner
   CGO_ENABLED=0 GOOS=linux GOARCH=$1 "$go" build -trimpath -buildvcs=false \
-    -ldflags "-s -w -X main.version=$version" -o "$2" ./cmd/coroner
+    -ldflags "-s -w -X main.version=$version" -o "$2/coroner-service" ./cmd/coroner
 }
 
-# Man pages and completions, from a binary of this machine's architecture.
+# Man pages and completions, from binaries of this machine's architecture (coroner man runs
+# the coroner-service next to it, whose pages of watch and serve list their options).
 host=$("$go" env GOARCH)
-build "$host" "$work/coroner-host"
-"$work/coroner-host" man --dir "$work/man1"
+build "$host" "$work/host"
+"$work/host/coroner" man --dir "$work/man1"
 mkdir -p "$work/completions"
-"$work/coroner-host" completion bash > "$work/completions/coroner.bash"
-"$work/coroner-host" completion zsh > "$work/completions/_coroner"
-"$work/coroner-host" completion fish > "$work/completions/coroner.fish"
+"$work/host/coroner" completion bash > "$work/completions/coroner.bash"
+"$work/host/coroner" completion zsh > "$work/completions/_coroner"
+"$work/host/coroner" completion fish > "$work/completions/coroner.fish"
 
 # reproducible_tar DIR NAME: gzip'd tar of DIR/NAME, sorted, owned by root, mtimes = epoch.
 reproducible_tar() {
@@ -73,14 +78,16 @@ reproducible_tar() {
 
 for arch in $arches; do
   bin="$work/$arch/coroner"
-  build "$arch" "$bin"
-  GO=$go scripts/copyright.sh "$bin" > "$work/$arch/copyright"
+  svc="$work/$arch/coroner-service"
+  build "$arch" "$work/$arch"
+  # The service build links every module the command line does, and more.
+  GO=$go scripts/copyright.sh "$svc" > "$work/$arch/copyright"
 
   # The tarball.
   name="coroner_${version}_linux_$arch"
   t="$work/tar/$name"
   mkdir -p "$t/man/man1" "$t/completions" "$t/dist"
-  install -m 755 "$bin" "$t/coroner"
+  install -m 755 "$bin" "$svc" "$t/"
   install -m 644 README.md "$work/$arch/copyright" "$t/"
   install -m 644 "$work"/man1/*.1 "$t/man/man1/"
   install -m 644 "$work"/completions/* "$t/completions/"
@@ -89,11 +96,12 @@ for arch in $arches; do
 
   # The Debian package.
   p="$work/deb-$arch"
-  mkdir -p "$p/DEBIAN" "$p/usr/bin" "$p/usr/lib/systemd/system" "$p/usr/share/man/man1" \
+  mkdir -p "$p/DEBIAN" "$p/usr/bin" "$p/usr/lib/coroner" "$p/usr/lib/systemd/system" "$p/usr/share/man/man1" \
     "$p/usr/share/bash-completion/completions" "$p/usr/share/zsh/vendor-completions" \
     "$p/usr/share/fish/vendor_completions.d" "$p/usr/share/doc/coroner" "$p/etc/default"
   install -m 755 "$bin" "$p/usr/bin/coroner"
-  sed 's|/usr/local/bin/coroner|/usr/bin/coroner|g; s|cp coroner /usr/local/bin/|cp coroner /usr/bin/|' \
+  install -m 755 "$svc" "$p/usr/lib/coroner/coroner-service"
+  sed 's|/usr/local/bin/coroner|/usr/bin/coroner|g; s|cp coroner coroner-service /usr/local/bin/|cp coroner coroner-service /usr/bin/|' \
     dist/coroner-watch.service > "$p/usr/lib/systemd/system/coroner-watch.service"
   chmod 644 "$p/usr/lib/systemd/system/coroner-watch.service"
   install -m 644 dist/coroner-watch.default "$p/etc/default/coroner-watch"

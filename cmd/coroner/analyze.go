@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/render"
-	"github.com/coroner-dev/coroner/internal/service/watch"
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/units"
@@ -146,6 +146,9 @@ No gdb and no debug symbols are needed.`,
 			}
 			opts.PHPLayout = mode
 			if isolated {
+				if trimForStore == nil {
+					return errors.New("analyze --isolated is run by coroner watch, in coroner-service: this coroner is built without the service")
+				}
 				mem, err := units.ParseBytes(sel.budget.maxMemory)
 				if err != nil {
 					return fmt.Errorf("--max-memory: %w", err)
@@ -161,7 +164,7 @@ No gdb and no debug symbols are needed.`,
 				return err
 			}
 			if isolated {
-				watch.TrimForStore(rep)
+				trimForStore(rep)
 			}
 			if asJSON {
 				return render.JSON(cmd.OutOrStdout(), rep)

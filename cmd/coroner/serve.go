@@ -1,3 +1,5 @@
+//go:build !noservice
+
 package main
 
 import (
@@ -20,7 +22,7 @@ func init() {
 	var dbWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the crash dashboard and /metrics of a coroner database (without watching)",
+		Short: serveShort,
 		Long: `serve shows the database that one or more "coroner watch" services fill: for example
 one PostgreSQL database that many hosts report to. Binding an address other than loopback
 requires --token. At start it waits up to --db-wait for a database that is not ready;

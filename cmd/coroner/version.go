@@ -12,8 +12,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/engine/snapshot"
 	"github.com/coroner-dev/coroner/internal/render"
 	"github.com/coroner-dev/coroner/internal/replay"
-	"github.com/coroner-dev/coroner/internal/service/server"
-	"github.com/coroner-dev/coroner/internal/service/watch"
+	"github.com/coroner-dev/coroner/internal/service/versions"
 	"github.com/coroner-dev/coroner/internal/source/coredumps"
 	"github.com/coroner-dev/coroner/internal/source/logs"
 	"github.com/spf13/cobra"
@@ -83,7 +82,7 @@ func documentVersions() map[string]int {
 		"snapshot": snapshot.SchemaVersion, "replay": replay.SchemaVersion, "replay-plan": replay.SchemaVersion,
 		"audit": audit.SchemaVersion, "fix": audit.FixSchemaVersion, "cores": coredumps.SchemaVersion,
 		"logs": logs.SchemaVersion, "logs-incident": logs.SchemaVersion, "doctor": doctor.SchemaVersion,
-		"alert": watch.AlertSchemaVersion, "version": versionSchema,
+		"alert": versions.Alert, "version": versionSchema,
 	}
 }
 
@@ -106,7 +105,7 @@ func init() {
 			enc.SetIndent("", "  ")
 			return enc.Encode(versionDocument{Schema: versionSchema, Version: v, Commit: rev,
 				GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Documents: documentVersions(),
-				APIVersion: server.APIVersion})
+				APIVersion: versions.API})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the build and the schema version of every JSON document as JSON (docs/schema/version.json)")

@@ -1,3 +1,5 @@
+//go:build !noservice
+
 package main
 
 import (
@@ -57,7 +59,7 @@ func init() {
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
-		Short: "Run as a service: analyse new cores, group crashes, serve a dashboard and /metrics",
+		Short: watchShort,
 		Long: `watch is the long-running service: it follows the nginx / PHP-FPM / kernel logs
 (surviving rotation), notices new cores in the core directories, analyses them in the
 background (bounded workers, low CPU priority), groups them by fingerprint and stores

@@ -13,11 +13,12 @@ import (
 	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/redact"
 	"github.com/coroner-dev/coroner/internal/service/store"
+	"github.com/coroner-dev/coroner/internal/service/versions"
 )
 
 // APIVersion is the version of the JSON API under /api/v1/: fields are
 // only added within a version.
-const APIVersion = 1
+const APIVersion = versions.API
 
 // maxAPICrashes bounds the crashes of one API answer (?limit=).
 const maxAPICrashes = 1000

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/coroner-dev/coroner/internal/service/store"
+	"github.com/coroner-dev/coroner/internal/service/versions"
 )
 
 // AlertSchemaVersion is the version of Alert's JSON form (its "schema"
 // field, docs/schema/alert.json); it changes only when a field changes
 // meaning or goes away.
-const AlertSchemaVersion = 1
+const AlertSchemaVersion = versions.Alert
 
 // The events of an Alert (the same words as the log's EventNewGroup and
 // EventRegressed).
