@@ -1,6 +1,0 @@
-//go:build !linux
-
-package main
-
-// hugeHeap does nothing outside Linux.
-func hugeHeap() {}

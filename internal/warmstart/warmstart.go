@@ -1,0 +1,51 @@
+// Package warmstart readies the memory of a short coroner process at its
+// start, before the other packages initialise: a one-shot analysis runs
+// for tens of milliseconds, and on a virtual machine a page fault costs
+// 10-20 µs (measured here: 11 µs to fault in an anonymous page, 18 µs a
+// page of the executable with the kernel's fault-around), so the ~1,700
+// faults of an analysis of a php-fpm core were a third of its time. Two
+// requests to the kernel take most of them away:
+//
+//   - the first 20 MB of the Go heap are advised to transparent huge
+//     pages (a 2 MB page fault instead of 512 small ones); the part the
+//     runtime already touched is collapsed into huge pages at once;
+//   - the executable's mappings are populated in one call (0.2 µs a page)
+//     instead of faulted in one by one as code runs.
+//
+// Importing the package is enough (cmd/coroner imports it first). It does
+// nothing for the long-running commands (watch, serve), nothing when
+// CORONER_WARMSTART=off, and nothing on a kernel that refuses the requests.
+package warmstart
+
+// Its imports are few and low in the standard library, so that it
+// initialises before most packages (Go initialises packages in the order
+// of their import paths, each after its imports).
+import "os"
+
+// longRunning are the commands that run for hours: their memory is left
+// to the runtime.
+var longRunning = []string{"watch", "serve"}
+
+// wanted says whether the command line is of a short run.
+func wanted(args []string) bool {
+	if os.Getenv("CORONER_WARMSTART") == "off" {
+		return false
+	}
+	for _, a := range args {
+		if len(a) > 0 && a[0] != '-' {
+			for _, c := range longRunning {
+				if a == c {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return true
+}
+
+func init() {
+	if len(os.Args) > 0 && wanted(os.Args[1:]) {
+		prepare()
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package warmstart
+
+// prepare does nothing outside Linux.
+func prepare() {}
