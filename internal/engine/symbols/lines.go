@@ -1,10 +1,12 @@
 package symbols
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 )
 
@@ -172,10 +174,10 @@ func (lt *lineTable) sortBySequence() {
 		seqs = append(seqs, seq{begin, len(lt.rows)})
 	}
 	if !sorted {
-		sort.SliceStable(lt.rows, func(i, j int) bool { return lt.rows[i].addr < lt.rows[j].addr })
+		slices.SortStableFunc(lt.rows, byRowAddr)
 		return
 	}
-	sort.SliceStable(seqs, func(i, j int) bool { return lt.rows[seqs[i].start].addr < lt.rows[seqs[j].start].addr })
+	slices.SortStableFunc(seqs, func(a, b seq) int { return cmp.Compare(lt.rows[a.start].addr, lt.rows[b.start].addr) })
 	out := make([]lineRow, 0, len(lt.rows))
 	for _, s := range seqs {
 		out = append(out, lt.rows[s.start:s.end]...)
@@ -184,7 +186,7 @@ func (lt *lineTable) sortBySequence() {
 	// discarded functions at address 0): fall back to a full sort then.
 	for i := 1; i < len(out); i++ {
 		if out[i].addr < out[i-1].addr {
-			sort.SliceStable(out, func(i, j int) bool { return out[i].addr < out[j].addr })
+			slices.SortStableFunc(out, byRowAddr)
 			break
 		}
 	}
@@ -664,3 +666,6 @@ func parseUnitLineTable(b, lineStr []byte, str func() []byte, off uint64) (*line
 	lt.sortBySequence()
 	return lt, nil
 }
+
+// byRowAddr orders line rows by address.
+func byRowAddr(a, b lineRow) int { return cmp.Compare(a.addr, b.addr) }
