@@ -121,81 +121,83 @@ func runEngine(cmd *cobra.Command, sel *coreFlags, opts analyze.Options, rules [
 }
 
 func init() {
-	var opts analyze.Options
-	var asJSON, regs, timings, allThreads, isolated, noDiagnosis bool
-	var layout string
-	var rules []string
-	var sel coreFlags
-	var syms symbolFlags
-	cmd := &cobra.Command{
-		Use:   "analyze [CORE]",
-		Short: "Post-mortem of a core file: fault, native and PHP stacks, request, INI, diagnosis",
-		Long: `analyze reads a core file of any Linux x86-64 process (php-fpm, php, nginx, ...) and reports
-the signal, the faulting instruction explained in words, every thread's stack (CFI, frame
-pointers, stack scanning; trust per frame; repeats folded) and, for PHP, the PHP stack, the
-request and the INI at crash time, then the known crash family it belongs to and the fix.
-No gdb and no debug symbols are needed.`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := syms.apply(&opts); err != nil {
-				return err
-			}
-			mode, err := parseLayout(layout)
-			if err != nil {
-				return err
-			}
-			opts.PHPLayout = mode
-			if isolated {
-				if trimForStore == nil {
-					return errors.New("analyze --isolated is run by coroner watch, in coroner-service: this coroner is built without the service")
+	addCommand("analyze", func() {
+		var opts analyze.Options
+		var asJSON, regs, timings, allThreads, isolated, noDiagnosis bool
+		var layout string
+		var rules []string
+		var sel coreFlags
+		var syms symbolFlags
+		cmd := &cobra.Command{
+			Use:   "analyze [CORE]",
+			Short: "Post-mortem of a core file: fault, native and PHP stacks, request, INI, diagnosis",
+			Long: `analyze reads a core file of any Linux x86-64 process (php-fpm, php, nginx, ...) and reports
+	the signal, the faulting instruction explained in words, every thread's stack (CFI, frame
+	pointers, stack scanning; trust per frame; repeats folded) and, for PHP, the PHP stack, the
+	request and the INI at crash time, then the known crash family it belongs to and the fix.
+	No gdb and no debug symbols are needed.`,
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := syms.apply(&opts); err != nil {
+					return err
 				}
-				mem, err := units.ParseBytes(sel.budget.maxMemory)
+				mode, err := parseLayout(layout)
 				if err != nil {
-					return fmt.Errorf("--max-memory: %w", err)
+					return err
 				}
-				if len(args) == 1 {
-					if err := enterIsolation(args[0], mem); err != nil {
-						return err
+				opts.PHPLayout = mode
+				if isolated {
+					if trimForStore == nil {
+						return errors.New("analyze --isolated is run by coroner watch, in coroner-service: this coroner is built without the service")
+					}
+					mem, err := units.ParseBytes(sel.budget.maxMemory)
+					if err != nil {
+						return fmt.Errorf("--max-memory: %w", err)
+					}
+					if len(args) == 1 {
+						if err := enterIsolation(args[0], mem); err != nil {
+							return err
+						}
 					}
 				}
-			}
-			rep, err := runEngine(cmd, &sel, opts, rules, args, !noDiagnosis)
-			if err != nil {
-				return err
-			}
-			if isolated {
-				trimForStore(rep)
-			}
-			if asJSON {
-				return render.JSON(cmd.OutOrStdout(), rep)
-			}
-			to := render.TextOptions{Registers: regs, Timings: timings}
-			if allThreads {
-				to.OtherThreadFrames = -1
-			}
-			return render.Text(cmd.OutOrStdout(), rep, to)
-		},
-	}
-	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON (schema: docs/json-schema.md)")
-	f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
-	f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
-	registerRootFlags(cmd, &opts)
-	f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
-	f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
-	f.BoolVar(&regs, "registers", true, "show the crashed thread's registers")
-	f.BoolVar(&timings, "timings", false, "show how long each analysis stage took")
-	f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
-	f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
-	registerLayout(cmd, &layout, false)
-	f.BoolVar(&isolated, "isolated", false, "analyse on behalf of coroner watch: bounded address space, first to be killed, stacks trimmed as stored")
-	f.BoolVar(&noDiagnosis, "no-diagnosis", false, "stop after the analysis (the caller diagnoses)")
-	_ = f.MarkHidden("isolated")
-	_ = f.MarkHidden("no-diagnosis")
-	registerRules(cmd, &rules)
-	sel.register(cmd)
-	syms.register(cmd)
-	rootCmd.AddCommand(cmd)
+				rep, err := runEngine(cmd, &sel, opts, rules, args, !noDiagnosis)
+				if err != nil {
+					return err
+				}
+				if isolated {
+					trimForStore(rep)
+				}
+				if asJSON {
+					return render.JSON(cmd.OutOrStdout(), rep)
+				}
+				to := render.TextOptions{Registers: regs, Timings: timings}
+				if allThreads {
+					to.OtherThreadFrames = -1
+				}
+				return render.Text(cmd.OutOrStdout(), rep, to)
+			},
+		}
+		f := cmd.Flags()
+		f.BoolVar(&asJSON, "json", false, "print the report as JSON (schema: docs/json-schema.md)")
+		f.StringVar(&opts.Sysroot, "sysroot", "", "directory holding the crashed host's files (for cores analysed on another machine)")
+		f.StringVar(&opts.Exe, "exe", "", "path of the crashed executable, when it is not where the core says")
+		registerRootFlags(cmd, &opts)
+		f.BoolVar(&opts.NoHostDebugFiles, "no-host-debug", false, "with --sysroot, use no debug file of this host: a report that depends only on the sysroot")
+		f.BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact cookies and credentials found in the core")
+		f.BoolVar(&regs, "registers", true, "show the crashed thread's registers")
+		f.BoolVar(&timings, "timings", false, "show how long each analysis stage took")
+		f.BoolVar(&allThreads, "all-frames", false, "show every frame of every thread")
+		f.IntVar(&opts.MaxFrames, "max-frames", 0, "stop unwinding a thread after this many frames (default 1,000,000)")
+		registerLayout(cmd, &layout, false)
+		f.BoolVar(&isolated, "isolated", false, "analyse on behalf of coroner watch: bounded address space, first to be killed, stacks trimmed as stored")
+		f.BoolVar(&noDiagnosis, "no-diagnosis", false, "stop after the analysis (the caller diagnoses)")
+		_ = f.MarkHidden("isolated")
+		_ = f.MarkHidden("no-diagnosis")
+		registerRules(cmd, &rules)
+		sel.register(cmd)
+		syms.register(cmd)
+		rootCmd.AddCommand(cmd)
+	})
 }
 
 // registerRules adds the --rules flag.

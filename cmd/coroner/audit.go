@@ -28,41 +28,43 @@ func (f *auditFlags) register(cmd *cobra.Command) {
 }
 
 func init() {
-	var af auditFlags
-	var asJSON, verbose bool
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Check whether a crashing PHP-FPM worker (or Apache mod_php child) leaves a core, and which PHP settings it runs with",
-		Long: `audit checks every layer that decides whether a crashing PHP-FPM worker leaves a core
-(kernel core_pattern, suid_dumpable, the pipe handler, systemd LimitCORE, FPM rlimit_core and
-process.dumpable, the running processes' limits, disk space) and the PHP configuration FPM really
-runs with (php.ini, conf.d in its real order, pool values, version defaults), with the file and
-line behind each verdict. PHP inside Apache httpd (mod_php) is audited too: CoreDumpDirectory
-against fs.suid_dumpable, the service's LimitCORE or envvars' ulimit -c, mod_php's ini files.
-Exit status 2 when a layer blocks cores.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := audit.Run(af.opts)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				err = r.WriteJSON(out)
-			} else {
-				err = r.WriteText(out, verbose)
-			}
-			if err != nil {
-				return err
-			}
-			if r.Count(audit.StatusBlocks) > 0 {
-				return &exitCodeError{code: exitCoreBlocked, err: fmt.Errorf("audit: %d layer(s) block core dumps", r.Count(audit.StatusBlocks))}
-			}
-			return nil
-		},
-	}
-	af.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show evidence of OK and info findings too")
-	rootCmd.AddCommand(cmd)
+	addCommand("audit", func() {
+		var af auditFlags
+		var asJSON, verbose bool
+		cmd := &cobra.Command{
+			Use:   "audit",
+			Short: "Check whether a crashing PHP-FPM worker (or Apache mod_php child) leaves a core, and which PHP settings it runs with",
+			Long: `audit checks every layer that decides whether a crashing PHP-FPM worker leaves a core
+	(kernel core_pattern, suid_dumpable, the pipe handler, systemd LimitCORE, FPM rlimit_core and
+	process.dumpable, the running processes' limits, disk space) and the PHP configuration FPM really
+	runs with (php.ini, conf.d in its real order, pool values, version defaults), with the file and
+	line behind each verdict. PHP inside Apache httpd (mod_php) is audited too: CoreDumpDirectory
+	against fs.suid_dumpable, the service's LimitCORE or envvars' ulimit -c, mod_php's ini files.
+	Exit status 2 when a layer blocks cores.`,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				r, err := audit.Run(af.opts)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if asJSON {
+					err = r.WriteJSON(out)
+				} else {
+					err = r.WriteText(out, verbose)
+				}
+				if err != nil {
+					return err
+				}
+				if r.Count(audit.StatusBlocks) > 0 {
+					return &exitCodeError{code: exitCoreBlocked, err: fmt.Errorf("audit: %d layer(s) block core dumps", r.Count(audit.StatusBlocks))}
+				}
+				return nil
+			},
+		}
+		af.register(cmd)
+		cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+		cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show evidence of OK and info findings too")
+		rootCmd.AddCommand(cmd)
+	})
 }

@@ -28,47 +28,49 @@ type logsFlags struct {
 }
 
 func init() {
-	var lf logsFlags
-	cmd := &cobra.Command{
-		Use:   "logs [FILE|-]...",
-		Short: "Turn nginx, PHP-FPM, kernel, journal and Apache logs into crash incidents",
-		Long: `logs reads nginx error and access logs, the PHP-FPM master log and slowlogs, kernel
-lines (dmesg, kern.log, syslog, journalctl -o json / -o short-iso), systemd-coredump records
-and Apache error logs (children dead of a signal, AH00051/AH00052; mod_proxy_fcgi errors),
-and links the lines of each dead worker into one incident: the URL it was serving, its
-pid, pool and signal, the native crash site (kernel segfault lines are symbolized with
-the library on disk, no core needed) and its core file.
+	addCommand("logs", func() {
+		var lf logsFlags
+		cmd := &cobra.Command{
+			Use:   "logs [FILE|-]...",
+			Short: "Turn nginx, PHP-FPM, kernel, journal and Apache logs into crash incidents",
+			Long: `logs reads nginx error and access logs, the PHP-FPM master log and slowlogs, kernel
+	lines (dmesg, kern.log, syslog, journalctl -o json / -o short-iso), systemd-coredump records
+	and Apache error logs (children dead of a signal, AH00051/AH00052; mod_proxy_fcgi errors),
+	and links the lines of each dead worker into one incident: the URL it was serving, its
+	pid, pool and signal, the native crash site (kernel segfault lines are symbolized with
+	the library on disk, no core needed) and its core file.
 
-PHP first: the kernel logs every crashing program of the host; only deaths of PHP
-processes (PHP-FPM workers, php, php-cgi, Apache children with mod_php, FrankenPHP) are
-counted and listed, the others are summed up in one line (--all-processes treats them
-equally). An Apache child runs PHP when its core maps PHP's library (libphp*.so), it
-crashed in one, or else when Apache's configuration loads mod_php (--apache-config). Cores are linked by the pid, threads, command and time their own notes record.
+	PHP first: the kernel logs every crashing program of the host; only deaths of PHP
+	processes (PHP-FPM workers, php, php-cgi, Apache children with mod_php, FrankenPHP) are
+	counted and listed, the others are summed up in one line (--all-processes treats them
+	equally). An Apache child runs PHP when its core maps PHP's library (libphp*.so), it
+	crashed in one, or else when Apache's configuration loads mod_php (--apache-config). Cores are linked by the pid, threads, command and time their own notes record.
 
-Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
-PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
-time order; "-" reads standard input.`,
-		RunE: lf.run,
-	}
-	fl := cmd.Flags()
-	fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
-	fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error, apache-forensic")
-	lf.when.register(cmd, true)
-	fl.StringVar(&lf.bootTime, "boot-time", "", bootTimeUsage)
-	fl.StringArrayVar(&lf.cores, "cores", nil, coresUsage+" to match against crashes (default: the host's cores when the logs are discovered)")
-	fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
-	fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
-	fl.BoolVar(&lf.fromStart, "from-start", false, "with --follow, read the files from the beginning")
-	fl.BoolVar(&lf.evidence, "evidence", false, "print every linked log line with its confidence")
-	fl.BoolVar(&lf.events, "events", false, "include all parsed events in the JSON output")
-	fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
-	fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
-	fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
-	fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
-	fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
-	fl.StringVar(&lf.apacheConfig, "apache-config", "", "Apache configuration that says whether Apache's children run PHP (LoadModule php_module), when their cores do not; default /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf")
-	fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
-	rootCmd.AddCommand(cmd)
+	Without FILE arguments the logs are discovered (Debian/Ubuntu and RHEL layouts, nginx and
+	PHP-FPM configuration) and listed. Rotated files (error.log.1, error.log.2.gz) are read in
+	time order; "-" reads standard input.`,
+			RunE: lf.run,
+		}
+		fl := cmd.Flags()
+		fl.StringArrayVar(&lf.logFiles, "logs", nil, logsUsage+" (as the arguments; - is standard input)")
+		fl.StringVar(&lf.format, "format", "auto", "format of the given files: auto, nginx-error, access, php-fpm, php-fpm-slowlog, kernel, apache-error, apache-forensic")
+		lf.when.register(cmd, true)
+		fl.StringVar(&lf.bootTime, "boot-time", "", bootTimeUsage)
+		fl.StringArrayVar(&lf.cores, "cores", nil, coresUsage+" to match against crashes (default: the host's cores when the logs are discovered)")
+		fl.BoolVar(&lf.asJSON, "json", false, "print JSON")
+		fl.BoolVar(&lf.follow, "follow", false, "watch the logs and print incidents as they happen")
+		fl.BoolVar(&lf.fromStart, "from-start", false, "with --follow, read the files from the beginning")
+		fl.BoolVar(&lf.evidence, "evidence", false, "print every linked log line with its confidence")
+		fl.BoolVar(&lf.events, "events", false, "include all parsed events in the JSON output")
+		fl.BoolVar(&lf.noDiscover, "no-discover", false, "do not discover logs")
+		fl.BoolVar(&lf.rotated, "rotated", false, "also read the rotations of the given files (FILE.1, FILE.2.gz, ...)")
+		fl.BoolVar(&lf.noSymbolize, "no-symbolize", false, "do not symbolize kernel fault lines")
+		fl.BoolVar(&lf.showSecrets, "show-secrets", false, "do not redact credentials (password=, token=, cookies...) in log lines and URLs")
+		fl.IntVar(&lf.top, "top", 10, "rows per summary breakdown")
+		fl.StringVar(&lf.apacheConfig, "apache-config", "", "Apache configuration that says whether Apache's children run PHP (LoadModule php_module), when their cores do not; default /etc/apache2/apache2.conf or /etc/httpd/conf/httpd.conf")
+		fl.BoolVar(&lf.allProcesses, "all-processes", false, "count and list the crashes of every process, not only PHP processes (php-fpm, php, Apache with mod_php, FrankenPHP)")
+		rootCmd.AddCommand(cmd)
+	})
 }
 
 // options turns the flags and arguments into what logs.Analyze and

@@ -98,6 +98,7 @@ func init() {
 
 func main() {
 	forwardToService(os.Args[1:])
+	buildCommands(os.Args[1:])
 	// The last guard: no control character reaches the terminal from
 	// any command, whatever a renderer forgot (package sanitize).
 	rootCmd.SetOut(sanitize.Writer(os.Stdout))

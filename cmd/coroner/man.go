@@ -18,23 +18,25 @@ import (
 // --dir DIR` writes coroner.1 and one coroner-COMMAND.1 per command (what
 // make dist installs).
 func init() {
-	var dir string
-	cmd := &cobra.Command{
-		Use:   "man [--dir DIR]",
-		Short: "Print the coroner(1) man page, or write every command's page to a directory",
-		Long: `man prints the coroner(1) manual page (roff) generated from this binary's own
-commands and flags: coroner man | man -l -
-With --dir, it writes coroner.1 and coroner-COMMAND.1 for every command into DIR.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				return writeManPage(cmd.OutOrStdout(), cmd.Root())
-			}
-			return writeManPages(dir, cmd.Root())
-		},
-	}
-	cmd.Flags().StringVar(&dir, "dir", "", "write coroner.1 and coroner-COMMAND.1 pages into this directory")
-	rootCmd.AddCommand(cmd)
+	addCommand("man", func() {
+		var dir string
+		cmd := &cobra.Command{
+			Use:   "man [--dir DIR]",
+			Short: "Print the coroner(1) man page, or write every command's page to a directory",
+			Long: `man prints the coroner(1) manual page (roff) generated from this binary's own
+	commands and flags: coroner man | man -l -
+	With --dir, it writes coroner.1 and coroner-COMMAND.1 for every command into DIR.`,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if dir == "" {
+					return writeManPage(cmd.OutOrStdout(), cmd.Root())
+				}
+				return writeManPages(dir, cmd.Root())
+			},
+		}
+		cmd.Flags().StringVar(&dir, "dir", "", "write coroner.1 and coroner-COMMAND.1 pages into this directory")
+		rootCmd.AddCommand(cmd)
+	})
 }
 
 // manCommands are the commands that get a page: the root and every

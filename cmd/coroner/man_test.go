@@ -12,6 +12,10 @@ import (
 // that each visible flag of the command, and each of its subcommands, is
 // in it: the pages are the flag definitions, not a copy of them.
 func TestManPagesListEveryFlag(t *testing.T) {
+	buildCommands(nil)
+	if len(rootCmd.Commands()) < len(commandBuilders) {
+		t.Fatalf("%d commands built of %d", len(rootCmd.Commands()), len(commandBuilders))
+	}
 	for _, c := range manCommands(rootCmd) {
 		var b bytes.Buffer
 		if err := writeManPage(&b, c); err != nil {

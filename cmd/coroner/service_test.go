@@ -199,3 +199,26 @@ func TestServiceCommandsThroughCoroner(t *testing.T) {
 		t.Errorf("coroner man without coroner-service: %v", err)
 	}
 }
+
+// TestCommandsBuiltOnDemand checks what the command line shows now that
+// main builds only the command a line names (buildCommands): one
+// command's help, the root's help with every command, and an unknown
+// command as a usage error.
+func TestCommandsBuiltOnDemand(t *testing.T) {
+	lean, _ := buildBoth(t)
+	// --help of one command lists no sibling; the root's lists them all.
+	out, _, code := runBin(t, lean, "cores", "--help")
+	if code != 0 || !strings.Contains(out, "cores") {
+		t.Fatalf("cores --help: exit %d: %s", code, out)
+	}
+	out, _, _ = runBin(t, lean, "--help")
+	for name := range commandBuilders {
+		if !strings.Contains(out, "  "+name+" ") {
+			t.Errorf("coroner --help does not list %s", name)
+		}
+	}
+	_, stderr, code := runBin(t, lean, "analyse")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "analyse"`) {
+		t.Errorf("coroner analyse: exit %d: %s", code, stderr)
+	}
+}

@@ -38,42 +38,44 @@ type snapshotFlags struct {
 }
 
 func init() {
-	var f snapshotFlags
-	cmd := &cobra.Command{
-		Use:   "snapshot [PID...] [--pool NAME] [--busy-over DURATION]",
-		Short: "The native and PHP stacks and the request of LIVE workers (hung, slow), without stopping the site",
-		Long: `snapshot reads running processes the way analyze reads a core: every thread's native
-stack, the PHP stack with current lines and arguments, the request being served (URI,
-method, host, client, how long it has been running), the INI, and the known hang family
-with its fix. Each process is stopped only for a few milliseconds (PTRACE_SEIZE +
-PTRACE_INTERRUPT: registers read, private memory copied, then detached; the pause is
-measured and shown) and goes on serving its request; no process is ever left stopped,
-also when coroner is interrupted.
+	addCommand("snapshot", func() {
+		var f snapshotFlags
+		cmd := &cobra.Command{
+			Use:   "snapshot [PID...] [--pool NAME] [--busy-over DURATION]",
+			Short: "The native and PHP stacks and the request of LIVE workers (hung, slow), without stopping the site",
+			Long: `snapshot reads running processes the way analyze reads a core: every thread's native
+	stack, the PHP stack with current lines and arguments, the request being served (URI,
+	method, host, client, how long it has been running), the INI, and the known hang family
+	with its fix. Each process is stopped only for a few milliseconds (PTRACE_SEIZE +
+	PTRACE_INTERRUPT: registers read, private memory copied, then detached; the pause is
+	measured and shown) and goes on serving its request; no process is ever left stopped,
+	also when coroner is interrupted.
 
-Which workers: PIDs; or --pool NAME (its busy workers; --idle for all); or --busy-over
-10s (every pool's workers serving one request for longer than that). FPM's status page
-(pm.status_path, read over the pool's socket) tells each worker's state, request and
-duration; without it, /proc tells which workers are busy but not for how long.
---core writes a core file of each snapshot (read it later with coroner analyze or gdb).
+	Which workers: PIDs; or --pool NAME (its busy workers; --idle for all); or --busy-over
+	10s (every pool's workers serving one request for longer than that). FPM's status page
+	(pm.status_path, read over the pool's socket) tells each worker's state, request and
+	duration; without it, /proc tells which workers are busy but not for how long.
+	--core writes a core file of each snapshot (read it later with coroner analyze or gdb).
 
-Needs root, or the workers' user with ptrace allowed (kernel.yama.ptrace_scope 0 and
-process.dumpable = yes in the pool): each refusal says why.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runSnapshot(cmd, &f, args) },
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.pool, "pool", "", "snapshot the busy workers of this FPM pool")
-	fl.DurationVar(&f.busyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (e.g. 10s)")
-	fl.BoolVar(&f.idle, "idle", false, "with --pool: idle workers too")
-	fl.BoolVar(&f.core, "core", false, "write a core file of each snapshot (to --core-dir)")
-	fl.StringVar(&f.coreDir, "core-dir", ".", "where --core writes core.COMM.PID.TIME.live")
-	fl.BoolVar(&f.liveMemory, "live-memory", false, "copy only the stacks while stopped (shorter pause; the PHP state is read while the worker runs on)")
-	fl.BoolVar(&f.asJSON, "json", false, "print the reports (with \"live\") as one JSON document (docs/json-schema.md)")
-	fl.BoolVar(&f.list, "list", false, "list the FPM workers (pool, state, request, duration) and stop no process")
-	fl.BoolVar(&f.showSecrets, "show-secrets", false, "do not redact cookies and credentials")
-	fl.IntVar(&f.maxFrames, "max-frames", 0, "bound the native frames unwound per thread")
-	fl.StringArrayVar(&f.rules, "rules", nil, "extra rules file (repeatable)")
-	fl.BoolVar(&f.allThreads, "all-threads", false, "show every frame of every thread")
-	rootCmd.AddCommand(cmd)
+	Needs root, or the workers' user with ptrace allowed (kernel.yama.ptrace_scope 0 and
+	process.dumpable = yes in the pool): each refusal says why.`,
+			RunE: func(cmd *cobra.Command, args []string) error { return runSnapshot(cmd, &f, args) },
+		}
+		fl := cmd.Flags()
+		fl.StringVar(&f.pool, "pool", "", "snapshot the busy workers of this FPM pool")
+		fl.DurationVar(&f.busyOver, "busy-over", 0, "snapshot the workers serving a request for longer than this (e.g. 10s)")
+		fl.BoolVar(&f.idle, "idle", false, "with --pool: idle workers too")
+		fl.BoolVar(&f.core, "core", false, "write a core file of each snapshot (to --core-dir)")
+		fl.StringVar(&f.coreDir, "core-dir", ".", "where --core writes core.COMM.PID.TIME.live")
+		fl.BoolVar(&f.liveMemory, "live-memory", false, "copy only the stacks while stopped (shorter pause; the PHP state is read while the worker runs on)")
+		fl.BoolVar(&f.asJSON, "json", false, "print the reports (with \"live\") as one JSON document (docs/json-schema.md)")
+		fl.BoolVar(&f.list, "list", false, "list the FPM workers (pool, state, request, duration) and stop no process")
+		fl.BoolVar(&f.showSecrets, "show-secrets", false, "do not redact cookies and credentials")
+		fl.IntVar(&f.maxFrames, "max-frames", 0, "bound the native frames unwound per thread")
+		fl.StringArrayVar(&f.rules, "rules", nil, "extra rules file (repeatable)")
+		fl.BoolVar(&f.allThreads, "all-threads", false, "show every frame of every thread")
+		rootCmd.AddCommand(cmd)
+	})
 }
 
 func runSnapshot(cmd *cobra.Command, f *snapshotFlags, args []string) error {

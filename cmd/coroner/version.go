@@ -90,24 +90,26 @@ func init() {
 	rootCmd.Version = "set" // makes cobra add --version; the template prints versionString
 	rootCmd.SetVersionTemplate("{{versionString}}\n")
 	cobra.AddTemplateFunc("versionString", versionString)
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "version",
-		Short: "Print the coroner version and build information",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !asJSON {
-				fmt.Fprintln(cmd.OutOrStdout(), versionString())
-				return nil
-			}
-			v, rev := buildVersion()
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(versionDocument{Schema: versionSchema, Version: v, Commit: rev,
-				GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Documents: documentVersions(),
-				APIVersion: versions.API})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the build and the schema version of every JSON document as JSON (docs/schema/version.json)")
-	rootCmd.AddCommand(cmd)
+	addCommand("version", func() {
+		var asJSON bool
+		cmd := &cobra.Command{
+			Use:   "version",
+			Short: "Print the coroner version and build information",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if !asJSON {
+					fmt.Fprintln(cmd.OutOrStdout(), versionString())
+					return nil
+				}
+				v, rev := buildVersion()
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(versionDocument{Schema: versionSchema, Version: v, Commit: rev,
+					GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Documents: documentVersions(),
+					APIVersion: versions.API})
+			},
+		}
+		cmd.Flags().BoolVar(&asJSON, "json", false, "print the build and the schema version of every JSON document as JSON (docs/schema/version.json)")
+		rootCmd.AddCommand(cmd)
+	})
 }
