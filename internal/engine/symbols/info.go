@@ -778,18 +778,18 @@ func (u *unit) str(s strVal) string {
 	case formString:
 		return cstrAt(u.data, s.val)
 	case formStrp:
-		return cstrAt(d.sec.str.all(), s.val)
+		return d.sec.str.cstringAt(s.val)
 	case formLineStrp:
 		return cstrAt(d.sec.lineStr.all(), s.val)
 	case formStrpSup, formGNUStrpAlt:
 		if d.alt != nil {
-			return cstrAt(d.alt.sec.str.all(), s.val)
+			return d.alt.sec.str.cstringAt(s.val)
 		}
 		return ""
 	default: // strx forms
 		off := u.strBase + s.val*uint64(u.offSize)
 		r := &infoReader{b: d.sec.strOffsets.all(), pos: off}
-		return cstrAt(d.sec.str.all(), r.fixed(uint64(u.offSize)))
+		return d.sec.str.cstringAt(r.fixed(uint64(u.offSize)))
 	}
 }
 
