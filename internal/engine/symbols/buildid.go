@@ -1,53 +1,83 @@
 package symbols
 
 import (
+	"debug/elf"
 	"encoding/binary"
 	"io"
 )
 
-// Bounds of ProgramBuildID: real objects have a dozen program headers and
-// a build-id note of a few dozen bytes.
+// Bounds of the program header reader: real objects have a dozen program
+// headers and a build-id note of a few dozen bytes.
 const (
 	maxFastPhnum   = 256
 	maxFastNoteLen = 64 << 10
+	maxFastOffset  = 1 << 40
 )
 
-// ProgramBuildID reads the GNU build-id of a little-endian 64-bit ELF
-// file from its PT_NOTE segments, with three small reads instead of
-// parsing every header as debug/elf.NewFile does. ok is false when the
-// file is not such an ELF file or no PT_NOTE holds a build-id: the caller
-// then falls back to ReadBuildID, which also reads note sections.
-func ProgramBuildID(r io.ReaderAt) (id string, ok bool) {
+// progHeaders is what the ELF header and the program headers of a
+// little-endian 64-bit ELF file say, read without the section headers.
+type progHeaders struct {
+	typ   elf.Type
+	progs []elf.ProgHeader
+}
+
+// readProgHeaders reads the ELF header and program headers of a
+// little-endian 64-bit ELF file with two small reads (debug/elf.NewFile
+// also reads every section header and the section name table). ok is
+// false when the file is not such an ELF file or its headers are not
+// ones debug/elf would accept, or are implausible (more than 256 program
+// headers, offsets past 1 TiB): the caller then parses the file with
+// debug/elf.
+func readProgHeaders(r io.ReaderAt) (progHeaders, bool) {
 	var hdr [64]byte
 	if _, err := r.ReadAt(hdr[:], 0); err != nil {
-		return "", false
-	}
-	// ELFCLASS64, ELFDATA2LSB, EV_CURRENT.
-	if string(hdr[:4]) != "\x7fELF" || hdr[4] != 2 || hdr[5] != 1 || hdr[6] != 1 {
-		return "", false
+		return progHeaders{}, false
 	}
 	le := binary.LittleEndian
+	// ELFCLASS64, ELFDATA2LSB, EV_CURRENT (in e_ident and e_version).
+	if string(hdr[:4]) != elf.ELFMAG || hdr[4] != 2 || hdr[5] != 1 || hdr[6] != 1 || le.Uint32(hdr[20:]) != 1 {
+		return progHeaders{}, false
+	}
 	phoff := le.Uint64(hdr[32:])
+	shoff := le.Uint64(hdr[40:])
 	phentsize := int(le.Uint16(hdr[54:]))
 	phnum := int(le.Uint16(hdr[56:]))
-	if phentsize != 56 || phnum == 0 || phnum > maxFastPhnum || phoff > 1<<40 {
-		return "", false
+	if phentsize != 56 || phnum == 0 || phnum > maxFastPhnum || phoff > maxFastOffset || shoff > 1<<63-1 {
+		return progHeaders{}, false
 	}
 	ph := make([]byte, 56*phnum)
 	if _, err := r.ReadAt(ph, int64(phoff)); err != nil {
-		return "", false
+		return progHeaders{}, false
 	}
-	for i := 0; i < phnum; i++ {
+	h := progHeaders{typ: elf.Type(le.Uint16(hdr[16:])), progs: make([]elf.ProgHeader, phnum)}
+	for i := range h.progs {
 		p := ph[i*56 : (i+1)*56]
-		if le.Uint32(p) != 4 { // PT_NOTE
+		h.progs[i] = elf.ProgHeader{
+			Type:   elf.ProgType(le.Uint32(p[0:])),
+			Flags:  elf.ProgFlag(le.Uint32(p[4:])),
+			Off:    le.Uint64(p[8:]),
+			Vaddr:  le.Uint64(p[16:]),
+			Paddr:  le.Uint64(p[24:]),
+			Filesz: le.Uint64(p[32:]),
+			Memsz:  le.Uint64(p[40:]),
+			Align:  le.Uint64(p[48:]),
+		}
+		if h.progs[i].Off > 1<<63-1 || h.progs[i].Filesz > 1<<63-1 {
+			return progHeaders{}, false // debug/elf refuses these
+		}
+	}
+	return h, true
+}
+
+// buildID reads the GNU build-id from the PT_NOTE segments (ok false when
+// none holds one).
+func (h progHeaders) buildID(r io.ReaderAt) (string, bool) {
+	for _, p := range h.progs {
+		if p.Type != elf.PT_NOTE || p.Filesz == 0 || p.Filesz > maxFastNoteLen || p.Off > maxFastOffset {
 			continue
 		}
-		off, size := le.Uint64(p[8:]), le.Uint64(p[32:])
-		if size == 0 || size > maxFastNoteLen || off > 1<<40 {
-			continue
-		}
-		b := make([]byte, size)
-		if _, err := r.ReadAt(b, int64(off)); err != nil {
+		b := make([]byte, p.Filesz)
+		if _, err := r.ReadAt(b, int64(p.Off)); err != nil {
 			continue
 		}
 		if id := buildIDFromNotes(b); id != "" {
@@ -55,4 +85,28 @@ func ProgramBuildID(r io.ReaderAt) (id string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// loads returns the PT_LOAD headers.
+func (h progHeaders) loads() []elf.ProgHeader {
+	var out []elf.ProgHeader
+	for _, p := range h.progs {
+		if p.Type == elf.PT_LOAD {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ProgramBuildID reads the GNU build-id of a little-endian 64-bit ELF
+// file from its PT_NOTE segments, with three small reads instead of
+// parsing every header as debug/elf.NewFile does. ok is false when the
+// file is not such an ELF file or no PT_NOTE holds a build-id: the caller
+// then falls back to ReadBuildID, which also reads note sections.
+func ProgramBuildID(r io.ReaderAt) (id string, ok bool) {
+	h, ok := readProgHeaders(r)
+	if !ok {
+		return "", false
+	}
+	return h.buildID(r)
 }

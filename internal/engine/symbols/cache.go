@@ -68,7 +68,7 @@ func (o *Object) CacheKey() string {
 			fmt.Fprintf(h, "debug-size %d\n", fi.Size())
 		}
 	}
-	fmt.Fprintf(h, "mini %v\n", o.elf.Section(".gnu_debugdata") != nil)
+	fmt.Fprintf(h, "mini %v\n", o.elfFile().Section(".gnu_debugdata") != nil)
 	return hex.EncodeToString(h.Sum(nil))[:40]
 }
 

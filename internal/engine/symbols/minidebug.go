@@ -20,7 +20,7 @@ const maxMiniDebugInfo = 256 << 20
 // nil when the object has none or it cannot be read.
 func (o *Object) miniDebugInfo() *elf.File {
 	o.miniOnce.Do(func() {
-		s := o.elf.Section(".gnu_debugdata")
+		s := o.elfFile().Section(".gnu_debugdata")
 		if s == nil || s.Type == elf.SHT_NOBITS {
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"cmp"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,7 +64,13 @@ type Object struct {
 	Type elf.Type
 
 	file *os.File
-	elf  *elf.File
+	// elf is the parsed file (section headers and all), read on first
+	// need (elfFile): most mapped objects of a core only need the
+	// program headers read at open. elfErr says why it could not be
+	// parsed; elf is then a file without sections.
+	elfOnce sync.Once
+	elf     *elf.File
+	elfErr  error
 	// the separate debug file, looked for on first need (dbg)
 	debugOnce sync.Once
 	debugFile string
@@ -131,12 +138,25 @@ func OpenFileWithOptions(f *os.File, path string, opts Options) (*Object, error)
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, ErrNotELF)
 	}
+	o := &Object{Path: path, file: f, opts: opts, cache: newCacheRecord()}
+	// The ELF type, the PT_LOAD segments and the build-id are all most
+	// objects need: they come from the program headers, and the section
+	// headers are parsed on first need (a php-fpm core maps ~50 objects,
+	// its stacks run through ~6 of them).
+	if h, ok := readProgHeaders(f); ok {
+		if id, ok := h.buildID(f); ok {
+			o.Type, o.loads, o.BuildID = h.typ, h.loads(), id
+			o.secs = newLazySectionCache(f, o.elfFile)
+			return o, nil
+		}
+	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
 	}
-	o := &Object{Path: path, file: f, elf: ef, Type: ef.Type, opts: opts, cache: newCacheRecord()}
+	o.elfOnce.Do(func() { o.elf = ef })
+	o.Type = ef.Type
 	o.secs = newSectionCache(f, ef)
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
@@ -147,14 +167,34 @@ func OpenFileWithOptions(f *os.File, path string, opts Options) (*Object, error)
 	return o, nil
 }
 
-// Warnings returns what could not be read of the object's symbols (a
-// damaged .gnu_debugdata).
+// elfFile parses the object's headers the first time; when they cannot be
+// read it returns a file without sections (elfErr says why), so that the
+// object has no symbols, CFI or line tables.
+func (o *Object) elfFile() *elf.File {
+	o.elfOnce.Do(func() {
+		ef, err := elf.NewFile(o.file)
+		if err != nil {
+			o.elfErr = fmt.Errorf("read ELF %s: %w", o.Path, err)
+			ef = &elf.File{FileHeader: elf.FileHeader{Class: elf.ELFCLASS64, Data: elf.ELFDATA2LSB, Version: elf.EV_CURRENT, ByteOrder: binary.LittleEndian, Type: o.Type}}
+		}
+		o.elf = ef
+	})
+	return o.elf
+}
+
+// Warnings returns what could not be read of the object's symbols: its
+// section headers (read after Open, on first need), a damaged
+// .gnu_debugdata.
 func (o *Object) Warnings() []string {
 	o.symsOnce.Do(o.loadSymbols)
-	if o.miniErr != nil {
-		return []string{o.miniErr.Error()}
+	var out []string
+	if o.elfFile(); o.elfErr != nil {
+		out = append(out, fmt.Sprintf("cannot read %s: %v (its frames are named by address only)", o.Path, o.elfErr))
 	}
-	return nil
+	if o.miniErr != nil {
+		out = append(out, o.miniErr.Error())
+	}
+	return out
 }
 
 // Close closes the object's files.
@@ -172,8 +212,14 @@ func (o *Object) Close() error {
 	return o.file.Close()
 }
 
-// ELF returns the underlying ELF file.
-func (o *Object) ELF() *elf.File { return o.elf }
+// ELF returns the underlying ELF file (parsing its section headers the
+// first time), nil when they cannot be read (Warnings says why).
+func (o *Object) ELF() *elf.File {
+	if ef := o.elfFile(); o.elfErr == nil {
+		return ef
+	}
+	return nil
+}
 
 // SymbolSource tells which table the names come from ("symtab", "dynsym",
 // "debuginfo", "minidebuginfo" (with .dynsym), or "none").
@@ -194,7 +240,7 @@ func (o *Object) SymbolSource() string {
 		if sc == nil {
 			return false
 		}
-		for _, s := range sc.ef.Sections {
+		for _, s := range sc.elfFile().Sections {
 			if s.Type == typ && s.Size > s.Entsize {
 				return true
 			}
@@ -206,7 +252,7 @@ func (o *Object) SymbolSource() string {
 		return "debuginfo"
 	case hasFuncs(o.secs, elf.SHT_SYMTAB):
 		return "symtab"
-	case o.elf.Section(".gnu_debugdata") != nil:
+	case o.elfFile().Section(".gnu_debugdata") != nil:
 		return "minidebuginfo"
 	case hasFuncs(o.secs, elf.SHT_DYNSYM):
 		return "dynsym"
@@ -314,9 +360,6 @@ func (o *Object) debugDirs() []string {
 // findDebugFile looks for a separate debug file by build-id, then by
 // .gnu_debuglink, and keeps it only when its build-id matches.
 func (o *Object) findDebugFile(opts Options) {
-	if o.elf == nil {
-		return
-	}
 	dirs := opts.DebugDirs
 	if len(dirs) == 0 {
 		dirs = []string{"/usr/lib/debug"}
@@ -327,7 +370,7 @@ func (o *Object) findDebugFile(opts Options) {
 			cands = append(cands, filepath.Join(d, ".build-id", o.BuildID[:2], o.BuildID[2:]+".debug"))
 		}
 	}
-	if s := o.elf.Section(".gnu_debuglink"); s != nil {
+	if s := o.elfFile().Section(".gnu_debuglink"); s != nil {
 		if b := sectionData(s, 4096); b != nil {
 			if i := bytes.IndexByte(b, 0); i > 0 {
 				name := string(b[:i])
@@ -434,14 +477,14 @@ func (o *Object) loadSymbols() {
 		// copied it a dozen times (each copy a fresh, faulted-in block
 		// while the collector is off), 8% of a cold analysis.
 		entries := uint64(0)
-		for _, sec := range c.ef.Sections {
+		for _, sec := range c.elfFile().Sections {
 			if sec.Type == typ && sec.Size <= 256<<20 {
 				entries += sec.Size / 24
 			}
 		}
 		syms = slices.Grow(syms, int(entries))
 		n := 0
-		for _, sec := range c.ef.Sections {
+		for _, sec := range c.elfFile().Sections {
 			if sec.Type != typ {
 				continue
 			}
@@ -573,10 +616,10 @@ func (o *Object) SymbolByName(name string) (elf.Symbol, bool) {
 		if i == 2 && o.miniDebugInfo() != nil { // decompressed only when needed
 			c = o.miniSecs
 		}
-		if c == nil || c.ef.Class != elf.ELFCLASS64 {
+		if c == nil || c.elfFile().Class != elf.ELFCLASS64 {
 			continue
 		}
-		ef := c.ef
+		ef := c.elfFile()
 		for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 			for _, sec := range ef.Sections {
 				if sec.Type != typ || sec.Link == 0 || int(sec.Link) >= len(ef.Sections) {
@@ -631,7 +674,7 @@ func (o *Object) Section(name string) ([]byte, uint64, bool) {
 		if c == nil {
 			continue
 		}
-		s := c.ef.Section(name)
+		s := c.elfFile().Section(name)
 		if b := c.raw(s, 512<<20); b != nil {
 			return b, s.Addr, true
 		}
@@ -783,7 +826,7 @@ func (o *Object) Aliases(addr uint64) []string {
 	var names []string
 	seen := map[string]bool{}
 	o.dbg()
-	for _, ef := range []*elf.File{o.debugElf, o.elf, o.miniDebugInfo()} {
+	for _, ef := range []*elf.File{o.debugElf, o.elfFile(), o.miniDebugInfo()} {
 		if ef == nil {
 			continue
 		}
@@ -812,7 +855,7 @@ func (o *Object) Aliases(addr uint64) []string {
 // dominates the cost on large debug files) and calls fn for each. It
 // returns how many it found.
 func functionSymbols(c *sectionCache, symtab *elf.Section, fn func(name string, value, size uint64)) int {
-	ef := c.ef
+	ef := c.elfFile()
 	if ef.Class != elf.ELFCLASS64 || symtab.Link == 0 || int(symtab.Link) >= len(ef.Sections) {
 		return 0
 	}

@@ -29,8 +29,11 @@ func mappedSection(mapped []byte, off, size uint64) ([]byte, bool) {
 // safe for concurrent use; two callers wanting the same section wait for
 // one read.
 type sectionCache struct {
-	r  io.ReaderAt
-	ef *elf.File
+	r io.ReaderAt
+	// ef is the parsed file: load makes it on first need (elfFile).
+	efOnce sync.Once
+	ef     *elf.File
+	load   func() *elf.File
 	// f is mapped on first use: mapped is the whole file (nil when it
 	// could not be mapped), unmap says it is an mmap to undo on close.
 	f       *os.File
@@ -52,12 +55,31 @@ func newSectionCache(f *os.File, ef *elf.File) *sectionCache {
 	if ef == nil {
 		return nil
 	}
-	return &sectionCache{r: f, ef: ef, f: f, m: map[string]*cachedSection{}}
+	c := &sectionCache{r: f, ef: ef, f: f, m: map[string]*cachedSection{}}
+	c.efOnce.Do(func() {})
+	return c
+}
+
+// newLazySectionCache reads the sections of the ELF file f, whose headers
+// load parses (the first time they are needed; it never returns nil).
+func newLazySectionCache(f *os.File, load func() *elf.File) *sectionCache {
+	return &sectionCache{r: f, load: load, f: f, m: map[string]*cachedSection{}}
+}
+
+// elfFile returns the parsed file, parsing it the first time.
+func (c *sectionCache) elfFile() *elf.File {
+	c.efOnce.Do(func() {
+		if c.load != nil {
+			c.ef, c.load = c.load(), nil
+		}
+	})
+	return c.ef
 }
 
 // newSectionCacheBytes reads the sections of ef, whose bytes are b.
 func newSectionCacheBytes(b []byte, ef *elf.File) *sectionCache {
 	c := &sectionCache{r: bytes.NewReader(b), ef: ef, mapped: b, m: map[string]*cachedSection{}}
+	c.efOnce.Do(func() {})
 	c.mapOnce.Do(func() {})
 	return c
 }
@@ -106,7 +128,7 @@ func mmapFile(f *os.File) ([]byte, error) {
 
 // has reports whether the file has a section (without reading it).
 func (c *sectionCache) has(name string) bool {
-	return c != nil && c.ef.Section(name) != nil
+	return c != nil && c.elfFile().Section(name) != nil
 }
 
 // raw returns the contents of section s of this file as stored (nil when
@@ -142,7 +164,7 @@ func (c *sectionCache) progressive(name string) *progressive {
 	}
 	c.mu.Unlock()
 	s.once.Do(func() {
-		sec := c.ef.Section(name)
+		sec := c.elfFile().Section(name)
 		if sec == nil || sec.Type == elf.SHT_NOBITS {
 			return
 		}
