@@ -22,7 +22,7 @@ import (
 	"github.com/coroner-dev/coroner/internal/source/compressed"
 	// First of coroner's packages to initialise: it readies the memory
 	// of a short run before the others allocate theirs.
-	_ "github.com/coroner-dev/coroner/internal/warmstart"
+	"github.com/coroner-dev/coroner/internal/warmstart"
 )
 
 // rootCmd is the top-level command; subcommands register themselves in init
@@ -50,6 +50,7 @@ func tuneGCForOneShot() {
 	}
 	debug.SetMemoryLimit(160 << 20)
 	debug.SetGCPercent(-1)
+	warmstart.GrowHeap()
 }
 
 // removeTempsOnSignal makes an interrupted one-shot command remove the

@@ -14,8 +14,8 @@ const (
 	// heapChunk is the alignment of the heap's first mapping: the runtime
 	// maps its arena 4 MB at a time.
 	heapChunk = 4 << 20
-	// hugeHeap is how much heap, past what the runtime mapped at start, is
-	// advised to huge pages: what an analysis of a php-fpm core allocates.
+	// hugeHeap is how much heap GrowHeap advises to huge pages past what
+	// is mapped: what an analysis of a php-fpm core allocates.
 	// Not more: a deep stack's analysis fills the heap up to its limit,
 	// and huge pages there would only add to its peak.
 	hugeHeap = 16 << 20
@@ -25,40 +25,44 @@ const (
 	madvCollapse     = 25 // Linux 6.1
 )
 
-// probe is a heap object whose address tells where the heap is.
-var probe *[64]byte
+// probe is a heap object whose address tells where the heap is; base is
+// the start of the heap's first mapping.
+var (
+	probe *[64]byte
+	base  uintptr
+)
 
-// prepare advises the heap to huge pages and populates the executable's
-// mappings (see the package comment). Every failure is ignored: the
-// process then runs as it would have.
+// prepare advises the heap's first mapping to huge pages and populates the
+// executable's mappings (see the package comment). Every failure is
+// ignored: the process then runs as it would have.
 func prepare() {
-	prepareHeap()
-	populateExecutable()
-}
-
-// prepareHeap makes the runtime map hugeHeap more bytes (the mapping the
-// advice must be given to: a mapping made later would not keep it), advises
-// the heap from its start to the end of that allocation to huge pages,
-// collapses what the runtime already touched, then frees the allocation
-// with a collection of a still tiny heap (1-2 ms: less than the faults it
-// saves, ~6 ms on an analysis of a php-fpm core); the runtime
-// allocates from the lowest free addresses, so the analysis fills the
-// advised range first.
-func prepareHeap() {
 	probe = new([64]byte)
 	p := uintptr(unsafe.Pointer(probe))
-	base := p &^ (heapChunk - 1)
-	b := make([]byte, hugeHeap)
-	q := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	end := (q + hugeHeap) &^ (hugePage - 1)
-	if q < base || end-base > 4*hugeHeap {
-		return // not one range after the first chunk: leave it
-	}
-	if madvise(base, end-base, madvHugepage) == nil {
+	base = p &^ (heapChunk - 1)
+	if madvise(base, heapChunk, madvHugepage) == nil {
 		// Ranges the runtime touched get small pages on fault from now
 		// on; copy them into huge pages (Linux 6.1+; EINVAL before).
 		_ = madvise(base, (p+hugePage-1)&^(hugePage-1)-base, madvCollapse)
 	}
+	populateExecutable()
+}
+
+// growHeap makes the runtime map hugeHeap more bytes of heap (the mapping
+// the advice must be given to: a mapping made later would not keep it),
+// advises them to huge pages, then frees them with a collection of a
+// still small heap (1-2 ms: less than the faults it saves, ~6 ms on an
+// analysis of a php-fpm core); the runtime allocates from the lowest free
+// addresses, so the analysis fills the advised range first.
+func growHeap() {
+	if base == 0 {
+		return // prepare did not run
+	}
+	b := make([]byte, hugeHeap)
+	q := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	end := (q + hugeHeap) &^ (hugePage - 1)
+	if q > base && end-base <= 4*hugeHeap {
+		_ = madvise(base, end-base, madvHugepage)
+	} // else not one range after the first mapping: leave it
 	runtime.KeepAlive(b)
 	b = nil
 	runtime.GC()

@@ -4,3 +4,6 @@ package warmstart
 
 // prepare does nothing outside Linux.
 func prepare() {}
+
+// growHeap does nothing outside Linux.
+func growHeap() {}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,12 +77,14 @@ func smaps(t *testing.T) []mapping {
 }
 
 // TestPrepared checks, in this test process (whose init ran prepare),
-// that the heap is in huge pages and the executable's mappings are
-// resident.
+// that the heap is in huge pages after GrowHeap and the executable's
+// mappings are resident.
 func TestPrepared(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux only")
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	GrowHeap()
 	// Fill 6 MB of heap beyond what the tests allocated: inside the
 	// advised range.
 	var keep [][]byte
