@@ -54,20 +54,32 @@ if [ -n "$sysroot" ]; then
   gdbsys=(-iex "set sysroot $sysroot")
 fi
 
-# measure NAME CMD...: runs CMD $runs times; prints "median min max max_rss_kb median_cpu" (seconds;
-# cpu: user+system of the run)
-measure() {
+# run_once NAME CMD...: runs CMD once and appends "wall user system" (seconds) to $tmp/NAME.times. The
+# times come from bash's own `time` (millisecond resolution) around a subshell that bounds the command's
+# CPU time (ulimit -t 600) and runs it: nothing else is started in the timed part (GNU time and timeout
+# added ~9 ms to every run, a fifth of a fast analysis).
+run_once() {
   local name=$1; shift
-  : > "$tmp/$name.times"
-  for _ in $(seq "$runs"); do
-    local t0=$EPOCHREALTIME
-    /usr/bin/time -f "%M %U %S" -o "$tmp/t" timeout 600 "$@" >/dev/null 2>&1 || true
-    local t1=$EPOCHREALTIME
-    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}') $(tail -n 1 "$tmp/t")" >> "$tmp/$name.times"
+  local TIMEFORMAT='%3R %3U %3S'
+  { time (ulimit -t 600; "$@" >/dev/null 2>&1) ; } 2>> "$tmp/$name.times" || true
+}
+
+# peak_rss CMD...: the largest peak RSS (KiB) of three runs under GNU time.
+peak_rss() {
+  local rss=0 m
+  for _ in 1 2 3; do
+    /usr/bin/time -f "%M" -o "$tmp/t" timeout 600 "$@" >/dev/null 2>&1 || true
+    m=$(tail -n 1 "$tmp/t")
+    [ "$m" -gt "$rss" ] 2>/dev/null && rss=$m
   done
+  echo "$rss"
+}
+
+# summary NAME RSS: "median min max rss median_cpu" of the runs of NAME (cpu: user+system).
+summary() {
   local cpu
-  cpu=$(awk '{printf "%.2f\n", $3+$4}' "$tmp/$name.times" | sort -n | awk -v n="$runs" 'NR==int((n+1)/2)')
-  sort -n -k1 "$tmp/$name.times" | awk -v n="$runs" -v cpu="$cpu" '{t[NR]=$1; if ($2>m) m=$2} END {print t[int((n+1)/2)], t[1], t[n], m, cpu}'
+  cpu=$(awk '{printf "%.3f\n", $2+$3}' "$tmp/$1.times" | sort -n | awk -v n="$runs" 'NR==int((n+1)/2)')
+  sort -n -k1 "$tmp/$1.times" | awk -v n="$runs" -v cpu="$cpu" -v rss="$2" '{t[NR]=$1} END {print t[int((n+1)/2)], t[1], t[n], rss, cpu}'
 }
 
 printf '%-30s %6s %7s | %-22s %-22s %-22s %-22s | %-17s | %7s %7s | %8s %8s %8s\n' \
@@ -83,17 +95,29 @@ for core in "${cores[@]}"; do
   # PHP's derived structure layout has a cache of its own ($CORONER_CACHE_DIR): off when cold, in the
   # benchmark's cache directory when warm.
   CORONER_CACHE_DIR="$cache" "$coroner" analyze $json --cache-dir "$cache" "${sysopt[@]}" "$core" > /dev/null
-  read -r c_t c_lo c_hi c_m c_c < <(measure cold env CORONER_CACHE_DIR=off "$coroner" analyze $json --cache-dir off "${sysopt[@]}" "$core")
-  read -r w_t w_lo w_hi w_m w_c < <(measure warm env CORONER_CACHE_DIR="$cache" "$coroner" analyze $json --cache-dir "$cache" "${sysopt[@]}" "$core")
-  read -r g_t g_lo g_hi _ g_c < <(measure gdb gdb -nx -batch "${gdbsys[@]}" -ex bt "$exe" "$core")
-  read -r e_t e_lo e_hi _ _ < <(measure eustack eu-stack -n 256 --core "$core" -e "$exe")
+  cold=(env CORONER_CACHE_DIR=off "$coroner" analyze $json --cache-dir off "${sysopt[@]}" "$core")
+  warm=(env CORONER_CACHE_DIR="$cache" "$coroner" analyze $json --cache-dir "$cache" "${sysopt[@]}" "$core")
+  gdbc=(gdb -nx -batch "${gdbsys[@]}" -ex bt "$exe" "$core")
+  euc=(eu-stack -n 256 --core "$core" -e "$exe")
+  rm -f "$tmp"/{cold,warm,gdb,eustack}.times
+  # In turn, run after run: a machine whose speed drifts slows all four alike.
+  for _ in $(seq "$runs"); do
+    run_once cold "${cold[@]}"
+    run_once warm "${warm[@]}"
+    run_once gdb "${gdbc[@]}"
+    run_once eustack "${euc[@]}"
+  done
+  read -r c_t c_lo c_hi c_m c_c < <(summary cold "$(peak_rss "${cold[@]}")")
+  read -r w_t w_lo w_hi w_m w_c < <(summary warm "$(peak_rss "${warm[@]}")")
+  read -r g_t g_lo g_hi _ g_c < <(summary gdb 0)
+  read -r e_t e_lo e_hi _ _ < <(summary eustack 0)
   size=$(( $(stat -c %s "$core") / 1048576 ))
   name=$(basename "$(dirname "$core")")
   awk -v c="$name" -v s="$size" -v f="$frames" \
     -v ct="$c_t" -v cl="$c_lo" -v ch="$c_hi" -v wt="$w_t" -v wl="$w_lo" -v wh="$w_hi" \
     -v gt="$g_t" -v gl="$g_lo" -v gh="$g_hi" -v et="$e_t" -v el="$e_lo" -v eh="$e_hi" -v cm="$c_m" -v wm="$w_m" -v cc_="$c_c" -v wc="$w_c" -v gc="$g_c" 'BEGIN {
     cc = (ct > 0 ? ct : 0.0001); ww = (wt > 0 ? wt : 0.0001)
-    printf "%-30s %6d %7d | %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] | %5.2f %5.2f %5.2f | %7.1f %7.1f | %7.1fx %7.1fx %7.2fx\n",
+    printf "%-30s %6d %7d | %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] %6.3f [%6.3f-%6.3f] | %5.3f %5.3f %5.3f | %7.1f %7.1f | %7.1fx %7.1fx %7.2fx\n",
       substr(c, 1, 30), s, f, ct, cl, ch, wt, wl, wh, gt, gl, gh, et, el, eh, cc_, wc, gc, cm/1024, wm/1024, gt/cc, gt/ww, et/ww }'
 done
 echo "(wall seconds: median [min-max] of $runs runs each; cpu = median user+system seconds; MB = coroner's peak RSS; frames = frames coroner recovered in all threads;"
