@@ -23,7 +23,10 @@ package warmstart
 // Its imports are few and low in the standard library, so that it
 // initialises before most packages (Go initialises packages in the order
 // of their import paths, each after its imports).
-import "os"
+import (
+	"os"
+	"sync"
+)
 
 // longRunning are the commands that run for hours: their memory is left
 // to the runtime.
@@ -54,7 +57,7 @@ func init() {
 }
 
 // GrowHeap gives the next 16 MB of heap huge pages too, with one garbage
-// collection (1-2 ms). Call it once, with the collector off
-// (debug.SetGCPercent(-1)), before a one-shot analysis: the allocation it
-// makes would otherwise start a collection of its own.
-func GrowHeap() { growHeap() }
+// collection (1-2 ms), the first time it is called. Call it with the
+// collector off (debug.SetGCPercent(-1)), before a one-shot analysis: the
+// allocation it makes would otherwise start a collection of its own.
+var GrowHeap = sync.OnceFunc(growHeap)
