@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/coroner-dev/coroner/crash"
 )
@@ -80,9 +82,18 @@ var (
 
 // custom reports whether t (or *t) marshals itself.
 func custom(t reflect.Type) bool {
-	return t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
+	if c, ok := customCache.Load(t); ok {
+		return c.(bool)
+	}
+	c := t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
 		reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+	customCache.Store(t, c)
+	return c
 }
+
+// customCache maps a reflect.Type to custom's answer (four interface
+// checks, for each of the thousands of values of a report).
+var customCache sync.Map
 
 func (e *jsonStream) write(s string) {
 	if e.err == nil {
@@ -95,9 +106,30 @@ func (e *jsonStream) leaf(v reflect.Value, prefix string) {
 	if e.err != nil {
 		return
 	}
+	if !custom(v.Type()) {
+		// Booleans and integers as encoding/json writes them, without
+		// its reflection and allocations.
+		switch v.Kind() {
+		case reflect.Bool:
+			e.fast = strconv.AppendBool(e.fast[:0], v.Bool())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			e.fast = strconv.AppendInt(e.fast[:0], v.Int(), 10)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			e.fast = strconv.AppendUint(e.fast[:0], v.Uint(), 10)
+		default:
+			goto marshal
+		}
+		_, e.err = e.w.Write(e.fast)
+		return
+	}
+marshal:
 	b, err := json.Marshal(v.Interface())
 	if err != nil {
 		e.err = err
+		return
+	}
+	if len(b) > 0 && b[0] != '{' && b[0] != '[' {
+		_, e.err = e.w.Write(b) // a scalar: nothing to indent
 		return
 	}
 	e.buf.Reset()
@@ -172,7 +204,30 @@ type jsonField struct {
 	omitZero  bool
 }
 
+// fieldsOf is what jsonFields found for a type: a report has thousands of
+// objects of a dozen types, each type's tags are read once.
+type fieldsOf struct {
+	fields []jsonField
+	ok     bool
+}
+
+// jsonFieldCache maps a reflect.Type to its fieldsOf.
+var jsonFieldCache sync.Map
+
+// jsonFields returns the fields encoding/json writes of struct type t, in
+// order; ok is false for a struct this writer leaves to encoding/json.
 func jsonFields(t reflect.Type) ([]jsonField, bool) {
+	if c, ok := jsonFieldCache.Load(t); ok {
+		f := c.(fieldsOf)
+		return f.fields, f.ok
+	}
+	fields, ok := readJSONFields(t)
+	jsonFieldCache.Store(t, fieldsOf{fields, ok})
+	return fields, ok
+}
+
+// readJSONFields is jsonFields, read from t's tags.
+func readJSONFields(t reflect.Type) ([]jsonField, bool) {
 	var out []jsonField
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
