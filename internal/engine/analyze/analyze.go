@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/coroner-dev/coroner/crash"
@@ -126,6 +127,9 @@ type Target interface {
 
 type analysis struct {
 	opts Options
+	// background counts the goroutines reading symbol tables ahead of
+	// their use (startSymbols): run waits for them before closing files.
+	background sync.WaitGroup
 	// opened are the files of mapped objects resolveFiles opened and
 	// loadModules takes (keepOpen).
 	opened  map[string]*os.File
@@ -264,6 +268,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 	// Decode the line tables of the modules on the stacks in the
 	// background while PHP's function tables and runtime are read.
 	a.startLines()
+	a.startSymbols()
 	a.findReraise()
 	a.stage("unwind", t)
 
@@ -294,6 +299,7 @@ func run(c Target, name string, opts Options, start time.Time) *crash.Report {
 		a.warn("%v: the report is partial", err)
 	}
 
+	a.background.Wait() // before the modules' files are closed
 	a.saveCacheRecords()
 	for _, m := range a.modules {
 		a.report.Modules = append(a.report.Modules, m.info)

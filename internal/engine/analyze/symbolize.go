@@ -75,6 +75,28 @@ func (a *analysis) startLines() {
 	}
 }
 
+// startSymbols reads the symbol tables of the modules on the stacks in the
+// background, as startLines does their line tables: PHP's runtime is read
+// meanwhile, and annotatePHP and symbolize then look names up in them (a
+// cold run reads tens of thousands of symbols, ~2 ms, for glibc alone).
+func (a *analysis) startSymbols() {
+	seen := map[*module]bool{}
+	for ti := range a.raw {
+		for _, raw := range a.raw[ti] {
+			r := a.space.region(raw.PC)
+			if r == nil || r.mod == nil || r.mod.obj == nil || seen[r.mod] {
+				continue
+			}
+			seen[r.mod] = true
+			a.background.Add(1)
+			go func(obj *symbols.Object, addr uint64) {
+				defer a.background.Done()
+				obj.Lookup(addr)
+			}(r.mod.obj, raw.PC-r.mod.bias)
+		}
+	}
+}
+
 // isReturn reports whether a frame's pc is a return address (the frame
 // is a caller, not interrupted by a signal, not a signal trampoline).
 func isReturn(f unwind.Frame) bool { return !f.Signal && !f.Trampoline }
