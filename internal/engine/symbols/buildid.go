@@ -104,9 +104,43 @@ func (h progHeaders) loads() []elf.ProgHeader {
 // file is not such an ELF file or no PT_NOTE holds a build-id: the caller
 // then falls back to ReadBuildID, which also reads note sections.
 func ProgramBuildID(r io.ReaderAt) (id string, ok bool) {
+	r = newHeadReader(r)
 	h, ok := readProgHeaders(r)
 	if !ok {
 		return "", false
 	}
 	return h.buildID(r)
+}
+
+// headSize is how much of a file headReader reads at once: the ELF header,
+// the program headers and the build-id note of an ordinary object are in
+// its first page.
+const headSize = 4096
+
+// headReader reads a file's first headSize bytes with one read and serves
+// the reads within them from memory: the ELF header, program headers and
+// build-id of an object took three or four reads (system calls, ~2 us
+// each on a VM) for each of the ~50 objects of a php-fpm core.
+type headReader struct {
+	r    io.ReaderAt
+	head []byte
+}
+
+func newHeadReader(r io.ReaderAt) *headReader {
+	if h, ok := r.(*headReader); ok {
+		return h
+	}
+	h := &headReader{r: r, head: make([]byte, headSize)}
+	n, _ := r.ReadAt(h.head, 0)
+	h.head = h.head[:n]
+	return h
+}
+
+// ReadAt reads from the first page kept in memory when the whole range is
+// in it, else from the file.
+func (h *headReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= 0 && off <= int64(len(h.head)) && int64(len(p)) <= int64(len(h.head))-off {
+		return copy(p, h.head[off:]), nil
+	}
+	return h.r.ReadAt(p, off)
 }

@@ -133,8 +133,9 @@ func OpenWithOptions(path string, opts Options) (*Object, error) {
 // opened with regular.Open (by a caller that read its build-id first). The
 // Object owns f: it closes it on error and in Close.
 func OpenFileWithOptions(f *os.File, path string, opts Options) (*Object, error) {
+	head := newHeadReader(f)
 	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
+	if _, err := head.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, ErrNotELF)
 	}
@@ -143,8 +144,8 @@ func OpenFileWithOptions(f *os.File, path string, opts Options) (*Object, error)
 	// objects need: they come from the program headers, and the section
 	// headers are parsed on first need (a php-fpm core maps ~50 objects,
 	// its stacks run through ~6 of them).
-	if h, ok := readProgHeaders(f); ok {
-		if id, ok := h.buildID(f); ok {
+	if h, ok := readProgHeaders(head); ok {
+		if id, ok := h.buildID(head); ok {
 			o.Type, o.loads, o.BuildID = h.typ, h.loads(), id
 			o.secs = newLazySectionCache(f, o.elfFile)
 			return o, nil
