@@ -196,8 +196,21 @@ func Text(s string) string {
 // containsFold reports whether s contains word, ignoring ASCII case,
 // without allocating.
 func containsFold(s, word string) bool {
+	if word == "" {
+		return true
+	}
+	// Only where the first letter matches (in either case) is the rest
+	// compared: every string of a report goes through here, six words
+	// each.
+	lo, up := word[0], word[0]
+	switch {
+	case 'a' <= lo && lo <= 'z':
+		up = lo - 'a' + 'A'
+	case 'A' <= up && up <= 'Z':
+		lo = up - 'A' + 'a'
+	}
 	for i := 0; i+len(word) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(word)], word) {
+		if b := s[i]; (b == lo || b == up) && strings.EqualFold(s[i:i+len(word)], word) {
 			return true
 		}
 	}

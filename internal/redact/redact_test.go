@@ -84,3 +84,26 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestContainsFoldLikeEqualFoldScan compares containsFold with a scan of
+// strings.EqualFold at every position.
+func TestContainsFoldLikeEqualFoldScan(t *testing.T) {
+	scan := func(s, word string) bool {
+		for i := 0; i+len(word) <= len(s); i++ {
+			if strings.EqualFold(s[i:i+len(word)], word) {
+				return true
+			}
+		}
+		return false
+	}
+	words := []string{"", "cookie", "Bearer ", "x-api-key", "AUTHORIZATION", "1x"}
+	texts := []string{"", "c", "Set-Cookie: a=b", "COOKIE", "xcookiex", "authorization: Bearer abc", "X-Api-Key: k",
+		"x-api-\u212aey", "\u212a", "no secrets here", "1X", "cookiecookie", "Authorizatio"}
+	for _, w := range words {
+		for _, s := range texts {
+			if got, want := containsFold(s, w), scan(s, w); got != want {
+				t.Errorf("containsFold(%q, %q) = %v, want %v", s, w, got, want)
+			}
+		}
+	}
+}
