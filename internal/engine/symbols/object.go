@@ -900,6 +900,13 @@ func functionSymbols(c *sectionCache, symtab *elf.Section, fn func(name string, 
 		return 0
 	}
 	const entSize = 24
+	// The names are substrings of one copy of a string table of ordinary
+	// size (one allocation instead of one per symbol: glibc's debug table
+	// has ~7,000 functions); a larger one is copied name by name.
+	var all string
+	if len(strs) <= 16<<20 {
+		all = string(strs)
+	}
 	n := 0
 	for off := entSize; off+entSize <= len(data); off += entSize { // entry 0 is the null symbol
 		e := data[off : off+entSize]
@@ -928,7 +935,11 @@ func functionSymbols(c *sectionCache, symtab *elf.Section, fn func(name string, 
 		// Go marks assembly functions with an ABI suffix that its DWARF
 		// (and gdb) leave out: runtime.sigtramp.abi0 is runtime.sigtramp.
 		name = bytes.TrimSuffix(name, []byte(".abi0"))
-		fn(string(name), value, le64(e[16:]))
+		if all != "" {
+			fn(all[nameOff:nameOff+len(name)], value, le64(e[16:]))
+		} else {
+			fn(string(name), value, le64(e[16:]))
+		}
 		n++
 	}
 	return n
