@@ -1,10 +1,11 @@
 package php
 
 import (
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/coroner-dev/coroner/internal/regular"
@@ -291,7 +292,7 @@ func functionEntries(f *elf.File) []NamedFunction {
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	slices.SortFunc(out, func(a, b NamedFunction) int { return cmp.Compare(a.Addr, b.Addr) })
 	return out
 }
 

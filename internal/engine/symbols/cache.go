@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -188,7 +188,7 @@ func encodeCacheRecord(c *cacheRecord) []byte {
 	for a := range c.locs {
 		addrs = append(addrs, a)
 	}
-	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+	slices.Sort(addrs)
 	w.u(uint64(len(addrs)))
 	for _, a := range addrs {
 		w.u(a)
@@ -217,7 +217,7 @@ func encodeCacheRecord(c *cacheRecord) []byte {
 	for r := range c.calls {
 		rets = append(rets, r)
 	}
-	sort.Slice(rets, func(i, j int) bool { return rets[i] < rets[j] })
+	slices.Sort(rets)
 	w.u(uint64(len(rets)))
 	for _, r := range rets {
 		v := c.calls[r]
@@ -234,7 +234,7 @@ func encodeCacheRecord(c *cacheRecord) []byte {
 	for e := range c.tails {
 		entries = append(entries, e)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i] < entries[j] })
+	slices.Sort(entries)
 	w.u(uint64(len(entries)))
 	for _, e := range entries {
 		w.u(e)
