@@ -3,6 +3,7 @@ package symbols
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -53,6 +54,26 @@ func TestDedupeLikeReference(t *testing.T) {
 				if g.Value != w.Value || g.Name != w.Name || (g.Size > 0) != (w.Size > 0) {
 					t.Fatalf("high %#x n %d: [%d] = %+v, want %+v", high, n, i, g, w)
 				}
+			}
+		}
+	}
+}
+
+// TestRadixSortLikeSlicesSort sorts random keys (some with shared high
+// bytes, some sharing every byte but one) both ways.
+func TestRadixSortLikeSlicesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 255, 256, 1000, 20000} {
+		for _, mask := range []uint64{^uint64(0), 0xffff_ffff, 0xff00, 0} {
+			keys := make([]uint64, n)
+			for i := range keys {
+				keys[i] = 0x7f00_0000_0000_0000 | r.Uint64()&mask
+			}
+			want := append([]uint64(nil), keys...)
+			slices.Sort(want)
+			radixSort(keys)
+			if !slices.Equal(keys, want) {
+				t.Fatalf("n %d mask %#x: radixSort differs from slices.Sort", n, mask)
 			}
 		}
 	}
