@@ -7,10 +7,11 @@
 // hot paths.
 //
 // The heap is measured with runtime.ReadMemStats (its bytes in allocated
-// objects); a heap over the limit is collected once before the budget is
-// declared exceeded, so that garbage does not count. (runtime/metrics would
-// avoid ReadMemStats' brief stop of the world, 50 times a second, but its
-// initialisation costs every run ~0.3 ms, 1% of a whole analysis.)
+// objects) after every garbage collection, and 100 ms after the start and
+// then 50 times a second; a heap over the limit is collected once before
+// the budget is declared exceeded, so that garbage does not count.
+// (runtime/metrics would avoid ReadMemStats' brief stop of the world, but
+// its initialisation costs every run ~0.3 ms, 1% of a whole analysis.)
 package budget
 
 import (
@@ -77,8 +78,17 @@ func raiseMemoryLimit(n int64) {
 
 var limitMu sync.Mutex
 
-// every is how often the watchdog looks at the clock and the heap.
-const every = 20 * time.Millisecond
+// every is how often the watchdog looks at the heap after its first
+// look: first is later, so that a short analysis (a one-shot analysis of
+// a php-fpm core takes ~40 ms) is not slowed by reading the heap, a brief
+// stop of the world that also empties every processor's span cache, which
+// each then fills again (~4% of such an analysis). A heap that grows
+// before then is seen at the first garbage collection it causes (the
+// memory limit is at least the budget).
+const (
+	every = 20 * time.Millisecond
+	first = 100 * time.Millisecond
+)
 
 func (b *Budget) watch() {
 	var deadline <-chan time.Time
@@ -87,15 +97,22 @@ func (b *Budget) watch() {
 		defer t.Stop()
 		deadline = t.C
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	var tick <-chan time.Time
+	var gcs chan struct{}
+	if b.maxHeap > 0 {
+		t := time.NewTimer(first)
+		defer t.Stop()
+		tick = t.C
+		gcs = make(chan struct{}, 1)
+		notifyGC(gcs, b.done)
+	}
 	var ms runtime.MemStats
 	heap := func() uint64 {
 		runtime.ReadMemStats(&ms)
 		return ms.HeapAlloc
 	}
 	overMemory := func() bool {
-		if b.maxHeap == 0 || heap() <= b.maxHeap {
+		if heap() <= b.maxHeap {
 			return false
 		}
 		runtime.GC() // garbage does not count
@@ -105,11 +122,12 @@ func (b *Budget) watch() {
 		}
 		return false
 	}
-	// Once at once: an analysis shorter than a tick is held to its budget
-	// too (a heap already past it stops it at its first check).
-	if overMemory() {
-		return
-	}
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-b.done:
@@ -117,12 +135,45 @@ func (b *Budget) watch() {
 		case <-deadline:
 			b.exceed(fmt.Sprintf("the wall-clock budget of %v was used up", b.timeout))
 			return
-		case <-tick.C:
+		case <-gcs:
+			if overMemory() {
+				return
+			}
+		case <-tick:
+			if ticker == nil {
+				ticker = time.NewTicker(every)
+				tick = ticker.C
+			}
 			if overMemory() {
 				return
 			}
 		}
 	}
+}
+
+// sentinel is an object made only to be collected: its cleanup says that
+// a garbage collection ran. (It holds a pointer so that the allocator
+// does not pack it with other small objects into one block.)
+type sentinel struct {
+	_ *byte
+	_ [8]byte
+}
+
+// notifyGC sends on c (without waiting) after every garbage collection
+// from now until stop is closed.
+func notifyGC(c chan<- struct{}, stop <-chan struct{}) {
+	runtime.AddCleanup(new(sentinel), func(struct{}) {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		notifyGC(c, stop) // before telling: the next collection is told too
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}, struct{}{})
 }
 
 func (b *Budget) exceed(why string) {

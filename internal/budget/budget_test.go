@@ -63,3 +63,28 @@ func TestMemory(t *testing.T) {
 		t.Fatal(b.Err())
 	}
 }
+
+// TestNotifyGC: notifyGC says each collection, again and again, until
+// stopped.
+func TestNotifyGC(t *testing.T) {
+	c := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	notifyGC(c, stop)
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		select {
+		case <-c:
+		case <-time.After(time.Minute):
+			t.Fatalf("collection %d not told", i+1)
+		}
+	}
+	close(stop)
+	runtime.GC() // runs the cleanup, which no longer sends or re-arms
+	runtime.GC()
+	time.Sleep(10 * time.Millisecond)
+	select {
+	case <-c:
+		t.Fatal("told after stop")
+	default:
+	}
+}

@@ -123,3 +123,14 @@ func TestPrepared(t *testing.T) {
 		t.Errorf("no heap (%v) or executable (%v) mapping in /proc/self/smaps", sawHeap, sawText)
 	}
 }
+
+// TestNoAllocationProfile: a short run samples no allocations (this test
+// process is one: its init ran with the package's rules).
+func TestNoAllocationProfile(t *testing.T) {
+	if !wanted(os.Args[1:]) {
+		t.Skip("CORONER_WARMSTART=off")
+	}
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("MemProfileRate %d, want 0", runtime.MemProfileRate)
+	}
+}
