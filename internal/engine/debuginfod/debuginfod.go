@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -41,9 +40,25 @@ type Client struct {
 	Cache *diskcache.Cache
 	// Timeout bounds each request (DefaultTimeout when 0).
 	Timeout time.Duration
-	// HTTP is the client used (http.DefaultClient's transport when nil).
-	HTTP *http.Client
+	// Transport makes the requests (DefaultTransport when nil).
+	Transport Transport
 }
+
+// A Transport makes the GET requests of the protocol. This package does
+// not make them itself, so that a build of coroner that links no HTTP
+// client can still fetch (package httpget is the HTTP client; the lean
+// coroner executable asks coroner-service to use it).
+type Transport interface {
+	// Get starts the GET of url. It returns the status code of the
+	// answer, the length the server announced (-1 when none) and, for a
+	// status of 200, its body, which the caller closes. An error means
+	// that there was no answer; it does not repeat the URL.
+	Get(ctx context.Context, url string) (status int, length int64, body io.ReadCloser, err error)
+}
+
+// DefaultTransport is the Transport of clients that name none. It is nil
+// (every fetch fails saying so) until the program sets it.
+var DefaultTransport Transport
 
 // ParseURLs splits a DEBUGINFOD_URLS-style list (URLs separated by spaces
 // or commas) and drops empty ones.
@@ -127,36 +142,36 @@ func (c *Client) fetchFrom(ctx context.Context, server, key string, k kind) (str
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := server + "/buildid/" + key + "/" + k.url
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("debuginfod %s: %w", server, err)
+	tr := c.Transport
+	if tr == nil {
+		tr = DefaultTransport
 	}
-	req.Header.Set("User-Agent", "coroner")
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{}
+	if tr == nil {
+		return "", fmt.Errorf("debuginfod %s: this build of coroner has no HTTP client", server)
 	}
-	resp, err := hc.Do(req)
+	status, length, body, err := tr.Get(ctx, url)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("debuginfod %s: no answer within %s", server, timeout)
 		}
-		return "", fmt.Errorf("debuginfod %s unreachable: %w", server, unwrapURLError(err))
+		return "", fmt.Errorf("debuginfod %s unreachable: %w", server, err)
 	}
-	defer resp.Body.Close()
+	if body != nil {
+		defer body.Close()
+	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case status == 404:
 		return "", fmt.Errorf("debuginfod %s: %w", server, ErrNotFound)
-	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("debuginfod %s: %s", server, resp.Status)
-	case resp.ContentLength > MaxSize:
-		return "", fmt.Errorf("debuginfod %s: a %d-byte file is more than the %d allowed", server, resp.ContentLength, MaxSize)
+	case status != 200 || body == nil:
+		return "", fmt.Errorf("debuginfod %s: it answered with status %d", server, status)
+	case length > MaxSize:
+		return "", fmt.Errorf("debuginfod %s: a %d-byte file is more than the %d allowed", server, length, MaxSize)
 	}
 	f, commit, abort, err := c.create(key, k)
 	if err != nil {
 		return "", err
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, MaxSize+1))
+	n, err := io.Copy(f, io.LimitReader(body, MaxSize+1))
 	if err == nil && n > MaxSize {
 		err = fmt.Errorf("more than %d bytes", int64(MaxSize))
 	}
@@ -206,16 +221,4 @@ func fileBuildID(f io.ReaderAt) (string, error) {
 		return "", err
 	}
 	return symbols.ReadBuildID(ef), nil
-}
-
-// unwrapURLError drops the "Get URL:" prefix net/http adds (the caller
-// names the server).
-func unwrapURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Get ") {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
 }

@@ -1,7 +1,9 @@
 package debuginfod_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,11 +15,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coroner-dev/coroner/crash"
 	"github.com/coroner-dev/coroner/internal/engine/analyze"
 	"github.com/coroner-dev/coroner/internal/engine/debuginfod"
+	"github.com/coroner-dev/coroner/internal/engine/debuginfod/httpget"
 	"github.com/coroner-dev/coroner/internal/engine/diskcache"
 	"github.com/coroner-dev/coroner/internal/engine/symbols"
 )
+
+// TestMain gives the clients of these tests (and the analyses) net/http,
+// as coroner-service does.
+func TestMain(m *testing.M) {
+	debuginfod.DefaultTransport = httpget.Transport{}
+	os.Exit(m.Run())
+}
 
 // inPrivateNetwork runs the test named name again in a child process in a
 // network namespace of its own where only the loopback is up, and reports
@@ -70,6 +81,22 @@ func splitDebug(t *testing.T, serveDir string) (bin, id string) {
 		t.Fatalf("build-id %q, debug info left %v", o.BuildID, o.HasDebugInfo())
 	}
 	return bin, o.BuildID
+}
+
+// buildLean builds cmd/coroner as make build does: the command line's
+// build (-tags noservice) as DIR/coroner, the service build as
+// DIR/coroner-service. It returns DIR/coroner.
+func buildLean(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range []struct{ out, tags string }{{"coroner", "noservice"}, {"coroner-service", ""}} {
+		cmd := exec.Command("go", "build", "-tags", b.tags, "-o", filepath.Join(dir, b.out), "../../../cmd/coroner")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build -tags %q: %v\n%s", b.tags, err, out)
+		}
+	}
+	return filepath.Join(dir, "coroner")
 }
 
 // TestAgainstDebuginfodServer fetches a debug file from elfutils'
@@ -169,6 +196,46 @@ func TestAgainstDebuginfodServer(t *testing.T) {
 
 	cache, _ := diskcache.Open(cacheDir, 0)
 	c := &debuginfod.Client{URLs: []string{url}, Cache: cache}
+	t.Run("lean executable", func(t *testing.T) {
+		// The command line's build (-tags noservice) links no HTTP
+		// client: it asks the coroner-service next to it.
+		lean := buildLean(t)
+		analyzeWith := func(bin, server string) (*crash.Report, string) {
+			t.Helper()
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, "analyze", "--json", "--cache-dir", t.TempDir(), "--debuginfod", server, core)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v\n%s", bin, err, stderr.String())
+			}
+			var rep crash.Report
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			return &rep, strings.Join(rep.Warnings, "\n")
+		}
+		n := requests()
+		rep, warnings := analyzeWith(lean, url)
+		if f := rep.CrashedThread().Frames[0]; f.Function != "leaf" || f.FunctionSource != "dwarf" || f.Line == 0 {
+			t.Errorf("frame #0 %q (%s) at line %d through coroner-service, want leaf from the fetched DWARF; warnings:\n%s", f.Function, f.FunctionSource, f.Line, warnings)
+		}
+		if requests() == n {
+			t.Error("the server was not asked")
+		}
+		if _, warnings := analyzeWith(lean, "http://127.0.0.1:1"); !strings.Contains(warnings, "127.0.0.1:1 unreachable") || !strings.Contains(warnings, "refused") {
+			t.Errorf("closed port through coroner-service: %q", warnings)
+		}
+		if _, err := os.Stat("/usr/lib/coroner/coroner-service"); err == nil {
+			t.Skip("a coroner-service is installed on this host: coroner alone finds it")
+		}
+		alone := filepath.Join(t.TempDir(), "coroner")
+		if out, err := exec.Command("cp", lean, alone).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		if _, warnings := analyzeWith(alone, url); !strings.Contains(warnings, "coroner-service, which is not installed") {
+			t.Errorf("without coroner-service: %q", warnings)
+		}
+	})
 	t.Run("unknown", func(t *testing.T) {
 		if _, err := c.Fetch(context.Background(), strings.Repeat("ab", 20)); !errors.Is(err, debuginfod.ErrNotFound) {
 			t.Errorf("a build-id nobody has: %v", err)
