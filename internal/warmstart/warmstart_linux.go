@@ -41,8 +41,8 @@ func prepare() {
 	base = p &^ (heapChunk - 1)
 	if madvise(base, heapChunk, madvHugepage) == nil {
 		// Ranges the runtime touched get small pages on fault from now
-		// on; copy them into huge pages (Linux 6.1+; EINVAL before).
-		_ = madvise(base, (p+hugePage-1)&^(hugePage-1)-base, madvCollapse)
+		// on; copy them into huge pages.
+		collapse(base, p+1)
 	}
 	populateExecutable()
 }
@@ -61,11 +61,28 @@ func growHeap() {
 	q := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	end := (q + hugeHeap) &^ (hugePage - 1)
 	if q > base && end-base <= 4*hugeHeap {
-		_ = madvise(base, end-base, madvHugepage)
+		if madvise(base, end-base, madvHugepage) == nil {
+			// The heap the runtime mapped before b (a second chunk
+			// when the packages' initialisation filled the first) has
+			// small pages where it was touched: the analysis, which
+			// allocates from the lowest free addresses, would fault
+			// in the rest of them one by one (~100 faults).
+			collapse(base, q)
+		}
 	} // else not one range after the first mapping: leave it
 	runtime.KeepAlive(b)
 	b = nil
 	runtime.GC()
+}
+
+// collapse copies the pages of [from, to) that are in small pages into
+// huge pages (MADV_COLLAPSE, Linux 6.1+; EINVAL before), one huge page at
+// a time: over a range, the kernel gives up at the first huge page it
+// cannot make (one with nothing in it yet, for one) and leaves the rest.
+func collapse(from, to uintptr) {
+	for a := from &^ (hugePage - 1); a < to; a += hugePage {
+		_ = madvise(a, hugePage, madvCollapse)
+	}
 }
 
 // populateExecutable maps every page of the executable's mappings (the
