@@ -29,10 +29,13 @@ type progressive struct {
 	err   error
 }
 
-// progressiveChunk is the least that is decompressed at a time; past it,
-// at least half of what is already there (a scan through a section makes
-// few calls). A lookup in glibc's debug file wants the first 0.5-10 KB of
-// four sections: 128 KB of each was ~2 ms of zlib for a cold analysis.
+// progressiveChunk is the least that is decompressed at a time. A lookup
+// in glibc's debug file wants the first 0.5-10 KB of four sections (128 KB
+// of each was ~2 ms of zlib for a cold analysis), or, for frames in libc
+// itself, megabytes: no more than asked for is decompressed then (growing
+// by half of what was there decompressed 3.0 MB of .debug_info for 2.0
+// wanted, a third of a cold analysis of an abort() core spent for
+// nothing). The buffer still grows by doubling.
 const progressiveChunk = 16 << 10
 
 // wholeSection returns a progressive over bytes already in memory.
@@ -58,7 +61,7 @@ func (p *progressive) prefix(n uint64) []byte {
 		n = uint64(p.total)
 	}
 	if uint64(p.have) < n && p.dec != nil {
-		end := int(min(uint64(p.total), max(n, uint64(p.have)+max(progressiveChunk, uint64(p.have)/2))))
+		end := int(min(uint64(p.total), max(n, uint64(p.have)+progressiveChunk)))
 		if end > cap(p.buf) {
 			// Earlier prefixes keep the old array: what they hold does
 			// not change.
