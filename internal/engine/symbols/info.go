@@ -175,6 +175,14 @@ type unit struct {
 	addrBase uint64
 	strBase  uint64
 	rngBase  uint64
+
+	// ends memoises subtreeEnd for the DIEs with children and no
+	// DW_AT_sibling (Go's compiler writes none): a scope lookup walks the
+	// unit's top-level DIEs, and without it each lookup in a Go
+	// package's unit (thousands of functions) parsed every DIE of every
+	// function before the one it looked for again.
+	endsMu sync.Mutex
+	ends   map[uint64]uint64
 }
 
 // abbrevTable maps abbreviation codes to their declarations.

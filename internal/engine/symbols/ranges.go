@@ -135,6 +135,27 @@ func (u *unit) subtreeEnd(d *die) (uint64, error) {
 	if d.sibling > d.off && d.sibling <= u.end {
 		return d.sibling, nil
 	}
+	u.endsMu.Lock()
+	end, ok := u.ends[d.off]
+	u.endsMu.Unlock()
+	if ok {
+		return end, nil
+	}
+	end, err := u.walkSubtree(d)
+	if err != nil {
+		return 0, err
+	}
+	u.endsMu.Lock()
+	if u.ends == nil {
+		u.ends = map[uint64]uint64{}
+	}
+	u.ends[d.off] = end
+	u.endsMu.Unlock()
+	return end, nil
+}
+
+// walkSubtree finds where the children of d end by reading them.
+func (u *unit) walkSubtree(d *die) (uint64, error) {
 	off := d.next
 	for depth := 1; depth > 0; {
 		c, err := u.readDIE(off)

@@ -6,6 +6,7 @@ import (
 	"debug/dwarf"
 	"debug/elf"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -426,5 +427,74 @@ func TestXZDictionaryCheck(t *testing.T) {
 				t.Error("a truncated stream passed")
 			}
 		}
+	}
+}
+
+// TestSubtreeEndMemoised: in a Go unit (the compiler writes no
+// DW_AT_sibling) the ends of the subtrees a scope lookup skipped are kept,
+// and each is where reading the subtree again ends; a second lookup finds
+// the same scopes.
+func TestSubtreeEndMemoised(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "prog")
+	prog := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(sum([]int{1, 2, 3})) }\n\n//go:noinline\nfunc sum(xs []int) (n int) {\n\tfor _, x := range xs {\n\t\tn += x\n\t}\n\treturn n\n}\n"
+	if err := os.WriteFile(src, []byte(prog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, src)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ef, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, _ := ef.Symbols()
+	ef.Close()
+	var pc uint64
+	for _, s := range syms {
+		if s.Name == "fmt.(*pp).doPrintln" {
+			pc = s.Value + 1
+		}
+	}
+	if pc == 0 {
+		t.Fatal("no fmt.(*pp).doPrintln in the program")
+	}
+	o, err := Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	d := o.dwarf()
+	if d == nil {
+		t.Fatal("no DWARF in the program")
+	}
+	u, chain, _ := d.scopesAt(pc)
+	if u == nil || len(chain) == 0 {
+		t.Fatalf("no scope at %#x", pc)
+	}
+	u.endsMu.Lock()
+	kept := maps.Clone(u.ends)
+	u.endsMu.Unlock()
+	if len(kept) == 0 {
+		t.Fatal("no subtree end kept")
+	}
+	for off, end := range kept {
+		x, err := u.readDIE(off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, err := u.walkSubtree(&x); err != nil || want != end {
+			t.Fatalf("DIE %#x: kept end %#x, read %#x (%v)", off, end, want, err)
+		}
+	}
+	_, again, _ := d.scopesAt(pc)
+	if len(again) != len(chain) || again[len(again)-1].off != chain[len(chain)-1].off {
+		t.Errorf("second lookup: %d scopes, want %d", len(again), len(chain))
 	}
 }
