@@ -84,10 +84,13 @@ var limitMu sync.Mutex
 // stop of the world that also empties every processor's span cache, which
 // each then fills again (~4% of such an analysis). A heap that grows
 // before then is seen at the first garbage collection it causes (the
-// memory limit is at least the budget).
+// memory limit is at least the budget). A budget under smallHeap, which
+// the heap may pass before the analysis has begun (a one-shot run's is
+// ~20 MB then), is looked at at once and then every tick.
 const (
-	every = 20 * time.Millisecond
-	first = 100 * time.Millisecond
+	every     = 20 * time.Millisecond
+	first     = 100 * time.Millisecond
+	smallHeap = 64 << 20
 )
 
 func (b *Budget) watch() {
@@ -100,7 +103,11 @@ func (b *Budget) watch() {
 	var tick <-chan time.Time
 	var gcs chan struct{}
 	if b.maxHeap > 0 {
-		t := time.NewTimer(first)
+		wait := first
+		if b.maxHeap < smallHeap {
+			wait = 0
+		}
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		tick = t.C
 		gcs = make(chan struct{}, 1)
