@@ -74,6 +74,9 @@ func usageErrorf(format string, a ...any) error {
 func markUsageErrors(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.Args = cobra.ArbitraryArgs
+	// SuggestionsFor compares with this distance as it is (cobra sets
+	// its default of 2 only on its own unknown-command path).
+	root.SuggestionsMinimumDistance = 2
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return cmd.Help()

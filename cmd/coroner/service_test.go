@@ -225,7 +225,7 @@ func TestCommandsBuiltOnDemand(t *testing.T) {
 		}
 	}
 	_, stderr, code := runBin(t, lean, "analyse")
-	if code != exitUsage || !strings.Contains(stderr, `unknown command "analyse"`) {
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "analyse"`) || !strings.Contains(stderr, "did you mean analyze?") {
 		t.Errorf("coroner analyse: exit %d: %s", code, stderr)
 	}
 }
